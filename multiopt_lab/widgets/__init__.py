@@ -1,0 +1,1 @@
+"""multiopt_lab.widgets"""
