@@ -1,0 +1,144 @@
+"""How long routing a 10,000-parameter tree takes: multiopt_lab.assign vs MLX.
+
+Run: ``.venv/bin/python benchmarks/bench_assign.py [--parameters 10000] [--repeat 15]``
+
+Prints medians (ms) side by side, measured in one process after a warm-up:
+
+* ``mlx _split_dictionary``: what ``mlx.optimizers.MultiOptimizer`` does on
+  every step, with Python callables equivalent to the rules.
+* ``assign (tree, cold)``: ``assign(tree, rules)`` with an empty selection
+  cache: flatten the tree, evaluate 5 rules, build the assignment.
+* ``assign (table, cold)``: the same from an already-flattened
+  ``ParameterTable`` (what the rule editor holds).
+* ``re-assign, 1 rule changed``: after one rule's text changed, from the
+  table; the other four selections come from the cache.
+* ``re-assign, tree, 1 rule changed``: the same, flattening the tree again.
+
+Targets (issue 2): cold assign <= 25 ms, re-assign after one change <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import re
+import statistics
+import time
+
+import mlx.core as mx
+import mlx.optimizers as optim
+
+from multiopt_lab.core.assignment import assign
+from multiopt_lab.core.rule_cache import clear_selection_cache
+from multiopt_lab.core.table import ParameterTable
+
+RULES = [
+    'ndim == 2 and not glob("*embed*") and "lm_head" not in path',
+    r'regex(r"\.norm\d*\.") or name == "bias"',
+    'glob("*.attn.*") and ndim == 1',
+    "ndim >= 3 and shape[-1] > 4",
+    'dtype == "bfloat16" or size > 1000000',
+]
+CHANGED = 'glob("*.attn.*") and ndim <= 1'
+
+_NORM = re.compile(r"\.norm\d*\.")
+
+
+def equivalent_callables():
+    """The same five rules written as plain Python filters."""
+    return [
+        lambda p, a: a.ndim == 2 and not fnmatch.fnmatchcase(p, "*embed*") and "lm_head" not in p,
+        lambda p, a: _NORM.search(p) is not None or p.rpartition(".")[2] == "bias",
+        lambda p, a: fnmatch.fnmatchcase(p, "*.attn.*") and a.ndim == 1,
+        lambda p, a: a.ndim >= 3 and a.shape[-1] > 4,
+        lambda p, a: str(a.dtype).endswith("bfloat16") or a.size > 1000000,
+    ]
+
+
+def make_tree(n_parameters: int) -> dict:
+    """A transformer-like tree of about ``n_parameters`` small arrays."""
+    per_layer = [
+        ("attn.q.weight", (8, 8)), ("attn.k.weight", (8, 8)), ("attn.v.weight", (8, 8)),
+        ("attn.o.weight", (8, 8)), ("attn.o.bias", (8,)), ("norm1.weight", (8,)),
+        ("norm1.bias", (8,)), ("mlp.fc1.weight", (16, 8)), ("mlp.fc1.bias", (16,)),
+        ("mlp.fc2.weight", (8, 16)), ("conv.weight", (8, 3, 3, 8)), ("norm2.weight", (8,)),
+    ]
+    zeros = {shape: mx.zeros(shape) for _, shape in per_layer}
+    layers = []
+    for _ in range(max(1, (n_parameters - 2) // len(per_layer))):
+        layer: dict = {}
+        for path, shape in per_layer:
+            node = layer
+            *parents, leaf = path.split(".")
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = zeros[shape]
+        layers.append(layer)
+    return {"embed": {"weight": mx.zeros((100, 8))}, "layers": layers,
+            "lm_head": {"weight": mx.zeros((100, 8))}}
+
+
+def median_ms(fn, repeat: int, before=None) -> float:
+    times = []
+    for _ in range(repeat + 2):  # two warm-up runs
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times[2:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parameters", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    tree = make_tree(args.parameters)
+    table = ParameterTable.from_tree(tree)
+    labels = ["muon", "nodecay", "attn_bias", "conv", "half", "adamw"]
+    mlx_opt = optim.MultiOptimizer([optim.SGD(0.1) for _ in labels], equivalent_callables())
+
+    # Same routing, or the comparison means nothing.
+    reference = dict(zip(labels, (p for p in mlx_opt._split_dictionary(tree))))
+    ours = assign(table, RULES, labels)
+    from mlx.utils import tree_flatten
+    for label, part in reference.items():
+        assert tuple(p for p, _ in tree_flatten(part)) == ours.paths_of(label), label
+
+    changed = RULES[:2] + [CHANGED] + RULES[3:]
+    flip = [0]
+
+    def reassign_table():
+        flip[0] ^= 1  # alternate between two texts so the changed rule always misses the cache
+        assign(table, changed if flip[0] else RULES, labels)
+
+    def reassign_tree():
+        flip[0] ^= 1
+        assign(tree, changed if flip[0] else RULES, labels)
+
+    def forget_changed_rule():
+        # Keep the 4 unchanged rules cached, drop only the changed ones.
+        from multiopt_lab.core import rule_cache
+        for key in [k for k in rule_cache._selections if "ndim" in str(k[0]) and "attn" in str(k[0])]:
+            del rule_cache._selections[key]
+
+    rows = [
+        ("mlx _split_dictionary (every step)", median_ms(lambda: mlx_opt._split_dictionary(tree), args.repeat)),
+        ("flatten tree -> ParameterTable", median_ms(lambda: ParameterTable.from_tree(tree), args.repeat)),
+        ("assign (tree, cold cache)", median_ms(lambda: assign(tree, RULES, labels), args.repeat, clear_selection_cache)),
+        ("assign (table, cold cache)", median_ms(lambda: assign(table, RULES, labels), args.repeat, clear_selection_cache)),
+        ("re-assign (table), 1 rule changed", median_ms(reassign_table, args.repeat, forget_changed_rule)),
+        ("re-assign (tree), 1 rule changed", median_ms(reassign_tree, args.repeat, forget_changed_rule)),
+        ("assign (table), nothing changed", median_ms(lambda: assign(table, RULES, labels), args.repeat)),
+    ]
+    base = rows[0][1]
+    print(f"{len(table)} parameters, {len(RULES)} rules, median of {args.repeat} runs after 2 warm-ups")
+    print(f"{'what':<38} {'ms':>8} {'vs mlx':>8}")
+    for name, ms in rows:
+        print(f"{name:<38} {ms:8.2f} {base / ms:7.1f}x")
+
+
+if __name__ == "__main__":
+    main()

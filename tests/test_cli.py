@@ -1,0 +1,131 @@
+"""The command line: `python -m multiopt_lab check RULES --model module:factory`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from multiopt_lab.core.cli import main
+from multiopt_lab.core.rulefile import save_rules
+
+FACTORY = textwrap.dedent("""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    def make_model():
+        return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    def make_tree():
+        return {"w": mx.zeros((3, 3)), "b": mx.zeros((3,))}
+
+    def broken():
+        raise RuntimeError("no weights here")
+
+    def not_a_model():
+        return 42
+
+    MODEL = make_model()
+""")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A tmp dir with a factory module (unique name per test) and rule files."""
+    name = f"factory_{abs(hash(str(tmp_path)))}"
+    (tmp_path / f"{name}.py").write_text(FACTORY)
+    save_rules(tmp_path / "clean.toml", ["muon", "adamw"], ["ndim == 2"])
+    save_rules(tmp_path / "dead.toml", ["conv", "muon", "adamw"], ["ndim == 4", "ndim == 2"])
+    save_rules(tmp_path / "overlap.json", ["head", "muon", "adamw"], ['glob("layers.2.*")', "ndim == 2"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() puts the cwd on sys.path
+    return name
+
+
+def run(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "multiopt_lab", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+class TestSubprocess:
+    def test_clean_exits_zero_and_prints_summary(self, project, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{project}:make_model", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == textwrap.dedent(f"""\
+            rules: clean.toml (2 groups)
+            model: {project}:make_model (4 parameters, 58 values)
+
+            muon   2 parameters  48 values   82.8%  ndim == 2
+            adamw  2 parameters  10 values   17.2%  (fallback)
+
+            diagnostics:
+              fallback only (adamw, 2): layers.0.bias, layers.2.bias
+
+            check passed (allow_fallback=True, allow_overlap=True)
+            """)
+
+    def test_failing_check_exits_one(self, project, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{project}:make_model", "--no-allow-fallback", cwd=tmp_path)
+        assert done.returncode == 1
+        assert "check failed (allow_fallback=False, allow_overlap=True)" in done.stdout
+        assert "2 parameters caught by no rule, only by the fallback 'adamw'" in done.stdout
+
+    def test_bad_import_exits_two(self, project, tmp_path):
+        done = run("check", "clean.toml", "--model", "no_such_module:make", cwd=tmp_path)
+        assert done.returncode == 2
+        assert "multiopt-lab: error: cannot import 'no_such_module': ModuleNotFoundError" in done.stderr
+        assert done.stdout == ""
+
+    def test_entry_point_module_exposes_main(self):
+        from multiopt_lab.__main__ import main as entry
+        assert entry is main
+
+
+class TestInProcess:
+    def test_dead_rule_fails(self, project, capsys):
+        assert main(["check", "dead.toml", "--model", f"{project}:make_model"]) == 1
+        out = capsys.readouterr().out
+        assert "dead rule: conv (ndim == 4)" in out
+        assert "- dead rule 'conv' (ndim == 4) matches no parameter" in out
+
+    def test_overlap_only_fails_when_disallowed(self, project, capsys):
+        spec = f"{project}:make_model"
+        assert main(["check", "overlap.json", "--model", spec]) == 0
+        assert main(["check", "overlap.json", "--model", spec, "--no-allow-overlap"]) == 1
+        assert "layers.2.weight (head > muon)" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("attribute", ["make_tree", "MODEL"])
+    def test_parameter_dicts_and_module_instances(self, project, attribute, capsys):
+        assert main(["check", "clean.toml", "--model", f"{project}:{attribute}"]) == 0
+
+    def test_tree_flag_prints_every_parameter(self, project, capsys):
+        main(["check", "clean.toml", "--model", f"{project}:make_model", "--tree"])
+        assert "\nlayers.0\n  weight   [8, 4]  float32" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("args, message", [
+        (["check", "clean.toml", "--model", "nocolon"], "--model expects MODULE:FACTORY"),
+        (["check", "clean.toml", "--model", "{p}:missing"], "has no attribute 'missing'"),
+        (["check", "clean.toml", "--model", "{p}:broken"], "calling {p}:broken failed: RuntimeError: no weights here"),
+        (["check", "clean.toml", "--model", "{p}:not_a_model"], "gave a int; expected an nn.Module"),
+        (["check", "absent.toml", "--model", "{p}:make_model"], "cannot read rule file absent.toml"),
+        (["check", "rules.yaml", "--model", "{p}:make_model"], "expected a .toml or .json file"),
+    ])
+    def test_usage_errors_exit_two(self, project, capsys, args, message):
+        args = [a.format(p=project) for a in args]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("multiopt-lab: error: ") and message.format(p=project) in err
+
+    def test_invalid_rule_in_file_exits_two_with_caret(self, project, tmp_path, capsys):
+        (tmp_path / "bad.toml").write_text("[[group]]\nlabel = 'a'\nrule = 'ndim == 2 and glob(*x*)'\n"
+                                           "[[group]]\nlabel = 'b'\n")
+        assert main(["check", "bad.toml", "--model", f"{project}:make_model"]) == 2
+        err = capsys.readouterr().err
+        assert "expected a string" in err and "  ndim == 2 and glob(*x*)\n" in err
+
+    def test_missing_arguments_exit_two(self, capsys):
+        assert main(["check"]) == 2
+        assert main([]) == 2
+        assert "required" in capsys.readouterr().err
