@@ -1,0 +1,188 @@
+"""Optimizer-step timings: multiopt_lab.MultiOptimizer against what a user would otherwise use.
+
+Run:  .venv/bin/python benchmarks/bench_optimizer.py [--quick]
+
+Every row times the candidate and its baseline in the same process, in
+alternating order, after a warm-up; each figure is the median of many
+repetitions of one optimizer step with ``mx.eval`` of the parameters and the
+state. Gradients are fixed arrays, so only the optimizer is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten, tree_map
+
+from multiopt_lab.core.compile_step import compile_step
+from multiopt_lab.core.optimizer import MultiOptimizer
+
+
+class Block(nn.Module):
+    """A transformer-like block: two norms, attention projections, an MLP (12 arrays)."""
+
+    def __init__(self, dims: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dims)
+        self.attn = nn.MultiHeadAttention(dims, 4)
+        self.norm2 = nn.LayerNorm(dims)
+        self.mlp = [nn.Linear(dims, 2 * dims), nn.Linear(2 * dims, dims)]
+
+
+class Stack(nn.Module):
+    def __init__(self, blocks: int, dims: int):
+        super().__init__()
+        self.embed = nn.Embedding(64, dims)
+        self.layers = [Block(dims) for _ in range(blocks)]
+        self.head = nn.Linear(dims, 64)
+
+
+def matrices(path, array):
+    return array.ndim == 2
+
+
+def make_models(blocks, dims):
+    mx.random.seed(0)
+    model = Stack(blocks, dims)
+    mx.eval(model.parameters())
+    grads = tree_map(lambda p: mx.random.normal(p.shape) * 1e-2, model.trainable_parameters())
+    mx.eval(grads)
+    return model, grads
+
+
+def clone(model, blocks, dims):
+    other = Stack(blocks, dims)
+    other.update(tree_map(lambda p: mx.array(p), model.parameters()))
+    mx.eval(other.parameters())
+    return other
+
+
+def timed_step(model, optimizer, grads, compiled=False):
+    if compiled:
+        optimizer.init(model.trainable_parameters())
+        state = [model.state, optimizer.state]
+
+        @partial(mx.compile, inputs=state, outputs=state)
+        def step():
+            optimizer.update(model, grads)
+
+        def run():
+            step()
+            mx.eval(state)
+        return run
+
+    def run():
+        optimizer.update(model, grads)
+        mx.eval(model.parameters(), optimizer.state)
+    return run
+
+
+def timed_compile_step(model, optimizer, grads):
+    step = compile_step(lambda: optimizer.update(model, grads), model, optimizer)
+
+    def run():
+        step()
+        mx.eval(model.state, optimizer.state)
+    return run
+
+
+def race(runs, repeats, warmup=5):
+    """Per-repetition seconds of each run, interleaved so load drifts hit all alike."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            run()
+            times[i].append(time.perf_counter() - start)
+    return times
+
+
+def row(name, arrays, ours, base, note=""):
+    """Medians of both, and the median of the paired ratios (robust on a shared machine)."""
+    ratio = statistics.median(o / b for o, b in zip(ours, base))
+    ours_ms, base_ms = statistics.median(ours) * 1e3, statistics.median(base) * 1e3
+    print(f"{name:<48} {arrays:>6} {ours_ms:>9.2f} {base_ms:>9.2f} {ratio:>7.3f}  {note}")
+
+
+def _per_step(times, steps):
+    return [t / steps for t in times]
+
+
+def sizes(quick):
+    return [(4, 64), (32, 64)] if quick else [(4, 64), (32, 64), (128, 64), (4, 512)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small models, few repetitions")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    print(f"device: {mx.default_device()}, mlx {mx.__version__}")
+    print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline")
+    for blocks, dims in sizes(args.quick):
+        model, grads = make_models(blocks, dims)
+        arrays = len(tree_flatten(grads))
+        repeats = args.repeats or (10 if args.quick else max(31, 2000 // arrays))
+        tag = f"{blocks} blocks, hidden {dims}"
+
+        def pair():
+            return [optim.SGD(1e-2, momentum=0.9), optim.AdamW(1e-3)]
+
+        m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
+        ours = MultiOptimizer(pair(), [matrices])
+        theirs = optim.MultiOptimizer(pair(), [matrices])
+        t = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads)], repeats)
+        row(f"[SGD+mom, AdamW] eager, {tag}", arrays, *t, "mlx MultiOptimizer")
+
+        m1, m2, m3 = (clone(model, blocks, dims) for _ in range(3))
+        ours = MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-3)], [matrices])
+        theirs = optim.MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-3)], [matrices])
+        plain = optim.AdamW(1e-3)
+        t_ours, t_theirs, t_plain = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads),
+                                          timed_step(m3, plain, grads)], repeats)
+        row(f"[AdamW, AdamW] eager, {tag}", arrays, t_ours, t_plain, "one plain AdamW")
+        row(f"  (mlx MultiOptimizer vs plain AdamW)", arrays, t_theirs, t_plain, "one plain AdamW")
+
+        m1, m2, m3 = (clone(model, blocks, dims) for _ in range(3))
+        every1 = MultiOptimizer(pair(), [matrices], metrics_every=1)
+        every10 = MultiOptimizer(pair(), [matrices], metrics_every=10)
+        none = MultiOptimizer(pair(), [matrices])
+        t1, t10, t0 = race([_ten(timed_step(m1, every1, grads)), _ten(timed_step(m2, every10, grads)),
+                            _ten(timed_step(m3, none, grads))], max(5, repeats // 5))
+        row(f"metrics every step, {tag}", arrays, _per_step(t1, 10), _per_step(t0, 10),
+            "no metrics")
+        row(f"metrics every 10 steps (per step), {tag}", arrays, _per_step(t10, 10),
+            _per_step(t0, 10), "no metrics")
+
+        m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
+        ours = MultiOptimizer(pair(), [matrices])
+        theirs = optim.MultiOptimizer(pair(), [matrices])
+        t = race([timed_step(m1, ours, grads, True), timed_step(m2, theirs, grads, True)], repeats)
+        row(f"[SGD+mom, AdamW] compiled, {tag}", arrays, *t, "mlx MultiOptimizer, compiled")
+
+        m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
+        ours = MultiOptimizer(pair(), [matrices])
+        theirs = optim.MultiOptimizer(pair(), [matrices])
+        t = race([timed_compile_step(m1, ours, grads), timed_step(m2, theirs, grads, True)],
+                 repeats)
+        row(f"[SGD+mom, AdamW] compile_step, {tag}", arrays, *t, "mlx MultiOptimizer, compiled")
+
+
+def _ten(run):
+    def ten():
+        for _ in range(10):
+            run()
+    return ten
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""A drop-in for ``mlx.optimizers.MultiOptimizer``: same results, cached routing, named groups.
+
+Example:
+    >>> import mlx.nn as nn, mlx.optimizers as optim
+    >>> model = nn.Linear(4, 2)
+    >>> opt = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+    >>> opt.labels, opt.assign(model.parameters()).labels["bias"]
+    (('muon', 'adamw'), 'adamw')
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import mlx.core as mx
+import mlx.optimizers as optim
+
+from multiopt_lab.core.groups import check_filters, check_labels, check_optimizers
+from multiopt_lab.core.metrics import MetricsReader, piece_sums
+from multiopt_lab.core.optimizer_metrics import MetricsMixin, check_every
+from multiopt_lab.core.optimizer_rates import LearningRatesMixin
+from multiopt_lab.core.optimizer_routing import RoutingMixin
+from multiopt_lab.core.routing import flatten_with_parameters, group_part, rebuild_tree, state_entry
+
+__all__ = ["MultiOptimizer"]
+
+
+class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.MultiOptimizer):
+    """Several optimizers, each on the parameters its rule picks; the last takes the rest.
+
+    Same positional arguments, ``state`` layout and results (to the last bit)
+    as ``mlx.optimizers.MultiOptimizer``, with the routing computed once per
+    gradient structure instead of on every step.
+
+    Args:
+        optimizers (list[Optimizer]): One optimizer per group.
+        filters (list, optional): One fewer than ``optimizers``: rule strings
+            (``"ndim == 2"``), ``Rule`` s or callables ``(path, array) -> bool``.
+            First match wins; the last optimizer takes what no filter took.
+            Default: ``()``.
+        labels (list[str], optional): Group names. Default: from the classes,
+            made unique (``("adamw", "adamw_2")``).
+        cache (bool, optional): Route once per structure (paths, shapes,
+            dtypes). Pass ``False`` when a filter reads parameter values; it
+            then runs on every step, as in MLX. Default: ``True``.
+        metrics_every (int, optional): Record per-group metrics on steps 1,
+            1 + k, 1 + 2k, ... Default: ``None`` (off).
+
+    Example:
+        >>> import mlx.optimizers as optim
+        >>> MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-2)], ["ndim == 1"]).labels
+        ('adamw', 'adamw_2')
+    """
+
+    def __init__(self, optimizers: Sequence[optim.Optimizer], filters: Sequence[Any] = (), *,
+                 labels: Sequence[str] | None = None, cache: bool = True,
+                 metrics_every: int | None = None):
+        optimizers = check_optimizers(optimizers)
+        rules = check_filters(filters, optimizers, cache)
+        labels = check_labels(labels, optimizers)
+        every = check_every(metrics_every)
+        optim.Optimizer.__init__(self)
+        self._state = {}
+        self.optimizers = optimizers
+        self.filters = rules
+        self.labels = labels
+        self.cache = bool(cache)
+        #: Update small parameters of elementwise optimizers in one call per
+        #: bucket (same bits, fewer kernels; see ``core.batching``).
+        self.batch_small = True
+        self._metrics_every = every
+        self._metric_arrays: dict[str, Any] = {}
+        self._metrics_reader = MetricsReader()
+        self._plan = None
+        self._trace_recording: bool | None = None
+        self._metrics_unverified = False
+        self.version = 0
+        self._pending = None
+        self._pending_lock = threading.Lock()
+        # Held for a whole update and a whole repartition, so the live rule
+        # editor (on another thread) never swaps the routing mid-update.
+        self._update_lock = threading.RLock()
+        #: Updates applied so far (a plain int: other threads may read it
+        #: without touching MLX arrays).
+        self.update_count = 0
+
+    # -- MLX's API ---------------------------------------------------------------
+    def init(self, parameters: dict) -> None:
+        """Initialise every group's state for ``parameters`` (optional, as in MLX).
+
+        Example:
+            >>> import mlx.nn as nn, mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9)])
+            >>> opt.init(nn.Linear(2, 2).parameters()); sorted(opt.state["states"][0])
+            ['bias', 'learning_rate', 'step', 'weight']
+        """
+        self._invalidate()
+        leaves = flatten_with_parameters(parameters, parameters)
+        self._plan = self._build_plan(leaves, parameters)
+
+    def apply_gradients(self, gradients: dict, parameters: dict) -> dict:
+        """Apply each group's optimizer to its gradients; return the new parameters.
+
+        The result has the structure of ``gradients`` (MLX's returns the same
+        leaves, with dict keys in another order).
+
+        Example:
+            >>> import mlx.core as mx, mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.5)])
+            >>> opt.apply_gradients({"w": mx.array([1.0])}, {"w": mx.array([1.0])})["w"].item()
+            0.5
+        """
+        with self._update_lock:
+            self.update_count += 1
+            return self._apply_gradients_locked(gradients, parameters)
+
+    def _apply_gradients_locked(self, gradients: dict, parameters: dict) -> dict:
+        self._apply_pending(parameters)
+        leaves = flatten_with_parameters(gradients, parameters)
+        plan = self._plan_for(leaves, gradients)
+        tracing = _is_tracing(self.optimizers[0].state.get("step"))
+        recording = self._records_this_step(tracing)
+        # Under mx.compile the fused per-parameter kernels beat concatenation.
+        batched = self.batch_small and not tracing
+        new = [None] * len(leaves.paths)
+        grads, params = leaves.gradients, leaves.parameters
+        pieces: list[list] = [[] for _ in self.optimizers]
+        for g, optimizer in enumerate(self.optimizers):
+            states = plan.states[g]
+            if states is None:
+                self._run_own_code(g, optimizer, plan, leaves, gradients, parameters, new)
+                if recording:
+                    pieces[g] = [piece_sums(grads[i], params[i], new[i]) for i in plan.indices[g]]
+                continue
+            for name, scheduler in optimizer._schedulers.items():
+                optimizer.state[name] = scheduler(optimizer.step)
+            optimizer.state["step"] = optimizer.step + 1
+            apply_single = optimizer.apply_single
+            if batched:
+                for bucket in plan.buckets[g]:
+                    flat = bucket.apply(apply_single, grads, params, new)
+                    if recording:
+                        pieces[g].append(piece_sums(*flat))
+                pairs = plan.singles[g]
+            else:
+                pairs = zip(plan.indices[g], states)
+            for i, state in pairs:
+                new[i] = apply_single(grads[i], params[i], state)
+                if recording:
+                    pieces[g].append(piece_sums(grads[i], params[i], new[i]))
+        if recording:
+            self._record(pieces)
+            # A plain mx.compile may not have captured the metrics: check later.
+            self._metrics_unverified = tracing and self._trace_recording is None
+        return rebuild_tree(gradients, new)
+
+    def _run_own_code(self, g, optimizer, plan, leaves, gradients, parameters, new) -> None:
+        # An optimizer that overrides apply_gradients (a nested MultiOptimizer,
+        # a custom clipping optimizer) gets its sub-tree, as in MLX.
+        paths = [leaves.paths[i] for i in plan.indices[g]]
+        whole = gradients if len(self.optimizers) == 1 else None
+        part = group_part(paths, [leaves.gradients[i] for i in plan.indices[g]], whole)
+        result = optimizer.apply_gradients(part, parameters)
+        for i, path in zip(plan.indices[g], paths):
+            new[i] = state_entry(result, path)
+
+    @property
+    def state(self) -> dict:
+        """``{"states": [each optimizer's state]}``, MLX's layout.
+
+        While metrics are on (``metrics_every`` set) it also holds
+        ``"metrics"``: the last recorded metric arrays, so that evaluating the
+        state computes them and a compiled step carries them out.
+        :func:`multiopt_lab.save_state` leaves them out.
+        """
+        self._verify_traced_metrics()
+        state = {"states": [o.state for o in self.optimizers]}
+        if self._metrics_every is not None:
+            state["metrics"] = self._metric_arrays
+        return state
+
+    @state.setter
+    def state(self, state: dict) -> None:
+        expected = (f"expected a dict {{'states': [...]}} with {len(self.optimizers)} "
+                    f"sub-states (one per group: {', '.join(self.labels)})")
+        if not isinstance(state, dict) or "states" not in state:
+            raise ValueError(f"Invalid state provided: {expected}, found "
+                             f"{type(state).__name__} with keys {_keys(state)}")
+        states = state["states"]
+        if not isinstance(states, (list, tuple)) or len(states) != len(self.optimizers):
+            found = len(states) if isinstance(states, (list, tuple)) else type(states).__name__
+            raise ValueError(f"Invalid state provided: {expected}, found {found}")
+        for i, sub in enumerate(states):
+            if not isinstance(sub, dict):
+                raise ValueError(f"Invalid state provided: {expected}, found a "
+                                 f"{type(sub).__name__} for group {self.labels[i]!r}")
+        for optimizer, sub in zip(self.optimizers, states):
+            optimizer.state = sub
+        metrics = state.get("metrics")
+        self._metric_arrays.clear()
+        if isinstance(metrics, dict):
+            self._metric_arrays.update(metrics)
+        self._invalidate()
+
+
+def _is_tracing(step: Any) -> bool:
+    """True inside ``mx.compile`` (or another transformation) tracing this optimizer.
+
+    The step counter is a traced input there, and evaluating one raises; in
+    eager mode it is normally evaluated already, so this costs nothing.
+    """
+    if step is None:
+        return False
+    try:
+        mx.eval(step)
+    except ValueError:
+        return True
+    return False
+
+
+def _keys(state: Any) -> list:
+    return list(state.keys()) if isinstance(state, dict) else []
+
