@@ -1,1 +1,39 @@
-"""multiopt_lab.plots"""
+"""Matplotlib figures of a :class:`~multiopt_lab.core.history.History`.
+
+Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
+a cell's value), draws into ``ax=`` when given one, colours groups as the
+parameter tree does and accepts ``theme="dark"``.
+
+Example:
+    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.plots import plot_loss
+    >>> history = History(); history.record(1, loss=1.0); history.record(2, loss=0.5)
+    >>> plot_loss(history).axes[0].get_lines()[0].get_ydata().tolist()
+    [1.0, 0.5]
+"""
+
+from multiopt_lab.plots.figures import (
+    REFERENCE_RATIO,
+    plot_grad_norms,
+    plot_group_metric,
+    plot_learning_rates,
+    plot_loss,
+    plot_runs,
+    plot_update_norms,
+    plot_update_ratios,
+)
+from multiopt_lab.plots.overview import plot_training
+from multiopt_lab.plots.style import smooth
+
+__all__ = [
+    "REFERENCE_RATIO",
+    "plot_loss",
+    "plot_group_metric",
+    "plot_update_norms",
+    "plot_update_ratios",
+    "plot_grad_norms",
+    "plot_learning_rates",
+    "plot_runs",
+    "plot_training",
+    "smooth",
+]

@@ -1,0 +1,1 @@
+"""Runnable example scripts (``python -m multiopt_lab.examples.scripts.<name>``)."""

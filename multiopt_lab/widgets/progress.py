@@ -1,0 +1,156 @@
+"""Notebook progress bar with a Stop button that works while the cell runs.
+
+A kernel handles widget messages (a button click) on its main thread, which
+is busy running the training cell, so a plain ``Button.on_click`` fires only
+after training ends. ipykernel 7 can run *subshells*: threads with their own
+event loop. The Stop button's comm is routed to one (through the hook
+``Comm._reply_subshell_for`` that ipykernel 7.x consults for every incoming
+comm message), so its click is handled at once, on that thread; the
+training loop sees the flag at the next step boundary. Checked against
+ipykernel 7.4 with a real kernel in ``tests/test_monitor.py``.
+
+Where a kernel has no subshells (ipykernel < 7, some hosted notebooks) the
+button cannot act during the cell: it is then disabled with a tooltip that
+points to the notebook's interrupt button (■), which
+:func:`~multiopt_lab.core.progress.catch_interrupt` turns into the same clean
+stop.
+
+Example:
+    >>> from multiopt_lab.core.progress import StopSignal
+    >>> stop = StopSignal()
+    >>> bar = NotebookProgress(10, stop, display_now=False)
+    >>> bar.stop_button.click(); stop.requested
+    True
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import ipywidgets
+
+from multiopt_lab.core.progress import StopSignal, format_seconds
+
+__all__ = ["NotebookProgress", "route_to_subshell"]
+
+_subshell_lock = threading.Lock()
+_subshell: dict[int, str] = {}
+
+
+def _kernel_subshell() -> str | None:
+    """A subshell of the running kernel (created once), or None where there is none."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    kernel = getattr(shell, "kernel", None)
+    channel = getattr(kernel, "shell_channel_thread", None)
+    if channel is None or threading.current_thread() is not getattr(channel, "parent_thread", None):
+        return None
+    with _subshell_lock:
+        if id(kernel) in _subshell:
+            return _subshell[id(kernel)]
+        try:
+            manager = channel.manager
+            created: dict[str, str] = {}
+            ready = threading.Event()
+
+            def create() -> None:
+                # The manager only creates subshells on the shell channel thread.
+                try:
+                    created["id"] = manager._create_subshell()
+                finally:
+                    ready.set()
+
+            channel.io_loop.add_callback(create)
+            if not ready.wait(5.0) or "id" not in created:
+                return None
+        except Exception:  # a kernel whose internals differ: fall back, never break training
+            return None
+        _subshell[id(kernel)] = created["id"]
+        return created["id"]
+
+
+def route_to_subshell(widget: ipywidgets.Widget) -> bool:
+    """Have ``widget``'s messages from the front end handled on a kernel subshell.
+
+    Returns ``True`` if that is in place, ``False`` where the kernel cannot
+    (the widget then only reacts between cells).
+    """
+    subshell = _kernel_subshell()
+    comm = getattr(widget, "comm", None)
+    if subshell is None or comm is None or not hasattr(comm, "_reply_subshell_for"):
+        return False
+    comm._reply_subshell_for = lambda data, default: subshell
+    return True
+
+
+class NotebookProgress:
+    """Progress bar, ``step / total · loss · elapsed < left`` and a Stop button.
+
+    Args:
+        total (int): Steps expected.
+        stop (StopSignal): Set when Stop is clicked.
+        max_rate (float): Label updates per second at most. Default: ``10``.
+        clock (Callable[[], float]): Time source. Default: ``time.perf_counter``.
+        display_now (bool): Display the bar at once. Default: ``True``.
+    """
+
+    def __init__(self, total: int, stop: StopSignal, *, max_rate: float = 10.0, clock: Callable[[], float] = time.perf_counter, display_now: bool = True):
+        self.total = total
+        self.stop = stop
+        self.clock = clock
+        self.interval = 1.0 / max_rate
+        self.start = clock()
+        self.last_draw = float("-inf")
+        self.step = 0
+        self.loss: float | None = None
+        self.bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1))
+        self.label = ipywidgets.Label(value=f"0/{total}")
+        self.stop_button = ipywidgets.Button(description="Stop", icon="stop", button_style="warning")
+        self.stop_button.add_class("mol-stop")
+        self.stop_button.on_click(self._on_stop)
+        self.box = ipywidgets.HBox([self.bar, self.label, self.stop_button])
+        self.box.add_class("mol-progress")
+        self.live_stop = route_to_subshell(self.stop_button)
+        if not self.live_stop and display_now:
+            self.stop_button.disabled = True
+            self.stop_button.tooltip = "This kernel handles clicks only between cells: use the notebook's interrupt button (■)."
+        if display_now:
+            from IPython.display import display
+
+            # Stable text next to the widget view: nbval compares text/plain.
+            bundle = dict(self.box._repr_mimebundle_() or {})
+            bundle["text/plain"] = f"training progress ({total} steps)"
+            display(bundle, raw=True)
+
+    def _on_stop(self, _button: ipywidgets.Button) -> None:
+        self.stop.request("Stop button")
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopping…"
+
+    def text(self, now: float) -> str:
+        """The label's text at time ``now``."""
+        elapsed = now - self.start
+        left = elapsed / self.step * (self.total - self.step) if self.step else 0.0
+        loss = "" if self.loss is None else f" · loss {self.loss:.4f}"
+        return f"{self.step}/{self.total}{loss} · {format_seconds(elapsed)} < {format_seconds(left)}"
+
+    def update(self, step: int, loss: float | None) -> None:
+        """Note the latest step; redraw if the last redraw is old enough."""
+        self.step = step
+        if loss is not None:
+            self.loss = loss
+        now = self.clock()
+        if now - self.last_draw >= self.interval:
+            self.last_draw = now
+            self.bar.value = min(step, self.bar.max)
+            self.label.value = self.text(now)
+
+    def close(self) -> None:
+        """Show the final state; the bar turns green, or orange if stopped early."""
+        self.bar.value = min(self.step, self.bar.max)
+        self.label.value = self.text(self.clock()) + (f" · stopped ({self.stop.reason})" if self.stop.requested else "")
+        self.bar.bar_style = "warning" if self.stop.requested and self.step < self.total else "success"
+        self.stop_button.disabled = True

@@ -1,0 +1,244 @@
+"""History: recording, tidy frame, runs, save/load, streaming and following a file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import mlx.core as mx
+import pandas as pd
+import pytest
+
+from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
+
+METRICS = {
+    "matrices": {"update_norm": 0.5, "grad_norm": 2.0, "param_norm": 10.0, "update_ratio": 0.05, "learning_rate": 0.01},
+    "vectors": {"update_norm": 0.1, "grad_norm": 1.0, "param_norm": 1.0, "update_ratio": 0.1, "learning_rate": 0.001},
+    "total": {"update_norm": 0.51, "grad_norm": 2.2, "param_norm": 10.05},
+}
+
+
+def sample_history() -> History:
+    history = History()
+    history.start_run("muon, \"quoted\" #1", {"labels": ["matrices", "vectors"], "rules": ["ndim == 2"]})
+    history.record(1, loss=2.5, metrics=METRICS, accuracy=0.1)
+    history.record(2, loss=mx.array(2.0))
+    history.start_run("adam")
+    history.record(1, loss=3.0)
+    history.end_run()
+    return history
+
+
+class TestRecord:
+    def test_tidy_rows_and_dtypes(self):
+        history = History()
+        history.record(1, loss=2.5, metrics={"g": {"update_norm": 0.5}}, accuracy=0.25)
+        frame = history.frame
+        assert list(frame.columns) == ["run", "step", "group", "metric", "value"]
+        assert frame.to_dict("records") == [
+            {"run": "run1", "step": 1, "group": SCALAR_GROUP, "metric": "loss", "value": 2.5},
+            {"run": "run1", "step": 1, "group": SCALAR_GROUP, "metric": "accuracy", "value": 0.25},
+            {"run": "run1", "step": 1, "group": "g", "metric": "update_norm", "value": 0.5},
+        ]
+        assert frame["step"].dtype == "int64" and frame["value"].dtype == "float64"
+
+    def test_frame_is_cached_until_the_next_record(self):
+        history = History()
+        history.record(1, loss=1.0)
+        first = history.frame
+        assert history.frame is first
+        history.record(2, loss=0.5)
+        assert history.frame is not first and len(history.frame) == 2
+
+    def test_accepts_mx_and_numpy_scalars(self):
+        import numpy as np
+
+        history = History()
+        history.record(1, loss=mx.array(1.5), other=np.float32(0.25))
+        assert history.last("loss") == 1.5 and history.last("other") == 0.25
+
+    def test_bad_value_records_nothing(self):
+        history = History()
+        history.record(1, loss=1.0)
+        with pytest.raises(TypeError, match="must be a scalar"):
+            history.record(2, loss=0.5, metrics={"g": {"update_norm": "big"}})
+        with pytest.raises(TypeError, match="must map group"):
+            history.record(2, metrics={"g": 3.0})
+        assert len(history) == 1 and history.last_step() == 1
+
+    def test_last_values_and_labels(self):
+        history = sample_history()
+        run = history.runs[0]
+        assert history.labels(run) == ("matrices", "vectors")
+        assert history.last("update_ratio", group="vectors", run=run) == 0.1
+        assert history.last("loss", run=run) == 2.0
+        assert history.last("loss", group="nope", run=run) is None
+        values = history.last_values(run)
+        assert values[TOTAL_GROUP]["grad_norm"] == 2.2 and values[SCALAR_GROUP]["accuracy"] == 0.1
+
+    def test_labels_without_metadata_follow_first_appearance(self):
+        history = History()
+        history.record(1, metrics={"b": {"update_norm": 1.0}, "total": {"update_norm": 1.0}, "a": {"update_norm": 1.0}})
+        assert history.labels() == ("b", "a")
+
+
+class TestRuns:
+    def test_runs_metadata_and_environment(self):
+        history = sample_history()
+        assert history.runs == ('muon, "quoted" #1', "adam")
+        meta = history.metadata(history.runs[0])
+        assert meta["rules"] == ["ndim == 2"]
+        assert meta["device"] == str(mx.default_device()) and meta["mlx_version"] == mx.__version__
+        assert history.is_finished("adam") and not history.is_finished(history.runs[0])
+
+    def test_duplicate_run_name_is_refused(self):
+        history = History()
+        history.start_run("a")
+        with pytest.raises(ValueError, match="already exists"):
+            history.start_run("a")
+        assert history.runs == ("a",)
+
+    def test_unknown_run_names_the_known_ones(self):
+        with pytest.raises(KeyError, match="its runs are"):
+            sample_history().metadata("missing")
+
+    def test_subscribers_see_each_change_until_unsubscribed(self):
+        history, events = History(), []
+        unsubscribe = history.subscribe(lambda h, event: events.append(event))
+        history.start_run("a")
+        history.record(1, loss=1.0)
+        history.end_run()
+        unsubscribe()
+        history.record(2, loss=1.0)
+        assert events == ["start_run", "record", "end_run"]
+
+
+    def test_compare_puts_runs_side_by_side(self):
+        history = sample_history()
+        table = history.compare()
+        assert list(table.columns) == list(history.runs) and table.index.tolist() == [1, 2]
+        assert table.loc[2, "adam"] != table.loc[2, "adam"]  # NaN: adam has no step 2
+        assert history.compare("update_norm", group="matrices", runs=[history.runs[0]]).iloc[0, 0] == 0.5
+        with pytest.raises(KeyError, match="its runs are"):
+            history.compare(runs=["nope"])
+
+
+class TestFiles:
+    def test_csv_round_trip_keeps_rows_and_metadata(self, tmp_path):
+        history = sample_history()
+        path = tmp_path / "h.csv"
+        history.save(path)
+        loaded = History.load(path)
+        pd.testing.assert_frame_equal(loaded.frame, history.frame)
+        assert loaded.runs == history.runs
+        assert loaded.metadata(history.runs[0]) == history.metadata(history.runs[0])
+        assert loaded.is_finished("adam")
+        # Any CSV reader gets the rows back.
+        assert len(pd.read_csv(path, comment="#")) == len(history)
+
+    def test_parquet_round_trip(self, tmp_path):
+        pytest.importorskip("pyarrow")
+        history = sample_history()
+        history.save(tmp_path / "h.parquet")
+        loaded = History.load(tmp_path / "h.parquet")
+        pd.testing.assert_frame_equal(loaded.frame, history.frame)
+        assert loaded.metadata("adam") == history.metadata("adam")
+
+    def test_load_rejects_a_file_that_is_not_a_history(self, tmp_path):
+        path = tmp_path / "x.csv"
+        path.write_text("a,b\n1,2\n")
+        with pytest.raises(ValueError, match="metadata line"):
+            History.load(path)
+
+    def test_stream_writes_every_record_at_once(self, tmp_path):
+        path = tmp_path / "live.csv"
+        history = History()
+        history.record(1, loss=1.0)
+        history.stream_to(path)
+        history.record(2, loss=0.5)
+        assert History.load(path).frame.equals(history.frame)
+        with pytest.raises(FileExistsError):
+            History(path=path)
+
+    def test_follow_reads_only_complete_lines(self, tmp_path):
+        path = tmp_path / "partial.csv"
+        follower = History.follow(path)
+        assert follower.refresh() == 0
+        path.write_text('"run","step","group","metric","value"\n"a",1,"-","loss",1.0\n"a",2,"-","lo')
+        assert follower.refresh() == 1
+        with open(path, "a") as file:
+            file.write('ss",0.5\n')
+        assert follower.refresh() == 1
+        assert follower.frame["value"].tolist() == [1.0, 0.5]
+
+    def test_follow_restarts_when_the_file_is_rewritten(self, tmp_path):
+        path = tmp_path / "h.csv"
+        sample_history().save(path)
+        follower = History.follow(path)
+        History().save(path)
+        follower.refresh()
+        assert len(follower) == 0 and follower.runs == ()
+
+    def test_follow_a_real_writer_process(self, tmp_path):
+        path = tmp_path / "run.csv"
+        writer = textwrap.dedent(
+            f"""
+            import sys, time
+            from multiopt_lab.core.history import History
+            history = History(path={str(path)!r})
+            history.start_run("remote", {{"labels": ["w"]}})
+            for step in range(1, 31):
+                history.record(step, loss=1.0 / step, metrics={{"w": {{"update_norm": step * 0.1}}}})
+                time.sleep(0.02)
+            history.end_run()
+            """
+        )
+        process = subprocess.Popen([sys.executable, "-c", writer])
+        follower = History.follow(path)
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            follower.refresh()
+            seen.append(len(follower))
+            if follower.runs and follower.is_finished("remote"):
+                break
+            time.sleep(0.05)
+        assert process.wait(timeout=30) == 0
+        assert follower.is_finished("remote")
+        assert len(follower) == 60 and follower.labels("remote") == ("w",)
+        assert len({count for count in seen if 0 < count < 60}) >= 2, f"rows never arrived piecemeal: {seen}"
+        pd.testing.assert_frame_equal(follower.frame, History.load(path).frame)
+
+    def test_watch_refreshes_in_the_background(self, tmp_path):
+        path = tmp_path / "w.csv"
+        writer = History(path=path)
+        follower = History.follow(path)
+        events = []
+        follower.subscribe(lambda h, event: events.append(event))
+        follower.watch(interval=0.02)
+        try:
+            writer.record(1, loss=1.0)
+            deadline = time.monotonic() + 5
+            while len(follower) < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            follower.stop_watching()
+        assert follower.last("loss") == 1.0 and "refresh" in events
+
+    def test_refresh_needs_a_followed_file(self):
+        with pytest.raises(ValueError, match="History.follow"):
+            History().refresh()
+
+    def test_save_never_leaves_a_partial_file(self, tmp_path, monkeypatch):
+        path = tmp_path / "h.csv"
+        History().save(path)
+        before = path.read_text()
+        history = sample_history()
+        monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+        with pytest.raises(OSError):
+            history.save(path)
+        assert path.read_text() == before
+        assert [p.name for p in tmp_path.iterdir()] == ["h.csv"]

@@ -1,0 +1,163 @@
+"""Figures: what each draws (lines, labels, colours, scales), on new or given axes, in a dark theme."""
+
+from __future__ import annotations
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from multiopt_lab.core.history import History
+from multiopt_lab.core.palette import FALLBACK_GREY, group_colour
+from multiopt_lab.plots import (
+    plot_grad_norms,
+    plot_learning_rates,
+    plot_loss,
+    plot_runs,
+    plot_training,
+    plot_update_norms,
+    plot_update_ratios,
+    smooth,
+)
+
+LABELS = ["embed", "matrices", "vectors"]
+
+
+def make_history(steps: int = 30) -> History:
+    history = History()
+    # Recorded in another order than the partition, on purpose: colours must follow the partition.
+    history.start_run("muon", {"labels": LABELS})
+    for step in range(1, steps + 1):
+        metrics = None
+        if step % 10 == 1:
+            metrics = {
+                label: {"update_norm": 0.1 * (i + 1), "grad_norm": float(step), "update_ratio": 10.0 ** -(i + 2), "learning_rate": 0.01 * (i + 1)}
+                for i, label in reversed(list(enumerate(LABELS)))
+            }
+            metrics["total"] = {"update_norm": 1.0}
+        history.record(step, loss=3.0 / step, metrics=metrics)
+    return history
+
+
+def lines_by_label(figure: Figure, index: int = 0) -> dict:
+    return {line.get_label(): line for line in figure.axes[index].get_lines()}
+
+
+def same_colour(a, b) -> bool:
+    return mcolors.to_hex(a) == mcolors.to_hex(b)
+
+
+def test_loss_curve_data_and_labels():
+    figure = plot_loss(make_history())
+    ax = figure.axes[0]
+    (line,) = ax.get_lines()
+    assert line.get_xdata().tolist() == list(range(1, 31))
+    assert line.get_ydata()[0] == 3.0 and ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
+    assert ax.get_title() == "loss (muon)"
+
+
+def test_loss_smoothing_keeps_a_faint_raw_curve():
+    figure = plot_loss(make_history(), smoothing=0.9)
+    raw, smoothed = figure.axes[0].get_lines()
+    assert raw.get_alpha() < 0.5 and "smoothed" in smoothed.get_label()
+    assert np.allclose(smoothed.get_ydata(), smooth(raw.get_ydata(), 0.9))
+    assert smoothed.get_ydata()[5] > raw.get_ydata()[5]  # a smoothed falling curve lags above it
+
+
+def test_smoothing_is_a_debiased_average():
+    assert smooth([2.0, 2.0, 2.0], 0.9).tolist() == pytest.approx([2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        smooth([1.0], 1.0)
+
+
+def test_group_colours_follow_the_partition_not_the_record_order():
+    figure = plot_update_norms(make_history())
+    lines = lines_by_label(figure)
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == LABELS
+    for i, label in enumerate(LABELS):
+        assert same_colour(lines[label].get_color(), group_colour(i))
+        assert lines[label].get_xdata().tolist() == [1, 11, 21]
+    assert "total" not in lines
+
+
+def test_update_ratio_is_log_scale_with_a_reference_line():
+    figure = plot_update_ratios(make_history())
+    ax = figure.axes[0]
+    assert ax.get_yscale() == "log"
+    reference = lines_by_label(figure)["reference 0.001"]
+    assert list(reference.get_ydata()) == [1e-3, 1e-3] and same_colour(reference.get_color(), FALLBACK_GREY)
+    assert lines_by_label(figure)["vectors"].get_ydata().tolist() == [1e-4] * 3
+    assert "reference 0.001" in [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_learning_rates_and_grad_norms():
+    history = make_history()
+    rates = lines_by_label(plot_learning_rates(history))
+    assert rates["matrices"].get_ydata().tolist() == pytest.approx([0.02] * 3)
+    assert plot_grad_norms(history).axes[0].get_yscale() == "log"
+
+
+def test_drawing_into_a_given_axes_returns_its_figure():
+    figure = Figure()
+    ax = figure.add_subplot()
+    assert plot_update_norms(make_history(), ax=ax) is figure
+    assert len(ax.get_lines()) == 3
+
+
+def test_several_runs_overlaid():
+    history = make_history()
+    history.start_run("adam", {"labels": LABELS})
+    for step in range(1, 11):
+        history.record(step, loss=1.0 / step)
+    figure = plot_runs(history)
+    lines = lines_by_label(figure)
+    assert list(lines) == ["muon", "adam"]
+    assert len(lines["adam"].get_xdata()) == 10
+    assert same_colour(lines["adam"].get_color(), group_colour(1))
+    group_runs = plot_runs(history, "update_norm", group="matrices")
+    assert list(lines_by_label(group_runs)) == ["muon"]
+    with pytest.raises(KeyError, match="its runs are"):
+        plot_runs(history, runs=["nope"])
+
+
+def test_dark_theme_has_a_dark_background_and_light_text():
+    figure = plot_update_ratios(make_history(), theme="dark")
+    ax = figure.axes[0]
+    assert sum(mcolors.to_rgb(figure.get_facecolor())) < 0.5
+    assert sum(mcolors.to_rgb(ax.get_facecolor())) < 0.5
+    assert sum(mcolors.to_rgb(ax.xaxis.label.get_color())) > 2.5
+    assert sum(mcolors.to_rgb(ax.get_legend().get_texts()[0].get_color())) > 2.5
+    # Group colours are the same in both themes.
+    assert same_colour(lines_by_label(figure)["embed"].get_color(), group_colour(0))
+    with pytest.raises(ValueError, match="theme must be one of"):
+        plot_loss(make_history(), theme="neon")
+
+
+def test_empty_history_says_so_instead_of_failing():
+    figure = plot_update_norms(History())
+    assert not figure.axes[0].get_lines()
+    assert "no update_norm recorded yet" in [text.get_text() for text in figure.axes[0].texts]
+    assert [ax.get_title() for ax in plot_training(History()).axes] == ["loss"]
+
+
+def test_overview_has_four_panels_with_metrics_one_without():
+    assert [ax.get_title() for ax in plot_training(make_history()).axes] == [
+        "loss (muon)", "update norm", "update / parameter ratio", "learning rate",
+    ]
+    loss_only = History()
+    loss_only.record(1, loss=1.0)
+    assert len(plot_training(loss_only).axes) == 1
+
+
+def test_overview_reuses_a_figure():
+    history = make_history()
+    figure = Figure()
+    assert plot_training(history, figure=figure) is figure
+    assert plot_training(history, figure=figure) is figure
+    assert len(figure.axes) == 4
+
+
+def test_figures_show_as_png_in_any_notebook():
+    # Without pyplot's inline backend a plain Figure displays as text only.
+    png = plot_loss(make_history())._repr_png_()
+    assert png.startswith(b"\x89PNG") and plot_training(make_history())._repr_png_().startswith(b"\x89PNG")
