@@ -218,3 +218,9 @@ class Assignment:
 
     def __repr__(self) -> str:
         return format_assignment(self, max_rows=40)
+
+    def _repr_html_(self) -> str:
+        # Imported here: core must not import the render layer at import time.
+        from multiopt_lab.render.rich import assignment_repr_html
+
+        return assignment_repr_html(self)

@@ -1,1 +1,31 @@
-"""multiopt_lab.render"""
+"""Text and HTML forms of parameter trees and legends (no IPython, no ipywidgets).
+
+Example:
+    >>> from multiopt_lab.render import render_text
+    >>> print(render_text(assignment))                  # doctest: +SKIP
+"""
+
+from multiopt_lab.render.details import details_html, details_text
+from multiopt_lab.render.document import render_html, render_text
+from multiopt_lab.render.export import rules_python, rules_toml
+from multiopt_lab.render.legend import legend_html, legend_text
+from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
+from multiopt_lab.render.search import SearchResult, search_paths
+from multiopt_lab.render.tree_model import ParameterTree, build_tree
+
+__all__ = [
+    "ParameterTree",
+    "SearchResult",
+    "assignment_repr_html",
+    "build_tree",
+    "details_html",
+    "details_text",
+    "legend_html",
+    "legend_text",
+    "optimizer_repr_html",
+    "render_html",
+    "render_text",
+    "rules_python",
+    "rules_toml",
+    "search_paths",
+]

@@ -1,0 +1,75 @@
+"""What the tree says about one parameter when it is clicked.
+
+Example:
+    >>> print(details_text(param_infos(assignment)["embed.weight"]))   # doctest: +SKIP
+    path          embed.weight
+    shape         [256, 64]
+    ...
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from multiopt_lab.core.palette import group_colour
+from multiopt_lab.render.numbers import grouped, shape_text
+from multiopt_lab.render.params import ParamInfo
+
+__all__ = ["details_fields", "details_text", "details_html"]
+
+
+def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]]:
+    """``(name, value)`` pairs describing one parameter.
+
+    Args:
+        info (ParamInfo): The parameter.
+        optimizer (str, optional): Its group's optimizer, described. Default: ``""`` (left out).
+
+    Example:
+        >>> [name for name, _ in details_fields(info)][:3]   # doctest: +SKIP
+        ['path', 'shape', 'dtype']
+    """
+    fields = [
+        ("path", info.path),
+        ("shape", shape_text(info.shape)),
+        ("dtype", info.dtype),
+        ("size", grouped(info.size)),
+        ("group", info.label),
+    ]
+    if optimizer:
+        fields.append(("optimizer", optimizer))
+    fields.append(("matched rule", info.rule))
+    fields.append(("also matched", ", ".join(info.also_matched) or "no other rule"))
+    if info.flags:
+        fields.append(("diagnostics", ", ".join(info.flags)))
+    return fields
+
+
+def details_text(info: ParamInfo, optimizer: str = "") -> str:
+    """The details as aligned ``name  value`` lines.
+
+    Example:
+        >>> details_text(info).splitlines()[0]          # doctest: +SKIP
+        'path          embed.weight'
+    """
+    fields = details_fields(info, optimizer)
+    width = max(len(name) for name, _ in fields)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in fields)
+
+
+def details_html(info: ParamInfo, optimizer: str = "") -> str:
+    """The details as a small table (``mol-details-table``) coloured by group.
+
+    Example:
+        >>> details_html(info).startswith('<table class="mol-details-table"')   # doctest: +SKIP
+        True
+    """
+    rows = "".join(
+        f'<tr data-field="{escape(name)}"><th>{escape(name)}</th><td>{escape(value)}</td></tr>'
+        for name, value in details_fields(info, optimizer)
+    )
+    return (
+        f'<table class="mol-details-table" data-path="{escape(info.path)}" data-group="{escape(info.label)}"'
+        f' style="--mol-c:{group_colour(info.group)};border-left:4px solid {group_colour(info.group)}">'
+        f"{rows}</table>"
+    )

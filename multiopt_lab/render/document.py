@@ -1,0 +1,97 @@
+"""Whole renderings: legend, diagnostics and tree together, as text or HTML.
+
+Example:
+    >>> print(render_text(assignment, optimizer))       # doctest: +SKIP
+    group  optimizer  rule  params  elements  share  notes
+    ...
+    model  3 params  4,160  muon 98% | adamw 2%
+    ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from multiopt_lab.render.html import tree_css, tree_html
+from multiopt_lab.render.legend import legend_html, legend_text
+from multiopt_lab.render.text import tree_text
+from multiopt_lab.render.tree_model import build_tree
+
+__all__ = ["render_text", "render_html"]
+
+
+def render_text(
+    assignment,
+    optimizers=None,
+    *,
+    root_name: str = "model",
+    fold: bool = True,
+    unfold: Collection[str] = (),
+    highlight: Collection[str] = (),
+    legend: bool = True,
+) -> str:
+    """The legend, then a blank line, then the tree, as plain text.
+
+    Args:
+        assignment (Assignment): The assignment to show.
+        optimizers (MultiOptimizer | Sequence[Optimizer] | None, optional): Source of
+            the legend's optimizer column. Default: ``None``.
+        root_name (str, optional): Name of the root row. Default: ``"model"``.
+        fold (bool, optional): Fold runs of identical numbered blocks. Default: ``True``.
+        unfold (Collection[str], optional): Module paths whose runs stay unfolded. Default: ``()``.
+        highlight (Collection[str], optional): Paths to mark as search matches. Default: ``()``.
+        legend (bool, optional): Include the legend. Default: ``True``.
+
+    Example:
+        >>> render_text(assignment, legend=False).splitlines()[0]   # doctest: +SKIP
+        'model  3 params  4,160  muon 98% | adamw 2%'
+    """
+    tree = tree_text(build_tree(assignment, root_name=root_name, fold=fold, unfold=unfold, highlight=highlight))
+    if not legend:
+        return tree
+    return legend_text(assignment, optimizers) + "\n\n" + tree
+
+
+def render_html(
+    assignment,
+    optimizers=None,
+    *,
+    root_name: str = "model",
+    fold: bool = True,
+    unfold: Collection[str] = (),
+    highlight: Collection[str] = (),
+    searching: bool = False,
+    selected: str | None = None,
+    open_depth: int = 2,
+    legend: bool = True,
+    interactive: bool = False,
+) -> str:
+    """A self-contained HTML fragment: stylesheet, legend, diagnostics and tree.
+
+    Args:
+        assignment (Assignment): The assignment to show.
+        optimizers (MultiOptimizer | Sequence[Optimizer] | None, optional): Source of
+            the legend's optimizer column. Default: ``None``.
+        root_name (str, optional): Name of the root row. Default: ``"model"``.
+        fold (bool, optional): Fold runs of identical numbered blocks. Default: ``True``.
+        unfold (Collection[str], optional): Module paths whose runs stay unfolded. Default: ``()``.
+        highlight (Collection[str], optional): Paths to mark as search matches. Default: ``()``.
+        searching (bool, optional): A search is active: open only the modules with
+            matches and dim the other parameters. Default: ``False``.
+        selected (str | None, optional): Path of the parameter to outline. Default: ``None``.
+        open_depth (int, optional): Modules shallower than this start open. Default: ``2``.
+        legend (bool, optional): Include the legend. Default: ``True``.
+        interactive (bool, optional): Mark the fragment for the widget's script
+            (shows the unfold buttons). Default: ``False``.
+
+    Example:
+        >>> render_html(assignment).startswith('<div class="mol-root')   # doctest: +SKIP
+        True
+    """
+    tree = build_tree(assignment, root_name=root_name, fold=fold, unfold=unfold, highlight=highlight)
+    parts = [f'<div class="mol-root{" mol-interactive" if interactive else ""}"><style>{tree_css()}</style>']
+    if legend:
+        parts.append(legend_html(assignment, optimizers))
+    parts.append(tree_html(tree, open_depth=open_depth, selected=selected, searching=searching))
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,150 @@
+"""The HTML form of the parameter tree: ``<details>`` per module, CSS inline.
+
+Expand and collapse work in any browser without JavaScript. Every row carries
+``data-path``; parameter rows also carry ``data-group`` and their group colour
+(``--mol-c``), so browser tests can check what is coloured how. A folded run
+carries ``data-fold`` (the parent module) and ``data-fold-count``.
+
+Example:
+    >>> html = tree_html(build_tree(assignment))        # doctest: +SKIP
+    >>> 'data-path="embed.weight"' in html              # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from html import escape
+from importlib import resources
+
+from multiopt_lab.render.numbers import grouped, plural, shape_text, share_text
+from multiopt_lab.core.palette import group_colour
+from multiopt_lab.render.text import module_notes, param_notes, walk
+from multiopt_lab.render.tree_model import FoldNode, ParameterTree, ParamNode
+
+__all__ = ["tree_css", "tree_html"]
+
+_INDENT_CH = 2
+# Longer rules are cut with an ellipsis in their cell (the legend shows them whole).
+_RULE_CH = 48
+
+
+@lru_cache(maxsize=1)
+def tree_css() -> str:
+    """The stylesheet the HTML form needs (read once from ``tree.css``).
+
+    Example:
+        >>> ".mol-tree" in tree_css() or ".mol-row" in tree_css()
+        True
+    """
+    return resources.files("multiopt_lab.render").joinpath("tree.css").read_text(encoding="utf-8")
+
+
+def _bar(group_elements) -> str:
+    total = sum(group_elements)
+    if not total:
+        return ""
+    spans = "".join(
+        f'<span style="width:{100 * n / total:.2f}%;--mol-c:{group_colour(i)}"></span>'
+        for i, n in enumerate(group_elements) if n
+    )
+    return f'<span class="mol-bar">{spans}</span>'
+
+
+def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
+    info = node.info
+    classes = ["mol-row", "mol-param"]
+    classes += [f"mol-flag-{flag.replace(' ', '-')}" for flag in info.flags]
+    if node.matched:
+        classes.append("mol-match")
+    if info.path == selected:
+        classes.append("mol-selected")
+    notes = escape(param_notes(node))
+    # A rule cut short by its column keeps its whole text as a tooltip.
+    title = f' title="{escape(info.rule)}"' if len(info.rule) > _RULE_CH else ""
+    return (
+        f'<div class="{" ".join(classes)}" data-path="{escape(info.path)}" data-group="{escape(info.label)}"'
+        f' style="--mol-c:{group_colour(info.group)}">'
+        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span>'
+        f'<span class="mol-shape">{shape_text(info.shape)}</span><span class="mol-dtype">{escape(info.dtype)}</span>'
+        f'<span class="mol-elements">{grouped(info.size)}</span>'
+        f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span>'
+        f'<span class="mol-rule"{title}>{escape(info.rule)}</span><span class="mol-notes">{notes}</span></div>'
+    )
+
+
+def _module_open(node, depth: int, open_depth: int, searching: bool) -> bool:
+    if searching:
+        return node.totals.matches > 0
+    return depth < open_depth
+
+
+def _module_summary(node, depth: int, labels) -> str:
+    fold = ""
+    if isinstance(node, FoldNode):
+        fold = f'<button class="mol-unfold" data-unfold="{escape(node.parent_path)}">unfold</button>'
+    return (
+        f'<summary class="mol-row mol-module-row">'
+        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span>'
+        f'<span class="mol-count">{plural(node.totals.params, "param")}</span><span></span>'
+        f'<span class="mol-elements">{grouped(node.totals.elements)}</span>'
+        f'<span class="mol-group mol-shares" style="grid-column:5 / span 2">{_bar(node.totals.group_elements)}'
+        f'{escape(share_text(node.totals.group_elements, labels))}</span>'
+        f'<span class="mol-notes">{escape(module_notes(node))}{fold}</span></summary>'
+    )
+
+
+def _render(node, depth, labels, out, open_depth, searching, selected) -> None:
+    if isinstance(node, ParamNode):
+        out.append(_param_row(node, depth, selected))
+        return
+    is_fold = isinstance(node, FoldNode)
+    classes = "mol-module mol-fold" if is_fold else "mol-module"
+    attributes = f' data-path="{escape(node.path)}"'
+    if is_fold:
+        attributes += f' data-fold="{escape(node.parent_path)}" data-fold-count="{node.count}"'
+    if _module_open(node, depth, open_depth, searching):
+        attributes += " open"
+    out.append(f'<details class="{classes}"{attributes}>')
+    out.append(_module_summary(node, depth, labels))
+    for child in (node.block.children if is_fold else node.children):
+        _render(child, depth + 1, labels, out, open_depth, searching, selected)
+    out.append("</details>")
+
+
+def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None = None,
+              searching: bool = False) -> str:
+    """Render a built tree as HTML (without the stylesheet; see :func:`tree_css`).
+
+    Args:
+        tree (ParameterTree): What :func:`~multiopt_lab.render.tree_model.build_tree` returned.
+        open_depth (int, optional): Modules shallower than this start expanded. Default: ``2``.
+        selected (str | None, optional): Path of the parameter to outline. Default: ``None``.
+        searching (bool, optional): Expand exactly the modules holding search matches
+            and dim the rest. Default: ``False``.
+
+    Returns:
+        str: A ``<div class="mol-tree">`` element.
+
+    Example:
+        >>> tree_html(build_tree(assignment)).startswith('<div class="mol-tree')   # doctest: +SKIP
+        True
+    """
+    labels = tree.group_labels
+    nodes = [(len(prefix) // 4, node) for prefix, node in walk(tree.root)]
+    params = [node.info for _, node in nodes if isinstance(node, ParamNode)]
+    modules = [node for _, node in nodes if not isinstance(node, ParamNode)]
+    widths = {
+        "name": max(depth * _INDENT_CH + len(node.name) + 3 for depth, node in nodes),
+        "shape": max([len(plural(m.totals.params, "param")) for m in modules]
+                     + [len(shape_text(p.shape)) for p in params]),
+        "dtype": max([len(p.dtype) for p in params] + [1]),
+        "elements": len(grouped(tree.root.totals.elements)),
+        "group": max([len(label) for label in labels] + [5]) + 3,
+        "rule": min(max([len(p.rule) for p in params] + [1]), _RULE_CH),
+    }
+    style = ";".join(f"--mol-{key}-w:{value}ch" for key, value in widths.items())
+    out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">']
+    _render(tree.root, 0, labels, out, open_depth, searching, selected)
+    out.append("</div>")
+    return "".join(out)

@@ -1,0 +1,94 @@
+"""Search the tree by path glob or by rule expression.
+
+A query made only of path characters (letters, digits, ``_ . - * ? [ ]``) is a
+path glob; without a wildcard it matches anywhere in the path (``attn`` means
+``*attn*``). Anything else is a rule expression (``ndim == 1 and size > 100``),
+parsed by :func:`multiopt_lab.core.rules.rule`.
+
+Example:
+    >>> search_paths(assignment, "q_proj").paths        # doctest: +SKIP
+    ('layers.0.attn.q_proj.weight', 'layers.1.attn.q_proj.weight')
+    >>> search_paths(assignment, "ndim == 1").kind      # doctest: +SKIP
+    'rule'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+from multiopt_lab.core.rules import RuleError, rule
+
+__all__ = ["SearchResult", "search_paths"]
+
+_PATHLIKE = re.compile(r"^[\w.*?\[\]-]+$")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a query found.
+
+    Attributes:
+        query (str): The query, stripped.
+        kind (str): ``"none"`` (empty query), ``"glob"`` or ``"rule"``.
+        paths (tuple[str, ...]): Matching paths, in parameter order.
+        error (RuleError | None): Why a rule query could not be used.
+
+    Example:
+        >>> SearchResult("", "none", (), None).active
+        False
+    """
+
+    query: str
+    kind: str
+    paths: tuple[str, ...]
+    error: RuleError | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether a usable query is in force (highlighting applies)."""
+        return self.kind != "none" and self.error is None
+
+    def summary(self) -> str:
+        """One line for the search box's status: count, or the error.
+
+        Example:
+            >>> SearchResult("x", "glob", ("a.x",)).summary()
+            'glob *x*: 1 match'
+        """
+        if self.kind == "none":
+            return ""
+        if self.error is not None:
+            return str(self.error)
+        shown = self.query if self.kind == "rule" or any(c in self.query for c in "*?[") else f"*{self.query}*"
+        n = len(self.paths)
+        return f"{self.kind} {shown}: {n:,} match" + ("" if n == 1 else "es")
+
+
+def search_paths(assignment, query: str) -> SearchResult:
+    """The parameters of ``assignment`` that ``query`` matches.
+
+    Args:
+        assignment (Assignment): Supplies the parameter table.
+        query (str): A path glob or a rule expression (see the module docstring).
+
+    Returns:
+        SearchResult: Never raises for a bad rule: the error is in ``.error``.
+
+    Example:
+        >>> search_paths(assignment, "*.bias").kind     # doctest: +SKIP
+        'glob'
+    """
+    query = query.strip()
+    table = assignment.table
+    if not query:
+        return SearchResult("", "none", ())
+    if _PATHLIKE.match(query):
+        pattern = query if any(c in query for c in "*?[") else f"*{query}*"
+        return SearchResult(query, "glob", tuple(p for p in table.paths if fnmatch.fnmatchcase(p, pattern)))
+    try:
+        mask = rule(query).select(table)
+    except RuleError as err:
+        return SearchResult(query, "rule", (), err)
+    return SearchResult(query, "rule", tuple(p for p, hit in zip(table.paths, mask) if hit))

@@ -1,0 +1,104 @@
+"""Apply new rules to a live MultiOptimizer at a step boundary, whole or not at all.
+
+The editor never swaps the routing under a running update. It asks the
+optimizer for a repartition at the next update boundary
+(``request_repartition``, thread-safe), so a training loop running in another
+thread of the same kernel picks it up between two steps. When no training is
+running (the optimizer's update count stands still for ``idle_seconds``), or
+outside a running event loop, the applier applies the request itself with
+``apply_pending_repartition``. Either way the optimizer either takes the whole
+new partition or, on error, stays exactly as it was.
+
+Example:
+    >>> applier = Applier(optimizer, model, on_done=print)   # doctest: +SKIP
+    >>> applier.apply(["ndim == 1"], optimizer.labels)        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Callable
+
+__all__ = ["Applier"]
+
+
+def _update_count(optimizer) -> int | None:
+    # A plain Python counter: reading it never touches MLX arrays, which the
+    # training thread may be evaluating at this very moment.
+    return getattr(optimizer, "update_count", None)
+
+
+class Applier:
+    """Carries one requested repartition through to the optimizer.
+
+    Args:
+        optimizer (MultiOptimizer): The live optimizer.
+        parameters: The model (or its trainable parameters) the optimizer trains.
+        on_done (Callable[[PendingRepartition], None]): Called once the request is
+            applied (``.moves``) or refused (``.error``).
+        poll_seconds (float, optional): How often to look at the request. Default: ``0.2``.
+        idle_seconds (float, optional): No update for this long means no training runs,
+            so apply directly. Default: ``0.6``.
+
+    Example:
+        >>> Applier(optimizer, model, print).waiting   # doctest: +SKIP
+        False
+    """
+
+    def __init__(self, optimizer, parameters, on_done: Callable, *, poll_seconds: float = 0.2,
+                 idle_seconds: float = 0.6):
+        self.optimizer = optimizer
+        self.parameters = parameters
+        self.on_done = on_done
+        self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds
+        self.pending = None
+        self._last_count = None
+        self._idle_for = 0.0
+
+    @property
+    def waiting(self) -> bool:
+        """A request is out and not yet applied or refused."""
+        return self.pending is not None and not self.pending.done
+
+    def apply(self, rules, labels) -> None:
+        """Request ``rules`` for the next update boundary and see it through.
+
+        Raises:
+            RuleError: When a rule does not parse (nothing is requested then).
+        """
+        self.pending = self.optimizer.request_repartition(list(rules), list(labels))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._apply_now()
+            return
+        self._last_count = _update_count(self.optimizer)
+        self._idle_for = 0.0
+        loop.call_later(self.poll_seconds, self._check, self.pending)
+
+    def _check(self, pending) -> None:
+        if pending is not self.pending:
+            return  # a later Apply replaced this request; it reports for itself
+        if pending.done:
+            self.on_done(pending)
+            return
+        count = _update_count(self.optimizer)
+        if count is None or count == self._last_count:
+            self._idle_for += self.poll_seconds
+            if self._idle_for >= self.idle_seconds:
+                self._apply_now()
+                return
+        else:
+            self._last_count, self._idle_for = count, 0.0
+        asyncio.get_running_loop().call_later(self.poll_seconds, self._check, pending)
+
+    def _apply_now(self) -> None:
+        pending = self.pending
+        with warnings.catch_warnings():
+            # The refusal is reported through on_done; no second copy on stderr.
+            warnings.simplefilter("ignore")
+            self.optimizer.apply_pending_repartition(self.parameters)
+        if pending.done:
+            self.on_done(pending)

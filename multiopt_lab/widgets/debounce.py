@@ -1,0 +1,80 @@
+"""Run a callback once typing pauses, on the kernel's own event loop.
+
+``ipywidgets.Text(continuous_update=True)`` sends every keystroke. A
+:class:`Debouncer` delays the expensive work until no new call came for
+``seconds``; the timer lives on the running asyncio loop (the kernel's), so the
+callback runs on the kernel's main thread like any widget handler and never
+races a training loop cell. With ``seconds <= 0``, or outside any running loop
+(a plain script, a unit test), the callback runs at once; :meth:`flush` runs a
+pending call now.
+
+Example:
+    >>> calls = []
+    >>> debounced = Debouncer(0, lambda: calls.append(1))
+    >>> debounced(); calls
+    [1]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+__all__ = ["Debouncer"]
+
+
+class Debouncer:
+    """Call ``callback`` after ``seconds`` without a new request.
+
+    Args:
+        seconds (float): Quiet time before the callback runs; ``<= 0`` runs it at once.
+        callback (Callable[[], None]): What to run.
+
+    Example:
+        >>> d = Debouncer(0.3, print)
+        >>> d.pending
+        False
+    """
+
+    def __init__(self, seconds: float, callback: Callable[[], None]):
+        self.seconds = float(seconds)
+        self.callback = callback
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether a call is waiting for the quiet time to pass."""
+        return self._handle is not None
+
+    def __call__(self) -> None:
+        """Request a call: (re)start the quiet-time timer, or run now without one."""
+        self.cancel()
+        if self.seconds <= 0:
+            self.callback()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.callback()
+            return
+        self._handle = loop.call_later(self.seconds, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.callback()
+
+    def flush(self) -> None:
+        """Run a pending call now (nothing happens when none is pending).
+
+        Example:
+            >>> Debouncer(1.0, print).flush()
+        """
+        if self._handle is not None:
+            self.cancel()
+            self.callback()
+
+    def cancel(self) -> None:
+        """Drop a pending call without running it."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

@@ -1,0 +1,66 @@
+"""Small building blocks of the rule editor's layout.
+
+Example:
+    >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)   # doctest: +SKIP
+    >>> field.value                                                                         # doctest: +SKIP
+    'ndim == 2'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+
+import ipywidgets as widgets
+
+from multiopt_lab.core.palette import group_colour
+from multiopt_lab.widgets.rule_draft import rule_field_text
+
+__all__ = ["label_html", "button", "html_box", "rule_row"]
+
+
+def label_html(label: str, index: int, note: str = "") -> str:
+    """A group's colour swatch and bold label (``data-group`` set), then ``note``.
+
+    Example:
+        >>> 'data-group="muon"' in label_html("muon", 0)
+        True
+    """
+    return (f'<span class="mol-group-label" data-group="{escape(label)}"><span style="display:inline-block;'
+            f'width:1em;height:1em;border-radius:2px;vertical-align:middle;background:{group_colour(index)}">'
+            f"</span> <b>{escape(label)}</b>{escape(note)}</span>")
+
+
+def button(description: str, css: str, tooltip: str, on_click: Callable[[], None]) -> widgets.Button:
+    """A Button with a CSS class that calls ``on_click()`` when clicked."""
+    made = widgets.Button(description=description, tooltip=tooltip, layout=widgets.Layout(width="auto"))
+    made.add_class(css)
+    made.on_click(lambda _: on_click())
+    return made
+
+
+def html_box(css: str, value: str = "") -> widgets.HTML:
+    """An HTML widget with a CSS class."""
+    box = widgets.HTML(value)
+    box.add_class(css)
+    return box
+
+
+def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
+    """The row of one group: label, rule field (``mol-rule-input``), error and warning lines.
+
+    An expression rule fills the field; a Python callable leaves it empty with its
+    name as placeholder (an empty field keeps the callable).
+
+    Returns:
+        tuple: ``(row, field, error, warning)`` widgets.
+    """
+    placeholder = current.describe() if current.text is None else "e.g. ndim == 2"
+    field = widgets.Text(value=rule_field_text(current), continuous_update=True, placeholder=placeholder,
+                         layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="16em"))
+    field.add_class("mol-rule-input")
+    field.observe(lambda _: on_change(), "value")
+    error, warning = html_box("mol-error"), html_box("mol-warning")
+    name = widgets.HTML(label_html(label, index), layout=widgets.Layout(width="9em", flex="0 0 auto"))
+    row = widgets.VBox([widgets.HBox([name, field], layout=widgets.Layout(width="100%")), error, warning])
+    return row, field, error, warning

@@ -1,0 +1,186 @@
+"""ParameterTreeWidget: the coloured parameter tree, with search, folding and details.
+
+Example:
+    >>> from multiopt_lab.widgets.tree import ParameterTreeWidget
+    >>> tree = ParameterTreeWidget(model, optimizer)    # doctest: +SKIP
+    >>> tree                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import ipywidgets as widgets
+
+from multiopt_lab.render.details import details_html
+from multiopt_lab.render.document import render_html, render_text
+from multiopt_lab.render.hyperparams import describe_optimizer
+from multiopt_lab.render.params import param_infos
+from multiopt_lab.render.search import SearchResult, search_paths
+from multiopt_lab.widgets.debounce import Debouncer
+from multiopt_lab.widgets.sources import assignment_of, optimizers_for, parameter_table, root_name_of
+from multiopt_lab.widgets.tree_view import TreeView
+from multiopt_lab.widgets.watch import VersionWatcher
+
+__all__ = ["ParameterTreeWidget"]
+
+_NO_SEARCH = SearchResult("", "none", ())
+
+
+class ParameterTreeWidget(widgets.VBox):
+    """Interactive tree of a model's parameters, coloured by optimizer group.
+
+    Modules expand and collapse; the search box takes a path glob (``attn``,
+    ``*.bias``) or a rule expression (``ndim == 1``) and highlights matches; a
+    click on a parameter shows its details; repeated identical blocks fold
+    into one row (the "unfold" button or the checkbox opens them).
+
+    Args:
+        model_or_parameters: An ``nn.Module`` (its trainable parameters), a
+            parameter tree or a ``ParameterTable``.
+        optimizer_or_assignment: A ``MultiOptimizer`` (ours or MLX's), a single
+            MLX optimizer, or an ``Assignment``.
+        fold (bool, optional): Start with repeated blocks folded. Default: ``True``.
+        open_depth (int, optional): Module levels open at first. Default: ``2``.
+        search_debounce (float, optional): Seconds of quiet typing before a search
+            runs. Default: ``0.2``.
+        watch_seconds (float, optional): How often to check whether the optimizer's
+            routing changed (then the tree redraws); ``0`` turns it off. Default: ``1.0``.
+
+    Example:
+        >>> w = ParameterTreeWidget(model, optimizer)   # doctest: +SKIP
+        >>> w.search_box.value = "*.bias"; w.flush()    # doctest: +SKIP
+        >>> w.search.paths[:1]                          # doctest: +SKIP
+        ('layers.0.mlp.bias',)
+    """
+
+    def __init__(self, model_or_parameters, optimizer_or_assignment, *, fold: bool = True,
+                 open_depth: int = 2, search_debounce: float = 0.2, watch_seconds: float = 1.0):
+        self.model = model_or_parameters
+        self.table = parameter_table(model_or_parameters)
+        self.source = optimizer_or_assignment
+        self.root_name = root_name_of(model_or_parameters)
+        self.open_depth = open_depth
+        self._assignment = assignment_of(optimizer_or_assignment, self.table)
+        self._optimizers = optimizers_for(optimizer_or_assignment)
+        self._infos = None
+        self.search = _NO_SEARCH
+
+        self.search_box = widgets.Text(placeholder="search: attn, *.bias, or a rule like ndim == 1",
+                                       continuous_update=True, layout=widgets.Layout(width="28em"))
+        self.search_box.add_class("mol-search")
+        self.search_status = widgets.HTML()
+        self.search_status.add_class("mol-search-status")
+        self.fold_toggle = widgets.Checkbox(value=fold, description="fold repeated blocks", indent=False)
+        self.fold_toggle.add_class("mol-fold-toggle")
+        self.view = TreeView(layout=widgets.Layout(overflow="auto", max_width="100%"))
+        self.view.add_class("mol-tree")
+        self.details = widgets.HTML("<i>Click a parameter to see its details.</i>")
+        self.details.add_class("mol-details")
+        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.search_status])
+        super().__init__([toolbar, self.view, self.details])
+        self.add_class("mol-tree-widget")
+
+        self._search_debouncer = Debouncer(search_debounce, self._run_search)
+        self.search_box.observe(lambda _: self._search_debouncer(), "value")
+        self.fold_toggle.observe(self._on_fold, "value")
+        self.view.observe(lambda _: self.redraw(), "unfold")
+        self.view.observe(lambda _: self._show_details(), "selected_path")
+        #: Called instead of :meth:`refresh` when the optimizer's routing changes
+        #: (the rule editor registers itself here to keep its draft on screen).
+        self.source_listeners: list = []
+        self.watcher = VersionWatcher(optimizer_or_assignment, self._source_changed, watch_seconds,
+                                      alive=lambda: self.comm is not None)
+        self.redraw()
+
+    @property
+    def assignment(self):
+        """The assignment shown. Setting it recolours the tree (and re-runs the search)."""
+        return self._assignment
+
+    @assignment.setter
+    def assignment(self, assignment) -> None:
+        self._assignment = assignment
+        self._infos = None
+        self._run_search(redraw=False)
+        self.redraw()
+        self._show_details()
+
+    def refresh(self) -> None:
+        """Re-read the model's parameters, recompute the assignment and redraw.
+
+        Runs by itself when the optimizer's routing changes (see ``watch_seconds``).
+
+        Example:
+            >>> optimizer.repartition(["ndim == 1"], model); tree.refresh()   # doctest: +SKIP
+        """
+        self.table = parameter_table(self.model)
+        self._optimizers = optimizers_for(self.source)  # a repartition may change the groups
+        self.assignment = assignment_of(self.source, self.table)
+
+    def _source_changed(self) -> None:
+        if self.source_listeners:
+            for listener in self.source_listeners:
+                listener()
+        else:
+            self.refresh()
+
+    def flush(self) -> None:
+        """Run a search still waiting for the typing to pause."""
+        self._search_debouncer.flush()
+
+    def redraw(self) -> None:
+        """Render the HTML again from the current assignment, search and folding."""
+        html = render_html(self._assignment, self._matching_optimizers(), **self._options(),
+                           searching=self.search.active, selected=self.view.selected_path or None,
+                           open_depth=self.open_depth, interactive=True)
+        if html != self.view.html:
+            self.view.html = html
+
+    def text(self, legend: bool = True) -> str:
+        """The tree as shown (same folding and search marks), in text form.
+
+        Example:
+            >>> print(tree.text(legend=False))          # doctest: +SKIP
+        """
+        return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
+
+    def select(self, path: str) -> None:
+        """Select a parameter as a click on it would (``""`` clears the selection)."""
+        self.view.selected_path = path
+
+    def _matching_optimizers(self):
+        """The optimizers, when they match the shown assignment's groups one to one."""
+        if self._optimizers and len(self._optimizers) == len(self._assignment.group_labels):
+            return self._optimizers
+        return None
+
+    def _options(self) -> dict:
+        highlight = self.search.paths if self.search.active else ()
+        return {"root_name": self.root_name, "fold": self.fold_toggle.value,
+                "unfold": tuple(self.view.unfold), "highlight": frozenset(highlight)}
+
+    def _run_search(self, redraw: bool = True) -> None:
+        self.search = search_paths(self._assignment, self.search_box.value)
+        summary = self.search.summary()
+        css = "mol-error" if self.search.error is not None else "mol-ok"
+        self.search_status.value = f'<pre class="{css}">{escape(summary)}</pre>' if summary else ""
+        if redraw:
+            self.redraw()
+
+    def _on_fold(self, change) -> None:
+        if change["new"]:
+            self.view.unfold = []  # folding again folds everything again
+        self.redraw()
+
+    def _show_details(self) -> None:
+        path = self.view.selected_path
+        if self._infos is None:
+            self._infos = param_infos(self._assignment)
+        info = self._infos.get(path)
+        if info is None:
+            self.details.value = "<i>Click a parameter to see its details.</i>"
+            return
+        optimizers = self._matching_optimizers()
+        optimizer = describe_optimizer(optimizers[info.group]) if optimizers else ""
+        self.details.value = details_html(info, optimizer)

@@ -1,0 +1,242 @@
+"""RuleEditorWidget without a browser: type rules, click buttons, check what the kernel sends."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import pytest
+from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
+from mlx.utils import tree_flatten
+
+from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.core.palette import group_colour
+from multiopt_lab.examples.models import MLP
+from multiopt_lab.widgets.editor import RuleEditorWidget
+
+
+@pytest.fixture(autouse=True)
+def recorded_comm():
+    setup_test_comm()
+    yield
+    teardown_test_comm()
+
+
+def sent(widget, name):
+    return [kw["data"]["state"][name] for _, kw in widget.comm.messages
+            if kw.get("data", {}).get("method") == "update" and name in kw["data"]["state"]]
+
+
+def click(button):
+    button._handle_custom_msg({"event": "click"}, [])  # what the browser sends
+
+
+def group_in_tree(editor, path):
+    html = editor.tree.view.html
+    start = html.index(f'data-path="{path}" data-group="')
+    return html[start:].split('data-group="')[1].split('"')[0]
+
+
+def state_paths(state):
+    """Parameter paths holding per-parameter state in one group's state tree."""
+    return {path.rsplit(".", 1)[0] for path, _ in tree_flatten(state) if path not in ("step", "learning_rate")}
+
+
+def train_step(model, optimizer):
+    x = mx.ones((2, 8))
+
+    def loss(m):
+        return (m(x) ** 2).mean()
+
+    _, grads = nn.value_and_grad(model, loss)(model)
+    optimizer.update(model, grads)
+    mx.eval(model.parameters(), optimizer.state)
+
+
+@pytest.fixture
+def setup():
+    model = MLP(8, [8, 8], 4)
+    optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2 and not glob("head.*")'])
+    return model, optimizer
+
+
+def test_typing_recolours_the_tree_and_previews_the_moves(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    assert group_in_tree(editor, "head.weight") == "adamw"
+    assert editor.apply_button.disabled
+    editor.inputs["muon"].set_state({"value": "ndim == 2"})
+    assert group_in_tree(editor, "head.weight") == "muon"
+    assert sent(editor.preview, "value")[-1] == (
+        '<pre class="mol-preview-text">1 parameter, 32 elements: adamw -&gt; muon</pre>')
+    assert sent(editor.apply_button, "disabled")[-1] is False
+    assert optimizer.filters[0].text == 'ndim == 2 and not glob("head.*")'  # nothing applied yet
+
+
+def test_parse_error_shows_caret_and_keeps_the_last_good_assignment(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": "ndim >= 1"})
+    html_before = editor.tree.view.html
+    editor.inputs["muon"].set_state({"value": "ndim >= 1 and glob(embed)"})
+    error = sent(editor.errors["muon"], "value")[-1]
+    assert error == ('<pre class="mol-error-text" style="color: var(--jp-error-color1, #D32F2F); margin: 0">'
+                     'expected a string, e.g. glob(&quot;*.weight&quot;)\n'
+                     '  ndim &gt;= 1 and glob(embed)\n' + " " * 21 + "^</pre>")
+    assert editor.tree.view.html == html_before
+    assert "Fix the error above" in sent(editor.preview, "value")[-1]
+    assert sent(editor.apply_button, "disabled")[-1] is True
+    editor.apply()
+    assert "Not applied" in editor.status.value and optimizer.filters[0].text.startswith("ndim == 2")
+    editor.inputs["muon"].set_state({"value": "ndim >= 1"})
+    assert sent(editor.errors["muon"], "value")[-1] == ""
+
+
+def test_a_rule_failing_on_a_parameter_is_reported_under_its_field(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": "shape[1] == 8"})
+    assert "rule failed on" in sent(editor.errors["muon"], "value")[-1]
+
+
+def test_apply_repartitions_the_optimizer_and_keeps_training(setup):
+    model, optimizer = setup
+    train_step(model, optimizer)
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": "ndim == 2"})
+    click(editor.apply_button)
+    assert optimizer.assign(model).labels["head.weight"] == "muon"
+    assert sent(editor.status, "value")[-1] == "Applied: 1 parameter, 32 elements: adamw -&gt; muon."
+    muon_state = state_paths(optimizer.state["states"][0])
+    assert "head.weight" in muon_state and "head.bias" not in muon_state
+    assert editor.apply_button.disabled and "nothing to do" in editor.preview.value
+    train_step(model, optimizer)
+    assert int(optimizer.step.item()) == 2
+
+
+def test_revert_restores_the_optimizer_rules(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": "ndim == 1"})
+    assert group_in_tree(editor, "head.bias") == "muon"
+    click(editor.revert_button)
+    assert sent(editor.inputs["muon"], "value")[-1] == 'ndim == 2 and not glob("head.*")'
+    assert group_in_tree(editor, "head.bias") == "adamw"
+    assert f"--mol-c:{group_colour(1)}" in editor.tree.view.html
+
+
+def test_copy_out_as_python_and_toml(setup):
+    editor = RuleEditorWidget(setup[1], setup[0], debounce_seconds=0)
+    click(editor.python_button)
+    code = sent(editor.exported, "value")[-1]
+    assert "labels = ['muon', 'adamw']" in code and "'ndim == 2 and not glob(\"head.*\")',  # muon" in code
+    click(editor.toml_button)
+    assert 'rule = "ndim == 2 and not glob(\\"head.*\\")"' in sent(editor.exported, "value")[-1]
+
+
+def test_an_empty_field_keeps_a_python_callable(setup):
+    model, _ = setup
+
+    def is_matrix(path, array):
+        return array.ndim == 2
+
+    optimizer = MultiOptimizer([optim.SGD(0.1), optim.AdamW(1e-3)], [is_matrix])
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    assert editor.inputs["sgd"].value == "" and "is_matrix" in editor.inputs["sgd"].placeholder
+    editor.inputs["sgd"].set_state({"value": "ndim == 1"})
+    editor.inputs["sgd"].set_state({"value": ""})
+    assert editor.errors["sgd"].value == "" and editor.apply_button.disabled
+
+
+def test_typing_is_debounced(setup):
+    model, optimizer = setup
+
+    async def scenario():
+        editor = RuleEditorWidget(optimizer, model, debounce_seconds=0.05)
+        editor.inputs["muon"].set_state({"value": "ndim == "})
+        editor.inputs["muon"].set_state({"value": "ndim == 1"})
+        assert editor.errors["muon"].value == "" and group_in_tree(editor, "head.bias") == "adamw"
+        await asyncio.sleep(0.15)
+        return editor
+
+    editor = asyncio.run(scenario())
+    assert group_in_tree(editor, "head.bias") == "muon"
+
+
+def test_apply_while_training_runs_in_another_thread_takes_effect_between_steps(setup):
+    model, optimizer = setup
+    train_step(model, optimizer)
+    stop, failures, steps = threading.Event(), [], []
+
+    def training():
+        try:
+            while not stop.is_set():
+                train_step(model, optimizer)
+                steps.append(optimizer.assign(model).labels["head.weight"])
+        except Exception as err:  # reported below
+            failures.append(err)
+
+    async def scenario():
+        editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+        editor.applier.idle_seconds = 30  # training is running: never apply from this thread
+        thread = threading.Thread(target=training)
+        thread.start()
+        try:
+            editor.inputs["muon"].set_state({"value": "ndim == 2"})
+            click(editor.apply_button)
+            for _ in range(200):
+                await asyncio.sleep(0.02)
+                if editor.status.value.startswith("Applied"):
+                    break
+        finally:
+            stop.set()
+            thread.join()
+        return editor
+
+    editor = asyncio.run(scenario())
+    assert not failures and editor.status.value.startswith("Applied: 1 parameter")
+    assert editor.applier.pending.moves and steps[-1] == "muon"
+    muon_state = state_paths(optimizer.state["states"][0])
+    adamw_state = state_paths(optimizer.state["states"][1])
+    assert "head.weight" in muon_state and "head.weight" not in adamw_state
+
+
+def test_follows_a_repartition_made_elsewhere(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    optimizer.repartition(["ndim == 1"], model)
+    assert editor.tree.watcher.check()  # what the kernel-loop poll does every second
+    assert editor.inputs["muon"].value == "ndim == 1"
+    assert group_in_tree(editor, "head.bias") == "muon" and editor.apply_button.disabled
+    editor.inputs["muon"].set_state({"value": "ndim == 2"})  # an edit in progress is kept
+    optimizer.repartition(["ndim >= 1"], model)
+    editor.tree.watcher.check()
+    assert editor.inputs["muon"].value == "ndim == 2"
+    # The preview now compares with ndim >= 1: the three biases would go back.
+    assert "3 parameters, 20 elements: muon -&gt; adamw" in editor.preview.value
+
+
+def test_groups_changed_elsewhere_disable_the_editor(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    optimizer.repartition(["ndim == 2", "ndim == 1"], model, optimizers=[optim.SGD(0.1), optim.Adam(0.1), optim.AdamW(0.1)])
+    editor.tree.watcher.check()
+    assert editor.apply_button.disabled and "groups changed" in editor.status.value
+
+
+def test_dead_shadowed_and_fallback_notes_sit_under_their_rules(setup):
+    model, _ = setup
+    optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    assert "dead rule" in editor.warnings["sgd"].value and editor.warnings["muon"].value == ""
+    assert "catches 3 parameters that no rule matched" in editor.warnings["adamw"].value
+    editor.inputs["sgd"].set_state({"value": "glob('head.weight')"})
+    assert "shadowed rule" in sent(editor.warnings["sgd"], "value")[-1]
+
+
+def test_needs_a_multiopt_lab_optimizer(setup):
+    with pytest.raises(TypeError, match="RuleEditorWidget edits a multiopt_lab MultiOptimizer, got MultiOptimizer"):
+        RuleEditorWidget(optim.MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], [lambda p, a: True]), setup[0])

@@ -1,0 +1,60 @@
+"""LabWidget without a browser: editor, tree and monitor wired together."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlx.optimizers as optim
+import pytest
+from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
+
+from multiopt_lab.core.history import History
+from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.examples.models import MLP
+from multiopt_lab.widgets.lab import LabWidget
+
+
+@pytest.fixture(autouse=True)
+def recorded_comm():
+    setup_test_comm()
+    yield
+    teardown_test_comm()
+
+
+def sent(widget, name):
+    return [kw["data"]["state"][name] for _, kw in widget.comm.messages
+            if kw.get("data", {}).get("method") == "update" and name in kw["data"]["state"]]
+
+
+@pytest.fixture
+def setup():
+    model = MLP(8, [8], 4)
+    return model, MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+
+
+def test_editor_drives_the_tree_beside_it(setup):
+    model, optimizer = setup
+    lab = LabWidget(model, optimizer, debounce_seconds=0)
+    assert lab.editor.tree is lab.tree and lab.monitor is None
+    assert lab.tree in lab.children and "mol-lab" in lab._dom_classes
+    lab.editor.inputs["muon"].set_state({"value": "ndim == 1"})
+    assert 'data-path="head.bias" data-group="muon"' in sent(lab.tree.view, "html")[-1]
+    lab.editor.apply_button._handle_custom_msg({"event": "click"}, [])
+    assert optimizer.assign(model).labels["head.bias"] == "muon"
+
+
+def test_with_a_history_the_monitor_sits_under_the_editor(setup):
+    history = History()
+    history.record(1, loss=2.0, metrics={"muon": {"update_norm": 0.1}, "adamw": {"update_norm": 0.2}})
+    lab = LabWidget(*setup, history)
+    left_column = lab.children[0]
+    assert lab.monitor is not None and list(left_column.children) == [lab.editor, lab.monitor]
+    assert "mol-monitor" in lab.monitor._dom_classes
+
+
+def test_the_widgets_layer_loads_matplotlib_only_for_the_monitor():
+    code = ("import sys; import multiopt_lab.widgets.lab, multiopt_lab.render.document; "
+            "print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,187 @@
+"""HTML form (smoke and structure), search, details and the rule export."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from html.parser import HTMLParser
+
+import mlx.optimizers as optim
+import pytest
+
+from multiopt_lab.core.assignment import assign
+from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.core.palette import group_colour
+from multiopt_lab.core.rules import as_rule
+from multiopt_lab.examples.models import MLP, TinyGPT
+from multiopt_lab.render.details import details_html, details_text
+from multiopt_lab.render.document import render_html
+from multiopt_lab.render.export import rules_python, rules_toml
+from multiopt_lab.render.params import param_infos
+from multiopt_lab.render.search import search_paths
+
+VOID = {"br", "hr", "img", "input", "meta", "link", "col", "wbr"}
+
+
+class Balance(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def balanced(html: str) -> bool:
+    parser = Balance()
+    parser.feed(html)
+    return not parser.errors and not parser.stack
+
+
+@pytest.fixture
+def gpt():
+    model = TinyGPT(16, dims=8, layers=3, heads=2, max_length=8)
+    optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2 and not glob("*embed*")'])
+    return model, optimizer, optimizer.assign(model)
+
+
+def group_of(html: str, path: str) -> tuple[str, str]:
+    match = re.search(rf'data-path="{re.escape(path)}" data-group="([^"]+)" style="--mol-c:(#[0-9A-F]+)"', html)
+    assert match, f"no parameter row for {path}"
+    return match.group(1), match.group(2)
+
+
+class TestHtml:
+    def test_smoke_balanced_with_style_legend_and_tree(self, gpt):
+        _, optimizer, assignment = gpt
+        html = render_html(assignment, optimizer)
+        assert html.startswith('<div class="mol-root"><style>') and balanced(html)
+        assert '<table class="mol-legend">' in html and 'class="mol-tree"' in html
+        assert "Muon(lr=0.02" in html and "&quot;*embed*&quot;" in html
+
+    def test_parameters_carry_path_group_and_colour(self, gpt):
+        _, _, assignment = gpt
+        html = render_html(assignment)
+        assert group_of(html, "embed.weight") == ("adamw", group_colour(1))
+        assert group_of(html, "layers.0.attn.q.weight") == ("muon", group_colour(0))
+
+    def test_colours_follow_a_new_assignment(self, gpt):
+        model, _, _ = gpt
+        html = render_html(assign(model, ["ndim == 1"], ["sgd", "muon"]))
+        assert group_of(html, "layers.0.attn.q.weight") == ("muon", group_colour(1))
+
+    def test_folded_run_and_unfold(self, gpt):
+        _, _, assignment = gpt
+        html = render_html(assignment)
+        assert 'data-fold="layers" data-fold-count="3"' in html
+        assert 'data-path="layers.1.attn.q.weight"' not in html
+        unfolded = render_html(assignment, unfold={"layers"})
+        assert "data-fold=" not in unfolded and 'data-path="layers.1.attn.q.weight"' in unfolded
+
+    def test_diagnostics_marked_in_place_and_listed(self):
+        optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
+        html = render_html(optimizer.assign(MLP(8, [8], 4)), optimizer)
+        assert 'class="mol-row mol-param mol-flag-fallback-only" data-path="layers.0.bias"' in html
+        assert '<ul class="mol-diagnostics">' in html and "dead rule &#x27;sgd&#x27;" in html
+
+    def test_search_marks_matches_and_opens_their_modules(self, gpt):
+        _, _, assignment = gpt
+        html = render_html(assignment, highlight={"norm.weight"}, searching=True, open_depth=0)
+        assert 'class="mol-tree mol-searching"' in html
+        assert 'mol-param mol-flag-fallback-only mol-match" data-path="norm.weight"' in html
+        assert '<details class="mol-module" data-path="norm" open>' in html
+        assert '<details class="mol-module" data-path="embed">' in html
+
+    def test_interactive_marks_the_root(self, gpt):
+        assert render_html(gpt[2], interactive=True).startswith('<div class="mol-root mol-interactive">')
+
+    def test_labels_are_escaped(self):
+        html = render_html(assign(MLP(2, 2, 2), ["ndim == 2"], ["<b>", 'a"b']))
+        assert "<b>" not in html.split("</style>")[1] and balanced(html)
+
+
+class TestSearch:
+    def test_word_is_a_substring_glob(self, gpt):
+        result = search_paths(gpt[2], "attn.q")
+        assert result.kind == "glob" and result.paths == tuple(f"layers.{i}.attn.q.weight" for i in range(3))
+        assert result.summary() == "glob *attn.q*: 3 matches"
+
+    def test_wildcards_glob_the_whole_path(self, gpt):
+        assert search_paths(gpt[2], "*.bias").paths[0] == "layers.0.norm1.bias"
+        assert search_paths(gpt[2], "bias").paths == search_paths(gpt[2], "*bias*").paths
+
+    def test_rule_expression(self, gpt):
+        result = search_paths(gpt[2], "ndim == 2 and size > 100")
+        assert result.kind == "rule" and result.active
+        assert result.paths == ("embed.weight",) + tuple(
+            f"layers.{i}.mlp.layers.{j}.weight" for i in range(3) for j in (0, 2))
+
+    def test_bad_rule_reports_instead_of_raising(self, gpt):
+        result = search_paths(gpt[2], "ndim == ")
+        assert not result.active and result.paths == () and "^" in result.summary()
+
+    def test_empty(self, gpt):
+        assert not search_paths(gpt[2], "  ").active
+
+
+class TestDetailsAndExport:
+    def test_details_of_a_parameter(self):
+        optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "glob('*weight')"])
+        info = param_infos(optimizer.assign(MLP(8, [8], 4)))["head.weight"]
+        assert details_text(info) == (
+            "path          head.weight\n"
+            "shape         [4, 8]\n"
+            "dtype         float32\n"
+            "size          32\n"
+            "group         muon\n"
+            "matched rule  ndim == 2\n"
+            "also matched  sgd\n"
+            "diagnostics   overlap"
+        )
+        html = details_html(info, "Muon(lr=0.02)")
+        assert 'data-path="head.weight" data-group="muon"' in html and "Muon(lr=0.02)" in html
+
+    def test_python_export_is_valid_python_with_quotes_kept(self):
+        text = rules_python(["muon", "adamw"], ['ndim == 2 and not glob("*embed*")'])
+        assert "'ndim == 2 and not glob(\"*embed*\")',  # muon" in text
+        compile(text, "<export>", "exec")
+
+    def test_toml_export_round_trips(self):
+        def is_bias(path, array):
+            return path.endswith("bias")
+
+        text = rules_toml(["muon", "sgd", "adamw"], ["glob('*.w')", as_rule(is_bias)], ["Muon()", "SGD()", "AdamW()"])
+        groups = tomllib.loads(text)["groups"]
+        assert groups == [{"label": "muon", "rule": "glob('*.w')", "optimizer": "Muon()"},
+                          {"label": "sgd", "callable": "is_bias", "optimizer": "SGD()"},
+                          {"label": "adamw", "optimizer": "AdamW()"}]
+
+    def test_export_checks_the_rule_count(self):
+        with pytest.raises(ValueError, match="Expected 1 rules for 2 groups"):
+            rules_python(["a", "b"], [])
+
+
+class TestRichDisplayAndLayering:
+    def test_assignment_and_optimizer_repr_html(self, gpt):
+        model, optimizer, assignment = gpt
+        from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
+
+        assert balanced(assignment_repr_html(assignment)) and 'data-path="embed.weight"' in assignment_repr_html(assignment)
+        with_model = optimizer_repr_html(optimizer, model)
+        assert "Muon(lr=0.02" in with_model and 'data-path="embed.weight"' in with_model
+        groups_only = optimizer_repr_html(optimizer)
+        assert balanced(groups_only) and 'data-group="adamw"' in groups_only and "No parameters seen yet" in groups_only
+
+    def test_render_imports_no_front_end(self):
+        import subprocess
+        import sys
+
+        code = ("import sys, multiopt_lab.render; "
+                "print(sorted(m for m in ('ipywidgets', 'IPython', 'matplotlib') if m in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "[]"
