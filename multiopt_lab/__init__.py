@@ -12,7 +12,15 @@ Example:
 """
 
 from multiopt_lab.core.assignment import Assignment, Move, assign
+from multiopt_lab.core.checkpoint import LoadReport, load_state, save_state
+from multiopt_lab.core.compile_step import CompiledStep, compile_step
 from multiopt_lab.core.diagnostics import CoverageError, Diagnostics
+from multiopt_lab.core.distributed import DataParallel, OutOfSyncError
+from multiopt_lab.core.distributed_checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab.core.distributed_launch import DistributedRunError, launch
+from multiopt_lab.core.history import History
+from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.core.repartition_requests import PendingRepartition
 from multiopt_lab.core.rulefile import (
     RuleFileError,
     load_rules,
@@ -32,29 +40,64 @@ from multiopt_lab.core.rules import (
     rule,
 )
 from multiopt_lab.core.table import ParameterTable
+from multiopt_lab.core.training import train
+from multiopt_lab.render import render_html, render_text
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Assignment",
+    "CompiledStep",
     "CoverageError",
+    "DataParallel",
     "Diagnostics",
+    "DistributedRunError",
+    "History",
+    "LabWidget",
+    "LoadReport",
     "Move",
+    "MultiOptimizer",
+    "OutOfSyncError",
     "ParameterTable",
+    "ParameterTreeWidget",
+    "PendingRepartition",
     "Rule",
     "RuleError",
+    "RuleEditorWidget",
     "RuleFileError",
+    "TrainingMonitorWidget",
     "__version__",
     "as_rule",
     "assign",
     "by_glob",
     "by_ndim",
     "by_regex",
+    "compile_step",
+    "launch",
+    "load_checkpoint",
     "load_rules",
+    "load_state",
+    "render_html",
+    "render_text",
     "rule",
     "rules_from_json",
     "rules_from_toml",
     "rules_to_json",
     "rules_to_toml",
+    "save_checkpoint",
     "save_rules",
+    "save_state",
+    "train",
 ]
+
+# The widgets import ipywidgets (and the monitor matplotlib): load them on
+# first use so that ``import multiopt_lab`` stays free of front-end libraries.
+_WIDGETS = ("LabWidget", "ParameterTreeWidget", "RuleEditorWidget", "TrainingMonitorWidget")
+
+
+def __getattr__(name):
+    if name in _WIDGETS:
+        import multiopt_lab.widgets
+
+        return getattr(multiopt_lab.widgets, name)
+    raise AttributeError(f"module 'multiopt_lab' has no attribute {name!r}")
