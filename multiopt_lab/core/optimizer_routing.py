@@ -39,7 +39,37 @@ class RoutingMixin(RequestsMixin):
 
     def _group_index(self, paths: list[str], arrays: list[Any]) -> list[int]:
         table = ParameterTable(zip(paths, arrays))
-        return assign(table, self.filters, self.labels).winners.tolist()
+        self._last_assignment = assign(table, self.filters, self.labels)
+        return self._last_assignment.winners.tolist()
+
+    @property
+    def last_assignment(self) -> Assignment | None:
+        """The assignment of the parameters last routed, under the current rules.
+
+        ``None`` before the first update (or ``init``). The rich display of
+        the optimizer in a notebook shows it as a tree.
+
+        Example:
+            >>> import mlx.core as mx, mlx.optimizers as optim
+            >>> from multiopt_lab.core.optimizer import MultiOptimizer
+            >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"])
+            >>> opt.last_assignment is None
+            True
+            >>> opt.init({"w": mx.zeros((2, 2))}); opt.last_assignment.labels
+            {'w': 'sgd'}
+        """
+        last = getattr(self, "_last_assignment", None)
+        if last is None:
+            return None
+        if last.group_labels != tuple(self.labels) or tuple(last.rules[:-1]) != tuple(self.filters):
+            last = self._last_assignment = assign(last.table, self.filters, self.labels)
+        return last
+
+    def _repr_html_(self) -> str:
+        # Imported here: core must not import the render layer at import time.
+        from multiopt_lab.render.rich import optimizer_repr_html
+
+        return optimizer_repr_html(self)
 
     def _plan_for(self, leaves: FlatLeaves, gradients: Any) -> RoutingPlan:
         plan = self._plan
