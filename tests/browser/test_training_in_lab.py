@@ -1,0 +1,125 @@
+"""Training in JupyterLab: the monitor redraws while a cell trains, Stop ends the run early.
+
+Both tests run a cell that trains a small TinyGPT with
+``multiopt_lab.core.training.train`` and act while the kernel is busy with it:
+what they check can only happen mid-cell.
+"""
+
+import re
+import time
+
+import pytest
+
+from lab_page import cell_locator, error_outputs, open_notebook, start_run_all, wait_for_run_all
+from screens import wait_until_looks_different
+from test_widgets_in_lab import KERNEL_MS, widen
+
+pytestmark = pytest.mark.browser
+# Without Playwright the harness skips (or, in CI, fails) every browser test; do not crash collection.
+expect = pytest.importorskip("playwright.sync_api").expect
+
+STEPS_SHOWN, STEPS_STOPPED = 200, 3000
+
+SETUP = """\
+import mlx.optimizers as optim
+from multiopt_lab import examples
+from multiopt_lab.core.history import History
+from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.core.training import train
+
+task = examples.sequence_task("reverse", length=4, batch_size=16)
+model = examples.TinyGPT(task.vocab_size, dims=32, layers=2, heads=2, max_length=8)
+optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(3e-3)],
+                           ['ndim == 2 and not glob("*embed*")'], labels=["muon", "adamw"])
+history = History()"""
+
+LAB_CELL = """\
+from multiopt_lab.widgets.lab import LabWidget
+lab = LabWidget(model, optimizer, history)
+# A figure takes about 0.2 s to draw on the 2-core test machine: the default
+# budget (2.5 % of the time spent drawing) would redraw only every ~7 s.
+lab.monitor.budget = 0.25
+lab"""
+
+TRAIN_CELL = f"""\
+import time
+# Paced to at least 15 ms a step, so the run lasts seconds on a fast machine too.
+train(model, optimizer, task.loss_fn, task.batch, {STEPS_SHOWN}, history=history, metrics_every=5,
+      callbacks=[lambda *_: time.sleep(0.015)])
+print("steps done:", history.last_step())"""
+
+TRAIN_UNTIL_STOPPED = f"history = train(model, optimizer, task.loss_fn, task.batch, {STEPS_STOPPED}, metrics_every=None)"
+REPORT_STEPS = 'print("steps done:", history.last_step())'
+
+
+def steps_shown(progress) -> int:
+    """The step a progress bar's label shows (``"42/300 · loss ..."`` -> 42)."""
+    found = re.match(r"\s*(\d+)/\d+", progress.locator("div.widget-label").inner_text())
+    return int(found.group(1)) if found else 0
+
+
+def wait_for_step(progress, step: int, timeout_ms: int = 60_000) -> None:
+    """Wait until the progress bar ``progress`` shows at least ``step`` steps done."""
+    progress.wait_for(timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while steps_shown(progress) < step:
+        assert time.monotonic() < deadline, f"training never reached step {step} in {timeout_ms / 1000:.0f} s"
+        progress.page.wait_for_timeout(100)
+
+
+def still_running(cell) -> bool:
+    """Whether ``cell`` (the last one, so not queued) is still executing: its prompt says ``[*]``."""
+    return cell.locator(".jp-InputPrompt").inner_text().strip() == "[*]:"
+
+
+def test_monitor_redraws_while_training_runs(page, scratch_notebook, screenshot):
+    widen(page, 1900)
+    open_notebook(page, scratch_notebook("monitor_in_lab.ipynb", [SETUP, LAB_CELL, TRAIN_CELL]))
+    start_run_all(page)
+    lab, training = cell_locator(page, 2).locator(".mol-lab"), cell_locator(page, 3)
+    figure = lab.locator(".mol-monitor .mol-monitor-figure")
+    wait_for_step(training.locator(".mol-progress"), 1)
+    # Two redraws in a row while the cell still runs: the figure is live, not drawn once at the end.
+    for _ in range(2):
+        seen = wait_until_looks_different(figure, figure.screenshot(animations="disabled"))
+        assert still_running(training), "the figure changed only after training ended"
+    step_then = steps_shown(training.locator(".mol-progress"))
+    assert 0 < step_then < STEPS_SHOWN
+    screenshot(figure, "monitor")
+
+    wait_for_run_all(page, timeout_ms=120_000)
+    assert training.locator(".jp-OutputArea-output").last.inner_text().strip() == f"steps done: {STEPS_SHOWN}"
+    expect(lab.locator(".mol-monitor-table caption")).to_contain_text(f"step {STEPS_SHOWN}", timeout=KERNEL_MS)
+    assert lab.locator(".mol-monitor-table tr[data-group]").evaluate_all(
+        "rows => rows.map(r => r.dataset.group)")[:2] == ["muon", "adamw"]
+    # The end of a run always redraws: the last picture is not the mid-run one.
+    assert figure.screenshot(animations="disabled") != seen
+    expect(training.locator(".mol-progress div.widget-label")).to_contain_text(f"{STEPS_SHOWN}/{STEPS_SHOWN}")
+    screenshot(lab, "lab")
+    assert error_outputs(page) == []
+
+
+def test_stop_button_ends_training_mid_cell(page, scratch_notebook, screenshot):
+    open_notebook(page, scratch_notebook("stop_in_lab.ipynb", [SETUP, TRAIN_UNTIL_STOPPED, REPORT_STEPS]))
+    start_run_all(page)
+    training = cell_locator(page, 2)
+    progress = training.locator(".mol-progress")
+    wait_for_step(progress, 20)
+    stop = progress.locator(".mol-stop")
+    expect(stop).to_be_enabled()
+    stop.click()
+    # The click is handled on a kernel subshell while the cell still runs.
+    expect(stop).to_have_text("Stopping…", timeout=KERNEL_MS)
+
+    wait_for_run_all(page, timeout_ms=120_000)
+    printed = cell_locator(page, 3).locator(".jp-OutputArea-output").inner_text().strip()
+    done = int(re.fullmatch(r"steps done: (\d+)", printed).group(1))
+    assert 20 <= done < STEPS_STOPPED
+    expect(progress.locator("div.widget-label")).to_contain_text(f"{done}/{STEPS_STOPPED}")
+    expect(progress.locator("div.widget-label")).to_contain_text("stopped (Stop button)")
+    expect(stop).to_be_disabled()
+    screenshot(progress, "progress-stopped")
+    # train() says on stderr that it stopped early; that is the only output allowed.
+    problems = [(p.where, p.kind, p.text.strip()) for p in error_outputs(page)]
+    assert problems == [("cell 2", "stderr", f"Training stopped after {done} of {STEPS_STOPPED} steps "
+                                             "(Stop button); the history keeps them.")]
