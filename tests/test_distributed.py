@@ -143,8 +143,14 @@ class TestFailures:
         script = tmp_path / "hang.py"
         script.write_text(HANG_SCRIPT)
         run = launch([str(script), "0"], ranks=2, timeout_s=LIMIT_S)
-        with pytest.raises(DistributedRunError, match="did not finish within 4 s") as caught:
-            run.wait(timeout_s=4)
+        # Starting two ranks (importing mlx) takes seconds on a loaded
+        # machine: let both report before the time limit starts to bite.
+        while any(read_status(run.run_dir, rank) is None for rank in range(2)):
+            assert time.monotonic() - run.started < LIMIT_S, "the ranks never started"
+            time.sleep(0.1)
+        limit = round(time.monotonic() - run.started) + 2
+        with pytest.raises(DistributedRunError, match=f"did not finish within {limit} s") as caught:
+            run.wait(timeout_s=limit)
         # Status files are rewritten at most once a second: step 0 or 1.
         assert "rank 0 was still running, last report after step" in str(caught.value)
         for rank in range(2):
