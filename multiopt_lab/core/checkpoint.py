@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten
 
-from multiopt_lab.core.checkpoint_check import expected_groups, plan_new_state
+from multiopt_lab.core.checkpoint_check import (checksum, expected_groups, metadata_json,
+                                                plan_new_state, read_checkpoint)
 
 __all__ = ["save_state", "load_state", "LoadReport", "FORMAT"]
 
@@ -101,6 +102,7 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         metadata["optimizers"] = json.dumps([type(o).__name__ for o in optimizer.optimizers])
         metadata["paths"] = json.dumps([_group_paths_of_state(s) for s in subs])
     mx.eval(arrays)
+    metadata["crc32"] = checksum(arrays, metadata)
     file = os.fspath(file)
     directory = os.path.dirname(os.path.abspath(file))
     handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
@@ -145,8 +147,12 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         ValueError: The file is not a multi-optimizer state, has another
             number of groups, or (strict) other paths or shapes.
     """
-    arrays, metadata = mx.load(os.fspath(file), format="safetensors", return_metadata=True)
-    state = tree_unflatten(list(arrays.items())) if arrays else {}
+    arrays, metadata, state = read_checkpoint(os.fspath(file))
+    written = metadata.get("format", FORMAT)  # MLX's own files carry no format
+    if written != FORMAT:
+        raise ValueError(f"the checkpoint {file} has format {written!r}; this version of "
+                         f"multiopt_lab reads {FORMAT!r} (and MLX's own files): load it with the "
+                         "multiopt_lab version that wrote it")
     n = len(optimizer.optimizers)
     subs = state.get("states") if isinstance(state, dict) else None
     if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
@@ -156,17 +162,18 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         raise ValueError(f"expected {n} groups ({', '.join(optimizer.labels)}), found "
                          f"{len(subs)} in {file}; build the optimizer with the same number of "
                          "groups as the one that saved it")
-    stored_paths = _stored_paths(metadata, subs)
-    labels = json.loads(metadata["labels"]) if "labels" in metadata else None
+    stored_paths = _stored_paths(metadata, subs, str(file))
+    labels = metadata_json(metadata, "labels", str(file))
     expected = expected_groups(optimizer, parameters)
     new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file))
     optimizer.state = {"states": new_subs}
     return LoadReport(report["loaded"], report["initialised"], report["unused"],
-                      tuple(labels) if labels else None)
+                      tuple(labels) if isinstance(labels, list) and labels else None)
 
 
-def _stored_paths(metadata: dict, subs: list[dict]) -> list[list[str]]:
-    stored = json.loads(metadata["paths"]) if "paths" in metadata else None
-    if isinstance(stored, list) and len(stored) == len(subs):
+def _stored_paths(metadata: dict, subs: list[dict], file: str) -> list[list[str]]:
+    stored = metadata_json(metadata, "paths", file)
+    if (isinstance(stored, list) and len(stored) == len(subs)
+            and all(isinstance(p, list) and all(isinstance(q, str) for q in p) for p in stored)):
         return [list(p) for p in stored]
     return [_group_paths_of_state(s) for s in subs]

@@ -7,15 +7,77 @@ Example:
 
 from __future__ import annotations
 
+import json
+import zlib
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 from mlx.utils import tree_unflatten
 
 from multiopt_lab.core.repartition import existing_entry
 from multiopt_lab.core.table import ParameterTable
 
-__all__ = ["expected_groups", "plan_new_state", "describe_paths", "template", "same_layout"]
+__all__ = ["expected_groups", "plan_new_state", "describe_paths", "template", "same_layout",
+           "read_checkpoint", "checksum", "metadata_json", "MAX_LIST_INDEX"]
+
+#: Largest list index a checkpoint key may hold (``layers.N``): MLX's
+#: ``tree_unflatten`` builds N empty entries, so a corrupt key must not ask for billions.
+MAX_LIST_INDEX = 2**20
+
+
+def checksum(arrays: dict, metadata: dict) -> str:
+    """CRC-32 (hex) over the metadata (but ``crc32``) and every array's key, shape, dtype and
+    bytes, in key order; stored as metadata ``crc32``.
+
+    Example:
+        >>> checksum({"a": mx.zeros((2,))}, {"format": "x"})
+        '47f15b2e'
+    """
+    described = [(k, v) for k, v in sorted(metadata.items()) if k != "crc32"]
+    described += [(k, tuple(a.shape), str(a.dtype)) for k, a in sorted(arrays.items())]
+    crc = zlib.crc32(repr(described).encode("utf-8"))
+    for key in sorted(arrays):
+        crc = zlib.crc32(np.asarray(mx.view(arrays[key].reshape(-1), mx.uint8)), crc)
+    return f"{crc:08x}"
+
+
+def read_checkpoint(file: str) -> tuple[dict, dict, Any]:
+    """``(arrays, metadata, state tree)`` of a safetensors checkpoint, or a ValueError saying
+    what is wrong with the file (missing, truncated, corrupted, not a checkpoint).
+
+    Example:
+        >>> read_checkpoint("missing.safetensors")  # doctest: +SKIP
+        ValueError: cannot read the checkpoint missing.safetensors: ...
+    """
+    try:
+        arrays, metadata = mx.load(file, format="safetensors", return_metadata=True)
+    except (RuntimeError, ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"cannot read the checkpoint {file}: it is missing, truncated or "
+                         f"corrupted ({type(err).__name__}: {err})") from None
+    stored = metadata.get("crc32")
+    found = None if stored is None else checksum(arrays, metadata)
+    if stored is not None and stored != found:
+        raise ValueError(f"the checkpoint {file} is corrupted: its contents do not match the "
+                         f"checksum written with them (crc32 {stored}, found {found}); restore "
+                         "it from a copy")
+    for key in arrays:
+        parts = key.split(".")
+        if len(parts) > 64 or any(p.isdigit() and int(p) > MAX_LIST_INDEX for p in parts):
+            raise ValueError(f"the checkpoint {file} is corrupted or not an optimizer state: "
+                             f"key {key[:80]!r} is nested too deep or indexes past {MAX_LIST_INDEX}")
+    return arrays, metadata, tree_unflatten(list(arrays.items())) if arrays else {}
+
+
+def metadata_json(metadata: dict, key: str, file: str) -> Any:
+    """``json.loads(metadata[key])`` (None when absent); ValueError naming the key when broken."""
+    if key not in metadata:
+        return None
+    try:
+        return json.loads(metadata[key])
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"the checkpoint {file} is corrupted: its metadata {key!r} is not valid "
+                         f"JSON ({err})") from None
 
 
 def describe_paths(paths: list[str], limit: int = 8) -> str:

@@ -17,8 +17,11 @@ import threading
 import warnings
 from typing import Any, Sequence
 
+import mlx.core as mx
+
 from multiopt_lab.core.assignment import Move
 from multiopt_lab.core.groups import check_filters, check_labels
+from multiopt_lab.core.repartition import existing_entry
 
 __all__ = ["PendingRepartition", "RequestsMixin"]
 
@@ -101,6 +104,7 @@ class RequestsMixin:
         try:
             with self._update_lock:
                 moves = self.repartition(pending.filters, parameters, pending.labels)
+                _evaluate_fresh_state(self, moves)
         except Exception as error:  # reported, never half applied
             pending._finish(None, error)
             warnings.warn(f"requested repartition not applied: {error}", stacklevel=3)
@@ -116,3 +120,15 @@ class RequestsMixin:
 def _parameters_tree(parameters: Any) -> Any:
     trainable = getattr(parameters, "trainable_parameters", None)
     return trainable() if callable(trainable) else parameters
+
+
+def _evaluate_fresh_state(optimizer: Any, moves: list[Move]) -> None:
+    # MLX streams belong to threads: state initialised lazily on this (the editor's) thread
+    # cannot be evaluated by a training loop on another one ("There is no Stream(cpu, 0) in
+    # current thread"), so compute the moved parameters' fresh state here.
+    labels = list(optimizer.labels)
+    fresh = []
+    for move in moves:
+        entry = existing_entry(optimizer.optimizers[labels.index(move.target)].state, move.path)
+        fresh += [v for v in (entry or {}).values() if isinstance(v, mx.array)]
+    mx.eval(fresh)

@@ -111,6 +111,8 @@ def compile_regex(compiler, arg: ast.Constant, pattern: str):
                         min(where, len(compiler.text) - 1)) from None
     except RecursionError:
         raise RuleError("regular expression nested too deeply", compiler.text, column) from None
+    except OverflowError as err:  # a{99999999999}: re raises this, not re.error
+        raise RuleError(f"invalid regular expression: {err}", compiler.text, column) from None
     if _nested_repeat(parsed, inside_repeat=False):
         raise RuleError("regular expression repeats a repeat (like (a+)+), which can take "
                         "exponential time; write it without the nested repeat", compiler.text, column)

@@ -77,6 +77,8 @@ def rules_from_json(text: str, source: str = "JSON") -> tuple[list[str], list[Ru
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise RuleFileError(f"{source}: not valid JSON: {err}") from None
+    except RecursionError:
+        raise RuleFileError(f"{source}: not a rule file: its values are nested too deeply") from None
     return groups_from_data(data, source)
 
 
@@ -117,6 +119,8 @@ def rules_from_toml(text: str, source: str = "TOML") -> tuple[list[str], list[Ru
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise RuleFileError(f"{source}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise RuleFileError(f"{source}: not a rule file: its values are nested too deeply") from None
     return groups_from_data(data, source)
 
 
@@ -170,4 +174,7 @@ def load_rules(path: str | os.PathLike) -> tuple[list[str], list[Rule]]:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise RuleFileError(f"cannot read rule file {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise RuleFileError(f"cannot read rule file {path}: expected UTF-8 text, found byte "
+                            f"{err.object[err.start]:#04x} at offset {err.start}") from None
     return rules_from_toml(text, str(path)) if kind == "toml" else rules_from_json(text, str(path))

@@ -68,7 +68,8 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
     if extra:
         raise RuleFileError(f"{source}: unknown top-level keys {sorted(extra)}; expected 'group' "
                             "(and optionally 'version')")
-    if data.get("version", VERSION) != VERSION:
+    version = data.get("version", VERSION)
+    if type(version) is not int or version != VERSION:  # True == 1 and 1.0 == 1: refuse both
         raise RuleFileError(f"{source}: version {data['version']!r} is not supported; expected {VERSION}")
     groups = data["group"]
     labels, texts = [], []

@@ -1,0 +1,259 @@
+"""Checkpoint faults: truncated, corrupted, wrong-model, wrong-version files; interrupted saves.
+
+Every bad file gives a ``ValueError`` that names the file and the problem and
+leaves the optimizer as it was; a save that stops at any point (an exception
+at each stage, or the process killed) leaves the previous file loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+
+import mlx.core as mx
+import mlx.optimizers as optim
+import pytest
+from mlx.utils import tree_flatten
+
+import multiopt_lab.core.checkpoint as checkpoint
+from multiopt_lab.core.checkpoint import FORMAT, load_state, save_state
+from multiopt_lab.core.optimizer import MultiOptimizer
+
+
+def parameters(width=3):
+    return {"w": mx.ones((width, 2)), "layers": [{"b": mx.ones((2,))}, {}, {"b": mx.ones((2,))}]}
+
+
+def optimizer():
+    return MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 2"])
+
+
+def trained(steps=2, width=3):
+    params, opt = parameters(width), optimizer()
+    for _ in range(steps):
+        grads = {"w": mx.full((width, 2), 0.5), "layers": [{"b": mx.ones((2,))}, {}, {"b": -mx.ones((2,))}]}
+        params = opt.apply_gradients(grads, params)
+    mx.eval(params, opt.state)
+    return opt
+
+
+def snapshot(opt):
+    return {k: v.tolist() for k, v in tree_flatten(opt.state)}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    file = tmp_path / "opt.safetensors"
+    save_state(file, trained())
+    return file
+
+
+def load_fails(file, match):
+    """Load into a fresh, stepped optimizer: a clear ValueError, and that optimizer untouched."""
+    target = trained(steps=1)
+    before = snapshot(target)
+    with pytest.raises(ValueError, match=match) as info:
+        load_state(file, target, parameters=parameters())
+    assert str(file) in str(info.value), f"the error does not name the file: {info.value}"
+    assert snapshot(target) == before
+    return str(info.value)
+
+
+def test_a_good_file_round_trips(saved):
+    target = optimizer()
+    load_state(saved, target, parameters=parameters())
+    assert snapshot(target) == snapshot(trained())
+
+
+@pytest.mark.parametrize("keep", [0, 3, 8, 9, 40, -60, -9, -1])
+def test_a_truncated_file_is_refused_by_name(saved, keep):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: keep if keep >= 0 else len(data) + keep])
+    load_fails(saved, "missing, truncated or corrupted")
+
+
+def test_every_truncation_point_is_refused(saved):
+    data = saved.read_bytes()
+    for keep in range(0, len(data), 7):
+        saved.write_bytes(data[:keep])
+        load_fails(saved, "truncated or corrupted")
+
+
+def test_any_single_flipped_bit_is_refused_or_harmless(saved):
+    # safetensors has no checksum of its own: save_state writes one (metadata crc32), so a
+    # flip in the arrays, their shapes or the metadata cannot load silently.
+    data = saved.read_bytes()
+    expected = snapshot(trained())
+    outcomes = {"refused": 0, "harmless": 0}
+    for position in range(len(data)):
+        for bit in (0x01, 0x40):
+            corrupt = bytearray(data)
+            corrupt[position] ^= bit
+            saved.write_bytes(bytes(corrupt))
+            target = optimizer()
+            try:
+                load_state(saved, target, parameters=parameters())
+            except ValueError as err:
+                assert str(saved) in str(err)
+                outcomes["refused"] += 1
+            else:
+                # Only a flip the format ignores (header padding) may load, and it loads the truth.
+                assert snapshot(target) == expected, f"byte {position} ^ {bit:#x} loaded wrong state"
+                outcomes["harmless"] += 1
+    assert outcomes["refused"] > 0.9 * sum(outcomes.values()), outcomes
+
+
+def test_corrupt_data_with_valid_framing_is_caught_by_the_checksum(saved):
+    arrays, metadata = mx.load(str(saved), return_metadata=True)
+    arrays["states.0.w.v"] = arrays["states.0.w.v"] + 1  # plausible numbers, wrong ones
+    mx.save_safetensors(str(saved), arrays, metadata=metadata)
+    assert "checksum" in load_fails(saved, "corrupted")
+
+
+def test_broken_metadata_json_names_the_key(saved):
+    arrays, metadata = mx.load(str(saved), return_metadata=True)
+    metadata["paths"] = "[[\"w\"], [\"layers.0.b\""
+    del metadata["crc32"]  # as if another tool rewrote the file without one
+    mx.save_safetensors(str(saved), arrays, metadata=metadata)
+    assert "'paths' is not valid JSON" in load_fails(saved, "metadata")
+
+
+def test_another_format_version_is_refused_with_both_versions(saved):
+    arrays, metadata = mx.load(str(saved), return_metadata=True)
+    metadata["format"] = "multiopt_lab.optimizer_state/2"
+    metadata["crc32"] = checkpoint.checksum(arrays, metadata)
+    mx.save_safetensors(str(saved), arrays, metadata=metadata)
+    message = load_fails(saved, "format")
+    assert "optimizer_state/2" in message and FORMAT in message
+
+
+def test_an_mlx_written_file_without_format_still_loads(tmp_path):
+    reference = optim.MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)],
+                                     [lambda p, a: a.ndim == 2])
+    params = parameters()
+    grads = {"w": mx.full((3, 2), 0.5), "layers": [{"b": mx.ones((2,))}, {}, {"b": -mx.ones((2,))}]}
+    reference.apply_gradients(grads, params)
+    file = tmp_path / "mlx.safetensors"
+    mx.save_safetensors(str(file), dict(tree_flatten(reference.state)))
+    target = optimizer()
+    load_state(file, target, parameters=params)
+    assert snapshot(target) == {k: v.tolist() for k, v in tree_flatten(reference.state)}
+
+
+def test_a_checkpoint_of_another_model_names_group_and_paths(saved):
+    target = trained(steps=1, width=5)
+    before = snapshot(target)
+    with pytest.raises(ValueError, match=r"group 'sgd': different state shapes for 'w'") as info:
+        load_state(saved, target, parameters=parameters(width=5))
+    assert "strict=False" in str(info.value)
+    assert snapshot(target) == before
+
+
+def test_a_checkpoint_with_other_rules_names_the_moved_paths(saved):
+    target = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 1"])
+    with pytest.raises(ValueError, match="routes elsewhere"):
+        load_state(saved, target, parameters=parameters())
+
+
+def test_model_weights_are_not_an_optimizer_state(tmp_path):
+    file = tmp_path / "weights.safetensors"
+    mx.save_safetensors(str(file), {"w": mx.ones((3, 2))})
+    load_fails(file, "expected a multi-optimizer state")
+
+
+@pytest.mark.parametrize("key", ["states.0.layers.99999999999.b", "states.4294967296.step",
+                                 "states.0." + "a." * 200 + "b"])
+def test_a_crafted_key_cannot_exhaust_memory(tmp_path, key):
+    # MLX's tree_unflatten would build 10**11 empty dicts for the first key.
+    file = tmp_path / "crafted.safetensors"
+    mx.save_safetensors(str(file), {"states.0.step": mx.array(1), key: mx.zeros((2,))})
+    load_fails(file, "nested too deep or indexes past")
+
+
+def test_a_header_that_claims_petabytes_is_refused(tmp_path):
+    file = tmp_path / "huge.safetensors"
+    file.write_bytes(struct.pack("<Q", 2**50) + b"{}")
+    load_fails(file, "truncated or corrupted")
+
+
+def test_a_missing_file_is_refused_by_name(tmp_path):
+    load_fails(tmp_path / "nowhere.safetensors", "missing")
+
+
+def _interrupt_at(monkeypatch, stage):
+    """Make save_state fail at ``stage``, after writing part of the new file."""
+    real_save = mx.save_safetensors
+
+    def partial_save(file, arrays, metadata=None):
+        real_save(file, arrays, metadata=metadata)
+        with open(file, "r+b") as out:
+            out.truncate(os.path.getsize(file) // 2)
+        raise KeyboardInterrupt("interrupted while writing")
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if stage == "state":
+        monkeypatch.setattr(MultiOptimizer, "state", property(lambda self: fail()))
+    elif stage == "write":
+        monkeypatch.setattr(checkpoint.mx, "save_safetensors", partial_save)
+    elif stage == "fsync":
+        monkeypatch.setattr(checkpoint.os, "fsync", fail)
+    elif stage == "rename":
+        monkeypatch.setattr(checkpoint.os, "replace", fail)
+    elif stage == "tempfile":
+        monkeypatch.setattr(checkpoint.tempfile, "mkstemp", fail)
+
+
+@pytest.mark.parametrize("stage", ["state", "tempfile", "write", "fsync", "rename"])
+def test_an_interrupted_save_leaves_the_previous_file(saved, monkeypatch, stage):
+    before = saved.read_bytes()
+    newer = trained(steps=5)
+    _interrupt_at(monkeypatch, stage)
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        save_state(saved, newer)
+    monkeypatch.undo()
+    assert saved.read_bytes() == before
+    assert sorted(os.listdir(saved.parent)) == [saved.name], "a temporary file was left behind"
+    target = optimizer()
+    load_state(saved, target, parameters=parameters())
+    assert snapshot(target) == snapshot(trained())
+
+
+SAVER = textwrap.dedent("""
+    import sys, mlx.core as mx, mlx.optimizers as optim
+    from multiopt_lab.core.checkpoint import save_state
+    from multiopt_lab.core.optimizer import MultiOptimizer
+    opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 2"])
+    params = {"w": mx.ones((256, 256)), "b": mx.ones((256,))}
+    step = 0
+    while True:
+        step += 1
+        params = opt.apply_gradients({"w": mx.full((256, 256), step * 1.0), "b": mx.ones((256,))}, params)
+        save_state(sys.argv[1], opt)
+        if step == 3:
+            print("saving", flush=True)
+""")
+
+
+def test_a_killed_saver_leaves_a_complete_file(tmp_path):
+    file = tmp_path / "opt.safetensors"
+    process = subprocess.Popen([sys.executable, "-c", SAVER, str(file)], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout.readline().strip() == "saving"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    target = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 2"])
+    report = load_state(file, target, parameters={"w": mx.ones((256, 256)), "b": mx.ones((256,))})
+    assert report.loaded == ("w", "b")
+    step = target.optimizers[0].state["step"].item()
+    # SGD momentum after k steps of gradient c*i: the file holds one whole, consistent step.
+    assert target.optimizers[1].state["step"].item() == step >= 3
+    assert json.loads(mx.load(str(file), return_metadata=True)[1]["labels"]) == ["sgd", "adam"]
