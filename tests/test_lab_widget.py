@@ -44,6 +44,13 @@ def test_editor_drives_the_tree_beside_it(setup):
     assert optimizer.assign(model).labels["head.bias"] == "muon"
 
 
+def test_layout_wraps_when_narrow_and_keeps_the_columns_apart(setup):
+    lab = LabWidget(*setup, debounce_seconds=0)
+    column, tree = lab.children
+    assert lab.layout.flex_flow == "row wrap"
+    assert column.layout.margin.split()[1] != "0" and tree.layout.min_width == "0"
+
+
 def test_with_a_history_the_monitor_sits_under_the_editor(setup):
     history = History()
     history.record(1, loss=2.0, metrics={"muon": {"update_norm": 0.1}, "adamw": {"update_norm": 0.2}})

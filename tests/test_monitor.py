@@ -9,6 +9,8 @@ kernel and clicks Stop the way JupyterLab does (a ``comm_msg``) while
 from __future__ import annotations
 
 import queue
+import re
+import threading
 import time
 
 import comm
@@ -84,7 +86,7 @@ def metrics(step):
 
 def test_redraws_at_most_max_rate_and_catches_up(comms):
     clock, history = FakeClock(), History()
-    monitor = TrainingMonitorWidget(history, max_rate=4.0, clock=clock)
+    monitor = TrainingMonitorWidget(history, max_rate=4.0, clock=clock, background=False)
     assert monitor.redraws == 1 and bytes(monitor.image.value).startswith(PNG_MAGIC)
     history.start_run("a")  # too soon after the first drawing: waits
     assert monitor.redraws == 1 and monitor.pending
@@ -111,7 +113,7 @@ def test_slow_drawing_stretches_the_interval(comms, monkeypatch):
         return real_plot(*args, **kwargs)
 
     monkeypatch.setattr(monitor_module, "plot_training", slow_plot)
-    monitor = TrainingMonitorWidget(history, max_rate=4.0, budget=0.05, clock=clock)
+    monitor = TrainingMonitorWidget(history, max_rate=4.0, budget=0.05, clock=clock, max_interval=10.0, background=False)
     assert monitor.interval == pytest.approx(0.3 / 0.05)
     start = monitor.redraws
     for step in range(1, 1001):  # 10 s of steps
@@ -121,9 +123,85 @@ def test_slow_drawing_stretches_the_interval(comms, monkeypatch):
     assert drawing <= 0.05 * (clock.now - 100.0) + 0.3
 
 
+def test_slow_drawing_still_redraws_every_second_while_data_arrives(comms, monkeypatch):
+    # A redraw costs 0.18 s: with the default 2.5 % budget that alone would
+    # mean one redraw every 7 s, and the monitor would look frozen.
+    clock, history = FakeClock(), History()
+    real_plot = monitor_module.plot_training
+
+    def slow_plot(*args, **kwargs):
+        clock.now += 0.18
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(monitor_module, "plot_training", slow_plot)
+    monitor = TrainingMonitorWidget(history, clock=clock, background=False)
+    assert monitor.interval == pytest.approx(1.0)
+    start, began = monitor.redraws, clock.now
+    for step in range(1, 501):  # 5 s of 10 ms steps (plus the drawing)
+        clock.now += 0.01
+        history.record(step, loss=1.0)
+    elapsed = clock.now - began
+    assert monitor.redraws - start >= int(elapsed / 1.2)
+
+
+def test_draws_on_a_background_thread(comms, monkeypatch):
+    threads = []
+    real_plot = monitor_module.plot_training
+
+    def recording_plot(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real_plot(*args, **kwargs)
+
+    monkeypatch.setattr(monitor_module, "plot_training", recording_plot)
+    history = History()
+    monitor = TrainingMonitorWidget(history, max_rate=20.0, background=True)
+    history.record(1, loss=1.0)
+    deadline = time.monotonic() + 10
+    while monitor.redraws < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert monitor.redraws >= 2 and not monitor.pending
+    assert threads[0] is threading.main_thread() and threads[-1] is not threading.main_thread()
+    assert ">1<" in monitor.table.value
+    monitor.close()
+    assert not monitor.pacer._thread.join(5) and not monitor.pacer._thread.is_alive()
+
+
+def test_a_named_run_may_start_later(comms):
+    history = History()
+    history.start_run("warm-up")
+    monitor = TrainingMonitorWidget(history, run="main", background=False)
+    assert "run &#x27;main&#x27; has not started yet" in monitor.table.value
+    history.record(1, loss=3.0)  # the warm-up run's record: not shown
+    history.start_run("main")
+    history.record(1, loss=2.0)
+    history.end_run()
+    assert monitor.run == "main" and "main, step 1" in monitor.table.value and ">2<" in monitor.table.value
+
+
+def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms):
+    history, updates = History(), []
+
+    class DisplayHandle:
+        def update(self, bundle, raw):
+            updates.append(bundle)
+
+    first = TrainingMonitorWidget(history, background=False)  # no run yet: takes the first one started
+    first._display_handle = DisplayHandle()
+    history.start_run("a")
+    history.record(1, loss=1.0)
+    history.end_run()
+    second = TrainingMonitorWidget(history, background=False)
+    assert first.run == "a" and second.run == "a"
+    history.start_run("b")
+    history.record(1, loss=0.5)
+    history.end_run()
+    # "b" neither took over the first monitor nor rewrote its saved output.
+    assert first.run == "a" and "a, step 1" in first.table.value and len(updates) == 1
+
+
 def test_end_of_run_redraws_and_updates_the_static_output(comms):
     clock, history = FakeClock(), History()
-    monitor = TrainingMonitorWidget(history, clock=clock)
+    monitor = TrainingMonitorWidget(history, clock=clock, background=False)
     updates = []
 
     class DisplayHandle:  # what IPython's display(..., display_id=True) returns
@@ -145,7 +223,7 @@ def test_following_a_file_draws_the_final_state_when_the_writer_ends(comms, tmp_
     clock = FakeClock()
     writer = History(path=tmp_path / "run.csv")
     follower = History.follow(tmp_path / "run.csv")
-    monitor = TrainingMonitorWidget(follower, clock=clock)
+    monitor = TrainingMonitorWidget(follower, clock=clock, background=False)
     writer.record(1, loss=2.0)
     writer.record(2, loss=1.0)
     follower.refresh()  # too soon after the first drawing
@@ -168,6 +246,15 @@ def test_table_lists_groups_in_partition_order_with_their_colours(comms):
     assert last_values_html(History()) == '<div class="mol-monitor-empty">no run recorded yet</div>'
 
 
+def test_table_shows_a_dash_where_a_metric_does_not_apply(comms):
+    history = History()
+    history.start_run("r", {"labels": ["matrices", "vectors"]})
+    history.record(7, loss=0.25, metrics={**metrics(7), "total": {"update_norm": 0.1, "learning_rate": float("nan")}})
+    table = last_values_html(history)
+    total = table.split('data-group="total"')[1].split("</tr>")[0]
+    assert "nan" not in table.lower() and total.count("\u2013") == len(re.findall("<th>", table)) - 2
+
+
 def test_css_classes_for_browser_tests(comms):
     monitor = TrainingMonitorWidget(History())
     assert "mol-monitor" in monitor._dom_classes
@@ -185,6 +272,10 @@ def test_close_stops_listening(comms):
 def test_bad_rates_are_refused(comms):
     with pytest.raises(ValueError, match="max_rate > 0"):
         TrainingMonitorWidget(History(), max_rate=0)
+    with pytest.raises(ValueError, match="max_interval > 0"):
+        TrainingMonitorWidget(History(), max_interval=0)
+    with pytest.raises(ValueError, match="background drawing cannot use a theme"):
+        TrainingMonitorWidget(History(), background=True, theme="dark")
 
 
 class TestNotebookProgress:
@@ -206,6 +297,22 @@ class TestNotebookProgress:
         stop.request("Stop button")
         bar.close()
         assert bar.bar.value == 2 and bar.bar.bar_style == "warning" and "stopped (Stop button)" in bar.label.value
+        assert bar.stop_button.description == "Stopped" and bar.stop_button.disabled
+
+    def test_stop_button_says_stopping_then_stopped(self, comms):
+        stop = StopSignal()
+        bar = NotebookProgress(10, stop, display_now=False)
+        bar.stop_button.click()
+        assert bar.stop_button.description == "Stopping…"
+        bar.update(3, 1.0)
+        bar.close()  # the loop reached the step boundary and ended the run
+        assert bar.stop_button.description == "Stopped" and bar.stop_button.disabled
+
+    def test_a_finished_run_says_done(self, comms):
+        bar = NotebookProgress(2, StopSignal(), display_now=False)
+        bar.update(2, 1.0)
+        bar.close()
+        assert bar.stop_button.description == "Done" and bar.stop_button.disabled and bar.bar.bar_style == "success"
 
     def test_no_subshell_outside_a_kernel(self, comms):
         bar = NotebookProgress(3, StopSignal(), display_now=False)
@@ -257,7 +364,8 @@ def run_cell(client, code, when_training):
             elif kind in ("display_data", "update_display_data"):
                 outputs.append((kind, set(content["data"])))
             elif kind == "stream" and "RESULT" in content["text"]:
-                result = content["text"].split()[1:]
+                # train()'s "Training stopped ..." line may share the message (both on stdout).
+                result = next(line for line in content["text"].splitlines() if line.startswith("RESULT")).split()[1:]
             elif kind == "error":
                 pytest.fail("\n".join(content["traceback"]))
             elif kind == "status" and content["execution_state"] == "idle":

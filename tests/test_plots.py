@@ -161,3 +161,48 @@ def test_figures_show_as_png_in_any_notebook():
     # Without pyplot's inline backend a plain Figure displays as text only.
     png = plot_loss(make_history())._repr_png_()
     assert png.startswith(b"\x89PNG") and plot_training(make_history())._repr_png_().startswith(b"\x89PNG")
+
+
+def test_a_constant_learning_rate_gets_a_readable_axis():
+    history = History()
+    history.start_run("flat", {"labels": ["only"]})
+    for step in range(1, 21):
+        history.record(step, loss=1.0, metrics={"only": {"learning_rate": 1e-3}})
+    ax = plot_learning_rates(history).axes[0]
+    assert ax.get_ylim() == pytest.approx((0.0009, 0.0011))
+    figure = ax.figure
+    figure.canvas.draw()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.0009", "0.001", "0.0011"]
+    assert not ax.yaxis.get_offset_text().get_text()
+    # Different rates per group are not flat: matplotlib's own limits stay.
+    varied = plot_learning_rates(make_history()).axes[0]
+    assert varied.get_ylim()[0] < 0.011 and varied.get_ylim()[1] > 0.029
+
+
+def test_lab_axes_is_subplots_without_pyplot():
+    from multiopt_lab.plots import LabFigure, lab_axes
+
+    figure, axes = lab_axes(2, 2, sharex=True)
+    assert isinstance(figure, LabFigure) and axes.shape == (2, 2)
+    assert axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[1, 1])
+    assert figure._repr_png_().startswith(b"\x89PNG")
+
+
+def test_redrawing_the_same_layout_moves_the_lines_instead_of_plotting_again():
+    history = History()
+    history.start_run("live", {"labels": ["a", "b"]})
+    for step in range(1, 4):
+        history.record(step, loss=1.0 / step, metrics={"a": {"update_norm": 0.1, "learning_rate": 0.01}, "b": {"update_norm": 0.2, "learning_rate": 0.01}})
+    figure = plot_training(history, figure=Figure())
+    loss_line, rate_ax = figure.axes[0].get_lines()[0], figure.axes[3]
+    assert rate_ax.get_ylim() == pytest.approx((0.009, 0.011))  # flat: steady limits
+    for step in range(4, 8):
+        history.record(step, loss=1.0 / step, metrics={"a": {"update_norm": 0.1, "learning_rate": 0.01 / step}, "b": {"update_norm": 0.2, "learning_rate": 0.01}})
+    assert plot_training(history, figure=figure) is figure
+    assert figure.axes[0].get_lines()[0] is loss_line and loss_line.get_xdata().tolist() == list(range(1, 8))
+    assert lines_by_label(figure, 3)["a"].get_ydata()[-1] == pytest.approx(0.01 / 7)
+    assert rate_ax.get_ylim()[0] < 0.002 and rate_ax.get_xlim()[1] >= 7  # no longer flat: rescaled
+    # A new group changes the layout: the figure is drawn again, with its line.
+    history.record(8, loss=0.1, metrics={"a": {"update_norm": 0.1}, "b": {"update_norm": 0.2}, "c": {"update_norm": 0.3}})
+    plot_training(history, figure=figure)
+    assert figure.axes[0].get_lines()[0] is not loss_line and "c" in lines_by_label(figure, 1)

@@ -16,6 +16,7 @@ from multiopt_lab.core.rules import as_rule
 from multiopt_lab.examples.models import MLP, TinyGPT
 from multiopt_lab.render.details import details_html, details_text
 from multiopt_lab.render.document import render_html
+from multiopt_lab.render.html import tree_css
 from multiopt_lab.render.export import rules_python, rules_toml
 from multiopt_lab.render.params import param_infos
 from multiopt_lab.render.search import search_paths
@@ -97,6 +98,31 @@ class TestHtml:
         assert '<details class="mol-module" data-path="norm" open>' in html
         assert '<details class="mol-module" data-path="embed">' in html
 
+    def test_legend_optimizer_column_is_compact_with_the_full_text_as_tooltip(self, gpt):
+        _, optimizer, assignment = gpt
+        legend = render_html(assignment, optimizer).split('<table class="mol-legend">')[1].split("</table>")[0]
+        cell = re.search(r'<td class="mol-opt" title="([^"]*)">([^<]*)</td>', legend)
+        assert cell.group(2) == "Muon lr=0.02 mom=0.95 wd=0.01"
+        assert cell.group(1) == "Muon(lr=0.02, momentum=0.95, weight_decay=0.01)"
+        shown = re.findall(r'<td class="mol-opt" title="[^"]*">([^<]*)</td>', legend)
+        assert shown == ["Muon lr=0.02 mom=0.95 wd=0.01", "AdamW lr=0.001 wd=0.01"]
+
+    def test_legend_cells_wrap_and_leave_a_gap(self):
+        css = tree_css()
+        assert re.search(r"td\.mol-opt \{ white-space: normal;", css)
+        assert re.search(r"td\.mol-rule-cell \{ white-space: normal;", css)
+        assert "padding: 1px 2ch 1px 0;" in css
+
+    def test_shares_of_a_module_row_fit_before_the_notes(self):
+        # Short rules and labels: the shares (bar + "muon 67% | adamw 33%") are
+        # wider than the group and rule columns they span.
+        model = MLP(8, [8, 8], 4)
+        html = render_html(assign(model, ["ndim == 2"], ["muon", "adamw"]))
+        widths = dict(re.findall(r"--mol-(\w+)-w:(\d+)ch", html))
+        shares = max(len(text) for text in re.findall(r"</span>([a-z]+ \d+% \| [a-z]+ \d+%)</span>", html))
+        gap = 1.5
+        assert int(widths["group"]) + gap + int(widths["rule"]) >= 11 + shares
+
     def test_interactive_marks_the_root(self, gpt):
         assert render_html(gpt[2], interactive=True).startswith('<div class="mol-root mol-interactive">')
 
@@ -145,6 +171,15 @@ class TestDetailsAndExport:
         )
         html = details_html(info, "Muon(lr=0.02)")
         assert 'data-path="head.weight" data-group="muon"' in html and "Muon(lr=0.02)" in html
+
+    def test_details_rows_are_compact_whatever_the_page_styles(self):
+        info = param_infos(assign(MLP(8, [8], 4), ["ndim == 2"]))["head.weight"]
+        html = details_html(info)
+        style = re.fullmatch(r"<style>(.*)</style><table.*", html, re.S).group(1)
+        # Doubled classes outrank JupyterLab's table styles; the line height
+        # undoes the 28 px line height of an ipywidgets.HTML's content.
+        rule = re.search(r"table\.mol-details-table\.mol-details-table th,[^{]*\{([^}]*)\}", style).group(1)
+        assert "padding:1px" in rule and "line-height:1.35" in rule and balanced(html)
 
     def test_python_export_is_valid_python_with_quotes_kept(self):
         text = rules_python(["muon", "adamw"], ['ndim == 2 and not glob("*embed*")'])

@@ -93,9 +93,13 @@ def test_second_interrupt_raises_at_once():
     assert stop.requested
 
 
-def test_callback_returning_true_stops(digits):
+def test_callback_returning_true_stops(digits, capsys):
     history = train(small_mlp(), optim.SGD(0.1), digits.loss_fn, digits.batch, 30, callbacks=[lambda step, loss, h: step >= 3], progress=False)
     assert history.last_step() == 3
+    # A stop the user asked for is reported on stdout: no stderr box in a notebook.
+    printed = capsys.readouterr()
+    assert "Training stopped after 3 of 30 steps (callback '<lambda>' asked to stop)" in printed.out
+    assert printed.err == ""
 
 
 def test_iterable_batches_that_run_out_end_training(digits):

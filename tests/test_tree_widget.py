@@ -73,7 +73,10 @@ def test_search_by_glob_and_by_rule_highlights_matches(setup):
     assert 'class="mol-tree mol-searching"' in html
     # Three identical blocks match alike, so they stay folded: 4 rows + norm's 2.
     assert len(tree.search.paths) == 14 and html.count(' mol-match"') == 6
-    assert "glob *norm*" in sent(tree.search_status, "value")[-1]
+    assert "glob *norm*: 14 matches (6 shown; unfold for the rest)" in sent(tree.search_status, "value")[-1]
+    tree.view.set_state({"unfold": ["layers"]})  # every match now has its row
+    assert "glob *norm*: 14 matches</pre>" in sent(tree.search_status, "value")[-1]
+    tree.view.set_state({"unfold": []})
     tree.search_box.set_state({"value": "ndim == 2 and size > 100"})
     assert tree.search.kind == "rule" and "embed.weight" in tree.search.paths
     tree.search_box.set_state({"value": "ndim == == 2"})

@@ -25,6 +25,9 @@ from multiopt_lab.core.distributed import DataParallel, data_parallel
 from multiopt_lab.core.history import History
 from multiopt_lab.core.progress import StopSignal, catch_interrupt, make_progress
 
+#: The reason catch_interrupt gives for Ctrl-C (see multiopt_lab.core.progress).
+INTERRUPT_REASON = "interrupted (Ctrl-C)"
+
 __all__ = ["train", "describe_optimizer"]
 
 Callback = Callable[[int, float, History], Any]
@@ -247,8 +250,12 @@ def train(
             optimizer.metrics_every = previous_every
         history.end_run(run)
     if stop.requested and done < steps:
+        # A stop the user asked for (Stop button, a callback, the batches ran
+        # out) is news, not an error: stdout, so a notebook shows no stderr
+        # box and nbval sees no error output. Ctrl-C still warns on stderr.
+        interrupted = stop.reason == INTERRUPT_REASON
         print(
             f"Training stopped after {done} of {steps} steps ({stop.reason}); the history keeps them.",
-            file=sys.stderr,
+            file=sys.stderr if interrupted else sys.stdout,
         )
     return history

@@ -2,7 +2,9 @@
 
 Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
 a cell's value), draws into ``ax=`` when given one, colours groups as the
-parameter tree does and accepts ``theme="dark"``.
+parameter tree does and accepts ``theme="dark"``. For figures of your own,
+:func:`lab_axes` is ``plt.subplots`` without pyplot (a :class:`LabFigure`,
+shown once as a PNG, with no extra ipympl canvas under nbval).
 
 Example:
     >>> from multiopt_lab.core.history import History
@@ -23,9 +25,11 @@ from multiopt_lab.plots.figures import (
     plot_update_ratios,
 )
 from multiopt_lab.plots.overview import plot_training
-from multiopt_lab.plots.style import smooth
+from multiopt_lab.plots.style import LabFigure, lab_axes, smooth
 
 __all__ = [
+    "LabFigure",
+    "lab_axes",
     "REFERENCE_RATIO",
     "plot_loss",
     "plot_group_metric",

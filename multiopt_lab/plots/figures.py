@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.core.palette import FALLBACK_GREY, group_colour
-from multiopt_lab.plots.style import group_colour_map, new_axes, no_data, series, smooth, themed
+from multiopt_lab.plots.style import group_colour_map, new_axes, no_data, series, smooth, steady_limits, themed
 
 __all__ = [
     "plot_loss",
@@ -131,6 +131,8 @@ def plot_group_metric(
         ax.axhline(reference, color=FALLBACK_GREY, linestyle=":", linewidth=1.2, label=f"reference {reference:g}")
     if log:
         ax.set_yscale("log")
+    else:
+        steady_limits(ax)  # a constant learning rate reads 0.001, not 0.00096-0.00104
     ax.grid(True, alpha=0.3)
     if ax.get_lines():
         ax.legend(fontsize="small", frameon=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
 from multiopt_lab.core.history import SCALAR_GROUP, History
 from multiopt_lab.plots.figures import (
@@ -18,6 +19,7 @@ from multiopt_lab.plots.figures import (
     plot_group_metric,
     plot_loss,
 )
+from multiopt_lab.plots.live import layout_key, remember_layout, update_in_place
 from multiopt_lab.plots.style import LabFigure, theme_context
 
 __all__ = ["plot_training", "has_group_metrics"]
@@ -29,6 +31,19 @@ def has_group_metrics(history: History, run: str | None = None) -> bool:
     if run is None:
         return False
     return any(group != SCALAR_GROUP for group in history.last_values(run))
+
+
+def _fewer_ticks(figure: Figure) -> None:
+    # Tick labels are most of the cost of drawing (the monitor redraws every
+    # second): four per axis, no minor ticks on log axes, no step label on top.
+    for ax in figure.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        if ax.get_yscale() == "log":
+            ax.yaxis.set_minor_locator(NullLocator())
+        elif not isinstance(ax.yaxis.get_major_locator(), FixedLocator):  # steady_limits' ticks stay
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+        if ax.get_subplotspec().is_first_row():
+            ax.set_xlabel("")
 
 
 def plot_training(
@@ -48,13 +63,17 @@ def plot_training(
         history (History): What to plot.
         run (str, optional): Default: the current run.
         smoothing (float): Loss smoothing in ``[0, 1)``. Default: ``0``.
-        figure (Figure, optional): Clear and reuse this figure (the monitor
-            redraws into the same one). Default: a new figure.
+        figure (Figure, optional): Reuse this figure (the monitor redraws
+            into the same one): its lines are moved when only the data
+            changed, else it is cleared and drawn again. Default: a new figure.
         theme (str, optional): ``"light"``, ``"dark"`` or ``None``.
     """
+    key = layout_key(history, run, smoothing, theme)
     with theme_context(theme):
         if figure is None:
             figure = LabFigure(figsize=(10.0, 6.0), layout="constrained")
+        elif update_in_place(figure, key, history, run, smoothing):
+            return figure  # same layout, new data: the lines moved
         else:
             figure.clear()
             if theme is not None:
@@ -62,15 +81,18 @@ def plot_training(
         if not has_group_metrics(history, run):
             plot_loss(history, run=run, smoothing=smoothing, ax=figure.add_subplot())
         else:
-            loss_ax, norm_ax, ratio_ax, rate_ax = figure.subplots(2, 2).ravel()
+            # One step axis for all four: tick labels only on the bottom row.
+            loss_ax, norm_ax, ratio_ax, rate_ax = figure.subplots(2, 2, sharex=True).ravel()
             plot_loss(history, run=run, smoothing=smoothing, ax=loss_ax)
             plot_group_metric(history, "update_norm", run=run, ax=norm_ax, title="update norm")
             plot_group_metric(
                 history, "update_ratio", run=run, ax=ratio_ax, log=True, reference=REFERENCE_RATIO, title="update / parameter ratio"
             )
             plot_group_metric(history, "learning_rate", run=run, ax=rate_ax, title="learning rate")
+            _fewer_ticks(figure)
         if figure.get_layout_engine() is None:
             # Fixed margins: a constrained layout doubles the cost of a redraw.
-            figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.09, hspace=0.45, wspace=0.25)
+            figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.09, hspace=0.25, wspace=0.25)
+        remember_layout(figure, key)
         return figure
 

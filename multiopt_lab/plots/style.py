@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import matplotlib
 import matplotlib.style
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -27,7 +28,7 @@ from matplotlib.figure import Figure
 from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.core.palette import FALLBACK_GREY, group_colour
 
-__all__ = ["THEMES", "LabFigure", "themed", "new_axes", "group_colour_map", "series", "smooth", "no_data"]
+__all__ = ["THEMES", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "series", "smooth", "no_data", "steady_limits"]
 
 #: Accepted values of ``theme``: ``None`` keeps the current matplotlib style.
 THEMES = (None, "light", "dark")
@@ -91,6 +92,31 @@ class LabFigure(Figure):
         return buffer.getvalue()
 
 
+def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | None = None, **kwargs):
+    """``plt.subplots`` without pyplot: a :class:`LabFigure` and its axes.
+
+    A pyplot figure is also shown by the notebook's backend (with ipympl, an
+    extra canvas output in the cell); this one is shown once, as a PNG, when
+    it is the cell's value.
+
+    Args:
+        rows (int): Rows of axes. Default: ``1``.
+        columns (int): Columns of axes. Default: ``1``.
+        figsize (tuple[float, float], optional): Inches. Default: ``(6 * columns, 3.5 * rows)``.
+        **kwargs: Passed to ``Figure.subplots`` (``sharex=True``, ...).
+
+    Returns:
+        tuple: The figure, and one ``Axes`` or an array of them, as ``plt.subplots`` gives.
+
+    Example:
+        >>> figure, (left, right) = lab_axes(1, 2)
+        >>> type(figure).__name__, len(figure.axes)
+        ('LabFigure', 2)
+    """
+    figure = LabFigure(figsize=figsize or (6.0 * columns, 3.5 * rows), layout="constrained")
+    return figure, figure.subplots(rows, columns, **kwargs)
+
+
 def new_axes(ax: Axes | None, size: tuple[float, float] = (6.0, 3.5)) -> tuple[Figure, Axes]:
     """The caller's axes, or a new figure with one axes."""
     if ax is not None:
@@ -133,6 +159,42 @@ def smooth(values, smoothing: float) -> np.ndarray:
         return values
     # adjust=True divides by the sum of the weights: the debiased average.
     return pd.Series(values).ewm(alpha=1.0 - smoothing, adjust=True).mean().to_numpy()
+
+
+def steady_limits(ax: Axes, spread: float = 0.1) -> bool:
+    """Give a flat line a readable y axis: ``value ± spread`` with three labelled ticks.
+
+    Matplotlib zooms into a constant series until rounding noise fills the
+    axis (a learning rate of 0.001 reads 0.00096 to 0.00104 with an offset).
+    Lines whose values all agree to 1 part in a million count as flat.
+
+    Args:
+        ax (Axes): Linear-scale axes with lines drawn.
+        spread (float): Half the range shown, relative to the value. Default: ``0.1``.
+
+    Returns:
+        bool: Whether the axes were flat (and changed).
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> ax = Figure().add_subplot(); _ = ax.plot([1, 2], [1e-3, 1e-3])
+        >>> steady_limits(ax), [round(float(v), 6) for v in ax.get_ylim()]
+        (True, [0.0009, 0.0011])
+    """
+    values = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    values = np.concatenate(values) if values else np.empty(0)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return False
+    low, high = float(values.min()), float(values.max())
+    middle = (low + high) / 2
+    if high - low > 1e-6 * max(abs(low), abs(high)):
+        return False
+    half = spread * abs(middle) if middle else 1.0
+    ax.set_ylim(middle - half, middle + half)
+    ax.set_yticks([middle - half, middle, middle + half])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.3g}"))
+    return True
 
 
 def no_data(ax: Axes, what: str) -> None:

@@ -10,7 +10,7 @@ from multiopt_lab.render.document import render_html, render_text
 from multiopt_lab.render.export import rules_python, rules_toml
 from multiopt_lab.render.legend import legend_html, legend_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
-from multiopt_lab.render.search import SearchResult, search_paths
+from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
 from multiopt_lab.render.tree_model import ParameterTree, build_tree
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "rules_python",
     "rules_toml",
     "search_paths",
+    "shown_matches",
 ]

@@ -15,7 +15,21 @@ from multiopt_lab.core.palette import group_colour
 from multiopt_lab.render.numbers import grouped, shape_text
 from multiopt_lab.render.params import ParamInfo
 
-__all__ = ["details_fields", "details_text", "details_html"]
+__all__ = ["details_fields", "details_text", "details_html", "DETAILS_CSS"]
+
+#: Compact rows wherever the table lands. Doubled classes outrank JupyterLab's
+#: rendered-HTML table styles, and the line height resets the 28 px an
+#: ``ipywidgets.HTML`` gives its content.
+DETAILS_CSS = (
+    "table.mol-details-table.mol-details-table{border-collapse:collapse;margin:2px 0;line-height:1.35;"
+    "font-family:var(--jp-code-font-family,monospace);font-size:12px}"
+    "table.mol-details-table.mol-details-table th,table.mol-details-table.mol-details-table td"
+    "{padding:1px 1.5ch 1px 1ch;line-height:1.35;text-align:left;vertical-align:top;border:none;"
+    "background:none;white-space:normal}"
+    "table.mol-details-table.mol-details-table th{font-weight:600;white-space:nowrap;"
+    "color:var(--jp-content-font-color2,inherit)}"
+    "table.mol-details-table.mol-details-table.mol-details-table tr{background:none}"
+)
 
 
 def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]]:
@@ -58,10 +72,10 @@ def details_text(info: ParamInfo, optimizer: str = "") -> str:
 
 
 def details_html(info: ParamInfo, optimizer: str = "") -> str:
-    """The details as a small table (``mol-details-table``) coloured by group.
+    """The details as a small table (``mol-details-table``) coloured by group, with its stylesheet.
 
     Example:
-        >>> details_html(info).startswith('<table class="mol-details-table"')   # doctest: +SKIP
+        >>> '<table class="mol-details-table"' in details_html(info)   # doctest: +SKIP
         True
     """
     rows = "".join(
@@ -69,6 +83,7 @@ def details_html(info: ParamInfo, optimizer: str = "") -> str:
         for name, value in details_fields(info, optimizer)
     )
     return (
+        f"<style>{DETAILS_CSS}</style>"
         f'<table class="mol-details-table" data-path="{escape(info.path)}" data-group="{escape(info.label)}"'
         f' style="--mol-c:{group_colour(info.group)};border-left:4px solid {group_colour(info.group)}">'
         f"{rows}</table>"

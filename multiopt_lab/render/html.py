@@ -27,6 +27,8 @@ __all__ = ["tree_css", "tree_html"]
 _INDENT_CH = 2
 # Longer rules are cut with an ellipsis in their cell (the legend shows them whole).
 _RULE_CH = 48
+# The share bar of a module row: 10ch wide and a 1ch margin (see tree.css).
+_BAR_CH = 11
 
 
 @lru_cache(maxsize=1)
@@ -143,6 +145,10 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
         "group": max([len(label) for label in labels] + [5]) + 3,
         "rule": min(max([len(p.rule) for p in params] + [1]), _RULE_CH),
     }
+    # Module rows show the bar and the shares across the group and rule
+    # columns: widen the rule column so they never run into the notes.
+    shares = max([_BAR_CH + len(share_text(m.totals.group_elements, labels)) for m in modules] + [0])
+    widths["rule"] = max(widths["rule"], shares - widths["group"] - 1)
     style = ";".join(f"--mol-{key}-w:{value}ch" for key, value in widths.items())
     out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">']
     _render(tree.root, 0, labels, out, open_depth, searching, selected)

@@ -8,7 +8,10 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["describe_optimizer", "optimizers_of", "hyperparameters"]
+__all__ = ["describe_optimizer", "short_optimizer", "optimizers_of", "hyperparameters"]
+
+# What the compact form keeps, and how it abbreviates it.
+_SHORT = (("lr", "lr"), ("momentum", "mom"), ("weight_decay", "wd"))
 
 # (attribute, shown as, shown when zero)
 _MAIN = (("momentum", "momentum", False), ("betas", "betas", True),
@@ -70,6 +73,27 @@ def describe_optimizer(optimizer) -> str:
         return ""
     params = ", ".join(f"{k}={v}" for k, v in hyperparameters(optimizer).items())
     return f"{type(optimizer).__name__}({params})"
+
+
+def short_optimizer(optimizer) -> str:
+    """``AdamW lr=0.001 wd=0.01``: the class and the hyperparameters people tune most.
+
+    For narrow columns (the legend's HTML); :func:`describe_optimizer` gives
+    the whole description (the legend shows it as a tooltip).
+
+    Args:
+        optimizer (mlx.optimizers.Optimizer | None): The optimizer; ``None`` gives ``""``.
+
+    Example:
+        >>> import mlx.optimizers as optim
+        >>> short_optimizer(optim.Muon(learning_rate=0.02))
+        'Muon lr=0.02 mom=0.95 wd=0.01'
+    """
+    if optimizer is None:
+        return ""
+    found = hyperparameters(optimizer)
+    parts = [f"{short}={found[key]}" for key, short in _SHORT if key in found]
+    return " ".join([type(optimizer).__name__, *parts])
 
 
 def optimizers_of(source, n_groups: int):

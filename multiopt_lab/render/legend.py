@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from html import escape
 
 from multiopt_lab.core.palette import group_colour
-from multiopt_lab.render.hyperparams import describe_optimizer, optimizers_of
+from multiopt_lab.render.hyperparams import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
 from multiopt_lab.render.params import FALLBACK_ONLY, OVERLAP, param_infos, rule_display
 
@@ -42,6 +42,7 @@ class LegendRow:
         elements (int): Elements in the group.
         share (str): Share of the model's elements (``"82%"``).
         notes (tuple[str, ...]): Diagnostics about this group.
+        optimizer_short (str): ``AdamW lr=0.001 wd=0.01``: the compact form the HTML shows.
     """
 
     index: int
@@ -53,6 +54,7 @@ class LegendRow:
     elements: int
     share: str
     notes: tuple[str, ...]
+    optimizer_short: str = ""
 
 
 def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
@@ -96,9 +98,10 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
         if overlapping[i]:
             notes.append(f"! {overlapping[i]:,} also matched by later rules")
         optimizer = describe_optimizer(opts[i]) if opts is not None else ""
+        short = short_optimizer(opts[i]) if opts is not None else ""
         share = percent(elements[i], total)
         rows.append(LegendRow(i, label, group_colour(i), optimizer, rule_display(rule), params[i], elements[i],
-                              share, tuple(notes)))
+                              share, tuple(notes), short))
     return rows
 
 
@@ -185,9 +188,9 @@ def legend_html(assignment, optimizers=None) -> str:
     for r in rows:
         out.append(f'<tr data-group="{escape(r.label)}" style="--mol-c:{r.colour}">'
                    f'<td><span class="mol-group"><span class="mol-swatch"></span>{escape(r.label)}</span></td>')
-        if show_optimizer:
-            out.append(f"<td>{escape(r.optimizer)}</td>")
-        out.append(f'<td><code>{escape(r.rule)}</code></td><td class="mol-num">{grouped(r.params)}</td>'
+        if show_optimizer:  # compact, wrapping; the whole description is the tooltip
+            out.append(f'<td class="mol-opt" title="{escape(r.optimizer)}">{escape(r.optimizer_short)}</td>')
+        out.append(f'<td class="mol-rule-cell"><code>{escape(r.rule)}</code></td><td class="mol-num">{grouped(r.params)}</td>'
                    f'<td class="mol-num">{grouped(r.elements)}</td><td class="mol-num">{r.share}</td>'
                    f'<td class="mol-notes">{escape("; ".join(r.notes))}</td></tr>')
     out.append("</tbody></table>")

@@ -19,8 +19,10 @@ import re
 from dataclasses import dataclass
 
 from multiopt_lab.core.rules import RuleError, rule
+from multiopt_lab.render.text import walk
+from multiopt_lab.render.tree_model import ParamNode
 
-__all__ = ["SearchResult", "search_paths"]
+__all__ = ["SearchResult", "search_paths", "shown_matches"]
 
 _PATHLIKE = re.compile(r"^[\w.*?\[\]-]+$")
 
@@ -50,20 +52,44 @@ class SearchResult:
         """Whether a usable query is in force (highlighting applies)."""
         return self.kind != "none" and self.error is None
 
-    def summary(self) -> str:
+    def summary(self, shown: int | None = None) -> str:
         """One line for the search box's status: count, or the error.
+
+        Args:
+            shown (int, optional): Matching rows the tree shows; when folded
+                blocks hide some matches the line says how many are visible.
+                Default: ``None`` (all are).
 
         Example:
             >>> SearchResult("x", "glob", ("a.x",)).summary()
             'glob *x*: 1 match'
+            >>> SearchResult("x", "glob", ("a.x", "b.x", "c.x")).summary(shown=1)
+            'glob *x*: 3 matches (1 shown; unfold for the rest)'
         """
         if self.kind == "none":
             return ""
         if self.error is not None:
             return str(self.error)
-        shown = self.query if self.kind == "rule" or any(c in self.query for c in "*?[") else f"*{self.query}*"
+        query = self.query if self.kind == "rule" or any(c in self.query for c in "*?[") else f"*{self.query}*"
         n = len(self.paths)
-        return f"{self.kind} {shown}: {n:,} match" + ("" if n == 1 else "es")
+        line = f"{self.kind} {query}: {n:,} match" + ("" if n == 1 else "es")
+        if shown is not None and shown < n:
+            line += f" ({shown:,} shown; unfold for the rest)"
+        return line
+
+
+def shown_matches(tree) -> int:
+    """How many search matches a built tree shows as rows (folded blocks show one block).
+
+    Args:
+        tree (ParameterTree): From :func:`~multiopt_lab.render.tree_model.build_tree`
+            with ``highlight=`` the search's paths.
+
+    Example:
+        >>> shown_matches(build_tree(assignment, highlight={"a.weight"}))   # doctest: +SKIP
+        1
+    """
+    return sum(1 for _, node in walk(tree.root) if isinstance(node, ParamNode) and node.matched)
 
 
 def search_paths(assignment, query: str) -> SearchResult:

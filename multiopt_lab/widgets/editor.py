@@ -17,7 +17,7 @@ from multiopt_lab.render.hyperparams import describe_optimizer
 from multiopt_lab.render.preview import move_lines, move_summary
 from multiopt_lab.widgets.applier import Applier
 from multiopt_lab.widgets.debounce import Debouncer
-from multiopt_lab.widgets.editor_parts import button, html_box, label_html, rule_row
+from multiopt_lab.widgets.editor_parts import button, close_inside, html_box, label_html, rule_row
 from multiopt_lab.widgets.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
 from multiopt_lab.widgets.sources import parameter_table
 from multiopt_lab.widgets.tree import ParameterTreeWidget
@@ -107,6 +107,16 @@ class RuleEditorWidget(widgets.VBox):
     def flush(self) -> None:
         """Evaluate typing still waiting for the debounce (tests, scripts)."""
         self._debouncer.flush()
+
+    def close(self) -> None:
+        """Close the editor and every widget inside it (its own tree too, not a shared one)."""
+        debouncer, tree = getattr(self, "_debouncer", None), getattr(self, "tree", None)
+        if debouncer is not None:  # both absent if __init__ failed
+            debouncer.cancel()
+        if tree is not None and self._on_optimizer_changed in tree.source_listeners:
+            tree.source_listeners.remove(self._on_optimizer_changed)
+        close_inside(self)
+        super().close()
 
     def recompute(self) -> None:
         """Parse the fields, recompute the assignment, update errors, preview and tree."""

@@ -16,7 +16,32 @@ import ipywidgets as widgets
 from multiopt_lab.core.palette import group_colour
 from multiopt_lab.widgets.rule_draft import rule_field_text
 
-__all__ = ["label_html", "button", "html_box", "rule_row"]
+__all__ = ["label_html", "button", "html_box", "rule_row", "close_inside"]
+
+
+def close_inside(widget: widgets.Widget) -> None:
+    """Close every widget ``widget`` holds (children, layouts, styles, at any depth), not itself.
+
+    ``Widget.close`` closes one comm; a composite left like that keeps a comm
+    open (and a kernel-side object alive) for each part.
+
+    Example:
+        >>> box = widgets.VBox([widgets.Button()]); close_inside(box)   # doctest: +SKIP
+        >>> box.children[0].comm is None                                # doctest: +SKIP
+        True
+    """
+    seen, stack, inside = {id(widget)}, [widget], []
+    while stack:
+        current = stack.pop()
+        for name in current.keys:
+            value = getattr(current, name, None)
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(item, widgets.Widget) and id(item) not in seen:
+                    seen.add(id(item))
+                    inside.append(item)
+                    stack.append(item)
+    for item in inside:
+        item.close()
 
 
 def label_html(label: str, index: int, note: str = "") -> str:

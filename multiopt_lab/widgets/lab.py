@@ -10,13 +10,14 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from multiopt_lab.widgets.editor import RuleEditorWidget
+from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.tree import ParameterTreeWidget
 
 __all__ = ["LabWidget"]
 
 
 class LabWidget(widgets.HBox):
-    """Editor and monitor on the left, the parameter tree beside them on the right.
+    """Editor and monitor on the left, the parameter tree beside them (or under them when narrow).
 
     The editor drives the tree: typing recolours it, Apply repartitions the
     optimizer (at the next step boundary when a training loop is running).
@@ -51,7 +52,16 @@ class LabWidget(widgets.HBox):
 
             self.monitor = TrainingMonitorWidget(history)
             left.append(self.monitor)
-        column = widgets.VBox(left, layout=widgets.Layout(flex="0 0 42%", min_width="24em"))
-        self.tree.layout = widgets.Layout(flex="1 1 0", min_width="0", overflow="auto")
-        super().__init__([column, self.tree], layout=widgets.Layout(align_items="flex-start", width="100%"))
+        # Side by side where there is room, the tree under the editor where
+        # there is not; the margin keeps the columns apart when side by side.
+        column = widgets.VBox(left, layout=widgets.Layout(flex="0 1 42%", min_width="24em", margin="0 2em 1ex 0"))
+        self.tree.layout.close()  # replaced just below: its comm would stay open
+        self.tree.layout = widgets.Layout(flex="1 1 48em", min_width="0", max_width="100%", overflow="auto")
+        super().__init__([column, self.tree], layout=widgets.Layout(
+            align_items="flex-start", flex_flow="row wrap", width="100%"))
         self.add_class("mol-lab")
+
+    def close(self) -> None:
+        """Close the lab: editor, monitor, tree and every widget inside them."""
+        close_inside(self)
+        super().close()

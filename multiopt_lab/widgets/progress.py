@@ -149,8 +149,15 @@ class NotebookProgress:
             self.label.value = self.text(now)
 
     def close(self) -> None:
-        """Show the final state; the bar turns green, or orange if stopped early."""
+        """Show the final state; the bar turns green, or orange if stopped early.
+
+        The button ends disabled, reading "Stopped" after a stop, "Done" otherwise.
+        """
         self.bar.value = min(self.step, self.bar.max)
         self.label.value = self.text(self.clock()) + (f" · stopped ({self.stop.reason})" if self.stop.requested else "")
         self.bar.bar_style = "warning" if self.stop.requested and self.step < self.total else "success"
         self.stop_button.disabled = True
+        self.stop_button.description = "Stopped" if self.stop.requested else "Done"
+        self.stop_button.icon = "stop" if self.stop.requested else "check"
+        self.stop_button.button_style = "warning" if self.stop.requested else ""
+        self.stop_button.tooltip = ""

@@ -16,8 +16,10 @@ from multiopt_lab.render.details import details_html
 from multiopt_lab.render.document import render_html, render_text
 from multiopt_lab.render.hyperparams import describe_optimizer
 from multiopt_lab.render.params import param_infos
-from multiopt_lab.render.search import SearchResult, search_paths
+from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
+from multiopt_lab.render.tree_model import build_tree
 from multiopt_lab.widgets.debounce import Debouncer
+from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.sources import assignment_of, optimizers_for, parameter_table, root_name_of
 from multiopt_lab.widgets.tree_view import TreeView
 from multiopt_lab.widgets.watch import VersionWatcher
@@ -129,6 +131,14 @@ class ParameterTreeWidget(widgets.VBox):
         """Run a search still waiting for the typing to pause."""
         self._search_debouncer.flush()
 
+    def close(self) -> None:
+        """Close the tree and every widget inside it; the routing watcher stops with it."""
+        debouncer = getattr(self, "_search_debouncer", None)  # absent if __init__ failed
+        if debouncer is not None:
+            debouncer.cancel()
+        close_inside(self)
+        super().close()
+
     def redraw(self) -> None:
         """Render the HTML again from the current assignment, search and folding."""
         html = render_html(self._assignment, self._matching_optimizers(), **self._options(),
@@ -136,6 +146,7 @@ class ParameterTreeWidget(widgets.VBox):
                            open_depth=self.open_depth, interactive=True)
         if html != self.view.html:
             self.view.html = html
+        self._show_search_status()
 
     def text(self, legend: bool = True) -> str:
         """The tree as shown (same folding and search marks), in text form.
@@ -162,11 +173,22 @@ class ParameterTreeWidget(widgets.VBox):
 
     def _run_search(self, redraw: bool = True) -> None:
         self.search = search_paths(self._assignment, self.search_box.value)
-        summary = self.search.summary()
-        css = "mol-error" if self.search.error is not None else "mol-ok"
-        self.search_status.value = f'<pre class="{css}">{escape(summary)}</pre>' if summary else ""
         if redraw:
-            self.redraw()
+            self.redraw()  # which also updates the status line
+
+    def _show_search_status(self) -> None:
+        shown = None
+        if self.search.active and self.search.paths and self.fold_toggle.value:
+            # Folded blocks show one block's matches: say how many rows are visible.
+            options = self._options()
+            tree = build_tree(self._assignment, root_name=options["root_name"], fold=True,
+                              unfold=options["unfold"], highlight=options["highlight"])
+            shown = shown_matches(tree)
+        summary = self.search.summary(shown)
+        css = "mol-error" if self.search.error is not None else "mol-ok"
+        status = f'<pre class="{css}">{escape(summary)}</pre>' if summary else ""
+        if status != self.search_status.value:
+            self.search_status.value = status
 
     def _on_fold(self, change) -> None:
         if change["new"]:

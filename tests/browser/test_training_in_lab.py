@@ -109,7 +109,9 @@ def test_stop_button_ends_training_mid_cell(page, scratch_notebook, screenshot):
     expect(stop).to_be_enabled()
     stop.click()
     # The click is handled on a kernel subshell while the cell still runs.
-    expect(stop).to_have_text("Stopping…", timeout=KERNEL_MS)
+    # "Stopping…" until the loop reaches the step boundary, "Stopped" once the run ended:
+    # the first may last only milliseconds.
+    expect(stop).to_have_text(re.compile("Stopping…|Stopped"), timeout=KERNEL_MS)
 
     wait_for_run_all(page, timeout_ms=120_000)
     printed = cell_locator(page, 3).locator(".jp-OutputArea-output").inner_text().strip()
@@ -118,8 +120,9 @@ def test_stop_button_ends_training_mid_cell(page, scratch_notebook, screenshot):
     expect(progress.locator("div.widget-label")).to_contain_text(f"{done}/{STEPS_STOPPED}")
     expect(progress.locator("div.widget-label")).to_contain_text("stopped (Stop button)")
     expect(stop).to_be_disabled()
+    expect(stop).to_have_text("Stopped")
     screenshot(progress, "progress-stopped")
-    # train() says on stderr that it stopped early; that is the only output allowed.
-    problems = [(p.where, p.kind, p.text.strip()) for p in error_outputs(page)]
-    assert problems == [("cell 2", "stderr", f"Training stopped after {done} of {STEPS_STOPPED} steps "
-                                             "(Stop button); the history keeps them.")]
+    # train() says on stdout that it stopped early: a stop the user asked for is no error output.
+    expect(training.locator(".jp-OutputArea-output").last).to_contain_text(
+        f"Training stopped after {done} of {STEPS_STOPPED} steps (Stop button); the history keeps them.")
+    assert error_outputs(page) == []

@@ -1,0 +1,85 @@
+"""The monitor's table: the last value of every metric, one row per group.
+
+Example:
+    >>> from multiopt_lab.core.history import History
+    >>> h = History(); h.record(1, loss=0.5)
+    >>> "0.5" in last_values_html(h)
+    True
+"""
+
+from __future__ import annotations
+
+import html
+
+from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.core.metrics import nonfinite_groups
+from multiopt_lab.plots.style import group_colour_map
+
+__all__ = ["last_values_html", "NOT_APPLICABLE"]
+
+_METRIC_ORDER = ("loss", "update_norm", "grad_norm", "param_norm", "update_ratio", "learning_rate")
+
+
+#: Shown where a metric does not apply (the learning rate of "total", of an
+#: optimizer without one) or was not recorded for the group.
+NOT_APPLICABLE = "\u2013"
+# NaN here means "has none", not "went non-finite" (see core.metrics).
+_NAN_MEANS_NONE = frozenset({"learning_rate"})
+
+
+def _cell(values: dict[str, float], metric: str) -> str:
+    value = values.get(metric)
+    if value is None or (metric in _NAN_MEANS_NONE and value != value):
+        return f'<td class="mol-na" title="does not apply">{NOT_APPLICABLE}</td>'
+    return f"<td>{value:.4g}</td>"
+
+
+def last_values_html(history: History, run: str | None = None) -> str:
+    """An HTML table of the last value of every metric, one row per group.
+
+    Example:
+        >>> h = History(); h.record(1, loss=0.5)
+        >>> "0.5" in last_values_html(h)
+        True
+    """
+    run = run if run is not None else history.current_run
+    if run is None:
+        return '<div class="mol-monitor-empty">no run recorded yet</div>'
+    if run not in history.runs:
+        return f'<div class="mol-monitor-empty">run {html.escape(repr(run))} has not started yet</div>'
+    values = history.last_values(run)
+    colours = group_colour_map(history, run)
+    groups = [g for g in history.labels(run) if g in values]
+    groups += [g for g in (TOTAL_GROUP, SCALAR_GROUP) if g in values]
+    metrics = [m for m in _METRIC_ORDER if any(m in values[g] for g in groups)]
+    metrics += sorted({m for g in groups for m in values[g]} - set(metrics))
+    step = history.last_step(run)
+    flagged = nonfinite_groups({g: values[g] for g in groups if g != TOTAL_GROUP})
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    rows = []
+    for group in groups:
+        swatch = f'<span style="display:inline-block;width:0.8em;height:0.8em;background:{colours.get(group, "#8C8C8C")};margin-right:0.4em"></span>'
+        name = "loss / scalars" if group == SCALAR_GROUP else group
+        cells = "".join(_cell(values[group], m) for m in metrics)
+        flag, row_class = "", ""
+        if group in flagged:  # NaN/inf gradient or update at the last recorded step
+            kinds = " and ".join(flagged[group])
+            flag = f' <span class="mol-nonfinite-flag" title="non-finite {kinds}">&#9888; non-finite {kinds}</span>'
+            row_class = ' class="mol-nonfinite"'
+        rows.append(f'<tr data-group="{html.escape(group)}"{row_class}><td>{swatch}{html.escape(name)}{flag}</td>{cells}</tr>')
+    return (
+        f"<style>{_TABLE_CSS}</style>"
+        f'<table class="mol-monitor-values"><caption>{html.escape(run)}, step {step}</caption>'
+        f"<tr><th>group</th>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+# Compact rows: doubled classes outrank JupyterLab's table styles, and the line
+# height undoes the 28 px line height of an ipywidgets.HTML's content.
+_TABLE_CSS = (
+    "table.mol-monitor-values.mol-monitor-values{border-collapse:collapse;line-height:1.35;font-size:12px}"
+    "table.mol-monitor-values.mol-monitor-values td,table.mol-monitor-values.mol-monitor-values th"
+    "{padding:1px 1.2ch;line-height:1.35;text-align:right;border:none;background:none}"
+    "table.mol-monitor-values.mol-monitor-values tr>:first-child{text-align:left}"
+    "table.mol-monitor-values.mol-monitor-values td.mol-na{color:var(--jp-content-font-color3,#888)}"
+)
