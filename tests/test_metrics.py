@@ -195,3 +195,23 @@ def test_group_sums_match_numpy_at_every_size(n):
     expected += [np.sum((as64(new[:7]) - as64(old[:7])) ** 2), np.sum(as64(g[:7]) ** 2),
                  np.sum(as64(old[:7]) ** 2)]
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_pieces_sums_concatenate_small_pieces_and_match_numpy():
+    from multiopt_lab.core.metrics import pieces_sums
+
+    shapes = [(3,), (64, 64), (8192,), (9000,), (130, 130), (1,)]
+    pieces = []
+    for k, shape in enumerate(shapes):
+        g, old, new = (mx.random.normal(shape, key=mx.random.key(10 * k + i)) for i in range(3))
+        if k == 1:  # a bfloat16 piece among float32 ones
+            g, old, new = (a.astype(mx.bfloat16) for a in (g, old, new))
+        pieces.append((g, old, new))
+    as64 = lambda a: np.array(a.astype(mx.float32), dtype=np.float64)
+    expected = sum(np.array([np.sum((as64(n) - as64(o)) ** 2), np.sum(as64(g) ** 2),
+                             np.sum(as64(o) ** 2)]) for g, o, n in pieces)
+    np.testing.assert_allclose(np.array(pieces_sums(pieces)), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.array(pieces_sums(pieces[:1])), np.array(
+        [np.sum((as64(pieces[0][2]) - as64(pieces[0][1])) ** 2), np.sum(as64(pieces[0][0]) ** 2),
+         np.sum(as64(pieces[0][1]) ** 2)]), rtol=1e-5)
+    assert pieces_sums([]).tolist() == [0.0, 0.0, 0.0]

@@ -1,11 +1,11 @@
 """Per-group optimizer metrics, built lazily in the same graph as the update.
 
-On a recorded step the optimizer hands :func:`group_sums` each group's
-gradients, old and new parameters; the result is a handful of lazy arrays
+On a recorded step the optimizer hands :func:`pieces_sums` each group's
+``(gradient, old, new)`` pieces; the result is a handful of lazy arrays
 stored in the optimizer's state under ``"metrics"`` (so ``mx.eval(...,
 optimizer.state)`` computes them with the update, and a compiled step returns
-them like any other state). :class:`MetricsReader` turns them into Python
-floats the first time someone reads them.
+them like any other state). :class:`MetricsReader` (in ``metrics_reader``)
+turns them into Python floats the first time someone reads them.
 
 Example:
     >>> import mlx.core as mx
@@ -20,10 +20,11 @@ import math
 from typing import Any, Sequence
 
 import mlx.core as mx
-import numpy as np
 
-__all__ = ["METRIC_NAMES", "piece_sums", "group_sums", "metric_arrays", "MetricsReader", "is_metrics_step",
-           "nonfinite_groups"]
+from multiopt_lab.core.metrics_reader import MetricsReader, nonfinite_groups
+
+__all__ = ["METRIC_NAMES", "piece_sums", "group_sums", "pieces_sums", "metric_arrays",
+           "MetricsReader", "is_metrics_step", "nonfinite_groups"]
 
 #: The per-group keys of ``MultiOptimizer.metrics``.
 METRIC_NAMES = ("update_norm", "grad_norm", "param_norm", "update_ratio", "learning_rate")
@@ -108,6 +109,33 @@ def group_sums(pieces: Sequence[Any]) -> Any:
     return pieces[0] if len(pieces) == 1 else mx.sum(mx.stack(pieces), axis=0)
 
 
+#: Pieces up to this many elements are concatenated before their sums are taken.
+CONCATENATED_SIZE = 8192
+
+
+def pieces_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
+    """One group's ``[update, gradient, parameter]`` sums of squares from its pieces.
+
+    Each piece is ``(gradient, old, new)``. Small pieces are concatenated
+    first: one reduction over all of them costs far fewer kernels than one
+    per piece (a few kernels whatever their number); large ones are reduced
+    one by one (a copy would cost more than the kernels it saves).
+
+    Example:
+        >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
+        >>> pieces_sums([one, one]).tolist()
+        [2.0, 18.0, 2.0]
+    """
+    small = [piece for piece in pieces if piece[0].size <= CONCATENATED_SIZE]
+    sums = [piece_sums(*piece) for piece in pieces if piece[0].size > CONCATENATED_SIZE]
+    if len(small) > 1:
+        sums.append(piece_sums(*(mx.concatenate([p[k].reshape(-1) for p in small])
+                                 for k in range(3))))
+    elif small:
+        sums.append(piece_sums(*small[0]))
+    return group_sums(sums)
+
+
 def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any) -> dict[str, Any]:
     """The lazy arrays a recorded step stores: ``sums`` (groups x 3), ``learning_rates``, ``step``.
 
@@ -122,82 +150,3 @@ def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any)
         for r in learning_rates
     ]
     return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}
-
-
-class MetricsReader:
-    """Materialises stored metric arrays into floats, once per recorded step.
-
-    Example:
-        >>> reader = MetricsReader()
-        >>> arrays = metric_arrays([mx.array([4.0, 1.0, 16.0])], [mx.array(0.5)], mx.array(3))
-        >>> reader.read(arrays, ("sgd",))["sgd"]["update_ratio"]
-        0.5
-    """
-
-    def __init__(self) -> None:
-        self._source: Any = None
-        self._value: dict | None = None
-        self._step: int | None = None
-
-    def _refresh(self, arrays: dict, labels: Sequence[str]) -> None:
-        sums_array = arrays.get("sums")
-        if sums_array is None:
-            self._source, self._value, self._step = None, None, None
-            return
-        if sums_array is self._source and self._value is not None:
-            return
-        mx.eval(sums_array, arrays["learning_rates"], arrays["step"])
-        sums = np.array(sums_array, dtype=np.float64)
-        rates = np.array(arrays["learning_rates"], dtype=np.float64)
-        value = {}
-        for label, row, rate in zip(labels, sums, rates):
-            value[label] = _norms(row, float(rate))
-        value["total"] = _norms(sums.sum(axis=0), math.nan)
-        self._source, self._value, self._step = sums_array, value, int(arrays["step"].item())
-
-    def read(self, arrays: dict, labels: Sequence[str]) -> dict | None:
-        """``{label: {metric: float}, "total": {...}}`` or None before any record."""
-        self._refresh(arrays, labels)
-        return self._value
-
-    def step(self, arrays: dict, labels: Sequence[str]) -> int | None:
-        """The optimizer step the stored metrics belong to (None before any record)."""
-        self._refresh(arrays, labels)
-        return self._step
-
-
-def _norms(row: Any, learning_rate: float) -> dict[str, float]:
-    update, grad, param = (math.sqrt(float(x)) if x >= 0 else math.nan for x in row)
-    ratio = update / param if param > 0 else (0.0 if update == 0 else math.inf)
-    if math.isnan(update) or math.isnan(param):
-        ratio = math.nan
-    return {
-        "update_norm": update,
-        "grad_norm": grad,
-        "param_norm": param,
-        "update_ratio": ratio,
-        "learning_rate": learning_rate,
-    }
-
-
-def nonfinite_groups(metrics: dict | None) -> dict[str, tuple[str, ...]]:
-    """Groups whose gradient or update had an inf or a NaN, and which of the two.
-
-    A norm whose sum of squares overflows float32 is flagged too (it is inf).
-
-    Example:
-        >>> m = {"a": {"grad_norm": float("nan"), "update_norm": 1.0}, "total": {}}
-        >>> nonfinite_groups(m)
-        {'a': ('gradient',)}
-    """
-    found: dict[str, tuple[str, ...]] = {}
-    for label, values in (metrics or {}).items():
-        if label == "total":
-            continue
-        bad = tuple(
-            kind for kind, key in (("gradient", "grad_norm"), ("update", "update_norm"))
-            if not math.isfinite(values.get(key, 0.0))
-        )
-        if bad:
-            found[label] = bad
-    return found

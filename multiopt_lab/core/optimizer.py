@@ -16,17 +16,21 @@ from typing import Any, Sequence
 import mlx.core as mx
 import mlx.optimizers as optim
 
+from multiopt_lab.core.compiled_update import CompiledUpdate
 from multiopt_lab.core.groups import check_filters, check_labels, check_optimizers
-from multiopt_lab.core.metrics import MetricsReader, piece_sums
+from multiopt_lab.core.metrics import MetricsReader
+from multiopt_lab.core.nonfinite import NonfiniteGuard, NonfiniteMixin
 from multiopt_lab.core.optimizer_metrics import MetricsMixin, check_every
 from multiopt_lab.core.optimizer_rates import LearningRatesMixin
 from multiopt_lab.core.optimizer_routing import RoutingMixin
-from multiopt_lab.core.routing import flatten_with_parameters, group_part, rebuild_tree, state_entry
+from multiopt_lab.core.optimizer_update import UpdateMixin
+from multiopt_lab.core.routing import flatten_with_parameters, rebuild_tree
 
 __all__ = ["MultiOptimizer"]
 
 
-class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.MultiOptimizer):
+class MultiOptimizer(UpdateMixin, RoutingMixin, MetricsMixin, LearningRatesMixin,
+                     NonfiniteMixin, optim.MultiOptimizer):
     """Several optimizers, each on the parameters its rule picks; the last takes the rest.
 
     Same positional arguments, ``state`` layout and results (to the last bit)
@@ -46,6 +50,15 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
             then runs on every step, as in MLX. Default: ``True``.
         metrics_every (int, optional): Record per-group metrics on steps 1,
             1 + k, 1 + 2k, ... Default: ``None`` (off).
+        compile (bool, optional): Compile the update of all groups into one
+            function per tree structure (an eager loop's update then runs
+            in about a third of the time); results then equal the eager
+            ones within float rounding, not to the last bit. Ignored under
+            an outer ``mx.compile``. Default: ``False``.
+        skip_nonfinite (bool, optional): When a gradient or an update of any
+            group holds a NaN or an inf, leave the parameters and every
+            group's state as they were (lazily, also under ``mx.compile``);
+            see ``skipped_steps`` and ``skipped_groups``. Default: ``False``.
 
     Example:
         >>> import mlx.optimizers as optim
@@ -55,8 +68,11 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
 
     def __init__(self, optimizers: Sequence[optim.Optimizer], filters: Sequence[Any] = (), *,
                  labels: Sequence[str] | None = None, cache: bool = True,
-                 metrics_every: int | None = None):
+                 metrics_every: int | None = None, compile: bool = False,
+                 skip_nonfinite: bool = False):
         optimizers = check_optimizers(optimizers)
+        if not isinstance(compile, bool):
+            raise TypeError(f"expected compile to be True or False, found {compile!r}")
         rules = check_filters(filters, optimizers, cache)
         labels = check_labels(labels, optimizers)
         every = check_every(metrics_every)
@@ -70,6 +86,7 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
         #: bucket (same bits, fewer kernels; see ``core.batching``).
         self.batch_small = True
         self._metrics_every = every
+        self._nonfinite = NonfiniteGuard(len(optimizers)) if skip_nonfinite else None
         self._metric_arrays: dict[str, Any] = {}
         self._metrics_reader = MetricsReader()
         self._plan = None
@@ -84,6 +101,8 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
         #: Updates applied so far (a plain int: other threads may read it
         #: without touching MLX arrays).
         self.update_count = 0
+        self._compile = compile
+        self._compiled = CompiledUpdate(self)
 
     # -- MLX's API ---------------------------------------------------------------
     def init(self, parameters: dict) -> None:
@@ -119,51 +138,32 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
         self._apply_pending(parameters)
         leaves = flatten_with_parameters(gradients, parameters)
         plan = self._plan_for(leaves, gradients)
+        guard = self._nonfinite
+        before = None if guard is None else guard.before(self.optimizers)
         tracing = _is_tracing(self.optimizers[0].state.get("step"))
         recording = self._records_this_step(tracing)
+        # Under an outer mx.compile the whole step is one graph already: no nesting.
+        compiled = self._compiled.apply(plan, leaves, gradients, recording) \
+            if self._compile and not tracing else None
+        if compiled is not None:
+            new, metrics = compiled
+            self._metric_arrays.update(metrics)
+            if guard is not None:
+                new = guard.after(self.optimizers, before, leaves.gradients, leaves.parameters,
+                                  new, plan.indices)
+            return rebuild_tree(gradients, new)
         # Under mx.compile the fused per-parameter kernels beat concatenation.
-        batched = self.batch_small and not tracing
-        new = [None] * len(leaves.paths)
-        grads, params = leaves.gradients, leaves.parameters
-        pieces: list[list] = [[] for _ in self.optimizers]
-        for g, optimizer in enumerate(self.optimizers):
-            states = plan.states[g]
-            if states is None:
-                self._run_own_code(g, optimizer, plan, leaves, gradients, parameters, new)
-                if recording:
-                    pieces[g] = [piece_sums(grads[i], params[i], new[i]) for i in plan.indices[g]]
-                continue
-            for name, scheduler in optimizer._schedulers.items():
-                optimizer.state[name] = scheduler(optimizer.step)
-            optimizer.state["step"] = optimizer.step + 1
-            apply_single = optimizer.apply_single
-            if batched:
-                for bucket in plan.buckets[g]:
-                    flat = bucket.apply(apply_single, grads, params, new)
-                    if recording:
-                        pieces[g].append(piece_sums(*flat))
-                pairs = plan.singles[g]
-            else:
-                pairs = zip(plan.indices[g], states)
-            for i, state in pairs:
-                new[i] = apply_single(grads[i], params[i], state)
-                if recording:
-                    pieces[g].append(piece_sums(grads[i], params[i], new[i]))
+        new, pieces = self._update_leaves(plan, leaves, gradients, parameters,
+                                          batched=self.batch_small and not tracing,
+                                          recording=recording)
         if recording:
-            self._record(pieces)
+            self._metric_arrays.update(self._metric_values(pieces))
             # A plain mx.compile may not have captured the metrics: check later.
             self._metrics_unverified = tracing and self._trace_recording is None
+        if guard is not None:
+            new = guard.after(self.optimizers, before, leaves.gradients, leaves.parameters, new,
+                              plan.indices)
         return rebuild_tree(gradients, new)
-
-    def _run_own_code(self, g, optimizer, plan, leaves, gradients, parameters, new) -> None:
-        # An optimizer that overrides apply_gradients (a nested MultiOptimizer,
-        # a custom clipping optimizer) gets its sub-tree, as in MLX.
-        paths = [leaves.paths[i] for i in plan.indices[g]]
-        whole = gradients if len(self.optimizers) == 1 else None
-        part = group_part(paths, [leaves.gradients[i] for i in plan.indices[g]], whole)
-        result = optimizer.apply_gradients(part, parameters)
-        for i, path in zip(plan.indices[g], paths):
-            new[i] = state_entry(result, path)
 
     @property
     def state(self) -> dict:
@@ -178,6 +178,8 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
         state = {"states": [o.state for o in self.optimizers]}
         if self._metrics_every is not None:
             state["metrics"] = self._metric_arrays
+        if self._nonfinite is not None:
+            state["nonfinite"] = self._nonfinite.arrays
         return state
 
     @state.setter
@@ -195,6 +197,8 @@ class MultiOptimizer(RoutingMixin, MetricsMixin, LearningRatesMixin, optim.Multi
             if not isinstance(sub, dict):
                 raise ValueError(f"Invalid state provided: {expected}, found a "
                                  f"{type(sub).__name__} for group {self.labels[i]!r}")
+        if self._nonfinite is not None:
+            self._nonfinite.load(state.get("nonfinite"))  # validates before changing anything
         for optimizer, sub in zip(self.optimizers, states):
             optimizer.state = sub
         metrics = state.get("metrics")

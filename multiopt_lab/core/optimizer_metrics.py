@@ -14,7 +14,7 @@ from typing import Any
 
 import mlx.core as mx
 
-from multiopt_lab.core.metrics import group_sums, is_metrics_step, metric_arrays, nonfinite_groups
+from multiopt_lab.core.metrics import is_metrics_step, metric_arrays, nonfinite_groups, pieces_sums
 
 __all__ = ["MetricsMixin", "check_every"]
 
@@ -62,11 +62,12 @@ class MetricsMixin:
         # Evaluated already after the previous step's mx.eval: no extra work.
         return int(self.optimizers[0].state["step"].item()) + 1
 
-    def _record(self, pieces: list[list]) -> None:
-        sums = [group_sums(group) for group in pieces]
+    def _metric_values(self, pieces: list[list]) -> dict[str, Any]:
+        # Lazy arrays (or, inside a compiled update, its outputs): nothing is stored here.
+        # ``pieces``: per group, the (gradient, old, new) arrays of its update.
+        sums = [pieces_sums(group) for group in pieces]
         rates = [o.state.get("learning_rate") for o in self.optimizers]
-        arrays = metric_arrays(sums, rates, self.optimizers[0].state["step"])
-        self._metric_arrays.update(arrays)
+        return metric_arrays(sums, rates, self.optimizers[0].state["step"])
 
     def _verify_traced_metrics(self) -> None:
         if not self._metrics_unverified:

@@ -100,8 +100,12 @@ class RoutingMixin(RequestsMixin):
         for g, optimizer in enumerate(self.optimizers):
             if not runs_own_code[g]:
                 values = [leaves.gradients[i] for i in indices[g]]
-                optimizer.init(group_part([leaves.paths[i] for i in indices[g]], values, whole))
+                part = group_part([leaves.paths[i] for i in indices[g]], values, whole)
+                optimizer.init(_pad_lists_like(part, optimizer.state))
         plan.bind_states(self.optimizers, runs_own_code, leaves, self.batch_small)
+        # MLX's flag: "my state fits the parameters". An outer MultiOptimizer
+        # holding this one checks it, and would otherwise re-plan every step.
+        self._initialized = True
         return plan
 
     def _check_loaded_state(self, g: int, optimizer: Any, leaves: FlatLeaves,
@@ -209,3 +213,18 @@ class RoutingMixin(RequestsMixin):
         self._metric_arrays.clear()
         self._invalidate()
         return moves
+
+
+def _pad_lists_like(part: Any, state: Any) -> Any:
+    """``part`` with each list at least as long as the state's list at the same place.
+
+    Freezing trailing list entries (``layers.2`` of 3) after training gives a
+    shorter gradient list than the state holds; MLX's ``Optimizer.init``
+    indexes the gradients by the state's length and raises IndexError.
+    """
+    if isinstance(part, dict) and isinstance(state, dict):
+        return {k: _pad_lists_like(v, state[k]) if k in state else v for k, v in part.items()}
+    if isinstance(part, (list, tuple)) and isinstance(state, (list, tuple)):
+        padded = [_pad_lists_like(v, s) for v, s in zip(part, state)] + list(part[len(state):])
+        return type(part)(padded + [{} for _ in range(len(state) - len(part))])
+    return part
