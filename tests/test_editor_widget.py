@@ -9,29 +9,16 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
-from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
 from mlx.utils import tree_flatten
 
 from multiopt_lab.core.optimizer import MultiOptimizer
 from multiopt_lab.core.palette import group_colour
 from multiopt_lab.examples.models import MLP
 from multiopt_lab.widgets.editor import RuleEditorWidget
+from widget_comm import sent, click
 
 
-@pytest.fixture(autouse=True)
-def recorded_comm():
-    setup_test_comm()
-    yield
-    teardown_test_comm()
-
-
-def sent(widget, name):
-    return [kw["data"]["state"][name] for _, kw in widget.comm.messages
-            if kw.get("data", {}).get("method") == "update" and name in kw["data"]["state"]]
-
-
-def click(button):
-    button._handle_custom_msg({"event": "click"}, [])  # what the browser sends
+pytestmark = pytest.mark.usefixtures("recorded_comm")
 
 
 def group_in_tree(editor, path):

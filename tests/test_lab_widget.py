@@ -7,24 +7,15 @@ import sys
 
 import mlx.optimizers as optim
 import pytest
-from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
 
 from multiopt_lab.core.history import History
 from multiopt_lab.core.optimizer import MultiOptimizer
 from multiopt_lab.examples.models import MLP
 from multiopt_lab.widgets.lab import LabWidget
+from widget_comm import sent
 
 
-@pytest.fixture(autouse=True)
-def recorded_comm():
-    setup_test_comm()
-    yield
-    teardown_test_comm()
-
-
-def sent(widget, name):
-    return [kw["data"]["state"][name] for _, kw in widget.comm.messages
-            if kw.get("data", {}).get("method") == "update" and name in kw["data"]["state"]]
+pytestmark = pytest.mark.usefixtures("recorded_comm")
 
 
 @pytest.fixture

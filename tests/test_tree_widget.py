@@ -8,7 +8,6 @@ import re
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
-from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
 
 from multiopt_lab.core.assignment import assign
 from multiopt_lab.core.optimizer import MultiOptimizer
@@ -16,19 +15,10 @@ from multiopt_lab.core.palette import group_colour
 from multiopt_lab.examples.models import MLP, TinyGPT
 from multiopt_lab.widgets.debounce import Debouncer
 from multiopt_lab.widgets.tree import ParameterTreeWidget
+from widget_comm import sent
 
 
-@pytest.fixture(autouse=True)
-def recorded_comm():
-    setup_test_comm()
-    yield
-    teardown_test_comm()
-
-
-def sent(widget, name):
-    """Every value of ``name`` the kernel sent to the browser for ``widget``."""
-    return [kw["data"]["state"][name] for _, kw in widget.comm.messages
-            if kw.get("data", {}).get("method") == "update" and name in kw["data"]["state"]]
+pytestmark = pytest.mark.usefixtures("recorded_comm")
 
 
 def row(html: str, path: str) -> tuple[str, str]:
