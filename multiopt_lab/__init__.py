@@ -41,7 +41,9 @@ from multiopt_lab.core.rules import (
 )
 from multiopt_lab.core.table import ParameterTable
 from multiopt_lab.core.training import train
+from multiopt_lab.core.display import register_html
 from multiopt_lab.render import render_html, render_text
+from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
 
 __version__ = "0.1.0"
 
@@ -89,6 +91,11 @@ __all__ = [
     "save_state",
     "train",
 ]
+
+# Core objects show themselves as trees through this registry, so that core
+# never imports the render layer above it.
+register_html("assignment", assignment_repr_html)
+register_html("optimizer", optimizer_repr_html)
 
 # The widgets import ipywidgets (and the monitor matplotlib): load them on
 # first use so that ``import multiopt_lab`` stays free of front-end libraries.

@@ -23,6 +23,7 @@ from multiopt_lab.core.assignment_frames import group_summary, parameter_frame
 from multiopt_lab.core.assignment_labels import check_labels
 from multiopt_lab.core.assignment_text import format_assignment
 from multiopt_lab.core.diagnostics import CoverageError, Diagnostics, diagnose
+from multiopt_lab.core.display import html_for
 from multiopt_lab.core.rule_cache import cached_select
 from multiopt_lab.core.rules import Rule, RuleError, as_rule
 from multiopt_lab.core.table import ParameterTable
@@ -219,8 +220,5 @@ class Assignment:
     def __repr__(self) -> str:
         return format_assignment(self, max_rows=40)
 
-    def _repr_html_(self) -> str:
-        # Imported here: core must not import the render layer at import time.
-        from multiopt_lab.render.rich import assignment_repr_html
-
-        return assignment_repr_html(self)
+    def _repr_html_(self) -> str | None:
+        return html_for("assignment", self)

@@ -20,6 +20,7 @@ import mlx.optimizers as optim
 
 from multiopt_lab.core.assignment import Assignment, assign
 from multiopt_lab.core.checkpoint_check import describe_paths, same_layout, template
+from multiopt_lab.core.display import html_for
 from multiopt_lab.core.groups import check_filters, check_labels, check_optimizers
 from multiopt_lab.core.repartition_requests import RequestsMixin
 from multiopt_lab.core.repartition import (Move, existing_entry, migrated_states, moves_between,
@@ -65,11 +66,8 @@ class RoutingMixin(RequestsMixin):
             last = self._last_assignment = assign(last.table, self.filters, self.labels)
         return last
 
-    def _repr_html_(self) -> str:
-        # Imported here: core must not import the render layer at import time.
-        from multiopt_lab.render.rich import optimizer_repr_html
-
-        return optimizer_repr_html(self)
+    def _repr_html_(self) -> str | None:
+        return html_for("optimizer", self)
 
     def _plan_for(self, leaves: FlatLeaves, gradients: Any) -> RoutingPlan:
         plan = self._plan
