@@ -215,3 +215,20 @@ def test_pieces_sums_concatenate_small_pieces_and_match_numpy():
         [np.sum((as64(pieces[0][2]) - as64(pieces[0][1])) ** 2), np.sum(as64(pieces[0][0]) ** 2),
          np.sum(as64(pieces[0][1]) ** 2)]), rtol=1e-5)
     assert pieces_sums([]).tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
+def test_large_low_precision_pieces_match_numpy_eager_and_compiled(dtype):
+    from multiopt_lab.core.metrics import piece_sums
+
+    # Above the stacked size, in a 2-D shape whose size is no multiple of 1024,
+    # then a second size through the same (shape-independent) fused kernel.
+    for shape in [(150, 131), (300, 200)]:
+        g, old, new = (mx.random.normal(shape, key=mx.random.key(i)).astype(dtype)
+                       for i in range(3))
+        as64 = lambda a: np.array(a.astype(mx.float32), dtype=np.float64)
+        expected = [np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(g) ** 2),
+                    np.sum(as64(old) ** 2)]
+        np.testing.assert_allclose(np.array(piece_sums(g, old, new)), expected, rtol=1e-5)
+        compiled = mx.compile(piece_sums)
+        np.testing.assert_allclose(np.array(compiled(g, old, new)), expected, rtol=1e-5)

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Sequence
 
 import mlx.core as mx
@@ -53,10 +54,19 @@ _COLUMNS = 1024
 _STACKED_SIZE = 1 << 14
 
 
-def _sum_of_squares(flat: Any) -> Any:
+@partial(mx.compile, shapeless=True)
+def _squares(gradient: Any, old: Any, new: Any) -> tuple[Any, Any, Any]:
+    # One fused kernel for the cast, the difference and the three squares
+    # (eager MLX runs five, each writing a full-size temporary).
+    old = old.astype(mx.float32)
+    update = new.astype(mx.float32) - old
+    gradient = gradient.astype(mx.float32)
+    return update * update, gradient * gradient, old * old
+
+
+def _sum_of_squares(squares: Any) -> Any:
     # MLX's CPU reduction over a long contiguous axis is about five times
     # slower than over the leading axis of a (rows, 1024) view.
-    squares = mx.square(flat)
     n = squares.size
     rows = n // _COLUMNS
     if rows < 8:
@@ -89,12 +99,11 @@ def piece_sums(gradient: Any, old: Any, new: Any) -> Any:
         >>> piece_sums(mx.array([3.0]), mx.array([1.0]), mx.array([0.0])).tolist()
         [1.0, 9.0, 1.0]
     """
-    old_flat = _flat32(old)
-    update = _flat32(new) - old_flat
-    grad = _flat32(gradient)
-    if update.size <= _STACKED_SIZE:
-        return _stacked_sums(update, grad, old_flat)
-    return mx.stack([_sum_of_squares(update), _sum_of_squares(grad), _sum_of_squares(old_flat)])
+    if gradient.size <= _STACKED_SIZE:
+        old_flat = _flat32(old)
+        return _stacked_sums(_flat32(new) - old_flat, _flat32(gradient), old_flat)
+    squares = _squares(gradient.reshape(-1), old.reshape(-1), new.reshape(-1))
+    return mx.stack([_sum_of_squares(s) for s in squares])
 
 
 def group_sums(pieces: Sequence[Any]) -> Any:
