@@ -22,7 +22,8 @@ from multiopt_lab.core.palette import group_colour
 from multiopt_lab.core.progress import StopSignal
 from multiopt_lab.widgets import monitor as monitor_module
 from multiopt_lab.widgets.monitor import TrainingMonitorWidget, last_values_html
-from multiopt_lab.widgets.progress import NotebookProgress, route_to_subshell
+from multiopt_lab.widgets.progress import NotebookProgress
+from multiopt_lab.widgets.subshell import route_to_subshell
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -23,6 +23,7 @@ import mlx.optimizers as optim
 from multiopt_lab.core.compile_step import compile_step
 from multiopt_lab.core.distributed import DataParallel, data_parallel
 from multiopt_lab.core.history import History
+from multiopt_lab.core.loop_activity import training_in_progress
 from multiopt_lab.core.progress import StopSignal, catch_interrupt, make_progress
 
 #: The reason catch_interrupt gives for Ctrl-C (see multiopt_lab.core.progress).
@@ -223,7 +224,7 @@ def train(
     seen_metrics_step = getattr(optimizer, "metrics_step", None)
     done = 0
     try:
-        with catch_interrupt(stop):
+        with catch_interrupt(stop), training_in_progress():
             for index in range(start, start + steps):
                 if parallel.any_rank(stop.requested) if parallel else stop.requested:
                     break

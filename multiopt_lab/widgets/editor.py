@@ -12,6 +12,7 @@ from html import escape
 
 import ipywidgets as widgets
 
+from multiopt_lab.core.loop_activity import is_training
 from multiopt_lab.render.export import rules_python, rules_toml
 from multiopt_lab.render.hyperparams import describe_optimizer
 from multiopt_lab.render.preview import move_lines, move_summary
@@ -20,6 +21,7 @@ from multiopt_lab.widgets.debounce import Debouncer
 from multiopt_lab.widgets.editor_parts import button, close_inside, html_box, label_html, rule_row
 from multiopt_lab.widgets.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
 from multiopt_lab.widgets.sources import parameter_table
+from multiopt_lab.widgets.subshell import route_to_subshell
 from multiopt_lab.widgets.tree import ParameterTreeWidget
 
 __all__ = ["RuleEditorWidget"]
@@ -101,6 +103,11 @@ class RuleEditorWidget(widgets.VBox):
         children = rows + [self.preview, buttons, self.status, self.exported] + ([self.tree] if own_tree else [])
         super().__init__(children)
         self.add_class("mol-rule-editor")
+        # While a training loop runs in this kernel (multiopt_lab.train, or a
+        # loop inside training_in_progress()), typing and Apply are handled on
+        # a kernel subshell: the edit lands at the next step, not after the cell.
+        for widget in [*self.inputs.values(), self.apply_button, self.revert_button]:
+            route_to_subshell(widget, when=is_training)
         self._show_warnings(self.current)
         self._show()
 

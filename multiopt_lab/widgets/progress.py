@@ -2,12 +2,9 @@
 
 A kernel handles widget messages (a button click) on its main thread, which
 is busy running the training cell, so a plain ``Button.on_click`` fires only
-after training ends. ipykernel 7 can run *subshells*: threads with their own
-event loop. The Stop button's comm is routed to one (through the hook
-``Comm._reply_subshell_for`` that ipykernel 7.x consults for every incoming
-comm message), so its click is handled at once, on that thread; the
-training loop sees the flag at the next step boundary. Checked against
-ipykernel 7.4 with a real kernel in ``tests/test_monitor.py``.
+after training ends. The Stop button is routed to a kernel subshell
+(:mod:`multiopt_lab.widgets.subshell`), so its click is handled at once, on
+that thread; the training loop sees the flag at the next step boundary.
 
 Where a kernel has no subshells (ipykernel < 7, some hosted notebooks) the
 button cannot act during the cell: it is then disabled with a tooltip that
@@ -25,66 +22,15 @@ Example:
 
 from __future__ import annotations
 
-import sys
-import threading
 import time
 from collections.abc import Callable
 
 import ipywidgets
 
 from multiopt_lab.core.progress import StopSignal, format_seconds
+from multiopt_lab.widgets.subshell import route_to_subshell
 
-__all__ = ["NotebookProgress", "route_to_subshell"]
-
-_subshell_lock = threading.Lock()
-_subshell: dict[int, str] = {}
-
-
-def _kernel_subshell() -> str | None:
-    """A subshell of the running kernel (created once), or None where there is none."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    kernel = getattr(shell, "kernel", None)
-    channel = getattr(kernel, "shell_channel_thread", None)
-    if channel is None or threading.current_thread() is not getattr(channel, "parent_thread", None):
-        return None
-    with _subshell_lock:
-        if id(kernel) in _subshell:
-            return _subshell[id(kernel)]
-        try:
-            manager = channel.manager
-            created: dict[str, str] = {}
-            ready = threading.Event()
-
-            def create() -> None:
-                # The manager only creates subshells on the shell channel thread.
-                try:
-                    created["id"] = manager._create_subshell()
-                finally:
-                    ready.set()
-
-            channel.io_loop.add_callback(create)
-            if not ready.wait(5.0) or "id" not in created:
-                return None
-        except Exception:  # a kernel whose internals differ: fall back, never break training
-            return None
-        _subshell[id(kernel)] = created["id"]
-        return created["id"]
-
-
-def route_to_subshell(widget: ipywidgets.Widget) -> bool:
-    """Have ``widget``'s messages from the front end handled on a kernel subshell.
-
-    Returns ``True`` if that is in place, ``False`` where the kernel cannot
-    (the widget then only reacts between cells).
-    """
-    subshell = _kernel_subshell()
-    comm = getattr(widget, "comm", None)
-    if subshell is None or comm is None or not hasattr(comm, "_reply_subshell_for"):
-        return False
-    comm._reply_subshell_for = lambda data, default: subshell
-    return True
-
+__all__ = ["NotebookProgress"]
 
 class NotebookProgress:
     """Progress bar, ``step / total · loss · elapsed < left`` and a Stop button.

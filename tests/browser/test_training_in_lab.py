@@ -126,3 +126,41 @@ def test_stop_button_ends_training_mid_cell(page, scratch_notebook, screenshot):
     expect(training.locator(".jp-OutputArea-output").last).to_contain_text(
         f"Training stopped after {done} of {STEPS_STOPPED} steps (Stop button); the history keeps them.")
     assert error_outputs(page) == []
+
+
+STEPS_EDITED = 400
+TRAIN_WHILE_EDITED = f"""\
+import time
+moved_at = []
+def watch(step, loss, history):
+    # The first step that ran under the rule typed in the editor.
+    if not moved_at and optimizer.filters[0].text == "ndim == 2":
+        moved_at.append(step)
+    time.sleep(0.02)  # paced, so the run lasts seconds on a fast machine too
+train(model, optimizer, task.loss_fn, task.batch, {STEPS_EDITED}, history=history,
+      metrics_every=None, callbacks=[watch])
+print("moved at step", moved_at[0] if moved_at else None, "of", history.last_step())"""
+
+
+def test_editor_applies_a_rule_mid_cell(page, scratch_notebook):
+    widen(page, 1900)
+    open_notebook(page, scratch_notebook("edit_in_lab.ipynb", [SETUP, LAB_CELL, TRAIN_WHILE_EDITED]))
+    start_run_all(page)
+    editor = cell_locator(page, 2).locator(".mol-lab .mol-rule-editor")
+    training = cell_locator(page, 3)
+    wait_for_step(training.locator(".mol-progress"), 20)
+
+    # Typing is handled while the cell trains: the preview follows at once.
+    editor.locator(".mol-rule-input input").fill("ndim == 2")
+    expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
+    editor.locator(".mol-apply").click()
+    expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
+    assert still_running(training), "the edit was applied only after training ended"
+
+    wait_for_run_all(page, timeout_ms=120_000)
+    printed = training.locator(".jp-OutputArea-output").last.inner_text().strip()
+    found = re.fullmatch(r"moved at step (\d+) of (\d+)", printed)
+    assert found, f"unexpected output: {printed!r}"
+    moved, done = int(found.group(1)), int(found.group(2))
+    assert 20 < moved < done == STEPS_EDITED
+    assert error_outputs(page) == []
