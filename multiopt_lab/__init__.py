@@ -19,6 +19,7 @@ from multiopt_lab.core.distributed import DataParallel, OutOfSyncError
 from multiopt_lab.core.distributed_checkpoint import load_checkpoint, save_checkpoint
 from multiopt_lab.core.distributed_launch import DistributedRunError, launch
 from multiopt_lab.core.history import History
+from multiopt_lab.core.loop_activity import training_in_progress
 from multiopt_lab.core.optimizer import MultiOptimizer
 from multiopt_lab.core.repartition_requests import PendingRepartition
 from multiopt_lab.core.rulefile import (
@@ -90,6 +91,7 @@ __all__ = [
     "save_rules",
     "save_state",
     "train",
+    "training_in_progress",
 ]
 
 # Core objects show themselves as trees through this registry, so that core
