@@ -104,6 +104,8 @@ def lab(arguments: list[str]) -> int:
     setup()
     say("opening JupyterLab on notebooks/ (Ctrl-C to stop)")
     command = [VENV_PYTHON, "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'notebooks'}"]
+    if os.geteuid() == 0 and "--allow-root" not in arguments:
+        command.append("--allow-root")  # containers often run as root; Jupyter refuses without it
     return subprocess.call([str(c) for c in command + arguments])
 
 
