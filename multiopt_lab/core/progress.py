@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
-__all__ = ["StopSignal", "Progress", "TextProgress", "NoProgress", "make_progress", "format_seconds", "catch_interrupt"]
+__all__ = ["StopSignal", "Progress", "PacedProgress", "TextProgress", "NoProgress", "make_progress", "format_seconds", "catch_interrupt"]
 
 
 class StopSignal:
@@ -69,7 +69,51 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-class TextProgress:
+class PacedProgress:
+    """What every progress bar shares: the counts, the clock and the redraw pace.
+
+    Subclasses draw in :meth:`draw`; :meth:`update` calls it at most
+    ``max_rate`` times a second.
+
+    Example:
+        >>> bar = PacedProgress(10, StopSignal(), clock=lambda: 4.0)
+        >>> bar.step = 4; bar.times(6.0)
+        (2.0, 3.0)
+    """
+
+    def __init__(self, total: int, stop: StopSignal, *, clock: Callable[[], float] = time.perf_counter,
+                 max_rate: float = 10.0):
+        self.total = total
+        self.stop = stop
+        self.clock = clock
+        self.interval = 1.0 / max_rate
+        self.start = clock()
+        self.last_draw = float("-inf")
+        self.step = 0
+        self.loss: float | None = None
+
+    def times(self, now: float) -> tuple[float, float]:
+        """Seconds elapsed and (estimated) seconds left at time ``now``."""
+        elapsed = now - self.start
+        left = elapsed / self.step * (self.total - self.step) if self.step else 0.0
+        return elapsed, left
+
+    def update(self, step: int, loss: float | None) -> None:
+        """Note the latest step; redraw if the last redraw is old enough."""
+        self.step = step
+        if loss is not None:
+            self.loss = loss
+        now = self.clock()
+        if now - self.last_draw >= self.interval:
+            self.last_draw = now
+            self.draw(now)
+
+    def draw(self, now: float) -> None:
+        """Show the current state (subclasses)."""
+        raise NotImplementedError
+
+
+class TextProgress(PacedProgress):
     """A one-line bar on stderr: ``[#####     ] 50/100 loss 1.2500 0:05<0:05``.
 
     Redrawn at most ``max_rate`` times a second, and once more at the end.
@@ -83,33 +127,21 @@ class TextProgress:
     """
 
     def __init__(self, total: int, stop: StopSignal, *, stream: TextIO | None = None, clock: Callable[[], float] = time.perf_counter, max_rate: float = 10.0):
-        self.total = total
-        self.stop = stop
+        super().__init__(total, stop, clock=clock, max_rate=max_rate)
         self.stream = stream if stream is not None else sys.stderr
-        self.clock = clock
-        self.interval = 1.0 / max_rate
-        self.start = clock()
-        self.last_draw = float("-inf")
-        self.step = 0
-        self.loss: float | None = None
 
     def line(self, now: float) -> str:
         """The text of the bar at time ``now``."""
         done = min(self.step / self.total, 1.0) if self.total else 1.0
         filled = int(done * 20)
-        elapsed = now - self.start
-        left = elapsed / self.step * (self.total - self.step) if self.step else 0.0
+        elapsed, left = self.times(now)
         loss = "" if self.loss is None else f" loss {self.loss:.4f}"
         return f"[{'#' * filled}{' ' * (20 - filled)}] {self.step}/{self.total}{loss} {format_seconds(elapsed)}<{format_seconds(left)}"
 
-    def update(self, step: int, loss: float | None) -> None:
-        """Note the latest step; redraw if the last redraw is old enough."""
-        self.step, self.loss = step, loss if loss is not None else self.loss
-        now = self.clock()
-        if now - self.last_draw >= self.interval:
-            self.last_draw = now
-            self.stream.write("\r" + self.line(now))
-            self.stream.flush()
+    def draw(self, now: float) -> None:
+        """Rewrite the line."""
+        self.stream.write("\r" + self.line(now))
+        self.stream.flush()
 
     def close(self) -> None:
         """Draw the final state and end the line."""

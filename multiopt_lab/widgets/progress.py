@@ -27,12 +27,12 @@ from collections.abc import Callable
 
 import ipywidgets
 
-from multiopt_lab.core.progress import StopSignal, format_seconds
+from multiopt_lab.core.progress import PacedProgress, StopSignal, format_seconds
 from multiopt_lab.widgets.subshell import route_to_subshell
 
 __all__ = ["NotebookProgress"]
 
-class NotebookProgress:
+class NotebookProgress(PacedProgress):
     """Progress bar, ``step / total · loss · elapsed < left`` and a Stop button.
 
     Args:
@@ -44,14 +44,7 @@ class NotebookProgress:
     """
 
     def __init__(self, total: int, stop: StopSignal, *, max_rate: float = 10.0, clock: Callable[[], float] = time.perf_counter, display_now: bool = True):
-        self.total = total
-        self.stop = stop
-        self.clock = clock
-        self.interval = 1.0 / max_rate
-        self.start = clock()
-        self.last_draw = float("-inf")
-        self.step = 0
-        self.loss: float | None = None
+        super().__init__(total, stop, clock=clock, max_rate=max_rate)
         self.bar = ipywidgets.IntProgress(value=0, min=0, max=max(total, 1))
         self.label = ipywidgets.Label(value=f"0/{total}")
         self.stop_button = ipywidgets.Button(description="Stop", icon="stop", button_style="warning")
@@ -78,21 +71,14 @@ class NotebookProgress:
 
     def text(self, now: float) -> str:
         """The label's text at time ``now``."""
-        elapsed = now - self.start
-        left = elapsed / self.step * (self.total - self.step) if self.step else 0.0
+        elapsed, left = self.times(now)
         loss = "" if self.loss is None else f" · loss {self.loss:.4f}"
         return f"{self.step}/{self.total}{loss} · {format_seconds(elapsed)} < {format_seconds(left)}"
 
-    def update(self, step: int, loss: float | None) -> None:
-        """Note the latest step; redraw if the last redraw is old enough."""
-        self.step = step
-        if loss is not None:
-            self.loss = loss
-        now = self.clock()
-        if now - self.last_draw >= self.interval:
-            self.last_draw = now
-            self.bar.value = min(step, self.bar.max)
-            self.label.value = self.text(now)
+    def draw(self, now: float) -> None:
+        """Move the bar and rewrite the label."""
+        self.bar.value = min(self.step, self.bar.max)
+        self.label.value = self.text(now)
 
     def close(self) -> None:
         """Show the final state; the bar turns green, or orange if stopped early.
