@@ -183,7 +183,7 @@ def test_metrics_turned_on_after_capturing_the_compile_state_warn_and_do_not_bre
     assert opt.metrics is None
 
 
-@pytest.mark.parametrize("n", [5, 9000, 3 * 8192, (1 << 20) + 3])
+@pytest.mark.parametrize("n", [5, 9000, 16385, 3 * 8192, 65536, (1 << 20) + 3])
 def test_group_sums_match_numpy_at_every_size(n):
     from multiopt_lab.core.metrics import group_sums, piece_sums
 
@@ -232,3 +232,19 @@ def test_large_low_precision_pieces_match_numpy_eager_and_compiled(dtype):
         np.testing.assert_allclose(np.array(piece_sums(g, old, new)), expected, rtol=1e-5)
         compiled = mx.compile(piece_sums)
         np.testing.assert_allclose(np.array(compiled(g, old, new)), expected, rtol=1e-5)
+
+
+def test_large_transposed_and_3d_pieces_match_numpy():
+    from multiopt_lab.core.metrics import piece_sums
+
+    # Gradients can be non-contiguous views (a transpose's) and parameters N-D:
+    # the folded kernel slices a flat copy, never the strided view itself.
+    for shape, transpose in [((200, 300), True), ((8, 64, 65), False)]:
+        g, old, new = (mx.random.normal(shape, key=mx.random.key(i)) for i in range(3))
+        if transpose:
+            g = g.T
+            old, new = old.T, new.T
+        as64 = lambda a: np.array(a, dtype=np.float64)
+        expected = [np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(g) ** 2),
+                    np.sum(as64(old) ** 2)]
+        np.testing.assert_allclose(np.array(piece_sums(g, old, new)), expected, rtol=1e-5)
