@@ -183,17 +183,20 @@ def test_metrics_turned_on_after_capturing_the_compile_state_warn_and_do_not_bre
     assert opt.metrics is None
 
 
+def numpy_sums(gradient, old, new):
+    """``[update, gradient, parameter]`` sums of squares in float64, from numpy."""
+    as64 = lambda a: np.array(a.astype(mx.float32), dtype=np.float64)
+    return np.array([np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(gradient) ** 2),
+                     np.sum(as64(old) ** 2)])
+
+
 @pytest.mark.parametrize("n", [5, 9000, 16385, 3 * 8192, 65536, (1 << 20) + 3])
 def test_group_sums_match_numpy_at_every_size(n):
     from multiopt_lab.core.metrics import group_sums, piece_sums
 
     g, old, new = (mx.random.normal((n,), key=mx.random.key(i)) for i in range(3))
     got = np.array(group_sums([piece_sums(g, old, new), piece_sums(g[:7], old[:7], new[:7])]))
-    as64 = lambda a: np.array(a, dtype=np.float64)
-    expected = np.array([np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(g) ** 2),
-                         np.sum(as64(old) ** 2)])
-    expected += [np.sum((as64(new[:7]) - as64(old[:7])) ** 2), np.sum(as64(g[:7]) ** 2),
-                 np.sum(as64(old[:7]) ** 2)]
+    expected = numpy_sums(g, old, new) + numpy_sums(g[:7], old[:7], new[:7])
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
@@ -207,13 +210,10 @@ def test_pieces_sums_concatenate_small_pieces_and_match_numpy():
         if k == 1:  # a bfloat16 piece among float32 ones
             g, old, new = (a.astype(mx.bfloat16) for a in (g, old, new))
         pieces.append((g, old, new))
-    as64 = lambda a: np.array(a.astype(mx.float32), dtype=np.float64)
-    expected = sum(np.array([np.sum((as64(n) - as64(o)) ** 2), np.sum(as64(g) ** 2),
-                             np.sum(as64(o) ** 2)]) for g, o, n in pieces)
+    expected = sum(numpy_sums(*piece) for piece in pieces)
     np.testing.assert_allclose(np.array(pieces_sums(pieces)), expected, rtol=1e-5)
-    np.testing.assert_allclose(np.array(pieces_sums(pieces[:1])), np.array(
-        [np.sum((as64(pieces[0][2]) - as64(pieces[0][1])) ** 2), np.sum(as64(pieces[0][0]) ** 2),
-         np.sum(as64(pieces[0][1]) ** 2)]), rtol=1e-5)
+    np.testing.assert_allclose(np.array(pieces_sums(pieces[:1])), numpy_sums(*pieces[0]),
+                               rtol=1e-5)
     assert pieces_sums([]).tolist() == [0.0, 0.0, 0.0]
 
 
@@ -226,9 +226,7 @@ def test_large_low_precision_pieces_match_numpy_eager_and_compiled(dtype):
     for shape in [(150, 131), (300, 200)]:
         g, old, new = (mx.random.normal(shape, key=mx.random.key(i)).astype(dtype)
                        for i in range(3))
-        as64 = lambda a: np.array(a.astype(mx.float32), dtype=np.float64)
-        expected = [np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(g) ** 2),
-                    np.sum(as64(old) ** 2)]
+        expected = numpy_sums(g, old, new)
         np.testing.assert_allclose(np.array(piece_sums(g, old, new)), expected, rtol=1e-5)
         compiled = mx.compile(piece_sums)
         np.testing.assert_allclose(np.array(compiled(g, old, new)), expected, rtol=1e-5)
@@ -244,7 +242,5 @@ def test_large_transposed_and_3d_pieces_match_numpy():
         if transpose:
             g = g.T
             old, new = old.T, new.T
-        as64 = lambda a: np.array(a, dtype=np.float64)
-        expected = [np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(g) ** 2),
-                    np.sum(as64(old) ** 2)]
-        np.testing.assert_allclose(np.array(piece_sums(g, old, new)), expected, rtol=1e-5)
+        np.testing.assert_allclose(np.array(piece_sums(g, old, new)), numpy_sums(g, old, new),
+                                   rtol=1e-5)
