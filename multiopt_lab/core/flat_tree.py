@@ -44,20 +44,21 @@ def flatten_tree(tree: Any) -> list[tuple[str, Any]]:
         [('layers.0.w', 1), ('layers.2.w', 2)]
     """
     out: list[tuple[str, Any]] = []
-    append = out.append
-
-    def walk(node: Any, prefix: str) -> None:
-        for key, item in node.items() if isinstance(node, dict) else enumerate(node):
-            if isinstance(item, (dict, list, tuple)):
-                walk(item, f"{prefix}{key}.")
-            else:
-                append((f"{prefix}{key}", item))
-
     if isinstance(tree, (dict, list, tuple)):
-        walk(tree, "")
+        _flatten_into(tree, "", out)
     else:
-        append(("", tree))
+        out.append(("", tree))
     return out
+
+
+def _flatten_into(node: Any, prefix: str, out: list) -> None:
+    # Module-level recursion: a self-calling nested function forms a reference
+    # cycle with its closure and would keep the arrays alive until a GC pass.
+    for key, item in node.items() if isinstance(node, dict) else enumerate(node):
+        if isinstance(item, (dict, list, tuple)):
+            _flatten_into(item, f"{prefix}{key}.", out)
+        else:
+            out.append((f"{prefix}{key}", item))
 
 
 class StructureKey:

@@ -39,9 +39,12 @@ class RoutingMixin(RequestsMixin):
         self.version += 1
 
     def _group_index(self, paths: list[str], arrays: list[Any]) -> list[int]:
-        table = ParameterTable(zip(paths, arrays))
-        self._last_assignment = assign(table, self.filters, self.labels)
-        return self._last_assignment.winners.tolist()
+        assignment = assign(ParameterTable(zip(paths, arrays)), self.filters, self.labels)
+        # Kept for display and checks; with the arrays it would pin this step's
+        # gradients (a copy of the model) for as long as the plan lives.
+        assignment.table = assignment.table.without_values()
+        self._last_assignment = assignment
+        return assignment.winners.tolist()
 
     @property
     def last_assignment(self) -> Assignment | None:

@@ -58,25 +58,27 @@ def flatten_with_parameters(gradients: Any, parameters: Any) -> FlatLeaves:
         >>> flatten_with_parameters({"a": [1]}, {"a": [2], "b": 3}).parameters
         [2]
     """
-    paths: list[str] = []
-    grads: list[Any] = []
-    params: list[Any] = []
+    leaves = FlatLeaves([], [], [])
+    _collect_leaves(gradients, parameters, "", leaves)
+    return leaves
 
-    def walk(g: Any, p: Any, prefix: str) -> None:
-        if isinstance(g, dict):
-            items = g.items()
-        elif isinstance(g, (list, tuple)):
-            items = enumerate(g)
-        else:
-            paths.append(prefix[:-1])
-            grads.append(g)
-            params.append(p)
-            return
-        for key, child in items:
-            walk(child, p[key], f"{prefix}{key}.")
 
-    walk(gradients, parameters, "")
-    return FlatLeaves(paths, grads, params)
+# Module-level recursion on purpose: a nested function that calls itself sits
+# in a reference cycle with its closure, and that cycle would keep this
+# step's gradients and old parameters (a copy of the model) alive until
+# Python's cyclic garbage collector happens to run.
+def _collect_leaves(g: Any, p: Any, prefix: str, leaves: FlatLeaves) -> None:
+    if isinstance(g, dict):
+        items = g.items()
+    elif isinstance(g, (list, tuple)):
+        items = enumerate(g)
+    else:
+        leaves.paths.append(prefix[:-1])
+        leaves.gradients.append(g)
+        leaves.parameters.append(p)
+        return
+    for key, child in items:
+        _collect_leaves(child, p[key], f"{prefix}{key}.", leaves)
 
 
 def rebuild_tree(template: Any, leaves: list[Any]) -> Any:
@@ -86,18 +88,19 @@ def rebuild_tree(template: Any, leaves: list[Any]) -> Any:
         >>> rebuild_tree({"a": [0, 0], "b": {}}, [1, 2])
         {'a': [1, 2], 'b': {}}
     """
-    iterator = iter(leaves)
+    return _rebuilt(template, iter(leaves))
 
-    def build(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: build(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [build(v) for v in node]
-        if isinstance(node, tuple):
-            return type(node)(*map(build, node)) if hasattr(node, "_fields") else tuple(map(build, node))
-        return next(iterator)
 
-    return build(template)
+def _rebuilt(node: Any, leaves: Any) -> Any:
+    # Module-level for the same reason as _collect_leaves.
+    if isinstance(node, dict):
+        return {k: _rebuilt(v, leaves) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebuilt(v, leaves) for v in node]
+    if isinstance(node, tuple):
+        children = [_rebuilt(v, leaves) for v in node]
+        return type(node)(*children) if hasattr(node, "_fields") else tuple(children)
+    return next(leaves)
 
 
 def state_entry(state: Any, path: str) -> Any:

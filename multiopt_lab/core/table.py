@@ -9,11 +9,13 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
+import mlx.core as mx
 import numpy as np
 
 from multiopt_lab.core.flat_tree import StructureKey, dtype_name, flatten_tree
@@ -130,6 +132,25 @@ class ParameterTable:
             f"ParameterTable({len(self)} parameters, "
             f"{len(self.structures)} distinct shape/dtype pairs)"
         )
+
+    def without_values(self) -> "ParameterTable":
+        """The same table, its MLX arrays swapped for unevaluated zeros of their shape and dtype.
+
+        For a table kept long after its rules ran (an optimizer's last
+        assignment): the real arrays would keep that step's gradients, one
+        copy of the model, alive. The zeros are lazy, so they hold no memory;
+        a Python rule that reads values sees zeros.
+
+        Example:
+            >>> import mlx.core as mx
+            >>> kept = ParameterTable.from_tree({"w": mx.ones((2, 3))}).without_values()
+            >>> kept.shapes, kept.arrays[0].shape, kept.arrays[0].sum().item()
+            (((2, 3),), (2, 3), 0.0)
+        """
+        kept = copy.copy(self)
+        kept.arrays = tuple(mx.zeros(a.shape, a.dtype) if isinstance(a, mx.array) else a
+                            for a in self.arrays)
+        return kept
 
     def index(self, path: str) -> int:
         """Row number of ``path``; KeyError naming close paths when absent.
