@@ -227,3 +227,24 @@ def test_dead_shadowed_and_fallback_notes_sit_under_their_rules(setup):
 def test_needs_a_multiopt_lab_optimizer(setup):
     with pytest.raises(TypeError, match="RuleEditorWidget edits a multiopt_lab MultiOptimizer, got MultiOptimizer"):
         RuleEditorWidget(optim.MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], [lambda p, a: True]), setup[0])
+
+
+
+def test_editor_does_not_keep_the_parameters_it_was_built_on_alive(setup):
+    import gc
+    import weakref
+
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    refs = [weakref.ref(p) for _, p in tree_flatten(model.trainable_parameters())]
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(2):  # training replaces every parameter
+            train_step(model, optimizer)
+        assert [r for r in refs if r() is not None] == []
+    finally:
+        gc.enable()
+    editor.inputs["muon"].set_state({"value": "ndim == 2"})  # still previews from the shapes
+    assert editor.errors["muon"].value == ""
+    assert "adamw -&gt; muon" in sent(editor.preview, "value")[-1]

@@ -19,12 +19,16 @@ __all__ = ["parameter_table", "root_name_of", "assignment_of", "optimizers_for",
 def parameter_table(model_or_parameters) -> ParameterTable:
     """The trainable parameters of a model, a parameter tree or a table, as a table.
 
+    A widget keeps its table while the model trains: it holds shapes and
+    dtypes (:meth:`ParameterTable.without_values`), not the arrays of the
+    moment it was built, which training would otherwise leave pinned.
+
     Example:
         >>> import mlx.nn as nn
         >>> parameter_table(nn.Linear(2, 3)).paths
         ('weight', 'bias')
     """
-    return ParameterTable.from_tree(model_or_parameters)
+    return ParameterTable.from_tree(model_or_parameters).without_values()
 
 
 def root_name_of(model_or_parameters) -> str:
