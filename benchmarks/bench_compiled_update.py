@@ -12,8 +12,10 @@ paired ratios):
   gradients, ``compile=True`` and the default (bit-exact) mode against MLX's
   ``MultiOptimizer``;
 * whole eager step: forward, backward and update of a small token batch;
-* metrics: every step and every 10 steps against none, default mode and
-  ``compile=True``.
+* metrics: every step and every 10 steps, each against its own twin
+  without metrics, default mode and ``compile=True``.
+
+Each model runs in a fresh process of its own (see ``bench_optimizer.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_optimizer import Block, Stack, clone, make_models, matrices, race, row  # noqa: E402
+from bench_optimizer import (Block, Stack, add_size_options, clone,  # noqa: E402
+                             each_size_in_its_own_process, make_models, matrices,
+                             parse_size, race, row, sizes)
 
 from multiopt_lab.core.optimizer import MultiOptimizer  # noqa: E402
 
@@ -85,51 +89,56 @@ def per_step(times):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small models, few repetitions")
-    parser.add_argument("--repeats", type=int, default=None)
+    add_size_options(parser)
     args = parser.parse_args()
-    sizes = [(4, 64), (32, 64)] if args.quick else [(4, 64), (32, 64), (128, 64), (4, 512)]
-    print(f"device: {mx.default_device()}, mlx {mx.__version__}")
-    print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline")
-    for blocks, dims in sizes:
-        model, grads = make_models(blocks, dims)
-        arrays = len(tree_flatten(grads))
-        repeats = args.repeats or (10 if args.quick else max(21, 1500 // arrays))
-        tag = f"{blocks} blocks, hidden {dims}"
-        models = [clone(model, blocks, dims) for _ in range(3)]
-        fused = MultiOptimizer(pair(), [matrices], compile=True)
-        exact = MultiOptimizer(pair(), [matrices])
-        theirs = optim.MultiOptimizer(pair(), [matrices])
-        t_fused, t_exact, t_theirs = race(
-            [update_only(m, o, grads) for m, o in zip(models, (fused, exact, theirs))], repeats)
-        row(f"update, compile=True, {tag}", arrays, t_fused, t_theirs, "mlx MultiOptimizer")
-        row(f"update, default (bit-exact), {tag}", arrays, t_exact, t_theirs, "mlx MultiOptimizer")
+    if args.size is None:
+        print(f"device: {mx.default_device()}, mlx {mx.__version__}")
+        print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline",
+              flush=True)
+        each_size_in_its_own_process(__file__, sizes(args.quick), args)
+        return
+    bench_size(*parse_size(args.size), args)
 
-        mx.random.seed(1)
-        tokens = mx.random.randint(0, 64, (4, 17))
-        models = [clone(model, blocks, dims) for _ in range(3)]
-        fused = MultiOptimizer(pair(), [matrices], compile=True)
-        exact = MultiOptimizer(pair(), [matrices])
-        theirs = optim.MultiOptimizer(pair(), [matrices])
-        t_fused, t_exact, t_theirs = race(
-            [whole_step(m, o, tokens) for m, o in zip(models, (fused, exact, theirs))],
-            max(11, repeats // 2))
-        row(f"whole eager step, compile=True, {tag}", arrays, t_fused, t_theirs,
-            "mlx MultiOptimizer")
-        row(f"whole eager step, default, {tag}", arrays, t_exact, t_theirs, "mlx MultiOptimizer")
 
-        for compiled in (False, True):
-            mode = "compile=True" if compiled else "default"
-            models = [clone(model, blocks, dims) for _ in range(3)]
-            optimizers = [MultiOptimizer(pair(), [matrices], metrics_every=every, compile=compiled)
-                          for every in (1, 10, None)]
-            t1, t10, t0 = race([ten(update_only(m, o, grads)) for m, o in zip(models, optimizers)],
-                               max(7, repeats // 3), warmup=2)
-            row(f"metrics every step, {mode}, {tag}", arrays, per_step(t1), per_step(t0),
+def bench_size(blocks: int, dims: int, args: argparse.Namespace) -> None:
+    """Every row for one model: ``blocks`` transformer-like blocks of width ``dims``."""
+    model, grads = make_models(blocks, dims)
+    arrays = len(tree_flatten(grads))
+    repeats = args.repeats or (10 if args.quick else max(21, 1500 // arrays))
+    tag = f"{blocks} blocks, hidden {dims}"
+    models = [clone(model, blocks, dims) for _ in range(3)]
+    fused = MultiOptimizer(pair(), [matrices], compile=True)
+    exact = MultiOptimizer(pair(), [matrices])
+    theirs = optim.MultiOptimizer(pair(), [matrices])
+    t_fused, t_exact, t_theirs = race(
+        [update_only(m, o, grads) for m, o in zip(models, (fused, exact, theirs))], repeats)
+    row(f"update, compile=True, {tag}", arrays, t_fused, t_theirs, "mlx MultiOptimizer")
+    row(f"update, default (bit-exact), {tag}", arrays, t_exact, t_theirs, "mlx MultiOptimizer")
+
+    mx.random.seed(1)
+    tokens = mx.random.randint(0, 64, (4, 17))
+    models = [clone(model, blocks, dims) for _ in range(3)]
+    fused = MultiOptimizer(pair(), [matrices], compile=True)
+    exact = MultiOptimizer(pair(), [matrices])
+    theirs = optim.MultiOptimizer(pair(), [matrices])
+    t_fused, t_exact, t_theirs = race(
+        [whole_step(m, o, tokens) for m, o in zip(models, (fused, exact, theirs))],
+        max(11, repeats // 2))
+    row(f"whole eager step, compile=True, {tag}", arrays, t_fused, t_theirs,
+        "mlx MultiOptimizer")
+    row(f"whole eager step, default, {tag}", arrays, t_exact, t_theirs, "mlx MultiOptimizer")
+
+    for compiled in (False, True):
+        mode = "compile=True" if compiled else "default"
+        for every, label in [(1, "metrics every step"), (10, "metrics every 10 steps")]:
+            models = [clone(model, blocks, dims) for _ in range(2)]
+            optimizers = [MultiOptimizer(pair(), [matrices], metrics_every=e, compile=compiled)
+                          for e in (every, None)]
+            t_metrics, t_none = race([ten(update_only(m, o, grads))
+                                      for m, o in zip(models, optimizers)],
+                                     max(7, repeats // 3), warmup=2)
+            row(f"{label}, {mode}, {tag}", arrays, per_step(t_metrics), per_step(t_none),
                 "no metrics, same mode")
-            row(f"metrics every 10 steps, {mode}, {tag}", arrays, per_step(t10), per_step(t0),
-                "no metrics, same mode")
-
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from functools import partial
 
@@ -122,70 +124,106 @@ def _per_step(times, steps):
     return [t / steps for t in times]
 
 
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    """``--quick``, ``--repeats`` and ``--size``, shared by the step benchmarks."""
+    parser.add_argument("--quick", action="store_true", help="small models, few repetitions")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--size", metavar="BLOCKSxHIDDEN", default=None,
+                        help="one model only, e.g. 4x512 (the default runs each size "
+                             "in a fresh process of its own)")
+
+
+def each_size_in_its_own_process(script: str, models: list, args: argparse.Namespace) -> None:
+    """Run ``script --size BxD`` for each model, one fresh process each.
+
+    A large model's steps depend on the state MLX's buffer cache and the heap
+    were left in; a smaller model timed first in the same process leaves them
+    in another state than a user's would be (it doubled the eager step at
+    hidden 512 here).
+    """
+    extra = (["--quick"] if args.quick else []) + \
+        (["--repeats", str(args.repeats)] if args.repeats else [])
+    for blocks, dims in models:
+        subprocess.run([sys.executable, script, "--size", f"{blocks}x{dims}", *extra], check=True)
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """``"4x512"`` -> ``(4, 512)``."""
+    blocks, dims = (int(n) for n in size.lower().split("x"))
+    return blocks, dims
+
+
 def sizes(quick):
     return [(4, 64), (32, 64)] if quick else [(4, 64), (32, 64), (128, 64), (4, 512)]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small models, few repetitions")
-    parser.add_argument("--repeats", type=int, default=None)
+    add_size_options(parser)
     args = parser.parse_args()
-    print(f"device: {mx.default_device()}, mlx {mx.__version__}")
-    print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline")
-    for blocks, dims in sizes(args.quick):
-        model, grads = make_models(blocks, dims)
-        arrays = len(tree_flatten(grads))
-        repeats = args.repeats or (10 if args.quick else max(31, 2000 // arrays))
-        tag = f"{blocks} blocks, hidden {dims}"
+    if args.size is None:
+        print(f"device: {mx.default_device()}, mlx {mx.__version__}")
+        print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline",
+              flush=True)
+        each_size_in_its_own_process(__file__, sizes(args.quick), args)
+        return
+    bench_size(*parse_size(args.size), args)
 
-        def pair():
-            return [optim.SGD(1e-2, momentum=0.9), optim.AdamW(1e-3)]
 
+def bench_size(blocks: int, dims: int, args: argparse.Namespace) -> None:
+    """Every row for one model: ``blocks`` transformer-like blocks of width ``dims``."""
+    model, grads = make_models(blocks, dims)
+    arrays = len(tree_flatten(grads))
+    repeats = args.repeats or (10 if args.quick else max(31, 2000 // arrays))
+    tag = f"{blocks} blocks, hidden {dims}"
+
+    def pair():
+        return [optim.SGD(1e-2, momentum=0.9), optim.AdamW(1e-3)]
+
+    m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
+    ours = MultiOptimizer(pair(), [matrices])
+    theirs = optim.MultiOptimizer(pair(), [matrices])
+    t = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads)], repeats)
+    row(f"[SGD+mom, AdamW] eager, {tag}", arrays, *t, "mlx MultiOptimizer")
+
+    m1, m2, m3 = (clone(model, blocks, dims) for _ in range(3))
+    ours = MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-3)], [matrices])
+    theirs = optim.MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-3)], [matrices])
+    plain = optim.AdamW(1e-3)
+    t_ours, t_theirs, t_plain = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads),
+                                      timed_step(m3, plain, grads)], repeats)
+    row(f"[AdamW, AdamW] eager, {tag}", arrays, t_ours, t_plain, "one plain AdamW")
+    row(f"  (mlx MultiOptimizer vs plain AdamW)", arrays, t_theirs, t_plain, "one plain AdamW")
+
+    # Each metrics setting races only its own twin without metrics: in a
+    # three-way race one optimizer's allocations move the next one's times.
+    for every, label in [(1, "metrics every step"), (10, "metrics every 10 steps (per step)")]:
         m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
-        ours = MultiOptimizer(pair(), [matrices])
-        theirs = optim.MultiOptimizer(pair(), [matrices])
-        t = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads)], repeats)
-        row(f"[SGD+mom, AdamW] eager, {tag}", arrays, *t, "mlx MultiOptimizer")
+        recording = MultiOptimizer(pair(), [matrices], metrics_every=every)
+        none = MultiOptimizer(pair(), [matrices])
+        t1, t0 = race([_ten(timed_step(m1, recording, grads)), _ten(timed_step(m2, none, grads))],
+                      max(9, repeats // 3))
+        row(f"{label}, {tag}", arrays, _per_step(t1, 10), _per_step(t0, 10), "no metrics")
+    if dims >= 256:  # large arrays: memory-bound, so one read is a true lower bound
+        m1 = clone(model, blocks, dims)
+        none = MultiOptimizer(pair(), [matrices])
+        t_read, t_step = race([_ten(read_once(m1, none, grads)),
+                               _ten(timed_step(m1, none, grads))], max(9, repeats // 3))
+        row(f"  (memory floor: read grads, old, new once), {tag}", arrays,
+            _per_step(t_read, 10), _per_step(t_step, 10), "the step; metrics cost at least this")
 
-        m1, m2, m3 = (clone(model, blocks, dims) for _ in range(3))
-        ours = MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-3)], [matrices])
-        theirs = optim.MultiOptimizer([optim.AdamW(1e-3), optim.AdamW(1e-3)], [matrices])
-        plain = optim.AdamW(1e-3)
-        t_ours, t_theirs, t_plain = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads),
-                                          timed_step(m3, plain, grads)], repeats)
-        row(f"[AdamW, AdamW] eager, {tag}", arrays, t_ours, t_plain, "one plain AdamW")
-        row(f"  (mlx MultiOptimizer vs plain AdamW)", arrays, t_theirs, t_plain, "one plain AdamW")
+    m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
+    ours = MultiOptimizer(pair(), [matrices])
+    theirs = optim.MultiOptimizer(pair(), [matrices])
+    t = race([timed_step(m1, ours, grads, True), timed_step(m2, theirs, grads, True)], repeats)
+    row(f"[SGD+mom, AdamW] compiled, {tag}", arrays, *t, "mlx MultiOptimizer, compiled")
 
-        # Each metrics setting races only its own twin without metrics: in a
-        # three-way race one optimizer's allocations move the next one's times.
-        for every, label in [(1, "metrics every step"), (10, "metrics every 10 steps (per step)")]:
-            m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
-            recording = MultiOptimizer(pair(), [matrices], metrics_every=every)
-            none = MultiOptimizer(pair(), [matrices])
-            t1, t0 = race([_ten(timed_step(m1, recording, grads)), _ten(timed_step(m2, none, grads))],
-                          max(9, repeats // 3))
-            row(f"{label}, {tag}", arrays, _per_step(t1, 10), _per_step(t0, 10), "no metrics")
-        if dims >= 256:  # large arrays: memory-bound, so one read is a true lower bound
-            m1 = clone(model, blocks, dims)
-            none = MultiOptimizer(pair(), [matrices])
-            t_read, t_step = race([read_once(m1, none, grads), timed_step(m1, none, grads)],
-                                  repeats)
-            row(f"  (memory floor: read grads, old, new once), {tag}", arrays, t_read, t_step,
-                "the step; metrics cost at least this")
-
-        m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
-        ours = MultiOptimizer(pair(), [matrices])
-        theirs = optim.MultiOptimizer(pair(), [matrices])
-        t = race([timed_step(m1, ours, grads, True), timed_step(m2, theirs, grads, True)], repeats)
-        row(f"[SGD+mom, AdamW] compiled, {tag}", arrays, *t, "mlx MultiOptimizer, compiled")
-
-        m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
-        ours = MultiOptimizer(pair(), [matrices])
-        theirs = optim.MultiOptimizer(pair(), [matrices])
-        t = race([timed_compile_step(m1, ours, grads), timed_step(m2, theirs, grads, True)],
-                 repeats)
-        row(f"[SGD+mom, AdamW] compile_step, {tag}", arrays, *t, "mlx MultiOptimizer, compiled")
+    m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
+    ours = MultiOptimizer(pair(), [matrices])
+    theirs = optim.MultiOptimizer(pair(), [matrices])
+    t = race([timed_compile_step(m1, ours, grads), timed_step(m2, theirs, grads, True)],
+             repeats)
+    row(f"[SGD+mom, AdamW] compile_step, {tag}", arrays, *t, "mlx MultiOptimizer, compiled")
 
 
 def read_once(model, optimizer, grads):
