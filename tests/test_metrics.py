@@ -244,3 +244,25 @@ def test_large_transposed_and_3d_pieces_match_numpy():
             old, new = old.T, new.T
         np.testing.assert_allclose(np.array(piece_sums(g, old, new)), numpy_sums(g, old, new),
                                    rtol=1e-5)
+
+
+def test_many_small_pieces_of_a_few_sizes_match_numpy():
+    from multiopt_lab.core.metrics import ACROSS, pieces_sums
+
+    # A transformer stack's leaves: many pieces of one size (more than one
+    # fold's worth, and a lone leftover), a few of another, one of a third,
+    # a bfloat16 among float32 ones and a transposed view.
+    shapes = [(16, 16)] * (ACROSS + 1) + [(40,)] * 3 + [(7, 3)]
+    pieces = []
+    for k, shape in enumerate(shapes):
+        g, old, new = (mx.random.normal(shape, key=mx.random.key(100 + 3 * k + i)) for i in range(3))
+        if k == 2:
+            g, old, new = (a.astype(mx.bfloat16) for a in (g, old, new))
+        if k == 5:
+            g = g.T
+        pieces.append((g, old, new))
+    expected = sum(numpy_sums(*piece) for piece in pieces)
+    np.testing.assert_allclose(np.array(pieces_sums(pieces)), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.array(mx.compile(lambda *a: pieces_sums(
+        [tuple(a[3 * k:3 * k + 3]) for k in range(len(pieces))]))(*[x for p in pieces for x in p])),
+        expected, rtol=1e-5)

@@ -60,12 +60,14 @@ FOLDS = 4
 
 @partial(mx.compile, shapeless=True)
 def _folded_squares(*slices: Any) -> tuple[Any, Any, Any]:
-    # ``slices``: FOLDS gradient slices, then FOLDS old, then FOLDS new, all
-    # of one length. One fused kernel casts, subtracts, squares and adds them
-    # slice over slice, so it reads each element once and writes only a
-    # quarter of the piece: the squares are never stored full size, which is
-    # what made the metrics cost more than the update itself.
-    gradients, olds, news = (slices[k * FOLDS:(k + 1) * FOLDS] for k in range(3))
+    # ``slices``: k gradient slices, then k old, then k new, all of one
+    # length (FOLDS slices of one large piece, or up to ACROSS small pieces
+    # of one size). One fused kernel casts, subtracts, squares and adds them
+    # slice over slice, so it reads each element once and writes only 1/k of
+    # it: the squares are never stored full size, which is what made the
+    # metrics cost more than the update itself.
+    k = len(slices) // 3
+    gradients, olds, news = slices[:k], slices[k:2 * k], slices[2 * k:]
     total_update = total_gradient = total_old = None
     for gradient, old, new in zip(gradients, olds, news):
         old = old.astype(mx.float32)
@@ -144,10 +146,11 @@ CONCATENATED_SIZE = 8192
 def pieces_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
     """One group's ``[update, gradient, parameter]`` sums of squares from its pieces.
 
-    Each piece is ``(gradient, old, new)``. Small pieces are concatenated
-    first: one reduction over all of them costs far fewer kernels than one
-    per piece (a few kernels whatever their number); large ones are reduced
-    one by one (a copy would cost more than the kernels it saves).
+    Each piece is ``(gradient, old, new)``. Small pieces of one size are
+    folded together, up to :data:`ACROSS` per fused kernel; the other small
+    ones are concatenated first, so the count of kernels grows far slower
+    than the count of pieces. Large ones are reduced one by one (a copy
+    would cost more than the kernels it saves).
 
     Example:
         >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
@@ -156,12 +159,44 @@ def pieces_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
     """
     small = [piece for piece in pieces if piece[0].size <= CONCATENATED_SIZE]
     sums = [piece_sums(*piece) for piece in pieces if piece[0].size > CONCATENATED_SIZE]
+    small, folded = _fold_equal_sizes(small)
+    if folded is not None:
+        sums.append(folded)
     if len(small) > 1:
         sums.append(piece_sums(*(mx.concatenate([p[k].reshape(-1) for p in small])
                                  for k in range(3))))
     elif small:
         sums.append(piece_sums(*small[0]))
     return group_sums(sums)
+
+
+#: Small pieces of one size are folded this many at a time, straight from the leaves.
+ACROSS = 16
+
+
+def _fold_equal_sizes(pieces: Sequence[tuple[Any, Any, Any]]) -> tuple[list, Any]:
+    # Transformer stacks repeat a few sizes many times over: pieces of one size
+    # go through the fused folding kernel ACROSS at a time without being
+    # copied into a concatenation first (the copy cost more than the sums,
+    # under compile=True where no batched update has concatenated them already).
+    # Returns the pieces left over and the sums of the folded ones (or None).
+    by_size: dict[int, list] = {}
+    for piece in pieces:
+        by_size.setdefault(piece[0].size, []).append(piece)
+    rest, totals = [], ([], [], [])
+    for same in by_size.values():
+        for start in range(0, len(same), ACROSS):
+            chunk = same[start:start + ACROSS]
+            if len(chunk) < 2:
+                rest.extend(chunk)
+                continue
+            flats = [p[k].reshape(-1) for k in range(3) for p in chunk]
+            for total, part in zip(totals, _folded_squares(*flats)):
+                total.append(part)
+    if not totals[0]:
+        return rest, None
+    joined = mx.concatenate(totals[0] + totals[1] + totals[2]).reshape(3, -1)
+    return rest, mx.sum(joined, axis=1)
 
 
 def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any) -> dict[str, Any]:
