@@ -64,8 +64,7 @@ def _folded_squares(*slices: Any) -> tuple[Any, Any, Any]:
     # length (FOLDS slices of one large piece, or up to ACROSS small pieces
     # of one size). One fused kernel casts, subtracts, squares and adds them
     # slice over slice, so it reads each element once and writes only 1/k of
-    # it: the squares are never stored full size, which is what made the
-    # metrics cost more than the update itself.
+    # it: the squares are never stored full size.
     k = len(slices) // 3
     gradients, olds, news = slices[:k], slices[k:2 * k], slices[2 * k:]
     total_update = total_gradient = total_old = None

@@ -51,7 +51,10 @@ class RoutingMixin(RequestsMixin):
         """The assignment of the parameters last routed, under the current rules.
 
         ``None`` before the first update (or ``init``). The rich display of
-        the optimizer in a notebook shows it as a tree.
+        the optimizer in a notebook shows it as a tree. It keeps the
+        parameters' paths, shapes and dtypes, not their arrays, so after a
+        change of rules a Python callable that reads values is re-run on
+        zeros (rules on values need ``cache=False`` anyway).
 
         Example:
             >>> import mlx.core as mx, mlx.optimizers as optim
