@@ -266,3 +266,12 @@ def test_many_small_pieces_of_a_few_sizes_match_numpy():
     np.testing.assert_allclose(np.array(mx.compile(lambda *a: pieces_sums(
         [tuple(a[3 * k:3 * k + 3]) for k in range(len(pieces))]))(*[x for p in pieces for x in p])),
         expected, rtol=1e-5)
+
+
+def test_empty_and_scalar_pieces_fold_too():
+    from multiopt_lab.core.metrics import pieces_sums
+
+    empty = (mx.zeros((0,)), mx.zeros((0,)), mx.zeros((0,)))
+    scalar = (mx.array(2.0), mx.array(1.0), mx.array(3.0))  # update 2, gradient 2, old 1
+    assert pieces_sums([empty] * 3).tolist() == [0.0, 0.0, 0.0]
+    assert pieces_sums([empty, empty] + [scalar] * 20).tolist() == [80.0, 80.0, 20.0]
