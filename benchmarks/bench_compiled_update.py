@@ -30,9 +30,8 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_optimizer import (Block, Stack, add_size_options, clone,  # noqa: E402
-                             each_size_in_its_own_process, make_models, matrices,
-                             parse_size, race, row, sizes)
+from bench_optimizer import (Block, Stack, clone, make_models, matrices,  # noqa: E402
+                             per_step, race, row, run_each_size, ten)
 
 from multiopt_lab.core.optimizer import MultiOptimizer  # noqa: E402
 
@@ -76,28 +75,8 @@ def whole_step(model, optimizer, tokens):
     return run
 
 
-def ten(run):
-    def ten_steps():
-        for _ in range(10):
-            run()
-    return ten_steps
-
-
-def per_step(times):
-    return [t / 10 for t in times]
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_size_options(parser)
-    args = parser.parse_args()
-    if args.size is None:
-        print(f"device: {mx.default_device()}, mlx {mx.__version__}")
-        print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline",
-              flush=True)
-        each_size_in_its_own_process(__file__, sizes(args.quick), args)
-        return
-    bench_size(*parse_size(args.size), args)
+    run_each_size(__file__, __doc__, bench_size)
 
 
 def bench_size(blocks: int, dims: int, args: argparse.Namespace) -> None:

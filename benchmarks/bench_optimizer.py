@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from functools import partial
+from typing import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -120,37 +121,46 @@ def row(name, arrays, ours, base, note=""):
     print(f"{name:<48} {arrays:>6} {ours_ms:>9.2f} {base_ms:>9.2f} {ratio:>7.3f}  {note}")
 
 
-def _per_step(times, steps):
-    return [t / steps for t in times]
+def ten(run):
+    """``run`` ten times in a row: one timing covers ten steps of one optimizer."""
+    def ten_steps():
+        for _ in range(10):
+            run()
+    return ten_steps
 
 
-def add_size_options(parser: argparse.ArgumentParser) -> None:
-    """``--quick``, ``--repeats`` and ``--size``, shared by the step benchmarks."""
-    parser.add_argument("--quick", action="store_true", help="small models, few repetitions")
-    parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--size", metavar="BLOCKSxHIDDEN", default=None,
-                        help="one model only, e.g. 4x512 (the default runs each size "
-                             "in a fresh process of its own)")
+def per_step(times):
+    """Times of :func:`ten` blocks, per step."""
+    return [t / 10 for t in times]
 
 
-def each_size_in_its_own_process(script: str, models: list, args: argparse.Namespace) -> None:
-    """Run ``script --size BxD`` for each model, one fresh process each.
+def run_each_size(script: str, description: str,
+                  bench_size: Callable[[int, int, argparse.Namespace], None]) -> None:
+    """Command line of the step benchmarks: every model in a fresh process, or ``--size BxD``.
 
     A large model's steps depend on the state MLX's buffer cache and the heap
     were left in; a smaller model timed first in the same process leaves them
     in another state than a user's would be (it doubled the eager step at
-    hidden 512 here).
+    hidden 512 here). So without ``--size`` this prints the table's header and
+    runs ``script --size BxD`` once per model, each in a process of its own.
     """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small models, few repetitions")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--size", metavar="BLOCKSxHIDDEN", default=None,
+                        help="one model only, e.g. 4x512")
+    args = parser.parse_args()
+    if args.size is not None:
+        blocks, dims = (int(n) for n in args.size.lower().split("x"))
+        bench_size(blocks, dims, args)
+        return
+    print(f"device: {mx.default_device()}, mlx {mx.__version__}")
+    print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline",
+          flush=True)
     extra = (["--quick"] if args.quick else []) + \
         (["--repeats", str(args.repeats)] if args.repeats else [])
-    for blocks, dims in models:
+    for blocks, dims in sizes(args.quick):
         subprocess.run([sys.executable, script, "--size", f"{blocks}x{dims}", *extra], check=True)
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    """``"4x512"`` -> ``(4, 512)``."""
-    blocks, dims = (int(n) for n in size.lower().split("x"))
-    return blocks, dims
 
 
 def sizes(quick):
@@ -158,16 +168,7 @@ def sizes(quick):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_size_options(parser)
-    args = parser.parse_args()
-    if args.size is None:
-        print(f"device: {mx.default_device()}, mlx {mx.__version__}")
-        print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline",
-              flush=True)
-        each_size_in_its_own_process(__file__, sizes(args.quick), args)
-        return
-    bench_size(*parse_size(args.size), args)
+    run_each_size(__file__, __doc__, bench_size)
 
 
 def bench_size(blocks: int, dims: int, args: argparse.Namespace) -> None:
@@ -201,16 +202,16 @@ def bench_size(blocks: int, dims: int, args: argparse.Namespace) -> None:
         m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
         recording = MultiOptimizer(pair(), [matrices], metrics_every=every)
         none = MultiOptimizer(pair(), [matrices])
-        t1, t0 = race([_ten(timed_step(m1, recording, grads)), _ten(timed_step(m2, none, grads))],
+        t1, t0 = race([ten(timed_step(m1, recording, grads)), ten(timed_step(m2, none, grads))],
                       max(9, repeats // 3))
-        row(f"{label}, {tag}", arrays, _per_step(t1, 10), _per_step(t0, 10), "no metrics")
+        row(f"{label}, {tag}", arrays, per_step(t1), per_step(t0), "no metrics")
     if dims >= 256:  # large arrays: memory-bound, so one read is a true lower bound
         m1 = clone(model, blocks, dims)
         none = MultiOptimizer(pair(), [matrices])
-        t_read, t_step = race([_ten(read_once(m1, none, grads)),
-                               _ten(timed_step(m1, none, grads))], max(9, repeats // 3))
+        t_read, t_step = race([ten(read_once(m1, none, grads)),
+                               ten(timed_step(m1, none, grads))], max(9, repeats // 3))
         row(f"  (memory floor: read grads, old, new once), {tag}", arrays,
-            _per_step(t_read, 10), _per_step(t_step, 10), "the step; metrics cost at least this")
+            per_step(t_read), per_step(t_step), "the step; metrics cost at least this")
 
     m1, m2 = clone(model, blocks, dims), clone(model, blocks, dims)
     ours = MultiOptimizer(pair(), [matrices])
@@ -249,13 +250,6 @@ def read_once(model, optimizer, grads):
     def run():
         mx.eval([column_sum(a) for a in arrays])
     return run
-
-
-def _ten(run):
-    def ten():
-        for _ in range(10):
-            run()
-    return ten
 
 
 if __name__ == "__main__":
