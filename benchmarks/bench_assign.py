@@ -28,9 +28,9 @@ import time
 import mlx.core as mx
 import mlx.optimizers as optim
 
-from multiopt_lab.core.assignment import assign
-from multiopt_lab.core.rule_cache import clear_selection_cache
-from multiopt_lab.core.table import ParameterTable
+from multiopt_lab.partition.assignment import assign
+from multiopt_lab.rules.cache import clear_selection_cache
+from multiopt_lab.partition.table import ParameterTable
 
 RULES = [
     'ndim == 2 and not glob("*embed*") and "lm_head" not in path',
@@ -120,7 +120,7 @@ def main() -> None:
 
     def forget_changed_rule():
         # Keep the 4 unchanged rules cached, drop only the changed ones.
-        from multiopt_lab.core import rule_cache
+        from multiopt_lab.rules import cache
         for key in [k for k in rule_cache._selections if "ndim" in str(k[0]) and "attn" in str(k[0])]:
             del rule_cache._selections[key]
 

@@ -23,8 +23,8 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from multiopt_lab.core.assignment import assign
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.partition.assignment import assign
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.render.document import render_html, render_text
 from multiopt_lab.widgets.editor import RuleEditorWidget
 

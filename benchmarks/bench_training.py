@@ -37,10 +37,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from multiopt_lab import examples
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.progress import StopSignal, TextProgress
-from multiopt_lab.core.training import train
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.training.progress import StopSignal, TextProgress
+from multiopt_lab.training.train import train
 from multiopt_lab.plots import plot_training
 from multiopt_lab.widgets.monitor import TrainingMonitorWidget
 

@@ -11,18 +11,18 @@ Example:
     Rule('ndim == 2 and not glob("*embed*")')
 """
 
-from multiopt_lab.core.assignment import Assignment, Move, assign
-from multiopt_lab.core.checkpoint import LoadReport, load_state, save_state
-from multiopt_lab.core.compile_step import CompiledStep, compile_step
-from multiopt_lab.core.diagnostics import CoverageError, Diagnostics
-from multiopt_lab.core.distributed import DataParallel, OutOfSyncError
-from multiopt_lab.core.distributed_checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.core.distributed_launch import DistributedRunError, launch
-from multiopt_lab.core.history import History
-from multiopt_lab.core.loop_activity import training_in_progress
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.repartition_requests import PendingRepartition
-from multiopt_lab.core.rulefile import (
+from multiopt_lab.partition.assignment import Assignment, Move, assign
+from multiopt_lab.io.checkpoint import LoadReport, load_state, save_state
+from multiopt_lab.training.compile_step import CompiledStep, compile_step
+from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics
+from multiopt_lab.distributed.data_parallel import DataParallel, OutOfSyncError
+from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab.distributed.launch import DistributedRunError, launch
+from multiopt_lab.training.history import History
+from multiopt_lab.training.loop_activity import training_in_progress
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.optimizer.requests import PendingRepartition
+from multiopt_lab.io.rulefile import (
     RuleFileError,
     load_rules,
     rules_from_json,
@@ -31,7 +31,7 @@ from multiopt_lab.core.rulefile import (
     rules_to_toml,
     save_rules,
 )
-from multiopt_lab.core.rules import (
+from multiopt_lab.rules import (
     Rule,
     RuleError,
     as_rule,
@@ -40,9 +40,10 @@ from multiopt_lab.core.rules import (
     by_regex,
     rule,
 )
-from multiopt_lab.core.table import ParameterTable
-from multiopt_lab.core.training import train
-from multiopt_lab.core.display import register_html
+from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab.training.train import train
+from multiopt_lab.display import register_html
+from multiopt_lab.training.progress import register_notebook_progress
 from multiopt_lab.render import render_html, render_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
 
@@ -98,6 +99,17 @@ __all__ = [
 # never imports the render layer above it.
 register_html("assignment", assignment_repr_html)
 register_html("optimizer", optimizer_repr_html)
+
+
+def _notebook_progress(total, stop):
+    # The package sits above every layer, so it may reach the widgets; lazily,
+    # because ipywidgets is loaded only when a notebook trains.
+    from multiopt_lab.widgets.progress import NotebookProgress
+
+    return NotebookProgress(total, stop)
+
+
+register_notebook_progress(_notebook_progress)
 
 # The widgets import ipywidgets (and the monitor matplotlib): load them on
 # first use so that ``import multiopt_lab`` stays free of front-end libraries.

@@ -9,8 +9,8 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from multiopt_lab.core.checkpoint import load_state, save_state
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.io.checkpoint import load_state, save_state
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 
 def model_and_grads(width=8, seed=0):

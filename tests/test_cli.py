@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from multiopt_lab.core.cli import main
-from multiopt_lab.core.rulefile import save_rules
+from multiopt_lab.cli import main
+from multiopt_lab.io.rulefile import save_rules
 
 FACTORY = textwrap.dedent("""
     import mlx.core as mx

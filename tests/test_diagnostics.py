@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from models import cnn, sequential, transformer
-from multiopt_lab.core.assignment import CoverageError, assign
-from multiopt_lab.core.diagnostics import Diagnostics
+from multiopt_lab.partition.assignment import CoverageError, assign
+from multiopt_lab.partition.diagnostics import Diagnostics
 
 MUON = 'ndim == 2 and not glob("*embed*") and "lm_head" not in path'
 

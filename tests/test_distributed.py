@@ -18,13 +18,13 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from multiopt_lab.core.distributed import DataParallel, data_parallel
-from multiopt_lab.core.distributed_checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.core.distributed_guard import RankGuard
-from multiopt_lab.core.distributed_status import read_status
-from multiopt_lab.core.distributed_launch import DistributedRunError, launch
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
+from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab.distributed.guard import RankGuard
+from multiopt_lab.distributed.status import read_status
+from multiopt_lab.distributed.launch import DistributedRunError, launch
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 SCRIPT = "multiopt_lab.examples.scripts.train_data_parallel"
 LIMIT_S = 90  # generous: the machine is shared; a healthy run takes a few seconds
@@ -160,8 +160,8 @@ class TestFailures:
 
 HANG_SCRIPT = textwrap.dedent("""
     import sys, time
-    from multiopt_lab.core.distributed import DataParallel
-    from multiopt_lab.core.distributed_guard import RankGuard
+    from multiopt_lab.distributed.data_parallel import DataParallel
+    from multiopt_lab.distributed.guard import RankGuard
     parallel = DataParallel()
     timeout = float(sys.argv[1]) or None
     with RankGuard(parallel.group, step_timeout_s=timeout) as guard:
@@ -185,7 +185,7 @@ def _alive(pid):
 COLLECTIVES_SCRIPT = textwrap.dedent("""
     import json, sys
     import mlx.core as mx, mlx.nn as nn
-    from multiopt_lab.core.distributed import DataParallel, OutOfSyncError
+    from multiopt_lab.distributed.data_parallel import DataParallel, OutOfSyncError
     parallel = DataParallel()
     rank, seen = parallel.rank, {}
 
@@ -349,10 +349,10 @@ TRAIN_SCRIPT = textwrap.dedent("""
     import mlx.core as mx, mlx.optimizers as optim
     from mlx.utils import tree_flatten
     from multiopt_lab import examples
-    from multiopt_lab.core.distributed import DataParallel
-    from multiopt_lab.core.history import History
-    from multiopt_lab.core.optimizer import MultiOptimizer
-    from multiopt_lab.core.training import train
+    from multiopt_lab.distributed.data_parallel import DataParallel
+    from multiopt_lab.training.history import History
+    from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+    from multiopt_lab.training.train import train
     folder, ranks = sys.argv[1], int(sys.argv[2])
     parallel = DataParallel()
     mx.random.seed(parallel.rank)  # train() starts every rank from rank 0's parameters
@@ -371,7 +371,7 @@ TRAIN_SCRIPT = textwrap.dedent("""
 def test_train_is_data_parallel_under_mlx_launch(tmp_path):
     import inspect
 
-    from multiopt_lab.core.training import train
+    from multiopt_lab.training.train import train
 
     if "distributed" not in inspect.signature(train).parameters:
         pytest.skip("train() has no `distributed` hook yet (see docs/distributed.md)")

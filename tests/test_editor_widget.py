@@ -11,8 +11,8 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten
 
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.palette import group_colour
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.palette import group_colour
 from multiopt_lab.examples.models import MLP
 from multiopt_lab.widgets.editor import RuleEditorWidget
 from widget_comm import sent, click

@@ -20,9 +20,9 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten
 
-import multiopt_lab.core.checkpoint as checkpoint
-from multiopt_lab.core.checkpoint import FORMAT, load_state, save_state
-from multiopt_lab.core.optimizer import MultiOptimizer
+import multiopt_lab.io.checkpoint as checkpoint
+from multiopt_lab.io.checkpoint import FORMAT, load_state, save_state
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 
 def parameters(width=3):
@@ -227,8 +227,8 @@ def test_an_interrupted_save_leaves_the_previous_file(saved, monkeypatch, stage)
 
 SAVER = textwrap.dedent("""
     import sys, mlx.core as mx, mlx.optimizers as optim
-    from multiopt_lab.core.checkpoint import save_state
-    from multiopt_lab.core.optimizer import MultiOptimizer
+    from multiopt_lab.io.checkpoint import save_state
+    from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
     opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 2"])
     params = {"w": mx.ones((256, 256)), "b": mx.ones((256,))}
     step = 0

@@ -11,21 +11,12 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlx.utils import tree_flatten, tree_map_with_path
 
-import multiopt_lab.core.optimizer_routing as optimizer_routing
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.rules import as_rule
-
-# Found by the property test below: freezing the last entries of a list after training
-# made our re-plan call MLX's init with a shorter list than the state (IndexError) where
-# MLX steps on. The fix is /tmp/h8/optimizer_routing_frozen_lists.diff (the lead applies it).
-ROUTING_FIXED = hasattr(optimizer_routing, "_pad_lists_like")
-needs_routing_fix = pytest.mark.xfail(
-    not ROUTING_FIXED, strict=True, raises=IndexError,
-    reason="apply /tmp/h8/optimizer_routing_frozen_lists.diff to core/optimizer_routing.py")
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.rules import as_rule
 
 CI = settings(max_examples=60, deadline=None, derandomize=True, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -115,7 +106,6 @@ CASES = st.tuples(
 )
 
 
-@needs_routing_fix
 def test_freezing_trailing_list_entries_after_training_steps_as_mlx_does():
     factories = [lambda: optim.SGD(0.1, momentum=0.9), lambda: optim.Adam(0.1)]
     params = {"layers": [mx.ones((2,)), mx.ones((2,)), mx.ones((2,))], "w": mx.ones((2, 2))}
@@ -128,8 +118,7 @@ def test_freezing_trailing_list_entries_after_training_steps_as_mlx_does():
     identical(reference.state, ours.state)
 
 
-@needs_routing_fix
-@(CI if ROUTING_FIXED else settings(CI, phases=[Phase.explicit, Phase.generate]))  # xfail: no shrink
+@CI
 @given(CASES)
 def test_routing_and_results_equal_mlx_on_random_trees_rules_and_frozen_subsets(case):
     spec, factories, picks, frozen_bits, seed = case

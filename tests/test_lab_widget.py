@@ -8,8 +8,8 @@ import sys
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.examples.models import MLP
 from multiopt_lab.widgets.lab import LabWidget
 from widget_comm import sent

@@ -17,9 +17,9 @@ import comm
 import ipywidgets
 import pytest
 
-from multiopt_lab.core.history import History
-from multiopt_lab.core.palette import group_colour
-from multiopt_lab.core.progress import StopSignal
+from multiopt_lab.training.history import History
+from multiopt_lab.palette import group_colour
+from multiopt_lab.training.progress import StopSignal
 from multiopt_lab.widgets import monitor as monitor_module
 from multiopt_lab.widgets.monitor import TrainingMonitorWidget, last_values_html
 from multiopt_lab.widgets.progress import NotebookProgress
@@ -324,9 +324,9 @@ SETUP_CELL = """
 import time
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.training import train
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.training.train import train
 from multiopt_lab.widgets.monitor import TrainingMonitorWidget
 data = examples.digits()
 """

@@ -1,8 +1,8 @@
 """NaN and inf: flagged per group in metrics and in the monitor; ``skip_nonfinite`` skips the step.
 
-The skip tests need the hook in ``core/optimizer.py`` (``MultiOptimizer(...,
+The skip tests need the hook in ``optimizer/multi_optimizer.py`` (``MultiOptimizer(...,
 skip_nonfinite=True)``); until it is applied they skip with that reason. The
-guard itself (:mod:`multiopt_lab.core.nonfinite`) is tested directly too.
+guard itself (:mod:`multiopt_lab.optimizer.nonfinite`) is tested directly too.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map_with_path
 
-from multiopt_lab.core.checkpoint import load_state, save_state
-from multiopt_lab.core.history import History
-from multiopt_lab.core.nonfinite import NonfiniteGuard, all_finite, restore_where
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.io.checkpoint import load_state, save_state
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.nonfinite import NonfiniteGuard, all_finite, restore_where
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 NAN, INF = float("nan"), float("inf")
 HOOKED = "skip_nonfinite" in inspect.signature(MultiOptimizer.__init__).parameters
 needs_hook = pytest.mark.skipif(
     not HOOKED, reason="MultiOptimizer has no skip_nonfinite parameter yet: apply "
-                       "/tmp/h8/optimizer_skip_nonfinite.diff to multiopt_lab/core/optimizer.py")
+                       "/tmp/h8/optimizer_skip_nonfinite.diff to multiopt_lab/optimizer/multi_optimizer.py")
 
 
 def parameters():

@@ -9,10 +9,10 @@ from html.parser import HTMLParser
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.core.assignment import assign
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.palette import group_colour
-from multiopt_lab.core.rules import as_rule
+from multiopt_lab.partition.assignment import assign
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.palette import group_colour
+from multiopt_lab.rules import as_rule
 from multiopt_lab.examples.models import MLP, TinyGPT
 from multiopt_lab.render.details import details_html, details_text
 from multiopt_lab.render.document import render_html

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from models import transformer
-from multiopt_lab.core.assignment import assign
-from multiopt_lab.core.rulefile import (RuleFileError, load_rules, rules_from_json, rules_from_toml,
+from multiopt_lab.partition.assignment import assign
+from multiopt_lab.io.rulefile import (RuleFileError, load_rules, rules_from_json, rules_from_toml,
                                         rules_to_json, rules_to_toml, save_rules)
-from multiopt_lab.core.rules import by_glob, by_regex, rule
+from multiopt_lab.rules import by_glob, by_regex, rule
 
 LABELS = ["muon", "nodecay", "quoted", "adamw"]
 RULES = ['ndim == 2 and not glob("*embed*")', by_regex(r"\.bias$") | 'name == "b"', "name == 'it''s'"]

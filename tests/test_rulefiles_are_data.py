@@ -27,19 +27,19 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab
-from multiopt_lab.core.checkpoint import load_state, save_state
-from multiopt_lab.core.cli import main
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.rulefile import RuleFileError, load_rules, save_rules
+from multiopt_lab.io.checkpoint import load_state, save_state
+from multiopt_lab.cli import main
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.io.rulefile import RuleFileError, load_rules, save_rules
 
 SENTINEL = "_multiopt_lab_rulefile_sentinel"
 CODE = f"__import__('{SENTINEL}').fire()"
 
 # -- static ---------------------------------------------------------------------------------------
-READERS = ["core/rulefile.py", "core/rulefile_data.py", "core/cli.py", "core/checkpoint.py",
-           "core/checkpoint_check.py", "core/rules.py", "core/rule_object.py",
-           "core/rule_parser.py", "core/rule_check.py", "core/rule_match.py", "core/rule_text.py",
-           "core/rule_nodes.py", "core/rule_logic.py", "core/assignment_labels.py"]
+READERS = ["io/rulefile.py", "io/rulefile_data.py", "cli.py", "io/checkpoint.py",
+           "io/checkpoint_check.py", "rules/__init__.py", "rules/rule.py",
+           "rules/parser.py", "rules/checks.py", "rules/matching.py", "rules/text.py",
+           "rules/nodes.py", "rules/logic.py", "partition/labels.py"]
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "execfile", "input", "breakpoint"}
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "subprocess",
                      "runpy", "code", "codeop", "ctypes"}
@@ -67,7 +67,7 @@ def test_only_the_cli_imports_and_only_the_model_named_on_the_command_line():
     # rule files or checkpoints imports anything named in the data.
     for relative in READERS:
         uses = "importlib" in _module_source(relative)
-        assert uses == (relative == "core/cli.py"), relative
+        assert uses == (relative == "cli.py"), relative
 
 
 # -- dynamic: audit hooks -------------------------------------------------------------------------

@@ -10,10 +10,11 @@ import mlx.optimizers as optim
 import pytest
 
 from multiopt_lab import examples
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.progress import StopSignal, TextProgress, catch_interrupt, format_seconds
-from multiopt_lab.core.training import describe_optimizer, train
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.training.progress import StopSignal, TextProgress, catch_interrupt, format_seconds
+from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.training.train import train
 
 
 def losses(history: History, run: str | None = None) -> list[float]:
@@ -69,7 +70,7 @@ def test_compiled_training_records_metrics_every_k_steps_too(digits):
 def test_plain_optimizer_records_loss_only(digits):
     history = train(small_mlp(), optim.SGD(0.1), digits.loss_fn, digits.batch, 5, progress=False)
     assert set(history.frame.metric) == {"loss"}
-    assert describe_optimizer(optim.SGD(0.1)) == {"optimizer": "SGD", "optimizers": [{"class": "SGD", "learning_rate": pytest.approx(0.1)}]}
+    assert optimizer_metadata(optim.SGD(0.1)) == {"optimizer": "SGD", "optimizers": [{"class": "SGD", "learning_rate": pytest.approx(0.1)}]}
 
 
 def test_interrupt_stops_at_a_step_boundary_and_keeps_the_history(digits, capsys):

@@ -9,11 +9,11 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.core.assignment import assign
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.palette import group_colour
+from multiopt_lab.partition.assignment import assign
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.palette import group_colour
 from multiopt_lab.examples.models import MLP, TinyGPT
-from multiopt_lab.widgets.debounce import Debouncer
+from multiopt_lab.live.debounce import Debouncer
 from multiopt_lab.widgets.tree import ParameterTreeWidget
 from widget_comm import sent
 

@@ -21,8 +21,8 @@ import pytest
 from ipywidgets.widgets.tests.utils import DummyComm, setup_test_comm, teardown_test_comm
 from mlx.utils import tree_flatten
 
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.examples.models import MLP
 from multiopt_lab.widgets.editor import RuleEditorWidget
 from multiopt_lab.widgets.lab import LabWidget

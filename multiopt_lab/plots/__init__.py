@@ -1,4 +1,4 @@
-"""Matplotlib figures of a :class:`~multiopt_lab.core.history.History`.
+"""Matplotlib figures of a :class:`~multiopt_lab.training.history.History`.
 
 Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
 a cell's value), draws into ``ax=`` when given one, colours groups as the
@@ -7,7 +7,7 @@ parameter tree does and accepts ``theme="dark"``. For figures of your own,
 shown once as a PNG, with no extra ipympl canvas under nbval).
 
 Example:
-    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.training.history import History
     >>> from multiopt_lab.plots import plot_loss
     >>> history = History(); history.record(1, loss=1.0); history.record(2, loss=0.5)
     >>> plot_loss(history).axes[0].get_lines()[0].get_ydata().tolist()

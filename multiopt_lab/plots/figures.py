@@ -5,7 +5,7 @@ given one, colours each group as the parameter tree does (by its position in
 the partition) and takes ``theme=None | "light" | "dark"``.
 
 Example:
-    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.training.history import History
     >>> history = History()
     >>> history.start_run("demo", {"labels": ["matrices", "vectors"]})
     'demo'
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
-from multiopt_lab.core.palette import FALLBACK_GREY, group_colour
+from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.palette import FALLBACK_GREY, group_colour
 from multiopt_lab.plots.style import group_colour_map, new_axes, no_data, series, smooth, steady_limits, themed
 
 __all__ = [

@@ -6,7 +6,7 @@ lines get their new data and the axes rescale: no axes, lines, legends or
 tick objects are made again, which roughly halves the cost of a redraw.
 
 Example:
-    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.training.history import History
     >>> from multiopt_lab.plots.overview import plot_training
     >>> history = History(); history.record(1, loss=2.0)
     >>> figure = plot_training(history)
@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
-from multiopt_lab.core.history import SCALAR_GROUP, History
+from multiopt_lab.training.history import SCALAR_GROUP, History
 from multiopt_lab.plots.style import series, smooth, steady_limits
 
 __all__ = ["layout_key", "update_in_place", "remember_layout", "GROUP_PANELS"]
@@ -38,7 +38,7 @@ def layout_key(history: History, run: str | None, smoothing: float, theme: str |
     """What decides the figure's layout: run, groups, metrics present and options (not the values).
 
     Example:
-        >>> from multiopt_lab.core.history import History
+        >>> from multiopt_lab.training.history import History
         >>> h = History(); h.record(1, loss=1.0); key = layout_key(h, None, 0.0, None)
         >>> h.record(2, loss=0.5); layout_key(h, None, 0.0, None) == key
         True

@@ -1,7 +1,7 @@
 """One figure with the four views of a run (what the training monitor shows).
 
 Example:
-    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.training.history import History
     >>> history = History(); history.record(1, loss=2.0)
     >>> [ax.get_title() for ax in plot_training(history).axes]
     ['loss (run1)']
@@ -13,7 +13,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
-from multiopt_lab.core.history import SCALAR_GROUP, History
+from multiopt_lab.training.history import SCALAR_GROUP, History
 from multiopt_lab.plots.figures import (
     REFERENCE_RATIO,
     plot_group_metric,

@@ -25,8 +25,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
-from multiopt_lab.core.palette import FALLBACK_GREY, group_colour
+from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.palette import FALLBACK_GREY, group_colour
 
 __all__ = ["THEMES", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "series", "smooth", "no_data", "steady_limits"]
 

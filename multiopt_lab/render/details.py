@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from html import escape
 
-from multiopt_lab.core.palette import group_colour
+from multiopt_lab.palette import group_colour
 from multiopt_lab.render.numbers import grouped, shape_text
 from multiopt_lab.render.params import ParamInfo
 

@@ -18,7 +18,7 @@ from html import escape
 from importlib import resources
 
 from multiopt_lab.render.numbers import grouped, plural, shape_text, share_text
-from multiopt_lab.core.palette import group_colour
+from multiopt_lab.palette import group_colour
 from multiopt_lab.render.text import module_notes, param_notes, walk
 from multiopt_lab.render.tree_model import FoldNode, ParameterTree, ParamNode
 

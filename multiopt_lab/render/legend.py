@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from multiopt_lab.core.palette import group_colour
-from multiopt_lab.render.hyperparams import describe_optimizer, optimizers_of, short_optimizer
+from multiopt_lab.palette import group_colour
+from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
 from multiopt_lab.render.params import FALLBACK_ONLY, OVERLAP, param_infos, rule_display
 
@@ -35,7 +35,7 @@ class LegendRow:
     Attributes:
         index (int): Position in the partition.
         label (str): Group label.
-        colour (str): Hex colour from :func:`~multiopt_lab.core.palette.group_colour`.
+        colour (str): Hex colour from :func:`~multiopt_lab.palette.group_colour`.
         optimizer (str): ``AdamW(lr=0.001, ...)``, or ``""`` when no optimizer is known.
         rule (str): Rule text, a callable's name, or ``(fallback)``.
         params (int): Parameter arrays in the group.

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from html import escape
 
-from multiopt_lab.core.palette import group_colour
+from multiopt_lab.palette import group_colour
 from multiopt_lab.render.document import render_html
 from multiopt_lab.render.html import tree_css
-from multiopt_lab.render.hyperparams import describe_optimizer
+from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.params import rule_display
 
 __all__ = ["assignment_repr_html", "optimizer_repr_html"]

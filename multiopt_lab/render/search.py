@@ -3,7 +3,7 @@
 A query made only of path characters (letters, digits, ``_ . - * ? [ ]``) is a
 path glob; without a wildcard it matches anywhere in the path (``attn`` means
 ``*attn*``). Anything else is a rule expression (``ndim == 1 and size > 100``),
-parsed by :func:`multiopt_lab.core.rules.rule`.
+parsed by :func:`multiopt_lab.rules.rule`.
 
 Example:
     >>> search_paths(assignment, "q_proj").paths        # doctest: +SKIP
@@ -18,7 +18,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
-from multiopt_lab.core.rules import RuleError, rule
+from multiopt_lab.rules import RuleError, rule
 from multiopt_lab.render.text import walk
 from multiopt_lab.render.tree_model import ParamNode
 

@@ -12,15 +12,15 @@ from html import escape
 
 import ipywidgets as widgets
 
-from multiopt_lab.core.loop_activity import is_training
+from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.render.export import rules_python, rules_toml
-from multiopt_lab.render.hyperparams import describe_optimizer
+from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.preview import move_lines, move_summary
-from multiopt_lab.widgets.applier import Applier
-from multiopt_lab.widgets.debounce import Debouncer
+from multiopt_lab.live.applier import Applier
+from multiopt_lab.live.debounce import Debouncer
 from multiopt_lab.widgets.editor_parts import button, close_inside, html_box, label_html, rule_row
-from multiopt_lab.widgets.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
-from multiopt_lab.widgets.sources import parameter_table
+from multiopt_lab.live.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
+from multiopt_lab.live.sources import parameter_table
 from multiopt_lab.widgets.subshell import route_to_subshell
 from multiopt_lab.widgets.tree import ParameterTreeWidget
 
@@ -43,7 +43,7 @@ class RuleEditorWidget(widgets.VBox):
     what would move. A rule that does not parse shows its error, with a caret,
     under its field; the last valid assignment stays on screen and Apply is off.
     Apply repartitions the optimizer at the next step boundary (see
-    :class:`~multiopt_lab.widgets.applier.Applier`); Revert restores its rules.
+    :class:`~multiopt_lab.live.applier.Applier`); Revert restores its rules.
 
     Args:
         optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer.
@@ -62,7 +62,7 @@ class RuleEditorWidget(widgets.VBox):
         if not callable(getattr(optimizer, "request_repartition", None)):
             raise TypeError(
                 f"RuleEditorWidget edits a multiopt_lab MultiOptimizer, got {type(optimizer).__name__}; "
-                "build one with multiopt_lab.core.optimizer.MultiOptimizer(optimizers, filters, labels=...)")
+                "build one with multiopt_lab.optimizer.multi_optimizer.MultiOptimizer(optimizers, filters, labels=...)")
         self.optimizer = optimizer
         self.model = model
         self.table = parameter_table(model)

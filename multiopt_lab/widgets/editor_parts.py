@@ -13,8 +13,8 @@ from html import escape
 
 import ipywidgets as widgets
 
-from multiopt_lab.core.palette import group_colour
-from multiopt_lab.widgets.rule_draft import rule_field_text
+from multiopt_lab.palette import group_colour
+from multiopt_lab.live.rule_draft import rule_field_text
 
 __all__ = ["label_html", "button", "html_box", "rule_row", "close_inside"]
 

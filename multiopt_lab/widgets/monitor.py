@@ -7,7 +7,7 @@ ignores. (An ipympl canvas would also redraw live but leaves nothing behind
 where no front end runs.)
 
 Redraws are driven by the history's subscription, not by polling, and are
-paced by a :class:`~multiopt_lab.widgets.monitor_pacing.RedrawPacer`: at most
+paced by a :class:`~multiopt_lab.live.monitor_pacing.RedrawPacer`: at most
 ``max_rate`` a second, at least once a second while data arrives, and in
 between as often as keeps drawing under ``budget`` of the time. A redraw
 moves the lines of the same figure rather than plotting it again (about
@@ -32,7 +32,7 @@ To watch a run another process writes (a terminal, a cluster job)::
     TrainingMonitorWidget(history)       # the cell returns; the figure keeps updating
 
 Example:
-    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.training.history import History
     >>> history = History()
     >>> monitor = TrainingMonitorWidget(history)
     >>> history.record(1, loss=1.0)
@@ -53,11 +53,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from multiopt_lab.core.history import History
+from multiopt_lab.training.history import History
 from multiopt_lab.plots.live import remember_layout
 from multiopt_lab.plots.overview import plot_training
 from multiopt_lab.plots.style import no_data
-from multiopt_lab.widgets.monitor_pacing import RedrawPacer
+from multiopt_lab.live.monitor_pacing import RedrawPacer
 from multiopt_lab.widgets.monitor_table import last_values_html
 from multiopt_lab.widgets.editor_parts import close_inside
 

@@ -1,7 +1,7 @@
 """The monitor's table: the last value of every metric, one row per group.
 
 Example:
-    >>> from multiopt_lab.core.history import History
+    >>> from multiopt_lab.training.history import History
     >>> h = History(); h.record(1, loss=0.5)
     >>> "0.5" in last_values_html(h)
     True
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import html
 
-from multiopt_lab.core.history import SCALAR_GROUP, TOTAL_GROUP, History
-from multiopt_lab.core.metrics import nonfinite_groups
+from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.optimizer.metrics import nonfinite_groups
 from multiopt_lab.plots.style import group_colour_map
 
 __all__ = ["last_values_html", "NOT_APPLICABLE"]
@@ -23,7 +23,7 @@ _METRIC_ORDER = ("loss", "update_norm", "grad_norm", "param_norm", "update_ratio
 #: Shown where a metric does not apply (the learning rate of "total", of an
 #: optimizer without one) or was not recorded for the group.
 NOT_APPLICABLE = "\u2013"
-# NaN here means "has none", not "went non-finite" (see core.metrics).
+# NaN here means "has none", not "went non-finite" (see optimizer.metrics).
 _NAN_MEANS_NONE = frozenset({"learning_rate"})
 
 

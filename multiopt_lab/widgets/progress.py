@@ -9,11 +9,11 @@ that thread; the training loop sees the flag at the next step boundary.
 Where a kernel has no subshells (ipykernel < 7, some hosted notebooks) the
 button cannot act during the cell: it is then disabled with a tooltip that
 points to the notebook's interrupt button (■), which
-:func:`~multiopt_lab.core.progress.catch_interrupt` turns into the same clean
+:func:`~multiopt_lab.training.progress.catch_interrupt` turns into the same clean
 stop.
 
 Example:
-    >>> from multiopt_lab.core.progress import StopSignal
+    >>> from multiopt_lab.training.progress import StopSignal
     >>> stop = StopSignal()
     >>> bar = NotebookProgress(10, stop, display_now=False)
     >>> bar.stop_button.click(); stop.requested
@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import ipywidgets
 
-from multiopt_lab.core.progress import PacedProgress, StopSignal, format_seconds
+from multiopt_lab.training.progress import PacedProgress, StopSignal, format_seconds
 from multiopt_lab.widgets.subshell import route_to_subshell
 
 __all__ = ["NotebookProgress"]

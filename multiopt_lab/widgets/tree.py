@@ -14,15 +14,15 @@ import ipywidgets as widgets
 
 from multiopt_lab.render.details import details_html
 from multiopt_lab.render.document import render_html, render_text
-from multiopt_lab.render.hyperparams import describe_optimizer
+from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.params import param_infos
 from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
 from multiopt_lab.render.tree_model import build_tree
-from multiopt_lab.widgets.debounce import Debouncer
+from multiopt_lab.live.debounce import Debouncer
 from multiopt_lab.widgets.editor_parts import close_inside
-from multiopt_lab.widgets.sources import assignment_of, optimizers_for, parameter_table, root_name_of
+from multiopt_lab.live.sources import assignment_of, optimizers_for, parameter_table, root_name_of
 from multiopt_lab.widgets.tree_view import TreeView
-from multiopt_lab.widgets.watch import VersionWatcher
+from multiopt_lab.live.watch import VersionWatcher
 
 __all__ = ["ParameterTreeWidget"]
 

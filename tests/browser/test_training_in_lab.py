@@ -1,7 +1,7 @@
 """Training in JupyterLab: the monitor redraws while a cell trains, Stop ends the run early.
 
 Both tests run a cell that trains a small TinyGPT with
-``multiopt_lab.core.training.train`` and act while the kernel is busy with it:
+``multiopt_lab.training.train.train`` and act while the kernel is busy with it:
 what they check can only happen mid-cell.
 """
 
@@ -23,9 +23,9 @@ STEPS_SHOWN, STEPS_STOPPED = 200, 3000
 SETUP = """\
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.training import train
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.training.train import train
 
 task = examples.sequence_task("reverse", length=4, batch_size=16)
 model = examples.TinyGPT(task.vocab_size, dims=32, layers=2, heads=2, max_length=8)

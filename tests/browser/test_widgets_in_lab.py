@@ -11,7 +11,7 @@ import re
 import pytest
 
 from lab_page import cell_locator, error_outputs, open_notebook, run_all, run_new_cell
-from multiopt_lab.core.palette import group_colour
+from multiopt_lab.palette import group_colour
 
 pytestmark = pytest.mark.browser
 # Without Playwright the harness skips (or, in CI, fails) every browser test; do not crash collection.
@@ -23,7 +23,7 @@ KERNEL_MS = 20_000
 SETUP = """\
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab.core.optimizer import MultiOptimizer
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 model = examples.TinyGPT(16, dims=32, layers=3, heads=2, max_length=16)
 optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)],

@@ -24,12 +24,12 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from multiopt_lab.core.distributed import DataParallel
-from multiopt_lab.core.distributed_checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.core.distributed_guard import RankGuard
-from multiopt_lab.core.history import History
-from multiopt_lab.core.optimizer import MultiOptimizer
-from multiopt_lab.core.training import describe_optimizer
+from multiopt_lab.distributed.data_parallel import DataParallel
+from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab.distributed.guard import RankGuard
+from multiopt_lab.training.history import History
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.optimizer.describe import optimizer_metadata
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if parallel.is_main and args.history is not None:
             args.history.parent.mkdir(parents=True, exist_ok=True)
             history = History(path=args.history)
-            history.start_run(metadata={**describe_optimizer(optimizer), "ranks": parallel.size,
+            history.start_run(metadata={**optimizer_metadata(optimizer), "ranks": parallel.size,
                                         "global_batch_size": args.batch_size})
         loss_and_grad = nn.value_and_grad(model, data.loss_fn)
         metrics_seen = optimizer.metrics_step

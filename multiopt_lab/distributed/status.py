@@ -1,0 +1,110 @@
+"""The status file each rank of a data-parallel run leaves behind.
+
+:class:`~multiopt_lab.distributed.guard.RankGuard` writes
+``rank-<r>.json`` into the run folder (``$MULTIOPT_LAB_RUN_DIR``);
+:func:`~multiopt_lab.distributed.launch.launch` reads them, with the
+launcher's own messages for ranks that wrote none, to say which rank failed
+first.
+
+Example:
+    >>> failure_lines([{"ok": True, "step": 3}, {"ok": False, "step": 1,
+    ...                 "error": "ValueError: bad", "time": 0.0}], "")
+    ['rank 1 failed after step 1: ValueError: bad']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+__all__ = ["RUN_DIR_ENV", "status_path", "read_status", "failure_lines", "progress_lines"]
+
+#: Environment variable naming the folder where ranks write their status.
+RUN_DIR_ENV = "MULTIOPT_LAB_RUN_DIR"
+
+# What mlx.launch prints when a rank ends badly (MLX 0.32).
+_NODE_EXIT = re.compile(r"Node with rank (\d+) (?:exited with code (-?\d+)|was killed)")
+_STOPPED_BY_LAUNCHER = (None, "-15", "-9")  # "was killed", SIGTERM, SIGKILL
+
+
+def status_path(run_dir: str | os.PathLike, rank: int) -> Path:
+    """Where rank ``rank`` writes its status JSON inside ``run_dir``.
+
+    Example:
+        >>> status_path("/tmp/run", 1).name
+        'rank-1.json'
+    """
+    return Path(run_dir) / f"rank-{rank}.json"
+
+
+def read_status(run_dir: str | os.PathLike, rank: int) -> dict | None:
+    """Rank ``rank``'s last status in ``run_dir``, or ``None`` if it wrote none.
+
+    ``ok`` is ``None`` while the rank runs (or if it died without a word),
+    ``True`` when it finished, ``False`` when it failed.
+
+    Example:
+        >>> read_status("/nonexistent", 0) is None
+        True
+    """
+    try:
+        return json.loads(status_path(run_dir, rank).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def failure_lines(statuses: list, launcher_stderr: str) -> list[str]:
+    """One line per failed rank, the likely cause first.
+
+    Ranks that reported their error are ordered by when they failed; a rank
+    that died without a word (a crash, ``os._exit``) comes first, and ranks
+    the launcher stopped after another failed come last.
+
+    Args:
+        statuses (list): One status dict (or ``None``) per rank.
+        launcher_stderr (str): ``mlx.launch``'s stderr, for the ranks that
+            wrote no status.
+
+    Example:
+        >>> failure_lines([None, None], "[WARN] Node with rank 1 exited with code 3")
+        ['rank 1 exited with code 3 without reporting an error']
+    """
+    exits = {int(m[1]): m[2] for m in _NODE_EXIT.finditer(launcher_stderr)}
+    found = []
+    for rank, status in enumerate(statuses):
+        if status and status["ok"] is False:
+            found.append((status["time"], f"rank {rank} failed {_where(status)}: {status['error']}"))
+        elif rank in exits and not (status and status["ok"]):
+            if exits[rank] in _STOPPED_BY_LAUNCHER:
+                found.append((float("inf"), f"rank {rank} was stopped by the launcher"))
+            else:
+                found.append((float("-inf"), f"rank {rank} exited with code {exits[rank]} "
+                              "without reporting an error"))
+    return [text for _, text in sorted(found, key=lambda item: item[0])]
+
+
+def progress_lines(statuses: list) -> list[str]:
+    """Where each rank was, for a run stopped at its time limit.
+
+    Example:
+        >>> progress_lines([{"ok": None, "step": 4}, None])[0]
+        'rank 0 was still running, last report after step 4'
+    """
+    lines = []
+    for rank, status in enumerate(statuses):
+        if status is None:
+            lines.append(f"rank {rank} never reported (it may not use RankGuard)")
+        elif status["ok"] is None:
+            lines.append(f"rank {rank} was still running, last report {_where(status)}")
+        else:
+            state = "finished" if status["ok"] else "failed"
+            lines.append(f"rank {rank} had {state} {_where(status)}")
+    return lines
+
+
+def _where(status: dict | None) -> str:
+    if status is None or status["step"] is None:
+        return "before its first step"
+    return f"after step {status['step']}"

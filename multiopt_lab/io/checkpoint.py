@@ -1,0 +1,179 @@
+"""Optimizer checkpoints: safetensors in MLX's layout, with the groups in the metadata.
+
+The arrays are ``tree_flatten(optimizer.state)`` (``states.0.step``,
+``states.1.layers.0.weight.m``...), exactly what
+``mx.save_safetensors(file, dict(tree_flatten(mlx_multi_optimizer.state)))``
+writes, so either optimizer loads the other's file. The metadata adds the
+labels, the rule texts and each group's paths.
+
+Example:
+    >>> import tempfile, os, mlx.core as mx, mlx.optimizers as optim
+    >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+    >>> opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.1)], ["ndim == 2"])
+    >>> params = {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}
+    >>> opt.init(params)
+    >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors")
+    >>> save_state(path, opt)
+    >>> load_state(path, opt, parameters=params).loaded
+    ('w', 'b')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import mlx.core as mx
+from mlx.utils import tree_flatten
+
+from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
+                                                plan_new_state, read_checkpoint)
+
+__all__ = ["save_state", "load_state", "LoadReport", "FORMAT"]
+
+#: Written to the metadata key ``format``.
+FORMAT = "multiopt_lab.optimizer_state/1"
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :func:`load_state` did.
+
+    Attributes:
+        loaded (tuple[str, ...]): Paths whose state came from the file.
+        initialised (tuple[str, ...]): Paths that started fresh (strict=False).
+        unused (tuple[str, ...]): Paths in the file that the optimizer does not
+            have (strict=False).
+        labels (tuple[str, ...] | None): The labels stored in the file.
+
+    Example:
+        >>> report = load_state("opt.safetensors", optimizer, strict=False)  # doctest: +SKIP
+        >>> report.initialised                                                # doctest: +SKIP
+        ('embed.weight',)
+    """
+
+    loaded: tuple[str, ...]
+    initialised: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
+    labels: tuple[str, ...] | None = None
+
+
+def _group_paths_of_state(sub_state: dict) -> list[str]:
+    paths: list[str] = []
+    seen = set()
+    for key, _ in tree_flatten(sub_state):
+        if "." not in key:
+            continue  # step, learning_rate and other optimizer-wide values
+        path = key.rsplit(".", 1)[0]
+        if path not in seen:
+            seen.add(path)
+            paths.append(path)
+    return paths
+
+
+def save_state(file: str | os.PathLike, optimizer: Any) -> None:
+    """Write ``optimizer.state`` to ``file`` (safetensors) atomically.
+
+    The file is written next to its destination and renamed over it, so a
+    crash mid-write leaves any previous file intact.
+
+    Args:
+        file (str | PathLike): Destination path (written exactly as given).
+        optimizer: A ``MultiOptimizer`` (ours or MLX's) or any MLX optimizer.
+
+    Example:
+        >>> save_state("opt.safetensors", optimizer)         # doctest: +SKIP
+        >>> load_state("opt.safetensors", optimizer)         # doctest: +SKIP
+    """
+    state = optimizer.state
+    if "states" in state:
+        state = {"states": state["states"]}  # metric arrays are not state to resume
+    arrays = dict(tree_flatten(state))
+    metadata = {"format": FORMAT}
+    subs = state["states"] if "states" in state else None
+    if subs is not None:
+        labels = getattr(optimizer, "labels", None)
+        rules = [getattr(r, "text", None) for r in getattr(optimizer, "filters", ())]
+        metadata["labels"] = json.dumps(list(labels) if labels else None)
+        metadata["rules"] = json.dumps(rules[: len(subs) - 1])
+        metadata["optimizers"] = json.dumps([type(o).__name__ for o in optimizer.optimizers])
+        metadata["paths"] = json.dumps([_group_paths_of_state(s) for s in subs])
+    mx.eval(arrays)
+    metadata["crc32"] = checksum(arrays, metadata)
+    file = os.fspath(file)
+    directory = os.path.dirname(os.path.abspath(file))
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    os.close(handle)
+    try:
+        mx.save_safetensors(temporary, arrays, metadata=metadata)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, file)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
+               parameters: Any = None) -> LoadReport:
+    """Load a checkpoint written by :func:`save_state` or by MLX into ``optimizer``.
+
+    The checkpoint's per-group paths (and state shapes) are compared with the
+    optimizer's: those of ``parameters`` when given, else those it last
+    stepped on. Pass ``parameters`` (or load after ``init``) to get the check
+    before the first step.
+
+    Args:
+        file (str | PathLike): A safetensors file.
+        optimizer (MultiOptimizer): Where to load; unchanged on any error.
+        strict (bool, optional): Refuse a file whose groups hold other paths
+            (the error names them). With ``False``, load what matches and
+            initialise the rest (the report says which). Default: ``True``.
+        parameters (optional): The model or its trainable parameters.
+
+    Returns:
+        LoadReport: What was loaded, initialised and left unused.
+
+    Example:
+        >>> report = load_state("opt.safetensors", optimizer, parameters=model)  # doctest: +SKIP
+        >>> len(report.loaded)                                                    # doctest: +SKIP
+        28
+
+    Raises:
+        ValueError: The file is not a multi-optimizer state, has another
+            number of groups, or (strict) other paths or shapes.
+    """
+    arrays, metadata, state = read_checkpoint(os.fspath(file))
+    written = metadata.get("format", FORMAT)  # MLX's own files carry no format
+    if written != FORMAT:
+        raise ValueError(f"the checkpoint {file} has format {written!r}; this version of "
+                         f"multiopt_lab reads {FORMAT!r} (and MLX's own files): load it with the "
+                         "multiopt_lab version that wrote it")
+    n = len(optimizer.optimizers)
+    subs = state.get("states") if isinstance(state, dict) else None
+    if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
+        raise ValueError(f"expected a multi-optimizer state ('states.0...' arrays) in {file}, "
+                         f"found keys {sorted(arrays)[:5]}")
+    if len(subs) != n:
+        raise ValueError(f"expected {n} groups ({', '.join(optimizer.labels)}), found "
+                         f"{len(subs)} in {file}; build the optimizer with the same number of "
+                         "groups as the one that saved it")
+    stored_paths = _stored_paths(metadata, subs, str(file))
+    labels = metadata_json(metadata, "labels", str(file))
+    expected = expected_groups(optimizer, parameters)
+    new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file))
+    optimizer.state = {"states": new_subs}
+    return LoadReport(report["loaded"], report["initialised"], report["unused"],
+                      tuple(labels) if isinstance(labels, list) and labels else None)
+
+
+def _stored_paths(metadata: dict, subs: list[dict], file: str) -> list[list[str]]:
+    stored = metadata_json(metadata, "paths", file)
+    if (isinstance(stored, list) and len(stored) == len(subs)
+            and all(isinstance(p, list) and all(isinstance(q, str) for q in p) for p in stored)):
+        return [list(p) for p in stored]
+    return [_group_paths_of_state(s) for s in subs]

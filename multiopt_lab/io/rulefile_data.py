@@ -1,0 +1,105 @@
+"""The data model of rule files, shared by the TOML and JSON forms.
+
+``{"version": 1, "group": [{"label": ..., "rule": ...}, ..., {"label": ...}]}``:
+groups in partition order, the last one the fallback, without a rule.
+
+Example:
+    >>> groups_from_data(groups_to_data(["w", "rest"], ["ndim == 2"]), "inline")
+    (['w', 'rest'], [Rule('ndim == 2', label='w')])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from multiopt_lab.partition.labels import check_labels
+from multiopt_lab.rules import Rule, RuleError, as_rule
+
+__all__ = ["RuleFileError", "VERSION", "groups_to_data", "groups_from_data"]
+
+VERSION = 1
+class RuleFileError(ValueError):
+    """A rule file (or data meant for one) that cannot be read or written.
+
+    Example:
+        >>> isinstance(RuleFileError("bad"), ValueError)
+        True
+    """
+
+
+def groups_to_data(labels: Sequence[str], rules: Sequence[Any]) -> dict:
+    """Labels and rules (one fewer; a trailing None is dropped) -> the file's data.
+
+    Example:
+        >>> groups_to_data(["w", "rest"], ["ndim == 2"])["group"]
+        [{'label': 'w', 'rule': 'ndim == 2'}, {'label': 'rest'}]
+    """
+    rules = list(rules)
+    if len(rules) == len(labels) and rules and rules[-1] is None:
+        rules = rules[:-1]  # Assignment.rules ends with None for the fallback
+    labels = check_labels(labels, len(rules))
+    groups = []
+    for label, item in zip(labels, rules):
+        if item is None:
+            raise RuleFileError(f"group {label!r} has no rule; only the last group, the fallback, "
+                                "goes without one")
+        parsed = as_rule(item)  # strings are parsed: never save a rule that cannot load
+        if parsed.text is None:
+            raise RuleFileError(f"cannot save group {label!r}: its rule is a Python callable "
+                                f"({parsed.describe()}); only rule expressions (strings such "
+                                "as 'ndim == 2') can be saved. Rewrite it as an expression.")
+        groups.append({"label": label, "rule": parsed.text})
+    groups.append({"label": labels[-1]})
+    return {"version": VERSION, "group": groups}
+
+
+def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
+    """The file's data -> ``(labels, rules)``; RuleFileError naming ``source`` otherwise.
+
+    Example:
+        >>> groups_from_data({"group": [{"label": "all"}]}, "inline")
+        (['all'], [])
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("group"), list) or not data["group"]:
+        raise RuleFileError(f"{source}: expected a list of groups under the key 'group' "
+                            "(TOML: [[group]] tables), found "
+                            f"{type(data).__name__ if not isinstance(data, dict) else sorted(data)}")
+    extra = set(data) - {"group", "version"}
+    if extra:
+        raise RuleFileError(f"{source}: unknown top-level keys {sorted(extra)}; expected 'group' "
+                            "(and optionally 'version')")
+    version = data.get("version", VERSION)
+    if type(version) is not int or version != VERSION:  # True == 1 and 1.0 == 1: refuse both
+        raise RuleFileError(f"{source}: version {data['version']!r} is not supported; expected {VERSION}")
+    groups = data["group"]
+    labels, texts = [], []
+    for i, group in enumerate(groups):
+        where = f"{source}: group {i + 1} of {len(groups)}"
+        if not isinstance(group, dict):
+            raise RuleFileError(f"{where}: expected a table with 'label' and 'rule', found {group!r}")
+        unknown = set(group) - {"label", "rule"}
+        if unknown:
+            raise RuleFileError(f"{where}: unknown keys {sorted(unknown)}; expected 'label' and 'rule'")
+        if not isinstance(group.get("label"), str):
+            raise RuleFileError(f"{where}: expected a string 'label', found {group.get('label')!r}")
+        is_fallback = i == len(groups) - 1
+        if is_fallback and "rule" in group:
+            raise RuleFileError(f"{where} ({group['label']!r}) is the fallback and takes no rule; "
+                                "remove its 'rule' or add a fallback group after it")
+        if not is_fallback and not isinstance(group.get("rule"), str):
+            raise RuleFileError(f"{where} ({group['label']!r}): expected a string 'rule' "
+                                "(only the last group, the fallback, has none)")
+        labels.append(group["label"])
+        if not is_fallback:
+            texts.append(group["rule"])
+    try:
+        check_labels(labels, len(texts))
+    except ValueError as err:
+        raise RuleFileError(f"{source}: {err}") from None
+    rules = []
+    for label, text in zip(labels, texts):
+        try:
+            rules.append(Rule(text, label))
+        except RuleError as err:
+            raise RuleFileError(f"{source}: the rule of group {label!r} is invalid: {err}") from err
+    return labels, rules

@@ -1,0 +1,216 @@
+"""Per-group optimizer metrics, built lazily in the same graph as the update.
+
+On a recorded step the optimizer hands :func:`pieces_sums` each group's
+``(gradient, old, new)`` pieces; the result is a handful of lazy arrays
+stored in the optimizer's state under ``"metrics"`` (so ``mx.eval(...,
+optimizer.state)`` computes them with the update, and a compiled step returns
+them like any other state). :class:`MetricsReader` (in ``metrics_reader``)
+turns them into Python floats the first time someone reads them.
+
+Example:
+    >>> import mlx.core as mx
+    >>> sums = group_sums([piece_sums(mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))])
+    >>> [round(x, 3) for x in sums.tolist()]
+    [1.0, 9.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, Sequence
+
+import mlx.core as mx
+
+from multiopt_lab.optimizer.metrics_reader import MetricsReader, nonfinite_groups
+
+__all__ = ["METRIC_NAMES", "piece_sums", "group_sums", "pieces_sums", "metric_arrays",
+           "MetricsReader", "is_metrics_step", "nonfinite_groups"]
+
+#: The per-group keys of ``MultiOptimizer.metrics``.
+METRIC_NAMES = ("update_norm", "grad_norm", "param_norm", "update_ratio", "learning_rate")
+
+
+def is_metrics_step(step: int, every: int | None) -> bool:
+    """Whether step ``step`` (1-based, as MLX counts after an update) is recorded.
+
+    Steps 1, 1 + every, 1 + 2 * every, ... are recorded, so the first step
+    always is.
+
+    Example:
+        >>> [s for s in range(1, 25) if is_metrics_step(s, 10)]
+        [1, 11, 21]
+    """
+    return every is not None and (step - 1) % every == 0
+
+
+def _flat32(array: Any) -> Any:
+    flat = array.reshape(-1)
+    return flat if flat.dtype == mx.float32 else flat.astype(mx.float32)
+
+
+#: Rows of this many elements: MLX's CPU sum over the leading axis of a
+#: (rows, 1024) view is about four times faster than over one long axis.
+_COLUMNS = 1024
+# Up to this many elements the stacked copy costs less than the extra kernels.
+_STACKED_SIZE = 1 << 14
+#: A large piece is cut into this many equal slices that one fused kernel adds up.
+FOLDS = 4
+
+
+@partial(mx.compile, shapeless=True)
+def _folded_squares(*slices: Any) -> tuple[Any, Any, Any]:
+    # ``slices``: k gradient slices, then k old, then k new, all of one
+    # length (FOLDS slices of one large piece, or up to ACROSS small pieces
+    # of one size). One fused kernel casts, subtracts, squares and adds them
+    # slice over slice, so it reads each element once and writes only 1/k of
+    # it: the squares are never stored full size.
+    k = len(slices) // 3
+    gradients, olds, news = slices[:k], slices[k:2 * k], slices[2 * k:]
+    total_update = total_gradient = total_old = None
+    for gradient, old, new in zip(gradients, olds, news):
+        old = old.astype(mx.float32)
+        update = new.astype(mx.float32) - old
+        gradient = gradient.astype(mx.float32)
+        squares = (update * update, gradient * gradient, old * old)
+        if total_update is None:
+            total_update, total_gradient, total_old = squares
+        else:
+            total_update = total_update + squares[0]
+            total_gradient = total_gradient + squares[1]
+            total_old = total_old + squares[2]
+    return total_update, total_gradient, total_old
+
+
+def _row_sum(vector: Any) -> Any:
+    # ``vector`` holds whole rows of _COLUMNS elements.
+    return mx.sum(mx.sum(vector.reshape(-1, _COLUMNS), axis=0))
+
+
+def _folded_sums(gradient: Any, old: Any, new: Any) -> Any:
+    flats = [array.reshape(-1) for array in (gradient, old, new)]
+    n = flats[0].size
+    length = n // (FOLDS * _COLUMNS) * _COLUMNS
+    slices = [flat[k * length:(k + 1) * length] for flat in flats for k in range(FOLDS)]
+    sums = mx.stack([_row_sum(total) for total in _folded_squares(*slices)])
+    if FOLDS * length == n:
+        return sums
+    rest_gradient, rest_old, rest_new = (_flat32(flat[FOLDS * length:]) for flat in flats)
+    return sums + _stacked_sums(rest_new - rest_old, rest_gradient, rest_old)
+
+
+def _stacked_sums(*vectors: Any) -> Any:
+    n = vectors[0].size
+    if n < 8 * _COLUMNS:
+        return mx.sum(mx.square(mx.stack(vectors)), axis=1)
+    # Pad each to whole rows so the (3, rows, 1024) view reduces on its fast axis.
+    pad = (-n) % _COLUMNS
+    parts = [part for v in vectors for part in ((v, mx.zeros((pad,), v.dtype)) if pad else (v,))]
+    squares = mx.square(mx.concatenate(parts)).reshape(len(vectors), -1, _COLUMNS)
+    return mx.sum(mx.sum(squares, axis=1), axis=1)
+
+
+def piece_sums(gradient: Any, old: Any, new: Any) -> Any:
+    """Sums of squares ``[update, gradient, parameter]`` of one piece, as a (3,) array.
+
+    A piece is one parameter or the flat concatenation a batched update
+    already built (so no extra copy is made). Sums are in float32.
+
+    Example:
+        >>> piece_sums(mx.array([3.0]), mx.array([1.0]), mx.array([0.0])).tolist()
+        [1.0, 9.0, 1.0]
+    """
+    if gradient.size <= _STACKED_SIZE:
+        old_flat = _flat32(old)
+        return _stacked_sums(_flat32(new) - old_flat, _flat32(gradient), old_flat)
+    return _folded_sums(gradient, old, new)
+
+
+def group_sums(pieces: Sequence[Any]) -> Any:
+    """Add the :func:`piece_sums` of one group's pieces (zeros for an empty group).
+
+    Example:
+        >>> group_sums([]).tolist()
+        [0.0, 0.0, 0.0]
+    """
+    if not pieces:
+        return mx.zeros((3,), mx.float32)
+    return pieces[0] if len(pieces) == 1 else mx.sum(mx.stack(pieces), axis=0)
+
+
+#: Pieces up to this many elements are concatenated before their sums are taken.
+CONCATENATED_SIZE = 8192
+
+
+def pieces_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
+    """One group's ``[update, gradient, parameter]`` sums of squares from its pieces.
+
+    Each piece is ``(gradient, old, new)``. Small pieces of one size are
+    folded together, up to :data:`ACROSS` per fused kernel; the other small
+    ones are concatenated first, so the count of kernels grows far slower
+    than the count of pieces. Large ones are reduced one by one (a copy
+    would cost more than the kernels it saves).
+
+    Example:
+        >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
+        >>> pieces_sums([one, one]).tolist()
+        [2.0, 18.0, 2.0]
+    """
+    small = [piece for piece in pieces if piece[0].size <= CONCATENATED_SIZE]
+    sums = [piece_sums(*piece) for piece in pieces if piece[0].size > CONCATENATED_SIZE]
+    small, folded = _fold_equal_sizes(small)
+    if folded is not None:
+        sums.append(folded)
+    if len(small) > 1:
+        sums.append(piece_sums(*(mx.concatenate([p[k].reshape(-1) for p in small])
+                                 for k in range(3))))
+    elif small:
+        sums.append(piece_sums(*small[0]))
+    return group_sums(sums)
+
+
+#: Small pieces of one size are folded this many at a time, straight from the leaves.
+#: Eight keeps a fold within what MLX fuses into one kernel (24 arrays, a
+#: depth of 11): 24 inputs, and 7 additions after the cast, difference and square.
+ACROSS = 8
+
+
+def _fold_equal_sizes(pieces: Sequence[tuple[Any, Any, Any]]) -> tuple[list, Any]:
+    # Transformer stacks repeat a few sizes many times over: pieces of one size
+    # go through the fused folding kernel ACROSS at a time without being
+    # copied into a concatenation first (the copy cost more than the sums,
+    # under compile=True where no batched update has concatenated them already).
+    # Returns the pieces left over and the sums of the folded ones (or None).
+    by_size: dict[int, list] = {}
+    for piece in pieces:
+        by_size.setdefault(piece[0].size, []).append(piece)
+    rest, totals = [], ([], [], [])
+    for same in by_size.values():
+        for start in range(0, len(same), ACROSS):
+            chunk = same[start:start + ACROSS]
+            if len(chunk) < 2:
+                rest.extend(chunk)
+                continue
+            flats = [p[k].reshape(-1) for k in range(3) for p in chunk]
+            for total, part in zip(totals, _folded_squares(*flats)):
+                total.append(part)
+    if not totals[0]:
+        return rest, None
+    joined = mx.concatenate(totals[0] + totals[1] + totals[2]).reshape(3, -1)
+    return rest, mx.sum(joined, axis=1)
+
+
+def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any) -> dict[str, Any]:
+    """The lazy arrays a recorded step stores: ``sums`` (groups x 3), ``learning_rates``, ``step``.
+
+    Example:
+        >>> m = metric_arrays([mx.zeros((3,))], [mx.array(0.1)], mx.array(1))
+        >>> m["sums"].shape, m["learning_rates"].shape
+        ((1, 3), (1,))
+    """
+    rates = [
+        mx.array(math.nan, mx.float32) if r is None
+        else (r if r.dtype == mx.float32 else r.astype(mx.float32)).reshape(())
+        for r in learning_rates
+    ]
+    return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}

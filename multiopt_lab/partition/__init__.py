@@ -1,0 +1,13 @@
+"""Partitions: applying ordered rules to a parameter tree.
+
+:func:`assign` gives an :class:`Assignment` (path -> group label, which rule
+matched, which others would have), its :class:`Diagnostics` and its tables;
+:class:`ParameterTable` is the flat, columnar view of a tree that rules are
+evaluated on.
+
+Example:
+    >>> import mlx.core as mx
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 2"]).labels
+    {'w': 'group_0', 'b': 'group_1'}
+"""

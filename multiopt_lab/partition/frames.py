@@ -1,0 +1,76 @@
+"""pandas views of an assignment: one row per parameter, one row per group.
+
+Example:
+    >>> import mlx.nn as nn
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> a = assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> group_summary(a)[["count", "size"]].to_dict("index")
+    {'muon': {'count': 1, 'size': 6}, 'adamw': {'count': 1, 'size': 2}}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["parameter_frame", "group_summary"]
+
+
+def parameter_frame(assignment) -> pd.DataFrame:
+    """One row per parameter, flatten order.
+
+    Columns: ``path``, ``module`` (path without its last part), ``name``,
+    ``group`` (label), ``group_index``, ``rule`` (description of the rule
+    that won, None for the fallback), ``also_matched`` (labels of the other
+    rules that matched), ``shape``, ``ndim``, ``dtype``, ``size``.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> parameter_frame(assign(nn.Linear(3, 2), ["ndim == 2"]))["group"].tolist()
+        ['group_0', 'group_1']
+    """
+    table, labels, rules = assignment.table, assignment.group_labels, assignment.rules
+    winners = assignment.winners.tolist()
+    masks = assignment.masks
+    also = [tuple(labels[k] for k in np.flatnonzero(masks[:, i]).tolist() if k != g)
+            for i, g in enumerate(winners)]
+    return pd.DataFrame({
+        "path": table.paths,
+        "module": [p.rpartition(".")[0] for p in table.paths],
+        "name": table.names,
+        "group": [labels[g] for g in winners],
+        "group_index": winners,
+        "rule": [None if rules[g] is None else rules[g].describe() for g in winners],
+        "also_matched": also,
+        "shape": table.shapes,
+        "ndim": table.ndims,
+        "dtype": table.dtypes,
+        "size": table.sizes,
+    })
+
+
+def group_summary(assignment) -> pd.DataFrame:
+    """One row per group (partition order, indexed by label).
+
+    Columns: ``count`` (parameters), ``size`` (values, exact integers),
+    ``share`` (fraction of all values; 0 for an empty tree) and ``rule``
+    (``(fallback)`` for the last group).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> group_summary(assign(nn.Linear(3, 2), ["ndim == 2"]))["share"].tolist()
+        [0.75, 0.25]
+    """
+    n_groups = len(assignment.group_labels)
+    counts = np.bincount(assignment.winners, minlength=n_groups).astype(np.int64)
+    sizes = np.zeros(n_groups, dtype=np.int64)
+    np.add.at(sizes, assignment.winners, np.asarray(assignment.table.sizes, dtype=np.int64))
+    total = int(sizes.sum())
+    return pd.DataFrame(
+        {"count": counts, "size": sizes,
+         "share": sizes / total if total else np.zeros(n_groups),
+         "rule": [assignment.rule_text(g) for g in range(n_groups)]},
+        index=pd.Index(assignment.group_labels, name="group"),
+    )

@@ -1,0 +1,126 @@
+"""Plain Python callables ``(path, array) -> bool`` wrapped as rules.
+
+Failures inside the callable, and results that are not bools, are reported
+as :class:`RuleError` naming the parameter they happened on.
+
+Example:
+    >>> import mlx.core as mx
+    >>> CallableRule(lambda p, a: p.endswith("bias")).call("fc.bias", mx.zeros((2,)))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from multiopt_lab.rules.errors import RuleError
+from multiopt_lab.partition.table import dtype_name
+
+__all__ = ["CallableRule", "features_of"]
+
+
+_ARRAY_FEATURES = frozenset({"ndim", "shape", "size", "dtype"})
+
+
+def features_of(path: str, array: Any, names: frozenset | None = None) -> tuple:
+    """The feature tuple ``(path, name, ndim, shape, size, dtype)`` of one parameter.
+
+    Args:
+        path (str): The dotted path.
+        array: The parameter (anything with ``shape`` and ``dtype``).
+        names (frozenset, optional): Compute only these features (the others
+            are None): a rule called by MLX on every step reads few. Default: all.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> features_of("fc.weight", mx.zeros((2, 3)))
+        ('fc.weight', 'weight', 2, (2, 3), 6, 'float32')
+    """
+    name = path.rpartition(".")[2]
+    if names is not None and not (names & _ARRAY_FEATURES):
+        return (path, name, None, None, None, None)
+    try:
+        shape = array.shape
+        dtype = dtype_name(array.dtype) if names is None or "dtype" in names else None
+    except AttributeError:
+        raise TypeError(f"parameter {path!r} is a {type(array).__name__}, expected an array "
+                        "with a shape and a dtype") from None
+    if type(shape) is not tuple:
+        shape = tuple(shape)
+    size = math.prod(shape) if names is None or "size" in names else None
+    return (path, name, len(shape), shape, size, dtype)
+
+
+class CallableRule:
+    """A Python callable used as a rule.
+
+    Args:
+        function: ``(path, array) -> bool``.
+        structural (bool, optional): True if the result depends only on the
+            path, shape and dtype (never on values). None reads a
+            ``structural`` attribute on the function, defaulting to False.
+
+    Example:
+        >>> CallableRule(len, structural=True).structural
+        True
+    """
+
+    def __init__(self, function: Callable[[str, Any], Any], structural: bool | None = None):
+        self.function = function
+        if structural is None:
+            structural = getattr(function, "structural", False) is True
+        self.structural = bool(structural)
+
+    def describe(self) -> str:
+        """``<callable name>`` for messages and tables."""
+        name = getattr(self.function, "__name__", None) or type(self.function).__name__
+        return f"<callable {name}>"
+
+    def call(self, path: str, array: Any, text: str | None = None) -> bool:
+        """Call the function on one parameter; RuleError naming the path on failure."""
+        try:
+            result = self.function(path, array)
+        except RuleError:
+            raise
+        except Exception as err:
+            raise RuleError(
+                f"{self.describe()} raised {type(err).__name__} on {path!r}: {err}",
+                text, None, path,
+            ) from err
+        if isinstance(result, (bool, np.bool_)):
+            return bool(result)
+        raise RuleError(
+            f"{self.describe()} returned {type(result).__name__} ({result!r:.60}) on {path!r}; "
+            "expected True or False (wrap the result in bool(...))",
+            text, None, path,
+        )
+
+    def select(self, table, rows: np.ndarray, text: str | None = None) -> np.ndarray:
+        """Call the function on each selected row of a ``ParameterTable``."""
+        paths, arrays, call = table.paths, table.arrays, self.call
+        return np.fromiter((call(paths[i], arrays[i], text) for i in rows.tolist()),
+                           dtype=bool, count=len(rows))
+
+    @classmethod
+    def combine(cls, left, right, word: str) -> "CallableRule":
+        """``left and right`` / ``left or right`` of two Rules, one at least a callable."""
+        if word == "and":
+            def both(path, array):
+                return left(path, array) and right(path, array)
+        else:
+            def both(path, array):
+                return left(path, array) or right(path, array)
+        both.__name__ = f"({left.describe()} {word} {right.describe()})"
+        return cls(both, not (left.depends_on_values or right.depends_on_values))
+
+    @classmethod
+    def negate(cls, operand) -> "CallableRule":
+        """``not operand`` for a callable Rule."""
+        def negated(path, array):
+            return not operand(path, array)
+
+        negated.__name__ = f"not {operand.describe()}"
+        return cls(negated, not operand.depends_on_values)

@@ -1,0 +1,223 @@
+"""A small training loop that records into a History.
+
+Example:
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import examples
+    >>> data = examples.digits()
+    >>> model = examples.MLP(64, 32, 10)
+    >>> history = train(model, optim.Adam(1e-2), data.loss_fn, data.batch, 20, progress=False)
+    >>> history.last_step()
+    20
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+
+from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.training.compile_step import compile_step
+from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
+from multiopt_lab.training.history import History
+from multiopt_lab.training.loop_activity import training_in_progress
+from multiopt_lab.training.progress import StopSignal, catch_interrupt, make_progress
+
+#: The reason catch_interrupt gives for Ctrl-C (see multiopt_lab.training.progress).
+INTERRUPT_REASON = "interrupted (Ctrl-C)"
+
+__all__ = ["train"]
+
+Callback = Callable[[int, float, History], Any]
+
+
+def _batch_source(batches: Any) -> Callable[[int], tuple]:
+    if callable(batches) and not hasattr(batches, "__iter__"):
+        return batches
+    if isinstance(batches, Iterable):
+        iterator = iter(batches)
+        return lambda _index: next(iterator)
+    raise TypeError(
+        f"batches must be an iterable of batches or a callable step -> batch, found {type(batches).__name__}"
+    )
+
+
+def _as_arguments(batch: Any) -> tuple:
+    return tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+
+def _make_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: Callable, compile: bool,
+               parallel: DataParallel | None = None) -> Callable:
+    loss_and_grad = nn.value_and_grad(model, loss_fn)
+
+    def step(*batch):
+        loss, gradients = loss_and_grad(model, *batch)
+        if parallel is not None:
+            gradients = parallel.average_gradients(gradients)
+        optimizer.update(model, gradients)
+        return loss
+
+    if not compile:
+        return step
+    # The state must exist before tracing, or the compiled function would
+    # capture an empty optimizer state.
+    optimizer.init(model.trainable_parameters())
+    # compile_step is mx.compile(step, inputs=state, outputs=state) that also
+    # re-traces after a repartition and skips metrics on unrecorded steps.
+    return compile_step(step, model, optimizer)
+
+
+def _optimizer_metrics(optimizer: optim.Optimizer, seen_step: Any, every: int | None) -> tuple[Any, Any]:
+    """The optimizer's metrics if they are new and due (steps 1, 1 + k, ...)."""
+    metrics_step = getattr(optimizer, "metrics_step", None)
+    if every is None or metrics_step is None or metrics_step == seen_step:
+        return None, seen_step
+    # Keep only steps 1, 1 + k, ... even if the optimizer computed more.
+    if (int(metrics_step) - 1) % every:
+        return None, metrics_step
+    return optimizer.metrics or None, metrics_step
+
+
+def train(
+    model: nn.Module,
+    optimizer: optim.Optimizer,
+    loss_fn: Callable,
+    batches: Iterable | Callable[[int], Any],
+    steps: int,
+    *,
+    history: History | None = None,
+    metrics_every: int | None = 10,
+    compile: bool = False,
+    callbacks: Iterable[Callback] = (),
+    progress: bool | Any = True,
+    run: str | None = None,
+    distributed: DataParallel | bool | None = None,
+) -> History:
+    """Train ``model`` for ``steps`` steps and record what happens.
+
+    Each step computes ``loss_fn(model, *batch)`` and its gradients with
+    ``nn.value_and_grad``, updates the model and records the loss. With a
+    :class:`~multiopt_lab.optimizer.multi_optimizer.MultiOptimizer` the per-group
+    metrics are recorded every ``metrics_every`` steps; with a plain
+    ``mlx.optimizers`` optimizer only the loss is.
+
+    Ctrl-C (or the notebook's interrupt, or the Stop button of the notebook
+    progress bar) ends training cleanly after the current step: the history
+    keeps every step done. A second Ctrl-C raises ``KeyboardInterrupt`` at once.
+
+    Args:
+        model (nn.Module): The model.
+        optimizer (mlx.optimizers.Optimizer): Any MLX optimizer.
+        loss_fn (Callable): ``loss_fn(model, *batch) -> scalar array``.
+        batches (Iterable | Callable[[int], tuple]): Batches (tuples of
+            arguments after the model), or a function of the 0-based step
+            number. Training ends early if an iterable runs out.
+        steps (int): Steps to run.
+        history (History, optional): Where to record. Default: a new one.
+        metrics_every (int, optional): Record optimizer metrics every this
+            many steps (``None``: never). Default: ``10``.
+        compile (bool): Compile the step with ``mx.compile``. Default: ``False``.
+        callbacks (Iterable[Callable]): Each called as
+            ``callback(step, loss, history)`` after a step; returning ``True``
+            stops training. Default: ``()``.
+        progress (bool | object): ``True``: progress bar (widget in a
+            notebook, text on stderr); ``False``: none; or a progress object
+            (see :mod:`multiopt_lab.training.progress`). Default: ``True``.
+        run (str, optional): Run name. A new name starts a run; an existing
+            one is continued from its last step. Default: a new run.
+        distributed (DataParallel | bool, optional): Data-parallel training
+            (see :mod:`multiopt_lab.distributed.data_parallel`): each rank takes its
+            slice of every batch, gradients are averaged, the loss recorded
+            is the mean over ranks, and only rank 0 records, prints and
+            shows progress. ``None``: on when started by ``mlx.launch`` with
+            several ranks; ``False``: off. Default: ``None``.
+
+    Returns:
+        History: ``history`` (or the new one), with this run recorded.
+
+    Example:
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import examples
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> data = examples.digits()
+        >>> optimizer = MultiOptimizer([optim.Adam(1e-2), optim.SGD(0.1)], ["ndim == 2"], labels=["matrices", "vectors"])
+        >>> history = train(examples.MLP(64, 32, 10), optimizer, data.loss_fn, data.batch, 30, progress=False)
+        >>> history.labels(), history.last_step()
+        (('matrices', 'vectors'), 30)
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if metrics_every is not None and (not isinstance(metrics_every, int) or metrics_every < 1):
+        raise ValueError(f"metrics_every must be a positive int or None, got {metrics_every!r}")
+    history = history if history is not None else History()
+    parallel = data_parallel(distributed)
+    if parallel is not None:
+        model.update(parallel.broadcast(model.parameters()))
+        if not parallel.is_main:  # rank 0 alone records, prints and shows progress
+            history, progress = History(), False
+    next_batch = _batch_source(batches)
+    has_metrics = hasattr(optimizer, "metrics_every")
+    previous_every = optimizer.metrics_every if has_metrics else None
+    if has_metrics:
+        optimizer.metrics_every = metrics_every
+    try:
+        # After metrics_every is set: it decides what the optimizer state
+        # holds, which a compiled step captures.
+        step_fn = _make_step(model, optimizer, loss_fn, compile, parallel)
+    except BaseException:
+        if has_metrics:
+            optimizer.metrics_every = previous_every
+        raise
+    if run is not None and run in history.runs:
+        start = history.last_step(run) or 0
+        history.select_run(run)
+    else:
+        run = history.start_run(run, optimizer_metadata(optimizer))
+        start = 0
+    if parallel is not None:  # every rank resumes at the step rank 0's history says
+        start = int(parallel.broadcast(mx.array(start)).item())
+    stop = StopSignal()
+    bar = make_progress(steps, stop, progress)
+    seen_metrics_step = getattr(optimizer, "metrics_step", None)
+    done = 0
+    try:
+        with catch_interrupt(stop), training_in_progress():
+            for index in range(start, start + steps):
+                if parallel.any_rank(stop.requested) if parallel else stop.requested:
+                    break
+                try:
+                    batch = _as_arguments(next_batch(index))
+                    if parallel is not None:
+                        batch = parallel.shard(batch)
+                except StopIteration:
+                    stop.request("the batches ran out")
+                    break
+                loss = step_fn(*batch)
+                mx.eval(loss, model.state, optimizer.state)
+                metrics, seen_metrics_step = _optimizer_metrics(optimizer, seen_metrics_step, metrics_every)
+                loss_value = parallel.reduce({"loss": loss})["loss"] if parallel else loss.item()
+                history.record(index + 1, loss=loss_value, metrics=metrics, run=run)
+                done += 1
+                bar.update(done, loss_value)
+                for callback in callbacks:
+                    if callback(index + 1, loss_value, history) is True:
+                        stop.request(f"callback {getattr(callback, '__name__', callback)!r} asked to stop")
+    finally:
+        bar.close()
+        if has_metrics:
+            optimizer.metrics_every = previous_every
+        history.end_run(run)
+    if stop.requested and done < steps:
+        # A stop the user asked for (Stop button, a callback, the batches ran
+        # out) is news, not an error: stdout, so a notebook shows no stderr
+        # box and nbval sees no error output. Ctrl-C still warns on stderr.
+        interrupted = stop.reason == INTERRUPT_REASON
+        print(
+            f"Training stopped after {done} of {steps} steps ({stop.reason}); the history keeps them.",
+            file=sys.stderr if interrupted else sys.stdout,
+        )
+    return history
