@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".multiopt_lab-deps"
+PACKAGE_STAMP = VENV / ".multiopt_lab-package"
 CHROMIUM = Path(os.environ.get("MULTIOPT_LAB_CHROMIUM", "/usr/bin/chromium"))
 
 
@@ -59,25 +62,88 @@ def create_venv() -> None:
             )
 
 
+BACKENDS = ("cpu", "cuda12", "cuda13", "metal")
+
+
+def cuda_major_version() -> int | None:
+    """The highest CUDA major version the NVIDIA driver supports, or None without one."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        output = subprocess.run([smi], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"CUDA Version:\s*(\d+)", output)
+    return int(found.group(1)) if found else None
+
+
+def choose_backend() -> tuple[str, str]:
+    """(backend, why): MULTIOPT_LAB_BACKEND if set, else what this machine can run."""
+    forced = os.environ.get("MULTIOPT_LAB_BACKEND")
+    if forced:
+        if forced not in BACKENDS:
+            sys.exit(f"dev.py: MULTIOPT_LAB_BACKEND={forced!r} is not one of {', '.join(BACKENDS)}")
+        return forced, "MULTIOPT_LAB_BACKEND"
+    if platform.system() == "Darwin":
+        return "metal", "macOS (plain mlx brings Metal)"
+    cuda = cuda_major_version()
+    if cuda is not None and cuda >= 13:
+        return "cuda13", f"NVIDIA driver for CUDA {cuda}"
+    if cuda == 12:
+        return "cuda12", "NVIDIA driver for CUDA 12"
+    if cuda is not None:
+        return "cpu", f"NVIDIA driver for CUDA {cuda}, older than MLX needs (12)"
+    return "cpu", "no NVIDIA driver (nvidia-smi) found"
+
+
 def install_dependencies() -> None:
-    """Install the package's dependencies when pyproject.toml changed."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Install the package's dependencies when pyproject.toml or the backend changed."""
+    backend, why = choose_backend()
+    say(f"MLX backend: {backend} ({why}; set MULTIOPT_LAB_BACKEND to choose another)")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = f"{digest} {backend}"
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
-    say("installing dependencies (first run or pyproject.toml changed)")
+    say("installing dependencies (first run, pyproject.toml or the backend changed)")
     pip = [VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     run(*pip, "--upgrade", "pip", "setuptools", "wheel")
-    run(*pip, f"{ROOT}[lab,test]")
+    extras = "lab,test" if backend == "metal" else f"lab,test,{backend}"
+    if STAMP.exists():
+        # Another backend may be installed: two of them would fight over libmlx.
+        others = [f"mlx-{b.replace('cuda', 'cuda-')}" for b in ("cpu", "cuda12", "cuda13")
+                  if b != backend]
+        run(VENV_PYTHON, "-m", "pip", "uninstall", "--quiet", "-y", *others,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run(*pip, f"{ROOT}[{extras}]")
     STAMP.write_text(wanted)
+    PACKAGE_STAMP.unlink(missing_ok=True)
+
+
+def package_digest() -> str:
+    """A digest of everything that goes into the installed package."""
+    digest = hashlib.sha256()
+    files = [ROOT / "pyproject.toml", ROOT / "README.md",
+             *(ROOT / "multiopt_lab").rglob("*")]
+    for path in sorted(f for f in files if f.is_file() and "__pycache__" not in f.parts):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def install_package() -> None:
-    """Install this checkout itself (not editable: tests see what users get)."""
+    """Install this checkout itself (not editable: tests see what users get).
+
+    Skipped when nothing in the package changed since the last install.
+    """
+    wanted = package_digest()
+    if PACKAGE_STAMP.exists() and PACKAGE_STAMP.read_text() == wanted:
+        return
     run(
         VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--no-deps", "--no-build-isolation", "--force-reinstall", ROOT,
         stdout=subprocess.DEVNULL,
     )
+    PACKAGE_STAMP.write_text(wanted)
 
 
 def ensure_chromium() -> None:

@@ -11,6 +11,10 @@ Example:
     Rule('ndim == 2 and not glob("*embed*")')
 """
 
+from multiopt_lab.device import require_backend
+
+require_backend()  # one clear message on Linux without mlx[cpu] / mlx[cuda*]
+
 from multiopt_lab.partition.assignment import Assignment, Move, assign
 from multiopt_lab.io.checkpoint import LoadReport, load_state, save_state
 from multiopt_lab.training.compile_step import CompiledStep, compile_step

@@ -25,8 +25,10 @@ import sys
 import traceback
 from typing import Any, Sequence
 
+import mlx.core as mx
 import mlx.nn as nn
 
+from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
 from multiopt_lab.partition.text import format_summary
 from multiopt_lab.io.rulefile import RuleFileError, load_rules
@@ -108,6 +110,7 @@ def _check(args: argparse.Namespace) -> int:
     table = assignment.table
     print(f"rules: {args.rules} ({len(labels)} groups)")
     print(f"model: {args.model} ({len(table)} parameters, {sum(table.sizes):,} values)")
+    print(f"device: {describe_device()}, mlx {mx.__version__}")
     print()
     if args.tree:
         print(assignment.text())

@@ -6,8 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import mlx.core as mx
 import pytest
 
+from multiopt_lab.device import describe_device
 from multiopt_lab.cli import main
 from multiopt_lab.io.rulefile import save_rules
 
@@ -56,6 +58,7 @@ class TestSubprocess:
         assert done.stdout == textwrap.dedent(f"""\
             rules: clean.toml (2 groups)
             model: {project}:make_model (4 parameters, 58 values)
+            device: {describe_device()}, mlx {mx.__version__}
 
             muon   2 parameters  48 values   82.8%  ndim == 2
             adamw  2 parameters  10 values   17.2%  (fallback)

@@ -17,6 +17,7 @@ import comm
 import ipywidgets
 import pytest
 
+from multiopt_lab.device import describe_device
 from multiopt_lab.training.history import History
 from multiopt_lab.palette import group_colour
 from multiopt_lab.training.progress import StopSignal
@@ -294,7 +295,8 @@ class TestNotebookProgress:
         bar.update(1, 2.0)
         clock.now += 0.01
         bar.update(2, 1.5)
-        assert bar.label.value == "1/4 · loss 2.0000 · 0:01 < 0:03" and bar.bar.value == 1
+        assert bar.label.value == f"1/4 · loss 2.0000 · 0:01 < 0:03 · {describe_device()}"
+        assert bar.bar.value == 1
         stop.request("Stop button")
         bar.close()
         assert bar.bar.value == 2 and bar.bar.bar_style == "warning" and "stopped (Stop button)" in bar.label.value

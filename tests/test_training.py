@@ -13,6 +13,7 @@ from multiopt_lab import examples
 from multiopt_lab.training.history import History
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.progress import StopSignal, TextProgress, catch_interrupt, format_seconds
+from multiopt_lab.device import describe_device
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.training.train import train
 
@@ -160,9 +161,10 @@ def test_text_progress_in_a_terminal():
     bar.update(4, 1.0)   # t=2.0: drawn
     bar.close()          # t=4.0
     lines = out.getvalue().split("\r")[1:]
-    assert lines[0] == "[#####               ] 1/4 loss 2.0000 0:01<0:03"
-    assert lines[1] == "[####################] 4/4 loss 1.0000 0:02<0:00"
-    assert lines[2].endswith("0:04<0:00\n") and len(lines) == 3
+    on = f" on {describe_device()}"
+    assert lines[0] == "[#####               ] 1/4 loss 2.0000 0:01<0:03" + on
+    assert lines[1] == "[####################] 4/4 loss 1.0000 0:02<0:00" + on
+    assert lines[2].endswith("0:04<0:00" + on + "\n") and len(lines) == 3
     assert format_seconds(3725) == "1:02:05"
 
 

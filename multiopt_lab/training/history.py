@@ -25,6 +25,7 @@ from typing import Any
 import mlx.core as mx
 import pandas as pd
 
+from multiopt_lab.device import device_facts
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.training import history_io
 from multiopt_lab.training.history_files import HistoryFilesMixin
@@ -38,15 +39,14 @@ Subscriber = Callable[["History", str], None]
 
 
 def environment_metadata() -> dict[str, Any]:
-    """Where and when a run happens: device, mlx version, start time.
+    """Where and when a run happens: device, backend, mlx version, start time.
 
     Example:
-        >>> sorted(environment_metadata())
-        ['created', 'device', 'mlx_version']
+        >>> sorted(environment_metadata())[:5]
+        ['backend', 'created', 'device', 'device_name', 'mlx_version']
     """
     return {
-        "device": str(mx.default_device()),
-        "mlx_version": mx.__version__,
+        **device_facts(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from multiopt_lab.device import describe_device
+
 __all__ = ["StopSignal", "Progress", "PacedProgress", "TextProgress", "NoProgress", "make_progress",
            "register_notebook_progress", "format_seconds", "catch_interrupt"]
 
@@ -92,6 +94,8 @@ class PacedProgress:
         self.last_draw = float("-inf")
         self.step = 0
         self.loss: float | None = None
+        #: Where the run computes, shown on the bar: ``cpu (AMD EPYC)``.
+        self.device = describe_device()
 
     def times(self, now: float) -> tuple[float, float]:
         """Seconds elapsed and (estimated) seconds left at time ``now``."""
@@ -137,7 +141,8 @@ class TextProgress(PacedProgress):
         filled = int(done * 20)
         elapsed, left = self.times(now)
         loss = "" if self.loss is None else f" loss {self.loss:.4f}"
-        return f"[{'#' * filled}{' ' * (20 - filled)}] {self.step}/{self.total}{loss} {format_seconds(elapsed)}<{format_seconds(left)}"
+        return (f"[{'#' * filled}{' ' * (20 - filled)}] {self.step}/{self.total}{loss} "
+                f"{format_seconds(elapsed)}<{format_seconds(left)} on {self.device}")
 
     def draw(self, now: float) -> None:
         """Rewrite the line."""

@@ -73,7 +73,8 @@ class NotebookProgress(PacedProgress):
         """The label's text at time ``now``."""
         elapsed, left = self.times(now)
         loss = "" if self.loss is None else f" · loss {self.loss:.4f}"
-        return f"{self.step}/{self.total}{loss} · {format_seconds(elapsed)} < {format_seconds(left)}"
+        return (f"{self.step}/{self.total}{loss} · {format_seconds(elapsed)} < "
+                f"{format_seconds(left)} · {self.device}")
 
     def draw(self, now: float) -> None:
         """Move the bar and rewrite the label."""
