@@ -84,10 +84,7 @@ class CompiledStep:
 
     def _call_locked(self, *args, **kwargs):
         optimizer = self.optimizer
-        if getattr(optimizer, "has_pending_repartition", False):
-            optimizer.apply_pending_repartition(self.model.trainable_parameters())
-        if getattr(optimizer, "_plan", True) is None:
-            optimizer.init(self.model.trainable_parameters())
+        between_steps = getattr(optimizer, "between_steps", None)
         every = getattr(optimizer, "metrics_every", None)
         recording = False
         if every is not None:
@@ -96,14 +93,15 @@ class CompiledStep:
                 # it every step would wait for the previous step.
                 self._next_step = int(optimizer.step.item()) + 1
             recording = is_metrics_step(self._next_step, every)
+        if between_steps is None:  # a plain MLX optimizer: nothing to prepare
+            return self._compiled_for(recording)(*args, **kwargs)
+        # Applies a requested repartition and tells a trace whether it records.
+        between_steps(self.model, record_metrics=recording)
         compiled = self._compiled_for(recording)
-        if not hasattr(optimizer, "_trace_recording"):
-            return compiled(*args, **kwargs)
-        optimizer._trace_recording = recording
         try:
             result = compiled(*args, **kwargs)
         finally:
-            optimizer._trace_recording = None
+            between_steps(self.model, record_metrics=None)
         if self._next_step is not None:
             self._next_step += 1
         return result

@@ -21,6 +21,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.optimizer.recorder import check_every
 from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
 from multiopt_lab.training.history import History
@@ -151,8 +152,7 @@ def train(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if metrics_every is not None and (not isinstance(metrics_every, int) or metrics_every < 1):
-        raise ValueError(f"metrics_every must be a positive int or None, got {metrics_every!r}")
+    metrics_every = check_every(metrics_every)
     history = history if history is not None else History()
     parallel = data_parallel(distributed)
     if parallel is not None:
