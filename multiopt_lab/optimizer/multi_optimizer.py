@@ -4,8 +4,11 @@
 :class:`~multiopt_lab.optimizer.router.Router` (the groups and the routing
 plan), :class:`~multiopt_lab.optimizer.requests.RepartitionRequests` (edits
 from another thread), a :class:`~multiopt_lab.optimizer.recorder.MetricsRecorder`,
-a :class:`~multiopt_lab.optimizer.nonfinite.NonfiniteGuard` (optional) and a
-:class:`~multiopt_lab.optimizer.compiled_update.CompiledUpdate`. One update is
+a :class:`~multiopt_lab.optimizer.nonfinite.NonfiniteGuard` (optional), a
+:class:`~multiopt_lab.optimizer.compiled_update.CompiledUpdate` and the
+:class:`~multiopt_lab.optimizer.state.StateContainer` that ``state`` returns
+(one dict for the optimizer's lifetime, changed in place, so a step compiled
+with ``inputs=state, outputs=state`` follows every change). One update is
 :meth:`MultiOptimizer.apply_gradients`, below, top to bottom.
 
 Example:
@@ -24,6 +27,7 @@ from typing import Any, Sequence
 
 import mlx.core as mx
 import mlx.optimizers as optim
+from mlx.utils import tree_flatten
 
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
@@ -33,9 +37,10 @@ from multiopt_lab.optimizer.nonfinite import NonfiniteGuard
 from multiopt_lab.optimizer.trees import flatten_with_parameters, rebuild_tree
 from multiopt_lab.optimizer.rates import learning_rates_of, set_learning_rates
 from multiopt_lab.optimizer.recorder import MetricsRecorder
-from multiopt_lab.optimizer.repartition import Move, existing_entry
+from multiopt_lab.optimizer.repartition import Move
 from multiopt_lab.optimizer.requests import PendingRepartition, RepartitionRequests
 from multiopt_lab.optimizer.router import Router
+from multiopt_lab.optimizer.state import StateContainer, install_state, state_mismatches
 from multiopt_lab.optimizer.update import update_groups
 from multiopt_lab.partition.assignment import Assignment
 
@@ -87,13 +92,27 @@ class MultiOptimizer(optim.MultiOptimizer):
         router = Router(optimizers, filters, labels, cache)
         recorder = MetricsRecorder(metrics_every)
         optim.Optimizer.__init__(self)
-        self._state = {}
         self._router = router
         self._requests = RepartitionRequests()
         self._recorder = recorder
         self._nonfinite = NonfiniteGuard(len(router.optimizers)) if skip_nonfinite else None
         self._compiled = CompiledUpdate()
         self._compile = compile
+        self._container = StateContainer(router.optimizers)
+        self._state = self._container.tree
+        self._show_metrics()
+        self._container.show("nonfinite", None if self._nonfinite is None else self._nonfinite.arrays)
+        self._replacements = 0
+        # Arrays made on this thread are bound to its stream until evaluated
+        # (a schedule's first value is lazy): evaluated, any thread may train.
+        mx.eval(self._state)
+        #: Whether the last update ran inside ``mx.compile`` (its replays
+        #: then run no Python of ours), whether one ever did (a compiled step
+        #: may then hold a trace of the old routing), and whether anything
+        #: calls ``between_steps`` instead.
+        self._last_update_traced = False
+        self._ever_traced = False
+        self._between_steps_called = False
         #: Update small parameters of elementwise optimizers in one call per
         #: bucket (same bits, fewer kernels; see ``optimizer.batching``).
         self.batch_small = True
@@ -156,6 +175,39 @@ class MultiOptimizer(optim.MultiOptimizer):
         return self._router.version + self._metrics_changes
 
     @property
+    def update_lock(self) -> threading.RLock:
+        """The lock held for a whole update and a whole repartition.
+
+        Hold it around a call of a compiled step (``compile_step`` does), so
+        that a repartition from another thread lands before or after it.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> with MultiOptimizer([optim.SGD(0.1)]).update_lock:
+            ...     pass
+        """
+        return self._update_lock
+
+    @property
+    def activity(self) -> tuple:
+        """``(update_count, step array)``: changes whenever a step ran, eager or compiled.
+
+        A compiled step's replays never run :meth:`update` in Python (so
+        ``update_count`` stands still) but each writes a new step counter
+        into the state. Compare two readings element by element (``!=``,
+        then ``is not``); reading it never touches MLX arrays, so any thread
+        may, while another trains.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.1)])
+            >>> before = opt.activity
+            >>> before[0] == opt.activity[0] and before[1] is opt.activity[1]
+            True
+        """
+        return self.update_count, self.optimizers[0]._state.get("step")
+
+    @property
     def _plan(self):
         # The plan of the last routed structure (None until the next update
         # after a change); the checkpoint checks read what it routed.
@@ -174,7 +226,10 @@ class MultiOptimizer(optim.MultiOptimizer):
         with self._update_lock:
             self._router.invalidate()
             leaves = flatten_with_parameters(parameters, parameters)
-            self._router.plan_for(leaves, parameters, parameters, self.batch_small)
+            made = _arrays_made_by(lambda: self._router.plan_for(leaves, parameters, parameters,
+                                                                 self.batch_small), self._state)
+            _evaluate_here(made)
+            self._follow_replaced_states()
             self._initialized = True
 
     def apply_gradients(self, gradients: dict, parameters: dict) -> dict:
@@ -194,11 +249,17 @@ class MultiOptimizer(optim.MultiOptimizer):
             # 1. An edit asked for from another thread lands here, whole or not at all.
             if self._requests.pending is not None:
                 self.apply_pending_repartition(_trainable(parameters))
-            # 2. Route: the cached plan for this structure, or a new one.
+            # 2. Check the gradients against the parameters (names the path of a
+            #    missing parameter or a wrong shape), then route: the cached plan
+            #    for this structure, or a new one. Nothing has changed so far.
             leaves = flatten_with_parameters(gradients, parameters)
             optimizers = self.optimizers
             tracing = _is_tracing(optimizers[0].state.get("step"))
+            self._last_update_traced = tracing
+            self._ever_traced = self._ever_traced or tracing
+            self._follow_replaced_states()
             plan = self._router.plan_for(leaves, gradients, parameters, self.batch_small)
+            self._follow_replaced_states()
             # MLX's flag: "my state fits the parameters". An outer MultiOptimizer
             # holding this one checks it, and would otherwise re-plan every step.
             self._initialized = True
@@ -229,20 +290,33 @@ class MultiOptimizer(optim.MultiOptimizer):
 
     @property
     def state(self) -> dict:
-        """``{"states": [each optimizer's state]}``, MLX's layout.
+        """``{"states": [each optimizer's state]}``, MLX's layout, as one dict for good.
 
         While metrics are on (``metrics_every`` set) it also holds
         ``"metrics"``: the last recorded metric arrays, so that evaluating the
-        state computes them and a compiled step carries them out.
-        :func:`multiopt_lab.save_state` leaves them out.
+        state computes them and a compiled step carries them out; with
+        ``skip_nonfinite``, ``"nonfinite"``; after a repartition or a new
+        state of an optimizer a compiled step has traced, ``"routing"`` (see
+        :mod:`multiopt_lab.optimizer.state`).
+        :func:`multiopt_lab.save_state` saves ``"states"`` only.
+
+        The dict and the dicts inside it stay the same objects: a step
+        compiled with ``mx.compile(step, inputs=state, outputs=state)`` and
+        ``state = [model.state, optimizer.state]`` sees every later change.
+        Setting it checks the new state against the live one first (the
+        shape and dtype of every array both hold; the error names the path)
+        and changes nothing when it does not fit.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.1)])
+            >>> held = opt.state; opt.state = {"states": [{"step": opt.step}]}
+            >>> held is opt.state, list(held)
+            (True, ['states'])
         """
         self._recorder.verify()
-        state = {"states": [o.state for o in self.optimizers]}
-        if self._recorder.shown:
-            state["metrics"] = self._recorder.arrays
-        if self._nonfinite is not None:
-            state["nonfinite"] = self._nonfinite.arrays
-        return state
+        self._follow_replaced_states()
+        return self._state
 
     @state.setter
     def state(self, state: dict) -> None:
@@ -260,15 +334,42 @@ class MultiOptimizer(optim.MultiOptimizer):
                 raise ValueError(f"Invalid state provided: {expected}, found a "
                                  f"{type(sub).__name__} for group {self.labels[i]!r}")
         with self._update_lock:
+            problems = [f"group {label!r}: {problem}"
+                        for label, optimizer, sub in zip(self.labels, self.optimizers, states)
+                        for problem in state_mismatches(optimizer.state, sub)]
+            if problems:
+                shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                                   if len(problems) > 5 else "")
+                raise ValueError(f"Invalid state provided: it does not fit this optimizer's live "
+                                 f"state: {shown}. Nothing was changed; load a state saved from "
+                                 "this model and these rules")
+            _evaluate_here(list(states))  # usable from any thread, like the rest of the state
             if self._nonfinite is not None:
                 self._nonfinite.load(state.get("nonfinite"))  # validates before changing anything
             for optimizer, sub in zip(self.optimizers, states):
-                optimizer.state = sub
+                install_state(optimizer, sub, initialized=False)
             metrics = state.get("metrics")
             self._recorder.clear()
-            if isinstance(metrics, dict):
-                self._recorder.arrays.update(metrics)
+            if isinstance(metrics, dict) and metrics:
+                self._recorder.store(metrics, tracing=False)
+            self._show_metrics()
             self._router.invalidate()
+            self._container.sync(self.optimizers, refresh=True)
+            if self._ever_traced:
+                self._container.routing_changed()
+
+    def _follow_replaced_states(self) -> None:
+        # The group's state trees were replaced (a repartition, or cache=False
+        # moving a parameter), or a group's state was set from outside: the
+        # container holds the new contents, and compiled steps trace again.
+        router = self._router
+        replaced = router.replacements != self._replacements
+        self._replacements = router.replacements
+        if self._container.sync(router.optimizers, refresh=replaced) and not replaced:
+            router.invalidate()
+            replaced = True
+        if replaced and self._ever_traced:
+            self._container.routing_changed()
 
     # -- learning rates and the step ---------------------------------------------------
     @property
@@ -285,6 +386,7 @@ class MultiOptimizer(optim.MultiOptimizer):
     def learning_rate(self, learning_rate: float | mx.array) -> None:
         for optimizer in self.optimizers:
             optimizer.learning_rate = learning_rate
+        _evaluate_learning_rates(self.optimizers)
 
     @property
     def learning_rates(self) -> dict[str, float | None]:
@@ -302,6 +404,7 @@ class MultiOptimizer(optim.MultiOptimizer):
     @learning_rates.setter
     def learning_rates(self, rates: dict[str, float]) -> None:
         set_learning_rates(self.optimizers, self.labels, rates)
+        _evaluate_learning_rates(self.optimizers)
 
     @property
     def step(self) -> mx.array:
@@ -356,6 +459,15 @@ class MultiOptimizer(optim.MultiOptimizer):
     def metrics_every(self, every: int | None) -> None:
         if self._recorder.set_every(every):
             self._metrics_changes += 1
+            self._show_metrics()
+
+    def _show_metrics(self) -> None:
+        # A compiled step keys its traces on the state it captured: with or
+        # without the metric arrays are two variants, both kept by MLX.
+        recorder = self._recorder
+        if recorder.shown:
+            recorder.reserve(len(self.optimizers), self.optimizers[0].state["step"].dtype)
+        self._container.show("metrics", recorder.arrays if recorder.shown else None)
 
     @property
     def metrics(self) -> dict[str, dict[str, float]] | None:
@@ -464,8 +576,9 @@ class MultiOptimizer(optim.MultiOptimizer):
         dropped) and starts fresh in its new group; every other parameter
         keeps its state dict untouched. The step counters stay. On any error
         (a rule that does not parse or fails on a parameter, a wrong count)
-        nothing changes. A compiled step must be traced again afterwards:
-        :func:`multiopt_lab.compile_step` does it by itself.
+        nothing changes. Any thread may call it (it waits for an update in
+        progress); a step compiled with ``inputs=state, outputs=state``
+        follows the new routing from its next call, as it is.
 
         Args:
             filters (list): New filters, one fewer than the optimizers.
@@ -487,9 +600,15 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         with self._update_lock:
             change = self._router.prepare(filters, parameters, labels, optimizers)
-            # Everything is computed: commit in one go.
+            # MLX binds a lazy array to the stream of the thread that made it: the
+            # state made here must be computed here, for any thread to train on it.
+            _evaluate_here(change.fresh)
+            # Everything is computed: commit in one go, into the dicts a compiled
+            # step holds (it traces again at its next call).
             self._router.commit(change)
             self._recorder.clear()
+            self._show_metrics()
+            self._follow_replaced_states()
             return change.moves
 
     def request_repartition(self, filters: Sequence[Any],
@@ -497,8 +616,12 @@ class MultiOptimizer(optim.MultiOptimizer):
         """Ask for a repartition at the start of the next update (thread-safe).
 
         The filters are parsed now (a bad rule raises here); they are applied
-        to the parameters at the next :meth:`update`, whole or not at all. A
-        later request replaces one not yet applied.
+        to the parameters at the next :meth:`update` or :meth:`between_steps`,
+        whole or not at all. A later request replaces one not yet applied.
+        A step compiled with ``mx.compile`` replays without running
+        ``update`` in Python: when this optimizer was last stepped that way and
+        nothing calls :meth:`between_steps` (``compile_step`` and the mlx-lm
+        callback do), a warning says so; the request waits, it is not dropped.
 
         Example:
             >>> import mlx.optimizers as optim
@@ -508,7 +631,15 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         rules = check_filters(filters, self.optimizers, self.cache)
         checked = None if labels is None else group_labels(labels, self.optimizers)
-        return self._requests.submit(PendingRepartition(rules, checked))
+        pending = self._requests.submit(PendingRepartition(rules, checked))
+        if self._last_update_traced and not self._between_steps_called:
+            warnings.warn(
+                "this optimizer trains inside a step compiled with mx.compile, whose replays do "
+                "not run its Python code, and nothing calls optimizer.between_steps(model) "
+                "between them: the repartition waits until something does (multiopt_lab's "
+                "compile_step and mlx-lm callback do it for you), or until an eager update",
+                stacklevel=2)
+        return pending
 
     def between_steps(self, parameters: Any, *, record_metrics: bool | None = None) -> None:
         """Get ready for the next call of a compiled step: call it between two steps.
@@ -518,8 +649,12 @@ class MultiOptimizer(optim.MultiOptimizer):
         done here: a requested repartition is applied (whole or not at all),
         the state is initialised for ``parameters`` if the routing changed,
         and ``record_metrics`` chooses whether the next traced update records
-        metrics (None: every traced update does).
-        :func:`multiopt_lab.compile_step` calls it before every step.
+        metrics (None: every traced update does). The two variants are two
+        states (with and without the metric arrays), so the compiled step
+        keeps one trace of each and metrics cost nothing on the other steps.
+        :func:`multiopt_lab.compile_step` calls it before every step, the
+        mlx-lm callback at every report (or before every step, through its
+        ``iterate_batches``).
 
         Args:
             parameters: The model (or its trainable parameters) the step trains.
@@ -534,12 +669,14 @@ class MultiOptimizer(optim.MultiOptimizer):
             [Move(path='w', source='sgd', target='adam')]
         """
         with self._update_lock:
+            self._between_steps_called = True
             tree = _trainable(parameters)
             if self._requests.pending is not None:
                 self.apply_pending_repartition(tree)
             if self._router.plan is None:
                 self.init(tree)
             self._recorder.traced = True if record_metrics is None else bool(record_metrics)
+            self._show_metrics()
 
     @property
     def has_pending_repartition(self) -> bool:
@@ -571,7 +708,6 @@ class MultiOptimizer(optim.MultiOptimizer):
                 return None
             try:
                 moves = self.repartition(pending.filters, parameters, pending.labels)
-                _evaluate_fresh_state(self, moves)
             except Exception as error:  # reported, never half applied
                 pending.finish(None, error)
                 warnings.warn(f"requested repartition not applied: {error}", stacklevel=3)
@@ -580,16 +716,27 @@ class MultiOptimizer(optim.MultiOptimizer):
             return moves
 
 
-def _evaluate_fresh_state(optimizer: Any, moves: list[Move]) -> None:
-    # MLX streams belong to threads: state initialised lazily on this (the editor's) thread
-    # cannot be evaluated by a training loop on another one ("There is no Stream(cpu, 0) in
-    # current thread"), so compute the moved parameters' fresh state here.
-    labels = list(optimizer.labels)
-    fresh = []
-    for move in moves:
-        entry = existing_entry(optimizer.optimizers[labels.index(move.target)].state, move.path)
-        fresh += [v for v in (entry or {}).values() if isinstance(v, mx.array)]
-    mx.eval(fresh)
+def _evaluate_learning_rates(optimizers: Sequence[Any]) -> None:
+    # Made on this thread: evaluated, the training thread can use them.
+    rates = [o.state.get("learning_rate") for o in optimizers]
+    _evaluate_here([r for r in rates if isinstance(r, mx.array)])
+
+
+def _arrays_made_by(action, tree: Any) -> list:
+    """Run ``action``; return the arrays in ``tree`` afterwards that were not there before."""
+    before = {id(a) for _, a in tree_flatten(tree)}
+    action()
+    return [a for _, a in tree_flatten(tree) if id(a) not in before]
+
+
+def _evaluate_here(arrays: list) -> None:
+    # MLX binds a lazy array to the stream of the thread that made it; computed
+    # now, any thread can use it. Inside mx.compile (a repartition applied while
+    # tracing) placeholders cannot be evaluated: the trace computes them.
+    try:
+        mx.eval(arrays)
+    except ValueError:
+        pass
 
 
 def _read_only(name: str, how: str) -> None:

@@ -107,6 +107,7 @@ class NonfiniteGuard:
         """Zero the count and mark every group finite."""
         self.arrays.clear()
         self.arrays.update(skipped=mx.array(0, mx.int32), finite=mx.ones((self.groups,), mx.bool_))
+        mx.eval(self.arrays["finite"])  # not bound to this thread's stream: any thread may train
 
     def load(self, arrays: Any) -> None:
         """Take the arrays of a state set on the optimizer (``state["nonfinite"]``)."""

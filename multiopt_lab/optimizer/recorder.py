@@ -64,6 +64,7 @@ class MetricsRecorder:
         self.every = check_every(every)
         self.arrays: dict[str, Any] = {}
         self.traced = True
+        self.recorded = False
         self._reader = MetricsReader()
         self._unverified = False
 
@@ -98,9 +99,23 @@ class MetricsRecorder:
             return self.traced
         return is_metrics_step(step() if callable(step) else step, self.every)
 
+    def reserve(self, groups: int, step_dtype: Any) -> None:
+        """Hold zeros of the recorded shapes until a step records.
+
+        A compiled step tells its variants apart by the arrays of the state
+        it captured: with these in place, the first step that records already
+        has the inputs of every later one (no extra trace).
+        """
+        if not self.arrays:
+            self.arrays.update(sums=mx.zeros((groups, 3), mx.float32),
+                               learning_rates=mx.zeros((groups,), mx.float32),
+                               step=mx.zeros((), step_dtype))
+            mx.eval(list(self.arrays.values()))
+
     def store(self, arrays: dict[str, Any], tracing: bool) -> None:
         """Keep this update's metric arrays (lazy, or a trace's placeholders)."""
         self.arrays.update(arrays)
+        self.recorded = True
         # Inside a plain mx.compile whose state does not carry them out, the
         # placeholders would be all that is left: look at them once later.
         self._unverified = tracing
@@ -108,6 +123,7 @@ class MetricsRecorder:
     def clear(self) -> None:
         """Forget the last recorded step (its groups may be gone)."""
         self.arrays.clear()
+        self.recorded = False
         self._unverified = False
 
     def verify(self) -> None:
@@ -130,9 +146,9 @@ class MetricsRecorder:
     def read(self, labels: Sequence[str]) -> dict | None:
         """``{label: {metric: float}, "total": {...}}`` of the last recorded step, or None."""
         self.verify()
-        return self._reader.read(self.arrays, labels)
+        return self._reader.read(self.arrays, labels) if self.recorded else None
 
     def step(self, labels: Sequence[str]) -> int | None:
         """The optimizer step :meth:`read` belongs to (None before any record)."""
         self.verify()
-        return self._reader.step(self.arrays, labels)
+        return self._reader.step(self.arrays, labels) if self.recorded else None

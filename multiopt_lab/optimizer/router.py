@@ -24,12 +24,13 @@ from typing import Any, Sequence
 
 import mlx.optimizers as optim
 
-from multiopt_lab.io.checkpoint_check import describe_paths, same_layout, template
+from multiopt_lab.io.checkpoint_check import describe_paths, template
 from multiopt_lab.optimizer.groups import check_filters, check_optimizers, group_labels
 from multiopt_lab.optimizer.plan import RoutingPlan
 from multiopt_lab.optimizer.trees import FlatLeaves, group_part, pad_lists_like
 from multiopt_lab.optimizer.repartition import (Move, existing_entry, migrated_states,
                                                 moves_between, previous_owners)
+from multiopt_lab.optimizer.state import entry_mismatch, install_state
 from multiopt_lab.partition.assignment import Assignment, assign
 from multiopt_lab.partition.table import ParameterTable
 from multiopt_lab.rules import Rule
@@ -73,6 +74,8 @@ class Router:
         plan (RoutingPlan | None): The cached plan; None until the next update
             after any change.
         version (int): Goes up whenever the routing changes.
+        replacements (int): Goes up whenever the groups' state trees were
+            replaced (their dicts kept, their contents new).
 
     Example:
         >>> import mlx.optimizers as optim
@@ -90,6 +93,7 @@ class Router:
         self.plan: RoutingPlan | None = None
         self.version = 0
         self._last_assignment: Assignment | None = None
+        self.replacements = 0
 
     def invalidate(self) -> None:
         """Drop the plan (the next update routes again) and count a change."""
@@ -156,8 +160,8 @@ class Router:
         runs_own_code = [type(o).apply_gradients is not optim.Optimizer.apply_gradients
                          for o in self.optimizers]
         for g, optimizer in enumerate(self.optimizers):  # check all before changing any
-            if not runs_own_code[g] and not optimizer._initialized:
-                self._check_loaded_state(g, optimizer, leaves, indices[g])
+            if not runs_own_code[g]:
+                self._check_state_fits(g, optimizer, leaves, indices[g])
         for g, optimizer in enumerate(self.optimizers):
             if not runs_own_code[g]:
                 values = [leaves.gradients[i] for i in indices[g]]
@@ -166,23 +170,27 @@ class Router:
         plan.bind_states(self.optimizers, runs_own_code, leaves, batch)
         return plan
 
-    def _check_loaded_state(self, g: int, optimizer: Any, leaves: FlatLeaves,
-                            indices: list[int]) -> None:
-        # A state set from outside (a checkpoint) must fit these parameters
-        # before init merges it: a wrong shape would broadcast silently.
+    def _check_state_fits(self, g: int, optimizer: Any, leaves: FlatLeaves,
+                          indices: list[int]) -> None:
+        # The state a group already holds (set from a checkpoint, or stepped on
+        # parameters that have changed since) must fit these parameters before
+        # init merges it: a wrong shape would broadcast silently.
         wrong = []
         for i in indices:
             entry = existing_entry(optimizer.state, leaves.paths[i])
             if entry:
                 gradient = leaves.gradients[i]
-                if not same_layout(entry, template(optimizer, gradient.shape, gradient.dtype)):
-                    wrong.append(leaves.paths[i])
+                fresh = template(optimizer, gradient.shape, gradient.dtype)
+                problem = entry_mismatch(leaves.paths[i], entry, fresh)
+                if problem is not None:
+                    wrong.append(problem)
         if wrong:
             raise ValueError(
                 f"the state of group {self.labels[g]!r} does not fit these parameters: "
-                f"different state shapes for {describe_paths(wrong)}; it was set from another "
-                "model or other rules (load checkpoints with load_state(..., parameters=model) "
-                "to check them when loading)")
+                f"{'; '.join(wrong[:5])}{f'; and {len(wrong) - 5} more' if len(wrong) > 5 else ''}."
+                " It was set from another model or other rules, or a parameter changed shape "
+                "since it was stepped; nothing was updated (load checkpoints with "
+                "load_state(..., parameters=model) to check them when loading)")
 
     def _move_states(self, leaves: FlatLeaves, gradients: Any, old_index: list[int],
                      new_index: list[int]) -> None:
@@ -192,8 +200,8 @@ class Router:
             group_paths[g].append(path)
         trees = migrated_states(self.optimizers, group_paths, gradients, previous)
         for optimizer, tree in zip(self.optimizers, trees):
-            optimizer._state = tree
-            optimizer._initialized = True
+            install_state(optimizer, tree)
+        self.replacements += 1
 
     # -- repartitioning ------------------------------------------------------------------
     def prepare(self, filters: Sequence[Any], parameters: Any,
@@ -234,9 +242,12 @@ class Router:
         return Change(tuple(new_optimizers), new_rules, new_labels, trees, fresh, moves)
 
     def commit(self, change: Change) -> None:
-        """Install a prepared repartition: the new groups and every group's new state tree."""
+        """Install a prepared repartition: the new groups and every group's new state tree.
+
+        Each optimizer keeps its state dict; its contents are replaced.
+        """
         for optimizer, tree in zip(change.optimizers, change.trees):
-            optimizer._state = tree
-            optimizer._initialized = True
+            install_state(optimizer, tree)
         self.optimizers, self.filters, self.labels = change.optimizers, change.filters, change.labels
         self.invalidate()
+        self.replacements += 1

@@ -21,8 +21,23 @@ from typing import Any
 
 from mlx.utils import tree_unflatten
 
-__all__ = ["FlatLeaves", "flatten_with_parameters", "rebuild_tree", "state_entry", "group_part",
+__all__ = ["FlatLeaves", "GradientMismatchError", "flatten_with_parameters", "rebuild_tree", "state_entry", "group_part",
            "has_leaves", "copy_containers", "pad_lists_like"]
+
+
+class GradientMismatchError(ValueError, KeyError):
+    """Gradients that do not fit the parameters: a path with no parameter, or another shape.
+
+    A ``ValueError`` (what MLX raises on a shape it cannot broadcast) and a
+    ``KeyError`` (what it raises on a missing key), so code written for
+    either keeps working; the message names the path and what was expected.
+
+    Example:
+        >>> str(GradientMismatchError("no parameter at 'z'"))
+        "no parameter at 'z'"
+    """
+
+    __str__ = Exception.__str__
 
 
 @dataclass
@@ -49,15 +64,29 @@ def flatten_with_parameters(gradients: Any, parameters: Any) -> FlatLeaves:
     """Flatten ``gradients`` and fetch the matching leaves of ``parameters``.
 
     Same keys and order as ``mlx.utils.tree_flatten(gradients)``; empty
-    containers vanish. ``parameters`` is indexed like ``tree_map`` indexes its
-    extra trees, so an ``nn.Module`` works as is.
+    containers vanish, and the parameters may lack them (MLX's
+    ``MultiOptimizer`` returns parameters without the empty dict of a
+    parameterless module). ``parameters`` is indexed like ``tree_map``
+    indexes its extra trees, so an ``nn.Module`` works as is.
+
+    Raises:
+        GradientMismatchError: A gradient has no parameter at its path, is
+            not an array, or has another shape than its parameter (the
+            message names the path, the expected and the found shape).
 
     Example:
-        >>> flatten_with_parameters({"a": [1]}, {"a": [2], "b": 3}).parameters
+        >>> flatten_with_parameters({"a": [1], "rope": {}}, {"a": [2], "b": 3}).parameters
         [2]
     """
     leaves = FlatLeaves([], [], [])
-    _collect_leaves(gradients, parameters, "", leaves)
+    wrong: list[str] = []
+    _collect_leaves(gradients, parameters, "", leaves, wrong)
+    if wrong:
+        raise GradientMismatchError(
+            f"the gradients do not fit the parameters: {'; '.join(wrong[:5])}"
+            + (f"; and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+            + ". Nothing was updated; pass the gradients of these very parameters "
+              "(nn.value_and_grad(model, loss)(model, ...) gives them)")
     return leaves
 
 
@@ -65,18 +94,46 @@ def flatten_with_parameters(gradients: Any, parameters: Any) -> FlatLeaves:
 # in a reference cycle with its closure, and that cycle would keep this
 # step's gradients and old parameters (a copy of the model) alive until
 # Python's cyclic garbage collector happens to run.
-def _collect_leaves(g: Any, p: Any, prefix: str, leaves: FlatLeaves) -> None:
+def _collect_leaves(g: Any, p: Any, prefix: str, leaves: FlatLeaves, wrong: list[str]) -> None:
     if isinstance(g, dict):
         items = g.items()
     elif isinstance(g, (list, tuple)):
         items = enumerate(g)
     else:
+        if getattr(g, "shape", None) != getattr(p, "shape", None):
+            wrong.append(_mismatch(prefix[:-1], g, p))
         leaves.paths.append(prefix[:-1])
         leaves.gradients.append(g)
         leaves.parameters.append(p)
         return
     for key, child in items:
-        _collect_leaves(child, p[key], f"{prefix}{key}.", leaves)
+        try:
+            below = p[key]
+        except (KeyError, IndexError, TypeError):
+            if has_leaves(child):
+                wrong.append(f"no parameter at {prefix + str(key)!r} (the parameters "
+                             f"{_keys_of(p)})")
+            continue  # an empty container in the gradients only: nothing to update
+        _collect_leaves(child, below, f"{prefix}{key}.", leaves, wrong)
+
+
+def _mismatch(path: str, g: Any, p: Any) -> str:
+    if not hasattr(g, "shape"):
+        return f"the gradient at {path!r} is a {type(g).__name__}, expected an mx.array"
+    if not hasattr(p, "shape"):
+        return f"the parameter at {path!r} is a {type(p).__name__}, not an array"
+    return (f"the gradient at {path!r} has shape {tuple(g.shape)}, expected {tuple(p.shape)} "
+            "(its parameter's)")
+
+
+def _keys_of(node: Any) -> str:
+    if isinstance(node, dict):
+        keys = list(node)
+        shown = ", ".join(map(repr, keys[:8])) + (", ..." if len(keys) > 8 else "")
+        return f"have keys {shown}" if keys else "have no keys there"
+    if isinstance(node, (list, tuple)):
+        return f"have a list of {len(node)} there"
+    return f"have a {type(node).__name__} there"
 
 
 def has_leaves(tree: Any) -> bool:

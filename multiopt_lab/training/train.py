@@ -26,7 +26,7 @@ from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
 from multiopt_lab.training.history import History
 from multiopt_lab.training.loop_activity import training_in_progress
-from multiopt_lab.training.progress import StopSignal, catch_interrupt, make_progress
+from multiopt_lab.training.progress import StopSignal, catch_interrupt, finish_progress, make_progress
 
 #: The reason catch_interrupt gives for Ctrl-C (see multiopt_lab.training.progress).
 INTERRUPT_REASON = "interrupted (Ctrl-C)"
@@ -184,6 +184,7 @@ def train(
     bar = make_progress(steps, stop, progress)
     seen_metrics_step = getattr(optimizer, "metrics_step", None)
     done = 0
+    failure: BaseException | None = None
     try:
         with catch_interrupt(stop), training_in_progress():
             for index in range(start, start + steps):
@@ -206,8 +207,11 @@ def train(
                 for callback in callbacks:
                     if callback(index + 1, loss_value, history) is True:
                         stop.request(f"callback {getattr(callback, '__name__', callback)!r} asked to stop")
+    except BaseException as error:
+        failure = error  # the bar says so, then the caller sees it
+        raise
     finally:
-        bar.close()
+        finish_progress(bar, failure)
         if has_metrics:
             optimizer.metrics_every = previous_every
         history.end_run(run)
