@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from lab_page import cell_locator, error_outputs, open_notebook, start_run_all, wait_for_run_all
+from lab_page import (cell_locator, error_outputs, open_notebook, run_all, run_new_cell, start_run_all,
+                      wait_for_run_all)
 from screens import wait_until_looks_different
 from test_widgets_in_lab import KERNEL_MS, widen
 
@@ -163,4 +164,32 @@ def test_editor_applies_a_rule_mid_cell(page, scratch_notebook):
     assert found, f"unexpected output: {printed!r}"
     moved, done = int(found.group(1)), int(found.group(2))
     assert 20 < moved < done == STEPS_EDITED
+    assert error_outputs(page) == []
+
+
+TRAIN_AFTER_APPLY = """\
+import mlx.core as mx
+first = train(model, optimizer, task.loss_fn, task.batch, 30, metrics_every=5, progress=False)
+again = train(model, optimizer, task.loss_fn, task.batch, 30, metrics_every=5, progress=False,
+              compile=True)
+mx.eval(optimizer.state)
+print(f"steps done: {first.last_step()} + {again.last_step()} = {optimizer.step.item()}, "
+      f"rule: {optimizer.filters[0].text}")"""
+
+
+def test_apply_before_the_first_step_then_train(page, scratch_notebook):
+    # Issue 13: Apply before step 1 left arrays bound to the handler thread's MLX stream,
+    # and every later train() of the kernel failed ("There is no Stream(cpu, 1) ...").
+    widen(page, 1900)
+    open_notebook(page, scratch_notebook("apply_first_in_lab.ipynb", [SETUP, LAB_CELL]))
+    run_all(page)
+    editor = cell_locator(page, 2).locator(".mol-lab .mol-rule-editor")
+    editor.locator(".mol-rule-input input").fill("ndim == 2")
+    expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
+    editor.locator(".mol-apply").click()
+    expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
+
+    training = run_new_cell(page, TRAIN_AFTER_APPLY, timeout_ms=120_000)
+    printed = training.locator(".jp-OutputArea-output").last.inner_text().strip()
+    assert printed == "steps done: 30 + 30 = 60, rule: ndim == 2"
     assert error_outputs(page) == []
