@@ -180,3 +180,32 @@ def test_compile_step_applies_requests_and_keeps_one_compiled_function():
     assert steps_of(opt) == [8, 8]
     # Two variants (with and without metrics) per routing, and one routing change.
     assert stepper.traces == 4
+
+
+def test_the_editors_applier_waits_while_a_compiled_step_replays():
+    # A replay runs no update in Python (update_count stands still) but steps all the
+    # same: applying the request from the editor's side then would race the step.
+    import asyncio
+
+    from multiopt_lab.live.applier import Applier
+
+    model, opt = make()
+    step, state = compiled_step(model, opt)
+    run(model, opt, step, state, 2)
+    opt.between_steps(model)  # a loop that calls it (as LabCallback does) will serve requests
+    done = []
+
+    async def scenario():
+        applier = Applier(opt, model, on_done=done.append, poll_seconds=0.01, idle_seconds=0.2)
+        applier.apply(["ndim == 1"], opt.labels)
+        for i in range(40):  # 0.4 s of steps, never idle for 0.2 s
+            run(model, opt, step, state, 1, first=2 + i)
+            await asyncio.sleep(0.01)
+        assert not applier.pending.done, "applied from the editor's side while steps replayed"
+        opt.between_steps(model)  # the loop's step boundary
+        await asyncio.sleep(0.05)
+        return applier.pending
+
+    pending = asyncio.run(scenario())
+    assert pending.done and pending.error is None and done == [pending]
+    assert opt.assign(model).labels["layers.0.bias"] == "sgd"

@@ -53,6 +53,31 @@ class TestLabels:
             MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"], labels=["a", 3])
 
 
+    def test_one_check_for_every_place_that_takes_labels(self):
+        from multiopt_lab import assign
+
+        with pytest.raises(ValueError, match="reserved") as ours:
+            MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"], labels=["total", "b"])
+        with pytest.raises(ValueError, match="reserved") as assigned:
+            assign(small_model(), ["ndim == 2"], ["total", "b"])
+        assert str(ours.value) == str(assigned.value)
+
+
+class TestReadOnlyGroups:
+    @pytest.mark.parametrize("name, value", [("filters", ["ndim == 1"]), ("labels", ["a", "b"]),
+                                             ("optimizers", [optim.SGD(0.1), optim.SGD(0.2)])])
+    def test_groups_change_only_through_repartition(self, name, value):
+        model = small_model()
+        opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"])
+        opt.update(model, ones_like_grads(model))
+        before = (opt.filters, opt.labels, opt.optimizers, opt.last_assignment.labels)
+        with pytest.raises(AttributeError, match=f"{name} is read-only.*repartition"):
+            setattr(opt, name, value)
+        assert (opt.filters, opt.labels, opt.optimizers, opt.last_assignment.labels) == before
+        with pytest.raises(TypeError):
+            opt.optimizers[0] = optim.SGD(0.5)  # a tuple: no drift through the back door
+
+
 class TestFilters:
     def test_wrong_number_of_filters_says_how_many(self):
         with pytest.raises(ValueError, match="Given 0 filters but 1 needed"):

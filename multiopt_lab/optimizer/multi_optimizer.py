@@ -105,7 +105,10 @@ class MultiOptimizer(optim.MultiOptimizer):
         self._replacements = 0
         # Arrays made on this thread are bound to its stream until evaluated
         # (a schedule's first value is lazy): evaluated, any thread may train.
-        mx.eval(self._state)
+        try:
+            mx.eval(self._state)
+        except RuntimeError:
+            pass  # made on another thread: only that thread can compute them
         #: Whether the last update ran inside ``mx.compile`` (its replays
         #: then run no Python of ours), whether one ever did (a compiled step
         #: may then hold a trace of the old routing), and whether anything
