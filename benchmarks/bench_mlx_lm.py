@@ -28,7 +28,10 @@ import argparse
 import contextlib
 import importlib
 import io
+import os
 import statistics
+import sys
+import tempfile
 import time
 from functools import partial
 
@@ -41,8 +44,10 @@ from mlx_lm.tuner.trainer import TrainingArgs, default_loss, train
 from mlx_lm.tuner.utils import linear_to_lora_layers
 
 from multiopt_lab import MultiOptimizer
-from multiopt_lab.device import describe_device
 from multiopt_lab.integrations.mlx_lm import LabCallback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
           "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -124,10 +129,11 @@ def race(runs, repeats, warmup=3):
     return times
 
 
-def row(name, ours_times, base_times, baseline):
+def row(name, ours_times, base_times, baseline, size):
     ratio = statistics.median(o / b for o, b in zip(ours_times, base_times))
-    print(f"{name:<52} {statistics.median(ours_times) * 1e3:>9.2f} "
-          f"{statistics.median(base_times) * 1e3:>9.2f} {ratio:>7.3f}  {baseline}", flush=True)
+    ours_ms, base_ms = statistics.median(ours_times) * 1e3, statistics.median(base_times) * 1e3
+    print(f"{name:<52} {ours_ms:>9.2f} {base_ms:>9.2f} {ratio:>7.3f}  {baseline}", flush=True)
+    record("bench_mlx_lm", name, ours_ms, base_ms, ratio, baseline, size=size)
 
 
 def per_step(times):
@@ -135,15 +141,16 @@ def per_step(times):
 
 
 def step_rows(kind: str, repeats: int) -> None:
-    tag = f"{kind}, {len(tree_flatten(build(kind).trainable_parameters()))} arrays"
+    arrays = len(tree_flatten(build(kind).trainable_parameters()))
+    tag, size = f"{kind}, {arrays} arrays", f"llama 2x64, {kind}"
     t = race([ten(mlx_lm_step(build(kind), ours())), ten(mlx_lm_step(build(kind), mlx_multi()))],
              repeats)
-    row(f"step, ours (no metrics), {tag}", *map(per_step, t), "mlx MultiOptimizer")
+    row(f"step, ours (no metrics), {tag}", *map(per_step, t), "mlx MultiOptimizer", size)
 
     model = build(kind)
     every = ours(metrics_every=1)
     t = race([ten(mlx_lm_step(model, every)), ten(mlx_lm_step(build(kind), ours()))], repeats)
-    row(f"step, metrics every step, {tag}", *map(per_step, t), "ours, no metrics")
+    row(f"step, metrics every step, {tag}", *map(per_step, t), "ours, no metrics", size)
 
     model = build(kind)
     reported = ours(metrics_every=1)
@@ -154,7 +161,7 @@ def step_rows(kind: str, repeats: int) -> None:
     t = race([ten(mlx_lm_step(model, reported, before=choose)),
               ten(mlx_lm_step(build(kind), ours()))], repeats)
     row(f"step, metrics on reported steps (1 in 10), {tag}", *map(per_step, t),
-        "ours, no metrics")
+        "ours, no metrics", size)
 
 
 def train_rows(kind: str, repeats: int, iters: int, folder: str) -> None:
@@ -178,7 +185,8 @@ def train_rows(kind: str, repeats: int, iters: int, folder: str) -> None:
 
     t = race([ours_run, mlx_run], repeats, warmup=1)
     row(f"train() {iters} iters, ours + LabCallback + metrics, {kind}",
-        *([x / iters for x in ts] for ts in t), "mlx MultiOptimizer, no callback")
+        *([x / iters for x in ts] for ts in t), "mlx MultiOptimizer, no callback",
+        f"llama 2x64, {kind}")
 
 
 def main() -> None:
@@ -186,10 +194,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few repetitions")
     args = parser.parse_args()
     repeats = 5 if args.quick else 21
-    print(f"device: {describe_device()}, mlx {mx.__version__}; mlx-lm Llama hidden 64, 2 layers, "
-          f"batch {BATCH} x {LENGTH} tokens")
+    header("bench_mlx_lm")
+    print(f"mlx-lm Llama hidden 64, 2 layers, batch {BATCH} x {LENGTH} tokens; per step")
     print(f"{'case':<52} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline", flush=True)
-    import tempfile
     with tempfile.TemporaryDirectory() as folder:
         for kind in ("lora", "full"):
             step_rows(kind, repeats)
