@@ -673,11 +673,11 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         with self._update_lock:
             self._between_steps_called = True
-            tree = _trainable(parameters)
+            # Called before every step: build the parameter tree only when it is needed.
             if self._requests.pending is not None:
-                self.apply_pending_repartition(tree)
+                self.apply_pending_repartition(_trainable(parameters))
             if self._router.plan is None:
-                self.init(tree)
+                self.init(_trainable(parameters))
             self._recorder.traced = True if record_metrics is None else bool(record_metrics)
             self._show_metrics()
 

@@ -100,7 +100,10 @@ def _collect_leaves(g: Any, p: Any, prefix: str, leaves: FlatLeaves, wrong: list
     elif isinstance(g, (list, tuple)):
         items = enumerate(g)
     else:
-        if getattr(g, "shape", None) != getattr(p, "shape", None):
+        try:
+            if g.shape != p.shape:
+                wrong.append(_mismatch(prefix[:-1], g, p))
+        except AttributeError:  # not arrays
             wrong.append(_mismatch(prefix[:-1], g, p))
         leaves.paths.append(prefix[:-1])
         leaves.gradients.append(g)
