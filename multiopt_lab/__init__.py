@@ -50,6 +50,7 @@ from multiopt_lab.display import register_html
 from multiopt_lab.training.progress import register_notebook_progress
 from multiopt_lab.render import render_html, render_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
+from multiopt_lab.render.reports import diagnostics_html, moves_html
 
 __version__ = "0.1.0"
 
@@ -103,6 +104,8 @@ __all__ = [
 # never imports the render layer above it.
 register_html("assignment", assignment_repr_html)
 register_html("optimizer", optimizer_repr_html)
+register_html("diagnostics", diagnostics_html)
+register_html("moves", moves_html)
 
 
 def _notebook_progress(total, stop):

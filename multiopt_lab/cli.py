@@ -1,7 +1,8 @@
 """Command line: guard a project's optimizer filters in CI.
 
 ``python -m multiopt_lab check RULES.toml --model package.module:factory``
-prints each group's share and the diagnostics, and exits with
+prints each group's share and the diagnostics (warnings, near misses
+included, and what only the fallback took), and exits with
 
 * 0 when ``Assignment.check`` passes,
 * 1 when it fails (the problems are listed),
@@ -9,10 +10,11 @@ prints each group's share and the diagnostics, and exits with
   fails or returns neither an ``nn.Module`` nor a parameter tree.
 
 ``factory`` is called without arguments (an ``nn.Module`` or a dict found at
-that name is used as is). The current directory is importable.
+that name is used as is). The current directory is importable. With a model
+(not a parameter dict), rules may read ``module`` and ``modules``.
 
 Example:
-    >>> main(["check", "missing.toml", "--model", "x:y"])  # doctest: +SKIP
+    >>> main(["check", "missing.toml", "--model", "x:y"])  # the error goes to stderr
     2
 """
 
@@ -23,6 +25,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from typing import Any, Sequence
 
 import mlx.core as mx
@@ -30,6 +33,7 @@ import mlx.nn as nn
 
 from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
+from multiopt_lab.partition.diagnostics import NearMissWarning
 from multiopt_lab.partition.text import format_summary
 from multiopt_lab.io.rulefile import RuleFileError, load_rules
 from multiopt_lab.rules import RuleError
@@ -63,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept parameters only the fallback group catches (default: yes)")
     check.add_argument("--allow-overlap", action=argparse.BooleanOptionalAction, default=True,
                        help="accept parameters several rules match (default: yes)")
+    check.add_argument("--allow-near-misses", action=argparse.BooleanOptionalAction, default=True,
+                       help="accept parameters the fallback took that look like what a rule took "
+                            "(default: yes; they are listed either way)")
     check.add_argument("--tree", action="store_true", help="also print every parameter's group")
     return parser
 
@@ -118,9 +125,13 @@ def _check(args: argparse.Namespace) -> int:
         print(format_summary(assignment, with_rules=True))
     print()
     print(assignment.diagnostics)
-    settings = f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}"
+    settings = (f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}, "
+                f"allow_near_misses={args.allow_near_misses}")
     try:
-        assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap)
+        with warnings.catch_warnings():  # near misses are listed above already
+            warnings.simplefilter("ignore", NearMissWarning)
+            assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap,
+                             allow_near_misses=args.allow_near_misses)
     except CoverageError as err:
         print(f"\ncheck failed ({settings}):\n{err}")
         return 1
@@ -132,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     Example:
-        >>> main(["--help"])  # doctest: +SKIP
+        >>> main(["check", "--help"])  # doctest: +ELLIPSIS
+        usage: multiopt-lab check [-h] --model MODULE:FACTORY ...
+        0
     """
     parser = build_parser()
     try:

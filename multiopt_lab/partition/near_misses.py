@@ -1,0 +1,176 @@
+"""Near misses: parameters the fallback took that look like what a rule took.
+
+The fallback catching norms and biases is MLX's design; the fallback catching
+a 3-D expert stack while a rule took the 2-D Linear weights beside it, or a
+position embedding while a rule took the token embedding, is likely a
+mistake. A parameter ``p`` the fallback took is a near miss of rule ``g``
+when ``g`` took a parameter ``q`` that
+
+* sits in the same block as ``p`` (the same ``layers.N``, the first numbered
+  element of their paths; everything outside numbered blocks is one block),
+* has the same name (``weight``) and the same module family (``Linear`` for
+  ``Linear``, ``SwitchLinear``, ``QuantizedLinear``, ``LoRALinear``;
+  ``Embedding``; ``Norm`` for ``RMSNorm`` and ``LayerNorm``...), or, when the
+  module classes are unknown (a parameter dict), both have at least 2 dims,
+* and has another shape (with the same shape the rule told them apart by
+  name, on purpose),
+
+unless ``g`` excludes ``p`` explicitly: ``p`` fails a negated part of the
+rule (``not glob("*embed*")``, ``module != "Embedding"``, ``"x" not in path``)
+among the conditions joined by ``and``.
+
+Example:
+    >>> import mlx.core as mx
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> tree = {"layers": [{"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}]}
+    >>> assign(tree, ["ndim == 2"], ["muon", "adamw"]).diagnostics.near_misses[0].path
+    'layers.0.experts.weight'
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from multiopt_lab.partition.modules import family
+from multiopt_lab.rules.logic import And, Not
+from multiopt_lab.rules.nodes import Compare
+
+__all__ = ["NearMiss", "find_near_misses", "block_of", "block_pattern"]
+
+
+class NearMiss(NamedTuple):
+    """A parameter the fallback took that looks like one a rule took.
+
+    Attributes:
+        path (str): The parameter the fallback took.
+        label (str): The group whose rule nearly matched it.
+        like (str): A parameter that rule took, which it resembles.
+        kind (str): Module class and shape of ``path`` (``"SwitchLinear [2, 4, 4]"``;
+            the shape alone without a model).
+        like_kind (str): The same for ``like``.
+
+    Example:
+        >>> NearMiss("a.w", "muon", "b.w", "SwitchLinear [2, 4, 4]", "Linear [4, 4]").label
+        'muon'
+    """
+
+    path: str
+    label: str
+    like: str
+    kind: str
+    like_kind: str
+
+    @property
+    def detail(self) -> str:
+        """``"SwitchLinear [2, 4, 4] vs Linear [4, 4]"``."""
+        return f"{self.kind} vs {self.like_kind}"
+
+
+def block_of(path: str) -> str:
+    """The block a path sits in: its prefix up to the first numbered part, ``""`` for none.
+
+    Example:
+        >>> block_of("model.layers.3.mlp.layers.0.weight"), block_of("lm_head.weight")
+        ('model.layers.3', '')
+    """
+    parts = path.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return ""
+
+
+def block_pattern(path: str) -> str:
+    """The path with its block number replaced by ``*``: the same parameter in every block.
+
+    Example:
+        >>> block_pattern("model.layers.3.mlp.layers.0.weight"), block_pattern("lm_head.weight")
+        ('model.layers.*.mlp.layers.0.weight', 'lm_head.weight')
+    """
+    parts = path.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[:i] + ["*"] + parts[i + 1:])
+    return path
+
+
+def _conditions(node) -> list:
+    """The conditions joined by ``and`` at the top of a rule, nested ``and`` flattened."""
+    if isinstance(node, And):
+        return [c for operand in node.operands for c in _conditions(operand)]
+    return [node]
+
+
+def _excludes(rule, row: tuple) -> bool:
+    """True when ``row`` fails a negated condition of ``rule``: left out on purpose."""
+    root = getattr(rule, "_root", None)
+    if root is None:  # a Python callable: nothing to read
+        return False
+    for condition in _conditions(root):
+        negated = isinstance(condition, Not) or (
+            isinstance(condition, Compare) and condition.op in ("!=", "not in"))
+        if not negated:
+            continue
+        try:
+            if not condition.row(row):
+                return True
+        except Exception:  # a condition that cannot be evaluated on this row decides nothing
+            continue
+    return False
+
+
+def _describe(table, i: int) -> str:
+    shape = "[" + ", ".join(map(str, table.shapes[i])) + "]"
+    kind = table.module_names[i]
+    return f"{kind} {shape}" if kind else shape
+
+
+def find_near_misses(table, rules, winners: np.ndarray, labels) -> tuple[NearMiss, ...]:
+    """Every near miss of an assignment, in parameter order (see the module docstring).
+
+    Args:
+        table (ParameterTable): The parameters.
+        rules (Sequence[Rule]): The rules, one per group but the fallback.
+        winners (numpy.ndarray): Group index of each parameter.
+        labels (Sequence[str]): Group labels, fallback last.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.table import ParameterTable
+        >>> from multiopt_lab.rules import rule
+        >>> t = ParameterTable.from_tree(nn.Linear(2, 2))
+        >>> find_near_misses(t, [rule("ndim == 2")], np.array([0, 1]), ["muon", "adamw"])
+        ()
+    """
+    n_rules = len(labels) - 1
+    fallback = np.flatnonzero(winners == n_rules).tolist() if n_rules else []
+    if not fallback:
+        return ()
+    names, paths, shapes = table.names, table.paths, table.shapes
+    modules = table.has_modules
+    kinds = [family(k) for k in table.module_names] if modules else None
+    wanted = {names[i] for i in fallback}
+
+    def key(i: int) -> tuple:
+        return (block_of(paths[i]), names[i], kinds[i] if modules else None)
+
+    # (block, name, family) -> rule -> {shape: first parameter of that shape the rule took}
+    taken: dict[tuple, dict[int, dict[tuple, int]]] = {}
+    for i in np.flatnonzero(winners < n_rules).tolist():
+        if names[i] in wanted and (modules or len(shapes[i]) >= 2):
+            by_rule = taken.setdefault(key(i), {})
+            by_rule.setdefault(int(winners[i]), {}).setdefault(shapes[i], i)
+    found = []
+    for p in fallback:
+        if not (modules or len(shapes[p]) >= 2):
+            continue
+        for g, by_shape in sorted(taken.get(key(p), {}).items()):
+            q = next((i for shape, i in by_shape.items() if shape != shapes[p]), None)
+            if q is None or _excludes(rules[g], table.rows[p]):
+                continue
+            found.append(NearMiss(paths[p], labels[g], paths[q], _describe(table, p),
+                                  _describe(table, q)))
+            break
+    return tuple(found)
