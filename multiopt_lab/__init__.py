@@ -45,6 +45,7 @@ from multiopt_lab.rules import (
     rule,
 )
 from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab import recipes
 from multiopt_lab.training.train import train
 from multiopt_lab.display import register_html
 from multiopt_lab.training.progress import register_notebook_progress
@@ -88,6 +89,7 @@ __all__ = [
     "load_state",
     "render_html",
     "render_text",
+    "recipes",
     "rule",
     "rules_from_json",
     "rules_from_toml",
