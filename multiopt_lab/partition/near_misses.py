@@ -12,12 +12,21 @@ when ``g`` took a parameter ``q`` that
   ``Linear``, ``SwitchLinear``, ``QuantizedLinear``, ``LoRALinear``;
   ``Embedding``; ``Norm`` for ``RMSNorm`` and ``LayerNorm``...), or, when the
   module classes are unknown (a parameter dict), both have at least 2 dims,
-* and has another shape (with the same shape the rule told them apart by
-  name, on purpose),
 
-unless ``g`` excludes ``p`` explicitly: ``p`` fails a negated part of the
-rule (``not glob("*embed*")``, ``module != "Embedding"``, ``"x" not in path``)
-among the conditions joined by ``and``.
+and ``g`` failed on ``p`` only for reasons that look accidental. Of the
+conditions of ``g`` joined by ``and``, those ``p`` fails must each be
+
+* about the shape, dtype or module class (``ndim == 2``, ``module ==
+  "Linear"``): ``p`` differs from ``q`` in form only, or
+* a test of the path or name that guesses the kind of layer by name
+  (``glob("*embed*")`` for embeddings, ``"norm" in path``): a word of it is
+  part of ``q``'s class name.
+
+A negated condition (``not glob("*embed*")``, ``module != "Embedding"``,
+``"x" not in path``) that ``p`` fails excludes it on purpose, and a path test
+naming roles (``glob("*.q_proj.*")``) picks parameters by name on purpose:
+neither is a near miss. A Python callable cannot be read: any look-alike it
+left out counts.
 
 Example:
     >>> import mlx.core as mx
@@ -33,9 +42,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+import re
+
 from multiopt_lab.partition.modules import family
 from multiopt_lab.rules.logic import And, Not
-from multiopt_lab.rules.nodes import Compare
+from multiopt_lab.rules.nodes import Compare, Constant
+
+_PER_PATH = frozenset({"path", "name"})
+_WORD = re.compile(r"[A-Za-z]{3,}")
 
 __all__ = ["NearMiss", "find_near_misses", "block_of", "block_pattern"]
 
@@ -103,22 +117,51 @@ def _conditions(node) -> list:
     return [node]
 
 
-def _excludes(rule, row: tuple) -> bool:
-    """True when ``row`` fails a negated condition of ``rule``: left out on purpose."""
+def _words(node) -> set[str]:
+    """The words (3+ letters, lower case) of the strings and patterns a condition holds."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        texts = []
+        if isinstance(item, Constant) and isinstance(item.value, str):
+            texts.append(item.value)
+        literal = getattr(item, "literal_test", None)
+        if literal is not None:
+            texts.append(literal[1])
+        pattern = getattr(getattr(getattr(item, "matcher", None), "__self__", None), "pattern", None)
+        if isinstance(pattern, str):
+            texts.append(pattern)
+        for text in texts:
+            found.update(w.lower() for w in _WORD.findall(text))
+        for attribute in ("left", "right", "operand", "value"):
+            child = getattr(item, attribute, None)
+            if hasattr(child, "row"):
+                stack.append(child)
+        for attribute in ("operands", "items"):
+            stack.extend(c for c in getattr(item, attribute, ()) if hasattr(c, "row"))
+    return found
+
+
+def _nearly(rule, row: tuple, like_kind: str | None) -> bool:
+    """Whether ``rule`` failed on ``row`` only by accident (see the module docstring)."""
     root = getattr(rule, "_root", None)
-    if root is None:  # a Python callable: nothing to read
-        return False
+    if root is None:  # a Python callable: no telling why it said no
+        return True
+    kind_words = {like_kind.lower(), (family(like_kind) or "").lower()} if like_kind else set()
     for condition in _conditions(root):
-        negated = isinstance(condition, Not) or (
-            isinstance(condition, Compare) and condition.op in ("!=", "not in"))
-        if not negated:
-            continue
         try:
-            if not condition.row(row):
-                return True
-        except Exception:  # a condition that cannot be evaluated on this row decides nothing
-            continue
-    return False
+            if condition.row(row):
+                continue
+        except Exception:  # cannot be evaluated on this row: it fails here, for its form
+            pass
+        if isinstance(condition, Not) or (
+                isinstance(condition, Compare) and condition.op in ("!=", "not in")):
+            return False  # excluded on purpose
+        if condition.names & _PER_PATH and not any(
+                word in kind for word in _words(condition) for kind in kind_words):
+            return False  # picked by name on purpose
+    return True
 
 
 def _describe(table, i: int) -> str:
@@ -157,18 +200,20 @@ def find_near_misses(table, rules, winners: np.ndarray, labels) -> tuple[NearMis
         return (block_of(paths[i]), names[i], kinds[i] if modules else None)
 
     # (block, name, family) -> rule -> {shape: first parameter of that shape the rule took}
+    # (the first of all is the one a near miss is compared with)
     taken: dict[tuple, dict[int, dict[tuple, int]]] = {}
     for i in np.flatnonzero(winners < n_rules).tolist():
         if names[i] in wanted and (modules or len(shapes[i]) >= 2):
             by_rule = taken.setdefault(key(i), {})
             by_rule.setdefault(int(winners[i]), {}).setdefault(shapes[i], i)
     found = []
+    kinds_of = table.module_names
     for p in fallback:
         if not (modules or len(shapes[p]) >= 2):
             continue
         for g, by_shape in sorted(taken.get(key(p), {}).items()):
-            q = next((i for shape, i in by_shape.items() if shape != shapes[p]), None)
-            if q is None or _excludes(rules[g], table.rows[p]):
+            q = next(iter(by_shape.values()))
+            if not _nearly(rules[g], table.rows[p], kinds_of[q]):
                 continue
             found.append(NearMiss(paths[p], labels[g], paths[q], _describe(table, p),
                                   _describe(table, q)))
