@@ -26,7 +26,7 @@ import mlx.nn as nn
 import numpy as np
 
 from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_tree
-from multiopt_lab.partition.modules import module_chains
+from multiopt_lab.partition.modules import flatten_with_modules, module_chains
 
 __all__ = ["ParameterTable", "StructureKey", "dtype_name", "flatten_tree"]
 
@@ -60,7 +60,8 @@ class ParameterTable:
         1
     """
 
-    def __init__(self, items: Iterable[tuple[str, Any]], model: Any = None):
+    def __init__(self, items: Iterable[tuple[str, Any]], model: Any = None, *,
+                 _chains: tuple[list[int], list] | None = None):
         """Build from ``(path, array)`` pairs; prefer :meth:`from_tree`.
 
         ``model``: the ``nn.Module`` the paths belong to, to know the modules
@@ -97,15 +98,13 @@ class ParameterTable:
         # Paths (strings cache their hash) + per-row structure ids + the distinct
         # structures determine every (path, shape, dtype) and hash ~5x faster.
         key = (self.paths, tuple(row_ids), self.structures)
-        self.has_modules = isinstance(model, nn.Module)
+        self.has_modules = isinstance(model, nn.Module) or _chains is not None
         self.chains: tuple[tuple[str, ...], ...] = ()
         self._chain_ids: list[int] = []
         if self.has_modules:
-            chain_index: dict[tuple, int] = {}
-            self._chain_ids = [chain_index.setdefault(c, len(chain_index))
-                               for c in module_chains(model, paths)]
-            self.chains = tuple(chain_index)
-            key += (tuple(self._chain_ids), self.chains)
+            ids, chains = _chains if _chains is not None else module_chains(model, paths)
+            self._chain_ids, self.chains = ids, tuple(chains)
+            key += (tuple(ids), self.chains)
         self.key = StructureKey(key)
         self._rows: list[tuple] | None = None
         self._index: dict[str, int] | None = None
@@ -199,7 +198,10 @@ class ParameterTable:
             return parameters
         if isinstance(parameters, nn.Module):
             model, parameters = parameters, parameters.trainable_parameters()
-        return cls(flatten_tree(parameters), model=model)
+        if isinstance(model, nn.Module):
+            items, ids, chains = flatten_with_modules(parameters, model)
+            return cls(items, _chains=(ids, chains))
+        return cls(flatten_tree(parameters))
 
     def __len__(self) -> int:
         return len(self.paths)
