@@ -157,7 +157,8 @@ class Assignment:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per parameter: path, module, name, group, group_index, rule,
-        also_matched, shape, ndim, dtype, size (``rule`` is None for the fallback)."""
+        also_matched, shape, ndim, dtype, size, module_class (``rule`` is None for
+        the fallback; ``module_class`` is None without the model)."""
         return parameter_frame(self)
 
     def summary(self) -> pd.DataFrame:

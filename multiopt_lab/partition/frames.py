@@ -52,7 +52,9 @@ def parameter_frame(assignment) -> pd.DataFrame:
     Columns: ``path``, ``module`` (path without its last part), ``name``,
     ``group`` (label), ``group_index``, ``rule`` (description of the rule
     that won, None for the fallback), ``also_matched`` (labels of the other
-    rules that matched), ``shape``, ``ndim``, ``dtype``, ``size``.
+    rules that matched), ``shape``, ``ndim``, ``dtype``, ``size``, and
+    ``module_class`` (class of the module holding it, what rules read as
+    ``module``; None when the assignment was made from a parameter dict).
 
     Example:
         >>> import mlx.nn as nn
@@ -77,6 +79,7 @@ def parameter_frame(assignment) -> pd.DataFrame:
         "ndim": table.ndims,
         "dtype": table.dtypes,
         "size": table.sizes,
+        "module_class": table.module_names,
     })
 
 

@@ -4,7 +4,7 @@ Example:
     >>> from multiopt_lab.examples import TinyGPT
     >>> optimizer = muon(TinyGPT(16, dims=8, layers=2, heads=2))
     >>> optimizer.labels, optimizer.filters[0].text
-    (('muon', 'adamw'), 'within("Block") and ndim == 2 and module == "Linear"')
+    (('muon', 'adamw'), 'within("Block") and module == "Linear" and ndim == 2')
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
         >>> from multiopt_lab.examples import TinyMoE
         >>> optimizer = muon(TinyMoE(16, dims=8, layers=2, experts=2))
         >>> print(optimizer.filters[0].text)
-        within("MoEBlock") and (ndim == 2 and module == "Linear" or ndim == 3 and module == "SwitchLinear") and not glob("*.moe.gate.*")
+        within("MoEBlock") and (module == "Linear" and ndim == 2 or module == "SwitchLinear" and ndim == 3) and not glob("*.moe.gate.*")
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"muon() needs the model (an nn.Module), to read its layers, got "
@@ -204,7 +204,7 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
             "muon=mol.recipes.StackedMuon(...) (the same arguments), which orthogonalises each "
             "expert's matrix")
     kinds_by_ndim = [("ndim == 2", matrices), ("ndim == 3", stacks), ("ndim >= 4", filters)]
-    parts = [f"{condition} and {kinds_text(found)}" for condition, found in kinds_by_ndim if found]
+    parts = [f"{kinds_text(found)} and {condition}" for condition, found in kinds_by_ndim if found]
     if not parts:
         raise ValueError(f"muon(): found no hidden weight matrix in this {type(model).__name__}: "
                          "no 2-D Linear weight, expert stack or convolution filter trains "
