@@ -26,6 +26,8 @@ re-assign after one change <= 10 ms.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import fnmatch
 import re
 import statistics
@@ -38,6 +40,9 @@ import mlx.optimizers as optim
 from multiopt_lab.partition.assignment import assign
 from multiopt_lab.rules.cache import clear_selection_cache
 from multiopt_lab.partition.table import ParameterTable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 RULES = [
     'ndim == 2 and not glob("*embed*") and "lm_head" not in path',
@@ -206,12 +211,16 @@ def main() -> None:
         ("module rules: assign (model, cold cache)", median_ms(lambda: assign(model, MODULE_RULES, labels), args.repeat, clear_selection_cache)),
     ]
     base = rows[0][1]
+    header("bench_assign")
     print(f"{len(table)} parameters, {len(RULES)} rules, median of {args.repeat} runs after 2 warm-ups")
     print(f"{'what':<46} {'ms':>8} {'vs mlx':>8}")
     for name, ms in rows:
+        reference_name = "mlx _split_dictionary (every step)"
         if name.startswith("module rules: mlx"):
-            base = ms
+            base, reference_name = ms, "module rules: mlx _split_dictionary"
         print(f"{name:<46} {ms:8.2f} {base / ms:7.1f}x")
+        record("bench_assign", name, ms, base, ms / base, reference_name,
+               size=f"{len(table):,} parameters")
 
 
 if __name__ == "__main__":
