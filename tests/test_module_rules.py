@@ -250,3 +250,21 @@ class TestLanguage:
             assert main(["check", str(path), "--model", "factory_for_cli:build"]) == 0
         finally:
             sys.path.remove(str(tmp_path))
+
+
+class TestSearchBox:
+    def test_a_class_name_finds_what_such_modules_hold(self):
+        from multiopt_lab.render.search import search_paths
+
+        model = mlx_lm_models.build("mixtral")
+        a = mol.assign(model, ["ndim == 2"])
+        found = search_paths(a, "SwitchLinear")
+        assert found.kind == "module" and len(found.paths) == 6
+        assert search_paths(a, "MixtralSparseMoeBlock").paths == tuple(
+            p for p in a.table.paths if ".block_sparse_moe." in p)
+        rule = search_paths(a, 'module == "RMSNorm" and within("MixtralDecoderLayer")')
+        assert rule.kind == "rule" and len(rule.paths) == 4
+        # Without the model, a class name is a path glob and a module rule an error.
+        bare = mol.assign(model.parameters(), ["ndim == 2"])
+        assert search_paths(bare, "SwitchLinear").kind == "glob"
+        assert "pass the model" in search_paths(bare, 'module == "RMSNorm"').summary()
