@@ -42,7 +42,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+import functools
 import re
+import weakref
 
 from multiopt_lab.partition.modules import family
 from multiopt_lab.rules.logic import And, Not
@@ -82,6 +84,9 @@ class NearMiss(NamedTuple):
         return f"{self.kind} vs {self.like_kind}"
 
 
+_FIRST_NUMBER = re.compile(r"(?:^|\.)\d+\.")
+
+
 def block_of(path: str) -> str:
     """The block a path sits in: its prefix up to the first numbered part, ``""`` for none.
 
@@ -89,11 +94,8 @@ def block_of(path: str) -> str:
         >>> block_of("model.layers.3.mlp.layers.0.weight"), block_of("lm_head.weight")
         ('model.layers.3', '')
     """
-    parts = path.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if part.isdigit():
-            return ".".join(parts[: i + 1])
-    return ""
+    found = _FIRST_NUMBER.search(path)
+    return path[:found.end() - 1] if found else ""
 
 
 def block_pattern(path: str) -> str:
@@ -143,12 +145,17 @@ def _words(node) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=1024)
+def _kind_words(kind: str | None) -> frozenset:
+    return frozenset({kind.lower(), (family(kind) or "").lower()}) if kind else frozenset()
+
+
 def _nearly(rule, row: tuple, like_kind: str | None) -> bool:
     """Whether ``rule`` failed on ``row`` only by accident (see the module docstring)."""
     root = getattr(rule, "_root", None)
     if root is None:  # a Python callable: no telling why it said no
         return True
-    kind_words = {like_kind.lower(), (family(like_kind) or "").lower()} if like_kind else set()
+    kind_words = _kind_words(like_kind)
     for condition in _conditions(root):
         try:
             if condition.row(row):
@@ -188,34 +195,78 @@ def find_near_misses(table, rules, winners: np.ndarray, labels) -> tuple[NearMis
         ()
     """
     n_rules = len(labels) - 1
-    fallback = np.flatnonzero(winners == n_rules).tolist() if n_rules else []
-    if not fallback:
+    if not n_rules or not (winners == n_rules).any():
         return ()
-    names, paths, shapes = table.names, table.paths, table.shapes
-    modules = table.has_modules
-    kinds = [family(k) for k in table.module_names] if modules else None
-    wanted = {names[i] for i in fallback}
+    keys = _row_keys(table)
+    eligible = keys >= 0
+    fallback = np.flatnonzero((winners == n_rules) & eligible)
+    taken = np.flatnonzero((winners < n_rules) & eligible)
+    if not len(fallback) or not len(taken):
+        return ()
+    # The first parameter each rule took, per look-alike key (block, name, family).
+    wanted = set(keys[fallback].tolist())
+    combined = keys[taken] * n_rules + winners[taken]
+    unique, first = np.unique(combined, return_index=True)
+    like: dict[int, dict[int, int]] = {}
+    for code, q in zip(unique.tolist(), taken[first].tolist()):
+        key, g = divmod(code, n_rules)
+        if key in wanted:
+            like.setdefault(key, {})[g] = q
+    paths, shapes, kinds_of = table.paths, table.shapes, table.module_names
+    kind_ids = table.kind_ids
+    descriptions: dict[tuple, str] = {}
+    verdicts: dict[tuple, bool] = {}
 
-    def key(i: int) -> tuple:
-        return (block_of(paths[i]), names[i], kinds[i] if modules else None)
+    def described(i: int) -> str:
+        key_ = (kinds_of[i], shapes[i])
+        if key_ not in descriptions:
+            descriptions[key_] = _describe(table, i)
+        return descriptions[key_]
 
-    # (block, name, family) -> rule -> {shape: first parameter of that shape the rule took}
-    # (the first of all is the one a near miss is compared with)
-    taken: dict[tuple, dict[int, dict[tuple, int]]] = {}
-    for i in np.flatnonzero(winners < n_rules).tolist():
-        if names[i] in wanted and (modules or len(shapes[i]) >= 2):
-            by_rule = taken.setdefault(key(i), {})
-            by_rule.setdefault(int(winners[i]), {}).setdefault(shapes[i], i)
+    per_kind = [getattr(r, "names", None) is not None and not r.names & _PER_PATH for r in rules]
     found = []
-    kinds_of = table.module_names
-    for p in fallback:
-        if not (modules or len(shapes[p]) >= 2):
+    for p, key in zip(fallback.tolist(), keys[fallback].tolist()):
+        candidates = like.get(key)
+        if candidates is None:
             continue
-        for g, by_shape in sorted(taken.get(key(p), {}).items()):
-            q = next(iter(by_shape.values()))
-            if not _nearly(rules[g], table.rows[p], kinds_of[q]):
-                continue
-            found.append(NearMiss(paths[p], labels[g], paths[q], _describe(table, p),
-                                  _describe(table, q)))
-            break
+        for g in sorted(candidates):
+            q = candidates[g]
+            if per_kind[g]:  # the rule reads no path: the verdict is the same for a whole kind
+                cached = (g, int(kind_ids[p]), kinds_of[q])
+                nearly = verdicts.get(cached)
+                if nearly is None:
+                    nearly = verdicts[cached] = _nearly(rules[g], table.rows[p], kinds_of[q])
+            else:
+                nearly = _nearly(rules[g], table.rows[p], kinds_of[q])
+            if nearly:
+                found.append(NearMiss(paths[p], labels[g], paths[q], described(p), described(q)))
+                break
     return tuple(found)
+
+
+_KEYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _row_keys(table) -> np.ndarray:
+    """Per row, an id of (block, name, module family); -1 for a row that can look like nothing
+    (without module classes: fewer than 2 dims). Kept per table: the editor reassigns one
+    table on every keystroke."""
+    try:
+        return _KEYS[table]
+    except (KeyError, TypeError):
+        pass
+    blocks: dict[str, int] = {}
+    block_ids = [blocks.setdefault(block_of(p), len(blocks)) for p in table.paths]
+    if table.has_modules:
+        families = {k: family(k) for k in set(table.module_names)}
+        second = [families[k] for k in table.module_names]
+    else:
+        second = [None if n >= 2 else False for n in table.ndims]
+    index: dict[tuple, int] = {}
+    keys = np.array([-1 if f is False else index.setdefault((b, n, f), len(index))
+                     for b, n, f in zip(block_ids, table.names, second)], dtype=np.int64)
+    try:
+        _KEYS[table] = keys
+    except TypeError:
+        pass
+    return keys
