@@ -268,3 +268,14 @@ class TestSearchBox:
         bare = mol.assign(model.parameters(), ["ndim == 2"])
         assert search_paths(bare, "SwitchLinear").kind == "glob"
         assert "pass the model" in search_paths(bare, 'module == "RMSNorm"').summary()
+
+
+def test_paths_that_are_not_the_models_are_named():
+    from multiopt_lab.partition.modules import module_chains
+
+    model = TinyGPT(16, dims=8, layers=1, heads=2)
+    with pytest.raises(ValueError, match="'extra.weight' is not in the model given \\(TinyGPT\\)"):
+        module_chains(model, ["embed.weight", "extra.weight"])
+    with pytest.raises(ValueError, match="'layers.5.norm1.weight' is not in the model"):
+        mol.ParameterTable.from_tree({"layers": [{}] * 5 + [{"norm1": {"weight": mx.zeros((2,))}}]},
+                                     model=model)

@@ -39,7 +39,10 @@ class RoutingMixin(RequestsMixin):
         self.version += 1
 
     def _group_index(self, paths: list[str], arrays: list[Any], model: Any = None) -> list[int]:
-        # The model (when update() was handed one) tells which modules hold what.
+        # The model (when update() was handed one) tells which modules hold what;
+        # walked only when a rule reads it.
+        if not any(getattr(r, "needs_model", False) for r in self.filters):
+            model = None
         assignment = assign(ParameterTable(zip(paths, arrays), model=model), self.filters, self.labels)
         # Kept for display and checks; with the arrays it would pin this step's
         # gradients (a copy of the model) for as long as the plan lives.
