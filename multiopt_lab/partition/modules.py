@@ -86,6 +86,8 @@ def _walk(tree, node, chain: int, index: ChainIndex, prefix: str, items: list, i
           model: nn.Module) -> None:
     for key, value in tree.items() if isinstance(tree, dict) else enumerate(tree):
         if isinstance(value, (dict, list, tuple)):
+            if not value:  # a parameterless module: flatten_tree drops it too
+                continue
             try:
                 child = node[key]
             except (KeyError, IndexError, TypeError):
@@ -152,7 +154,7 @@ def _child(node: Any, key: str, path: str, model: nn.Module) -> Any:
         return node[key]
     except (KeyError, IndexError, ValueError, TypeError):
         raise ValueError(
-            f"parameter {path!r} is not in the model given ({type(model).__name__}): it has no "
+            f"the path {path!r} is not in the model given ({type(model).__name__}): it has no "
             f"{key!r} there; pass the model these parameters (or gradients) belong to") from None
 
 
