@@ -92,6 +92,7 @@ def render_html(
     parts = [f'<div class="mol-root{" mol-interactive" if interactive else ""}"><style>{tree_css()}</style>']
     if legend:
         parts.append(legend_html(assignment, optimizers))
-    parts.append(tree_html(tree, open_depth=open_depth, selected=selected, searching=searching))
+    parts.append(tree_html(tree, open_depth=open_depth, selected=selected, searching=searching,
+                           interactive=interactive))
     parts.append("</div>")
     return "".join(parts)

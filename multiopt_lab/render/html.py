@@ -5,6 +5,11 @@ Expand and collapse work in any browser without JavaScript. Every row carries
 (``--mol-c``), so browser tests can check what is coloured how. A folded run
 carries ``data-fold`` (the parent module) and ``data-fold-count``.
 
+The structure reads without the stylesheet too (a code host's notebook view,
+nbviewer and untrusted notebooks strip ``<style>``): a module's children are
+items of a nested list, so nesting shows as indentation, and the cells of a
+row are separated by spaces, which the grid layout ignores when it is styled.
+
 Example:
     >>> html = tree_html(build_tree(assignment))        # doctest: +SKIP
     >>> 'data-path="embed.weight"' in html              # doctest: +SKIP
@@ -64,14 +69,16 @@ def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
     notes = escape(param_notes(node))
     # A rule cut short by its column keeps its whole text as a tooltip.
     title = f' title="{escape(info.rule)}"' if len(info.rule) > _RULE_CH else ""
+    # The spaces between cells separate them when no stylesheet is applied;
+    # a grid ignores whitespace between its items.
     return (
         f'<div class="{" ".join(classes)}" data-path="{escape(info.path)}" data-group="{escape(info.label)}"'
         f' style="--mol-c:{group_colour(info.group)}">'
-        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span>'
-        f'<span class="mol-shape">{shape_text(info.shape)}</span><span class="mol-dtype">{escape(info.dtype)}</span>'
-        f'<span class="mol-elements">{grouped(info.size)}</span>'
-        f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span>'
-        f'<span class="mol-rule"{title}>{escape(info.rule)}</span><span class="mol-notes">{notes}</span></div>'
+        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span> '
+        f'<span class="mol-shape">{shape_text(info.shape)}</span> <span class="mol-dtype">{escape(info.dtype)}</span> '
+        f'<span class="mol-elements">{grouped(info.size)}</span> '
+        f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span> '
+        f'<span class="mol-rule"{title}>{escape(info.rule)}</span> <span class="mol-notes">{notes}</span></div>'
     )
 
 
@@ -81,22 +88,22 @@ def _module_open(node, depth: int, open_depth: int, searching: bool) -> bool:
     return depth < open_depth
 
 
-def _module_summary(node, depth: int, labels) -> str:
+def _module_summary(node, depth: int, labels, interactive: bool) -> str:
     fold = ""
-    if isinstance(node, FoldNode):
-        fold = f'<button class="mol-unfold" data-unfold="{escape(node.parent_path)}">unfold</button>'
+    if interactive and isinstance(node, FoldNode):  # only the widget's script acts on it
+        fold = f' <button class="mol-unfold" data-unfold="{escape(node.parent_path)}">unfold</button>'
     return (
         f'<summary class="mol-row mol-module-row">'
-        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span>'
-        f'<span class="mol-count">{plural(node.totals.params, "param")}</span><span></span>'
-        f'<span class="mol-elements">{grouped(node.totals.elements)}</span>'
+        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span> '
+        f'<span class="mol-count">{plural(node.totals.params, "param")}</span> <span></span> '
+        f'<span class="mol-elements">{grouped(node.totals.elements)}</span> '
         f'<span class="mol-group mol-shares" style="grid-column:5 / span 2">{_bar(node.totals.group_elements)}'
-        f'{escape(share_text(node.totals.group_elements, labels))}</span>'
+        f'{escape(share_text(node.totals.group_elements, labels))}</span> '
         f'<span class="mol-notes">{escape(module_notes(node))}{fold}</span></summary>'
     )
 
 
-def _render(node, depth, labels, out, open_depth, searching, selected) -> None:
+def _render(node, depth, labels, out, open_depth, searching, selected, interactive) -> None:
     if isinstance(node, ParamNode):
         out.append(_param_row(node, depth, selected))
         return
@@ -108,14 +115,17 @@ def _render(node, depth, labels, out, open_depth, searching, selected) -> None:
     if _module_open(node, depth, open_depth, searching):
         attributes += " open"
     out.append(f'<details class="{classes}"{attributes}>')
-    out.append(_module_summary(node, depth, labels))
+    out.append(_module_summary(node, depth, labels, interactive))
+    out.append('<ul class="mol-children">')
     for child in (node.block.children if is_fold else node.children):
-        _render(child, depth + 1, labels, out, open_depth, searching, selected)
-    out.append("</details>")
+        out.append("<li>")
+        _render(child, depth + 1, labels, out, open_depth, searching, selected, interactive)
+        out.append("</li>")
+    out.append("</ul></details>")
 
 
 def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None = None,
-              searching: bool = False) -> str:
+              searching: bool = False, interactive: bool = False) -> str:
     """Render a built tree as HTML (without the stylesheet; see :func:`tree_css`).
 
     Args:
@@ -124,6 +134,8 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
         selected (str | None, optional): Path of the parameter to outline. Default: ``None``.
         searching (bool, optional): Expand exactly the modules holding search matches
             and dim the rest. Default: ``False``.
+        interactive (bool, optional): Add the "unfold" buttons the widget's script
+            handles. Default: ``False``.
 
     Returns:
         str: A ``<div class="mol-tree">`` element.
@@ -150,7 +162,8 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
     shares = max([_BAR_CH + len(share_text(m.totals.group_elements, labels)) for m in modules] + [0])
     widths["rule"] = max(widths["rule"], shares - widths["group"] - 1)
     style = ";".join(f"--mol-{key}-w:{value}ch" for key, value in widths.items())
-    out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">']
-    _render(tree.root, 0, labels, out, open_depth, searching, selected)
-    out.append("</div>")
+    out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">'
+           '<ul class="mol-children"><li>']
+    _render(tree.root, 0, labels, out, open_depth, searching, selected, interactive)
+    out.append("</li></ul></div>")
     return "".join(out)
