@@ -43,7 +43,7 @@ class LabWidget(widgets.HBox):
 
     def __init__(self, model, optimizer, history=None, *, debounce_seconds: float = 0.3):
         self.tree = ParameterTreeWidget(model, optimizer)
-        self.editor = RuleEditorWidget(optimizer, model, tree=self.tree, debounce_seconds=debounce_seconds)
+        self.editor = RuleEditorWidget(model, optimizer, tree=self.tree, debounce_seconds=debounce_seconds)
         self.monitor = None
         left = [self.editor]
         if history is not None:

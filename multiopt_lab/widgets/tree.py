@@ -20,6 +20,7 @@ from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
 from multiopt_lab.render.tree_model import build_tree
 from multiopt_lab.live.debounce import Debouncer
 from multiopt_lab.widgets.editor_parts import close_inside
+from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.live.sources import assignment_of, optimizers_for, parameter_table, root_name_of
 from multiopt_lab.widgets.tree_view import TreeView
 from multiopt_lab.live.watch import VersionWatcher
@@ -155,6 +156,19 @@ class ParameterTreeWidget(widgets.VBox):
             >>> print(tree.text(legend=False))          # doctest: +SKIP
         """
         return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
+
+    def static_html(self) -> str:
+        """The tree as shown, as HTML that needs no kernel (a saved notebook shows it).
+
+        Example:
+            >>> "mol-tree" in tree.static_html()        # doctest: +SKIP
+            True
+        """
+        return render_html(self._assignment, self._matching_optimizers(), **self._options(),
+                           searching=self.search.active, open_depth=self.open_depth)
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return widget_bundle(self, self.text(), html=self.static_html())
 
     def select(self, path: str) -> None:
         """Select a parameter as a click on it would (``""`` clears the selection)."""
