@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import io
@@ -27,6 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.display import bundle_for
 from multiopt_lab.palette import FALLBACK_GREY, group_colour
 
 __all__ = [
@@ -100,6 +102,9 @@ class LabFigure(Figure):
 
     A figure made without pyplot has a rich display only after pyplot's
     inline backend has been loaded; this one always has (``_repr_png_``).
+    In a notebook kernel it is shown in a view that follows the page's
+    theme (redrawn in dark colours when JupyterLab's theme is dark, see
+    :func:`retheme`); the PNG stays in the output for a saved notebook.
 
     Example:
         >>> LabFigure(figsize=(1, 1))._repr_png_()[:4]
@@ -110,6 +115,12 @@ class LabFigure(Figure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", dpi=100)
         return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        live = bundle_for("figure", self)
+        if live is not None:
+            return live
+        return {"image/png": base64.b64encode(self._repr_png_()).decode("ascii"), "text/plain": repr(self)}
 
 
 def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | None = None, **kwargs):

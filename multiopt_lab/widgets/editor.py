@@ -20,7 +20,7 @@ from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.preview import move_lines, move_summary
 from multiopt_lab.live.applier import Applier
 from multiopt_lab.live.debounce import Debouncer
-from multiopt_lab.widgets.editor_parts import button, close_inside, html_box, label_html, rule_row
+from multiopt_lab.widgets.editor_parts import EDITOR_CSS, button, close_inside, html_box, label_html, rule_row
 from multiopt_lab.live.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
 from multiopt_lab.live.sources import parameter_table
 from multiopt_lab.widgets.static_forms import widget_bundle
@@ -104,7 +104,8 @@ class RuleEditorWidget(widgets.VBox):
         self.inputs: dict[str, widgets.Text] = {}
         self.errors: dict[str, widgets.HTML] = {}
         self.warnings: dict[str, widgets.HTML] = {}
-        rows = [widgets.HTML("<b>Rules</b> (first match wins; the last group takes the rest)")]
+        style = widgets.HTML(f"<style>{EDITOR_CSS}</style>", layout=widgets.Layout(display="none"))
+        rows = [style, widgets.HTML("<b>Rules</b> (first match wins; the last group takes the rest)")]
         for i, (label, current) in enumerate(zip(optimizer.labels, optimizer.filters)):
             row, self.inputs[label], self.errors[label], self.warnings[label] = rule_row(
                 label, i, current, self._debouncer)
@@ -125,7 +126,8 @@ class RuleEditorWidget(widgets.VBox):
                                                               display="none"))
         self.exported.add_class("mol-export")
         self._exported_form: str | None = None  # what the export shows, kept up to date after Apply
-        buttons = widgets.HBox([self.apply_button, self.revert_button, self.python_button, self.toml_button])
+        buttons = widgets.HBox([self.apply_button, self.revert_button, self.python_button, self.toml_button],
+                               layout=widgets.Layout(flex_flow="row wrap"))
         children = rows + [self.preview, buttons, self.status, self.exported] + ([self.tree] if own_tree else [])
         super().__init__(children)
         self.add_class("mol-rule-editor")

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 from multiopt_lab.palette import group_colour
 from multiopt_lab.live.rule_draft import rule_field_text
 
-__all__ = ["label_html", "button", "html_box", "rule_row", "close_inside"]
+__all__ = ["label_html", "button", "html_box", "rule_row", "close_inside", "EDITOR_CSS"]
 
 
 def close_inside(widget: widgets.Widget) -> None:
@@ -71,21 +71,38 @@ def html_box(css: str, value: str = "") -> widgets.HTML:
     return box
 
 
+#: The editor's own styles: rule fields in the code font (the caret under an
+#: error lines up with what was typed), error text that never wraps mid-word.
+EDITOR_CSS = """
+.mol-rule-editor .mol-rule-input input { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 13px); }
+.mol-rule-editor .mol-error-text, .mol-rule-editor .mol-preview-text { white-space: pre; overflow-x: auto;
+  font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 1.35; margin: 0; }
+"""
+
+
 def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
-    """The row of one group: label, rule field (``mol-rule-input``), error and warning lines.
+    """The rows of one group: its label, then its rule field (``mol-rule-input``) across the
+    editor's whole width, then its error and warning lines.
 
     An expression rule fills the field; a Python callable leaves it empty with its
     name as placeholder (an empty field keeps the callable).
 
     Returns:
         tuple: ``(row, field, error, warning)`` widgets.
+
+    Example:
+        >>> from multiopt_lab.rules import rule
+        >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
+        >>> field.value, "mol-rule-input" in field._dom_classes
+        ('ndim == 2', True)
     """
     placeholder = current.describe() if current.text is None else "e.g. ndim == 2"
     field = widgets.Text(value=rule_field_text(current), continuous_update=True, placeholder=placeholder,
-                         layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="16em"))
+                         layout=widgets.Layout(width="100%", min_width="20em"))
     field.add_class("mol-rule-input")
     field.observe(lambda _: on_change(), "value")
     error, warning = html_box("mol-error"), html_box("mol-warning")
-    name = widgets.HTML(label_html(label, index), layout=widgets.Layout(width="9em", flex="0 0 auto"))
-    row = widgets.VBox([widgets.HBox([name, field], layout=widgets.Layout(width="100%")), error, warning])
+    name = widgets.HTML(label_html(label, index))
+    row = widgets.VBox([name, field, error, warning], layout=widgets.Layout(width="100%", margin="0 0 0.6ex 0"))
     return row, field, error, warning

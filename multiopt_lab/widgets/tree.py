@@ -28,6 +28,9 @@ from multiopt_lab.live.watch import VersionWatcher
 __all__ = ["ParameterTreeWidget"]
 
 _NO_SEARCH = SearchResult("", "none", ())
+# Inline, so it holds wherever the status lands: lines kept whole, code font.
+_STATUS_STYLE = ("white-space:pre;overflow-wrap:normal;word-break:normal;margin:0;line-height:1.35;"
+                 "font-family:var(--jp-code-font-family,monospace);font-size:12px")
 
 
 class ParameterTreeWidget(widgets.VBox):
@@ -70,17 +73,21 @@ class ParameterTreeWidget(widgets.VBox):
         self.search = _NO_SEARCH
 
         self.search_box = widgets.Text(placeholder="search: attn, *.bias, or a rule like ndim == 1",
-                                       continuous_update=True, layout=widgets.Layout(width="28em"))
+                                       continuous_update=True,
+                                       layout=widgets.Layout(width="28em", min_width="28em", flex="0 0 auto"))
         self.search_box.add_class("mol-search")
         self.search_status = widgets.HTML()
         self.search_status.add_class("mol-search-status")
-        self.fold_toggle = widgets.Checkbox(value=fold, description="fold repeated blocks", indent=False)
+        self.fold_toggle = widgets.Checkbox(value=fold, description="fold repeated blocks", indent=False,
+                                            layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 1em 0 0.5em"))
         self.fold_toggle.add_class("mol-fold-toggle")
         self.view = TreeView(layout=widgets.Layout(overflow="auto", max_width="100%"))
         self.view.add_class("mol-tree")
         self.details = widgets.HTML("<i>Click a parameter to see its details.</i>")
         self.details.add_class("mol-details")
-        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.search_status])
+        # A status too long for the row goes to the next line whole, never cut mid-word.
+        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.search_status],
+                               layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([toolbar, self.view, self.details])
         self.add_class("mol-tree-widget")
 
@@ -199,8 +206,11 @@ class ParameterTreeWidget(widgets.VBox):
                               unfold=options["unfold"], highlight=options["highlight"])
             shown = shown_matches(tree)
         summary = self.search.summary(shown)
-        css = "mol-error" if self.search.error is not None else "mol-ok"
-        status = f'<pre class="{css}">{escape(summary)}</pre>' if summary else ""
+        error = self.search.error is not None
+        css = "mol-error" if error else "mol-ok"
+        colour = "color:var(--jp-error-color1,#D32F2F);" if error else ""
+        status = (f'<pre class="{css}" style="{colour}{_STATUS_STYLE}">{escape(summary)}</pre>'
+                  if summary else "")
         if status != self.search_status.value:
             self.search_status.value = status
 
