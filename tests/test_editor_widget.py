@@ -271,3 +271,13 @@ def test_the_exported_rules_follow_an_apply(setup):
     click(editor.apply_button)
     exported = sent(editor.exported, "value")[-1]
     assert 'rule = "ndim == 2"' in exported and "head" not in exported
+
+
+def test_a_line_break_in_a_rule_field_reads_as_a_space(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": "ndim == 2 and\nnot glob(\"head.*\")"})
+    assert editor.errors["muon"].value == "" and not editor.draft.changed
+    editor.inputs["muon"].set_state({"value": "ndim == 2\n"})
+    click(editor.apply_button)
+    assert optimizer.filters[0].text == "ndim == 2"

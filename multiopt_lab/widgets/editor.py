@@ -20,7 +20,9 @@ from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.preview import move_lines, move_summary
 from multiopt_lab.live.applier import Applier
 from multiopt_lab.live.debounce import Debouncer
-from multiopt_lab.widgets.editor_parts import EDITOR_CSS, button, close_inside, html_box, label_html, rule_row
+from multiopt_lab.widgets.editor_parts import (
+    EDITOR_CSS, button, close_inside, html_box, label_html, rule_row, typed_rule,
+)
 from multiopt_lab.live.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
 from multiopt_lab.live.sources import parameter_table
 from multiopt_lab.widgets.static_forms import widget_bundle
@@ -101,7 +103,7 @@ class RuleEditorWidget(widgets.VBox):
         self.applier = Applier(optimizer, model, self._on_applied)
         self._debouncer = Debouncer(debounce_seconds, self.recompute)
 
-        self.inputs: dict[str, widgets.Text] = {}
+        self.inputs: dict[str, widgets.Textarea] = {}
         self.errors: dict[str, widgets.HTML] = {}
         self.warnings: dict[str, widgets.HTML] = {}
         style = widgets.HTML(f"<style>{EDITOR_CSS}</style>", layout=widgets.Layout(display="none"))
@@ -193,7 +195,7 @@ class RuleEditorWidget(widgets.VBox):
         for label in self._labels[:-1]:
             error = self.draft.errors.get(label) if not self.draft.ok else None
             field = self.inputs[label]
-            rows.append((label, field.value or field.placeholder, "" if error is None else str(error),
+            rows.append((label, typed_rule(field) or field.placeholder, "" if error is None else str(error),
                          group_warning(assignment, label)))
         fallback = self._labels[-1]
         rows.append((fallback, "(fallback)", "", group_warning(assignment, fallback)))
@@ -224,7 +226,7 @@ class RuleEditorWidget(widgets.VBox):
         self._debouncer.cancel()
         if tuple(self.optimizer.labels) != self._labels:
             return  # groups changed under the editor: _on_optimizer_changed said so
-        texts = [self.inputs[label].value for label in self._labels[:-1]]
+        texts = [typed_rule(self.inputs[label]) for label in self._labels[:-1]]
         draft = evaluate_draft(texts, self.optimizer, self.table, self.current)
         for label, box in self.errors.items():
             err = draft.errors.get(label)
@@ -279,7 +281,7 @@ class RuleEditorWidget(widgets.VBox):
             return
         texts = [rule_field_text(r) for r in self.optimizer.filters]
         fields = [self.inputs[label] for label in self._labels[:-1]]
-        if [f.value for f in fields] == self._seen_texts:  # not edited: show the new rules
+        if [typed_rule(f) for f in fields] == self._seen_texts:  # not edited: show the new rules
             for field, text in zip(fields, texts):
                 field.value = text
         self._seen_texts = texts

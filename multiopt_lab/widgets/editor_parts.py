@@ -16,7 +16,7 @@ import ipywidgets as widgets
 from multiopt_lab.palette import group_colour
 from multiopt_lab.live.rule_draft import rule_field_text
 
-__all__ = ["label_html", "button", "html_box", "rule_row", "close_inside", "EDITOR_CSS"]
+__all__ = ["label_html", "button", "html_box", "rule_row", "typed_rule", "close_inside", "EDITOR_CSS"]
 
 
 def close_inside(widget: widgets.Widget) -> None:
@@ -74,19 +74,32 @@ def html_box(css: str, value: str = "") -> widgets.HTML:
 #: The editor's own styles: rule fields in the code font (the caret under an
 #: error lines up with what was typed), error text that never wraps mid-word.
 EDITOR_CSS = """
-.mol-rule-editor .mol-rule-input input { font-family: var(--jp-code-font-family, monospace);
-  font-size: var(--jp-code-font-size, 13px); }
+.mol-rule-editor .mol-rule-input textarea { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 13px); resize: vertical; }
+.mol-rule-editor .widget-html-content.widget-html-content { line-height: 1.45; }
+.mol-rule-editor .widget-html.widget-html { min-height: 0; height: auto; }
 .mol-rule-editor .mol-error-text, .mol-rule-editor .mol-preview-text { white-space: pre; overflow-x: auto;
   font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 1.35; margin: 0; }
 """
 
 
+def typed_rule(field: widgets.Textarea) -> str:
+    """The rule a field holds, line breaks read as spaces (the field wraps; a rule is one line).
+
+    Example:
+        >>> typed_rule(widgets.Textarea(value="ndim == 2 and\nnot glob('*embed*')"))
+        "ndim == 2 and not glob('*embed*')"
+    """
+    return " ".join(field.value.splitlines()) if "\n" in field.value else field.value
+
+
 def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
-    """The rows of one group: its label, then its rule field (``mol-rule-input``) across the
-    editor's whole width, then its error and warning lines.
+    """The rows of one group: its label, then its rule field (``mol-rule-input``, two wrapping
+    lines across the editor's width), then its error and warning lines.
 
     An expression rule fills the field; a Python callable leaves it empty with its
-    name as placeholder (an empty field keeps the callable).
+    name as placeholder (an empty field keeps the callable). A line break typed
+    in the field reads as a space (see :func:`typed_rule`).
 
     Returns:
         tuple: ``(row, field, error, warning)`` widgets.
@@ -98,8 +111,10 @@ def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
         ('ndim == 2', True)
     """
     placeholder = current.describe() if current.text is None else "e.g. ndim == 2"
-    field = widgets.Text(value=rule_field_text(current), continuous_update=True, placeholder=placeholder,
-                         layout=widgets.Layout(width="100%", min_width="20em"))
+    # Two wrapping lines across the editor's width: a real rule shows whole,
+    # whatever the column's width (a one-line field would hide its end).
+    field = widgets.Textarea(value=rule_field_text(current), continuous_update=True, placeholder=placeholder,
+                             rows=2, layout=widgets.Layout(width="100%", min_width="20em"))
     field.add_class("mol-rule-input")
     field.observe(lambda _: on_change(), "value")
     error, warning = html_box("mol-error"), html_box("mol-warning")

@@ -39,7 +39,7 @@ LAB_CSS = f"""
 .mol-lab .mol-lab-grid > .mol-monitor {{ grid-area: monitor; min-width: 0; }}
 .mol-lab .mol-tree-widget .mol-tree-view {{ max-height: 34em; }}
 @container mol-lab (min-width: {SIDE_BY_SIDE_PX}px) {{
-  .mol-lab .mol-lab-grid.mol-lab-grid {{ grid-template-columns: minmax(26em, 40%) minmax(0, 1fr);
+  .mol-lab .mol-lab-grid.mol-lab-grid {{ grid-template-columns: minmax(22em, 34%) minmax(0, 1fr);
     grid-template-areas: "editor tree" "monitor monitor"; }}
 }}
 """
