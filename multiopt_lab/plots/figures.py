@@ -232,6 +232,7 @@ def plot_update_ratios(
     ax: Axes | None = None,
     theme: str | None = None,
     colour_by: str = "group",
+    legend: bool = True,
 ) -> Figure:
     """Update-to-parameter norm ratio per group, log scale, with a dashed reference line.
 
@@ -240,10 +241,12 @@ def plot_update_ratios(
             (``None``: no line). Default: ``1e-3``.
         colour_by (str): ``"group"`` or ``"optimizer"`` (see :func:`plot_group_metric`).
             Default: ``"group"``.
+        legend (bool): Draw the legend beside the axes (``False`` for panels
+            that share one figure legend). Default: ``True``.
     """
     return plot_group_metric(
         history, "update_ratio", run=run, ax=ax, theme=theme, log=True, reference=reference,
-        title="update / parameter ratio", colour_by=colour_by,
+        title="update / parameter ratio", colour_by=colour_by, legend=legend,
     )
 
 

@@ -148,8 +148,14 @@ def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | 
     return figure, figure.subplots(rows, columns, **kwargs)
 
 
-def new_axes(ax: Axes | None, size: tuple[float, float] = (6.0, 3.5)) -> tuple[Figure, Axes]:
-    """The caller's axes, or a new figure with one axes."""
+def new_axes(ax: Axes | None, size: tuple[float, float] = (7.2, 3.6)) -> tuple[Figure, Axes]:
+    """The caller's axes, or a new figure with one axes (wide enough for a legend beside it).
+
+    Example:
+        >>> figure, ax = new_axes(None)
+        >>> [round(x, 1) for x in figure.get_size_inches()]
+        [7.2, 3.6]
+    """
     if ax is not None:
         return ax.figure, ax
     figure = LabFigure(figsize=size, layout="constrained")
