@@ -2,8 +2,9 @@
 
 The layout follows the width the notebook gives the lab (a CSS container
 query, not the window's width): from about 800 px the editor and the tree
-sit side by side and the monitor spans the width below them; narrower, they
-stack as editor, tree, monitor. The tree never wraps a row: it scrolls
+sit side by side and the monitor spans the width below them (its figure up
+to 60em wide, the table of last values beside it); narrower, they stack as
+editor, tree, monitor. The tree never wraps a row: it scrolls
 sideways in its column, and in the lab it scrolls down too past 34 rows of
 text, so the monitor stays near.
 
@@ -38,6 +39,11 @@ LAB_CSS = f"""
 .mol-lab .mol-lab-grid > .mol-tree-widget {{ grid-area: tree; min-width: 0; }}
 .mol-lab .mol-lab-grid > .mol-monitor {{ grid-area: monitor; min-width: 0; }}
 .mol-lab .mol-tree-widget .mol-tree-view {{ max-height: 34em; }}
+/* The monitor spans the lab: its figure up to 60em wide (drawn to the width it
+   gets), the table of last values beside it when there is room, else below. */
+.mol-lab .mol-monitor.mol-monitor {{ flex-direction: row; flex-wrap: wrap; align-items: flex-start; gap: 1ex 2em; }}
+.mol-lab .mol-monitor > .mol-monitor-figure {{ flex: 1 1 40em; max-width: 60em; min-width: 0; }}
+.mol-lab .mol-monitor > .mol-monitor-table {{ flex: 0 1 auto; }}
 @container mol-lab (min-width: {SIDE_BY_SIDE_PX}px) {{
   .mol-lab .mol-lab-grid.mol-lab-grid {{ grid-template-columns: minmax(22em, 34%) minmax(0, 1fr);
     grid-template-areas: "editor tree" "monitor monitor"; }}

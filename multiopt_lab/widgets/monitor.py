@@ -122,7 +122,7 @@ class TrainingMonitorWidget(ipywidgets.VBox):
                              "a theme changes matplotlib's global settings; pass background=False")
         self.pacer = RedrawPacer(self._draw, max_rate=max_rate, budget=budget, max_interval=max_interval,
                                  clock=clock, background=background)
-        self.image = FigureView(alt="loss and per-group metrics", layout=ipywidgets.Layout(max_width="100%"))
+        self.image = FigureView(alt="loss and per-group metrics")
         self.table = ipywidgets.HTML()
         self.image.add_class("mol-monitor-figure")
         self.table.add_class("mol-monitor-table")

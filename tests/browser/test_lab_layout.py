@@ -79,7 +79,8 @@ def test_editor_and_tree_side_by_side_at_notebook_widths(width, page, scratch_no
     field = lab.locator(".mol-rule-input textarea").first
     assert field.evaluate("e => e.scrollWidth <= e.clientWidth"), "the rule does not fit its field"
     # The monitor's figure is drawn at the width it is shown, so its text is not shrunk.
-    wait_for_figure_width(lab, int(monitor["width"]))
+    figure_box = lab.locator(".mol-monitor .mol-figure-view").bounding_box()
+    wait_for_figure_width(lab, int(figure_box["width"]))
     table = lab.locator(".mol-monitor-table")
     expect(table.locator("th", has_text="learning_rate")).to_be_visible()
     screenshot(lab, f"lab-{width}")
