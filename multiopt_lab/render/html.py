@@ -32,7 +32,7 @@ __all__ = ["tree_css", "tree_html"]
 _INDENT_CH = 2
 # Longer rules are cut with an ellipsis in their cell (the legend, the tooltip and the
 # details show them whole), so that the notes after them stay in view.
-_RULE_CH = 28
+_RULE_CH = 36
 # The share bar of a module row: 10ch wide and a 1ch margin (see tree.css).
 _BAR_CH = 11
 
