@@ -1,9 +1,17 @@
 """The rule editor's logic without any widget: parse typed rules, assign, compare.
 
 Example:
-    >>> draft = evaluate_draft(["ndim == 2"], optimizer, table)   # doctest: +SKIP
-    >>> draft.ok, draft.moves[:1]                                 # doctest: +SKIP
-    (True, [Move(path='embed.weight', source='adamw', target='muon')])
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> current = optimizer.assign(model)
+    >>> draft = evaluate_draft(["size > 10"], optimizer, current.table, current)
+    >>> draft.ok, draft.changed, [(m.path, m.source, m.target) for m in draft.moves]
+    (True, True, [])
+    >>> evaluate_draft(["ndim == 1"], optimizer, current.table, current).moves[0].path
+    'layers.0.weight'
 """
 
 from __future__ import annotations
@@ -99,8 +107,15 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
         current_assignment (Assignment): What the optimizer does now.
 
     Example:
-        >>> evaluate_draft(["ndim =="], optimizer, table, current).ok   # doctest: +SKIP
-        False
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> current = optimizer.assign(model)
+        >>> draft = evaluate_draft(["ndim =="], optimizer, current.table, current)
+        >>> draft.ok, list(draft.errors)
+        (False, ['muon'])
     """
     labels = tuple(optimizer.labels)
     current = tuple(optimizer.filters)

@@ -51,7 +51,7 @@ def legend_fits_beside_title(figure: Figure, title: str, labels) -> bool:
     width = figure.get_figwidth() * figure.dpi
     small = _font_px(figure, "small")
     legend = sum(len(label) * _CHAR_WIDTH * small + 3.2 * small for label in labels)
-    return _text_px(figure, title, "medium") + legend + 24 <= width
+    return bool(_text_px(figure, title, "medium") + legend + 24 <= width)
 
 
 def _wrap(title: str) -> str:

@@ -153,7 +153,7 @@ def new_axes(ax: Axes | None, size: tuple[float, float] = (7.2, 3.6)) -> tuple[F
 
     Example:
         >>> figure, ax = new_axes(None)
-        >>> [round(x, 1) for x in figure.get_size_inches()]
+        >>> [round(float(x), 1) for x in figure.get_size_inches()]
         [7.2, 3.6]
     """
     if ax is not None:
@@ -199,8 +199,9 @@ def optimizer_colour_map(history: History, run: str | None = None) -> tuple[dict
         >>> for name, classes in (("a", ["SGD"]), ("b", ["Adam", "SGD"])):
         ...     _ = h.start_run(name, {"labels": [c.lower() for c in classes],
         ...                            "optimizers": [{"class": c} for c in classes]})
-        >>> optimizer_colour_map(h, "b")[0] == {"adam": group_colour(1), "sgd": group_colour(0)}
-        True
+        >>> colours, styles = optimizer_colour_map(h, "b")
+        >>> colours["sgd"] == group_colour(0), colours["adam"] == group_colour(1), styles
+        (True, True, {'adam': '-', 'sgd': '-'})
     """
     order: dict[str, int] = {}
     for name in history.runs:
@@ -386,7 +387,7 @@ def retheme(figure: Figure, theme: str) -> Figure:
         >>> figure = Figure(); _ = figure.add_subplot().set_title("t")
         >>> _ = retheme(figure, "dark")
         >>> matplotlib.colors.to_hex(figure.axes[0].title.get_color())
-        '#ffffff'
+        '#dddddd'
     """
     if theme not in ("light", "dark"):
         raise ValueError(f"theme must be 'light' or 'dark', got {theme!r}")

@@ -11,8 +11,12 @@ items of a nested list, so nesting shows as indentation, and the cells of a
 row are separated by spaces, which the grid layout ignores when it is styled.
 
 Example:
-    >>> html = tree_html(build_tree(assignment))        # doctest: +SKIP
-    >>> 'data-path="embed.weight"' in html              # doctest: +SKIP
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> from multiopt_lab.render.tree_model import build_tree
+    >>> html = tree_html(build_tree(assignment))
+    >>> 'data-path="head.weight" data-group="muon"' in html
     True
 """
 
@@ -142,7 +146,11 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
         str: A ``<div class="mol-tree">`` element.
 
     Example:
-        >>> tree_html(build_tree(assignment)).startswith('<div class="mol-tree')   # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> tree_html(build_tree(assignment)).startswith('<div class="mol-tree"')
         True
     """
     labels = tree.group_labels

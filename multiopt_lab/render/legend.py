@@ -6,10 +6,15 @@ its share of the model and its diagnostics (dead, shadowed, empty, fallback
 only, overlaps).
 
 Example:
-    >>> print(legend_text(assignment, optimizer))       # doctest: +SKIP
-    group  optimizer                    rule        params  elements  share  notes
-    muon   Muon(lr=0.02, momentum=0.95)  ndim == 2        2     4,096    98%
-    adamw  AdamW(lr=0.001, ...)         (fallback)       1        64     2%  ! 1 fallback only
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> print(legend_text(assignment, [optim.Muon(0.02), optim.SGD(0.1)]))
+    group  optimizer                                        rule        params  elements  share  notes
+    muon   Muon(lr=0.02, momentum=0.95, weight_decay=0.01)  ndim == 2        2        48    83%
+    adamw  SGD(lr=0.1)                                      (fallback)       2        10    17%  ! 2 fallback only
+    ! caught by no rule, only by the fallback 'adamw' (2): layers.0.bias, head.bias
 """
 
 from __future__ import annotations
@@ -66,8 +71,11 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
             optimizer column comes from. Default: ``None`` (column left empty).
 
     Example:
-        >>> [row.label for row in legend_rows(assignment)]   # doctest: +SKIP
-        ['muon', 'adamw']
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> [(row.label, row.params, row.share) for row in legend_rows(assignment)]
+        [('muon', 2, '83%'), ('adamw', 2, '17%')]
     """
     labels = assignment.group_labels
     opts = optimizers_of(optimizers, len(labels))
@@ -116,8 +124,11 @@ def diagnostic_lines(assignment) -> list[str]:
     """The assignment's diagnostics in words, one line each; ``[]`` when clean.
 
     Example:
-        >>> diagnostic_lines(assignment)                # doctest: +SKIP
-        ['! fallback only (1): embed.weight']
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> diagnostic_lines(assignment)
+        ["! caught by no rule, only by the fallback 'adamw' (2): layers.0.bias, head.bias"]
     """
     diagnostics = assignment.diagnostics
     lines = []
@@ -149,7 +160,10 @@ def legend_text(assignment, optimizers=None) -> str:
             optimizer column. Default: ``None``.
 
     Example:
-        >>> legend_text(assignment).splitlines()[0]     # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> legend_text(assignment).splitlines()[0]
         'group  rule        params  elements  share  notes'
     """
     rows = legend_rows(assignment, optimizers)
@@ -178,7 +192,10 @@ def legend_html(assignment, optimizers=None) -> str:
             optimizer column. Default: ``None``.
 
     Example:
-        >>> legend_html(assignment).startswith('<table class="mol-legend"')   # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> legend_html(assignment).startswith('<table class="mol-legend"')
         True
     """
     rows = legend_rows(assignment, optimizers)

@@ -1,9 +1,12 @@
 """Per-parameter facts read off an assignment, shared by every renderer.
 
 Example:
-    >>> infos = param_infos(assignment)                 # doctest: +SKIP
-    >>> infos["embed.weight"].flags                     # doctest: +SKIP
-    ('fallback only',)
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> infos = param_infos(assignment)
+    >>> infos["head.bias"].flags, infos["head.weight"].rule
+    (('fallback only',), 'ndim == 2')
 """
 
 from __future__ import annotations
@@ -77,8 +80,11 @@ def param_infos(assignment) -> dict[str, ParamInfo]:
         assignment (Assignment): The assignment to read.
 
     Example:
-        >>> list(param_infos(assignment))[:1]           # doctest: +SKIP
-        ['embed.weight']
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> list(param_infos(assignment))
+        ['layers.0.weight', 'layers.0.bias', 'head.weight', 'head.bias']
     """
     try:
         return _CACHE[assignment]

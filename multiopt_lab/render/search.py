@@ -6,10 +6,13 @@ path glob; without a wildcard it matches anywhere in the path (``attn`` means
 parsed by :func:`multiopt_lab.rules.rule`.
 
 Example:
-    >>> search_paths(assignment, "q_proj").paths        # doctest: +SKIP
-    ('layers.0.attn.q_proj.weight', 'layers.1.attn.q_proj.weight')
-    >>> search_paths(assignment, "ndim == 1").kind      # doctest: +SKIP
-    'rule'
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> search_paths(assignment, "head").paths
+    ('head.weight', 'head.bias')
+    >>> search_paths(assignment, "ndim == 1").kind, search_paths(assignment, "ndim == 1").paths
+    ('rule', ('layers.0.bias', 'head.bias'))
 """
 
 from __future__ import annotations
@@ -86,8 +89,12 @@ def shown_matches(tree) -> int:
             with ``highlight=`` the search's paths.
 
     Example:
-        >>> shown_matches(build_tree(assignment, highlight={"a.weight"}))   # doctest: +SKIP
-        1
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> shown_matches(build_tree(assignment, highlight={"head.bias", "layers.0.bias"}))
+        2
     """
     return sum(1 for _, node in walk(tree.root) if isinstance(node, ParamNode) and node.matched)
 
@@ -103,8 +110,13 @@ def search_paths(assignment, query: str) -> SearchResult:
         SearchResult: Never raises for a bad rule: the error is in ``.error``.
 
     Example:
-        >>> search_paths(assignment, "*.bias").kind     # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> search_paths(assignment, "*.bias").kind
         'glob'
+        >>> search_paths(assignment, "ndim ==").error is not None   # a bad rule: no exception
+        True
     """
     query = query.strip()
     table = assignment.table

@@ -6,11 +6,19 @@ of the groups on module rows), the rule that matched, and notes (diagnostics,
 folds, search matches). Text has no colour, so the group is shown by label.
 
 Example:
-    >>> print(tree_text(build_tree(assignment)))        # doctest: +SKIP
-    model              3 params             4,160  muon 98% | adamw 2%  ! 1 flagged below
-    ├── embed          1 param                 64  adamw                ! 1 flagged below
-    │   └── weight     [16, 4]     float32     64  adamw  (fallback)    ! fallback only
-    ...
+    >>> from multiopt_lab.render.tree_model import build_tree
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> print(tree_text(build_tree(assignment)))
+    model               4 params           58  muon 83% | adamw 17%  ! 2 flagged below
+    ├── layers          2 params           40  muon 80% | adamw 20%  ! 1 flagged below
+    │   └── 0           2 params           40  muon 80% | adamw 20%  ! 1 flagged below
+    │       ├── weight  [8, 4]    float32  32  muon   ndim == 2
+    │       └── bias    [8]       float32   8  adamw  (fallback)     ! fallback only
+    └── head            2 params           18  muon 89% | adamw 11%  ! 1 flagged below
+        ├── weight      [2, 8]    float32  16  muon   ndim == 2
+        └── bias        [2]       float32   2  adamw  (fallback)     ! fallback only
 """
 
 from __future__ import annotations
@@ -28,8 +36,13 @@ def param_notes(node: ParamNode) -> str:
     """Diagnostics and search mark of one parameter, as shown in its row.
 
     Example:
-        >>> param_notes(node)                           # doctest: +SKIP
-        '! overlap: also adamw'
+        >>> import mlx.core as mx
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.render.params import param_infos
+        >>> from multiopt_lab.render.tree_nodes import ParamNode
+        >>> both = assign({"w": mx.zeros((2, 2))}, ["ndim == 2", "size > 1"], ["muon", "adam", "sgd"])
+        >>> param_notes(ParamNode("w", param_infos(both)["w"], matched=True))
+        '! overlap: also adam; <- match'
     """
     notes = []
     for flag in node.info.flags:
@@ -46,8 +59,12 @@ def module_notes(node) -> str:
     """Folding, diagnostics and search counts of a module or folded run.
 
     Example:
-        >>> module_notes(fold)                          # doctest: +SKIP
-        'folded: 4 identical blocks, one shown'
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> tree = build_tree(assign(MLP(4, [4, 4, 4, 4], 2), ["ndim == 2"], ["muon", "adamw"]))
+        >>> module_notes(tree.root.children[0].children[0])   # layers.0 .. layers.3, one shown
+        'folded: 4 identical blocks, one shown; ! 4 flagged below'
     """
     notes = []
     if isinstance(node, FoldNode):
@@ -66,8 +83,12 @@ def walk(node, prefix: str = "", guide: str = ""):
     ``prefix`` is the box-drawing indentation of the row.
 
     Example:
-        >>> [n.name for _, n in walk(tree.root)][:2]    # doctest: +SKIP
-        ['model', 'embed']
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> [prefix + node.name for prefix, node in walk(build_tree(assignment).root)][:3]
+        ['model', '├── layers', '│   └── 0']
     """
     yield prefix, node
     children = node.block.children if isinstance(node, FoldNode) else getattr(node, "children", ())
@@ -94,8 +115,12 @@ def tree_text(tree: ParameterTree) -> str:
         str: The rows joined by newlines, without trailing spaces.
 
     Example:
-        >>> tree_text(build_tree(assignment)).splitlines()[0]   # doctest: +SKIP
-        'model  3 params      4,160  muon 98% | adamw 2%'
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> tree_text(build_tree(assignment)).splitlines()[0]
+        'model               4 params           58  muon 83% | adamw 17%  ! 2 flagged below'
     """
     rows = [(prefix + node.name, _cells(node, tree.group_labels), isinstance(node, ParamNode))
             for prefix, node in walk(tree.root)]

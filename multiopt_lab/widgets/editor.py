@@ -2,8 +2,14 @@
 
 Example:
     >>> from multiopt_lab.widgets.editor import RuleEditorWidget
-    >>> editor = RuleEditorWidget(model, optimizer)     # doctest: +SKIP
-    >>> editor                                          # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> editor = RuleEditorWidget(model, optimizer)
+    >>> editor.inputs["muon"].value
+    'ndim == 2'
 """
 
 from __future__ import annotations
@@ -80,8 +86,16 @@ class RuleEditorWidget(widgets.VBox):
         debounce_seconds (float, optional): Quiet time before re-evaluating. Default: ``0.3``.
 
     Example:
-        >>> editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)   # doctest: +SKIP
-        >>> editor.inputs["muon"].value = "ndim >= 2"; editor.apply()          # doctest: +SKIP
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+        >>> editor.inputs["muon"].value = "ndim == 1"   # as typed
+        >>> editor.apply()                              # no training runs here: applied at once
+        >>> optimizer.filters[0].text, editor.status.value
+        ('ndim == 1', 'Applied: 2 parameters, 48 elements: muon -&gt; adamw; 2 parameters, 10 elements: adamw -&gt; muon.')
     """
 
     def __init__(self, model, optimizer, *, tree: ParameterTreeWidget | None = None,
@@ -146,8 +160,13 @@ class RuleEditorWidget(widgets.VBox):
         editor's own tree, when it shows one).
 
         Example:
-            >>> print(editor.text().splitlines()[0])    # doctest: +SKIP
-            Rules (first match wins; the last group takes the rest):
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> print(RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:3])
+            ['Rules (first match wins; the last group takes the rest):', '  muon   ndim == 2', '  adamw  (fallback)']
         """
         rows = self._rule_rows()
         width = max(len(label) for label, _, _, _ in rows)
@@ -168,7 +187,12 @@ class RuleEditorWidget(widgets.VBox):
         """The editor as HTML that needs no kernel: a table of the rules, the preview, its own tree.
 
         Example:
-            >>> "mol-rules-static" in editor.static_html()   # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> "mol-rules-static" in RuleEditorWidget(model, optimizer).static_html()
             True
         """
         cells = []

@@ -1,8 +1,9 @@
 """Small building blocks of the rule editor's layout.
 
 Example:
-    >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)   # doctest: +SKIP
-    >>> field.value                                                                         # doctest: +SKIP
+    >>> from multiopt_lab.rules import rule
+    >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
+    >>> field.value
     'ndim == 2'
 """
 
@@ -26,9 +27,9 @@ def close_inside(widget: widgets.Widget) -> None:
     open (and a kernel-side object alive) for each part.
 
     Example:
-        >>> box = widgets.VBox([widgets.Button()]); close_inside(box)   # doctest: +SKIP
-        >>> box.children[0].comm is None                                # doctest: +SKIP
-        True
+        >>> box = widgets.VBox([widgets.Button()]); close_inside(box)
+        >>> box.children[0].comm is None, box.comm is not None
+        (True, True)
     """
     seen, stack, inside = {id(widget)}, [widget], []
     while stack:
@@ -87,7 +88,7 @@ def typed_rule(field: widgets.Textarea) -> str:
     """The rule a field holds, line breaks read as spaces (the field wraps; a rule is one line).
 
     Example:
-        >>> typed_rule(widgets.Textarea(value="ndim == 2 and\nnot glob('*embed*')"))
+        >>> typed_rule(widgets.Textarea(value="ndim == 2 and\\nnot glob('*embed*')"))
         "ndim == 2 and not glob('*embed*')"
     """
     return " ".join(field.value.splitlines()) if "\n" in field.value else field.value

@@ -9,8 +9,15 @@ sideways in its column, and in the lab it scrolls down too past 34 rows of
 text, so the monitor stays near.
 
 Example:
-    >>> from multiopt_lab.widgets.lab import LabWidget
-    >>> LabWidget(model, optimizer, history)            # doctest: +SKIP
+    >>> from multiopt_lab.training.history import History
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> lab = LabWidget(model, optimizer, History())
+    >>> [type(part).__name__ for part in lab.grid.children]
+    ['RuleEditorWidget', 'ParameterTreeWidget', 'TrainingMonitorWidget']
 """
 
 from __future__ import annotations
@@ -71,9 +78,14 @@ class LabWidget(widgets.VBox):
         monitor (TrainingMonitorWidget | None): The monitor, when a history was given.
 
     Example:
-        >>> lab = LabWidget(model, optimizer)           # doctest: +SKIP
-        >>> lab.editor.tree is lab.tree                 # doctest: +SKIP
-        True
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> lab = LabWidget(model, optimizer)
+        >>> lab.editor.tree is lab.tree, lab.monitor is None
+        (True, True)
     """
 
     def __init__(self, model, optimizer, history=None, *, debounce_seconds: float = 0.3):
@@ -98,7 +110,12 @@ class LabWidget(widgets.VBox):
         """The editor (rules, preview), the monitor's line and the tree, as text.
 
         Example:
-            >>> lab.text().startswith("Rules (first match wins")   # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> LabWidget(model, optimizer).text().startswith("Rules (first match wins")
             True
         """
         parts = [self.editor.text()]
@@ -111,7 +128,12 @@ class LabWidget(widgets.VBox):
         """The lab as HTML that needs no kernel: the rules, the monitor's last figure, the tree.
 
         Example:
-            >>> "mol-tree" in lab.static_html()             # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> 'class="mol-tree"' in LabWidget(model, optimizer).static_html()
             True
         """
         parts = [self.editor.static_html()]

@@ -97,9 +97,13 @@ class TrainingMonitorWidget(ipywidgets.VBox):
             global settings while drawing. Default: ``False``.
 
     Example:
-        >>> history = History()                                      # doctest: +SKIP
-        >>> display(TrainingMonitorWidget(history))                  # doctest: +SKIP
-        >>> train(model, optimizer, loss_fn, batches, 300, history=history)  # doctest: +SKIP
+        >>> history = History()
+        >>> monitor = TrainingMonitorWidget(history)   # in a notebook: display(monitor), then train
+        >>> history.start_run("demo", {"labels": ["muon", "adamw"]})
+        'demo'
+        >>> history.record(1, loss=2.0, metrics={"muon": {"update_norm": 0.4}, "adamw": {"update_norm": 0.3}})
+        >>> monitor.text()
+        "Training monitor: run 'demo', 1 steps recorded, loss and 2 groups' metrics"
     """
 
     def __init__(

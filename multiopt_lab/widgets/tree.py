@@ -2,8 +2,14 @@
 
 Example:
     >>> from multiopt_lab.widgets.tree import ParameterTreeWidget
-    >>> tree = ParameterTreeWidget(model, optimizer)    # doctest: +SKIP
-    >>> tree                                            # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> tree = ParameterTreeWidget(model, optimizer)
+    >>> tree.text(legend=False).splitlines()[0]
+    'MLP                 4 params           58  muon 83% | adamw 17%  ! 2 flagged below'
 """
 
 from __future__ import annotations
@@ -54,10 +60,15 @@ class ParameterTreeWidget(widgets.VBox):
             routing changed (then the tree redraws); ``0`` turns it off. Default: ``1.0``.
 
     Example:
-        >>> w = ParameterTreeWidget(model, optimizer)   # doctest: +SKIP
-        >>> w.search_box.value = "*.bias"; w.flush()    # doctest: +SKIP
-        >>> w.search.paths[:1]                          # doctest: +SKIP
-        ('layers.0.mlp.bias',)
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> w = ParameterTreeWidget(model, optimizer)
+        >>> w.search_box.value = "*.bias"; w.flush()
+        >>> w.search.paths
+        ('layers.0.bias', 'head.bias')
     """
 
     def __init__(self, model_or_parameters, optimizer_or_assignment, *, fold: bool = True,
@@ -122,7 +133,15 @@ class ParameterTreeWidget(widgets.VBox):
         Runs by itself when the optimizer's routing changes (see ``watch_seconds``).
 
         Example:
-            >>> optimizer.repartition(["ndim == 1"], model); tree.refresh()   # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> tree = ParameterTreeWidget(model, optimizer, watch_seconds=0)
+            >>> _ = optimizer.repartition(["ndim == 1"], model); tree.refresh()
+            >>> tree.assignment.labels["head.bias"]
+            'muon'
         """
         self.table = parameter_table(self.model)
         self._optimizers = optimizers_for(self.source)  # a repartition may change the groups
@@ -160,7 +179,15 @@ class ParameterTreeWidget(widgets.VBox):
         """The tree as shown (same folding and search marks), in text form.
 
         Example:
-            >>> print(tree.text(legend=False))          # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> print(ParameterTreeWidget(model, optimizer).text(legend=False))
+            MLP                 4 params           58  muon 83% | adamw 17%  ! 2 flagged below
+            ├── layers          2 params           40  muon 80% | adamw 20%  ! 1 flagged below
+            ...
         """
         return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
 
@@ -168,7 +195,12 @@ class ParameterTreeWidget(widgets.VBox):
         """The tree as shown, as HTML that needs no kernel (a saved notebook shows it).
 
         Example:
-            >>> "mol-tree" in tree.static_html()        # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> ParameterTreeWidget(model, optimizer).static_html().startswith('<div class="mol-root">')
             True
         """
         return render_html(self._assignment, self._matching_optimizers(), **self._options(),
