@@ -187,12 +187,16 @@ VARYING_CELLS = [
     ("print(f'{random.uniform(1, 99):.2f} steps/s at', time.strftime('%Y-%m-%d %H:%M:%S'))",
      "stream", "41.07 steps/s at 2026-01-02 03:04:05\n"),
     ("print('checkpoint in', tempfile.mkdtemp())", "stream", "checkpoint in /tmp/tmpq1w2e3r4\n"),
+    ("display({'text/plain': f\"Training monitor: run 'r', {random.randint(1, 99)} steps recorded\"}, raw=True)",
+     "display", "Training monitor: waiting for a run to record its first step"),
 ]
 
 
 def _stored_output(kind, text, count):
     if kind in ("stream", "stderr"):
         return nbformat.v4.new_output("stream", name="stdout" if kind == "stream" else "stderr", text=text)
+    if kind == "display":
+        return nbformat.v4.new_output("display_data", data={"text/plain": text})
     if kind == "html":
         data = {"text/html": text, "text/plain": "<IPython.core.display.HTML object>"}
     else:
