@@ -115,10 +115,13 @@ def search_paths(assignment, query: str) -> SearchResult:
         SearchResult: Never raises for a bad rule: the error is in ``.error``.
 
     Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab.partition.assignment import assign
-        >>> search_paths(assign(nn.Linear(2, 2), []), "*.bias").kind
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> search_paths(assignment, "*.bias").kind
         'glob'
+        >>> search_paths(assignment, "ndim ==").error is not None   # a bad rule: no exception
+        True
     """
     query = query.strip()
     table = assignment.table
