@@ -7,7 +7,8 @@ straight into ``mlx.optimizers.MultiOptimizer`` as a filter. The language
 * names: ``path`` (dotted key), ``name`` (its last part), ``ndim``,
   ``shape`` (tuple), ``size``, ``dtype`` (e.g. ``"float32"``);
 * functions: ``glob(pattern)`` (fnmatch on the whole path, ``*`` crosses
-  dots) and ``regex(pattern)`` (``re.search`` on the path);
+  dots) and ``regex(pattern)`` (a search on the path with RE2, linear
+  in its length whatever the pattern);
 * literals: strings, ints, floats, True/False, tuples;
 * operators: ``and or not == != < <= > >= in not in`` and indexing/slicing
   (``shape[-1]``, ``path[:6]``).
