@@ -59,7 +59,7 @@ NOT_YET_RUNNABLE = {
     "multiopt_lab.render.details", "multiopt_lab.render.document", "multiopt_lab.render.html",
     "multiopt_lab.render.legend", "multiopt_lab.render.params", "multiopt_lab.render.rich",
     "multiopt_lab.render.search", "multiopt_lab.render.text", "multiopt_lab.render.tree_model",
-    "multiopt_lab.training.compile_step", "multiopt_lab.training.history_parquet",
+    "multiopt_lab.training.compile_step",
     "multiopt_lab.widgets", "multiopt_lab.widgets.editor", "multiopt_lab.widgets.editor_parts",
     "multiopt_lab.widgets.lab", "multiopt_lab.widgets.monitor", "multiopt_lab.widgets.tree",
     "multiopt_lab.widgets.tree_view",

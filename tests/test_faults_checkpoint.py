@@ -20,6 +20,7 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten
 
+import multiopt_lab.io.atomic as atomic
 import multiopt_lab.io.checkpoint as checkpoint
 from multiopt_lab.io.checkpoint import FORMAT, load_state, save_state
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
@@ -191,8 +192,8 @@ def _interrupt_at(monkeypatch, stage):
 
     def partial_save(file, arrays, metadata=None):
         real_save(file, arrays, metadata=metadata)
-        with open(file, "r+b") as out:
-            out.truncate(os.path.getsize(file) // 2)
+        file.flush()
+        file.truncate(os.fstat(file.fileno()).st_size // 2)
         raise KeyboardInterrupt("interrupted while writing")
 
     def fail(*args, **kwargs):
@@ -207,7 +208,7 @@ def _interrupt_at(monkeypatch, stage):
     elif stage == "rename":
         monkeypatch.setattr(checkpoint.os, "replace", fail)
     elif stage == "tempfile":
-        monkeypatch.setattr(checkpoint.tempfile, "mkstemp", fail)
+        monkeypatch.setattr(atomic.os, "open", fail)
 
 
 @pytest.mark.parametrize("stage", ["state", "tempfile", "write", "fsync", "rename"])

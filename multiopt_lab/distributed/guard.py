@@ -22,6 +22,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from multiopt_lab.distributed.status import RUN_DIR_ENV, status_path
+from multiopt_lab.io.atomic import write_text_atomically
 
 __all__ = ["RankGuard", "WATCHDOG_EXIT_CODE"]
 
@@ -136,7 +137,6 @@ class RankGuard:
             "pid": os.getpid(),
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        target = status_path(self.run_dir, self.rank)
-        partial = target.with_name(f"{target.name}.{threading.get_ident()}.tmp")
-        partial.write_text(json.dumps(status))
-        os.replace(partial, target)  # readers never see half a file
+        # Atomic: the launcher never reads half a file, even from the watchdog's thread.
+        write_text_atomically(status_path(self.run_dir, self.rank), json.dumps(status),
+                              durable=False)

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
+from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
                                                 plan_new_state, read_checkpoint)
 
@@ -77,7 +77,8 @@ def _group_paths_of_state(sub_state: dict) -> list[str]:
 def save_state(file: str | os.PathLike, optimizer: Any) -> None:
     """Write ``optimizer.state`` to ``file`` (safetensors) atomically.
 
-    The file is written next to its destination and renamed over it, so a
+    The file is written next to its destination and renamed over it
+    (:func:`~multiopt_lab.io.atomic.write_atomically`), so a failure or a
     crash mid-write leaves any previous file intact.
 
     Args:
@@ -103,19 +104,7 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         metadata["paths"] = json.dumps([_group_paths_of_state(s) for s in subs])
     mx.eval(arrays)
     metadata["crc32"] = checksum(arrays, metadata)
-    file = os.fspath(file)
-    directory = os.path.dirname(os.path.abspath(file))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
-    os.close(handle)
-    try:
-        mx.save_safetensors(temporary, arrays, metadata=metadata)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, file)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(file, lambda out: mx.save_safetensors(out, arrays, metadata=metadata))
 
 
 def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,

@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import tomli_w
 
+from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.rules.rule import Rule
 from multiopt_lab.io.rulefile_data import RuleFileError, groups_from_data, groups_to_data
 
@@ -146,14 +146,7 @@ def save_rules(path: str | os.PathLike, labels: Sequence[str], rules: Sequence[A
     path = Path(path)
     kind = _format_of(path)
     text = rules_to_toml(labels, rules) if kind == "toml" else rules_to_json(labels, rules) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_text_atomically(path, text)
 
 
 def load_rules(path: str | os.PathLike) -> tuple[list[str], list[Rule]]:
