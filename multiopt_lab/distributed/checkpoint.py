@@ -29,11 +29,11 @@ from typing import Any, Callable
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten
 
 from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.io.checkpoint_check import read_checkpoint
+from multiopt_lab.io.checkpoint_check import plan_single_state, read_checkpoint
 from multiopt_lab.distributed.data_parallel import DataParallel
 
 __all__ = ["save_checkpoint", "load_checkpoint", "run_on_main"]
@@ -184,8 +184,10 @@ def load_checkpoint(
         optimizer_file = directory / files["optimizer"]
         if hasattr(optimizer, "optimizers"):  # a MultiOptimizer, ours or MLX's
             load_state(optimizer_file, optimizer, strict=strict, parameters=model)
-        else:  # one MLX optimizer: its state as MLX itself would restore it
+        else:  # one MLX optimizer: its state, checked against the model and the live state
             _, _, state = read_checkpoint(str(optimizer_file))
+            state, _ = plan_single_state(optimizer, state, model.trainable_parameters(), strict,
+                                         str(optimizer_file))
             optimizer.state = state
         model.load_weights(list(weights.items()), strict=strict)
         mx.eval(model.parameters(), optimizer.state)
