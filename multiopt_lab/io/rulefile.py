@@ -79,6 +79,8 @@ def rules_from_json(text: str, source: str = "JSON") -> tuple[list[str], list[Ru
         raise RuleFileError(f"{source}: not valid JSON: {err}") from None
     except RecursionError:
         raise RuleFileError(f"{source}: not a rule file: its values are nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise RuleFileError(f"{source}: not a rule file: {err}") from None
     return groups_from_data(data, source)
 
 
@@ -121,6 +123,8 @@ def rules_from_toml(text: str, source: str = "TOML") -> tuple[list[str], list[Ru
         raise RuleFileError(f"{source}: not valid TOML: {err}") from None
     except RecursionError:
         raise RuleFileError(f"{source}: not a rule file: its values are nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise RuleFileError(f"{source}: not a rule file: {err}") from None
     return groups_from_data(data, source)
 
 
