@@ -35,6 +35,7 @@ from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.io.checkpoint_check import plan_single_state, read_checkpoint
 from multiopt_lab.distributed.data_parallel import DataParallel
+from multiopt_lab.distributed.status import OtherRankFailed
 
 __all__ = ["save_checkpoint", "load_checkpoint", "run_on_main"]
 
@@ -73,8 +74,8 @@ def _agreed(parallel: DataParallel, fn: Callable, args: tuple, kwargs: dict, *,
         raise error
     if failed:
         name = getattr(fn, "__qualname__", repr(fn))
-        raise RuntimeError(f"{name} failed on another rank (its error is in that rank's "
-                           f"output); rank {parallel.rank} stops too.")
+        raise OtherRankFailed(f"{name} failed on another rank (its error is in that rank's "
+                              f"output); rank {parallel.rank} stops too.")
     return result
 
 

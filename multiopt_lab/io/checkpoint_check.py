@@ -323,8 +323,10 @@ def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool
         flat = ParameterTable.from_tree(parameters)
         want = {p: (tuple(a.shape), a.dtype) for p, a in zip(flat.paths, flat.arrays)}
     stored = _per_parameter_paths(state)
+    # A state saved before the first step holds no per-parameter entries: MLX
+    # makes them at the next step, as for a fresh optimizer.
     plan = _plan_group(optimizer, "the optimizer", state, stored,
-                       want if parameters is not None else None)
+                       want if parameters is not None and stored else None)
     new, report = _decide([plan], [state], strict, name, "this optimizer")
     return new[0], report
 
