@@ -50,8 +50,13 @@ class LoadReport:
         labels (tuple[str, ...] | None): The labels stored in the file.
 
     Example:
-        >>> report = load_state("opt.safetensors", optimizer, strict=False)  # doctest: +SKIP
-        >>> report.initialised                                                # doctest: +SKIP
+        >>> import os, tempfile, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> opt = MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)], ["ndim == 2"])
+        >>> opt.init({"w": mx.zeros((2, 2))})
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors"); save_state(path, opt)
+        >>> bigger = {"w": mx.zeros((2, 2)), "embed": {"weight": mx.zeros((4, 2))}}
+        >>> load_state(path, opt, strict=False, parameters=bigger).initialised
         ('embed.weight',)
     """
 
@@ -86,8 +91,11 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         optimizer: A ``MultiOptimizer`` (ours or MLX's) or any MLX optimizer.
 
     Example:
-        >>> save_state("opt.safetensors", optimizer)         # doctest: +SKIP
-        >>> load_state("opt.safetensors", optimizer)         # doctest: +SKIP
+        >>> import os, tempfile, mlx.optimizers as optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "sgd.safetensors")
+        >>> save_state(path, optim.SGD(0.1))
+        >>> sorted(mx.load(path))
+        ['learning_rate', 'step']
     """
     state = optimizer.state
     if "states" in state:
@@ -128,9 +136,14 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         LoadReport: What was loaded, initialised and left unused.
 
     Example:
-        >>> report = load_state("opt.safetensors", optimizer, parameters=model)  # doctest: +SKIP
-        >>> len(report.loaded)                                                    # doctest: +SKIP
-        28
+        >>> import os, tempfile, mlx.nn as nn, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> model = nn.Linear(3, 2)
+        >>> opt = MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)], ["ndim == 2"])
+        >>> opt.init(model.trainable_parameters())
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors"); save_state(path, opt)
+        >>> load_state(path, opt, parameters=model).loaded
+        ('weight', 'bias')
 
     Raises:
         ValueError: The file is not a multi-optimizer state, has another
