@@ -20,6 +20,8 @@ Targets (issue 2): cold assign <= 25 ms, re-assign after one change <= 10 ms.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import fnmatch
 import re
 import statistics
@@ -31,6 +33,9 @@ import mlx.optimizers as optim
 from multiopt_lab.partition.assignment import assign
 from multiopt_lab.rules.cache import clear_selection_cache
 from multiopt_lab.partition.table import ParameterTable
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 RULES = [
     'ndim == 2 and not glob("*embed*") and "lm_head" not in path',
@@ -120,7 +125,7 @@ def main() -> None:
 
     def forget_changed_rule():
         # Keep the 4 unchanged rules cached, drop only the changed ones.
-        from multiopt_lab.rules import cache
+        from multiopt_lab.rules import cache as rule_cache
         for key in [k for k in rule_cache._selections if "ndim" in str(k[0]) and "attn" in str(k[0])]:
             del rule_cache._selections[key]
 
@@ -134,10 +139,13 @@ def main() -> None:
         ("assign (table), nothing changed", median_ms(lambda: assign(table, RULES, labels), args.repeat)),
     ]
     base = rows[0][1]
+    header("bench_assign")
     print(f"{len(table)} parameters, {len(RULES)} rules, median of {args.repeat} runs after 2 warm-ups")
     print(f"{'what':<38} {'ms':>8} {'vs mlx':>8}")
     for name, ms in rows:
         print(f"{name:<38} {ms:8.2f} {base / ms:7.1f}x")
+        record("bench_assign", name, ms, base, ms / base, "mlx _split_dictionary (every step)",
+               size=f"{len(table):,} parameters")
 
 
 if __name__ == "__main__":

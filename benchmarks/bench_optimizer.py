@@ -16,6 +16,7 @@ add, since MLX cannot fuse a reduction into the optimizer's kernels.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,9 @@ from mlx.utils import tree_flatten, tree_map
 
 from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 
 class Block(nn.Module):
@@ -118,7 +122,10 @@ def row(name, arrays, ours, base, note=""):
     """Medians of both, and the median of the paired ratios (robust on a shared machine)."""
     ratio = statistics.median(o / b for o, b in zip(ours, base))
     ours_ms, base_ms = statistics.median(ours) * 1e3, statistics.median(base) * 1e3
-    print(f"{name:<48} {arrays:>6} {ours_ms:>9.2f} {base_ms:>9.2f} {ratio:>7.3f}  {note}")
+    print(f"{name:<48} {arrays:>6} {ours_ms:>9.2f} {base_ms:>9.2f} {ratio:>7.3f}  {note}",
+          flush=True)
+    script = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    record(script, name.strip(), ours_ms, base_ms, ratio, note, size=f"{arrays} arrays")
 
 
 def ten(run):
@@ -149,17 +156,21 @@ def run_each_size(script: str, description: str,
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--size", metavar="BLOCKSxHIDDEN", default=None,
                         help="one model only, e.g. 4x512")
+    parser.add_argument("--sizes", metavar="BxD,BxD", default=None,
+                        help="these models, each in its own process, e.g. 4x64,4x1024")
     args = parser.parse_args()
     if args.size is not None:
         blocks, dims = (int(n) for n in args.size.lower().split("x"))
         bench_size(blocks, dims, args)
         return
-    print(f"device: {mx.default_device()}, mlx {mx.__version__}")
+    header(os.path.splitext(os.path.basename(script))[0])
     print(f"{'case':<48} {'arrays':>6} {'ours ms':>9} {'base ms':>9} {'ratio':>7}  baseline",
           flush=True)
     extra = (["--quick"] if args.quick else []) + \
         (["--repeats", str(args.repeats)] if args.repeats else [])
-    for blocks, dims in sizes(args.quick):
+    chosen = sizes(args.quick) if args.sizes is None else \
+        [tuple(int(n) for n in size.lower().split("x")) for size in args.sizes.split(",")]
+    for blocks, dims in chosen:
         subprocess.run([sys.executable, script, "--size", f"{blocks}x{dims}", *extra], check=True)
 
 

@@ -16,7 +16,9 @@ Run: ``.venv/bin/python benchmarks/bench_render.py``
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
 
 import mlx.nn as nn
@@ -27,6 +29,9 @@ from multiopt_lab.partition.assignment import assign
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.render.document import render_html, render_text
 from multiopt_lab.widgets.editor import RuleEditorWidget
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 BLOCKS, DIMS, EXPERTS = 64, 8, 16
 RULE = 'ndim == 2 and not glob("*embed*")'
@@ -114,6 +119,7 @@ def main() -> None:
         ("baseline: MLX filters over all parameters", median_ms(lambda: mlx_routing(parameters, predicate)), None, None),
     ]
 
+    header("bench_render")
     print(f"{n:,} parameter arrays, {BLOCKS} blocks")
     print(f"{'measure':44} {'median ms':>10} {'target ms':>10} {'size':>12}")
     for name, ms, target, size in rows:
@@ -122,6 +128,9 @@ def main() -> None:
         print(f"{name:44} {ms:10.1f} {target_text:>10} {size_text:>12}")
     tree_ms, frame_ms = rows[0][1], rows[3][1]
     edit_ms, mlx_ms = rows[4][1], rows[5][1]
+    size = f"{n:,} arrays"
+    record("bench_render", rows[0][0], tree_ms, frame_ms, tree_ms / frame_ms, rows[3][0], size=size)
+    record("bench_render", rows[4][0], edit_ms, mlx_ms, edit_ms / mlx_ms, rows[5][0], size=size)
     print(f"ratio tree HTML / pandas to_html: {tree_ms / frame_ms:.2f}x")
     print(f"ratio editor edit / MLX filter pass: {edit_ms / mlx_ms:.2f}x")
     print(f"folded HTML within 2 MB: {len(html) <= 2_000_000}")

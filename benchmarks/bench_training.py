@@ -27,6 +27,7 @@ import argparse
 import io
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -38,6 +39,9 @@ from matplotlib.figure import Figure
 
 from multiopt_lab import examples
 from multiopt_lab.training.history import History
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.progress import StopSignal, TextProgress
 from multiopt_lab.training.train import train
@@ -136,11 +140,15 @@ def main() -> None:
         times["mlx loop"].append(mlx_loop(args.steps))
         times["train, metrics every 10 + monitor"].append(lab_train(args.steps))
     base = statistics.median(times["mlx loop"])
-    print(f"Training, {args.steps} steps, median of {args.repeats} (device: {mx.default_device()})")
+    header("bench_training")
+    print(f"Training, {args.steps} steps, median of {args.repeats}")
     print(f"{'loop':<38}{'ms/step':>10}{'ratio':>8}")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:<38}{1000 * median / args.steps:>10.2f}{median / base:>8.3f}")
+    lab = statistics.median(times["train, metrics every 10 + monitor"])
+    record("bench_training", "train(), metrics every 10 + monitor", 1000 * lab / args.steps,
+           1000 * base / args.steps, lab / base, "bare MLX loop", size=f"{args.steps} steps")
 
     history = big_history()
     history.frame  # built once, as the monitor would have it
@@ -151,6 +159,8 @@ def main() -> None:
     print(f"{'how':<38}{'seconds':>10}{'ratio':>8}")
     print(f"{'pandas + matplotlib by hand':<38}{hand:>10.3f}{1.0:>8.3f}")
     print(f"{'multiopt_lab.plots.plot_training':<38}{lab:>10.3f}{lab / hand:>8.3f}")
+    record("bench_training", "plot_training of a History", lab * 1e3, hand * 1e3, lab / hand,
+           "pandas + matplotlib by hand", size=f"{len(history):,} rows")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "big.csv")
         history.save(path)

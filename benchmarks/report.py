@@ -1,0 +1,48 @@
+"""What every benchmark shares: a header naming the device, and rows that run_all.py collects.
+
+Each benchmark prints its own table as it goes. With the environment variable
+``MULTIOPT_LAB_BENCH_ROWS`` set to a file path (``run_all.py`` does it), every
+row is also appended to that file as one JSON line, so that one table of all
+benchmarks can be printed at the end, whichever process measured the row.
+
+Example:
+    >>> header("bench_example")  # doctest: +ELLIPSIS
+    bench_example on ... mlx ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import mlx.core as mx
+
+from multiopt_lab.device import describe_device
+
+ROWS_FILE = "MULTIOPT_LAB_BENCH_ROWS"
+
+
+def header(title: str) -> None:
+    """Print ``title on <device>, mlx <version>``: where the figures below come from."""
+    print(f"{title} on {describe_device()}, mlx {mx.__version__}", flush=True)
+
+
+def record(benchmark: str, case: str, ours: float, base: float | None, ratio: float | None,
+           baseline: str, unit: str = "ms", size: str = "") -> None:
+    """Append one row for run_all.py (does nothing unless ``MULTIOPT_LAB_BENCH_ROWS`` is set).
+
+    Args:
+        benchmark: The script's name (``bench_optimizer``).
+        case: What was measured.
+        ours, base: The medians of the candidate and of its baseline, in ``unit``.
+        ratio: ours / baseline (the median of paired ratios where the script pairs them).
+        baseline: What the candidate is compared with.
+        size: The model or data size (``4x64``, ``9,998 parameters``).
+    """
+    path = os.environ.get(ROWS_FILE)
+    if not path:
+        return
+    row = {"benchmark": benchmark, "case": case, "size": size, "ours": ours, "base": base,
+           "ratio": ratio, "baseline": baseline, "unit": unit}
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(row) + "\n")
