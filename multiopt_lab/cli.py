@@ -1,7 +1,8 @@
 """Command line: guard a project's optimizer filters in CI.
 
 ``python -m multiopt_lab check RULES.toml --model package.module:factory``
-prints each group's share and the diagnostics, and exits with
+prints each group's share and the diagnostics (warnings, near misses
+included, and what only the fallback took), and exits with
 
 * 0 when ``Assignment.check`` passes,
 * 1 when it fails (the problems are listed),
@@ -10,11 +11,12 @@ prints each group's share and the diagnostics, and exits with
   ``nn.Module`` nor a parameter tree.
 
 ``factory`` is called without arguments (an ``nn.Module`` or a dict found at
-that name is used as is). The current directory is importable. Text that
+that name is used as is). The current directory is importable. With a model
+(not a parameter dict), rules may read ``module`` and ``modules``. Text that
 the terminal cannot show (a lone surrogate in a path) is printed escaped.
 
 Example:
-    >>> main(["check", "missing.toml", "--model", "x:y"])
+    >>> main(["check", "missing.toml", "--model", "x:y"])  # the error goes to stderr
     2
 """
 
@@ -27,6 +29,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from typing import Any, Callable, Sequence
 
 import mlx.core as mx
@@ -34,6 +37,7 @@ import mlx.nn as nn
 
 from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
+from multiopt_lab.partition.diagnostics import NearMissWarning
 from multiopt_lab.partition.text import format_summary
 from multiopt_lab.io.rulefile import RuleFileError, load_rules
 from multiopt_lab.rules import RuleError
@@ -74,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept parameters only the fallback group catches (default: yes)")
     check.add_argument("--allow-overlap", action=argparse.BooleanOptionalAction, default=True,
                        help="accept parameters several rules match (default: yes)")
+    check.add_argument("--allow-near-misses", action=argparse.BooleanOptionalAction, default=True,
+                       help="accept parameters the fallback took that look like what a rule took "
+                            "(default: yes; they are listed either way)")
     check.add_argument("--tree", action="store_true", help="also print every parameter's group")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                        help="stop (exit 2) when importing and building the model and checking "
@@ -176,9 +183,13 @@ def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tu
              f"device: {describe_device()}, mlx {mx.__version__}", ""]
     lines.append(assignment.text() if args.tree else format_summary(assignment, with_rules=True))
     lines += ["", str(assignment.diagnostics)]
-    settings = f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}"
+    settings = (f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}, "
+                f"allow_near_misses={args.allow_near_misses}")
     try:
-        assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap)
+        with warnings.catch_warnings():  # near misses are listed above already
+            warnings.simplefilter("ignore", NearMissWarning)
+            assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap,
+                             allow_near_misses=args.allow_near_misses)
     except CoverageError as err:
         return lines + [f"\ncheck failed ({settings}):\n{err}"], 1
     return lines + [f"\ncheck passed ({settings})"], 0
@@ -246,8 +257,9 @@ def main(argv: Sequence[str] | None = None, *, process: bool | None = None) -> i
             the command line).
 
     Example:
-        >>> main(["check"])  # argparse prints the usage to stderr
-        2
+        >>> main(["check", "--help"])  # doctest: +ELLIPSIS
+        usage: multiopt-lab check [-h] --model MODULE:FACTORY ...
+        0
     """
     parser = build_parser()
     try:

@@ -145,6 +145,7 @@ class TestAssignmentAPI:
         assert (row["group"], row["rule"], row["also_matched"]) == ("muon", "ndim == 2", ("nodecay",))
         assert (row["shape"], row["dtype"], row["size"]) == ((2, 8), "float32", 16)
         assert frame["path"].tolist() == list(a.labels)
+        assert row["module_class"] == "Linear" and row["module"] == "layers.3"
 
     def test_summary(self, a):
         summary = a.summary()

@@ -30,6 +30,11 @@ FACTORY = textwrap.dedent("""
         return 42
 
     MODEL = make_model()
+
+    def make_moe():
+        from multiopt_lab.examples import TinyMoE
+        mx.random.seed(0)
+        return TinyMoE(16, dims=8, layers=1, experts=2)
 """)
 
 
@@ -63,16 +68,17 @@ class TestSubprocess:
             muon   2 parameters  48 values   82.8%  ndim == 2
             adamw  2 parameters  10 values   17.2%  (fallback)
 
-            diagnostics:
-              fallback only (adamw, 2): layers.0.bias, layers.2.bias
+            diagnostics: no warnings (no dead, shadowed or overlapping rule, no empty group, no near miss)
+              fallback 'adamw' took 2 parameters no rule matched:
+                layers.0.bias, layers.2.bias
 
-            check passed (allow_fallback=True, allow_overlap=True)
+            check passed (allow_fallback=True, allow_overlap=True, allow_near_misses=True)
             """)
 
     def test_failing_check_exits_one(self, project, tmp_path):
         done = run("check", "clean.toml", "--model", f"{project}:make_model", "--no-allow-fallback", cwd=tmp_path)
         assert done.returncode == 1
-        assert "check failed (allow_fallback=False, allow_overlap=True)" in done.stdout
+        assert "check failed (allow_fallback=False, allow_overlap=True, allow_near_misses=True)" in done.stdout
         assert "2 parameters caught by no rule, only by the fallback 'adamw'" in done.stdout
 
     def test_bad_import_exits_two(self, project, tmp_path):
@@ -90,7 +96,7 @@ class TestInProcess:
     def test_dead_rule_fails(self, project, capsys):
         assert main(["check", "dead.toml", "--model", f"{project}:make_model"]) == 1
         out = capsys.readouterr().out
-        assert "dead rule: conv (ndim == 4)" in out
+        assert "! dead rule 'conv' (ndim == 4): matches no parameter" in out
         assert "- dead rule 'conv' (ndim == 4) matches no parameter" in out
 
     def test_overlap_only_fails_when_disallowed(self, project, capsys):
@@ -98,6 +104,23 @@ class TestInProcess:
         assert main(["check", "overlap.json", "--model", spec]) == 0
         assert main(["check", "overlap.json", "--model", spec, "--no-allow-overlap"]) == 1
         assert "layers.2.weight (head > muon)" in capsys.readouterr().out
+
+    def test_near_misses_listed_and_failing_on_request(self, project, capsys):
+        spec = f"{project}:make_moe"
+        assert main(["check", "clean.toml", "--model", spec]) == 0
+        out = capsys.readouterr().out
+        assert "! 2 near misses: the fallback 'adamw' took parameters like ones a rule took:" in out
+        assert ("    layers.0.moe.experts.up.weight  SwitchLinear [2, 16, 8]\n"
+                "      like layers.0.attn.q.weight  Linear [8, 8], which 'muon' took\n") in out
+        assert main(["check", "clean.toml", "--model", spec, "--no-allow-near-misses"]) == 1
+        assert "2 near misses: the fallback 'adamw' took parameters like ones a rule took " \
+               "(allow_near_misses=False)" in capsys.readouterr().out
+
+    def test_module_rules_need_a_model_not_a_dict(self, project, tmp_path, capsys):
+        save_rules(tmp_path / "modules.toml", ["linear", "rest"], ['module == "Linear"'])
+        assert main(["check", "modules.toml", "--model", f"{project}:make_model"]) == 0
+        assert main(["check", "modules.toml", "--model", f"{project}:make_tree"]) == 2
+        assert "pass the model" in capsys.readouterr().err
 
     @pytest.mark.parametrize("attribute", ["make_tree", "MODEL"])
     def test_parameter_dicts_and_module_instances(self, project, attribute, capsys):

@@ -219,7 +219,8 @@ def test_dead_shadowed_and_fallback_notes_sit_under_their_rules(setup):
     optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
     editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
     assert "dead rule" in editor.warnings["sgd"].value and editor.warnings["muon"].value == ""
-    assert "catches 3 parameters that no rule matched" in editor.warnings["adamw"].value
+    # What no rule matched is the fallback's job: no warning on its row (issue 15).
+    assert editor.warnings["adamw"].value == ""
     editor.inputs["sgd"].set_state({"value": "glob('head.weight')"})
     assert "shadowed rule" in sent(editor.warnings["sgd"], "value")[-1]
 
@@ -248,3 +249,24 @@ def test_editor_does_not_keep_the_parameters_it_was_built_on_alive(setup):
     editor.inputs["muon"].set_state({"value": "ndim == 2"})  # still previews from the shapes
     assert editor.errors["muon"].value == ""
     assert "adamw -&gt; muon" in sent(editor.preview, "value")[-1]
+
+
+def test_module_rules_typed_and_applied_with_the_model(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": 'within("MLP") and module == "Linear" and ndim == 2 '
+                                              'and not glob("head.*")'})
+    assert not editor.errors["muon"].value and group_in_tree(editor, "layers.0.weight") == "muon"
+    editor.inputs["muon"].set_state({"value": 'modul == "Linear"'})
+    assert "did you mean &#x27;module&#x27;?" in sent(editor.errors["muon"], "value")[-1]
+    editor.inputs["muon"].set_state({"value": 'module == "Linaer"'})
+    assert "did you mean &#x27;Linear&#x27;?" in sent(editor.warnings["muon"], "value")[-1]
+
+
+def test_a_module_rule_without_the_model_is_an_inline_error():
+    model = MLP(8, [8], 4)
+    optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+    editor = RuleEditorWidget(optimizer, model.parameters(), debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": 'module == "Linear"'})
+    assert "pass the model" in sent(editor.errors["muon"], "value")[-1]
+    assert editor.apply_button.disabled

@@ -87,14 +87,23 @@ class TestHtml:
     def test_diagnostics_marked_in_place_and_listed(self):
         optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
         html = render_html(optimizer.assign(MLP(8, [8], 4)), optimizer)
-        assert 'class="mol-row mol-param mol-flag-fallback-only" data-path="layers.0.bias"' in html
+        # What the fallback took is not flagged (issue 15); the dead rule is listed.
+        assert 'class="mol-row mol-param" data-path="layers.0.bias"' in html
         assert '<ul class="mol-diagnostics">' in html and "dead rule &#x27;sgd&#x27;" in html
+
+    def test_near_miss_marked_in_place_with_what_it_looks_like(self):
+        from multiopt_lab.examples import TinyMoE
+
+        html = render_html(assign(TinyMoE(16, dims=8, layers=1, experts=2), ["ndim == 2"], ["muon", "adamw"]))
+        assert 'class="mol-row mol-param mol-flag-near-miss" data-path="layers.0.moe.experts.up.weight"' in html
+        assert ('title="like layers.0.attn.q.weight (Linear [8, 8]), which muon took">'
+                "! near miss of muon</span>") in html
 
     def test_search_marks_matches_and_opens_their_modules(self, gpt):
         _, _, assignment = gpt
         html = render_html(assignment, highlight={"norm.weight"}, searching=True, open_depth=0)
         assert 'class="mol-tree mol-searching"' in html
-        assert 'mol-param mol-flag-fallback-only mol-match" data-path="norm.weight"' in html
+        assert 'mol-param mol-match" data-path="norm.weight"' in html
         assert '<details class="mol-module" data-path="norm" open>' in html
         assert '<details class="mol-module" data-path="embed">' in html
 
@@ -165,6 +174,8 @@ class TestDetailsAndExport:
             "dtype         float32\n"
             "size          32\n"
             "group         muon\n"
+            "module        Linear\n"
+            "inside        MLP\n"
             "matched rule  ndim == 2\n"
             "also matched  sgd\n"
             "diagnostics   overlap"

@@ -113,7 +113,7 @@ class TestErrors:
         ("len(path) > 2", "unknown function 'len'", 0),
         ("path.startswith('a')", "attribute access", 0),
         ("path.__class__ == 1", "attribute access", 0),
-        ("(lambda: True)()", "only glob() and regex() can be called", 1),
+        ("(lambda: True)()", "only glob(), regex() and within() can be called", 1),
         ("lambda: True", "lambdas are not allowed", 0),
         ("[x for x in shape] == 1", "comprehensions", 0),
         ("any(x > 1 for x in shape)", "unknown function 'any'", 0),

@@ -14,6 +14,7 @@ import threading
 from typing import Any, Sequence
 
 import mlx.core as mx
+import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
@@ -108,6 +109,9 @@ class MultiOptimizer(UpdateMixin, RoutingMixin, MetricsMixin, LearningRatesMixin
     def init(self, parameters: dict) -> None:
         """Initialise every group's state for ``parameters`` (optional, as in MLX).
 
+        ``parameters`` may also be the model itself (its trainable
+        parameters are used), which rules reading ``module`` need.
+
         Example:
             >>> import mlx.nn as nn, mlx.optimizers as optim
             >>> opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9)])
@@ -115,8 +119,11 @@ class MultiOptimizer(UpdateMixin, RoutingMixin, MetricsMixin, LearningRatesMixin
             ['bias', 'learning_rate', 'step', 'weight']
         """
         self._invalidate()
+        model = parameters if isinstance(parameters, nn.Module) else None
+        if model is not None:
+            parameters = model.trainable_parameters()
         leaves = flatten_with_parameters(parameters, parameters)
-        self._plan = self._build_plan(leaves, parameters)
+        self._plan = self._build_plan(leaves, parameters, model)
 
     def apply_gradients(self, gradients: dict, parameters: dict) -> dict:
         """Apply each group's optimizer to its gradients; return the new parameters.
@@ -137,7 +144,9 @@ class MultiOptimizer(UpdateMixin, RoutingMixin, MetricsMixin, LearningRatesMixin
     def _apply_gradients_locked(self, gradients: dict, parameters: dict) -> dict:
         self._apply_pending(parameters)
         leaves = flatten_with_parameters(gradients, parameters)
-        plan = self._plan_for(leaves, gradients)
+        # optimizer.update(model, gradients) hands the model: rules may read module kinds.
+        model = parameters if isinstance(parameters, nn.Module) else None
+        plan = self._plan_for(leaves, gradients, model)
         guard = self._nonfinite
         before = None if guard is None else guard.before(self.optimizers)
         tracing = _is_tracing(self.optimizers[0].state.get("step"))

@@ -114,12 +114,9 @@ class RequestsMixin:
 
     def _apply_pending(self, parameters: Any) -> None:
         if self._pending is not None:
-            self.apply_pending_repartition(_parameters_tree(parameters))
-
-
-def _parameters_tree(parameters: Any) -> Any:
-    trainable = getattr(parameters, "trainable_parameters", None)
-    return trainable() if callable(trainable) else parameters
+            # The model as given (repartition reads its trainable parameters), so
+            # that rules reading module kinds see them.
+            self.apply_pending_repartition(parameters)
 
 
 def _evaluate_fresh_state(optimizer: Any, moves: list[Move]) -> None:

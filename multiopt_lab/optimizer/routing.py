@@ -38,8 +38,12 @@ class RoutingMixin(RequestsMixin):
         self._plan = None
         self.version += 1
 
-    def _group_index(self, paths: list[str], arrays: list[Any]) -> list[int]:
-        assignment = assign(ParameterTable(zip(paths, arrays)), self.filters, self.labels)
+    def _group_index(self, paths: list[str], arrays: list[Any], model: Any = None) -> list[int]:
+        # The model (when update() was handed one) tells which modules hold what;
+        # walked only when a rule reads it.
+        if not any(getattr(r, "needs_model", False) for r in self.filters):
+            model = None
+        assignment = assign(ParameterTable(zip(paths, arrays), model=model), self.filters, self.labels)
         # Kept for display and checks; with the arrays it would pin this step's
         # gradients (a copy of the model) for as long as the plan lives.
         assignment.table = assignment.table.without_values()
@@ -75,21 +79,21 @@ class RoutingMixin(RequestsMixin):
     def _repr_html_(self) -> str | None:
         return html_for("optimizer", self)
 
-    def _plan_for(self, leaves: FlatLeaves, gradients: Any) -> RoutingPlan:
+    def _plan_for(self, leaves: FlatLeaves, gradients: Any, model: Any = None) -> RoutingPlan:
         plan = self._plan
         if plan is not None and plan.matches(leaves, self.optimizers):
             if self.cache:
                 return plan
-            group_index = self._group_index(leaves.paths, leaves.gradients)
+            group_index = self._group_index(leaves.paths, leaves.gradients, model)
             if group_index == plan.group_index:
                 return plan
             self._move_states(leaves, gradients, plan.group_index, group_index)
-        self._plan = self._build_plan(leaves, gradients)
+        self._plan = self._build_plan(leaves, gradients, model)
         self.version += 1
         return self._plan
 
-    def _build_plan(self, leaves: FlatLeaves, gradients: Any) -> RoutingPlan:
-        group_index = self._group_index(leaves.paths, leaves.gradients)
+    def _build_plan(self, leaves: FlatLeaves, gradients: Any, model: Any = None) -> RoutingPlan:
+        group_index = self._group_index(leaves.paths, leaves.gradients, model)
         indices: list[list[int]] = [[] for _ in self.optimizers]
         for i, g in enumerate(group_index):
             indices[g].append(i)

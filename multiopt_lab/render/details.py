@@ -52,9 +52,15 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
     ]
     if optimizer:
         fields.append(("optimizer", optimizer))
+    if info.modules:
+        fields.append(("module", info.modules[-1]))
+        if len(info.modules) > 1:
+            fields.append(("inside", " > ".join(info.modules[:-1])))
     fields.append(("matched rule", info.rule))
     fields.append(("also matched", ", ".join(info.also_matched) or "no other rule"))
-    if info.flags:
+    if info.nearly:
+        fields.append(("near miss", f"looks like {info.like}, which {info.nearly} took"))
+    elif info.flags:
         fields.append(("diagnostics", ", ".join(info.flags)))
     return fields
 

@@ -62,6 +62,8 @@ def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
     if info.path == selected:
         classes.append("mol-selected")
     notes = escape(param_notes(node))
+    # A near miss says, on hover, which parameter of that rule it looks like.
+    notes_title = f' title="like {escape(info.like)}, which {escape(info.nearly)} took"' if info.like else ""
     # A rule cut short by its column keeps its whole text as a tooltip.
     title = f' title="{escape(info.rule)}"' if len(info.rule) > _RULE_CH else ""
     return (
@@ -71,7 +73,7 @@ def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
         f'<span class="mol-shape">{shape_text(info.shape)}</span><span class="mol-dtype">{escape(info.dtype)}</span>'
         f'<span class="mol-elements">{grouped(info.size)}</span>'
         f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span>'
-        f'<span class="mol-rule"{title}>{escape(info.rule)}</span><span class="mol-notes">{notes}</span></div>'
+        f'<span class="mol-rule"{title}>{escape(info.rule)}</span><span class="mol-notes"{notes_title}>{notes}</span></div>'
     )
 
 

@@ -84,10 +84,12 @@ class CompiledStep:
 
     def _call_locked(self, *args, **kwargs):
         optimizer = self.optimizer
+        # Only a multiopt_lab MultiOptimizer has these; it takes the model itself, whose
+        # module classes rules may read.
         if getattr(optimizer, "has_pending_repartition", False):
-            optimizer.apply_pending_repartition(self.model.trainable_parameters())
+            optimizer.apply_pending_repartition(self.model)
         if getattr(optimizer, "_plan", True) is None:
-            optimizer.init(self.model.trainable_parameters())
+            optimizer.init(self.model)
         every = getattr(optimizer, "metrics_every", None)
         recording = False
         if every is not None:

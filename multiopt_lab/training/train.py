@@ -21,6 +21,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
 from multiopt_lab.distributed.sync import check_same_partition
@@ -66,7 +67,8 @@ def _make_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: Callable, 
         return step
     # The state must exist before tracing, or the compiled function would
     # capture an empty optimizer state.
-    optimizer.init(model.trainable_parameters())
+    # Ours takes the model itself, whose module classes rules may read.
+    optimizer.init(model if isinstance(optimizer, MultiOptimizer) else model.trainable_parameters())
     # compile_step is mx.compile(step, inputs=state, outputs=state) that also
     # re-traces after a repartition and skips metrics on unrecorded steps.
     return compile_step(step, model, optimizer)
