@@ -155,3 +155,114 @@ class TestInProcess:
         assert main(["check"]) == 2
         assert main([]) == 2
         assert "required" in capsys.readouterr().err
+
+
+HOSTILE_FACTORY = textwrap.dedent("""
+    import sys
+    import mlx.core as mx
+
+    def loops():
+        while True:
+            pass
+
+    def exits():
+        sys.exit(0)
+
+    def exits_badly():
+        raise SystemExit("bye")
+
+    def deep():
+        tree = {"w": mx.zeros((2,))}
+        for _ in range(100_000):
+            tree = {"a": tree}
+        return tree
+
+    def cyclic():
+        tree = {"w": mx.zeros((2,))}
+        tree["self"] = tree
+        return tree
+
+    def deaf():
+        # Stuck inside C with the time limit's signal blocked: no Python handler can run.
+        import ctypes, signal
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        ctypes.CDLL(None).sleep(1000)
+
+    def surrogate_path():
+        return {"w\\ud800": mx.zeros((2, 2)), "b": mx.zeros((2,))}
+""")
+
+
+class TestHostileInputs:
+    """Whatever the model code or the rule file does, the CLI exits 2 with a message, never a
+    traceback with exit 1 ("check failed") or a silent 0."""
+
+    @pytest.fixture
+    def hostile(self, tmp_path, monkeypatch):
+        name = f"hostile_{abs(hash(str(tmp_path)))}"
+        (tmp_path / f"{name}.py").write_text(HOSTILE_FACTORY)
+        (tmp_path / f"{name}_exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+        save_rules(tmp_path / "clean.toml", ["muon", "adamw"], ["ndim == 2"])
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+        return name
+
+    def test_a_factory_that_loops_is_stopped_by_the_time_limit(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}:loops", "--timeout", "2",
+                   cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "did not finish within 2 s" in done.stderr and "--timeout" in done.stderr
+        assert "Traceback" not in done.stderr
+
+    @pytest.mark.slow
+    def test_model_code_deaf_to_the_time_limit_still_ends_the_process(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}:deaf", "--timeout", "1",
+                   cwd=tmp_path)
+        assert done.returncode == 2 and "did not stop within 1 s" in done.stderr
+
+    def test_the_time_limit_has_a_default(self):
+        from multiopt_lab.cli import build_parser
+
+        args = build_parser().parse_args(["check", "r.toml", "--model", "m:f"])
+        assert args.timeout > 0
+
+    @pytest.mark.parametrize("factory, words", [
+        ("exits", "exited (SystemExit: 0)"),
+        ("exits_badly", "exited (SystemExit: bye)"),
+    ])
+    def test_sys_exit_in_model_code_is_not_a_pass(self, hostile, tmp_path, factory, words):
+        done = run("check", "clean.toml", "--model", f"{hostile}:{factory}", cwd=tmp_path)
+        assert done.returncode == 2 and words in done.stderr, (done.returncode, done.stderr)
+        assert done.stdout == ""
+
+    def test_sys_exit_while_importing_is_not_a_pass(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}_exits_on_import:x", cwd=tmp_path)
+        assert done.returncode == 2 and "exited (SystemExit: 0)" in done.stderr
+
+    @pytest.mark.parametrize("factory", ["deep", "cyclic"])
+    def test_a_tree_too_deep_or_holding_itself_is_a_usage_error(self, hostile, tmp_path, factory):
+        done = run("check", "clean.toml", "--model", f"{hostile}:{factory}", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr[-500:]
+        assert "nested too deeply or contains itself" in done.stderr
+        assert "Traceback" not in done.stderr
+
+    def test_a_path_with_a_lone_surrogate_is_printed_escaped(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}:surrogate_path", "--tree",
+                   cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-500:]
+        assert "\\ud800" in done.stdout
+
+    @pytest.mark.parametrize("name, text", [
+        ("huge.toml", "version = " + "9" * 5000 + "\n[[group]]\nlabel = 'all'\n"),
+        ("huge.json", '{"version": ' + "9" * 5000 + ', "group": [{"label": "all"}]}'),
+        ("huge_label.json", '{"group": [{"label": ' + "9" * 5000 + '}]}'),
+        ("surrogate.json", '{"group": [{"label": "a\\ud800"}]}'),
+        ("surrogate_rule.json", '{"group": [{"label": "a", "rule": "path == \'\\udc00\'"}, '
+                                '{"label": "b"}]}'),
+    ])
+    def test_crafted_rule_files_exit_two_with_a_message(self, hostile, tmp_path, name, text):
+        (tmp_path / name).write_text(text)
+        done = run("check", name, "--model", f"{hostile}:surrogate_path", cwd=tmp_path)
+        assert done.returncode == 2, (done.returncode, done.stderr[-800:])
+        assert done.stderr.startswith("multiopt-lab: error: "), done.stderr[-800:]
+        assert "Traceback" not in done.stderr

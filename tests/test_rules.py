@@ -151,10 +151,7 @@ class TestErrors:
         ("import os", "not a valid rule", 0),
         ("__import__('os')", "unknown function '__import__'", 0),
         ('regex("a(")', "invalid regular expression", 8),
-        ('regex("(a+)+b")', "repeats a repeat", 6),
-        ('regex("(.*)*x")', "repeats a repeat", 6),
-        (r'regex(r"(a)\1")', "backreferences", 6),
-        ('regex(".*.*.*.*x")', "4 unbounded repeats", 6),
+        (r'regex(r"(a)\1")', "backreferences", 11),
         ("ndim == 1\x00", "null character", 9),
         ("ndim == 2;", "invalid syntax", 9),
         ('path == b"x"', "b'x' is not allowed", 8),
@@ -221,9 +218,9 @@ class TestLimits:
         with pytest.raises(RuleError, match="longer than 256"):
             rule(f'path == "{"a" * 300}"')
 
-    def test_pathological_regex_refused_before_it_can_run(self):
-        with pytest.raises(RuleError, match="repeats a repeat"):
-            rule('regex("(x+x+)+y")')
+    def test_a_backtracking_shape_of_regex_runs_in_linear_time(self):
+        # RE2 never backtracks: tests/test_regex.py has the hostile patterns.
+        assert rule('regex("(x+x+)+y")')("x" * 10_000, mx.zeros((2,))) is False
 
     def test_flat_long_rules_within_bounds_are_fine(self):
         text = " or ".join(f"size == {i}" for i in range(100))

@@ -207,7 +207,7 @@ def optimizer_colour_map(history: History, run: str | None = None) -> tuple[dict
     for name in history.runs:
         for cls in _optimizer_classes(history, name).values():
             order.setdefault(cls, len(order))
-    run = history._resolve(run)
+    run = history.current_run if run is None else run
     classes = _optimizer_classes(history, run)
     colours, styles, used = group_colour_map(history, run), {}, {}
     for label in history.labels(run):

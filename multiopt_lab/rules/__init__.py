@@ -11,7 +11,8 @@ straight into ``mlx.optimizers.MultiOptimizer`` as a filter. The language
   a class of your own) and ``modules`` (the class names from the model down
   to that module, a tuple of strings);
 * functions: ``glob(pattern)`` (fnmatch on the whole path, ``*`` crosses
-  dots), ``regex(pattern)`` (``re.search`` on the path) and
+  dots), ``regex(pattern)`` (a search on the path with RE2,
+  linear in its length whatever the pattern) and
   ``within(class_name)`` (the parameter sits inside a module of that class,
   its holder included: ``class_name in modules``);
 * literals: strings, ints, floats, True/False, tuples;

@@ -1,8 +1,8 @@
 """Rule text -> checked, compiled node tree. Never ``eval``: a whitelist over ``ast``.
 
 The limits on size and nesting live in :mod:`multiopt_lab.rules.text`
-and are checked before ``ast.parse`` runs; regexes with a repeat inside a
-repeat (catastrophic backtracking) are refused in :mod:`rule_check`.
+and are checked before ``ast.parse`` runs; ``regex()`` patterns are
+compiled with RE2 (linear-time matching) in :mod:`multiopt_lab.rules.matching`.
 
 Example:
     >>> compile_rule("shape[-1] == 64").row((None, None, 2, (8, 64), 512, "float32"))
