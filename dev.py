@@ -9,6 +9,9 @@ dependencies only when ``pyproject.toml`` changes. Nothing else needs to be
 installed by hand: the test job also installs Debian's ``chromium`` with
 ``apt-get`` when it is missing and the machine allows it (root, Debian).
 
+The lab gets a JupyterLab settings folder of its own in ``.venv`` (the news
+pop-up and the update check turned off); the user's own settings stay as they are.
+
 Extra arguments after ``lab`` go to ``jupyter lab``; after ``test`` they go to
 pytest (``python3 dev.py test -k rules -x``).
 """
@@ -16,6 +19,7 @@ pytest (``python3 dev.py test -k rules -x``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import re
@@ -31,6 +35,14 @@ VENV_PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".multiopt_lab-deps"
 PACKAGE_STAMP = VENV / ".multiopt_lab-package"
 CHROMIUM = Path(os.environ.get("MULTIOPT_LAB_CHROMIUM", "/usr/bin/chromium"))
+# JupyterLab's own settings folder in the environment, and the one `lab` gives it
+# instead: the same files, plus the overrides below (the user's settings stay as they are).
+VENV_LAB_SETTINGS = VENV / "share" / "jupyter" / "lab" / "settings"
+LAB_SETTINGS = VENV / "multiopt_lab-lab-settings"
+LAB_OVERRIDES = {
+    # No "Would you like to receive official Jupyter news?" pop-up, no update check.
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
 
 
 def say(message: str) -> None:
@@ -166,13 +178,35 @@ def setup() -> None:
     install_package()
 
 
+def lab_settings() -> Path:
+    """A settings folder for the lab: the environment's own files, with LAB_OVERRIDES on top."""
+    if LAB_SETTINGS.exists():
+        shutil.rmtree(LAB_SETTINGS)
+    if VENV_LAB_SETTINGS.is_dir():
+        shutil.copytree(VENV_LAB_SETTINGS, LAB_SETTINGS)
+    LAB_SETTINGS.mkdir(parents=True, exist_ok=True)
+    overrides_file = LAB_SETTINGS / "overrides.json"
+    overrides = json.loads(overrides_file.read_text()) if overrides_file.exists() else {}
+    for plugin, settings in LAB_OVERRIDES.items():
+        overrides[plugin] = {**overrides.get(plugin, {}), **settings}
+    overrides_file.write_text(json.dumps(overrides, indent=1) + "\n")
+    return LAB_SETTINGS
+
+
+def lab_command(arguments: list[str]) -> list[str]:
+    """The ``jupyter lab`` command line ``python3 dev.py lab ARGUMENTS`` runs."""
+    command = [VENV_PYTHON, "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'notebooks'}"]
+    if not any(a.startswith("--LabApp.app_settings_dir") for a in arguments):
+        command.append(f"--LabApp.app_settings_dir={lab_settings()}")
+    if os.geteuid() == 0 and "--allow-root" not in arguments:
+        command.append("--allow-root")  # containers often run as root; Jupyter refuses without it
+    return [str(c) for c in command + arguments]
+
+
 def lab(arguments: list[str]) -> int:
     setup()
     say("opening JupyterLab on notebooks/ (Ctrl-C to stop)")
-    command = [VENV_PYTHON, "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'notebooks'}"]
-    if os.geteuid() == 0 and "--allow-root" not in arguments:
-        command.append("--allow-root")  # containers often run as root; Jupyter refuses without it
-    return subprocess.call([str(c) for c in command + arguments])
+    return subprocess.call(lab_command(arguments))
 
 
 def test(arguments: list[str]) -> int:

@@ -104,7 +104,7 @@ def main() -> None:
          None, len(assignment.to_frame().to_html())),
     ]
 
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     field = editor.inputs["muon"]
     edits = iter(EDITS * 100)
 

@@ -45,11 +45,13 @@ from multiopt_lab.rules import (
     rule,
 )
 from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab import recipes
 from multiopt_lab.training.train import train
-from multiopt_lab.display import register_html
+from multiopt_lab.display import register_bundle, register_html
 from multiopt_lab.training.progress import register_notebook_progress
 from multiopt_lab.render import render_html, render_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
+from multiopt_lab.render.reports import diagnostics_html, moves_html
 
 __version__ = "0.1.0"
 
@@ -87,6 +89,7 @@ __all__ = [
     "load_state",
     "render_html",
     "render_text",
+    "recipes",
     "rule",
     "rules_from_json",
     "rules_from_toml",
@@ -103,6 +106,8 @@ __all__ = [
 # never imports the render layer above it.
 register_html("assignment", assignment_repr_html)
 register_html("optimizer", optimizer_repr_html)
+register_html("diagnostics", diagnostics_html)
+register_html("moves", moves_html)
 
 
 def _notebook_progress(total, stop):
@@ -114,6 +119,17 @@ def _notebook_progress(total, stop):
 
 
 register_notebook_progress(_notebook_progress)
+
+
+def _figure_view(figure):
+    # A figure in a notebook kernel shows in a view that follows the page's
+    # theme; the widgets (ipywidgets) load only when a figure is displayed.
+    from multiopt_lab.widgets.figure_view import figure_bundle
+
+    return figure_bundle(figure)
+
+
+register_bundle("figure", _figure_view)
 
 # The widgets import ipywidgets (and the monitor matplotlib): load them on
 # first use so that ``import multiopt_lab`` stays free of front-end libraries.

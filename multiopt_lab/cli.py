@@ -1,18 +1,22 @@
 """Command line: guard a project's optimizer filters in CI.
 
 ``python -m multiopt_lab check RULES.toml --model package.module:factory``
-prints each group's share and the diagnostics, and exits with
+prints each group's share and the diagnostics (warnings, near misses
+included, and what only the fallback took), and exits with
 
 * 0 when ``Assignment.check`` passes,
 * 1 when it fails (the problems are listed),
 * 2 on a usage error: unreadable rule file, bad import path, a factory that
-  fails or returns neither an ``nn.Module`` nor a parameter tree.
+  fails, exits (``sys.exit``), runs past ``--timeout`` or returns neither an
+  ``nn.Module`` nor a parameter tree.
 
 ``factory`` is called without arguments (an ``nn.Module`` or a dict found at
-that name is used as is). The current directory is importable.
+that name is used as is). The current directory is importable. With a model
+(not a parameter dict), rules may read ``module`` and ``modules``. Text that
+the terminal cannot show (a lone surrogate in a path) is printed escaped.
 
 Example:
-    >>> main(["check", "missing.toml", "--model", "x:y"])  # doctest: +SKIP
+    >>> main(["check", "missing.toml", "--model", "x:y"])  # the error goes to stderr
     2
 """
 
@@ -21,15 +25,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Any, Sequence
+import warnings
+from typing import Any, Callable, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
 
 from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
+from multiopt_lab.partition.diagnostics import NearMissWarning
 from multiopt_lab.partition.text import format_summary
 from multiopt_lab.io.rulefile import RuleFileError, load_rules
 from multiopt_lab.rules import RuleError
@@ -37,10 +45,17 @@ from multiopt_lab.rules import RuleError
 __all__ = ["main", "build_parser", "load_model", "UsageError"]
 
 PROG = "multiopt-lab"
+#: Seconds the model code (import and factory) and the check may take by default.
+DEFAULT_TIMEOUT_S = 120.0
 
 
 class UsageError(Exception):
-    """A problem with the command line's inputs (exit status 2)."""
+    """A problem with the command line's inputs (exit status 2).
+
+    Example:
+        >>> str(UsageError("--model expects MODULE:FACTORY"))
+        '--model expects MODULE:FACTORY'
+    """
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept parameters only the fallback group catches (default: yes)")
     check.add_argument("--allow-overlap", action=argparse.BooleanOptionalAction, default=True,
                        help="accept parameters several rules match (default: yes)")
+    check.add_argument("--allow-near-misses", action=argparse.BooleanOptionalAction, default=True,
+                       help="accept parameters the fallback took that look like what a rule took "
+                            "(default: yes; they are listed either way)")
     check.add_argument("--tree", action="store_true", help="also print every parameter's group")
+    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                       help="stop (exit 2) when importing and building the model and checking "
+                            f"it take longer (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
     return parser
 
 
@@ -71,8 +92,13 @@ def load_model(spec: str) -> Any:
     """Import ``module:attribute`` and produce the parameters to check.
 
     Raises:
-        UsageError: The spec is malformed, the import or the factory fails, or
-            the result is neither an ``nn.Module`` nor a dict/list tree.
+        UsageError: The spec is malformed, the import or the factory fails or
+            exits, or the result is neither an ``nn.Module`` nor a dict/list tree.
+
+    Example:
+        >>> load_model("json:loads")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        multiopt_lab.cli.UsageError: calling json:loads failed: TypeError: ...
     """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
@@ -81,6 +107,9 @@ def load_model(spec: str) -> Any:
         sys.path.insert(0, os.getcwd())  # as `python -m` does; the console script does not
     try:
         target: Any = importlib.import_module(module_name)
+    except SystemExit as err:
+        raise UsageError(f"importing {module_name!r} exited ({_exit_text(err)}) instead of "
+                         "defining the model") from None
     except Exception as err:
         raise UsageError(f"cannot import {module_name!r}: {type(err).__name__}: {err}") from None
     for part in attribute.split("."):
@@ -91,6 +120,9 @@ def load_model(spec: str) -> Any:
     if not isinstance(target, (nn.Module, dict, list, tuple)) and callable(target):
         try:
             target = target()
+        except SystemExit as err:  # sys.exit() in model code is no model, and no pass
+            raise UsageError(f"calling {spec} exited ({_exit_text(err)}) instead of returning "
+                             "a model") from None
         except Exception as err:
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
             raise UsageError(f"calling {spec} failed: {detail}") from None
@@ -100,43 +132,140 @@ def load_model(spec: str) -> Any:
     return target
 
 
+def _exit_text(err: SystemExit) -> str:
+    return f"SystemExit: {err.code}" if err.code is not None else "SystemExit"
+
+
+def _say(text: str, stream=None) -> None:
+    """Print ``text``; what the stream cannot encode (a lone surrogate) comes out escaped."""
+    stream = stream if stream is not None else sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"), file=stream)
+
+
+def _usage_error(message: str) -> int:
+    _say(f"{PROG}: error: {message}", sys.stderr)
+    return 2
+
+
 def _check(args: argparse.Namespace) -> int:
+    if not args.timeout >= 0:
+        return _usage_error(f"--timeout expects seconds >= 0 (0: no limit), got {args.timeout}")
     try:
         labels, rules = load_rules(args.rules)
-        assignment = assign(load_model(args.model), rules, labels)
-    except (UsageError, RuleFileError, RuleError, TypeError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    table = assignment.table
-    print(f"rules: {args.rules} ({len(labels)} groups)")
-    print(f"model: {args.model} ({len(table)} parameters, {sum(table.sizes):,} values)")
-    print(f"device: {describe_device()}, mlx {mx.__version__}")
-    print()
-    if args.tree:
-        print(assignment.text())
-    else:
-        print(format_summary(assignment, with_rules=True))
-    print()
-    print(assignment.diagnostics)
-    settings = f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}"
+        outcome = _within(args.timeout, lambda: _assign_and_check(args, labels, rules))
+    except (UsageError, RuleFileError, RuleError) as err:
+        return _usage_error(str(err))
+    except TimeoutError:
+        return _usage_error(f"importing and building {args.model} and checking it did not finish "
+                            f"within {args.timeout:g} s (does it loop?); pass --timeout SECONDS "
+                            "to allow more, or 0 for no limit")
+    lines, code = outcome
+    for line in lines:
+        _say(line)
+    return code
+
+
+def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tuple[list[str], int]:
+    """The report's lines and the exit status; UsageError for what the model code gave."""
+    model = load_model(args.model)
     try:
-        assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap)
+        assignment = assign(model, rules, labels)
+    except RecursionError:
+        raise UsageError(f"the parameter tree of {args.model} is nested too deeply or contains "
+                         "itself; expected a tree of arrays (an nn.Module or nested dicts/lists)") \
+            from None
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"cannot split the parameters of {args.model}: {err}") from None
+    table = assignment.table
+    lines = [f"rules: {args.rules} ({len(labels)} groups)",
+             f"model: {args.model} ({len(table)} parameters, {sum(table.sizes):,} values)",
+             f"device: {describe_device()}, mlx {mx.__version__}", ""]
+    lines.append(assignment.text() if args.tree else format_summary(assignment, with_rules=True))
+    lines += ["", str(assignment.diagnostics)]
+    settings = (f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}, "
+                f"allow_near_misses={args.allow_near_misses}")
+    try:
+        with warnings.catch_warnings():  # near misses are listed above already
+            warnings.simplefilter("ignore", NearMissWarning)
+            assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap,
+                             allow_near_misses=args.allow_near_misses)
     except CoverageError as err:
-        print(f"\ncheck failed ({settings}):\n{err}")
-        return 1
-    print(f"\ncheck passed ({settings})")
-    return 0
+        return lines + [f"\ncheck failed ({settings}):\n{err}"], 1
+    return lines + [f"\ncheck passed ({settings})"], 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class _TimeLimit(BaseException):
+    """Raised in the main thread when --timeout runs out (not an Exception: model code that
+    catches every Exception must not swallow it)."""
+
+
+def _within(seconds: float, work: Callable[[], Any]) -> Any:
+    """``work()``, stopped with TimeoutError after ``seconds`` (0: no limit).
+
+    On the main thread a SIGALRM timer interrupts Python code (a loop, a
+    sleep). Off the main thread, or without SIGALRM, it runs without a limit.
+    The work stays on the calling thread: MLX arrays made on another thread
+    abort the process when it exits.
+    """
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        return work()
+
+    def stop(signum, frame):
+        raise _TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return work()
+    except _TimeLimit:
+        raise TimeoutError from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _hard_deadline(seconds: float) -> None:
+    """For the command line process: if the model code hangs where no signal reaches it
+    (inside C), end the process with status 2 a little after the limit."""
+    if not seconds:
+        return
+
+    def expire() -> None:
+        _say(f"{PROG}: error: the model code did not stop within {seconds:g} s, even when "
+             "interrupted; exiting", sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(2)
+
+    timer = threading.Timer(seconds + 10.0, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def main(argv: Sequence[str] | None = None, *, process: bool | None = None) -> int:
     """Run the command line; returns the exit status.
 
+    Args:
+        argv (Sequence[str], optional): The arguments. Default: ``sys.argv[1:]``.
+        process (bool, optional): This is the whole process (``python -m
+            multiopt_lab``, the ``multiopt-lab`` script): model code that
+            hangs out of reach of the time limit's signal ends it.
+            Default: ``None`` (True when ``argv`` is None, i.e. read from
+            the command line).
+
     Example:
-        >>> main(["--help"])  # doctest: +SKIP
+        >>> main(["check", "--help"])  # doctest: +ELLIPSIS
+        usage: multiopt-lab check [-h] --model MODULE:FACTORY ...
+        0
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 for --help
         return int(exit_.code or 0)
+    if process or (process is None and argv is None):
+        _hard_deadline(args.timeout)
     return _check(args)

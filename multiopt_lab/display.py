@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["html_for", "register_html"]
+__all__ = ["html_for", "register_html", "bundle_for", "register_bundle"]
 
 _renderers: dict[str, Callable[[Any], str]] = {}
+_bundlers: dict[str, Callable[[Any], dict | None]] = {}
 
 
 def register_html(kind: str, renderer: Callable[[Any], str]) -> None:
@@ -44,3 +45,32 @@ def html_for(kind: str, obj: Any) -> str | None:
     """
     renderer = _renderers.get(kind)
     return None if renderer is None else renderer(obj)
+
+
+def register_bundle(kind: str, bundler: Callable[[Any], dict | None]) -> None:
+    """Use ``bundler(obj) -> mime bundle or None`` to display objects of ``kind``.
+
+    Lets a layer below the widgets (a figure) be shown by a widget view where
+    a notebook front end runs, without importing the widgets itself.
+
+    Args:
+        kind (str): ``"figure"``.
+        bundler (Callable): Returns a mime bundle, or None to fall back.
+
+    Example:
+        >>> register_bundle("example", lambda obj: {"text/plain": str(obj)})
+        >>> bundle_for("example", 3)
+        {'text/plain': '3'}
+    """
+    _bundlers[kind] = bundler
+
+
+def bundle_for(kind: str, obj: Any) -> dict | None:
+    """The mime bundle of ``obj``, or None (the object then shows its own forms).
+
+    Example:
+        >>> bundle_for("nothing registered", object()) is None
+        True
+    """
+    bundler = _bundlers.get(kind)
+    return None if bundler is None else bundler(obj)

@@ -30,6 +30,11 @@ FACTORY = textwrap.dedent("""
         return 42
 
     MODEL = make_model()
+
+    def make_moe():
+        from multiopt_lab.examples import TinyMoE
+        mx.random.seed(0)
+        return TinyMoE(16, dims=8, layers=1, experts=2)
 """)
 
 
@@ -63,16 +68,17 @@ class TestSubprocess:
             muon   2 parameters  48 values   82.8%  ndim == 2
             adamw  2 parameters  10 values   17.2%  (fallback)
 
-            diagnostics:
-              fallback only (adamw, 2): layers.0.bias, layers.2.bias
+            diagnostics: no warnings (no dead, shadowed or overlapping rule, no empty group, no near miss)
+              fallback 'adamw' took 2 parameters no rule matched:
+                layers.0.bias, layers.2.bias
 
-            check passed (allow_fallback=True, allow_overlap=True)
+            check passed (allow_fallback=True, allow_overlap=True, allow_near_misses=True)
             """)
 
     def test_failing_check_exits_one(self, project, tmp_path):
         done = run("check", "clean.toml", "--model", f"{project}:make_model", "--no-allow-fallback", cwd=tmp_path)
         assert done.returncode == 1
-        assert "check failed (allow_fallback=False, allow_overlap=True)" in done.stdout
+        assert "check failed (allow_fallback=False, allow_overlap=True, allow_near_misses=True)" in done.stdout
         assert "2 parameters caught by no rule, only by the fallback 'adamw'" in done.stdout
 
     def test_bad_import_exits_two(self, project, tmp_path):
@@ -90,7 +96,7 @@ class TestInProcess:
     def test_dead_rule_fails(self, project, capsys):
         assert main(["check", "dead.toml", "--model", f"{project}:make_model"]) == 1
         out = capsys.readouterr().out
-        assert "dead rule: conv (ndim == 4)" in out
+        assert "! dead rule 'conv' (ndim == 4): matches no parameter" in out
         assert "- dead rule 'conv' (ndim == 4) matches no parameter" in out
 
     def test_overlap_only_fails_when_disallowed(self, project, capsys):
@@ -98,6 +104,23 @@ class TestInProcess:
         assert main(["check", "overlap.json", "--model", spec]) == 0
         assert main(["check", "overlap.json", "--model", spec, "--no-allow-overlap"]) == 1
         assert "layers.2.weight (head > muon)" in capsys.readouterr().out
+
+    def test_near_misses_listed_and_failing_on_request(self, project, capsys):
+        spec = f"{project}:make_moe"
+        assert main(["check", "clean.toml", "--model", spec]) == 0
+        out = capsys.readouterr().out
+        assert "! 2 near misses: the fallback 'adamw' took parameters like ones a rule took:" in out
+        assert ("    layers.0.moe.experts.up.weight  SwitchLinear [2, 16, 8]\n"
+                "      like layers.0.attn.q.weight  Linear [8, 8], which 'muon' took\n") in out
+        assert main(["check", "clean.toml", "--model", spec, "--no-allow-near-misses"]) == 1
+        assert "2 near misses: the fallback 'adamw' took parameters like ones a rule took " \
+               "(allow_near_misses=False)" in capsys.readouterr().out
+
+    def test_module_rules_need_a_model_not_a_dict(self, project, tmp_path, capsys):
+        save_rules(tmp_path / "modules.toml", ["linear", "rest"], ['module == "Linear"'])
+        assert main(["check", "modules.toml", "--model", f"{project}:make_model"]) == 0
+        assert main(["check", "modules.toml", "--model", f"{project}:make_tree"]) == 2
+        assert "pass the model" in capsys.readouterr().err
 
     @pytest.mark.parametrize("attribute", ["make_tree", "MODEL"])
     def test_parameter_dicts_and_module_instances(self, project, attribute, capsys):
@@ -132,3 +155,114 @@ class TestInProcess:
         assert main(["check"]) == 2
         assert main([]) == 2
         assert "required" in capsys.readouterr().err
+
+
+HOSTILE_FACTORY = textwrap.dedent("""
+    import sys
+    import mlx.core as mx
+
+    def loops():
+        while True:
+            pass
+
+    def exits():
+        sys.exit(0)
+
+    def exits_badly():
+        raise SystemExit("bye")
+
+    def deep():
+        tree = {"w": mx.zeros((2,))}
+        for _ in range(100_000):
+            tree = {"a": tree}
+        return tree
+
+    def cyclic():
+        tree = {"w": mx.zeros((2,))}
+        tree["self"] = tree
+        return tree
+
+    def deaf():
+        # Stuck inside C with the time limit's signal blocked: no Python handler can run.
+        import ctypes, signal
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        ctypes.CDLL(None).sleep(1000)
+
+    def surrogate_path():
+        return {"w\\ud800": mx.zeros((2, 2)), "b": mx.zeros((2,))}
+""")
+
+
+class TestHostileInputs:
+    """Whatever the model code or the rule file does, the CLI exits 2 with a message, never a
+    traceback with exit 1 ("check failed") or a silent 0."""
+
+    @pytest.fixture
+    def hostile(self, tmp_path, monkeypatch):
+        name = f"hostile_{abs(hash(str(tmp_path)))}"
+        (tmp_path / f"{name}.py").write_text(HOSTILE_FACTORY)
+        (tmp_path / f"{name}_exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+        save_rules(tmp_path / "clean.toml", ["muon", "adamw"], ["ndim == 2"])
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+        return name
+
+    def test_a_factory_that_loops_is_stopped_by_the_time_limit(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}:loops", "--timeout", "2",
+                   cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "did not finish within 2 s" in done.stderr and "--timeout" in done.stderr
+        assert "Traceback" not in done.stderr
+
+    @pytest.mark.slow
+    def test_model_code_deaf_to_the_time_limit_still_ends_the_process(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}:deaf", "--timeout", "1",
+                   cwd=tmp_path)
+        assert done.returncode == 2 and "did not stop within 1 s" in done.stderr
+
+    def test_the_time_limit_has_a_default(self):
+        from multiopt_lab.cli import build_parser
+
+        args = build_parser().parse_args(["check", "r.toml", "--model", "m:f"])
+        assert args.timeout > 0
+
+    @pytest.mark.parametrize("factory, words", [
+        ("exits", "exited (SystemExit: 0)"),
+        ("exits_badly", "exited (SystemExit: bye)"),
+    ])
+    def test_sys_exit_in_model_code_is_not_a_pass(self, hostile, tmp_path, factory, words):
+        done = run("check", "clean.toml", "--model", f"{hostile}:{factory}", cwd=tmp_path)
+        assert done.returncode == 2 and words in done.stderr, (done.returncode, done.stderr)
+        assert done.stdout == ""
+
+    def test_sys_exit_while_importing_is_not_a_pass(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}_exits_on_import:x", cwd=tmp_path)
+        assert done.returncode == 2 and "exited (SystemExit: 0)" in done.stderr
+
+    @pytest.mark.parametrize("factory", ["deep", "cyclic"])
+    def test_a_tree_too_deep_or_holding_itself_is_a_usage_error(self, hostile, tmp_path, factory):
+        done = run("check", "clean.toml", "--model", f"{hostile}:{factory}", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr[-500:]
+        assert "nested too deeply or contains itself" in done.stderr
+        assert "Traceback" not in done.stderr
+
+    def test_a_path_with_a_lone_surrogate_is_printed_escaped(self, hostile, tmp_path):
+        done = run("check", "clean.toml", "--model", f"{hostile}:surrogate_path", "--tree",
+                   cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-500:]
+        assert "\\ud800" in done.stdout
+
+    @pytest.mark.parametrize("name, text", [
+        ("huge.toml", "version = " + "9" * 5000 + "\n[[group]]\nlabel = 'all'\n"),
+        ("huge.json", '{"version": ' + "9" * 5000 + ', "group": [{"label": "all"}]}'),
+        ("huge_label.json", '{"group": [{"label": ' + "9" * 5000 + '}]}'),
+        ("surrogate.json", '{"group": [{"label": "a\\ud800"}]}'),
+        ("surrogate_rule.json", '{"group": [{"label": "a", "rule": "path == \'\\udc00\'"}, '
+                                '{"label": "b"}]}'),
+    ])
+    def test_crafted_rule_files_exit_two_with_a_message(self, hostile, tmp_path, name, text):
+        (tmp_path / name).write_text(text)
+        done = run("check", name, "--model", f"{hostile}:surrogate_path", cwd=tmp_path)
+        assert done.returncode == 2, (done.returncode, done.stderr[-800:])
+        assert done.stderr.startswith("multiopt-lab: error: "), done.stderr[-800:]
+        assert "Traceback" not in done.stderr

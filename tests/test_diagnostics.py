@@ -40,25 +40,32 @@ class TestEachDiagnostic:
         d = assign(sequential(), ["True"], ["all", "rest"]).diagnostics
         assert d.empty_groups == ("rest",)
         assert d.fallback_only == ()
-        assert d.is_clean
+        assert not d.is_clean  # an empty group is a likely mistake (issue 15)
+        assert d.warnings() == ["empty group 'rest': no parameter goes to it"]
 
     def test_no_filters_everything_is_fallback(self):
         d = assign(sequential(), [], ["only"]).diagnostics
         assert len(d.fallback_only) == 4 and d.overlaps == {}
 
-    def test_clean(self):
-        d = assign(sequential(), ["ndim == 2", "ndim == 1"], ["w", "b", "rest"]).diagnostics
-        assert d.is_clean
-        assert str(d).startswith("diagnostics: clean")
+    def test_no_warnings(self):
+        d = assign(sequential(), ["ndim == 2"], ["w", "rest"]).diagnostics
+        assert d.is_clean and d.warnings() == []
+        # What the fallback took is information, not a warning.
+        assert str(d) == (
+            "diagnostics: no warnings (no dead, shadowed or overlapping rule, no empty group, no near miss)\n"
+            "  fallback 'rest' took 2 parameters no rule matched:\n"
+            "    layers.0.bias, layers.3.bias"
+        )
 
     def test_str_lists_each_finding(self):
         d = assign(sequential(), ["ndim == 3", "ndim == 2", 'glob("*.3.*")'], ["dead", "w", "head", "rest"]).diagnostics
         assert str(d) == (
-            "diagnostics:\n"
-            "  dead rule: dead (ndim == 3)\n"
-            "  fallback only (rest, 1): layers.0.bias\n"
-            "  overlaps (1): layers.3.weight (w > head)\n"
-            "  empty groups: dead"
+            "diagnostics: 2 warnings\n"
+            "  ! dead rule 'dead' (ndim == 3): matches no parameter\n"
+            "  ! 1 parameter matched by several rules, the first wins:\n"
+            "    layers.3.weight (w > head)\n"
+            "  fallback 'rest' took 1 parameter no rule matched:\n"
+            "    layers.0.bias"
         )
 
 

@@ -102,7 +102,9 @@ class TestTwoRanks:
     def test_rank_0_saves_the_checkpoint(self, two_rank_run):
         folder, *_ = two_rank_run
         info = json.loads((folder / "checkpoint" / "checkpoint.json").read_text())
-        assert info == {"step": 8, "ranks": 2}
+        assert (info["step"], info["ranks"]) == (8, 2)
+        assert sorted(p.name for p in (folder / "checkpoint").iterdir()) == sorted(
+            ["checkpoint.json", *info["files"].values()])
 
     def test_every_rank_resumes_from_the_checkpoint(self, two_rank_run, tmp_path):
         folder, *_ = two_rank_run
@@ -391,3 +393,122 @@ def test_train_is_data_parallel_under_mlx_launch(tmp_path):
     assert frame.step[frame.metric == "loss"].tolist() == list(range(1, 7))
     assert sorted(set(frame.group)) == ["-", "m", "total", "v"]
     np.testing.assert_allclose(frame.value, reference.value, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+class TestWhoFailedFirst:
+    def test_a_rank_killed_with_sigkill_is_named_first(self, tmp_path):
+        with pytest.raises(DistributedRunError) as caught:
+            run_script(["--model", "mlp", "--steps", 50, "--batch-size", 32, "--kill-at-step", 2,
+                        "--fail-rank", 1, "--step-timeout", 20], ranks=2)
+        lines = [line.strip() for line in str(caught.value).splitlines()]
+        failures = [line for line in lines if line.startswith("rank ")]
+        assert failures[0].startswith("rank 1 was killed by signal 9 (SIGKILL"), failures
+        assert "stopped by the launcher" not in failures[0]
+
+    def test_rank_0_failing_to_save_is_named_first(self, tmp_path):
+        blocker = tmp_path / "not_a_folder"
+        blocker.write_text("a file where the checkpoint folder should be")
+        with pytest.raises(DistributedRunError) as caught:
+            run_script(["--model", "mlp", "--steps", 3, "--batch-size", 32,
+                        "--checkpoint", blocker / "ck"], ranks=2)
+        failures = [line.strip() for line in str(caught.value).splitlines()
+                    if line.strip().startswith("rank ")]
+        assert failures[0].startswith("rank 0 failed"), failures
+        assert "OtherRankFailed" in failures[1] and failures[1].startswith("rank 1")
+
+    def test_other_rules_on_one_rank_stop_train_at_the_first_step(self, tmp_path):
+        script = tmp_path / "rules.py"
+        script.write_text(OTHER_RULES_SCRIPT)
+        with pytest.raises(DistributedRunError) as caught:
+            launch([str(script)], ranks=2, timeout_s=LIMIT_S).wait()
+        message = str(caught.value)
+        assert "split the parameters alike" in message and "after step 0" not in message
+        assert "failed before its first step" in message or "failed after" in message
+        for rank in range(2):  # both ranks stopped at once, each saying why
+            status = json.loads((_run_dir(message) / f"rank-{rank}.json").read_text())
+            assert status["ok"] is False and "OutOfSyncError" in status["error"]
+
+    def test_a_taken_port_is_given_up_for_another(self, monkeypatch):
+        import socket
+
+        import multiopt_lab.distributed.launch as launching
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            draws = iter([port, None])
+            real = launching._free_port_range
+            monkeypatch.setattr(launching, "_free_port_range",
+                                lambda count: next(draws) or real(count))
+            script = "import mlx.core as mx; print(mx.distributed.init().size())"
+            run = launch(["-c", script], ranks=2, timeout_s=LIMIT_S)
+            result = run.wait()
+        assert run.restarts == 1 and result.stdout.split() == ["2", "2"]
+        assert "Couldn't bind socket" in (run.run_dir / "launcher.err.attempt1").read_text()
+
+
+def _run_dir(message):
+    from pathlib import Path
+
+    return Path(message.split("Logs in ")[1].split(";")[0])
+
+
+OTHER_RULES_SCRIPT = textwrap.dedent("""
+    import mlx.core as mx, mlx.optimizers as optim
+    from multiopt_lab import examples
+    from multiopt_lab.distributed.data_parallel import DataParallel
+    from multiopt_lab.distributed.guard import RankGuard
+    from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+    from multiopt_lab.training.train import train
+    parallel = DataParallel()
+    with RankGuard(parallel.group, step_timeout_s=30) as guard:
+        task = examples.sequence_task("reverse", batch_size=16, seed=3)
+        model = examples.TinyGPT(task.vocab_size, dims=16, layers=1, heads=2)
+        rules = ["ndim == 2"] if parallel.rank == 0 else ["ndim == 1"]  # a rank gone astray
+        optimizer = MultiOptimizer([optim.Adam(1e-2), optim.SGD(0.1)], rules)
+        train(model, optimizer, task.loss_fn, task.batch, 6, progress=False)
+""")
+
+
+class TestFailureOrder:
+    def test_a_consequence_reported_first_still_comes_after_its_cause(self):
+        from multiopt_lab.distributed.status import failure_lines
+
+        statuses = [{"ok": False, "step": 3, "error": "OSError: disk full", "time": 10.2},
+                    {"ok": False, "step": 3, "error": "OtherRankFailed: write failed on another "
+                     "rank", "time": 10.1, "consequence": True}]
+        assert failure_lines(statuses, "")[0].startswith("rank 0 failed after step 3: OSError")
+
+    def test_a_watchdog_timeout_is_a_consequence(self):
+        from multiopt_lab.distributed.status import failure_lines
+
+        statuses = [{"ok": False, "step": 1, "error": "no step finished", "time": 1.0,
+                     "timed_out": True},
+                    {"ok": False, "step": 1, "error": "ValueError: bad batch", "time": 5.0}]
+        assert failure_lines(statuses, "")[0].startswith("rank 1 failed")
+
+    def test_sigterm_is_the_launcher_and_sigkill_is_not(self):
+        from multiopt_lab.distributed.status import failure_lines
+
+        lines = failure_lines([{"ok": False, "step": 4, "error": "RuntimeError: [ring] peer "
+                                "closed", "time": 9.0}, {"ok": None, "step": 4, "time": 8.0},
+                               {"ok": None, "step": 4, "time": 8.5}],
+                              "Node with rank 1 exited with code -9\n"
+                              "Node with rank 2 exited with code -15")
+        assert lines[0].startswith("rank 1 was killed by signal 9")
+        assert lines[-1] == "rank 2 was stopped by the launcher"
+
+    def test_the_partition_is_compared_with_rules_and_layout(self):
+        from multiopt_lab.distributed.sync import partition_description
+
+        def stepped(rules):
+            opt = MultiOptimizer([optim.Adam(1e-2), optim.SGD(0.1)], rules)
+            params = {"w": mx.ones((2, 2)), "b": mx.ones((2,))}
+            opt.apply_gradients(params, params)
+            return partition_description(opt)
+
+        assert stepped(["ndim == 2"]) == stepped(["ndim == 2"])
+        assert stepped(["ndim == 2"]) != stepped(["ndim == 1"])
+        assert stepped(["ndim == 2"]) != stepped(["ndim >= 2"])  # same routing, other rule

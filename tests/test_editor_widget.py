@@ -52,7 +52,7 @@ def setup():
 
 def test_typing_recolours_the_tree_and_previews_the_moves(setup):
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     assert group_in_tree(editor, "head.weight") == "adamw"
     assert editor.apply_button.disabled
     editor.inputs["muon"].set_state({"value": "ndim == 2"})
@@ -65,7 +65,7 @@ def test_typing_recolours_the_tree_and_previews_the_moves(setup):
 
 def test_parse_error_shows_caret_and_keeps_the_last_good_assignment(setup):
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     editor.inputs["muon"].set_state({"value": "ndim >= 1"})
     html_before = editor.tree.view.html
     editor.inputs["muon"].set_state({"value": "ndim >= 1 and glob(embed)"})
@@ -84,7 +84,7 @@ def test_parse_error_shows_caret_and_keeps_the_last_good_assignment(setup):
 
 def test_a_rule_failing_on_a_parameter_is_reported_under_its_field(setup):
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     editor.inputs["muon"].set_state({"value": "shape[1] == 8"})
     assert "rule failed on" in sent(editor.errors["muon"], "value")[-1]
 
@@ -92,7 +92,7 @@ def test_a_rule_failing_on_a_parameter_is_reported_under_its_field(setup):
 def test_apply_repartitions_the_optimizer_and_keeps_training(setup):
     model, optimizer = setup
     train_step(model, optimizer)
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     editor.inputs["muon"].set_state({"value": "ndim == 2"})
     click(editor.apply_button)
     assert optimizer.assign(model).labels["head.weight"] == "muon"
@@ -106,7 +106,7 @@ def test_apply_repartitions_the_optimizer_and_keeps_training(setup):
 
 def test_revert_restores_the_optimizer_rules(setup):
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     editor.inputs["muon"].set_state({"value": "ndim == 1"})
     assert group_in_tree(editor, "head.bias") == "muon"
     click(editor.revert_button)
@@ -116,7 +116,7 @@ def test_revert_restores_the_optimizer_rules(setup):
 
 
 def test_copy_out_as_python_and_toml(setup):
-    editor = RuleEditorWidget(setup[1], setup[0], debounce_seconds=0)
+    editor = RuleEditorWidget(setup[0], setup[1], debounce_seconds=0)
     click(editor.python_button)
     code = sent(editor.exported, "value")[-1]
     assert "labels = ['muon', 'adamw']" in code and "'ndim == 2 and not glob(\"head.*\")',  # muon" in code
@@ -131,7 +131,7 @@ def test_an_empty_field_keeps_a_python_callable(setup):
         return array.ndim == 2
 
     optimizer = MultiOptimizer([optim.SGD(0.1), optim.AdamW(1e-3)], [is_matrix])
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     assert editor.inputs["sgd"].value == "" and "is_matrix" in editor.inputs["sgd"].placeholder
     editor.inputs["sgd"].set_state({"value": "ndim == 1"})
     editor.inputs["sgd"].set_state({"value": ""})
@@ -142,7 +142,7 @@ def test_typing_is_debounced(setup):
     model, optimizer = setup
 
     async def scenario():
-        editor = RuleEditorWidget(optimizer, model, debounce_seconds=0.05)
+        editor = RuleEditorWidget(model, optimizer, debounce_seconds=0.05)
         editor.inputs["muon"].set_state({"value": "ndim == "})
         editor.inputs["muon"].set_state({"value": "ndim == 1"})
         assert editor.errors["muon"].value == "" and group_in_tree(editor, "head.bias") == "adamw"
@@ -167,7 +167,7 @@ def test_apply_while_training_runs_in_another_thread_takes_effect_between_steps(
             failures.append(err)
 
     async def scenario():
-        editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+        editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
         editor.applier.idle_seconds = 30  # training is running: never apply from this thread
         thread = threading.Thread(target=training)
         thread.start()
@@ -193,7 +193,7 @@ def test_apply_while_training_runs_in_another_thread_takes_effect_between_steps(
 
 def test_follows_a_repartition_made_elsewhere(setup):
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     optimizer.repartition(["ndim == 1"], model)
     assert editor.tree.watcher.check()  # what the kernel-loop poll does every second
     assert editor.inputs["muon"].value == "ndim == 1"
@@ -208,7 +208,7 @@ def test_follows_a_repartition_made_elsewhere(setup):
 
 def test_groups_changed_elsewhere_disable_the_editor(setup):
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     optimizer.repartition(["ndim == 2", "ndim == 1"], model, optimizers=[optim.SGD(0.1), optim.Adam(0.1), optim.AdamW(0.1)])
     editor.tree.watcher.check()
     assert editor.apply_button.disabled and "groups changed" in editor.status.value
@@ -217,9 +217,10 @@ def test_groups_changed_elsewhere_disable_the_editor(setup):
 def test_dead_shadowed_and_fallback_notes_sit_under_their_rules(setup):
     model, _ = setup
     optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     assert "dead rule" in editor.warnings["sgd"].value and editor.warnings["muon"].value == ""
-    assert "catches 3 parameters that no rule matched" in editor.warnings["adamw"].value
+    # What no rule matched is the fallback's job: no warning on its row (issue 15).
+    assert editor.warnings["adamw"].value == ""
     editor.inputs["sgd"].set_state({"value": "glob('head.weight')"})
     assert "shadowed rule" in sent(editor.warnings["sgd"], "value")[-1]
 
@@ -235,7 +236,7 @@ def test_editor_does_not_keep_the_parameters_it_was_built_on_alive(setup):
     import weakref
 
     model, optimizer = setup
-    editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     refs = [weakref.ref(p) for _, p in tree_flatten(model.trainable_parameters())]
     gc.collect()
     gc.disable()
@@ -248,3 +249,55 @@ def test_editor_does_not_keep_the_parameters_it_was_built_on_alive(setup):
     editor.inputs["muon"].set_state({"value": "ndim == 2"})  # still previews from the shapes
     assert editor.errors["muon"].value == ""
     assert "adamw -&gt; muon" in sent(editor.preview, "value")[-1]
+
+
+def test_module_rules_typed_and_applied_with_the_model(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": 'within("MLP") and module == "Linear" and ndim == 2 '
+                                              'and not glob("head.*")'})
+    assert not editor.errors["muon"].value and group_in_tree(editor, "layers.0.weight") == "muon"
+    editor.inputs["muon"].set_state({"value": 'modul == "Linear"'})
+    assert "did you mean &#x27;module&#x27;?" in sent(editor.errors["muon"], "value")[-1]
+    editor.inputs["muon"].set_state({"value": 'module == "Linaer"'})
+    assert "did you mean &#x27;Linear&#x27;?" in sent(editor.warnings["muon"], "value")[-1]
+
+
+def test_a_module_rule_without_the_model_is_an_inline_error():
+    model = MLP(8, [8], 4)
+    optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+    editor = RuleEditorWidget(model.parameters(), optimizer, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": 'module == "Linear"'})
+    assert "pass the model" in sent(editor.errors["muon"], "value")[-1]
+    assert editor.apply_button.disabled
+def test_takes_model_then_optimizer_like_every_widget(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    assert editor.model is model and editor.optimizer is optimizer
+
+
+def test_the_old_order_still_works_with_a_deprecation_warning(setup):
+    model, optimizer = setup
+    with pytest.warns(DeprecationWarning, match=r"RuleEditorWidget\(model, optimizer\)"):
+        editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
+    assert editor.model is model and editor.optimizer is optimizer
+
+
+def test_the_exported_rules_follow_an_apply(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    click(editor.toml_button)
+    editor.inputs["muon"].set_state({"value": "ndim == 2"})
+    click(editor.apply_button)
+    exported = sent(editor.exported, "value")[-1]
+    assert 'rule = "ndim == 2"' in exported and "head" not in exported
+
+
+def test_a_line_break_in_a_rule_field_reads_as_a_space(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    editor.inputs["muon"].set_state({"value": "ndim == 2 and\nnot glob(\"head.*\")"})
+    assert editor.errors["muon"].value == "" and not editor.draft.changed
+    editor.inputs["muon"].set_state({"value": "ndim == 2\n"})
+    click(editor.apply_button)
+    assert optimizer.filters[0].text == "ndim == 2"

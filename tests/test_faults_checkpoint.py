@@ -20,6 +20,7 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten
 
+import multiopt_lab.io.atomic as atomic
 import multiopt_lab.io.checkpoint as checkpoint
 from multiopt_lab.io.checkpoint import FORMAT, load_state, save_state
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
@@ -191,8 +192,8 @@ def _interrupt_at(monkeypatch, stage):
 
     def partial_save(file, arrays, metadata=None):
         real_save(file, arrays, metadata=metadata)
-        with open(file, "r+b") as out:
-            out.truncate(os.path.getsize(file) // 2)
+        file.flush()
+        file.truncate(os.fstat(file.fileno()).st_size // 2)
         raise KeyboardInterrupt("interrupted while writing")
 
     def fail(*args, **kwargs):
@@ -207,7 +208,7 @@ def _interrupt_at(monkeypatch, stage):
     elif stage == "rename":
         monkeypatch.setattr(checkpoint.os, "replace", fail)
     elif stage == "tempfile":
-        monkeypatch.setattr(checkpoint.tempfile, "mkstemp", fail)
+        monkeypatch.setattr(atomic.os, "open", fail)
 
 
 @pytest.mark.parametrize("stage", ["state", "tempfile", "write", "fsync", "rename"])
@@ -257,3 +258,131 @@ def test_a_killed_saver_leaves_a_complete_file(tmp_path):
     # SGD momentum after k steps of gradient c*i: the file holds one whole, consistent step.
     assert target.optimizers[1].state["step"].item() == step >= 3
     assert json.loads(mx.load(str(file), return_metadata=True)[1]["labels"]) == ["sgd", "adam"]
+
+
+class TestDistributedCheckpointFiles:
+    """load_checkpoint reads its files as load_state does: guarded, and named in errors."""
+
+    @staticmethod
+    def folder(tmp_path, optimizer=None):
+        import mlx.nn as nn
+
+        from multiopt_lab.distributed.checkpoint import save_checkpoint
+
+        mx.random.seed(0)
+        model = nn.Linear(3, 2)
+        optimizer = optimizer or optim.SGD(0.1, momentum=0.9)
+        optimizer.init(model.trainable_parameters())
+        return save_checkpoint(tmp_path / "ck", model, optimizer, step=1), model, optimizer
+
+    @staticmethod
+    def files(folder):
+        info = json.loads((folder / "checkpoint.json").read_text())
+        names = info.get("files", {"model": "model.safetensors", "optimizer": "optimizer.safetensors"})
+        return {kind: folder / name for kind, name in names.items()}
+
+    @pytest.mark.parametrize("strict", [True, False])
+    @pytest.mark.parametrize("which", ["model", "optimizer"])
+    def test_a_crafted_list_index_cannot_exhaust_memory(self, tmp_path, strict, which):
+        import mlx.nn as nn
+
+        from multiopt_lab.distributed.checkpoint import load_checkpoint
+
+        folder, model, _ = self.folder(tmp_path)
+        file = self.files(folder)[which]
+        arrays = mx.load(str(file))
+        arrays["layers.100000000.weight"] = mx.zeros((2,))  # tree_unflatten: 10**8 entries
+        mx.save_safetensors(str(file), arrays)
+        target, target_opt = nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9)
+        with pytest.raises(ValueError, match="indexes past") as info:
+            load_checkpoint(folder, target, target_opt, strict=strict)
+        assert str(file) in str(info.value)
+
+    @pytest.mark.parametrize("which", ["model", "optimizer"])
+    def test_a_truncated_file_is_named(self, tmp_path, which):
+        import mlx.nn as nn
+
+        from multiopt_lab.distributed.checkpoint import load_checkpoint
+
+        folder, *_ = self.folder(tmp_path, MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)],
+                                                          ["ndim == 2"]))
+        file = self.files(folder)[which]
+        file.write_bytes(file.read_bytes()[:-20])
+        target = nn.Linear(3, 2)
+        before = [v.tolist() for _, v in tree_flatten(target.parameters())]
+        with pytest.raises(ValueError, match="truncated or corrupted") as info:
+            load_checkpoint(folder, target, MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)],
+                                                           ["ndim == 2"]))
+        assert str(file) in str(info.value)
+        assert [v.tolist() for _, v in tree_flatten(target.parameters())] == before
+
+    @pytest.mark.parametrize("text", ['{"step": "three"}', "[1]", "{not json",
+                                      '{"step": 1, "files": {"model": "../../etc/passwd", '
+                                      '"optimizer": "x"}}'])
+    def test_a_crafted_checkpoint_json_is_a_value_error(self, tmp_path, text):
+        import mlx.nn as nn
+
+        from multiopt_lab.distributed.checkpoint import load_checkpoint
+
+        folder, *_ = self.folder(tmp_path)
+        (folder / "checkpoint.json").write_text(text)
+        with pytest.raises(ValueError, match="checkpoint.json is corrupted"):
+            load_checkpoint(folder, nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9))
+
+
+class TestStateCheckedAgainstTheLiveOptimizer:
+    """Strict load_state compares every stored array with what this optimizer holds or makes."""
+
+    @staticmethod
+    def crafted(saved, change):
+        arrays, metadata = mx.load(str(saved), return_metadata=True)
+        change(arrays)
+        metadata["crc32"] = checkpoint.checksum(arrays, metadata)
+        mx.save_safetensors(str(saved), arrays, metadata=metadata)
+
+    @pytest.mark.parametrize("key, value, words", [
+        ("states.0.learning_rate", mx.full((3, 1, 1), 0.1), "'learning_rate' has shape (3, 1, 1)"),
+        ("states.1.learning_rate", mx.array(0.01, mx.complex64), "dtype complex64"),
+        ("states.0.step", mx.array(2.0), "'step' has shape () and dtype float32"),
+        ("states.0.w.v", mx.zeros((3, 2), mx.complex64), "different state dtypes for 'w'"),
+        ("states.1.layers.0.b.m", mx.zeros((2,), mx.float16), "different state dtypes for 'layers.0.b'"),
+    ])
+    def test_a_wrong_shape_or_dtype_is_refused_with_the_path(self, saved, key, value, words):
+        self.crafted(saved, lambda arrays: arrays.__setitem__(key, value))
+        assert words in load_fails(saved, "does not match")
+
+    def test_without_strict_the_bad_entries_start_fresh_and_training_keeps_dtypes(self, saved):
+        def change(arrays):
+            arrays["states.0.learning_rate"] = mx.full((3, 1, 1), 0.1)
+            arrays["states.0.w.v"] = mx.zeros((3, 2), mx.complex64)
+        self.crafted(saved, change)
+        target = optimizer()
+        params = parameters()
+        report = load_state(saved, target, strict=False, parameters=params)
+        assert "w" in report.initialised
+        grads = {"w": mx.full((3, 2), 0.5), "layers": [{"b": mx.ones((2,))}, {}, {"b": mx.ones((2,))}]}
+        new = target.apply_gradients(grads, params)
+        assert new["w"].shape == (3, 2) and new["w"].dtype == mx.float32
+
+    def test_a_plain_mlx_optimizer_in_a_checkpoint_folder_is_checked_too(self, tmp_path):
+        import mlx.nn as nn
+
+        from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
+
+        model, sgd = nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9)
+        sgd.init(model.trainable_parameters())
+        folder = save_checkpoint(tmp_path / "ck", model, sgd, step=1)
+        file = TestDistributedCheckpointFiles.files(folder)["optimizer"]
+        arrays = mx.load(str(file))
+        arrays["learning_rate"] = mx.full((3, 1, 1), 0.1)
+        arrays["weight.v"] = arrays["weight.v"].astype(mx.complex64)
+        mx.save_safetensors(str(file), arrays)
+        target, target_sgd = nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9)
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(folder, target, target_sgd)
+        assert "'learning_rate' has shape (3, 1, 1)" in str(info.value)
+        assert "different state dtypes for 'weight'" in str(info.value)
+        assert str(file) in str(info.value)
+        load_checkpoint(folder, target, target_sgd, strict=False)
+        target_sgd.update(target, {"weight": mx.ones((2, 3)), "bias": mx.ones((2,))})
+        assert target.weight.shape == (2, 3) and target.weight.dtype == mx.float32

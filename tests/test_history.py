@@ -242,3 +242,200 @@ class TestFiles:
             history.save(path)
         assert path.read_text() == before
         assert [p.name for p in tmp_path.iterdir()] == ["h.csv"]
+
+
+HEADER = '"run","step","group","metric","value"\n'
+
+
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+class TestFollowFaults:
+    def test_a_bad_line_is_skipped_and_reported_and_its_neighbours_kept(self, tmp_path):
+        path = tmp_path / "h.csv"
+        path.write_text(HEADER + '"a",1,"-","loss",1.0\nnot a row\n"a",2,"-","loss",0.5\n')
+        with pytest.warns(RuntimeWarning, match="line 3"):
+            follower = History.follow(path)
+        assert follower.frame["step"].tolist() == [1, 2]
+        skipped = follower.skipped_lines
+        assert skipped.count == 1 and skipped.last[0][0] == 3
+        assert "line 3" in str(skipped)
+
+    def test_rows_after_a_bad_line_keep_arriving(self, tmp_path):
+        path = tmp_path / "h.csv"
+        path.write_text(HEADER + '"a",1,"-","loss",1.0\n')
+        follower = History.follow(path)
+        with open(path, "a") as file:
+            file.write('"a",2,"-","loss"\n#run {broken json\n"a",3,"-","loss",0.25\n')
+        with pytest.warns(RuntimeWarning, match="skipped 2 lines"):
+            assert follower.refresh() == 1
+        with open(path, "a") as file:
+            file.write('"a",4,"-","loss",0.125\n')
+        assert follower.refresh() == 1
+        assert follower.frame["step"].tolist() == [1, 3, 4]
+        assert [number for number, _ in follower.skipped_lines.last] == [3, 4]
+
+    def test_the_watcher_lives_through_bad_lines_and_failing_subscribers(self, tmp_path):
+        path = tmp_path / "h.csv"
+        path.write_text(HEADER)
+        follower = History.follow(path)
+        calls = []
+
+        def flaky(history, event):
+            calls.append(event)
+            if len(calls) == 1:
+                raise RuntimeError("a monitor that failed once")
+
+        follower.subscribe(flaky)
+        follower.watch(interval=0.01)
+        try:
+            with pytest.warns(RuntimeWarning):
+                with open(path, "a") as file:
+                    file.write('"a",1,"-","loss",1.0\n\x00garbage\n')
+                    file.flush()
+                assert _wait_for(lambda: len(follower) == 1)
+                with open(path, "a") as file:
+                    file.write('"a",2,"-","loss",0.5\n')
+                assert _wait_for(lambda: len(follower) == 2), "the watcher died"
+        finally:
+            follower.stop_watching()
+        assert follower.skipped_lines.count == 1
+
+    def test_a_file_replaced_by_a_longer_one_is_read_from_its_start(self, tmp_path):
+        path = tmp_path / "h.csv"
+        first = History()
+        first.record(1, loss=1.0, run="old")
+        first.save(path)
+        follower = History.follow(path)
+        assert follower.runs == ("old",)
+        second = History()
+        for step in range(1, 40):
+            second.record(step, loss=1.0 / step, run="new")
+        second.save(path)  # a new file at that path, longer than the first
+        follower.refresh()
+        assert follower.runs == ("new",)
+        pd.testing.assert_frame_equal(follower.frame, second.frame)
+        assert follower.skipped_lines.count == 0
+
+    def test_a_file_rewritten_in_place_with_more_lines_is_read_from_its_start(self, tmp_path):
+        path = tmp_path / "h.csv"
+        path.write_text(HEADER + '"old",1,"-","loss",1.0\n')
+        follower = History.follow(path)
+        with open(path, "r+") as file:  # same file, new content from byte 0
+            file.write(HEADER + "".join(f'"new",{s},"-","loss",{s}.0\n' for s in range(1, 30)))
+        follower.refresh()
+        assert follower.runs == ("new",) and len(follower) == 29
+
+
+class TestLabelsAFileCanHold:
+    @pytest.mark.parametrize("bad", ["a\nb", "a\rb", "\ud800"])
+    def test_a_group_or_metric_that_a_file_cannot_hold_is_refused(self, tmp_path, bad):
+        history = History()
+        history.record(1, loss=1.0)
+        before = history.frame.copy()
+        with pytest.raises(ValueError, match="line break|not text"):
+            history.record(2, metrics={bad: {"update_norm": 1.0}})
+        with pytest.raises(ValueError, match="line break|not text"):
+            history.record(2, metrics={"ok": {bad: 1.0}})
+        pd.testing.assert_frame_equal(history.frame, before)
+        history.save(tmp_path / "h.csv")
+        pd.testing.assert_frame_equal(History.load(tmp_path / "h.csv").frame, before)
+
+    @pytest.mark.parametrize("bad", ["a\nb", "a\r\nb"])
+    def test_a_run_name_or_optimizer_label_with_a_line_break_is_refused(self, bad):
+        import mlx.optimizers as optim
+
+        history = History()
+        with pytest.raises(ValueError, match="line break"):
+            history.start_run(bad)
+        with pytest.raises(ValueError, match="line break"):
+            history.start_run("ok", {"labels": ["adamw", bad]})
+        with pytest.raises(ValueError, match="line break"):
+            history.record(1, loss=1.0, run=bad)
+        assert history.runs == () and len(history) == 0
+        history.start_run("fine", optimizer=optim.SGD(0.1))
+        assert history.runs == ("fine",)
+
+    def test_quotes_commas_and_hashes_round_trip(self, tmp_path):
+        history = History()
+        history.record(1, metrics={'a,"b"#c': {"x,y": 1.0}}, run='r "1", #2')
+        history.save(tmp_path / "h.csv")
+        pd.testing.assert_frame_equal(History.load(tmp_path / "h.csv").frame, history.frame)
+
+
+class TestCraftedFiles:
+    @pytest.mark.parametrize("text, where", [
+        (HEADER + '#run {"run": "a", "metadata": {}\n', "line 2"),
+        (HEADER + '#run ["a"]\n', "line 2"),
+        (HEADER + '#run {"run": 3}\n', "line 2"),
+        (HEADER + '#run {"run": "a", "metadata": [1]}\n', "line 2"),
+        (HEADER + '#end {}\n', "line 2"),
+        (HEADER + '"a",1,"-","loss"\n', "line 2"),
+        (HEADER + '"a","x","-","loss",1.0\n', "line 2"),
+        (HEADER + '"a",1.5,"-","loss",1.0\n', "line 2"),
+        (HEADER + '"a",1,"-","loss","big"\n', "line 2"),
+        (HEADER + '"a",1,2,"loss",1.0\n', "line 2"),
+        (HEADER + '"a,1,"-","loss",1.0\n', "line 2"),
+        (HEADER + "\n\n" + '"a",1,"-","loss",nan\n' + "plain\n", "line 5"),
+    ])
+    def test_a_crafted_csv_is_a_value_error_naming_the_line(self, tmp_path, text, where):
+        path = tmp_path / "h.csv"
+        path.write_text(text)
+        with pytest.raises(ValueError, match=where) as info:
+            History.load(path)
+        assert str(path) in str(info.value)
+
+    def test_invalid_utf8_is_a_value_error(self, tmp_path):
+        path = tmp_path / "h.csv"
+        path.write_bytes(HEADER.encode() + b'"a",1,"-","\xff",1.0\n')
+        with pytest.raises(ValueError, match="not UTF-8"):
+            History.load(path)
+
+    @pytest.fixture
+    def parquet(self, tmp_path):
+        pa = pytest.importorskip("pyarrow")
+        import pyarrow.parquet as pq
+
+        def write(columns, meta=b'{"runs": {}, "ended": []}'):
+            table = pa.table(columns)
+            if meta is not None:
+                table = table.replace_schema_metadata({b"multiopt_lab": meta})
+            path = tmp_path / "h.parquet"
+            pq.write_table(table, path)
+            return path
+
+        return write
+
+    GOOD = {"run": ["a"], "step": [1], "group": ["-"], "metric": ["loss"], "value": [0.5]}
+
+    @pytest.mark.parametrize("change, meta", [
+        ({"step": None}, None),                                  # a column missing
+        ({}, b"[1, 2]"),                                         # metadata not an object
+        ({}, b'{"runs": [1], "ended": []}'),                     # runs not a mapping
+        ({}, b'{"runs": {"a": 3}, "ended": []}'),                # a run's metadata not a mapping
+        ({}, b'{"runs": {}, "ended": "a"}'),                     # ended not a list
+        ({}, b"{not json"),
+        ({}, b"\xff\xfe"),
+        ({"step": ["one"]}, b'{"runs": {}, "ended": []}'),       # a step that is text
+        ({"step": [1.5]}, b'{"runs": {}, "ended": []}'),
+        ({"value": ["x"]}, b'{"runs": {}, "ended": []}'),
+        ({"run": [None]}, b'{"runs": {}, "ended": []}'),         # a missing name
+        ({"group": [7]}, b'{"runs": {}, "ended": []}'),
+    ])
+    def test_a_crafted_parquet_file_is_a_value_error(self, parquet, change, meta):
+        columns = {k: v for k, v in {**self.GOOD, **change}.items() if v is not None}
+        path = parquet(columns, meta)
+        with pytest.raises(ValueError) as info:
+            History.load(path)
+        assert type(info.value) is ValueError, repr(info.value)
+
+    def test_bytes_that_are_not_parquet_are_a_value_error(self, tmp_path):
+        pytest.importorskip("pyarrow")
+        path = tmp_path / "h.parquet"
+        path.write_bytes(b"PAR1" + bytes(100))
+        with pytest.raises(ValueError, match="not a Parquet history file"):
+            History.load(path)

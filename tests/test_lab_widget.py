@@ -28,26 +28,30 @@ def test_editor_drives_the_tree_beside_it(setup):
     model, optimizer = setup
     lab = LabWidget(model, optimizer, debounce_seconds=0)
     assert lab.editor.tree is lab.tree and lab.monitor is None
-    assert lab.tree in lab.children and "mol-lab" in lab._dom_classes
+    assert list(lab.grid.children) == [lab.editor, lab.tree] and "mol-lab" in lab._dom_classes
     lab.editor.inputs["muon"].set_state({"value": "ndim == 1"})
     assert 'data-path="head.bias" data-group="muon"' in sent(lab.tree.view, "html")[-1]
     lab.editor.apply_button._handle_custom_msg({"event": "click"}, [])
     assert optimizer.assign(model).labels["head.bias"] == "muon"
 
 
-def test_layout_wraps_when_narrow_and_keeps_the_columns_apart(setup):
+def test_side_by_side_from_the_lab_s_own_width_stacked_below(setup):
+    from multiopt_lab.widgets.lab import LAB_CSS, SIDE_BY_SIDE_PX
+
     lab = LabWidget(*setup, debounce_seconds=0)
-    column, tree = lab.children
-    assert lab.layout.flex_flow == "row wrap"
-    assert column.layout.margin.split()[1] != "0" and tree.layout.min_width == "0"
+    assert "mol-lab-grid" in lab.grid._dom_classes
+    # A container query: the notebook's width decides, not the window's.
+    assert f"@container mol-lab (min-width: {SIDE_BY_SIDE_PX}px)" in LAB_CSS
+    assert '"editor tree" "monitor monitor"' in LAB_CSS and '"editor" "tree" "monitor"' in LAB_CSS
+    # No area is set inline (an inline style would beat the query).
+    assert all(child.layout.grid_area is None for child in lab.grid.children)
 
 
-def test_with_a_history_the_monitor_sits_under_the_editor(setup):
+def test_with_a_history_the_monitor_comes_last(setup):
     history = History()
     history.record(1, loss=2.0, metrics={"muon": {"update_norm": 0.1}, "adamw": {"update_norm": 0.2}})
     lab = LabWidget(*setup, history)
-    left_column = lab.children[0]
-    assert lab.monitor is not None and list(left_column.children) == [lab.editor, lab.monitor]
+    assert lab.monitor is not None and list(lab.grid.children) == [lab.editor, lab.tree, lab.monitor]
     assert "mol-monitor" in lab.monitor._dom_classes
 
 

@@ -79,7 +79,7 @@ class FakeClock:
 
 
 def image_updates(widget) -> int:
-    return sum(1 for data, _ in widget.image.comm.messages if data.get("method") == "update" and ["value"] in data["buffer_paths"])
+    return sum(1 for data, _ in widget.image.comm.messages if data.get("method") == "update" and ["png"] in data["buffer_paths"])
 
 
 def metrics(step):
@@ -89,7 +89,7 @@ def metrics(step):
 def test_redraws_at_most_max_rate_and_catches_up(comms):
     clock, history = FakeClock(), History()
     monitor = TrainingMonitorWidget(history, max_rate=4.0, clock=clock, background=False)
-    assert monitor.redraws == 1 and bytes(monitor.image.value).startswith(PNG_MAGIC)
+    assert monitor.redraws == 1 and bytes(monitor.image.png).startswith(PNG_MAGIC)
     history.start_run("a")  # too soon after the first drawing: waits
     assert monitor.redraws == 1 and monitor.pending
     for step in range(1, 101):  # 100 steps in one second
@@ -115,6 +115,7 @@ def test_slow_drawing_stretches_the_interval(comms, monkeypatch):
         return real_plot(*args, **kwargs)
 
     monkeypatch.setattr(monitor_module, "plot_training", slow_plot)
+    history.record(0, loss=1.0)  # something to plot: an empty history draws a cheap placeholder
     monitor = TrainingMonitorWidget(history, max_rate=4.0, budget=0.05, clock=clock, max_interval=10.0, background=False)
     assert monitor.interval == pytest.approx(0.3 / 0.05)
     start = monitor.redraws
@@ -136,6 +137,7 @@ def test_slow_drawing_still_redraws_every_second_while_data_arrives(comms, monke
         return real_plot(*args, **kwargs)
 
     monkeypatch.setattr(monitor_module, "plot_training", slow_plot)
+    history.record(0, loss=1.0)  # something to plot: an empty history draws a cheap placeholder
     monitor = TrainingMonitorWidget(history, clock=clock, background=False)
     assert monitor.interval == pytest.approx(1.0)
     start, began = monitor.redraws, clock.now
@@ -156,6 +158,7 @@ def test_draws_on_a_background_thread(comms, monkeypatch):
 
     monkeypatch.setattr(monitor_module, "plot_training", recording_plot)
     history = History()
+    history.record(0, loss=2.0)  # something to plot at creation (on the main thread)
     monitor = TrainingMonitorWidget(history, max_rate=20.0, background=True)
     history.record(1, loss=1.0)
     deadline = time.monotonic() + 10
@@ -165,7 +168,8 @@ def test_draws_on_a_background_thread(comms, monkeypatch):
     assert threads[0] is threading.main_thread() and threads[-1] is not threading.main_thread()
     assert ">1<" in monitor.table.value
     monitor.close()
-    assert not monitor.pacer._thread.join(5) and not monitor.pacer._thread.is_alive()
+    monitor.pacer.wait_closed(5.0)
+    assert not monitor.pacer.running
 
 
 def test_a_named_run_may_start_later(comms):
@@ -180,15 +184,25 @@ def test_a_named_run_may_start_later(comms):
     assert monitor.run == "main" and "main, step 1" in monitor.table.value and ">2<" in monitor.table.value
 
 
-def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms):
-    history, updates = History(), []
+def show(widget, monkeypatch) -> list:
+    """Display ``widget`` as a notebook would; return the list its output's updates go to."""
+    import IPython.display
 
-    class DisplayHandle:
+    updates = []
+
+    class DisplayHandle:  # what IPython's display(..., display_id=True) returns
         def update(self, bundle, raw):
             updates.append(bundle)
 
+    monkeypatch.setattr(IPython.display, "display", lambda *objects, **options: DisplayHandle())
+    widget._ipython_display_()  # what display(widget) calls
+    return updates
+
+
+def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms, monkeypatch):
+    history = History()
     first = TrainingMonitorWidget(history, background=False)  # no run yet: takes the first one started
-    first._display_handle = DisplayHandle()
+    updates = show(first, monkeypatch)
     history.start_run("a")
     history.record(1, loss=1.0)
     history.end_run()
@@ -201,23 +215,17 @@ def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms):
     assert first.run == "a" and "a, step 1" in first.table.value and len(updates) == 1
 
 
-def test_end_of_run_redraws_and_updates_the_static_output(comms):
+def test_end_of_run_redraws_and_updates_the_static_output(comms, monkeypatch):
     clock, history = FakeClock(), History()
     monitor = TrainingMonitorWidget(history, clock=clock, background=False)
-    updates = []
-
-    class DisplayHandle:  # what IPython's display(..., display_id=True) returns
-        def update(self, bundle, raw):
-            updates.append(bundle)
-
-    monitor._display_handle = DisplayHandle()
+    updates = show(monitor, monkeypatch)
     history.record(1, loss=2.0, metrics=metrics(1))
     history.record(2, loss=1.0)  # too soon: pending
     history.end_run()
     assert not monitor.pending and history.last("loss") == 1.0
     (bundle,) = updates
     assert set(bundle) == {"text/plain", "image/png", "application/vnd.jupyter.widget-view+json"}
-    assert bundle["text/plain"] == repr(monitor) == "TrainingMonitorWidget(loss and per-group metrics, redrawn live)"
+    assert bundle["text/plain"] == monitor.text() == "Training monitor: run 'run1', 2 steps recorded, loss and 2 groups' metrics"
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == monitor.model_id
 
 
@@ -245,7 +253,7 @@ def test_table_lists_groups_in_partition_order_with_their_colours(comms):
     assert table.index('data-group="matrices"') < table.index('data-group="vectors"') < table.index('data-group="total"') < table.index('data-group="-"')
     assert group_colour(1) in table and "r, step 7" in table and "0.25" in table
     assert "<th>update_ratio</th>" in table
-    assert last_values_html(History()) == '<div class="mol-monitor-empty">no run recorded yet</div>'
+    assert "no run recorded yet" in last_values_html(History())
 
 
 def test_table_shows_a_dash_where_a_metric_does_not_apply(comms):

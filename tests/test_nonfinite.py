@@ -140,6 +140,36 @@ def test_a_bad_step_leaves_parameters_and_every_state_as_before(bad_path, group,
 
 @needs_hook
 @pytest.mark.parametrize("compile", [False, True])
+def test_a_finite_gradient_that_overflows_the_new_state_is_skipped(compile):
+    # AdamW: v = 0.001 * g**2 = inf for g = 1e38, while the update m / (sqrt(v) + eps)
+    # stays finite (0): only the new state shows that the step went wrong.
+    opt = make(skip_nonfinite=True, compile=compile)
+    params = opt.apply_gradients(gradients(), parameters())
+    mx.eval(params, opt.state)
+    before_params, before_state = bits(params), bits(opt.state["states"])
+    after = opt.apply_gradients(gradients("blocks.0.b", 1e38), params)
+    mx.eval(after, opt.state)
+    assert all(math.isfinite(x) for _, v in tree_flatten(opt.state["states"])
+               for x in v.reshape(-1).tolist())
+    assert bits(after) == before_params and bits(opt.state["states"]) == before_state
+    assert opt.skipped_steps == 1 and opt.skipped_groups == ("adamw",)
+
+
+def test_the_guard_checks_the_new_state():
+    adamw = optim.AdamW(0.01)
+    guard = NonfiniteGuard(1)
+    param, grad = mx.array([1.0]), mx.array([1e38])
+    adamw.init({"0": param})
+    old = guard.before([adamw])
+    new = [adamw.apply_single(grad, param, adamw.state["0"])]
+    assert math.isfinite(new[0].item())  # the update alone looks fine
+    kept = guard.after([adamw], old, [grad], [param], new, [[0]])
+    assert kept[0].item() == 1.0 and guard.skipped_steps == 1
+    assert math.isfinite(adamw.state["0"]["v"].item())
+
+
+@needs_hook
+@pytest.mark.parametrize("compile", [False, True])
 def test_training_after_a_skipped_step_equals_training_without_it(compile):
     skipping, clean = make(skip_nonfinite=True, compile=compile), make(compile=compile)
     p_skip, p_clean = parameters(), parameters()

@@ -37,8 +37,13 @@ def hygiene_problems(path: Path) -> list[str]:
         nbformat.validate(notebook)
     except nbformat.ValidationError as error:
         problems.append(f"not a valid nbformat 4 notebook: {error.message}")
+    views = [i for i, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
+             if strip_widget_state.WIDGET_VIEW in output.get("data", {})]
     if "widgets" in notebook.metadata:
         problems.append("metadata.widgets holds widget state: run python tools/strip_widget_state.py")
+    elif views:
+        problems.append(f"cells {views} keep widget views that cannot render without a kernel "
+                        "('model not found'): run python tools/strip_widget_state.py")
     elif strip_widget_state.normalised_text(text) != text:
         problems.append("not normalised (run metadata or formatting): run python tools/strip_widget_state.py")
     if notebook.metadata.get("kernelspec", {}).get("name") != "python3":
@@ -132,6 +137,19 @@ def test_strip_tool_removes_widget_state_and_is_idempotent(tmp_path):
     assert hygiene_problems(path) == []
 
 
+def test_strip_tool_drops_widget_views_and_keeps_their_other_forms(tmp_path):
+    cells = _good_cells()
+    view = {"version_major": 2, "version_minor": 0, "model_id": "0123"}
+    cells[2].outputs.append(nbformat.v4.new_output("display_data", data={
+        strip_widget_state.WIDGET_VIEW: view, "text/plain": "model  3 params", "text/html": "<ul><li>model</li></ul>"}))
+    path = _write_notebook(tmp_path / "01_groups.ipynb", cells)
+    assert any("widget views" in problem for problem in hygiene_problems(path))
+    assert strip_widget_state.main([str(path)]) == 0
+    data = nbformat.read(path, as_version=4).cells[2].outputs[1]["data"]
+    assert data == {"text/plain": "model  3 params", "text/html": "<ul><li>model</li></ul>"}
+    assert hygiene_problems(path) == []
+
+
 def test_strip_tool_leaves_every_file_alone_when_one_is_broken(tmp_path):
     good = _write_notebook(tmp_path / "01_groups.ipynb", _good_cells())
     raw = json.loads(good.read_text())
@@ -169,12 +187,16 @@ VARYING_CELLS = [
     ("print(f'{random.uniform(1, 99):.2f} steps/s at', time.strftime('%Y-%m-%d %H:%M:%S'))",
      "stream", "41.07 steps/s at 2026-01-02 03:04:05\n"),
     ("print('checkpoint in', tempfile.mkdtemp())", "stream", "checkpoint in /tmp/tmpq1w2e3r4\n"),
+    ("display({'text/plain': f\"Training monitor: run 'r', {random.randint(1, 99)} steps recorded\"}, raw=True)",
+     "display", "Training monitor: waiting for a run to record its first step"),
 ]
 
 
 def _stored_output(kind, text, count):
     if kind in ("stream", "stderr"):
         return nbformat.v4.new_output("stream", name="stdout" if kind == "stream" else "stderr", text=text)
+    if kind == "display":
+        return nbformat.v4.new_output("display_data", data={"text/plain": text})
     if kind == "html":
         data = {"text/html": text, "text/plain": "<IPython.core.display.HTML object>"}
     else:

@@ -142,7 +142,7 @@ def test_empty_history_says_so_instead_of_failing():
 
 def test_overview_has_four_panels_with_metrics_one_without():
     assert [ax.get_title() for ax in plot_training(make_history()).axes] == [
-        "loss (muon)", "update norm", "update / parameter ratio", "learning rate",
+        "loss", "update norm", "update / parameter ratio", "learning rate",
     ]
     loss_only = History()
     loss_only.record(1, loss=1.0)
@@ -206,3 +206,97 @@ def test_redrawing_the_same_layout_moves_the_lines_instead_of_plotting_again():
     history.record(8, loss=0.1, metrics={"a": {"update_norm": 0.1}, "b": {"update_norm": 0.2}, "c": {"update_norm": 0.3}})
     plot_training(history, figure=figure)
     assert figure.axes[0].get_lines()[0] is not loss_line and "c" in lines_by_label(figure, 1)
+
+
+# -- figures that agree with the tutorials' words (issue 17) -----------------------------------
+def two_group_history(same_rates: bool = True, steps: int = 20, run: str = "r", optimizers=("Adam", "Adam"),
+                      history: History | None = None, labels=("matrices", "vectors")) -> History:
+    history = history or History()
+    history.start_run(run, {"labels": list(labels), "optimizers": [{"class": c} for c in optimizers],
+                            "backend": "cpu", "device_name": "Test CPU"})
+    for step in range(1, steps + 1):
+        history.record(step, loss=1.0 / step, metrics={
+            labels[0]: {"update_norm": 0.1, "update_ratio": 1e-2, "learning_rate": 1e-3},
+            labels[1]: {"update_norm": 0.2, "update_ratio": 1e-3 / step,
+                        "learning_rate": 1e-3 if same_rates else 1e-2}})
+    return history
+
+
+def test_the_reference_line_is_dashed_and_the_total_is_not():
+    figure = plot_update_ratios(make_history())
+    assert lines_by_label(figure)["reference 0.001"].get_linestyle() == "--"
+    from multiopt_lab.plots import plot_group_metric
+
+    total = lines_by_label(plot_group_metric(make_history(), "update_norm", include_total=True))["total"]
+    assert total.get_linestyle() not in ("--", ":")
+
+
+def test_a_legend_sits_beside_the_axes_not_on_the_data():
+    figure = plot_update_ratios(make_history())
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= ax.get_window_extent().x1 - 1
+
+
+def test_the_overview_has_one_legend_for_all_panels_and_none_on_the_data():
+    figure = plot_training(make_history())
+    assert [ax.get_legend() for ax in figure.axes] == [None] * 4
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == [*LABELS, "reference 0.001"]
+
+
+def test_identical_lines_stay_visible_and_say_so():
+    figure = plot_learning_rates(two_group_history(same_rates=True))
+    first, second = (lines_by_label(figure)[name] for name in ("matrices", "vectors (= matrices)"))
+    assert first.get_linestyle() == "-" and second.get_linestyle() == "--"
+    different = lines_by_label(plot_learning_rates(two_group_history(same_rates=False)))
+    assert set(different) == {"matrices", "vectors"} and different["vectors"].get_linestyle() == "-"
+
+
+def test_identical_runs_stay_visible_and_say_so():
+    history = two_group_history(run="never stopped")
+    two_group_history(run="resumed", history=history)
+    lines = lines_by_label(plot_runs(history))
+    assert lines["resumed (= never stopped)"].get_linestyle() == "--"
+
+
+def test_step_ticks_are_whole_numbers():
+    figure = plot_runs(two_group_history(steps=20))
+    figure.canvas.draw()
+    ticks = [t for t in figure.axes[0].get_xticks() if 1 <= t <= 20]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_runs_compared_can_colour_groups_by_optimizer():
+    history = two_group_history(run="sgd", optimizers=("SGD", "SGD"), labels=("sgd", "sgd2"))
+    two_group_history(run="mixed", optimizers=("Muon", "SGD"), labels=("muon", "sgd"), history=history)
+    sgd = lines_by_label(plot_update_ratios(history, run="sgd", colour_by="optimizer"))
+    mixed = lines_by_label(plot_update_ratios(history, run="mixed", colour_by="optimizer"))
+    assert same_colour(sgd["sgd"].get_color(), mixed["sgd"].get_color())
+    assert not same_colour(mixed["muon"].get_color(), mixed["sgd"].get_color())
+    # Two groups of one optimizer in one run keep apart by their line style.
+    assert sgd["sgd"].get_linestyle() != sgd["sgd2"].get_linestyle()
+    with pytest.raises(ValueError, match="colour_by must be"):
+        plot_update_ratios(history, run="sgd", colour_by="rainbow")
+
+
+def test_the_overview_title_names_the_run_and_its_device():
+    figure = plot_training(two_group_history())
+    assert figure._suptitle.get_text() == "r · cpu (Test CPU)"
+
+
+def test_a_drawn_figure_can_follow_a_theme_change():
+    from multiopt_lab.plots import retheme
+
+    figure = plot_update_ratios(make_history())
+    ax = figure.axes[0]
+    marker = ax.axvline(5, color="black")
+    retheme(figure, "dark")
+    assert sum(mcolors.to_rgb(figure.get_facecolor())) < 0.5
+    assert sum(mcolors.to_rgb(ax.xaxis.label.get_color())) > 2.5
+    assert sum(mcolors.to_rgb(ax.get_legend().get_texts()[0].get_color())) > 2.5
+    assert sum(mcolors.to_rgb(marker.get_color())) > 2.5  # black on black would vanish
+    assert same_colour(lines_by_label(figure)["embed"].get_color(), group_colour(0))
+    retheme(figure, "light")
+    assert same_colour(figure.get_facecolor(), "white") and same_colour(marker.get_color(), "black")

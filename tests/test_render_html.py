@@ -87,14 +87,23 @@ class TestHtml:
     def test_diagnostics_marked_in_place_and_listed(self):
         optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
         html = render_html(optimizer.assign(MLP(8, [8], 4)), optimizer)
-        assert 'class="mol-row mol-param mol-flag-fallback-only" data-path="layers.0.bias"' in html
+        # What the fallback took is not flagged (issue 15); the dead rule is listed.
+        assert 'class="mol-row mol-param" data-path="layers.0.bias"' in html
         assert '<ul class="mol-diagnostics">' in html and "dead rule &#x27;sgd&#x27;" in html
+
+    def test_near_miss_marked_in_place_with_what_it_looks_like(self):
+        from multiopt_lab.examples import TinyMoE
+
+        html = render_html(assign(TinyMoE(16, dims=8, layers=1, experts=2), ["ndim == 2"], ["muon", "adamw"]))
+        assert 'class="mol-row mol-param mol-flag-near-miss" data-path="layers.0.moe.experts.up.weight"' in html
+        assert ('title="like layers.0.attn.q.weight (Linear [8, 8]), which muon took">'
+                "! near miss of muon</span>") in html
 
     def test_search_marks_matches_and_opens_their_modules(self, gpt):
         _, _, assignment = gpt
         html = render_html(assignment, highlight={"norm.weight"}, searching=True, open_depth=0)
         assert 'class="mol-tree mol-searching"' in html
-        assert 'mol-param mol-flag-fallback-only mol-match" data-path="norm.weight"' in html
+        assert 'mol-param mol-match" data-path="norm.weight"' in html
         assert '<details class="mol-module" data-path="norm" open>' in html
         assert '<details class="mol-module" data-path="embed">' in html
 
@@ -165,6 +174,8 @@ class TestDetailsAndExport:
             "dtype         float32\n"
             "size          32\n"
             "group         muon\n"
+            "module        Linear\n"
+            "inside        MLP\n"
             "matched rule  ndim == 2\n"
             "also matched  sgd\n"
             "diagnostics   overlap"
@@ -220,3 +231,73 @@ class TestRichDisplayAndLayering:
                 "print(sorted(m for m in ('ipywidgets', 'IPython', 'matplotlib') if m in sys.modules))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "[]"
+
+
+# -- without its stylesheet (static renderers and untrusted notebooks strip <style>) --------
+BLOCKS = {"div", "p", "summary", "details", "li", "ul", "ol", "tr", "table", "caption", "pre", "br",
+          "h1", "h2", "h3", "h4"}
+CELLS = {"td", "th"}
+
+
+class Unstyled(HTMLParser):
+    """The text a browser shows for HTML with no stylesheet: block elements start lines,
+    table cells are apart, everything inside <style> is gone; list nesting is kept as depth."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[tuple[int, str]] = []
+        self.current: list[str] = []
+        self.depth = 0
+        self.in_style = False
+
+    def _break(self):
+        text = " ".join("".join(self.current).split())
+        if text:
+            self.lines.append((self.depth, text))
+        self.current = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "style":
+            self.in_style = True
+        elif tag in BLOCKS:
+            self._break()
+            self.depth += tag in ("ul", "ol")
+        elif tag in CELLS:
+            self.current.append("\t")
+
+    def handle_endtag(self, tag):
+        if tag == "style":
+            self.in_style = False
+        elif tag in BLOCKS:
+            self._break()
+            self.depth -= tag in ("ul", "ol")
+
+    def handle_data(self, data):
+        if not self.in_style:
+            self.current.append(data)
+
+
+def unstyled(html: str) -> list[tuple[int, str]]:
+    parser = Unstyled()
+    parser.feed(html)
+    parser._break()
+    return parser.lines
+
+
+class TestWithoutStylesheet:
+    def test_every_cell_of_a_row_is_apart(self, gpt):
+        _, optimizer, assignment = gpt
+        lines = [text for _, text in unstyled(render_html(assignment, optimizer))]
+        assert "model 40 params 2,728 muon 87% | adamw 13%" in lines
+        assert "weight [16, 8] float32 128 adamw (fallback)" in lines
+        assert 'weight [8, 8] float32 64 muon ndim == 2 and not glob("*embed*")' in lines
+
+    def test_nesting_shows_as_list_depth(self, gpt):
+        depths = dict((text.split(" ")[0], depth) for depth, text in unstyled(render_html(gpt[2]))
+                      if text.startswith(("model ", "embed ", "[0..2] ", "attn ")))
+        assert depths["model"] < depths["embed"] < depths["[0..2]"] < depths["attn"]
+
+    def test_a_static_rendering_has_no_unfold_button(self, gpt):
+        static = render_html(gpt[2]).split("</style>", 1)[1]
+        assert "mol-unfold" not in static and "unfold</button>" not in static
+        assert 'class="mol-unfold"' in render_html(gpt[2], interactive=True)

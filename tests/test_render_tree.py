@@ -9,6 +9,7 @@ import pytest
 from multiopt_lab.partition.assignment import assign
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.examples.models import MLP, SmallCNN, TinyGPT
+from multiopt_lab.examples.moe import TinyMoE
 from multiopt_lab.render.document import render_text
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of
 from multiopt_lab.render.numbers import human_count, percent, share_text
@@ -19,19 +20,18 @@ MATRICES = 'ndim == 2 and not glob("*embed*") and not glob("position*")'
 GPT = """\
 group  optimizer                                                          rule                                                         params  elements  share  notes
 muon   Muon(lr=0.02, momentum=0.95, weight_decay=0.01)                    ndim == 2 and not glob("*embed*") and not glob("position*")      18     2,304    84%
-adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                                                       22       424    16%  ! 22 fallback only
-! caught by no rule, only by the fallback 'adamw' (22): embed.weight, position.weight, layers.0.norm1.weight and 19 more
+adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                                                       22       424    16%
 
-TinyGPT                         40 params           2,728  muon 84% | adamw 16%                                                ! 22 flagged below
-├── embed                       1 param               128  adamw                                                               ! 1 flagged below
-│   └── weight                  [16, 8]    float32    128  adamw  (fallback)                                                   ! fallback only
-├── position                    1 param                64  adamw                                                               ! 1 flagged below
-│   └── weight                  [8, 8]     float32     64  adamw  (fallback)                                                   ! fallback only
-├── layers                      36 params           2,520  muon 91% | adamw 9%                                                 ! 18 flagged below
-│   └── [0..2]                  36 params           2,520  muon 91% | adamw 9%                                                 folded: 3 identical blocks, one shown; ! 18 flagged below
-│       ├── norm1               2 params               16  adamw                                                               ! 2 flagged below
-│       │   ├── weight          [8]        float32      8  adamw  (fallback)                                                   ! fallback only
-│       │   └── bias            [8]        float32      8  adamw  (fallback)                                                   ! fallback only
+TinyGPT                         40 params           2,728  muon 84% | adamw 16%
+├── embed                       1 param               128  adamw
+│   └── weight                  [16, 8]    float32    128  adamw  (fallback)
+├── position                    1 param                64  adamw
+│   └── weight                  [8, 8]     float32     64  adamw  (fallback)
+├── layers                      36 params           2,520  muon 91% | adamw 9%
+│   └── [0..2]                  36 params           2,520  muon 91% | adamw 9%                                                 folded: 3 identical blocks, one shown
+│       ├── norm1               2 params               16  adamw
+│       │   ├── weight          [8]        float32      8  adamw  (fallback)
+│       │   └── bias            [8]        float32      8  adamw  (fallback)
 │       ├── attn                4 params              256  muon
 │       │   ├── q               1 param                64  muon
 │       │   │   └── weight      [8, 8]     float32     64  muon   ndim == 2 and not glob("*embed*") and not glob("position*")
@@ -41,38 +41,37 @@ TinyGPT                         40 params           2,728  muon 84% | adamw 16% 
 │       │   │   └── weight      [8, 8]     float32     64  muon   ndim == 2 and not glob("*embed*") and not glob("position*")
 │       │   └── o               1 param                64  muon
 │       │       └── weight      [8, 8]     float32     64  muon   ndim == 2 and not glob("*embed*") and not glob("position*")
-│       ├── norm2               2 params               16  adamw                                                               ! 2 flagged below
-│       │   ├── weight          [8]        float32      8  adamw  (fallback)                                                   ! fallback only
-│       │   └── bias            [8]        float32      8  adamw  (fallback)                                                   ! fallback only
-│       └── mlp                 4 params              552  muon 93% | adamw 7%                                                 ! 2 flagged below
-│           └── layers          4 params              552  muon 93% | adamw 7%                                                 ! 2 flagged below
-│               ├── 0           2 params              288  muon 89% | adamw 11%                                                ! 1 flagged below
+│       ├── norm2               2 params               16  adamw
+│       │   ├── weight          [8]        float32      8  adamw  (fallback)
+│       │   └── bias            [8]        float32      8  adamw  (fallback)
+│       └── mlp                 4 params              552  muon 93% | adamw 7%
+│           └── layers          4 params              552  muon 93% | adamw 7%
+│               ├── 0           2 params              288  muon 89% | adamw 11%
 │               │   ├── weight  [32, 8]    float32    256  muon   ndim == 2 and not glob("*embed*") and not glob("position*")
-│               │   └── bias    [32]       float32     32  adamw  (fallback)                                                   ! fallback only
-│               └── 2           2 params              264  muon 97% | adamw 3%                                                 ! 1 flagged below
+│               │   └── bias    [32]       float32     32  adamw  (fallback)
+│               └── 2           2 params              264  muon 97% | adamw 3%
 │                   ├── weight  [8, 32]    float32    256  muon   ndim == 2 and not glob("*embed*") and not glob("position*")
-│                   └── bias    [8]        float32      8  adamw  (fallback)                                                   ! fallback only
-└── norm                        2 params               16  adamw                                                               ! 2 flagged below
-    ├── weight                  [8]        float32      8  adamw  (fallback)                                                   ! fallback only
-    └── bias                    [8]        float32      8  adamw  (fallback)                                                   ! fallback only
+│                   └── bias    [8]        float32      8  adamw  (fallback)
+└── norm                        2 params               16  adamw
+    ├── weight                  [8]        float32      8  adamw  (fallback)
+    └── bias                    [8]        float32      8  adamw  (fallback)
 """
 
 CNN = """\
 group  optimizer                                      rule        params  elements  share  notes
 conv   SGD(lr=0.1, momentum=0.9)                      ndim == 4        2     1,224    64%
-rest   Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)  (fallback)       4       674    36%  ! 4 fallback only
-! caught by no rule, only by the fallback 'rest' (4): conv1.bias, conv2.bias, head.weight and 1 more
+rest   Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)  (fallback)       4       674    36%
 
-SmallCNN        6 params                1,898  conv 64% | rest 36%  ! 4 flagged below
-├── conv1       2 params                   80  conv 90% | rest 10%  ! 1 flagged below
+SmallCNN        6 params                1,898  conv 64% | rest 36%
+├── conv1       2 params                   80  conv 90% | rest 10%
 │   ├── weight  [8, 3, 3, 1]   float32     72  conv  ndim == 4
-│   └── bias    [8]            float32      8  rest  (fallback)     ! fallback only
-├── conv2       2 params                1,168  conv 99% | rest 1%   ! 1 flagged below
+│   └── bias    [8]            float32      8  rest  (fallback)
+├── conv2       2 params                1,168  conv 99% | rest 1%
 │   ├── weight  [16, 3, 3, 8]  float32  1,152  conv  ndim == 4
-│   └── bias    [16]           float32     16  rest  (fallback)     ! fallback only
-└── head        2 params                  650  rest                 ! 2 flagged below
-    ├── weight  [10, 64]       float32    640  rest  (fallback)     ! fallback only
-    └── bias    [10]           float32     10  rest  (fallback)     ! fallback only
+│   └── bias    [16]           float32     16  rest  (fallback)
+└── head        2 params                  650  rest
+    ├── weight  [10, 64]       float32    640  rest  (fallback)
+    └── bias    [10]           float32     10  rest  (fallback)
 """
 
 MISTAKES = """\
@@ -81,24 +80,102 @@ muon   Muon(lr=0.02, momentum=0.95, weight_decay=0.01)                    ndim =
 sgd    SGD(lr=0.1)                                                        glob("*.weight")                   2        16     8%
 conv   SGD(lr=0.1, momentum=0.9)                                          ndim == 4                          0         0     0%  ! dead rule: matches nothing
 adam   Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)                      glob("head.*") and ndim == 2       0         0     0%  ! shadowed rule: earlier rules took all it matches
-adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                         5        36    17%  ! 5 fallback only
-! caught by no rule, only by the fallback 'adamw' (5): layers.0.bias, layers.1.bias, norms.0.bias and 2 more
+adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                         5        36    17%
 ! matched by several rules, the first wins (3): layers.0.weight (muon > sgd), layers.1.weight (muon > sgd), head.weight (muon > sgd > adam)
 ! dead rule 'conv': matches no parameter
 ! shadowed rule 'adam': every parameter it matches was taken by an earlier rule
 
-MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 8 flagged below
-├── layers          4 params            144  muon 89% | adamw 11%           ! 4 flagged below
-│   └── [0..1]      4 params            144  muon 89% | adamw 11%           folded: 2 identical blocks, one shown; ! 4 flagged below
+MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 3 flagged below
+├── layers          4 params            144  muon 89% | adamw 11%           ! 2 flagged below
+│   └── [0..1]      4 params            144  muon 89% | adamw 11%           folded: 2 identical blocks, one shown; ! 2 flagged below
 │       ├── weight  [8, 8]     float32   64  muon   ndim == 2               ! overlap: also sgd
-│       └── bias    [8]        float32    8  adamw  (fallback)              ! fallback only
-├── norms           4 params             32  sgd 50% | adamw 50%            ! 2 flagged below
-│   └── [0..1]      4 params             32  sgd 50% | adamw 50%            folded: 2 identical blocks, one shown; ! 2 flagged below
+│       └── bias    [8]        float32    8  adamw  (fallback)
+├── norms           4 params             32  sgd 50% | adamw 50%
+│   └── [0..1]      4 params             32  sgd 50% | adamw 50%            folded: 2 identical blocks, one shown
 │       ├── weight  [8]        float32    8  sgd    glob("*.weight")
-│       └── bias    [8]        float32    8  adamw  (fallback)              ! fallback only
-└── head            2 params             36  muon 89% | adamw 11%           ! 2 flagged below
+│       └── bias    [8]        float32    8  adamw  (fallback)
+└── head            2 params             36  muon 89% | adamw 11%           ! 1 flagged below
     ├── weight      [4, 8]     float32   32  muon   ndim == 2               ! overlap: also sgd, adam
-    └── bias        [4]        float32    4  adamw  (fallback)              ! fallback only
+    └── bias        [4]        float32    4  adamw  (fallback)
+"""
+
+
+# A rule for 2-D matrices on a mixture of experts: the 3-D expert stacks fall to the
+# fallback beside the Linear weights the rule took, and are flagged as near misses.
+MOE_BEFORE = """\
+group  rule                                 params  elements  share  notes
+muon   ndim == 2 and module != "Embedding"      11       672    36%
+adamw  (fallback)                               10     1,192    64%  ! 4 near misses of muon
+! near misses (4): the fallback 'adamw' took layers.0.moe.experts.up.weight (SwitchLinear [2, 16, 8]), like layers.0.attn.q.weight (Linear [8, 8]), which 'muon' took, layers.0.moe.experts.down.weight (SwitchLinear [2, 8, 16]), like layers.0.attn.q.weight (Linear [8, 8]), which 'muon' took, layers.1.moe.experts.up.weight (SwitchLinear [2, 16, 8]), like layers.1.attn.q.weight (Linear [8, 8]), which 'muon' took and 1 more
+
+TinyMoE                         21 params            1,864  muon 36% | adamw 64%                        ! 4 flagged below
+├── embed                       1 param                128  adamw
+│   └── weight                  [16, 8]     float32    128  adamw  (fallback)
+├── layers                      18 params            1,600  muon 34% | adamw 66%                        ! 4 flagged below
+│   └── [0..1]                  18 params            1,600  muon 34% | adamw 66%                        folded: 2 identical blocks, one shown; ! 4 flagged below
+│       ├── norm1               1 param                  8  adamw
+│       │   └── weight          [8]         float32      8  adamw  (fallback)
+│       ├── attn                4 params               256  muon
+│       │   ├── q               1 param                 64  muon
+│       │   │   └── weight      [8, 8]      float32     64  muon   ndim == 2 and module != "Embedding"
+│       │   ├── k               1 param                 64  muon
+│       │   │   └── weight      [8, 8]      float32     64  muon   ndim == 2 and module != "Embedding"
+│       │   ├── v               1 param                 64  muon
+│       │   │   └── weight      [8, 8]      float32     64  muon   ndim == 2 and module != "Embedding"
+│       │   └── o               1 param                 64  muon
+│       │       └── weight      [8, 8]      float32     64  muon   ndim == 2 and module != "Embedding"
+│       ├── norm2               1 param                  8  adamw
+│       │   └── weight          [8]         float32      8  adamw  (fallback)
+│       └── moe                 3 params               528  muon 3% | adamw 97%                         ! 2 flagged below
+│           ├── gate            1 param                 16  muon
+│           │   └── weight      [2, 8]      float32     16  muon   ndim == 2 and module != "Embedding"
+│           └── experts         2 params               512  adamw                                       ! 2 flagged below
+│               ├── up          1 param                256  adamw                                       ! 1 flagged below
+│               │   └── weight  [2, 16, 8]  float32    256  adamw  (fallback)                           ! near miss of muon
+│               └── down        1 param                256  adamw                                       ! 1 flagged below
+│                   └── weight  [2, 8, 16]  float32    256  adamw  (fallback)                           ! near miss of muon
+├── norm                        1 param                  8  adamw
+│   └── weight                  [8]         float32      8  adamw  (fallback)
+└── head                        1 param                128  muon
+    └── weight                  [16, 8]     float32    128  muon   ndim == 2 and module != "Embedding"
+"""
+
+# The same model with a rule that names the layers: no warning, and the fallback quiet.
+MOE_AFTER = """\
+group  rule                                                                       params  elements  share  notes
+muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")      14     1,568    84%
+adamw  (fallback)                                                                      7       296    16%
+
+TinyMoE                         21 params            1,864  muon 84% | adamw 16%
+├── embed                       1 param                128  adamw
+│   └── weight                  [16, 8]     float32    128  adamw  (fallback)
+├── layers                      18 params            1,600  muon 98% | adamw 2%
+│   └── [0..1]                  18 params            1,600  muon 98% | adamw 2%                                                               folded: 2 identical blocks, one shown
+│       ├── norm1               1 param                  8  adamw
+│       │   └── weight          [8]         float32      8  adamw  (fallback)
+│       ├── attn                4 params               256  muon
+│       │   ├── q               1 param                 64  muon
+│       │   │   └── weight      [8, 8]      float32     64  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+│       │   ├── k               1 param                 64  muon
+│       │   │   └── weight      [8, 8]      float32     64  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+│       │   ├── v               1 param                 64  muon
+│       │   │   └── weight      [8, 8]      float32     64  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+│       │   └── o               1 param                 64  muon
+│       │       └── weight      [8, 8]      float32     64  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+│       ├── norm2               1 param                  8  adamw
+│       │   └── weight          [8]         float32      8  adamw  (fallback)
+│       └── moe                 3 params               528  muon
+│           ├── gate            1 param                 16  muon
+│           │   └── weight      [2, 8]      float32     16  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+│           └── experts         2 params               512  muon
+│               ├── up          1 param                256  muon
+│               │   └── weight  [2, 16, 8]  float32    256  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+│               └── down        1 param                256  muon
+│                   └── weight  [2, 8, 16]  float32    256  muon   ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")
+├── norm                        1 param                  8  adamw
+│   └── weight                  [8]         float32      8  adamw  (fallback)
+└── head                        1 param                128  adamw
+    └── weight                  [16, 8]     float32    128  adamw  (fallback)
 """
 
 
@@ -126,6 +203,22 @@ class TestExactText:
         optimizer = mistakes_optimizer()
         text = render_text(optimizer.assign(MLP(8, [8, 8], 4, norm=True)), optimizer, root_name="MLP")
         assert text == MISTAKES.rstrip("\n")
+
+    def test_near_misses_flagged_then_gone_once_the_rule_names_the_layers(self):
+        model = TinyMoE(16, dims=8, layers=2, heads=2, experts=2, top_k=1)
+        before = assign(model, ['ndim == 2 and module != "Embedding"'], ["muon", "adamw"])
+        assert render_text(before, root_name="TinyMoE") == MOE_BEFORE.rstrip("\n")
+        rule = 'ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")'
+        after = assign(model, [rule], ["muon", "adamw"])
+        assert render_text(after, root_name="TinyMoE") == MOE_AFTER.rstrip("\n")
+        assert "!" not in MOE_AFTER
+
+    def test_an_intended_fallback_shows_no_warning(self):
+        # Norms, biases and embeddings left to AdamW on purpose: no "!" anywhere (issue 15).
+        gpt = render_text(gpt_optimizer().assign(TinyGPT(16, dims=8, layers=3, heads=2, max_length=8)))
+        cnn = render_text(assign(SmallCNN(), ["ndim == 4"], ["conv", "rest"]))
+        for text in (gpt, cnn):
+            assert "(fallback)" in text and "!" not in text and "flagged" not in text
 
     def test_without_optimizers_the_legend_has_no_optimizer_column(self):
         text = render_text(assign(SmallCNN(), ["ndim == 4"], ["conv", "rest"]))

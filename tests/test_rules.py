@@ -93,11 +93,9 @@ class TestSemantics:
         assert rule("  ndim == 2\n  and size > 1 ")("w", mx.zeros((2, 2)))
 
     def test_rule_works_as_a_multioptimizer_filter(self):
-        import mlx.optimizers as optim
-        opt = optim.MultiOptimizer([optim.SGD(0.1), optim.SGD(0.2)], [rule('ndim == 2 and "lm" not in path')])
-        parts = opt._split_dictionary(PARAMS)
-        from mlx.utils import tree_flatten
-        assert [p for p, _ in tree_flatten(parts[0])] == ["embed.weight", "layers.0.attn.q.weight"]
+        from models import groups_by_mlx
+        groups = groups_by_mlx(PARAMS, [rule('ndim == 2 and "lm" not in path')])
+        assert [p for p, g in groups.items() if g == 0] == ["embed.weight", "layers.0.attn.q.weight"]
 
 
 class TestErrors:
@@ -113,7 +111,7 @@ class TestErrors:
         ("len(path) > 2", "unknown function 'len'", 0),
         ("path.startswith('a')", "attribute access", 0),
         ("path.__class__ == 1", "attribute access", 0),
-        ("(lambda: True)()", "only glob() and regex() can be called", 1),
+        ("(lambda: True)()", "only glob(), regex() and within() can be called", 1),
         ("lambda: True", "lambdas are not allowed", 0),
         ("[x for x in shape] == 1", "comprehensions", 0),
         ("any(x > 1 for x in shape)", "unknown function 'any'", 0),
@@ -151,10 +149,7 @@ class TestErrors:
         ("import os", "not a valid rule", 0),
         ("__import__('os')", "unknown function '__import__'", 0),
         ('regex("a(")', "invalid regular expression", 8),
-        ('regex("(a+)+b")', "repeats a repeat", 6),
-        ('regex("(.*)*x")', "repeats a repeat", 6),
-        (r'regex(r"(a)\1")', "backreferences", 6),
-        ('regex(".*.*.*.*x")', "4 unbounded repeats", 6),
+        (r'regex(r"(a)\1")', "backreferences", 11),
         ("ndim == 1\x00", "null character", 9),
         ("ndim == 2;", "invalid syntax", 9),
         ('path == b"x"', "b'x' is not allowed", 8),
@@ -221,9 +216,9 @@ class TestLimits:
         with pytest.raises(RuleError, match="longer than 256"):
             rule(f'path == "{"a" * 300}"')
 
-    def test_pathological_regex_refused_before_it_can_run(self):
-        with pytest.raises(RuleError, match="repeats a repeat"):
-            rule('regex("(x+x+)+y")')
+    def test_a_backtracking_shape_of_regex_runs_in_linear_time(self):
+        # RE2 never backtracks: tests/test_regex.py has the hostile patterns.
+        assert rule('regex("(x+x+)+y")')("x" * 10_000, mx.zeros((2,))) is False
 
     def test_flat_long_rules_within_bounds_are_fine(self):
         text = " or ".join(f"size == {i}" for i in range(100))

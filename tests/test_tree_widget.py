@@ -50,7 +50,8 @@ def test_click_on_a_parameter_shows_its_details(setup):
     tree.view.set_state({"selected_path": "layers.0.mlp.layers.0.bias"})  # as the browser's click
     details = sent(tree.details, "value")[-1]
     assert 'data-path="layers.0.mlp.layers.0.bias" data-group="adamw"' in details
-    for text in ("[32]", "float32", "(fallback)", "AdamW(lr=0.001", "fallback only", "no other rule"):
+    for text in ("[32]", "float32", "(fallback)", "AdamW(lr=0.001", "no other rule",
+                 '<th>module</th><td>Linear</td>', "<td>TinyGPT &gt; Block &gt; Sequential</td>"):
         assert text in details
     tree.view.set_state({"selected_path": ""})
     assert "Click a parameter" in sent(tree.details, "value")[-1]

@@ -80,7 +80,7 @@ def model_and_optimizer():
 
 MAKERS = {
     "tree": lambda model, opt: ParameterTreeWidget(model, opt),
-    "editor": lambda model, opt: RuleEditorWidget(opt, model, debounce_seconds=0),
+    "editor": lambda model, opt: RuleEditorWidget(model, opt, debounce_seconds=0),
     "monitor": lambda model, opt: TrainingMonitorWidget(History()),
     "lab": lambda model, opt: LabWidget(model, opt, History(), debounce_seconds=0),
     "lab_without_history": lambda model, opt: LabWidget(model, opt),
@@ -104,7 +104,7 @@ def test_create_display_close_leaks_no_comm(kind, counted_comms):
 def test_a_closed_editor_stops_following_the_optimizer():
     model, opt = model_and_optimizer()
     tree = ParameterTreeWidget(model, opt)
-    editor = RuleEditorWidget(opt, model, tree=tree, debounce_seconds=0)
+    editor = RuleEditorWidget(model, opt, tree=tree, debounce_seconds=0)
     editor.close()
     assert tree.comm is not None, "a tree handed to the editor is not the editor's to close"
     opt.repartition(["ndim == 1"], model)
@@ -132,7 +132,7 @@ def test_a_raising_callable_is_reported_with_its_path_and_the_assignment_stays()
     flaky = Flaky("layers.1.bias")
     opt = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3), optim.SGD(0.1)],
                          ["ndim == 2 and size > 200", flaky], labels=["muon", "vectors", "rest"])
-    editor = RuleEditorWidget(opt, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, opt, debounce_seconds=0)
     shown, current = editor.tree.assignment, editor.current
     flaky.armed = True
     editor.inputs["muon"].value = "ndim == 2"  # re-evaluates every rule, the callable too
@@ -148,7 +148,7 @@ def test_a_raising_callable_is_reported_with_its_path_and_the_assignment_stays()
 
 def test_a_repartition_with_a_raising_callable_changes_nothing_and_names_the_path():
     model, opt = model_and_optimizer()
-    editor = RuleEditorWidget(opt, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, opt, debounce_seconds=0)
     before = (opt.filters, {k: v for k, v in tree_flatten(opt.state)}, editor.tree.assignment)
     flaky = Flaky("layers.0.bias")
     flaky.armed = True
@@ -178,7 +178,7 @@ def owners(opt, paths):
 
 def test_edits_during_training_apply_once_and_whole():
     model, opt = model_and_optimizer()
-    editor = RuleEditorWidget(opt, model, debounce_seconds=0)
+    editor = RuleEditorWidget(model, opt, debounce_seconds=0)
     paths = [p for p, _ in tree_flatten(model.trainable_parameters())]
     x, y = mx.ones((4, 8)), mx.zeros((4, 4))
     grad_fn = nn.value_and_grad(model, lambda m: mx.mean(mx.square(m(x) - y)))
@@ -199,7 +199,7 @@ def test_edits_during_training_apply_once_and_whole():
             opt.update(model, grads)
             mx.eval(model.parameters(), opt.state)
             steps[0] += 1
-            with opt._update_lock:  # no repartition can land while we look
+            with opt.update_lock:  # no repartition can land while we look
                 expected = opt.assign(model).group_index
                 if owners(opt, paths) != {p: expected[p] for p in paths}:
                     problems.append((steps[0], opt.filters[0].text))

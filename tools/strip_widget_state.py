@@ -1,10 +1,14 @@
 """Strip widget state and per-run noise from notebooks, so commits show real changes.
 
 Removes the notebook-level ``metadata.widgets`` (the saved state of every
-widget: it changes on every run and tells a reader nothing) and per-cell
-metadata that records a run or a view rather than content (``execution``
-timings, ``ExecuteTime``, ``scrolled``), then writes the notebook the way
-Jupyter itself saves it (nbformat, one-space indent, sorted keys).
+widget: it changes on every run and tells a reader nothing), the widget
+views in outputs (without that state a view can never render: JupyterLab
+shows "Error displaying widget: model not found" and logs an error, where
+the output's other forms, the text, HTML or PNG a widget puts next to its
+view, read fine) and per-cell metadata that records a run or a view rather
+than content (``execution`` timings, ``ExecuteTime``, ``scrolled``), then
+writes the notebook the way Jupyter itself saves it (nbformat, one-space
+indent, sorted keys).
 
 Usage:
     python tools/strip_widget_state.py                 # every notebooks/*.ipynb, in place
@@ -27,11 +31,15 @@ import nbformat
 
 # Cell metadata written by front ends about a run or a view, not the content.
 RUN_AND_VIEW_CELL_KEYS = ("execution", "ExecuteTime", "scrolled")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def normalise_notebook(notebook: dict) -> dict:
-    """Remove widget state and run/view cell metadata from ``notebook``, in place.
+    """Remove widget state, widget views and run/view cell metadata from ``notebook``, in place.
+
+    A widget view is dropped only from an output that has another form to
+    show (``text/plain`` at least), so no output ends up empty.
 
     Args:
         notebook (dict): A notebook as read by ``nbformat`` or ``json``.
@@ -43,12 +51,19 @@ def normalise_notebook(notebook: dict) -> dict:
         >>> nb = {"metadata": {"widgets": {}}, "cells": [{"metadata": {"scrolled": True}}]}
         >>> normalise_notebook(nb)
         {'metadata': {}, 'cells': [{'metadata': {}}]}
+        >>> view = {"application/vnd.jupyter.widget-view+json": {"model_id": "1"}, "text/plain": "tree"}
+        >>> normalise_notebook({"cells": [{"metadata": {}, "outputs": [{"data": view}]}]})["cells"][0]["outputs"]
+        [{'data': {'text/plain': 'tree'}}]
     """
     notebook.get("metadata", {}).pop("widgets", None)
     for cell in notebook.get("cells", []):
         metadata = cell.get("metadata", {})
         for key in RUN_AND_VIEW_CELL_KEYS:
             metadata.pop(key, None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and len(data) > 1:
+                del data[WIDGET_VIEW]
     return notebook
 
 

@@ -1,13 +1,15 @@
 """Copy the README's pictures from a browser-test run into docs/images.
 
-The browser tests (``tests/browser/test_widgets_in_lab.py`` and
-``test_training_in_lab.py``) save their screenshots in
-``test-artifacts/screenshots/``; this trims the empty margin, cuts the pixel
-column where the lab's tree touches the editor, and keeps each file under
-150 KB (256 colours when needed).
+The browser tests (``tests/browser/test_widgets_in_lab.py``,
+``test_training_in_lab.py`` and ``test_lab_layout.py``) save their screenshots
+in ``test-artifacts/screenshots/``; this trims the empty margin (of the
+page's background colour, white or the dark theme's), cuts the pixel column
+where the editor's border touches the tree, and keeps each file under 150 KB
+(256 colours when needed).
 
 Example:
-    .venv/bin/python -m pytest tests/browser/test_widgets_in_lab.py tests/browser/test_training_in_lab.py
+    .venv/bin/python -m pytest tests/browser/test_widgets_in_lab.py tests/browser/test_training_in_lab.py \
+        tests/browser/test_lab_layout.py
     .venv/bin/python docs/images/copy_screenshots.py
 """
 
@@ -24,7 +26,9 @@ PICTURES = {
     "editor.png": ("editor-preview", 3),
     "editor_error.png": ("editor-error", 3),
     "monitor.png": ("monitor", 0),
-    "lab.png": ("lab", 0),
+    "lab_1050.png": ("lab-1050", 0),
+    "lab_1400.png": ("lab-1400", 0),
+    "lab_dark.png": ("lab-dark", 0),
 }
 
 
@@ -32,7 +36,8 @@ def copy_picture(name: str, source: str, cut: int) -> Path:
     """Trim ``source``'s white margin (after cutting ``cut`` pixels on the right) and save it as ``name``."""
     image = Image.open(SOURCE / f"{source}.png").convert("RGB")
     image = image.crop((0, 0, image.width - cut, image.height))
-    _, _, right, bottom = ImageChops.difference(image, Image.new("RGB", image.size, "white")).getbbox()
+    background = image.getpixel((image.width - 1, image.height - 1))  # white, or the dark theme's
+    _, _, right, bottom = ImageChops.difference(image, Image.new("RGB", image.size, background)).getbbox()
     image = image.crop((0, 0, min(image.width, right + 8), min(image.height, bottom + 4)))
     target = TARGET / name
     image.save(target, optimize=True)

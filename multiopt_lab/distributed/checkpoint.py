@@ -1,33 +1,49 @@
 """Checkpoints in data-parallel training: rank 0 writes, every rank reads.
 
-A checkpoint is a folder: ``model.safetensors`` (the parameters),
-``optimizer.safetensors`` (:func:`~multiopt_lab.io.checkpoint.save_state`)
-and ``checkpoint.json`` (the step), written last, so a folder without it is
-an unfinished checkpoint and is refused. Every rank waits until rank 0 has
-written (or failed to write, and then every rank raises), so no rank reads a
-half-written file or keeps training while rank 0 is stuck. Loading reads the
-folder on every rank (on several hosts it must be on a shared file system,
-or copied to the same path on each) and then checks that all ranks hold the
-same parameters and optimizer state.
+A checkpoint is a folder: ``model-<id>.safetensors`` (the parameters),
+``optimizer-<id>.safetensors`` (:func:`~multiopt_lab.io.checkpoint.save_state`)
+and ``checkpoint.json`` (the step and the names of those two files). Each
+save writes two new files, then replaces ``checkpoint.json`` atomically: that
+rename is the moment the new checkpoint exists. A save that fails (a full
+disk) or is killed before it leaves the previous checkpoint whole and
+loadable; the files of the previous save are removed only once the new one
+is in place, as is what a killed save left behind. A folder without
+``checkpoint.json`` is an unfinished checkpoint and is refused. Folders
+written before (``model.safetensors``, ``optimizer.safetensors``) still load.
+
+Every rank waits until rank 0 has written (or failed to write, and then every
+rank raises), so no rank reads a half-written file or keeps training while
+rank 0 is stuck. Loading reads the folder on every rank (on several hosts it
+must be on a shared file system, or copied to the same path on each) and then
+checks that all ranks hold the same parameters and optimizer state.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 from pathlib import Path
 from typing import Any, Callable
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_flatten
 
+from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
+from multiopt_lab.io.checkpoint_check import plan_single_state, read_checkpoint
 from multiopt_lab.distributed.data_parallel import DataParallel
+from multiopt_lab.distributed.status import OtherRankFailed
 
 __all__ = ["save_checkpoint", "load_checkpoint", "run_on_main"]
 
-MODEL_FILE, OPTIMIZER_FILE, INFO_FILE = "model.safetensors", "optimizer.safetensors", "checkpoint.json"
+INFO_FILE = "checkpoint.json"
+#: The names of the two files before checkpoint.json named them (older folders).
+MODEL_FILE, OPTIMIZER_FILE = "model.safetensors", "optimizer.safetensors"
+#: Files a save writes; any of them that checkpoint.json does not name is left over.
+_SAVED_FILE = re.compile(r"(model|optimizer)(-[0-9a-f]{16})?\.safetensors")
 
 
 def run_on_main(parallel: DataParallel, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -58,8 +74,8 @@ def _agreed(parallel: DataParallel, fn: Callable, args: tuple, kwargs: dict, *,
         raise error
     if failed:
         name = getattr(fn, "__qualname__", repr(fn))
-        raise RuntimeError(f"{name} failed on another rank (its error is in that rank's "
-                           f"output); rank {parallel.rank} stops too.")
+        raise OtherRankFailed(f"{name} failed on another rank (its error is in that rank's "
+                              f"output); rank {parallel.rank} stops too.")
     return result
 
 
@@ -74,8 +90,8 @@ def save_checkpoint(
     """Write ``model`` and ``optimizer`` to ``directory`` from rank 0.
 
     Call it on every rank (it is a collective). An existing checkpoint in
-    ``directory`` is replaced; its ``checkpoint.json`` is removed first, so
-    a crash half-way leaves an unfinished folder, never a mixed one.
+    ``directory`` is replaced only once the new one is whole: a save that
+    fails leaves it loadable, and leaves no file behind.
 
     Args:
         directory (str | os.PathLike): The checkpoint folder.
@@ -89,8 +105,8 @@ def save_checkpoint(
         >>> import tempfile, mlx.optimizers as optim
         >>> model, opt = nn.Linear(2, 2), optim.SGD(0.1)
         >>> folder = save_checkpoint(tempfile.mkdtemp(), model, opt, step=3)
-        >>> sorted(p.name for p in folder.iterdir())
-        ['checkpoint.json', 'model.safetensors', 'optimizer.safetensors']
+        >>> sorted(p.name.split("-")[0] for p in folder.iterdir())
+        ['checkpoint.json', 'model', 'optimizer']
     """
     directory = Path(directory)
     parallel = parallel or DataParallel()
@@ -98,16 +114,33 @@ def save_checkpoint(
 
     def write() -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / INFO_FILE).unlink(missing_ok=True)
-        partial = directory / f"{MODEL_FILE}.partial.safetensors"
-        mx.save_safetensors(str(partial), dict(tree_flatten(model.parameters())))
-        os.replace(partial, directory / MODEL_FILE)
-        save_state(directory / OPTIMIZER_FILE, optimizer)
-        info = {"step": step, "ranks": parallel.size}
-        (directory / INFO_FILE).write_text(json.dumps(info))
+        tag = secrets.token_hex(8)
+        files = {"model": f"model-{tag}.safetensors", "optimizer": f"optimizer-{tag}.safetensors"}
+        weights = dict(tree_flatten(model.parameters()))
+        try:
+            write_atomically(directory / files["model"],
+                             lambda out: mx.save_safetensors(out, weights))
+            save_state(directory / files["optimizer"], optimizer)
+            info = {"step": step, "ranks": parallel.size, "files": files}
+            write_text_atomically(directory / INFO_FILE, json.dumps(info) + "\n")
+        except BaseException:
+            for name in files.values():
+                (directory / name).unlink(missing_ok=True)
+            raise
+        _remove_left_over(directory, keep=set(files.values()))
 
     run_on_main(parallel, write)
     return directory
+
+
+def _remove_left_over(directory: Path, keep: set[str]) -> None:
+    """Remove the files of earlier saves (the previous one, killed ones); never others."""
+    for entry in directory.iterdir():
+        name = entry.name
+        if name not in keep and _SAVED_FILE.fullmatch(name):
+            entry.unlink(missing_ok=True)
+        elif name.startswith((".model", ".optimizer", f".{INFO_FILE}.")) and name.endswith(".tmp"):
+            entry.unlink(missing_ok=True)  # a killed save's temporary file
 
 
 def load_checkpoint(
@@ -143,23 +176,20 @@ def load_checkpoint(
     parallel = parallel or DataParallel()
 
     def read() -> int | None:
-        info_file = directory / INFO_FILE
-        if not info_file.exists():
-            raise FileNotFoundError(
-                f"Expected a finished checkpoint in {directory} (with {INFO_FILE}), found "
-                "none; on several hosts put checkpoints on a shared file system or copy "
-                "them to the same path on every host."
-            )
-        step = json.loads(info_file.read_text())["step"]
-        weights = mx.load(str(directory / MODEL_FILE))
+        step, files = _read_info(directory)
+        model_file = directory / files["model"]
+        weights, _, _ = read_checkpoint(str(model_file))
         # Check the weights first: load_state leaves the optimizer unchanged
         # on error, so nothing is changed unless both loads can succeed.
-        _check_weights(model, weights, strict, directory / MODEL_FILE)
+        _check_weights(model, weights, strict, model_file)
+        optimizer_file = directory / files["optimizer"]
         if hasattr(optimizer, "optimizers"):  # a MultiOptimizer, ours or MLX's
-            load_state(directory / OPTIMIZER_FILE, optimizer, strict=strict, parameters=model)
-        else:  # one MLX optimizer: its state as MLX itself would restore it
-            saved = mx.load(str(directory / OPTIMIZER_FILE))
-            optimizer.state = tree_unflatten(list(saved.items()))
+            load_state(optimizer_file, optimizer, strict=strict, parameters=model)
+        else:  # one MLX optimizer: its state, checked against the model and the live state
+            _, _, state = read_checkpoint(str(optimizer_file))
+            state, _ = plan_single_state(optimizer, state, model.trainable_parameters(), strict,
+                                         str(optimizer_file))
+            optimizer.state = state
         model.load_weights(list(weights.items()), strict=strict)
         mx.eval(model.parameters(), optimizer.state)
         return step
@@ -168,6 +198,34 @@ def load_checkpoint(
     parallel.check_in_sync(model.parameters(), "parameters loaded from the checkpoint")
     parallel.check_in_sync(optimizer.state, "optimizer state loaded from the checkpoint")
     return step
+
+
+def _read_info(directory: Path) -> tuple[int | None, dict[str, str]]:
+    """The step and the two file names ``checkpoint.json`` gives; errors say what is wrong."""
+    info_file = directory / INFO_FILE
+    try:
+        text = info_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"Expected a finished checkpoint in {directory} (with {INFO_FILE}), found "
+            "none; on several hosts put checkpoints on a shared file system or copy "
+            "them to the same path on every host.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {info_file}: {err}") from None
+    try:
+        info = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{info_file} is corrupted: not valid JSON ({err})") from None
+    step = info.get("step") if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not (step is None or type(step) is int):
+        raise ValueError(f"{info_file} is corrupted: expected {{\"step\": int or null, ...}}, "
+                         f"found {text[:80]!r}")
+    files = info.get("files", {"model": MODEL_FILE, "optimizer": OPTIMIZER_FILE})
+    if (not isinstance(files, dict) or set(files) != {"model", "optimizer"}
+            or not all(isinstance(n, str) and _SAVED_FILE.fullmatch(n) for n in files.values())):
+        raise ValueError(f"{info_file} is corrupted: expected the files model-<id>.safetensors "
+                         f"and optimizer-<id>.safetensors, found {files!r:.120}")
+    return step, files
 
 
 def _check_weights(model: nn.Module, weights: dict, strict: bool, file: Path) -> None:

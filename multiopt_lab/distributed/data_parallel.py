@@ -26,14 +26,15 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab.distributed.sync import OutOfSyncError, SyncMixin
+from multiopt_lab.distributed import sync
+from multiopt_lab.distributed.sync import OutOfSyncError
 
 __all__ = ["DataParallel", "OutOfSyncError", "data_parallel"]
 
 _REDUCE_OPS = ("mean", "sum", "max", "min")
 
 
-class DataParallel(SyncMixin):
+class DataParallel:
     """The calls a data-parallel training loop makes, for one rank.
 
     With a single process (no ``mlx.launch``) the group has size 1 and every
@@ -107,6 +108,33 @@ class DataParallel(SyncMixin):
             )
         start, stop = self.rank * n // self.size, (self.rank + 1) * n // self.size
         return tree_map(lambda leaf: leaf[start:stop], batch)
+
+    def broadcast(self, tree: Any) -> Any:
+        """Rank 0's copy of ``tree`` on every rank, bit for bit.
+
+        Use it once before training so that ranks that initialised their
+        model differently start from the same parameters. The arrays travel
+        as raw bytes, so ``-0.0`` and NaN payloads survive unchanged.
+
+        Example:
+            >>> model = nn.Linear(2, 2)
+            >>> model.update(DataParallel().broadcast(model.parameters()))
+            Linear(input_dims=2, output_dims=2, bias=True)
+        """
+        return sync.broadcast(self.group, tree)
+
+    def check_in_sync(self, tree: Any, what: str = "tree") -> None:
+        """Raise :class:`OutOfSyncError` on every rank if ``tree`` differs
+        anywhere from rank 0's, bit for bit.
+
+        Args:
+            tree: e.g. ``model.parameters()`` or ``optimizer.state``.
+            what (str, optional): What to call the tree in the error.
+
+        Example:
+            >>> DataParallel().check_in_sync({"w": mx.ones(2)}, "parameters")
+        """
+        sync.check_in_sync(self.group, tree, what)
 
     def average_gradients(self, gradients: Any) -> Any:
         """Average a gradient tree over the ranks (``mlx.nn.average_gradients``).

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from multiopt_lab.distributed.status import RUN_DIR_ENV, status_path
+from multiopt_lab.distributed.status import RUN_DIR_ENV, OtherRankFailed, status_path
+from multiopt_lab.io.atomic import write_text_atomically
 
 __all__ = ["RankGuard", "WATCHDOG_EXIT_CODE"]
 
@@ -32,7 +33,7 @@ WATCHDOG_EXIT_CODE = 124
 class RankGuard:
     """Context manager around one rank's training loop.
 
-    On leaving, it writes ``{"rank", "ok", "step", "error", "time"}`` to
+    On leaving, it writes ``{"rank", "ok", "step", "error", "consequence", "time"}`` to
     ``rank-<r>.json`` in the run folder (``$MULTIOPT_LAB_RUN_DIR``, set by
     ``launch``; nothing is written without one) and, on an exception, prints
     one line naming the rank and step to stderr before the traceback. With
@@ -102,7 +103,7 @@ class RankGuard:
             self._write_status(ok=True, error=None)
             return False
         error = f"{exc_type.__name__}: {exc}".strip()
-        self._write_status(ok=False, error=error)
+        self._write_status(ok=False, error=error, consequence=isinstance(exc, OtherRankFailed))
         print(f"[multiopt_lab] rank {self.rank} failed {self._where()}: {error}",
               file=sys.stderr, flush=True)
         return False
@@ -126,17 +127,18 @@ class RankGuard:
                 # interrupted; only ending the process frees it.
                 os._exit(WATCHDOG_EXIT_CODE)
 
-    def _write_status(self, *, ok: bool | None, error: str | None, timed_out=False) -> None:
+    def _write_status(self, *, ok: bool | None, error: str | None, timed_out=False,
+                      consequence=False) -> None:
         self._last_write = time.monotonic()
         if self.run_dir is None:
             return
         status = {
             "rank": self.rank, "size": self.size, "ok": ok, "step": self.step,
-            "error": error, "timed_out": timed_out, "time": time.time(),
+            "error": error, "timed_out": timed_out, "consequence": consequence,
+            "time": time.time(),
             "pid": os.getpid(),
         }
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        target = status_path(self.run_dir, self.rank)
-        partial = target.with_name(f"{target.name}.{threading.get_ident()}.tmp")
-        partial.write_text(json.dumps(status))
-        os.replace(partial, target)  # readers never see half a file
+        # Atomic: the launcher never reads half a file, even from the watchdog's thread.
+        write_text_atomically(status_path(self.run_dir, self.rank), json.dumps(status),
+                              durable=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -23,13 +24,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
-from multiopt_lab.distributed.status import RUN_DIR_ENV, failure_lines, progress_lines, read_status
+from multiopt_lab.distributed.status import (RUN_DIR_ENV, failure_lines, progress_lines,
+                                             read_status, status_path)
 
 __all__ = ["DistributedRunError", "LaunchedRun", "RunResult", "launch"]
 
 _ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+# MLX's ring backend when a port it was given is in use (errno 98, EADDRINUSE).
+_PORT_TAKEN = re.compile(r"Couldn't bind socket \(error: (98|48)\)")
+_PORT_RETRIES = 3
 
 
 class DistributedRunError(RuntimeError):
@@ -38,9 +43,11 @@ class DistributedRunError(RuntimeError):
     Its message names the rank that failed first and where (step, error).
 
     Example:
-        >>> launch(["train.py"], ranks=2, timeout=60).wait()   # doctest: +SKIP
+        >>> launch(["-c", "raise SystemExit(3)"], ranks=1, timeout_s=60).wait()
         Traceback (most recent call last):
-        DistributedRunError: rank 1 failed at step 12: ValueError: ...
+        multiopt_lab.distributed.launch.DistributedRunError: Data-parallel run of 1 ranks failed.
+          rank 0 exited with code 3 without reporting an error
+        Logs in ...
     """
 
 
@@ -63,16 +70,20 @@ class LaunchedRun:
     """A running ``mlx.launch`` job (made by :func:`launch`).
 
     Example:
-        >>> run = launch(["-c", "print('hi')"], ranks=1)  # doctest: +SKIP
-        >>> run.wait(timeout_s=60).stdout  # doctest: +SKIP
+        >>> run = launch(["-c", "print('hi')"], ranks=1)
+        >>> run.wait(timeout_s=60).stdout
         'hi\\n'
     """
 
     def __init__(self, process: subprocess.Popen, run_dir: Path, ranks: int,
-                 timeout_s: float | None):
+                 timeout_s: float | None, restart: Callable[[], subprocess.Popen] | None = None,
+                 retries: int = 0):
         self.process, self.run_dir, self.ranks = process, run_dir, ranks
         self.timeout_s = timeout_s
         self.started = time.monotonic()
+        self._restart, self._retries = restart, retries
+        #: How many times the run was started again because its ring ports were taken.
+        self.restarts = 0
 
     def poll(self) -> int | None:
         """The launcher's exit status, or ``None`` while it runs."""
@@ -116,20 +127,41 @@ class LaunchedRun:
                 :func:`launch`.
         """
         limit = timeout_s if timeout_s is not None else self.timeout_s
-        remaining = None if limit is None else max(0.0, limit - (time.monotonic() - self.started))
-        try:
-            self.process.wait(remaining)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            what = f"did not finish within {limit:g} s; stopped every rank"
-            raise DistributedRunError(self._report(what, progress_lines(self._statuses()))) from None
-        finally:
-            self.stop()  # also reaps ranks left behind by a dead launcher
+        while True:
+            remaining = None if limit is None else max(0.0, limit - (time.monotonic() - self.started))
+            try:
+                self.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                what = f"did not finish within {limit:g} s; stopped every rank"
+                raise DistributedRunError(self._report(what, progress_lines(self._statuses()))) from None
+            finally:
+                self.stop()  # also reaps ranks left behind by a dead launcher
+            if not self._ports_were_taken():
+                break
+            self._start_again()
         failures = failure_lines(self._statuses(), self.output()[1])
         if failures or self.process.returncode != 0:
             raise DistributedRunError(self._report("failed", failures, ranked=True))
         out, err = self.output()
         return RunResult(out, err, self._statuses(), str(self.run_dir))
+
+    def _ports_were_taken(self) -> bool:
+        """Whether a rank could not bind its ring port (another process took it between our
+        probe and MLX's bind) before any rank finished a step: then nothing ran yet."""
+        if self._restart is None or self.restarts >= self._retries:
+            return False
+        if not _PORT_TAKEN.search(self.output()[1]):
+            return False
+        return all(s is None or s.get("step") is None for s in self._statuses())
+
+    def _start_again(self) -> None:
+        self.restarts += 1
+        for name in ("launcher.out", "launcher.err"):
+            (self.run_dir / name).replace(self.run_dir / f"{name}.attempt{self.restarts}")
+        for rank in range(self.ranks):
+            status_path(self.run_dir, rank).unlink(missing_ok=True)
+        self.process = self._restart()
 
     def _statuses(self) -> list:
         return [read_status(self.run_dir, r) for r in range(self.ranks)]
@@ -180,7 +212,9 @@ def launch(
         LaunchedRun: Call ``.wait()`` for the :class:`RunResult`.
 
     Example:
-        >>> launch(["train.py", "--steps", "50"], ranks=2).wait()  # doctest: +SKIP
+        >>> script = "import mlx.core as mx; print(mx.distributed.init().size())"
+        >>> launch(["-c", script], ranks=2, timeout_s=60).wait().stdout.split()
+        ['2', '2']
     """
     python = python or sys.executable
     run_dir = Path(run_dir or tempfile.mkdtemp(prefix="multiopt_lab_run_"))
@@ -192,18 +226,23 @@ def launch(
     else:
         args += ["--hosts", hosts or "127.0.0.1", "-n", str(ranks)]
         total = ranks * len((hosts or "127.0.0.1").split(","))
-    if starting_port is None and backend == "ring" and hostfile is None and hosts is None:
-        starting_port = _free_port_range(total)
-    if starting_port is not None:
-        args += ["--starting-port", str(starting_port)]
     for key, value in {RUN_DIR_ENV: str(run_dir.resolve()), **(env or {})}.items():
         args += ["--env", f"{key}={value}"]
-    with open(run_dir / "launcher.out", "wb") as out, open(run_dir / "launcher.err", "wb") as err:
-        process = subprocess.Popen(
-            [*args, "--", *command], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-            start_new_session=True,  # one process group: stop() reaches every rank
-        )
-    return LaunchedRun(process, run_dir, total, timeout_s)
+    choose_ports = starting_port is None and backend == "ring" and hostfile is None and hosts is None
+
+    def start() -> subprocess.Popen:
+        port = _free_port_range(total) if choose_ports else starting_port
+        ports = [] if port is None else ["--starting-port", str(port)]
+        with open(run_dir / "launcher.out", "wb") as out, open(run_dir / "launcher.err", "wb") as err:
+            return subprocess.Popen(
+                [*args, *ports, "--", *command], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True,  # one process group: stop() reaches every rank
+            )
+
+    # Ports we chose were free when probed; another process may bind one before
+    # the ranks do. The run then fails at once and is started again on others.
+    return LaunchedRun(start(), run_dir, total, timeout_s, start if choose_ports else None,
+                       retries=_PORT_RETRIES)
 
 
 def _launcher(python: str) -> list[str]:
@@ -224,14 +263,28 @@ def _hostfile_hosts(hostfile) -> list:
 
 
 def _free_port_range(count: int, attempts: int = 50) -> int:
-    """A first port such that ``count`` consecutive ports are free here."""
+    """A first port such that ``count`` consecutive ports are free here.
+
+    Drawn at random below the kernel's ephemeral range, where the OS does
+    not hand out ports to other programs' ``bind(0)`` and outgoing
+    connections (those raced with the ring's bind before).
+    """
+    low, high = _below_ephemeral()
+    draw = random.SystemRandom()
     for _ in range(attempts):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count < 65536 and all(_is_free(first + i) for i in range(count)):
+        first = draw.randrange(low, high - count)
+        if all(_is_free(first + i) for i in range(count)):
             return first
-    raise DistributedRunError(f"Found no {count} consecutive free ports on 127.0.0.1.")
+    raise DistributedRunError(f"Found no {count} consecutive free ports on 127.0.0.1 between "
+                              f"{low} and {high}.")
+
+
+def _below_ephemeral() -> tuple[int, int]:
+    try:
+        start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        start = 32768  # Linux's default; macOS uses 49152 and up
+    return (20000, start) if start > 21000 else (max(start, 1024), 20000)
 
 
 def _is_free(port: int) -> bool:

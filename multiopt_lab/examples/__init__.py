@@ -21,11 +21,13 @@ from multiopt_lab.examples.data import (
     sequence_task,
 )
 from multiopt_lab.examples.models import MLP, SmallCNN, TinyGPT
+from multiopt_lab.examples.moe import TinyMoE
 
 __all__ = [
     "MLP",
     "TinyGPT",
     "SmallCNN",
+    "TinyMoE",
     "SequenceTask",
     "sequence_task",
     "Digits",

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
 
+from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
                                                 plan_new_state, read_checkpoint)
 
@@ -50,8 +50,13 @@ class LoadReport:
         labels (tuple[str, ...] | None): The labels stored in the file.
 
     Example:
-        >>> report = load_state("opt.safetensors", optimizer, strict=False)  # doctest: +SKIP
-        >>> report.initialised                                                # doctest: +SKIP
+        >>> import os, tempfile, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> opt = MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)], ["ndim == 2"])
+        >>> opt.init({"w": mx.zeros((2, 2))})
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors"); save_state(path, opt)
+        >>> bigger = {"w": mx.zeros((2, 2)), "embed": {"weight": mx.zeros((4, 2))}}
+        >>> load_state(path, opt, strict=False, parameters=bigger).initialised
         ('embed.weight',)
     """
 
@@ -77,7 +82,8 @@ def _group_paths_of_state(sub_state: dict) -> list[str]:
 def save_state(file: str | os.PathLike, optimizer: Any) -> None:
     """Write ``optimizer.state`` to ``file`` (safetensors) atomically.
 
-    The file is written next to its destination and renamed over it, so a
+    The file is written next to its destination and renamed over it
+    (:func:`~multiopt_lab.io.atomic.write_atomically`), so a failure or a
     crash mid-write leaves any previous file intact.
 
     Args:
@@ -85,8 +91,11 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         optimizer: A ``MultiOptimizer`` (ours or MLX's) or any MLX optimizer.
 
     Example:
-        >>> save_state("opt.safetensors", optimizer)         # doctest: +SKIP
-        >>> load_state("opt.safetensors", optimizer)         # doctest: +SKIP
+        >>> import os, tempfile, mlx.optimizers as optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "sgd.safetensors")
+        >>> save_state(path, optim.SGD(0.1))
+        >>> sorted(mx.load(path))
+        ['learning_rate', 'step']
     """
     state = optimizer.state
     if "states" in state:
@@ -103,19 +112,7 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         metadata["paths"] = json.dumps([_group_paths_of_state(s) for s in subs])
     mx.eval(arrays)
     metadata["crc32"] = checksum(arrays, metadata)
-    file = os.fspath(file)
-    directory = os.path.dirname(os.path.abspath(file))
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
-    os.close(handle)
-    try:
-        mx.save_safetensors(temporary, arrays, metadata=metadata)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, file)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(file, lambda out: mx.save_safetensors(out, arrays, metadata=metadata))
 
 
 def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
@@ -139,9 +136,14 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         LoadReport: What was loaded, initialised and left unused.
 
     Example:
-        >>> report = load_state("opt.safetensors", optimizer, parameters=model)  # doctest: +SKIP
-        >>> len(report.loaded)                                                    # doctest: +SKIP
-        28
+        >>> import os, tempfile, mlx.nn as nn, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> model = nn.Linear(3, 2)
+        >>> opt = MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)], ["ndim == 2"])
+        >>> opt.init(model.trainable_parameters())
+        >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors"); save_state(path, opt)
+        >>> load_state(path, opt, parameters=model).loaded
+        ('weight', 'bias')
 
     Raises:
         ValueError: The file is not a multi-optimizer state, has another

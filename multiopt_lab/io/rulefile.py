@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import tomli_w
 
+from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.rules.rule import Rule
 from multiopt_lab.io.rulefile_data import RuleFileError, groups_from_data, groups_to_data
 
@@ -79,6 +79,8 @@ def rules_from_json(text: str, source: str = "JSON") -> tuple[list[str], list[Ru
         raise RuleFileError(f"{source}: not valid JSON: {err}") from None
     except RecursionError:
         raise RuleFileError(f"{source}: not a rule file: its values are nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise RuleFileError(f"{source}: not a rule file: {err}") from None
     return groups_from_data(data, source)
 
 
@@ -121,6 +123,8 @@ def rules_from_toml(text: str, source: str = "TOML") -> tuple[list[str], list[Ru
         raise RuleFileError(f"{source}: not valid TOML: {err}") from None
     except RecursionError:
         raise RuleFileError(f"{source}: not a rule file: its values are nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4,300 digits
+        raise RuleFileError(f"{source}: not a rule file: {err}") from None
     return groups_from_data(data, source)
 
 
@@ -146,14 +150,7 @@ def save_rules(path: str | os.PathLike, labels: Sequence[str], rules: Sequence[A
     path = Path(path)
     kind = _format_of(path)
     text = rules_to_toml(labels, rules) if kind == "toml" else rules_to_json(labels, rules) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_text_atomically(path, text)
 
 
 def load_rules(path: str | os.PathLike) -> tuple[list[str], list[Rule]]:

@@ -15,9 +15,11 @@ from typing import Any, Sequence
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.rules import Rule, RuleError, as_rule
 
-__all__ = ["RuleFileError", "VERSION", "groups_to_data", "groups_from_data"]
+__all__ = ["RuleFileError", "VERSION", "groups_to_data", "groups_from_data", "shown"]
 
 VERSION = 1
+
+
 class RuleFileError(ValueError):
     """A rule file (or data meant for one) that cannot be read or written.
 
@@ -25,6 +27,32 @@ class RuleFileError(ValueError):
         >>> isinstance(RuleFileError("bad"), ValueError)
         True
     """
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for any value a file can hold (an
+    integer of 5,000 digits cannot even be turned into text whole).
+
+    Example:
+        >>> shown(10 ** 5000)
+        'an integer of about 5001 digits'
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        # str() refuses integers over 4,300 digits: count them from the bits.
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RuleFileError(f"{where}: holds {text[err.start]!r} at character {err.start + 1}, "
+                            "a lone surrogate, which is not text; remove it") from None
 
 
 def groups_to_data(labels: Sequence[str], rules: Sequence[Any]) -> dict:
@@ -63,25 +91,32 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
     if not isinstance(data, dict) or not isinstance(data.get("group"), list) or not data["group"]:
         raise RuleFileError(f"{source}: expected a list of groups under the key 'group' "
                             "(TOML: [[group]] tables), found "
-                            f"{type(data).__name__ if not isinstance(data, dict) else sorted(data)}")
+                            f"{type(data).__name__ if not isinstance(data, dict) else shown(sorted(data))}")
     extra = set(data) - {"group", "version"}
     if extra:
-        raise RuleFileError(f"{source}: unknown top-level keys {sorted(extra)}; expected 'group' "
-                            "(and optionally 'version')")
+        raise RuleFileError(f"{source}: unknown top-level keys {shown(sorted(extra))}; expected "
+                            "'group' (and optionally 'version')")
     version = data.get("version", VERSION)
     if type(version) is not int or version != VERSION:  # True == 1 and 1.0 == 1: refuse both
-        raise RuleFileError(f"{source}: version {data['version']!r} is not supported; expected {VERSION}")
+        raise RuleFileError(f"{source}: version {shown(version)} is not supported; expected "
+                            f"{VERSION}")
     groups = data["group"]
     labels, texts = [], []
     for i, group in enumerate(groups):
         where = f"{source}: group {i + 1} of {len(groups)}"
         if not isinstance(group, dict):
-            raise RuleFileError(f"{where}: expected a table with 'label' and 'rule', found {group!r}")
+            raise RuleFileError(f"{where}: expected a table with 'label' and 'rule', found "
+                                f"{shown(group)}")
         unknown = set(group) - {"label", "rule"}
         if unknown:
-            raise RuleFileError(f"{where}: unknown keys {sorted(unknown)}; expected 'label' and 'rule'")
+            raise RuleFileError(f"{where}: unknown keys {shown(sorted(unknown))}; expected 'label' "
+                                "and 'rule'")
         if not isinstance(group.get("label"), str):
-            raise RuleFileError(f"{where}: expected a string 'label', found {group.get('label')!r}")
+            raise RuleFileError(f"{where}: expected a string 'label', found "
+                                f"{shown(group.get('label'))}")
+        _check_text(group["label"], f"{where}: its label")
+        if isinstance(group.get("rule"), str):
+            _check_text(group["rule"], f"{where}: its rule")
         is_fallback = i == len(groups) - 1
         if is_fallback and "rule" in group:
             raise RuleFileError(f"{where} ({group['label']!r}) is the fallback and takes no rule; "

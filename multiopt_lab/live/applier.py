@@ -11,8 +11,16 @@ loop, the applier applies the request itself with
 new partition or, on error, stays exactly as it was.
 
 Example:
-    >>> applier = Applier(optimizer, model, on_done=print)   # doctest: +SKIP
-    >>> applier.apply(["ndim == 1"], optimizer.labels)        # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> done = []
+    >>> applier = Applier(optimizer, model, on_done=done.append)
+    >>> applier.apply(["ndim == 1"], optimizer.labels)   # no event loop runs here: applied at once
+    >>> [(move.path, move.source, move.target) for move in done[0].moves]
+    [('layers.0.weight', 'muon', 'adamw'), ('layers.0.bias', 'adamw', 'muon'), ('head.weight', 'muon', 'adamw'), ('head.bias', 'adamw', 'muon')]
 """
 
 from __future__ import annotations
@@ -54,7 +62,12 @@ class Applier:
             so apply directly. Default: ``0.6``.
 
     Example:
-        >>> Applier(optimizer, model, print).waiting   # doctest: +SKIP
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> Applier(optimizer, model, print).waiting
         False
     """
 

@@ -1,9 +1,20 @@
 """The rule editor's logic without any widget: parse typed rules, assign, compare.
 
+The table the editor holds comes from the model, so typed rules may read
+``module`` and ``modules``; from a bare parameter dict such a rule is an
+inline error that says to pass the model.
+
 Example:
-    >>> draft = evaluate_draft(["ndim == 2"], optimizer, table)   # doctest: +SKIP
-    >>> draft.ok, draft.moves[:1]                                 # doctest: +SKIP
-    (True, [Move(path='embed.weight', source='adamw', target='muon')])
+    >>> import mlx.nn as nn, mlx.optimizers as optim
+    >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab.partition.table import ParameterTable
+    >>> model = nn.Sequential(nn.Embedding(8, 4), nn.Linear(4, 4))
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+    >>> table = ParameterTable.from_tree(model)
+    >>> draft = evaluate_draft(['ndim == 2 and module == "Linear"'], optimizer, table, optimizer.assign(table))
+    >>> draft.ok, draft.moves
+    (True, 1 parameter moves:
+      muon -> adamw (1): layers.0.weight)
 """
 
 from __future__ import annotations
@@ -99,8 +110,14 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
         current_assignment (Assignment): What the optimizer does now.
 
     Example:
-        >>> evaluate_draft(["ndim =="], optimizer, table, current).ok   # doctest: +SKIP
-        False
+        >>> import mlx.nn as nn, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab.partition.table import ParameterTable
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+        >>> table = ParameterTable.from_tree(nn.Linear(2, 2).parameters())  # a dict: no modules
+        >>> draft = evaluate_draft(['module == "Linear"'], optimizer, table, optimizer.assign(table))
+        >>> draft.ok, "pass the model" in str(draft.errors["muon"])
+        (False, True)
     """
     labels = tuple(optimizer.labels)
     current = tuple(optimizer.filters)
@@ -118,20 +135,29 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
 
 
 def group_warning(assignment, label: str) -> str:
-    """What the diagnostics say about one group, for its row in the editor; ``""`` if nothing.
+    """The likely mistake the diagnostics see in one group, for its row in the editor; ``""``
+    if none. The fallback catching what no rule matched is its job, not a warning; the
+    fallback catching a near miss (a parameter like what a rule took) is one.
 
     Example:
         >>> group_warning(assign({}, ["ndim == 2"], ["muon", "adamw"]), "muon")
         'dead rule: matches no parameter'
+        >>> import mlx.core as mx
+        >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}
+        >>> group_warning(assign(tree, ["ndim == 2"], ["muon", "adamw"]), "adamw")
+        'took 1 near miss: experts.weight, like what muon took'
     """
     diagnostics = assignment.diagnostics
     if label in diagnostics.dead_rules:
-        return "dead rule: matches no parameter"
+        hint = diagnostics.hints.get(label)
+        return "dead rule: matches no parameter" + (f"; {hint}" if hint else "")
     if label in diagnostics.shadowed_rules:
         return "shadowed rule: earlier rules took every parameter it matches"
-    if label == diagnostics.fallback_label and diagnostics.fallback_only:
-        n = len(diagnostics.fallback_only)
-        return f"catches {n:,} parameter{'s' * (n != 1)} that no rule matched"
     if label in diagnostics.empty_groups:
         return "empty group"
+    if label == diagnostics.fallback_label and diagnostics.near_misses:
+        misses = diagnostics.near_misses
+        rules = ", ".join(dict.fromkeys(m.label for m in misses))
+        shown = ", ".join(m.path for m in misses[:2]) + (", ..." if len(misses) > 2 else "")
+        return f"took {len(misses):,} near miss{'es' * (len(misses) != 1)}: {shown}, like what {rules} took"
     return ""

@@ -8,9 +8,16 @@ Without a running loop (a script, a unit test) it does nothing; call
 :meth:`check` by hand there.
 
 Example:
-    >>> watcher = VersionWatcher(optimizer, lambda: print("changed"))   # doctest: +SKIP
-    >>> optimizer.repartition(["ndim == 1"], model); watcher.check()    # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> watcher = VersionWatcher(optimizer, lambda: print("changed"))
+    >>> _ = optimizer.repartition(["ndim == 1"], model)
+    >>> watcher.check()
     changed
+    True
 """
 
 from __future__ import annotations

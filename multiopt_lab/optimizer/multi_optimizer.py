@@ -26,6 +26,7 @@ import warnings
 from typing import Any, Sequence
 
 import mlx.core as mx
+import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
@@ -220,6 +221,9 @@ class MultiOptimizer(optim.MultiOptimizer):
     def init(self, parameters: dict) -> None:
         """Initialise every group's state for ``parameters`` (optional, as in MLX).
 
+        ``parameters`` may also be the model itself (its trainable
+        parameters are used), which rules reading ``module`` need.
+
         Example:
             >>> import mlx.nn as nn, mlx.optimizers as optim
             >>> opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9)])
@@ -228,8 +232,10 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         with self._update_lock:
             self._router.invalidate()
-            leaves = flatten_with_parameters(parameters, parameters)
-            made = _arrays_made_by(lambda: self._router.plan_for(leaves, parameters, parameters,
+            # The model itself may be given: rules reading module kinds need it.
+            tree = _trainable(parameters)
+            leaves = flatten_with_parameters(tree, tree)
+            made = _arrays_made_by(lambda: self._router.plan_for(leaves, tree, parameters,
                                                                  self.batch_small), self._state)
             _evaluate_here(made)
             self._follow_replaced_states()
@@ -251,7 +257,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             self.update_count += 1
             # 1. An edit asked for from another thread lands here, whole or not at all.
             if self._requests.pending is not None:
-                self.apply_pending_repartition(_trainable(parameters))
+                self.apply_pending_repartition(parameters)
             # 2. Check the gradients against the parameters (names the path of a
             #    missing parameter or a wrong shape), then route: the cached plan
             #    for this structure, or a new one. Nothing has changed so far.
@@ -675,9 +681,9 @@ class MultiOptimizer(optim.MultiOptimizer):
             self._between_steps_called = True
             # Called before every step: build the parameter tree only when it is needed.
             if self._requests.pending is not None:
-                self.apply_pending_repartition(_trainable(parameters))
+                self.apply_pending_repartition(parameters)
             if self._router.plan is None:
-                self.init(_trainable(parameters))
+                self.init(parameters)
             self._recorder.traced = True if record_metrics is None else bool(record_metrics)
             self._show_metrics()
 

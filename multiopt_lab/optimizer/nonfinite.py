@@ -1,9 +1,10 @@
-"""Skip an optimizer step whose gradients or updates hold a NaN or an inf, lazily.
+"""Skip an optimizer step whose gradients, updates or new state hold a NaN or an inf, lazily.
 
 ``MultiOptimizer(..., skip_nonfinite=True)`` calls a :class:`NonfiniteGuard`
 around each update: :meth:`~NonfiniteGuard.before` keeps references to every
 group's state (MLX arrays are immutable, so this copies nothing), and
-:meth:`~NonfiniteGuard.after` computes one finite flag per group and replaces
+:meth:`~NonfiniteGuard.after` computes one finite flag per group (its
+gradients, its new parameters and its new optimizer state) and replaces
 every new parameter and state array by ``mx.where(all_finite, new, old)``.
 No value is read back to Python, so the step stays lazy (no sync) and the
 same code runs inside ``mx.compile``. The guard's arrays (skipped-step count,
@@ -45,6 +46,14 @@ def all_finite(arrays: Sequence[Any]) -> mx.array:
     if not flags:
         return mx.array(True)
     return flags[0] if len(flags) == 1 else mx.all(mx.stack(flags))
+
+
+def _state_arrays(tree: Any) -> list:
+    """Every array leaf of a state tree (dicts and lists)."""
+    if isinstance(tree, mx.array):
+        return [tree]
+    values = tree.values() if isinstance(tree, dict) else tree if isinstance(tree, (list, tuple)) else ()
+    return [leaf for value in values for leaf in _state_arrays(value)]
 
 
 def restore_where(keep_new: mx.array, current: Any, before: Any) -> None:
@@ -137,8 +146,11 @@ class NonfiniteGuard:
         Returns:
             list: ``new`` where the step is kept, the old parameters otherwise.
         """
-        flags = mx.stack([all_finite([gradients[i] for i in group] + [new[i] for i in group])
-                          for group in indices])
+        # The new state too: a finite gradient of 1e38 stores inf in AdamW's v while
+        # the update it gives (m / (sqrt(v) + eps)) is a finite 0.
+        flags = mx.stack([all_finite([gradients[i] for i in group] + [new[i] for i in group]
+                                     + _state_arrays(optimizer.state))
+                          for optimizer, group in zip(optimizers, indices)])
         keep = mx.all(flags)
         for optimizer, old in zip(optimizers, before):
             restore_where(keep, optimizer.state, old)

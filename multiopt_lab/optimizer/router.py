@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.io.checkpoint_check import describe_paths, template
@@ -107,11 +108,12 @@ class Router:
 
     def _group_index(self, leaves: FlatLeaves, parameters: Any) -> list[int]:
         # ``parameters`` is what the update was handed: the model itself under
-        # ``Optimizer.update(model, gradients)``, else a tree. Rules that need
-        # more than paths, shapes and dtypes read it from here.
-        del parameters
-        assignment = assign(ParameterTable(zip(leaves.paths, leaves.gradients)), self.filters,
-                            self.labels)
+        # ``Optimizer.update(model, gradients)``, else a tree. Rules reading
+        # ``module`` need the model; it is walked only when a rule reads it.
+        needs_model = any(getattr(rule, "needs_model", False) for rule in self.filters)
+        model = parameters if needs_model and isinstance(parameters, nn.Module) else None
+        table = ParameterTable(zip(leaves.paths, leaves.gradients), model=model)
+        assignment = assign(table, self.filters, self.labels)
         # Kept for display and checks; with the arrays it would pin this step's
         # gradients (a copy of the model) for as long as the plan lives.
         assignment.table = assignment.table.without_values()

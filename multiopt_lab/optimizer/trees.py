@@ -75,8 +75,10 @@ def flatten_with_parameters(gradients: Any, parameters: Any) -> FlatLeaves:
             message names the path, the expected and the found shape).
 
     Example:
-        >>> flatten_with_parameters({"a": [1], "rope": {}}, {"a": [2], "b": 3}).parameters
-        [2]
+        >>> import mlx.core as mx
+        >>> flat = flatten_with_parameters({"a": [mx.ones(2)], "rope": {}}, {"a": [mx.zeros(2)]})
+        >>> flat.paths, flat.parameters[0].tolist()
+        (['a.0'], [0.0, 0.0])
     """
     leaves = FlatLeaves([], [], [])
     wrong: list[str] = []

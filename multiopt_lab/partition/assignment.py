@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 from typing import Any, NamedTuple, Sequence
 
@@ -21,14 +22,15 @@ import pandas as pd
 
 from multiopt_lab.partition.frames import group_summary, parameter_frame
 from multiopt_lab.partition.labels import check_labels
+from multiopt_lab.partition.moves import Moves
 from multiopt_lab.partition.text import format_assignment
-from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics, diagnose
+from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics, NearMissWarning, diagnose
 from multiopt_lab.display import html_for
 from multiopt_lab.rules.cache import cached_select
 from multiopt_lab.rules import Rule, RuleError, as_rule
 from multiopt_lab.partition.table import ParameterTable
 
-__all__ = ["assign", "Assignment", "Move", "CoverageError", "check_labels"]
+__all__ = ["assign", "Assignment", "Move", "Moves", "CoverageError", "check_labels"]
 
 
 class Move(NamedTuple):
@@ -155,41 +157,79 @@ class Assignment:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per parameter: path, module, name, group, group_index, rule,
-        also_matched, shape, ndim, dtype, size (``rule`` is None for the fallback)."""
+        also_matched, shape, ndim, dtype, size, module_class (``rule`` is None for
+        the fallback; ``module_class`` is None without the model)."""
         return parameter_frame(self)
 
     def summary(self) -> pd.DataFrame:
         """Per group (partition order): ``count``, total ``size``, ``share`` of all
-        values and the ``rule``."""
+        values and the ``rule``; shown with shares in percent and rules whole.
+
+        Example:
+            >>> import mlx.nn as nn
+            >>> assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"]).summary()
+                   count  size  share        rule
+            group
+            muon       1     6  75.0%   ndim == 2
+            adamw      1     2  25.0%  (fallback)
+        """
         return group_summary(self)
 
     @cached_property
     def diagnostics(self) -> Diagnostics:
-        """Uncovered parameters, overlaps, dead and shadowed rules, empty groups."""
+        """Warnings (dead, shadowed and overlapping rules, empty groups, near misses) and
+        what only the fallback caught."""
         texts = {self.group_labels[g]: self.rule_text(g) for g in range(len(self.group_labels))}
-        return diagnose(self.table.paths, self.masks, self.winners, self.group_labels, texts)
+        return diagnose(self.table.paths, self.masks, self.winners, self.group_labels, texts,
+                        self.table, self.rules[:-1])
 
-    def check(self, allow_fallback: bool = True, allow_overlap: bool = True) -> "Assignment":
-        """Raise :class:`CoverageError` listing every problem; return self when clean.
+    def check(self, allow_fallback: bool = True, allow_overlap: bool = True,
+              allow_near_misses: bool = True) -> "Assignment":
+        """Raise :class:`CoverageError` listing every problem; return self when none.
 
         Dead and shadowed rules always fail; parameters only the fallback
-        caught fail unless ``allow_fallback``; overlaps fail unless ``allow_overlap``.
+        caught fail unless ``allow_fallback``; overlaps fail unless
+        ``allow_overlap``; near misses fail unless ``allow_near_misses``,
+        and are otherwise reported by a :class:`NearMissWarning`.
 
         Example:
             >>> import mlx.nn as nn
             >>> _ = assign(nn.Linear(3, 2), ["ndim == 2"]).check()
         """
-        problems = self.diagnostics.problems(allow_fallback, allow_overlap)
+        diagnostics = self.diagnostics
+        problems = diagnostics.problems(allow_fallback, allow_overlap, allow_near_misses)
         if problems:
-            raise CoverageError(problems, self.diagnostics)
+            raise CoverageError(problems, diagnostics)
+        if diagnostics.near_misses:
+            listed = "; ".join(f"{m.path} ({m.detail}) like {m.like}, which {m.label!r} took"
+                               for m in diagnostics.near_misses[:5])
+            more = len(diagnostics.near_misses) - 5
+            warnings.warn(f"{len(diagnostics.near_misses)} near miss"
+                          f"{'es' * (len(diagnostics.near_misses) != 1)}: the fallback "
+                          f"{diagnostics.fallback_label!r} took {listed}"
+                          + (f"; and {more} more" if more > 0 else "")
+                          + " (check(allow_near_misses=False) makes them an error)",
+                          NearMissWarning, stacklevel=2)
         return self
 
-    def diff(self, other: "Assignment") -> list[Move]:
-        """Parameters whose group label differs in ``other`` (absent on one side: None)."""
+    def diff(self, other: "Assignment") -> Moves:
+        """Parameters whose group label differs in ``other`` (absent on one side: None).
+
+        Returns:
+            Moves: A list of :class:`Move`, printed grouped by direction.
+
+        Example:
+            >>> import mlx.nn as nn
+            >>> model = nn.Linear(3, 2)
+            >>> assign(model, ["ndim == 2"], ["a", "b"]).diff(assign(model, ["ndim == 1"], ["a", "b"]))
+            2 parameters move:
+              a -> b (1): weight
+              b -> a (1): bias
+        """
         mine, theirs = self.labels, other.labels
         moves = [Move(p, g, theirs.get(p)) for p, g in mine.items() if theirs.get(p) != g]
         moves += [Move(p, None, g) for p, g in theirs.items() if p not in mine]
-        return moves
+        return Moves(moves)
 
     def reassign(self, filters: Sequence[Any], labels: Sequence[str] | None = None) -> "Assignment":
         """Assign the same parameters with other filters, reusing the flattened table

@@ -13,7 +13,37 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["parameter_frame", "group_summary"]
+__all__ = ["parameter_frame", "group_summary", "GroupSummary"]
+
+
+def _percent(share: float) -> str:
+    return f"{share:.1%}".rjust(6)
+
+
+class GroupSummary(pd.DataFrame):
+    """The frame :func:`group_summary` returns: a plain ``DataFrame`` to compute with,
+    shown with its shares in percent and every rule whole (a slice or a copy
+    is a plain ``DataFrame``).
+
+    Example:
+        >>> frame = GroupSummary({"count": [1], "size": [6], "share": [1.0], "rule": ["ndim == 2"]})
+        >>> print(repr(frame).splitlines()[1])
+        0      1     6  100.0%  ndim == 2
+    """
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _formatters(self) -> dict:
+        return {"share": _percent} if "share" in self.columns else {}
+
+    def __repr__(self) -> str:
+        return self.to_string(formatters=self._formatters(), max_colwidth=None)
+
+    def _repr_html_(self) -> str:
+        return self.to_html(formatters=self._formatters(), max_cols=None, max_rows=None,
+                            classes="mol-summary", border=0)
 
 
 def parameter_frame(assignment) -> pd.DataFrame:
@@ -22,7 +52,9 @@ def parameter_frame(assignment) -> pd.DataFrame:
     Columns: ``path``, ``module`` (path without its last part), ``name``,
     ``group`` (label), ``group_index``, ``rule`` (description of the rule
     that won, None for the fallback), ``also_matched`` (labels of the other
-    rules that matched), ``shape``, ``ndim``, ``dtype``, ``size``.
+    rules that matched), ``shape``, ``ndim``, ``dtype``, ``size``, and
+    ``module_class`` (class of the module holding it, what rules read as
+    ``module``; None when the assignment was made from a parameter dict).
 
     Example:
         >>> import mlx.nn as nn
@@ -47,6 +79,7 @@ def parameter_frame(assignment) -> pd.DataFrame:
         "ndim": table.ndims,
         "dtype": table.dtypes,
         "size": table.sizes,
+        "module_class": table.module_names,
     })
 
 
@@ -68,7 +101,7 @@ def group_summary(assignment) -> pd.DataFrame:
     sizes = np.zeros(n_groups, dtype=np.int64)
     np.add.at(sizes, assignment.winners, np.asarray(assignment.table.sizes, dtype=np.int64))
     total = int(sizes.sum())
-    return pd.DataFrame(
+    return GroupSummary(
         {"count": counts, "size": sizes,
          "share": sizes / total if total else np.zeros(n_groups),
          "rule": [assignment.rule_text(g) for g in range(n_groups)]},

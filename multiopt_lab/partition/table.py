@@ -1,10 +1,16 @@
 """A flat, columnar view of a parameter tree: what rules are evaluated on.
 
+Built from a model, it also knows which modules hold each parameter (what
+rules read as ``module`` and ``modules``); built from a parameter dict, it
+does not, and a rule that reads them says to pass the model.
+
 Example:
-    >>> import mlx.core as mx
+    >>> import mlx.core as mx, mlx.nn as nn
     >>> table = ParameterTable.from_tree({"w": mx.zeros((2, 3)), "b": [mx.zeros((3,))]})
-    >>> table.paths, table.shapes, table.dtypes
-    (('w', 'b.0'), ((2, 3), (3,)), ('float32', 'float32'))
+    >>> table.paths, table.shapes, table.dtypes, table.has_modules
+    (('w', 'b.0'), ((2, 3), (3,)), ('float32', 'float32'), False)
+    >>> ParameterTable.from_tree(nn.Sequential(nn.Linear(2, 2))).module_names
+    ('Linear', 'Linear')
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from functools import cached_property
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
 from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_tree
+from multiopt_lab.partition.modules import flatten_with_modules, module_chains
 
 __all__ = ["ParameterTable", "StructureKey", "dtype_name", "flatten_tree"]
 
@@ -37,7 +45,14 @@ class ParameterTable:
         arrays (tuple): The arrays themselves (for Python callables).
         structure_ids (numpy.ndarray): Row -> index into ``structures``.
         structures (tuple): Distinct ``(shape, dtype)`` pairs, first seen first.
-        key (StructureKey): Hashable fingerprint of paths, shapes and dtypes.
+        has_modules (bool): Whether the table knows the modules holding each
+            parameter (it was built from an ``nn.Module``).
+        module_names (tuple[str | None, ...]): Class name of the module holding
+            each parameter (``"Linear"``); None without a model.
+        module_chains (tuple[tuple[str, ...] | None, ...]): Class names from
+            the model down to that module; None without a model.
+        key (StructureKey): Hashable fingerprint of paths, shapes, dtypes
+            (and module classes, when known).
 
     Example:
         >>> import mlx.core as mx
@@ -45,8 +60,13 @@ class ParameterTable:
         1
     """
 
-    def __init__(self, items: Iterable[tuple[str, Any]]):
-        """Build from ``(path, array)`` pairs; prefer :meth:`from_tree`."""
+    def __init__(self, items: Iterable[tuple[str, Any]], model: Any = None, *,
+                 _chains: tuple[list[int], list] | None = None):
+        """Build from ``(path, array)`` pairs; prefer :meth:`from_tree`.
+
+        ``model``: the ``nn.Module`` the paths belong to, to know the modules
+        holding each parameter (ignored when it is not a module).
+        """
         items = list(items)
         paths = [p for p, _ in items]
         arrays = [a for _, a in items]
@@ -77,7 +97,15 @@ class ParameterTable:
         self._row_ids = row_ids
         # Paths (strings cache their hash) + per-row structure ids + the distinct
         # structures determine every (path, shape, dtype) and hash ~5x faster.
-        self.key = StructureKey((self.paths, tuple(row_ids), self.structures))
+        key = (self.paths, tuple(row_ids), self.structures)
+        self.has_modules = isinstance(model, nn.Module) or _chains is not None
+        self.chains: tuple[tuple[str, ...], ...] = ()
+        self._chain_ids: list[int] = []
+        if self.has_modules:
+            ids, chains = _chains if _chains is not None else module_chains(model, paths)
+            self._chain_ids, self.chains = ids, tuple(chains)
+            key += (tuple(ids), self.chains)
+        self.key = StructureKey(key)
         self._rows: list[tuple] | None = None
         self._index: dict[str, int] | None = None
 
@@ -103,14 +131,63 @@ class ParameterTable:
         """Number of values of each parameter."""
         return tuple(map(math.prod, self.shapes))
 
+    @cached_property
+    def module_names(self) -> tuple[str | None, ...]:
+        """Class name of the module holding each parameter; None without a model."""
+        if not self.has_modules:
+            return (None,) * len(self.paths)
+        names = [chain[-1] for chain in self.chains]
+        return tuple([names[i] for i in self._chain_ids])
+
+    @cached_property
+    def module_chains(self) -> tuple[tuple[str, ...] | None, ...]:
+        """Class names from the model down to the holding module; None without a model."""
+        if not self.has_modules:
+            return (None,) * len(self.paths)
+        chains = self.chains
+        return tuple([chains[i] for i in self._chain_ids])
+
+    @cached_property
+    def _kinds(self) -> tuple[np.ndarray, list[tuple]]:
+        # Distinct (shape, dtype, module chain) of the rows: a rule reading
+        # module, modules and the shape runs once per kind.
+        if not self.has_modules:
+            return self.structure_ids, [(s, None) for s in range(len(self.structures))]
+        index: dict[tuple, int] = {}
+        ids = [index.setdefault(pair, len(index)) for pair in zip(self._row_ids, self._chain_ids)]
+        return np.array(ids, dtype=np.intp), list(index)
+
+    @property
+    def kind_ids(self) -> np.ndarray:
+        """Row -> index of its distinct (shape, dtype, module chain)."""
+        return self._kinds[0]
+
+    @property
+    def kind_count(self) -> int:
+        """Number of distinct (shape, dtype, module chain) among the rows."""
+        return len(self._kinds[1])
+
+    def kind_row(self, kind_id: int) -> tuple:
+        """Feature tuple of a distinct (shape, dtype, module chain), with no path or name."""
+        structure_id, chain_id = self._kinds[1][kind_id]
+        row = self.structure_row(structure_id)
+        if chain_id is None:
+            return row
+        chain = self.chains[chain_id]
+        return row[:6] + (chain[-1], chain)
+
     @classmethod
-    def from_tree(cls, parameters: Any) -> "ParameterTable":
+    def from_tree(cls, parameters: Any, model: Any = None) -> "ParameterTable":
         """Flatten a parameter tree (or an ``nn.Module``'s trainable parameters).
 
         Args:
             parameters: A nested dict/list of arrays, an ``nn.Module`` (its
                 ``trainable_parameters()`` are used: what an optimizer
-                sees), or an existing ``ParameterTable`` (returned as is).
+                sees, and the modules holding them are recorded), or an
+                existing ``ParameterTable`` (returned as is).
+            model (nn.Module, optional): The model a tree of parameters or
+                gradients belongs to, to record the modules holding them.
+                Default: ``parameters`` itself when it is a module.
 
         Example:
             >>> import mlx.nn as nn
@@ -119,18 +196,21 @@ class ParameterTable:
         """
         if isinstance(parameters, ParameterTable):
             return parameters
-        trainable = getattr(parameters, "trainable_parameters", None)
-        if callable(trainable):
-            parameters = trainable()
+        if isinstance(parameters, nn.Module):
+            model, parameters = parameters, parameters.trainable_parameters()
+        if isinstance(model, nn.Module):
+            items, ids, chains = flatten_with_modules(parameters, model)
+            return cls(items, _chains=(ids, chains))
         return cls(flatten_tree(parameters))
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __repr__(self) -> str:
+        modules = ", with module classes" if self.has_modules else ""
         return (
             f"ParameterTable({len(self)} parameters, "
-            f"{len(self.structures)} distinct shape/dtype pairs)"
+            f"{len(self.structures)} distinct shape/dtype pairs{modules})"
         )
 
     def without_values(self) -> "ParameterTable":
@@ -169,14 +249,15 @@ class ParameterTable:
 
     @property
     def rows(self) -> list[tuple]:
-        """Per-row feature tuples ``(path, name, ndim, shape, size, dtype)``."""
+        """Per-row feature tuples ``(path, name, ndim, shape, size, dtype, module, modules)``."""
         if self._rows is None:
             self._rows = list(
-                zip(self.paths, self.names, self.ndims, self.shapes, self.sizes, self.dtypes)
+                zip(self.paths, self.names, self.ndims, self.shapes, self.sizes, self.dtypes,
+                    self.module_names, self.module_chains)
             )
         return self._rows
 
     def structure_row(self, structure_id: int) -> tuple:
-        """Feature tuple of a distinct ``(shape, dtype)``, with no path or name."""
+        """Feature tuple of a distinct ``(shape, dtype)``, with no path, name or module."""
         shape, dtype = self.structures[structure_id]
-        return (None, None, len(shape), shape, math.prod(shape), dtype)
+        return (None, None, len(shape), shape, math.prod(shape), dtype, None, None)

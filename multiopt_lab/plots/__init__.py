@@ -2,7 +2,9 @@
 
 Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
 a cell's value), draws into ``ax=`` when given one, colours groups as the
-parameter tree does and accepts ``theme="dark"``. For figures of your own,
+parameter tree does and accepts ``theme="dark"`` (:func:`retheme` recolours a
+figure already drawn). Legends sit beside the data, never on it; a line
+identical to another is drawn dashed over it and says so. For figures of your own,
 :func:`lab_axes` is ``plt.subplots`` without pyplot (a :class:`LabFigure`,
 shown once as a PNG, with no extra ipympl canvas under nbval).
 
@@ -24,8 +26,9 @@ from multiopt_lab.plots.figures import (
     plot_update_norms,
     plot_update_ratios,
 )
+from multiopt_lab.plots.marks import mark_step
 from multiopt_lab.plots.overview import plot_training
-from multiopt_lab.plots.style import LabFigure, lab_axes, smooth
+from multiopt_lab.plots.style import LabFigure, lab_axes, retheme, smooth
 
 __all__ = [
     "LabFigure",
@@ -39,5 +42,7 @@ __all__ = [
     "plot_learning_rates",
     "plot_runs",
     "plot_training",
+    "mark_step",
+    "retheme",
     "smooth",
 ]

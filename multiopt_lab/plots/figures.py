@@ -25,9 +25,25 @@ from matplotlib.figure import Figure
 
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.palette import FALLBACK_GREY, group_colour
-from multiopt_lab.plots.style import group_colour_map, new_axes, no_data, series, smooth, steady_limits, themed
+from multiopt_lab.plots.style import (
+    COLOUR_BY,
+    SAME_AS_STYLE,
+    group_colour_map,
+    legend_beside,
+    new_axes,
+    no_data,
+    note_same_in_title,
+    optimizer_colour_map,
+    same_as,
+    series,
+    smooth,
+    steady_limits,
+    step_axis,
+    themed,
+)
 
 __all__ = [
+    "draw_group_lines",
     "plot_loss",
     "plot_group_metric",
     "plot_update_norms",
@@ -79,8 +95,40 @@ def plot_loss(history: History, *, run: str | None = None, metric: str = "loss",
         ax.plot(steps, values, color=colour, linewidth=1.5, label=metric)
     if log:
         ax.set_yscale("log")
+    step_axis(ax)
     ax.grid(True, alpha=0.3)
     return figure
+
+
+def draw_group_lines(ax: Axes, found: dict, order, colours: dict, styles: dict | None = None,
+                     note_same: str = "legend") -> dict[str, str]:
+    """One line per group in ``order``, its group as ``gid``; returns ``{group: group it equals}``.
+
+    A line identical to an earlier one is drawn dashed over it (both colours
+    show) and says so: in its legend label (``"vectors (= matrices)"``) or,
+    with ``note_same="title"``, in the axes' title (when a figure-wide legend
+    serves several axes).
+
+    Example:
+        >>> import numpy as np
+        >>> from matplotlib.figure import Figure
+        >>> ax = Figure().add_subplot(); same = (np.array([1, 2]), np.array([1e-3, 1e-3]))
+        >>> draw_group_lines(ax, {"a": same, "b": same}, ["a", "b"], {"a": "C0", "b": "C1"})
+        {'b': 'a'}
+        >>> [line.get_label() for line in ax.get_lines()]
+        ['a', 'b (= a)']
+    """
+    styles = styles or {}
+    equal = same_as(found, order)
+    for label in order:
+        steps, values = found[label]
+        shown = label if label not in equal or note_same != "legend" else f"{label} (= {equal[label]})"
+        style = SAME_AS_STYLE if label in equal else styles.get(label, "-")
+        line, = ax.plot(steps, values, color=colours[label], linewidth=1.5, linestyle=style, label=shown)
+        line.set_gid(label)
+    if note_same == "title":
+        note_same_in_title(ax, equal)
+    return equal
 
 
 @themed
@@ -94,8 +142,14 @@ def plot_group_metric(
     reference: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    colour_by: str = "group",
+    legend: bool = True,
 ) -> Figure:
     """One line per parameter group for ``metric`` (e.g. ``"update_norm"``).
+
+    The legend sits to the right of the axes, off the data. A group whose
+    line is identical to an earlier group's (two equal learning rates) is
+    drawn dashed over it and labelled ``"vectors (= matrices)"``.
 
     Args:
         history (History): What to plot.
@@ -103,12 +157,25 @@ def plot_group_metric(
             ``grad_norm``, ``param_norm``, ``update_ratio``, ``learning_rate``).
         run (str, optional): Default: the current run.
         log (bool): Log-scale y axis. Default: ``False``.
-        include_total (bool): Also draw group ``"total"`` (grey, dashed). Default: ``False``.
-        reference (float, optional): Draw a dotted grey line at this height. Default: ``None``.
+        include_total (bool): Also draw group ``"total"`` (grey, dash-dotted). Default: ``False``.
+        reference (float, optional): Draw a dashed grey line at this height. Default: ``None``.
         ax (Axes, optional): Draw here instead of a new figure.
         title (str, optional): Default: the metric's name.
+        colour_by (str): ``"group"``: the tree's colours, by place in the partition;
+            ``"optimizer"``: by optimizer class, the same in every run of the
+            history (use it for panels that compare runs). Default: ``"group"``.
+        legend (bool): Draw the legend beside the axes. Default: ``True``.
         theme (str, optional): ``"light"``, ``"dark"`` or ``None``.
+
+    Example:
+        >>> h = History(); h.start_run("r", {"labels": ["a", "b"]})
+        'r'
+        >>> h.record(1, metrics={"a": {"learning_rate": 0.1}, "b": {"learning_rate": 0.1}})
+        >>> [line.get_label() for line in plot_group_metric(h, "learning_rate").axes[0].get_lines()]
+        ['a', 'b (= a)']
     """
+    if colour_by not in COLOUR_BY:
+        raise ValueError(f"colour_by must be one of {COLOUR_BY}, got {colour_by!r}")
     figure, ax = new_axes(ax)
     run = _current(history, run)
     ax.set_title(title or metric.replace("_", " "))
@@ -120,22 +187,25 @@ def plot_group_metric(
     if not found and total is None:
         no_data(ax, metric)
         return figure
-    colours = group_colour_map(history, run)
+    if colour_by == "optimizer":
+        colours, styles = optimizer_colour_map(history, run)
+    else:
+        colours, styles = group_colour_map(history, run), {}
     order = [label for label in history.labels(run) if label in found]
-    for label in order:
-        steps, values = found[label]
-        ax.plot(steps, values, color=colours[label], linewidth=1.5, label=label)
+    draw_group_lines(ax, found, order, colours, styles, note_same="legend" if legend else "title")
     if include_total and total is not None:
-        ax.plot(*total, color=FALLBACK_GREY, linestyle="--", linewidth=1.2, label=TOTAL_GROUP)
+        line, = ax.plot(*total, color=FALLBACK_GREY, linestyle="-.", linewidth=1.2, label=TOTAL_GROUP)
+        line.set_gid(TOTAL_GROUP)
     if reference is not None:
-        ax.axhline(reference, color=FALLBACK_GREY, linestyle=":", linewidth=1.2, label=f"reference {reference:g}")
+        ax.axhline(reference, color=FALLBACK_GREY, linestyle="--", linewidth=1.2, label=f"reference {reference:g}")
     if log:
         ax.set_yscale("log")
     else:
         steady_limits(ax)  # a constant learning rate reads 0.001, not 0.00096-0.00104
+    step_axis(ax)
     ax.grid(True, alpha=0.3)
-    if ax.get_lines():
-        ax.legend(fontsize="small", frameon=False)
+    if legend and ax.get_lines():
+        legend_beside(ax)
     return figure
 
 
@@ -161,15 +231,22 @@ def plot_update_ratios(
     reference: float | None = REFERENCE_RATIO,
     ax: Axes | None = None,
     theme: str | None = None,
+    colour_by: str = "group",
+    legend: bool = True,
 ) -> Figure:
-    """Update-to-parameter norm ratio per group, log scale, with a reference line.
+    """Update-to-parameter norm ratio per group, log scale, with a dashed reference line.
 
     Args:
-        reference (float, optional): Height of the dashed reference line
+        reference (float, optional): Height of the dashed grey reference line
             (``None``: no line). Default: ``1e-3``.
+        colour_by (str): ``"group"`` or ``"optimizer"`` (see :func:`plot_group_metric`).
+            Default: ``"group"``.
+        legend (bool): Draw the legend beside the axes (``False`` for panels
+            that share one figure legend). Default: ``True``.
     """
     return plot_group_metric(
-        history, "update_ratio", run=run, ax=ax, theme=theme, log=True, reference=reference, title="update / parameter ratio"
+        history, "update_ratio", run=run, ax=ax, theme=theme, log=True, reference=reference,
+        title="update / parameter ratio", colour_by=colour_by, legend=legend,
     )
 
 
@@ -187,7 +264,9 @@ def plot_runs(
     """Several runs overlaid: one line per run for ``metric`` of ``group``.
 
     Runs take the palette's colours in the order given (a run is not a
-    group, so these colours do not mean groups here).
+    group, so these colours do not mean groups here). A run identical to an
+    earlier one (a resumed run) is drawn dashed over it and labelled
+    ``"resumed (= never stopped)"``.
 
     Args:
         metric (str): Default: ``"loss"``.
@@ -208,16 +287,20 @@ def plot_runs(
     ax.set_title(f"{metric}{where}: {len(chosen)} runs")
     ax.set_xlabel("step")
     ax.set_ylabel(metric)
-    for i, name in enumerate(chosen):
-        found = series(frame, metric, run=name, group=group)
-        if group in found:
-            steps, values = found[group]
-            ax.plot(steps, smooth(values, smoothing), color=group_colour(i), linewidth=1.5, label=name)
-    if not ax.get_lines():
+    found = {}
+    for name in chosen:
+        picked = series(frame, metric, run=name, group=group)
+        if group in picked:
+            steps, values = picked[group]
+            found[name] = (steps, smooth(values, smoothing))
+    if not found:
         no_data(ax, f"{metric}{where}")
         return figure
+    colours = {name: group_colour(i) for i, name in enumerate(chosen)}
+    draw_group_lines(ax, found, [name for name in chosen if name in found], colours)
     if log:
         ax.set_yscale("log")
+    step_axis(ax)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", frameon=False)
+    legend_beside(ax)
     return figure

@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, MaxNLocator, ScalarFormatter
 
 from multiopt_lab.training.history import SCALAR_GROUP, History
-from multiopt_lab.plots.style import series, smooth, steady_limits
+from multiopt_lab.plots.fixed_layout import fit_layout
+from multiopt_lab.plots.style import SAME_AS_STYLE, note_same_in_title, same_as, series, smooth, steady_limits
 
 __all__ = ["layout_key", "update_in_place", "remember_layout", "GROUP_PANELS"]
 
@@ -32,6 +33,8 @@ __all__ = ["layout_key", "update_in_place", "remember_layout", "GROUP_PANELS"]
 GROUP_PANELS = ("update_norm", "update_ratio", "learning_rate")
 
 _KEY = "_multiopt_lab_layout"
+#: Rows the figure legend of a fixed layout takes under the title (see plots.fixed_layout).
+_LEGEND_ROWS = "_multiopt_lab_legend_rows"
 
 
 def layout_key(history: History, run: str | None, smoothing: float, theme: str | None) -> tuple:
@@ -50,7 +53,7 @@ def layout_key(history: History, run: str | None, smoothing: float, theme: str |
     return (run, history.labels(run), present, smoothing, theme)
 
 
-def remember_layout(figure: Figure, key: tuple) -> None:
+def remember_layout(figure: Figure, key: tuple, legend_rows: int = 0) -> None:
     """Note the layout just drawn into ``figure`` (``None``: drawn by hand, redraw afresh).
 
     Example:
@@ -58,6 +61,7 @@ def remember_layout(figure: Figure, key: tuple) -> None:
         >>> remember_layout(Figure(), None)
     """
     setattr(figure, _KEY, key)
+    setattr(figure, _LEGEND_ROWS, legend_rows)
 
 
 def _rescale(ax: Axes) -> None:
@@ -96,10 +100,22 @@ def update_in_place(figure: Figure, key: tuple, history: History, run: str | Non
     if smoothing:
         lines[1].set_data(steps, smooth(values, smoothing))
     _rescale(loss_ax)
+    retitled = False
     for ax, metric in zip(group_axes, GROUP_PANELS):
         found = series(frame, metric, run=run)
-        for line in ax.get_lines():
-            if line.get_label() in found:
-                line.set_data(*found[line.get_label()])
+        lines = [line for line in ax.get_lines() if line.get_gid() in found]
+        for line in lines:
+            line.set_data(*found[line.get_gid()])
+        retitled = _restyle_same(ax, found, lines) or retitled
         _rescale(ax)
+    if retitled and figure.get_layout_engine() is None:
+        fit_layout(figure, 2, 2, getattr(figure, _LEGEND_ROWS, 0))  # a title may need two lines now
     return True
+
+
+def _restyle_same(ax: Axes, found: dict, lines) -> bool:
+    """Lines that became identical (or stopped being) change their dashes and the title's note."""
+    equal = same_as(found, [line.get_gid() for line in lines])
+    for line in lines:
+        line.set_linestyle(SAME_AS_STYLE if line.get_gid() in equal else "-")
+    return note_same_in_title(ax, equal)

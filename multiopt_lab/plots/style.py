@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import io
+import re
 from collections.abc import Callable, Iterator
 
 import matplotlib
@@ -26,12 +28,25 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.display import bundle_for
 from multiopt_lab.palette import FALLBACK_GREY, group_colour
 
-__all__ = ["THEMES", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "series", "smooth", "no_data", "steady_limits"]
+__all__ = [
+    "THEMES", "COLOUR_BY", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "optimizer_colour_map",
+    "series", "smooth", "no_data", "steady_limits", "step_axis", "same_as", "note_same_in_title", "legend_beside",
+    "retheme",
+    "device_text",
+]
 
 #: Accepted values of ``theme``: ``None`` keeps the current matplotlib style.
 THEMES = (None, "light", "dark")
+#: Accepted values of ``colour_by``: the group's place in its partition (the
+#: tree's colours) or its optimizer's class (the same across compared runs).
+COLOUR_BY = ("group", "optimizer")
+#: Line styles that tell apart groups sharing a colour (one optimizer class).
+_STYLES = ("-", "--", "-.", ":")
+#: The dashes of a line drawn over an identical one: the one below shows in the gaps.
+SAME_AS_STYLE = "--"
 
 _COLOUR_KEYS = (
     "figure.facecolor", "axes.facecolor", "savefig.facecolor", "axes.edgecolor", "axes.labelcolor",
@@ -40,12 +55,19 @@ _COLOUR_KEYS = (
 _LIGHT = {key: matplotlib.rcParamsDefault[key] for key in _COLOUR_KEYS}
 _DARK = {
     **{key: value for key, value in matplotlib.style.library["dark_background"].items() if key in _COLOUR_KEYS},
-    # JupyterLab's dark theme background, so the figure blends in.
+    # JupyterLab's dark theme: its background, so the figure blends in, and its
+    # text colour (a soft white, as --jp-content-font-color1).
     "figure.facecolor": "#111111",
     "axes.facecolor": "#111111",
     "savefig.facecolor": "#111111",
     "legend.facecolor": "#111111",
+    "legend.edgecolor": "#444444",
     "grid.color": "#444444",
+    "text.color": "#dddddd",
+    "axes.labelcolor": "#dddddd",
+    "xtick.color": "#dddddd",
+    "ytick.color": "#dddddd",
+    "axes.edgecolor": "#aaaaaa",
 }
 
 
@@ -80,6 +102,9 @@ class LabFigure(Figure):
 
     A figure made without pyplot has a rich display only after pyplot's
     inline backend has been loaded; this one always has (``_repr_png_``).
+    In a notebook kernel it is shown in a view that follows the page's
+    theme (redrawn in dark colours when JupyterLab's theme is dark, see
+    :func:`retheme`); the PNG stays in the output for a saved notebook.
 
     Example:
         >>> LabFigure(figsize=(1, 1))._repr_png_()[:4]
@@ -90,6 +115,12 @@ class LabFigure(Figure):
         buffer = io.BytesIO()
         self.savefig(buffer, format="png", dpi=100)
         return buffer.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        live = bundle_for("figure", self)
+        if live is not None:
+            return live
+        return {"image/png": base64.b64encode(self._repr_png_()).decode("ascii"), "text/plain": repr(self)}
 
 
 def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | None = None, **kwargs):
@@ -117,8 +148,14 @@ def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | 
     return figure, figure.subplots(rows, columns, **kwargs)
 
 
-def new_axes(ax: Axes | None, size: tuple[float, float] = (6.0, 3.5)) -> tuple[Figure, Axes]:
-    """The caller's axes, or a new figure with one axes."""
+def new_axes(ax: Axes | None, size: tuple[float, float] = (7.2, 3.6)) -> tuple[Figure, Axes]:
+    """The caller's axes, or a new figure with one axes (wide enough for a legend beside it).
+
+    Example:
+        >>> figure, ax = new_axes(None)
+        >>> [round(float(x), 1) for x in figure.get_size_inches()]
+        [7.2, 3.6]
+    """
     if ax is not None:
         return ax.figure, ax
     figure = LabFigure(figsize=size, layout="constrained")
@@ -126,11 +163,140 @@ def new_axes(ax: Axes | None, size: tuple[float, float] = (6.0, 3.5)) -> tuple[F
 
 
 def group_colour_map(history: History, run: str | None = None) -> dict[str, str]:
-    """Colour of each group of ``run``: the tree's colour by partition position; grey for totals and scalars."""
+    """Colour of each group of ``run``: the tree's colour by partition position; grey for totals and scalars.
+
+    Example:
+        >>> h = History(); h.start_run("r", {"labels": ["muon", "adamw"]})
+        'r'
+        >>> group_colour_map(h)["adamw"]
+        '#E69F00'
+    """
     colours = {label: group_colour(i) for i, label in enumerate(history.labels(run))}
     colours[TOTAL_GROUP] = FALLBACK_GREY
     colours[SCALAR_GROUP] = FALLBACK_GREY
     return colours
+
+
+def _optimizer_classes(history: History, run: str) -> dict[str, str]:
+    metadata = history.metadata(run)
+    labels, parts = metadata.get("labels") or [], metadata.get("optimizers") or []
+    return {label: part["class"] for label, part in zip(labels, parts) if isinstance(part, dict) and "class" in part}
+
+
+def optimizer_colour_map(history: History, run: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Colours by optimizer class, the same in every run of ``history``, and a line style per group.
+
+    Classes take the palette's colours in order of first appearance across
+    the runs, so Adam has one colour in every panel of a comparison. Groups of
+    one run that share a class get different line styles. A group whose run
+    recorded no optimizers falls back to its partition colour.
+
+    Returns:
+        tuple[dict, dict]: ``{group: colour}`` and ``{group: line style}`` for ``run``.
+
+    Example:
+        >>> h = History()
+        >>> for name, classes in (("a", ["SGD"]), ("b", ["Adam", "SGD"])):
+        ...     _ = h.start_run(name, {"labels": [c.lower() for c in classes],
+        ...                            "optimizers": [{"class": c} for c in classes]})
+        >>> colours, styles = optimizer_colour_map(h, "b")
+        >>> colours["sgd"] == group_colour(0), colours["adam"] == group_colour(1), styles
+        (True, True, {'adam': '-', 'sgd': '-'})
+    """
+    order: dict[str, int] = {}
+    for name in history.runs:
+        for cls in _optimizer_classes(history, name).values():
+            order.setdefault(cls, len(order))
+    run = history.current_run if run is None else run
+    classes = _optimizer_classes(history, run)
+    colours, styles, used = group_colour_map(history, run), {}, {}
+    for label in history.labels(run):
+        cls = classes.get(label)
+        if cls is None:
+            continue
+        colours[label] = group_colour(order[cls])
+        styles[label] = _STYLES[used.get(cls, 0) % len(_STYLES)]
+        used[cls] = used.get(cls, 0) + 1
+    return colours, styles
+
+
+def same_as(found: dict, order) -> dict[str, str]:
+    """``{label: earlier label}`` for every series identical to an earlier one in ``order``.
+
+    Two identical lines drawn the same way hide each other; callers draw the
+    later one dashed and say which it equals.
+
+    Example:
+        >>> import numpy as np
+        >>> one = (np.array([1, 2]), np.array([0.5, 0.5]))
+        >>> same_as({"a": one, "b": one, "c": (one[0], np.array([1.0, 2.0]))}, ["a", "b", "c"])
+        {'b': 'a'}
+    """
+    equal: dict[str, str] = {}
+    for i, label in enumerate(order):
+        steps, values = found[label]
+        for earlier in order[:i]:
+            if earlier in equal:
+                continue
+            other_steps, other_values = found[earlier]
+            if np.array_equal(steps, other_steps) and np.array_equal(values, other_values, equal_nan=True):
+                equal[label] = earlier
+                break
+    return equal
+
+
+def note_same_in_title(ax: Axes, equal: dict[str, str]) -> bool:
+    """Say in the axes' title which lines equal which (``"learning rate (b = a)"``); return whether it changed.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> ax = Figure().add_subplot(); _ = ax.set_title("learning rate")
+        >>> note_same_in_title(ax, {"b": "a"}), ax.get_title()
+        (True, 'learning rate (b = a)')
+    """
+    before = ax.get_title()
+    base = re.split(r"\s\(", before, maxsplit=1)[0]
+    after = base + ("" if not equal else " (" + ", ".join(f"{a} = {b}" for a, b in equal.items()) + ")")
+    if after.replace("\n", " ") == before.replace("\n", " "):
+        return False
+    ax.set_title(after)
+    return True
+
+
+def step_axis(ax: Axes) -> None:
+    """Ticks at whole steps only (no ``2.5`` on a 20-step axis).
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> step_axis(Figure().add_subplot())
+    """
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins="auto", integer=True))
+
+
+def legend_beside(ax: Axes) -> None:
+    """The axes' legend to its right, outside the data (a constrained layout makes room).
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> ax = Figure().add_subplot(); _ = ax.plot([1, 2], label="a"); legend_beside(ax)
+        >>> ax.get_legend().get_texts()[0].get_text()
+        'a'
+    """
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
+
+
+def device_text(metadata: dict) -> str:
+    """``cpu (AMD EPYC)`` or ``gpu, cuda (NVIDIA H200)`` from a run's metadata; ``""`` when unknown.
+
+    Example:
+        >>> device_text({"backend": "cuda", "device_name": "NVIDIA H200"})
+        'gpu, cuda (NVIDIA H200)'
+    """
+    backend, name = metadata.get("backend"), metadata.get("device_name")
+    if not backend:
+        return ""
+    kind = "cpu" if backend == "cpu" else f"gpu, {backend}"
+    return f"{kind} ({name})" if name else kind
 
 
 def series(frame: pd.DataFrame, metric: str, *, run: str, group: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -195,6 +361,64 @@ def steady_limits(ax: Axes, spread: float = 0.1) -> bool:
     ax.set_yticks([middle - half, middle, middle + half])
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:.3g}"))
     return True
+
+
+def _theme_colours(theme: str) -> dict[str, tuple]:
+    source = _DARK if theme == "dark" else _LIGHT
+    colours = {}
+    for key in _COLOUR_KEYS:
+        try:
+            colours[key] = matplotlib.colors.to_rgba(source[key])
+        except (ValueError, KeyError):  # "inherit" (the legend's face follows the axes')
+            colours[key] = matplotlib.colors.to_rgba(source["axes.facecolor"])
+    return colours
+
+
+def retheme(figure: Figure, theme: str) -> Figure:
+    """Recolour a drawn figure for ``theme`` (``"light"`` or ``"dark"``), in place.
+
+    Whatever wears the other theme's colours (backgrounds, text, spines,
+    ticks, grid, legend frames, a black marker line) takes this theme's;
+    every other colour (the groups') stays. The notebook view of a figure
+    calls it when the page switches theme.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> figure = Figure(); _ = figure.add_subplot().set_title("t")
+        >>> _ = retheme(figure, "dark")
+        >>> matplotlib.colors.to_hex(figure.axes[0].title.get_color())
+        '#dddddd'
+    """
+    if theme not in ("light", "dark"):
+        raise ValueError(f"theme must be 'light' or 'dark', got {theme!r}")
+    new, old = _theme_colours(theme), _theme_colours("light" if theme == "dark" else "dark")
+    swap = {old[key][:3]: new[key][:3] for key in _COLOUR_KEYS}
+    # Text and edges first: where the two themes share a colour the later pair wins.
+    for key in ("text.color", "axes.edgecolor", "axes.labelcolor", "xtick.color", "ytick.color"):
+        swap[old[key][:3]] = new[key][:3]
+
+    def recolour(getter, setter) -> None:
+        try:
+            colour = getter()
+        except (AttributeError, TypeError):
+            return
+        if isinstance(colour, np.ndarray):
+            colour = colour[0] if colour.ndim == 2 and len(colour) == 1 else colour
+        try:
+            rgba = matplotlib.colors.to_rgba(colour)
+        except (ValueError, TypeError):
+            return
+        if rgba[:3] in swap:
+            setter((*swap[rgba[:3]], rgba[3]))
+
+    for artist in figure.findobj():
+        for name in ("color", "facecolor", "edgecolor", "markeredgecolor", "markerfacecolor"):
+            getter, setter = getattr(artist, f"get_{name}", None), getattr(artist, f"set_{name}", None)
+            if getter is not None and setter is not None:
+                recolour(getter, setter)
+    for ax in figure.axes:  # ticks made later copy these
+        ax.tick_params(which="both", colors=new["xtick.color"], labelcolor=new["xtick.color"])
+    return figure
 
 
 def no_data(ax: Axes, what: str) -> None:

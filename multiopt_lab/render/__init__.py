@@ -2,7 +2,12 @@
 
 Example:
     >>> from multiopt_lab.render import render_text
-    >>> print(render_text(assignment))                  # doctest: +SKIP
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> print(render_text(assignment, legend=False))
+    model               4 params           58  muon 83% | adamw 17%
+    ├── layers ...
 """
 
 from multiopt_lab.render.details import details_html, details_text

@@ -1,10 +1,20 @@
 """What the tree says about one parameter when it is clicked.
 
 Example:
-    >>> print(details_text(param_infos(assignment)["embed.weight"]))   # doctest: +SKIP
-    path          embed.weight
-    shape         [256, 64]
-    ...
+    >>> from multiopt_lab.render.params import param_infos
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> print(details_text(param_infos(assignment)["head.bias"]))
+    path          head.bias
+    shape         [2]
+    dtype         float32
+    size          2
+    group         adamw
+    module        Linear
+    inside        MLP
+    matched rule  (fallback)
+    also matched  no other rule
 """
 
 from __future__ import annotations
@@ -40,8 +50,13 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
         optimizer (str, optional): Its group's optimizer, described. Default: ``""`` (left out).
 
     Example:
-        >>> [name for name, _ in details_fields(info)][:3]   # doctest: +SKIP
-        ['path', 'shape', 'dtype']
+        >>> from multiopt_lab.render.params import param_infos
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> info = param_infos(assignment)["head.weight"]
+        >>> [name for name, _ in details_fields(info, "Muon(lr=0.02)")][4:6]
+        ['group', 'optimizer']
     """
     fields = [
         ("path", info.path),
@@ -52,9 +67,15 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
     ]
     if optimizer:
         fields.append(("optimizer", optimizer))
+    if info.modules:
+        fields.append(("module", info.modules[-1]))
+        if len(info.modules) > 1:
+            fields.append(("inside", " > ".join(info.modules[:-1])))
     fields.append(("matched rule", info.rule))
     fields.append(("also matched", ", ".join(info.also_matched) or "no other rule"))
-    if info.flags:
+    if info.nearly:
+        fields.append(("near miss", f"looks like {info.like}, which {info.nearly} took"))
+    elif info.flags:
         fields.append(("diagnostics", ", ".join(info.flags)))
     return fields
 
@@ -63,8 +84,12 @@ def details_text(info: ParamInfo, optimizer: str = "") -> str:
     """The details as aligned ``name  value`` lines.
 
     Example:
-        >>> details_text(info).splitlines()[0]          # doctest: +SKIP
-        'path          embed.weight'
+        >>> from multiopt_lab.render.params import param_infos
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> details_text(param_infos(assignment)["head.weight"]).splitlines()[0]
+        'path          head.weight'
     """
     fields = details_fields(info, optimizer)
     width = max(len(name) for name, _ in fields)
@@ -75,7 +100,11 @@ def details_html(info: ParamInfo, optimizer: str = "") -> str:
     """The details as a small table (``mol-details-table``) coloured by group, with its stylesheet.
 
     Example:
-        >>> '<table class="mol-details-table"' in details_html(info)   # doctest: +SKIP
+        >>> from multiopt_lab.render.params import param_infos
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> '<table class="mol-details-table" data-path="head.weight"' in details_html(param_infos(assignment)["head.weight"])
         True
     """
     rows = "".join(

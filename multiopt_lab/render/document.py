@@ -1,10 +1,13 @@
 """Whole renderings: legend, diagnostics and tree together, as text or HTML.
 
 Example:
-    >>> print(render_text(assignment, optimizer))       # doctest: +SKIP
-    group  optimizer  rule  params  elements  share  notes
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> print(render_text(assignment))
+    group  rule        params  elements  share  notes
     ...
-    model  3 params  4,160  muon 98% | adamw 2%
+    model               4 params           58  muon 83% | adamw 17%
     ...
 """
 
@@ -43,8 +46,11 @@ def render_text(
         legend (bool, optional): Include the legend. Default: ``True``.
 
     Example:
-        >>> render_text(assignment, legend=False).splitlines()[0]   # doctest: +SKIP
-        'model  3 params  4,160  muon 98% | adamw 2%'
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> render_text(assignment, legend=False, root_name="MLP").splitlines()[0]
+        'MLP                 4 params           58  muon 83% | adamw 17%'
     """
     tree = tree_text(build_tree(assignment, root_name=root_name, fold=fold, unfold=unfold, highlight=highlight))
     if not legend:
@@ -85,13 +91,17 @@ def render_html(
             (shows the unfold buttons). Default: ``False``.
 
     Example:
-        >>> render_html(assignment).startswith('<div class="mol-root')   # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> render_html(assignment).startswith('<div class="mol-root"><style>')
         True
     """
     tree = build_tree(assignment, root_name=root_name, fold=fold, unfold=unfold, highlight=highlight)
     parts = [f'<div class="mol-root{" mol-interactive" if interactive else ""}"><style>{tree_css()}</style>']
     if legend:
         parts.append(legend_html(assignment, optimizers))
-    parts.append(tree_html(tree, open_depth=open_depth, selected=selected, searching=searching))
+    parts.append(tree_html(tree, open_depth=open_depth, selected=selected, searching=searching,
+                           interactive=interactive))
     parts.append("</div>")
     return "".join(parts)

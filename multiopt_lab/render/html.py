@@ -5,9 +5,18 @@ Expand and collapse work in any browser without JavaScript. Every row carries
 (``--mol-c``), so browser tests can check what is coloured how. A folded run
 carries ``data-fold`` (the parent module) and ``data-fold-count``.
 
+The structure reads without the stylesheet too (a code host's notebook view,
+nbviewer and untrusted notebooks strip ``<style>``): a module's children are
+items of a nested list, so nesting shows as indentation, and the cells of a
+row are separated by spaces, which the grid layout ignores when it is styled.
+
 Example:
-    >>> html = tree_html(build_tree(assignment))        # doctest: +SKIP
-    >>> 'data-path="embed.weight"' in html              # doctest: +SKIP
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> from multiopt_lab.render.tree_model import build_tree
+    >>> html = tree_html(build_tree(assignment))
+    >>> 'data-path="head.weight" data-group="muon"' in html
     True
 """
 
@@ -25,8 +34,9 @@ from multiopt_lab.render.tree_model import FoldNode, ParameterTree, ParamNode
 __all__ = ["tree_css", "tree_html"]
 
 _INDENT_CH = 2
-# Longer rules are cut with an ellipsis in their cell (the legend shows them whole).
-_RULE_CH = 48
+# Longer rules are cut with an ellipsis in their cell (the legend, the tooltip and the
+# details show them whole), so that the notes after them stay in view.
+_RULE_CH = 36
 # The share bar of a module row: 10ch wide and a 1ch margin (see tree.css).
 _BAR_CH = 11
 
@@ -62,16 +72,20 @@ def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
     if info.path == selected:
         classes.append("mol-selected")
     notes = escape(param_notes(node))
+    # A near miss says, on hover, which parameter of that rule it looks like.
+    notes_title = f' title="like {escape(info.like)}, which {escape(info.nearly)} took"' if info.like else ""
     # A rule cut short by its column keeps its whole text as a tooltip.
     title = f' title="{escape(info.rule)}"' if len(info.rule) > _RULE_CH else ""
+    # The spaces between cells separate them when no stylesheet is applied;
+    # a grid ignores whitespace between its items.
     return (
         f'<div class="{" ".join(classes)}" data-path="{escape(info.path)}" data-group="{escape(info.label)}"'
         f' style="--mol-c:{group_colour(info.group)}">'
-        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span>'
-        f'<span class="mol-shape">{shape_text(info.shape)}</span><span class="mol-dtype">{escape(info.dtype)}</span>'
-        f'<span class="mol-elements">{grouped(info.size)}</span>'
-        f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span>'
-        f'<span class="mol-rule"{title}>{escape(info.rule)}</span><span class="mol-notes">{notes}</span></div>'
+        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span> '
+        f'<span class="mol-shape">{shape_text(info.shape)}</span> <span class="mol-dtype">{escape(info.dtype)}</span> '
+        f'<span class="mol-elements">{grouped(info.size)}</span> '
+        f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span> '
+        f'<span class="mol-rule"{title}>{escape(info.rule)}</span> <span class="mol-notes"{notes_title}>{notes}</span></div>'
     )
 
 
@@ -81,22 +95,22 @@ def _module_open(node, depth: int, open_depth: int, searching: bool) -> bool:
     return depth < open_depth
 
 
-def _module_summary(node, depth: int, labels) -> str:
+def _module_summary(node, depth: int, labels, interactive: bool) -> str:
     fold = ""
-    if isinstance(node, FoldNode):
-        fold = f'<button class="mol-unfold" data-unfold="{escape(node.parent_path)}">unfold</button>'
+    if interactive and isinstance(node, FoldNode):  # only the widget's script acts on it
+        fold = f' <button class="mol-unfold" data-unfold="{escape(node.parent_path)}">unfold</button>'
     return (
         f'<summary class="mol-row mol-module-row">'
-        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span>'
-        f'<span class="mol-count">{plural(node.totals.params, "param")}</span><span></span>'
-        f'<span class="mol-elements">{grouped(node.totals.elements)}</span>'
+        f'<span class="mol-name" style="padding-left:{depth * _INDENT_CH}ch">{escape(node.name)}</span> '
+        f'<span class="mol-count">{plural(node.totals.params, "param")}</span> <span></span> '
+        f'<span class="mol-elements">{grouped(node.totals.elements)}</span> '
         f'<span class="mol-group mol-shares" style="grid-column:5 / span 2">{_bar(node.totals.group_elements)}'
-        f'{escape(share_text(node.totals.group_elements, labels))}</span>'
+        f'{escape(share_text(node.totals.group_elements, labels))}</span> '
         f'<span class="mol-notes">{escape(module_notes(node))}{fold}</span></summary>'
     )
 
 
-def _render(node, depth, labels, out, open_depth, searching, selected) -> None:
+def _render(node, depth, labels, out, open_depth, searching, selected, interactive) -> None:
     if isinstance(node, ParamNode):
         out.append(_param_row(node, depth, selected))
         return
@@ -108,14 +122,17 @@ def _render(node, depth, labels, out, open_depth, searching, selected) -> None:
     if _module_open(node, depth, open_depth, searching):
         attributes += " open"
     out.append(f'<details class="{classes}"{attributes}>')
-    out.append(_module_summary(node, depth, labels))
+    out.append(_module_summary(node, depth, labels, interactive))
+    out.append('<ul class="mol-children">')
     for child in (node.block.children if is_fold else node.children):
-        _render(child, depth + 1, labels, out, open_depth, searching, selected)
-    out.append("</details>")
+        out.append("<li>")
+        _render(child, depth + 1, labels, out, open_depth, searching, selected, interactive)
+        out.append("</li>")
+    out.append("</ul></details>")
 
 
 def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None = None,
-              searching: bool = False) -> str:
+              searching: bool = False, interactive: bool = False) -> str:
     """Render a built tree as HTML (without the stylesheet; see :func:`tree_css`).
 
     Args:
@@ -124,12 +141,18 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
         selected (str | None, optional): Path of the parameter to outline. Default: ``None``.
         searching (bool, optional): Expand exactly the modules holding search matches
             and dim the rest. Default: ``False``.
+        interactive (bool, optional): Add the "unfold" buttons the widget's script
+            handles. Default: ``False``.
 
     Returns:
         str: A ``<div class="mol-tree">`` element.
 
     Example:
-        >>> tree_html(build_tree(assignment)).startswith('<div class="mol-tree')   # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> tree_html(build_tree(assignment)).startswith('<div class="mol-tree"')
         True
     """
     labels = tree.group_labels
@@ -150,7 +173,8 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
     shares = max([_BAR_CH + len(share_text(m.totals.group_elements, labels)) for m in modules] + [0])
     widths["rule"] = max(widths["rule"], shares - widths["group"] - 1)
     style = ";".join(f"--mol-{key}-w:{value}ch" for key, value in widths.items())
-    out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">']
-    _render(tree.root, 0, labels, out, open_depth, searching, selected)
-    out.append("</div>")
+    out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">'
+           '<ul class="mol-children"><li>']
+    _render(tree.root, 0, labels, out, open_depth, searching, selected, interactive)
+    out.append("</li></ul></div>")
     return "".join(out)

@@ -2,14 +2,20 @@
 
 Each row gives the group's label and colour, its optimizer with the main
 hyperparameters, the rule text, how many parameters and elements it owns,
-its share of the model and its diagnostics (dead, shadowed, empty, fallback
-only, overlaps).
+its share of the model and its warnings (dead, shadowed, empty, overlaps,
+near misses). The fallback row counts what no rule matched: that is its
+job, not a warning.
 
 Example:
-    >>> print(legend_text(assignment, optimizer))       # doctest: +SKIP
-    group  optimizer                    rule        params  elements  share  notes
-    muon   Muon(lr=0.02, momentum=0.95)  ndim == 2        2     4,096    98%
-    adamw  AdamW(lr=0.001, ...)         (fallback)       1        64     2%  ! 1 fallback only
+    >>> import mlx.core as mx
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> tree = {"fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
+    >>> print(legend_text(assign(tree, ["ndim == 2", "ndim == 3"], ["muon", "conv", "adamw"])))
+    group  rule        params  elements  share  notes
+    muon   ndim == 2        1        16    80%
+    conv   ndim == 3        0         0     0%  ! dead rule: matches nothing
+    adamw  (fallback)       1         4    20%
+    ! dead rule 'conv': matches no parameter
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from html import escape
 from multiopt_lab.palette import group_colour
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
-from multiopt_lab.render.params import FALLBACK_ONLY, OVERLAP, param_infos, rule_display
+from multiopt_lab.render.params import OVERLAP, param_infos, rule_display
 
 __all__ = ["LegendRow", "legend_rows", "diagnostic_lines", "legend_text", "legend_html"]
 
@@ -66,7 +72,9 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
             optimizer column comes from. Default: ``None`` (column left empty).
 
     Example:
-        >>> [row.label for row in legend_rows(assignment)]   # doctest: +SKIP
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> [row.label for row in legend_rows(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))]
         ['muon', 'adamw']
     """
     labels = assignment.group_labels
@@ -76,13 +84,15 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
                              set(diagnostics.empty_groups))
     params = [0] * len(labels)
     elements = [0] * len(labels)
-    fallback_only = [0] * len(labels)
     overlapping = [0] * len(labels)
+    near: dict[int, dict[str, int]] = {}
     for info in param_infos(assignment).values():
         params[info.group] += 1
         elements[info.group] += info.size
-        fallback_only[info.group] += FALLBACK_ONLY in info.flags
         overlapping[info.group] += OVERLAP in info.flags
+        if info.nearly:
+            by_rule = near.setdefault(info.group, {})
+            by_rule[info.nearly] = by_rule.get(info.nearly, 0) + 1
     total = sum(elements)
     rows = []
     for i, (label, rule) in enumerate(zip(labels, assignment.rules)):
@@ -93,8 +103,8 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
             notes.append("! shadowed rule: earlier rules took all it matches")
         elif label in empty:
             notes.append("! empty group")
-        if fallback_only[i]:
-            notes.append(f"! {fallback_only[i]:,} {FALLBACK_ONLY}")
+        for rule_label, n in near.get(i, {}).items():
+            notes.append(f"! {n:,} near miss{'es' * (n != 1)} of {rule_label}")
         if overlapping[i]:
             notes.append(f"! {overlapping[i]:,} also matched by later rules")
         optimizer = describe_optimizer(opts[i]) if opts is not None else ""
@@ -113,24 +123,30 @@ def _listed(paths) -> str:
 
 
 def diagnostic_lines(assignment) -> list[str]:
-    """The assignment's diagnostics in words, one line each; ``[]`` when clean.
+    """The assignment's warnings in words, one line each; ``[]`` when there is none.
 
     Example:
-        >>> diagnostic_lines(assignment)                # doctest: +SKIP
-        ['! fallback only (1): embed.weight']
+        >>> import mlx.core as mx
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}
+        >>> diagnostic_lines(assign(tree, ["ndim == 2"], ["muon", "adamw"]))
+        ["! near miss (1): the fallback 'adamw' took experts.weight ([2, 4, 4]), like q.weight ([4, 4]), which 'muon' took"]
     """
     diagnostics = assignment.diagnostics
     lines = []
-    fallback_only = list(diagnostics.fallback_only)
-    if fallback_only:
-        lines.append(f"! caught by no rule, only by the fallback {diagnostics.fallback_label!r} "
-                     f"({len(fallback_only):,}): {_listed(fallback_only)}")
+    near_misses = diagnostics.near_misses
+    if near_misses:
+        described = [f"{m.path} ({m.kind}), like {m.like} ({m.like_kind}), which {m.label!r} took"
+                     for m in near_misses]
+        lines.append(f"! near miss{'es' * (len(described) != 1)} ({len(described):,}): the fallback "
+                     f"{diagnostics.fallback_label!r} took {_listed(described)}")
     overlaps = diagnostics.overlaps
     if overlaps:
         described = [f"{p} ({' > '.join(overlaps[p])})" for p in overlaps]
         lines.append(f"! matched by several rules, the first wins ({len(described):,}): {_listed(described)}")
     for label in diagnostics.dead_rules:
-        lines.append(f"! dead rule {label!r}: matches no parameter")
+        hint = diagnostics.hints.get(label)
+        lines.append(f"! dead rule {label!r}: matches no parameter" + (f"; {hint}" if hint else ""))
     for label in diagnostics.shadowed_rules:
         lines.append(f"! shadowed rule {label!r}: every parameter it matches was taken by an earlier rule")
     reported = set(diagnostics.dead_rules) | set(diagnostics.shadowed_rules)
@@ -149,8 +165,10 @@ def legend_text(assignment, optimizers=None) -> str:
             optimizer column. Default: ``None``.
 
     Example:
-        >>> legend_text(assignment).splitlines()[0]     # doctest: +SKIP
-        'group  rule        params  elements  share  notes'
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> legend_text(assign(nn.Linear(2, 2), ["ndim == 2"])).splitlines()[0]
+        'group    rule        params  elements  share  notes'
     """
     rows = legend_rows(assignment, optimizers)
     header = ["group", "optimizer", "rule", "params", "elements", "share", "notes"]
@@ -178,7 +196,9 @@ def legend_html(assignment, optimizers=None) -> str:
             optimizer column. Default: ``None``.
 
     Example:
-        >>> legend_html(assignment).startswith('<table class="mol-legend"')   # doctest: +SKIP
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> legend_html(assign(nn.Linear(2, 2), ["ndim == 2"])).startswith('<table class="mol-legend"')
         True
     """
     rows = legend_rows(assignment, optimizers)

@@ -1,9 +1,19 @@
 """Per-parameter facts read off an assignment, shared by every renderer.
 
+Flags mark likely mistakes only: a parameter several rules matched
+(:data:`OVERLAP`) and a near miss (:data:`NEAR_MISS`: the fallback took it,
+but it looks like what a rule took). A parameter the fallback took because
+no rule matched it carries no flag: that is what the fallback is for, and
+its rule reads ``(fallback)``.
+
 Example:
-    >>> infos = param_infos(assignment)                 # doctest: +SKIP
-    >>> infos["embed.weight"].flags                     # doctest: +SKIP
-    ('fallback only',)
+    >>> import mlx.core as mx
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))},
+    ...         "norm": {"weight": mx.zeros((4,))}}
+    >>> infos = param_infos(assign(tree, ["ndim == 2"], ["muon", "adamw"]))
+    >>> infos["experts.weight"].flags, infos["experts.weight"].nearly, infos["norm.weight"].flags
+    (('near miss',), 'muon', ())
 """
 
 from __future__ import annotations
@@ -11,14 +21,14 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-__all__ = ["ParamInfo", "param_infos", "rule_display", "FALLBACK_ONLY", "OVERLAP"]
+__all__ = ["ParamInfo", "param_infos", "rule_display", "OVERLAP", "NEAR_MISS"]
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-#: Flag for a parameter that no rule matched, so the fallback group took it.
-FALLBACK_ONLY = "fallback only"
 #: Flag for a parameter that more than one rule matched (first match won).
 OVERLAP = "overlap"
+#: Flag for a parameter the fallback took that looks like what a rule took.
+NEAR_MISS = "near miss"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +44,12 @@ class ParamInfo:
         label (str): Its group's label.
         rule (str): The rule that matched, as shown (``(fallback)`` for the fallback).
         also_matched (tuple[str, ...]): Labels of later rules that matched too.
-        flags (tuple[str, ...]): Diagnostics: :data:`FALLBACK_ONLY`, :data:`OVERLAP`.
+        flags (tuple[str, ...]): Warnings: :data:`OVERLAP`, :data:`NEAR_MISS`.
+        nearly (str): For a near miss, the label of the rule it nearly matched; else ``""``.
+        like (str): For a near miss, the parameter that rule took which it resembles,
+            with its module class and shape; else ``""``.
+        modules (tuple[str, ...] | None): Class names from the model down to the
+            module holding it (None when the model was not at hand).
 
     Example:
         >>> ParamInfo("w", (2,), "float32", 2, 0, "sgd", "(fallback)", (), ()).size
@@ -50,6 +65,9 @@ class ParamInfo:
     rule: str
     also_matched: tuple[str, ...]
     flags: tuple[str, ...]
+    nearly: str = ""
+    like: str = ""
+    modules: tuple[str, ...] | None = None
 
 
 def rule_display(rule) -> str:
@@ -77,8 +95,10 @@ def param_infos(assignment) -> dict[str, ParamInfo]:
         assignment (Assignment): The assignment to read.
 
     Example:
-        >>> list(param_infos(assignment))[:1]           # doctest: +SKIP
-        ['embed.weight']
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> list(param_infos(assign(nn.Linear(2, 2), ["ndim == 2"])))
+        ['weight', 'bias']
     """
     try:
         return _CACHE[assignment]
@@ -88,20 +108,23 @@ def param_infos(assignment) -> dict[str, ParamInfo]:
     labels = assignment.group_labels
     rules = [rule_display(r) for r in assignment.rules]
     diagnostics = assignment.diagnostics
-    fallback_only = set(diagnostics.fallback_only)
+    near_misses = {miss.path: miss for miss in diagnostics.near_misses}
     # overlaps: path -> labels of every rule that matched it, the winner first;
     # a path absent from it was matched by at most one rule.
     overlaps = diagnostics.overlaps
     group_index = assignment.group_index
     infos = {}
-    for path, shape, dtype, size in zip(table.paths, table.shapes, table.dtypes, table.sizes):
+    for path, shape, dtype, size, modules in zip(table.paths, table.shapes, table.dtypes,
+                                                 table.sizes, table.module_chains):
         group = group_index[path]
-        also, flags = (), ()
-        if path in fallback_only:
-            flags = (FALLBACK_ONLY,)
+        also, flags, nearly, like = (), (), "", ""
+        if path in near_misses:
+            miss = near_misses[path]
+            flags, nearly, like = (NEAR_MISS,), miss.label, f"{miss.like} ({miss.like_kind})"
         elif path in overlaps:
             also, flags = tuple(overlaps[path][1:]), (OVERLAP,)
-        infos[path] = ParamInfo(path, shape, dtype, size, group, labels[group], rules[group], also, flags)
+        infos[path] = ParamInfo(path, shape, dtype, size, group, labels[group], rules[group], also,
+                                flags, nearly, like, modules)
     try:
         _CACHE[assignment] = infos
     except TypeError:  # not weak-referenceable: just don't cache

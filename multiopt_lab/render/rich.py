@@ -10,8 +10,11 @@ Core objects call these lazily from ``_repr_html_`` (core never imports
         return assignment_repr_html(self)
 
 Example:
-    >>> html = assignment_repr_html(assignment)         # doctest: +SKIP
-    >>> html.startswith('<div class="mol-root">')       # doctest: +SKIP
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import MLP
+    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+    >>> html = assignment_repr_html(assignment)
+    >>> html.startswith('<div class="mol-root">')
     True
 """
 
@@ -32,7 +35,10 @@ def assignment_repr_html(assignment) -> str:
     """The legend and the folded tree of ``assignment``, coloured by group.
 
     Example:
-        >>> "mol-tree" in assignment_repr_html(assignment)   # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> 'class="mol-tree"' in assignment_repr_html(assignment)
         True
     """
     return render_html(assignment)
@@ -49,7 +55,10 @@ def optimizer_repr_html(optimizer, parameters=None) -> str:
         parameters (optional): A model or parameter tree to assign. Default: ``None``.
 
     Example:
-        >>> "Muon(" in optimizer_repr_html(optimizer)   # doctest: +SKIP
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+        >>> "Muon(lr=0.02" in optimizer_repr_html(optimizer)   # no parameters seen yet: the groups
         True
     """
     if parameters is not None:

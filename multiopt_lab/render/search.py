@@ -1,15 +1,22 @@
-"""Search the tree by path glob or by rule expression.
+"""Search the tree by path glob, by module class or by rule expression.
 
 A query made only of path characters (letters, digits, ``_ . - * ? [ ]``) is a
 path glob; without a wildcard it matches anywhere in the path (``attn`` means
-``*attn*``). Anything else is a rule expression (``ndim == 1 and size > 100``),
-parsed by :func:`multiopt_lab.rules.rule`.
+``*attn*``), unless it is exactly the class name of a module of the model
+(``SwitchLinear``): then it finds the parameters inside such modules. Anything
+else is a rule expression (``ndim == 1 and size > 100``, ``module ==
+"RMSNorm"``), parsed by :func:`multiopt_lab.rules.rule`.
 
 Example:
-    >>> search_paths(assignment, "q_proj").paths        # doctest: +SKIP
-    ('layers.0.attn.q_proj.weight', 'layers.1.attn.q_proj.weight')
-    >>> search_paths(assignment, "ndim == 1").kind      # doctest: +SKIP
-    'rule'
+    >>> import mlx.nn as nn
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> assignment = assign(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), ["ndim == 2"])
+    >>> search_paths(assignment, "0.w").paths
+    ('layers.0.weight',)
+    >>> search_paths(assignment, "LayerNorm").summary()
+    'module LayerNorm: 2 matches'
+    >>> search_paths(assignment, 'module == "Linear" and ndim == 1').paths
+    ('layers.0.bias',)
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ class SearchResult:
 
     Attributes:
         query (str): The query, stripped.
-        kind (str): ``"none"`` (empty query), ``"glob"`` or ``"rule"``.
+        kind (str): ``"none"`` (empty query), ``"glob"``, ``"module"`` (a class name) or ``"rule"``.
         paths (tuple[str, ...]): Matching paths, in parameter order.
         error (RuleError | None): Why a rule query could not be used.
 
@@ -70,7 +77,8 @@ class SearchResult:
             return ""
         if self.error is not None:
             return str(self.error)
-        query = self.query if self.kind == "rule" or any(c in self.query for c in "*?[") else f"*{self.query}*"
+        literal = self.kind in ("rule", "module") or any(c in self.query for c in "*?[")
+        query = self.query if literal else f"*{self.query}*"
         n = len(self.paths)
         line = f"{self.kind} {query}: {n:,} match" + ("" if n == 1 else "es")
         if shown is not None and shown < n:
@@ -86,7 +94,11 @@ def shown_matches(tree) -> int:
             with ``highlight=`` the search's paths.
 
     Example:
-        >>> shown_matches(build_tree(assignment, highlight={"a.weight"}))   # doctest: +SKIP
+        >>> import mlx.core as mx
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> a = assign({"a": {"weight": mx.zeros((2,))}}, [])
+        >>> shown_matches(build_tree(a, highlight={"a.weight"}))
         1
     """
     return sum(1 for _, node in walk(tree.root) if isinstance(node, ParamNode) and node.matched)
@@ -103,13 +115,22 @@ def search_paths(assignment, query: str) -> SearchResult:
         SearchResult: Never raises for a bad rule: the error is in ``.error``.
 
     Example:
-        >>> search_paths(assignment, "*.bias").kind     # doctest: +SKIP
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> search_paths(assignment, "*.bias").kind
         'glob'
+        >>> search_paths(assignment, "ndim ==").error is not None   # a bad rule: no exception
+        True
     """
     query = query.strip()
     table = assignment.table
     if not query:
         return SearchResult("", "none", ())
+    if query.isidentifier() and getattr(table, "has_modules", False) and \
+            any(query in chain for chain in table.chains):
+        inside = tuple(p for p, chain in zip(table.paths, table.module_chains) if query in chain)
+        return SearchResult(query, "module", inside)
     if _PATHLIKE.match(query):
         pattern = query if any(c in query for c in "*?[") else f"*{query}*"
         return SearchResult(query, "glob", tuple(p for p in table.paths if fnmatch.fnmatchcase(p, pattern)))

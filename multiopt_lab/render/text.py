@@ -5,18 +5,28 @@ Every row has the same columns: name (indented by box-drawing guides), shape
 of the groups on module rows), the rule that matched, and notes (diagnostics,
 folds, search matches). Text has no colour, so the group is shown by label.
 
+Notes flag likely mistakes with ``!`` (overlaps, near misses) and count them
+on every module above; what the fallback took is shown by its rule,
+``(fallback)``, not flagged.
+
 Example:
-    >>> print(tree_text(build_tree(assignment)))        # doctest: +SKIP
-    model              3 params             4,160  muon 98% | adamw 2%  ! 1 flagged below
-    ├── embed          1 param                 64  adamw                ! 1 flagged below
-    │   └── weight     [16, 4]     float32     64  adamw  (fallback)    ! fallback only
-    ...
+    >>> import mlx.core as mx
+    >>> from multiopt_lab.partition.assignment import assign
+    >>> from multiopt_lab.render.tree_model import build_tree
+    >>> tree = {"embed": {"weight": mx.zeros((8, 4))}, "fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
+    >>> print(tree_text(build_tree(assign(tree, ["ndim == 2"], ["muon", "adamw"]))))
+    model           3 params           52  muon 92% | adamw 8%
+    ├── embed       1 param            32  muon
+    │   └── weight  [8, 4]    float32  32  muon   ndim == 2
+    └── fc          2 params           20  muon 80% | adamw 20%
+        ├── weight  [4, 4]    float32  16  muon   ndim == 2
+        └── bias    [4]       float32   4  adamw  (fallback)
 """
 
 from __future__ import annotations
 
 from multiopt_lab.render.numbers import grouped, plural, shape_text, share_text
-from multiopt_lab.render.params import OVERLAP
+from multiopt_lab.render.params import NEAR_MISS, OVERLAP
 from multiopt_lab.render.tree_model import FoldNode, ModuleNode, ParameterTree, ParamNode
 
 __all__ = ["tree_text", "param_notes", "module_notes", "walk"]
@@ -25,16 +35,20 @@ _BRANCH, _LAST, _PIPE, _BLANK = "├── ", "└── ", "│   ", "    "
 
 
 def param_notes(node: ParamNode) -> str:
-    """Diagnostics and search mark of one parameter, as shown in its row.
+    """Warnings and search mark of one parameter, as shown in its row.
 
     Example:
-        >>> param_notes(node)                           # doctest: +SKIP
-        '! overlap: also adamw'
+        >>> from multiopt_lab.render.params import ParamInfo
+        >>> info = ParamInfo("w", (2, 2), "float32", 4, 0, "muon", "ndim == 2", ("adamw",), ("overlap",))
+        >>> param_notes(ParamNode("w", info, matched=True))
+        '! overlap: also adamw; <- match'
     """
     notes = []
     for flag in node.info.flags:
         if flag == OVERLAP:
             notes.append(f"! overlap: also {', '.join(node.info.also_matched)}")
+        elif flag == NEAR_MISS:
+            notes.append(f"! near miss of {node.info.nearly}")
         else:
             notes.append(f"! {flag}")
     if node.matched:
@@ -43,11 +57,12 @@ def param_notes(node: ParamNode) -> str:
 
 
 def module_notes(node) -> str:
-    """Folding, diagnostics and search counts of a module or folded run.
+    """Folding, warnings and search counts of a module or folded run.
 
     Example:
-        >>> module_notes(fold)                          # doctest: +SKIP
-        'folded: 4 identical blocks, one shown'
+        >>> from multiopt_lab.render.tree_nodes import Totals
+        >>> module_notes(ModuleNode("attn", "attn", (), Totals(4, 64, (64,), 1, 0)))
+        '! 1 flagged below'
     """
     notes = []
     if isinstance(node, FoldNode):
@@ -66,8 +81,12 @@ def walk(node, prefix: str = "", guide: str = ""):
     ``prefix`` is the box-drawing indentation of the row.
 
     Example:
-        >>> [n.name for _, n in walk(tree.root)][:2]    # doctest: +SKIP
-        ['model', 'embed']
+        >>> import mlx.core as mx
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> tree = build_tree(assign({"embed": {"weight": mx.zeros((2,))}}, []))
+        >>> [n.name for _, n in walk(tree.root)]
+        ['model', 'embed', 'weight']
     """
     yield prefix, node
     children = node.block.children if isinstance(node, FoldNode) else getattr(node, "children", ())
@@ -94,8 +113,11 @@ def tree_text(tree: ParameterTree) -> str:
         str: The rows joined by newlines, without trailing spaces.
 
     Example:
-        >>> tree_text(build_tree(assignment)).splitlines()[0]   # doctest: +SKIP
-        'model  3 params      4,160  muon 98% | adamw 2%'
+        >>> import mlx.core as mx
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> from multiopt_lab.render.tree_model import build_tree
+        >>> tree_text(build_tree(assign({"w": mx.zeros((2, 2))}, ["ndim == 2"], ["muon", "adamw"]))).splitlines()[0]
+        'model  1 param           4  muon'
     """
     rows = [(prefix + node.name, _cells(node, tree.group_labels), isinstance(node, ParamNode))
             for prefix, node in walk(tree.root)]

@@ -7,9 +7,13 @@ runs of numbered sibling blocks that have the same structure *and* the same
 assignment (``layers.0`` .. ``layers.31``) into one :class:`FoldNode`.
 
 Example:
-    >>> tree = build_tree(assignment)                   # doctest: +SKIP
-    >>> [child.name for child in tree.root.children]         # doctest: +SKIP
-    ['embed', 'layers', 'norm']
+    >>> from multiopt_lab import assign
+    >>> from multiopt_lab.examples import TinyGPT
+    >>> tree = build_tree(assign(TinyGPT(16, dims=8, layers=3), ["ndim == 2"]))
+    >>> [child.name for child in tree.root.children]
+    ['embed', 'position', 'layers', 'norm']
+    >>> [child.name for child in tree.root.children[2].children]   # three identical blocks, folded
+    ['[0..2]']
 """
 
 from __future__ import annotations
@@ -138,9 +142,12 @@ def build_tree(
         ParameterTree: The root (whose ``path`` is ``""``) and the group labels.
 
     Example:
-        >>> tree = build_tree(assign(model.parameters(), ["ndim == 2"]))   # doctest: +SKIP
-        >>> tree.root.totals.params                                            # doctest: +SKIP
-        12
+        >>> from multiopt_lab import assign
+        >>> from multiopt_lab.examples import MLP
+        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
+        >>> tree = build_tree(assignment)
+        >>> tree.root.totals.params, tree.root.totals.group_elements, tree.group_labels
+        (4, (48, 10), ('muon', 'adamw'))
     """
     infos = param_infos(assignment)
     highlight = highlight if isinstance(highlight, (set, frozenset, dict)) else frozenset(highlight)

@@ -5,9 +5,16 @@ straight into ``mlx.optimizers.MultiOptimizer`` as a filter. The language
 (parsed with ``ast`` against a whitelist, never ``eval``-ed):
 
 * names: ``path`` (dotted key), ``name`` (its last part), ``ndim``,
-  ``shape`` (tuple), ``size``, ``dtype`` (e.g. ``"float32"``);
+  ``shape`` (tuple), ``size``, ``dtype`` (e.g. ``"float32"``), and, when the
+  model is at hand, ``module`` (class name of the module holding the
+  parameter: ``"Linear"``, ``"Embedding"``, ``"RMSNorm"``, ``"SwitchLinear"``,
+  a class of your own) and ``modules`` (the class names from the model down
+  to that module, a tuple of strings);
 * functions: ``glob(pattern)`` (fnmatch on the whole path, ``*`` crosses
-  dots) and ``regex(pattern)`` (``re.search`` on the path);
+  dots), ``regex(pattern)`` (a search on the path with RE2,
+  linear in its length whatever the pattern) and
+  ``within(class_name)`` (the parameter sits inside a module of that class,
+  its holder included: ``class_name in modules``);
 * literals: strings, ints, floats, True/False, tuples;
 * operators: ``and or not == != < <= > >= in not in`` and indexing/slicing
   (``shape[-1]``, ``path[:6]``).
@@ -45,8 +52,15 @@ def rule(text: str, label: str | None = None) -> Rule:
     Example:
         >>> rule("ndim == 1 or name == 'bias'", label="adamw")
         Rule("ndim == 1 or name == 'bias'", label='adamw')
+        >>> rule('within("TransformerBlock") and module == "Linear"').needs_model
+        True
     """
-    return Rule(text, label)
+    __tracebackhide__ = True
+    try:
+        return Rule(text, label)
+    except RuleError as err:
+        # The traceback then ends here, at the user's call, not six frames into the parser.
+        raise err.with_traceback(None) from None
 
 
 def by_glob(pattern: str) -> Rule:

@@ -11,16 +11,17 @@ Example:
 from __future__ import annotations
 
 import ast
+import difflib
 import fnmatch
 import re
 from typing import Any
 
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.matching import Match, compile_regex, literal_glob
-from multiopt_lab.rules.nodes import Compare, Constant, EvaluationFailure, Node
-from multiopt_lab.rules.text import kind_name
+from multiopt_lab.rules.nodes import Compare, Constant, EvaluationFailure, Feature, Node
+from multiopt_lab.rules.text import MODULE_NAMES, kind_name
 
-__all__ = ["literal_kind", "type_compare", "compile_call", "fold"]
+__all__ = ["literal_kind", "type_compare", "compile_call", "fold", "function_list"]
 
 _NUMBERS = ("int", "float")
 _SEQUENCES = ("shape", "tuple")
@@ -41,6 +42,25 @@ def literal_kind(value: Any) -> str | None:
     if isinstance(value, tuple):
         return "tuple"
     return None
+
+
+def function_list(functions: tuple[str, ...]) -> str:
+    """``glob(), regex() and within()``: the functions in words.
+
+    Example:
+        >>> function_list(("glob", "regex"))
+        'glob() and regex()'
+    """
+    calls = [f + "()" for f in functions]
+    return calls[0] if len(calls) == 1 else ", ".join(calls[:-1]) + " and " + calls[-1]
+
+
+def _module_literals(node: Node, other: Node) -> tuple[str, ...]:
+    """Class names a comparison of ``module``/``modules`` with a constant mentions."""
+    if not (isinstance(node, Feature) and node.name in MODULE_NAMES and isinstance(other, Constant)):
+        return ()
+    values = other.value if isinstance(other.value, tuple) else (other.value,)
+    return tuple(v for v in values if isinstance(v, str))
 
 
 def _family(kind: str) -> str:
@@ -71,36 +91,62 @@ def type_compare(compiler, op: ast.cmpop, left: Node, right: Node, source: ast.A
                                          f"found {found}")
         if symbol not in ("==", "!=") and left.kind == "bool":
             raise compiler.error(source, f"conditions cannot be ordered with '{symbol}'")
+    compiler.module_literals.update(_module_literals(left, right) + _module_literals(right, left))
     node = Compare(left, symbol, right, compiler.column(source))
     node.kind = "bool"
     return node
 
 
+_EXAMPLES = {"glob": 'glob("*.weight")', "regex": 'regex(r"layers\\.\\d+\\.")',
+             "within": 'within("TransformerBlock")'}
+
+
 def compile_call(compiler, node: ast.Call, functions: tuple[str, ...], max_literal: int) -> Node:
-    """Check ``glob("...")`` / ``regex("...")`` and compile its pattern once."""
+    """Check ``glob("...")`` / ``regex("...")`` / ``within("...")`` and compile it once."""
     if isinstance(node.func, ast.Attribute):
         raise compiler.error(node.func, "attribute access is not part of the rule language; "
-                                        "the functions are glob() and regex()")
+                                        f"the functions are {function_list(functions)}")
     if not isinstance(node.func, ast.Name):
-        raise compiler.error(node.func, f"only {' and '.join(f + '()' for f in functions)} "
-                                        "can be called")
+        raise compiler.error(node.func, f"only {function_list(functions)} can be called")
     name = node.func.id
     if name not in functions:
-        raise compiler.error(node.func, f"unknown function {name!r}; the functions are "
-                                        f"{' and '.join(f + '()' for f in functions)}")
-    example = f'{name}("*.weight")' if name == "glob" else f'{name}(r"layers\\.\\d+\\.")'
+        close = difflib.get_close_matches(name, functions, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise compiler.error(node.func, f"unknown function {name!r}; {hint}the functions are "
+                                        f"{function_list(functions)}")
+    example = _EXAMPLES[name]
+    what = "class name" if name == "within" else "pattern"
     if node.keywords or len(node.args) != 1:
-        raise compiler.error(node, f"{name}() takes exactly one pattern, e.g. {example}")
+        raise compiler.error(node, f"{name}() takes exactly one {what}, e.g. {example}")
     arg = node.args[0]
     if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
         raise compiler.error(arg, f"expected a string, e.g. {example}")
     pattern = arg.value
     if len(pattern) > max_literal:
-        raise compiler.error(arg, f"pattern longer than {max_literal} characters")
+        raise compiler.error(arg, f"{what} longer than {max_literal} characters")
+    if name == "within":
+        return _within(compiler, node, arg, pattern)
     if name == "glob":
         matcher = re.compile(fnmatch.translate(pattern), re.DOTALL).match
         return Match(matcher, compiler.column(node), literal_glob(pattern))
     return Match(compile_regex(compiler, arg, pattern), compiler.column(node))
+
+
+def _within(compiler, node: ast.Call, arg: ast.Constant, class_name: str) -> Node:
+    """``within("Block")``: ``"Block" in modules``, the classes from the model down to the holder."""
+    if not class_name.isidentifier():
+        raise compiler.error(arg, f"within() takes the class name of a module, such as "
+                                  f"within(\"TransformerBlock\"), found {class_name!r}; to match "
+                                  "paths use glob(), e.g. glob(\"layers.*\")")
+    compiler.module_literals.add(class_name)
+    column = compiler.column(node)
+    if compiler.module_column is None:
+        compiler.module_column = column
+    modules = Feature("modules", "tuple", column)
+    modules.item_kinds = ("str",)
+    result = Compare(Constant(class_name, "str", column), "in", modules, column)
+    result.kind = "bool"
+    return result
 
 
 def fold(node: Node, compiler) -> Node:

@@ -1,13 +1,17 @@
-"""``glob(pattern)`` and ``regex(pattern)``: the matcher node and its safety checks.
+"""``glob(pattern)`` and ``regex(pattern)``: the matcher node and the regex engine.
 
-A regex whose repeat contains another repeat (``(a+)+``) can take time
-exponential in the path's length, and one with many unbounded repeats
-(``.*.*.*.*x``) a high power of it; such patterns, and backreferences, are
-refused while parsing.
+``regex()`` runs on RE2 (the ``google-re2`` package), which matches in time
+linear in the path's length whatever the pattern: Python's ``re``
+backtracks, and ``(.|\\w)*z`` never finishes on a 39-character path. RE2
+cannot express backreferences, lookaround, atomic groups or possessive
+repeats; those are refused while parsing, the caret on the construct.
 
 Example:
     >>> literal_glob("*embed*")
     ('contains', 'embed')
+    >>> search = linear_search(r"layers\\.\\d+\\.")
+    >>> search("model.layers.12.w") is not None, search("model.head.w") is not None
+    (True, False)
 """
 
 from __future__ import annotations
@@ -17,20 +21,12 @@ import re
 from typing import Any, Callable
 
 import numpy as np
+import re2
 
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.nodes import Node
 
-try:  # Python 3.11+: re._parser; 3.10: sre_parse. Only used to refuse slow regexes.
-    import re._parser as _sre_parse
-except ImportError:  # pragma: no cover - depends on the Python version
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
-
-__all__ = ["Match", "literal_glob", "compile_regex", "MAX_UNBOUNDED_REPEATS"]
-
-#: Most unbounded repeats (``*``, ``+``, ``{n,}``) one regex may hold.
-MAX_UNBOUNDED_REPEATS = 3
-_REPEATS = (_sre_parse.MAX_REPEAT, _sre_parse.MIN_REPEAT)
+__all__ = ["Match", "literal_glob", "compile_regex", "linear_search", "RegexUnsupported"]
 
 
 class Match(Node):
@@ -98,67 +94,133 @@ def literal_glob(pattern: str) -> tuple[str, str] | None:
     return ("equal", inner)
 
 
-def compile_regex(compiler, arg: ast.Constant, pattern: str):
-    """Compile a rule's regex; RuleError (caret inside the literal) when invalid or slow."""
-    column = compiler.column(arg)
+# RE2 would print every refused pattern to stderr (a notebook's red box, the
+# CLI's output), and a rule only asks whether the path matches: no groups.
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False
+_OPTIONS.never_capture = True
+
+_LOOKAROUND = {"(?=": "lookahead (?=...)", "(?!": "negative lookahead (?!...)",
+               "(?<=": "lookbehind (?<=...)", "(?<!": "negative lookbehind (?<!...)"}
+_WHY = "regex() runs on RE2, which matches in time linear in the path and cannot express it"
+
+
+class RegexUnsupported(ValueError):
+    """A pattern :func:`linear_search` refuses: invalid, or beyond what RE2 expresses.
+
+    Attributes:
+        message (str): What is wrong and what to write instead.
+        index (int): Where in the pattern (0-based character offset).
+
+    Example:
+        >>> try:
+        ...     linear_search(r"(a)\\1")
+        ... except RegexUnsupported as err:
+        ...     print(err.index, err.message.split(":")[0])
+        3 backreferences (\\1, (?P=name)) are not supported
+    """
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.message, self.index = message, index
+
+
+def linear_search(pattern: str) -> Callable[[str], Any]:
+    """Compile ``pattern`` with RE2: a function ``path -> match or None``.
+
+    Like ``re.compile(pattern).search`` (the result is only for its truth),
+    but its time is linear in the path's length whatever the pattern.
+
+    Raises:
+        RegexUnsupported: The pattern is invalid or needs what RE2 lacks
+            (backreferences, lookaround, atomic groups, possessive repeats, ``\\Z``).
+
+    Example:
+        >>> linear_search("(.|\\\\w)*z")("layers.0.self_attn.q_proj.weight" * 4) is None
+        True
+    """
     try:
-        parsed = _sre_parse.parse(pattern)
-        compiled = re.compile(pattern)
-    except re.error as err:
-        # Points inside the literal; exact when the pattern holds no escapes.
-        where = column + 1 + (err.pos or 0)
-        raise RuleError(f"invalid regular expression: {err.msg}", compiler.text,
-                        min(where, len(compiler.text) - 1)) from None
-    except RecursionError:
-        raise RuleError("regular expression nested too deeply", compiler.text, column) from None
-    except OverflowError as err:  # a{99999999999}: re raises this, not re.error
-        raise RuleError(f"invalid regular expression: {err}", compiler.text, column) from None
-    if _nested_repeat(parsed, inside_repeat=False):
-        raise RuleError("regular expression repeats a repeat (like (a+)+), which can take "
-                        "exponential time; write it without the nested repeat", compiler.text, column)
-    nodes = list(_walk(parsed))
-    if any(op == _sre_parse.GROUPREF for op, _ in nodes):
-        raise RuleError("backreferences are not allowed in a rule's regex", compiler.text, column)
-    unbounded = sum(1 for op, arg in nodes if op in _REPEATS and arg[1] == _sre_parse.MAXREPEAT)
-    if unbounded > MAX_UNBOUNDED_REPEATS:
-        # Backtracking costs about len(path) ** (repeats + 1): 3 stays in milliseconds.
-        raise RuleError(f"regular expression has {unbounded} unbounded repeats (*, +, {{n,}}); "
-                        f"at most {MAX_UNBOUNDED_REPEATS} keep matching fast. Split it into "
-                        "several regex() joined by 'and', or use glob()", compiler.text, column)
-    return compiled.search
+        pattern.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RegexUnsupported(f"the pattern holds a lone surrogate ({pattern[err.start]!r}), "
+                               "which is not text; remove it", err.start) from None
+    try:
+        compiled = re2.compile(pattern, _OPTIONS)
+    except re2.error as err:
+        raise RegexUnsupported(*_explain(pattern, err)) from None
+    return _searcher(compiled)
 
 
-def _walk(items):
-    for op, arg in items:
-        yield op, arg
-        for child in _children(op, arg):
-            yield from _walk(child)
+def _searcher(compiled) -> Callable[[str], Any]:
+    regexp = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    if regexp is None or anchor is None or not hasattr(regexp, "Match"):
+        def search(path: str):
+            return compiled.search(path.encode("utf-8", "surrogatepass"))
+        return search
+    # The public search() maps byte offsets back to characters and builds a
+    # match object: four times the cost of asking RE2 itself, which is all a
+    # rule needs (tests/test_rules.py checks both give the same answers).
+    match = regexp.Match
+
+    def search(path: str):
+        data = path.encode("utf-8", "surrogatepass")  # a crafted path must not raise
+        span = match(anchor, data, 0, len(data))[0]
+        return None if span[0] < 0 else span
+
+    return search
 
 
-def _children(op, arg):
-    if op in (_sre_parse.MAX_REPEAT, _sre_parse.MIN_REPEAT, _sre_parse.POSSESSIVE_REPEAT
-              if hasattr(_sre_parse, "POSSESSIVE_REPEAT") else None):
-        return [arg[2]]
-    if op == _sre_parse.SUBPATTERN:
-        return [arg[-1]]
-    if op == _sre_parse.BRANCH:
-        return list(arg[1])
-    if op in (_sre_parse.ASSERT, _sre_parse.ASSERT_NOT):
-        return [arg[1]]
-    if op == _sre_parse.GROUPREF_EXISTS:
-        return [a for a in arg[1:] if a is not None]
-    if hasattr(_sre_parse, "ATOMIC_GROUP") and op == _sre_parse.ATOMIC_GROUP:
-        return [arg]
-    return []
+def _explain(pattern: str, err: Exception) -> tuple[str, int]:
+    """(message, index in the pattern) for RE2's error ``reason: fragment``."""
+    text = err.args[0] if err.args else ""
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    reason, _, fragment = text.partition(": ")
+    index = max(pattern.find(fragment), 0) if fragment else 0
+    if fragment.startswith("(?P") and "(?P=" in pattern:
+        index = pattern.find("(?P=")
+    if re.fullmatch(r"\\[1-9]\d*|\\g.*", fragment) or pattern.startswith("(?P=", index):
+        return (f"backreferences (\\1, (?P=name)) are not supported: {_WHY}; write the "
+                "repeated text out, or join two regex() with 'and'", index)
+    if fragment in _LOOKAROUND:
+        return (f"{_LOOKAROUND[fragment]} is not supported: {_WHY}; combine conditions with "
+                "'and' / 'and not regex(...)' instead", index)
+    if fragment == "(?>" or (reason == "bad repetition operator" and fragment.endswith("+")):
+        return ("atomic groups and possessive repeats are not needed: regex() never backtracks "
+                "(RE2); write the plain group or repeat", index)
+    if fragment == "\\Z":
+        return "\\Z is not supported (RE2); write \\z or $ for the end of the path", index
+    try:  # Python's parser knows the exact position of plain syntax errors
+        re.compile(pattern)
+    except re.error as python_error:
+        index = python_error.pos if python_error.pos is not None else index
+    except Exception:  # noqa: BLE001 - only a position is sought here
+        pass
+    return f"invalid regular expression: {text}", index
 
 
-def _nested_repeat(items, inside_repeat: bool) -> bool:
-    for op, arg in items:
-        is_repeat = op in (_sre_parse.MAX_REPEAT, _sre_parse.MIN_REPEAT)
-        unbounded = is_repeat and arg[1] > 1
-        if unbounded and inside_repeat:
-            return True
-        for child in _children(op, arg):
-            if _nested_repeat(child, inside_repeat or unbounded):
-                return True
-    return False
+def compile_regex(compiler, arg: ast.Constant, pattern: str) -> Callable[[str], Any]:
+    """Compile a rule's regex (:func:`linear_search`); RuleError with the caret on the problem."""
+    try:
+        return linear_search(pattern)
+    except RegexUnsupported as err:
+        raise RuleError(err.message, compiler.text, _column(compiler, arg, pattern, err.index)) \
+            from None
+
+
+def _column(compiler, arg: ast.Constant, pattern: str, index: int) -> int:
+    """The rule-text column of ``pattern[index]``: exact when the literal holds no escapes."""
+    start = compiler.column(arg)
+    end = compiler.column(_Offset(arg.end_col_offset))
+    source = compiler.text[start:end]
+    prefix = len(source) - len(source.lstrip("rRuU"))
+    quote = 3 if source[prefix:prefix + 3] in ('"""', "'''") else 1
+    body = start + prefix + quote
+    return max(start, min(body + index, end - quote - 1))
+
+
+class _Offset:
+    """Stands for an ast node at ``col_offset`` (to convert byte offsets with ``column``)."""
+
+    def __init__(self, col_offset: int):
+        self.col_offset = col_offset

@@ -3,18 +3,21 @@
 Each node evaluates two ways:
 
 * ``row(features)``: one parameter, ``features`` being the tuple
-  ``(path, name, ndim, shape, size, dtype)``; Python semantics, short-circuit
-  included. ``Rule.__call__`` (the MLX filter contract) uses it.
+  ``(path, name, ndim, shape, size, dtype, module, modules)``; Python
+  semantics, short-circuit included. ``Rule.__call__`` (the MLX filter
+  contract) uses it.
 * ``column(table, rows)`` / ``mask(table, rows)``: many parameters at once.
   A sub-expression that reads neither ``path`` nor ``name`` runs once per
-  distinct (shape, dtype); ``and``/``or`` (:mod:`rule_logic`) run their right
+  distinct (shape, dtype), or per distinct (shape, dtype, enclosing module
+  classes) when it reads ``module``/``modules``; ``and``/``or``
+  (:mod:`multiopt_lab.rules.logic`) run their right
   operand only on the rows the left one leaves open, so
   ``ndim == 2 and shape[1] > 8`` never indexes a 1-D shape, exactly as the
   row form would.
 
 Example:
     >>> from multiopt_lab.rules.parser import compile_rule
-    >>> compile_rule("ndim == 2").row(("w", "w", 2, (3, 4), 12, "float32"))
+    >>> compile_rule("ndim == 2").row(("w", "w", 2, (3, 4), 12, "float32", None, None))
     True
 """
 
@@ -30,9 +33,10 @@ __all__ = ["FEATURES", "Node", "Constant", "Feature", "Compare", "Subscript",
            "Negate", "TupleOf", "EvaluationFailure"]
 
 #: Feature names in the order of a row tuple.
-FEATURES = ("path", "name", "ndim", "shape", "size", "dtype")
-_COLUMNS = ("paths", "names", "ndims", "shapes", "sizes", "dtypes")
+FEATURES = ("path", "name", "ndim", "shape", "size", "dtype", "module", "modules")
+_COLUMNS = ("paths", "names", "ndims", "shapes", "sizes", "dtypes", "module_names", "module_chains")
 _PER_PATH = frozenset({"path", "name"})
+_PER_MODULE = frozenset({"module", "modules"})
 
 
 class EvaluationFailure(Exception):
@@ -73,10 +77,13 @@ class Node:
         return np.fromiter(self.column(table, rows), dtype=bool, count=len(rows))
 
     def _by_structure(self, table, rows: np.ndarray) -> np.ndarray:
-        ids = table.structure_ids[rows]
-        values = np.empty(len(table.structures), dtype=object)
+        if self.names & _PER_MODULE:
+            ids, row_of, count = table.kind_ids[rows], table.kind_row, table.kind_count
+        else:
+            ids, row_of, count = table.structure_ids[rows], table.structure_row, len(table.structures)
+        values = np.empty(count, dtype=object)
         for sid in np.unique(ids).tolist():
-            values[sid] = self.row(table.structure_row(sid))
+            values[sid] = self.row(row_of(sid))
         return values[ids]
 
 

@@ -1,8 +1,8 @@
 """Rule text -> checked, compiled node tree. Never ``eval``: a whitelist over ``ast``.
 
 The limits on size and nesting live in :mod:`multiopt_lab.rules.text`
-and are checked before ``ast.parse`` runs; regexes with a repeat inside a
-repeat (catastrophic backtracking) are refused in :mod:`rule_check`.
+and are checked before ``ast.parse`` runs; ``regex()`` patterns are
+compiled with RE2 (linear-time matching) in :mod:`multiopt_lab.rules.matching`.
 
 Example:
     >>> compile_rule("shape[-1] == 64").row((None, None, 2, (8, 64), 512, "float32"))
@@ -18,7 +18,7 @@ import warnings
 from multiopt_lab.rules.checks import compile_call, fold, literal_kind, type_compare
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.text import (BINOPS, FEATURE_KINDS, FUNCTIONS, MAX_DEPTH, MAX_LENGTH,
-                                         MAX_LITERAL, NAMES_HELP, REFUSED, UNQUOTED_PATTERN,
+                                         MAX_LITERAL, MODULE_NAMES, NAMES_HELP, REFUSED, UNQUOTED_PATTERN,
                                          kind_name, scan_tokens)
 from multiopt_lab.rules.logic import And, Not, Or
 from multiopt_lab.rules.nodes import FEATURES, Constant, Feature, Negate, Node, Subscript, TupleOf
@@ -72,6 +72,8 @@ def compile_rule(text: str) -> Node:
     compiler.check_depth(tree.body)
     root = compiler.compile(tree.body)
     root.canonical = ast.dump(tree.body)
+    root.module_literals = frozenset(compiler.module_literals)
+    root.module_column = compiler.module_column
     if root.kind != "bool":
         raise RuleError("a rule must be a condition (True or False), found "
                         f"{kind_name(root.kind)} value; compare it, e.g. ndim == 2", text, lead)
@@ -82,6 +84,10 @@ class _Compiler:
     def __init__(self, text: str, body: str, lead: int):
         self.text, self.lead = text, lead
         self.encoded = body.encode("utf-8")
+        #: Class names compared with ``module``/``modules`` or given to ``within``.
+        self.module_literals: set[str] = set()
+        #: Column of the first ``module``/``modules``/``within``, for "pass the model" errors.
+        self.module_column: int | None = None
 
     def column(self, node: ast.AST) -> int:
         # ast offsets count UTF-8 bytes; carets count characters.
@@ -118,11 +124,23 @@ class _Compiler:
 
     def _Name(self, node: ast.Name) -> Node:
         if node.id in FEATURE_KINDS:
-            return Feature(node.id, FEATURE_KINDS[node.id], self.column(node))
+            feature = Feature(node.id, FEATURE_KINDS[node.id], self.column(node))
+            if node.id == "modules":
+                feature.item_kinds = ("str",)
+            if node.id in MODULE_NAMES and self.module_column is None:
+                self.module_column = feature.column_offset
+            return feature
         if node.id in FUNCTIONS:
-            raise self.error(node, f"{node.id} is a function: call it, e.g. {node.id}(\"*.weight\")")
+            example = "TransformerBlock" if node.id == "within" else "*.weight"
+            raise self.error(node, f"{node.id} is a function: call it, e.g. {node.id}(\"{example}\")")
         close = difflib.get_close_matches(node.id, FEATURES + FUNCTIONS, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else NAMES_HELP
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif node.id[:1].isupper():
+            hint = (f"a module's class name is a string: write module == \"{node.id}\" or "
+                    f"within(\"{node.id}\")")
+        else:
+            hint = NAMES_HELP
         raise self.error(node, f"unknown name {node.id!r}; {hint}")
 
     def _Tuple(self, node: ast.Tuple) -> Node:

@@ -17,7 +17,7 @@ from multiopt_lab.rules.callables import CallableRule, features_of
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.nodes import EvaluationFailure, Node
 from multiopt_lab.rules.parser import compile_rule
-from multiopt_lab.rules.text import operand_text
+from multiopt_lab.rules.text import MODULE_NAMES, needs_model_message, operand_text
 
 __all__ = ["Rule", "as_rule"]
 
@@ -34,6 +34,10 @@ class Rule:
         label (str | None): Optional group label.
         names (frozenset[str] | None): Features the rule reads (None: a
             callable, which may read anything).
+        needs_model (bool): The rule reads ``module`` or ``modules`` (or calls
+            ``within``): it runs only where the model is at hand.
+        module_literals (frozenset[str]): Class names the rule compares
+            ``module``/``modules`` with, or gives to ``within``.
         depends_on_values (bool): True for callables not declared structural:
             their result may change when the values change.
 
@@ -46,6 +50,7 @@ class Rule:
 
     def __init__(self, text: str | None = None, label: str | None = None, *,
                  _root: Node | None = None, _callable: CallableRule | None = None):
+        __tracebackhide__ = True  # IPython and pytest: the error is about the caller's text
         if label is not None and not isinstance(label, str):
             raise TypeError(f"a rule's label must be a str or None, got {type(label).__name__}")
         self.text, self.label = text, label
@@ -54,10 +59,40 @@ class Rule:
             self.names, self.depends_on_values = None, not _callable.structural
             self._root, self._key = None, ("callable", _callable.function)
         else:
-            self._root = compile_rule(text) if _root is None else _root
+            if _root is None:
+                try:
+                    _root = compile_rule(text)
+                except RuleError as err:
+                    # Raised afresh here: the parser's own frames say nothing to the user.
+                    raise err.with_traceback(None) from None
+            self._root = _root
             self.names, self.depends_on_values = self._root.names, False
             # Whitespace-only edits keep the cache key (and cached selections).
             self._key = ("expression", self._root.canonical)
+
+    @property
+    def needs_model(self) -> bool:
+        """True when the rule reads ``module``/``modules``: it needs the model, not a dict.
+
+        Example:
+            >>> Rule('module == "Linear"').needs_model, Rule("ndim == 2").needs_model
+            (True, False)
+        """
+        return bool(self.names and self.names & MODULE_NAMES)
+
+    @property
+    def module_literals(self) -> frozenset:
+        """Class names the rule mentions for ``module``/``modules``/``within``.
+
+        Example:
+            >>> sorted(Rule('module in ("Linear", "Conv2d") and within("Block")').module_literals)
+            ['Block', 'Conv2d', 'Linear']
+        """
+        return getattr(self._root, "module_literals", frozenset())
+
+    def _needs_model_error(self) -> RuleError:
+        return RuleError(needs_model_message(self.names), self.text,
+                         getattr(self._root, "module_column", None))
 
     @property
     def cache_key(self) -> tuple:
@@ -72,6 +107,8 @@ class Rule:
     def __call__(self, path: str, array: Any) -> bool:
         if self._callable is not None:
             return self._callable.call(path, array, self.text)
+        if self.needs_model:
+            raise self._needs_model_error()
         try:
             return bool(self._root.row(features_of(path, array, self.names)))
         except EvaluationFailure as err:
@@ -95,6 +132,8 @@ class Rule:
         rows = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=np.intp)
         if self._callable is not None:
             return self._callable.select(table, rows, self.text)
+        if self.needs_model and not getattr(table, "has_modules", False):
+            raise self._needs_model_error()
         try:
             return self._root.mask(table, rows)
         except Exception:
@@ -180,10 +219,14 @@ def as_rule(filter: Any, label: str | None = None, *, structural: bool | None = 
         >>> as_rule(lambda path, array: path.endswith("bias")).text is None
         True
     """
+    __tracebackhide__ = True
     if isinstance(filter, Rule):
         return filter if label is None else filter.with_label(label)
     if isinstance(filter, str):
-        return Rule(filter, label)
+        try:
+            return Rule(filter, label)
+        except RuleError as err:
+            raise err.with_traceback(None) from None
     if callable(filter):
         return Rule(None, label, _callable=CallableRule(filter, structural))
     raise TypeError(f"expected a rule string, a Rule or a callable (path, array) -> bool, "

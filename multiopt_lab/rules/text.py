@@ -20,7 +20,8 @@ import tokenize
 
 from multiopt_lab.rules.errors import RuleError
 
-__all__ = ["MAX_LENGTH", "MAX_NESTING", "MAX_DEPTH", "MAX_LITERAL", "FEATURE_KINDS", "FUNCTIONS",
+__all__ = ["MAX_LENGTH", "MAX_NESTING", "MAX_DEPTH", "MAX_LITERAL", "FEATURE_KINDS", "MODULE_NAMES",
+           "FUNCTIONS", "needs_model_message",
            "NAMES_HELP", "REFUSED", "BINOPS", "UNQUOTED_PATTERN", "flat_text", "kind_name",
            "scan_tokens", "operand_text", "quote_pattern"]
 
@@ -30,11 +31,14 @@ MAX_DEPTH = 50
 MAX_LITERAL = 256
 
 FEATURE_KINDS = {"path": "str", "name": "str", "ndim": "int", "shape": "shape",
-                 "size": "int", "dtype": "str"}
-FUNCTIONS = ("glob", "regex")
+                 "size": "int", "dtype": "str", "module": "str", "modules": "tuple"}
+#: Names known only when the model itself is at hand (not from a parameter dict).
+MODULE_NAMES = frozenset({"module", "modules"})
+FUNCTIONS = ("glob", "regex", "within")
 # glob(*embed*) is a syntax error; say what is missing instead.
 UNQUOTED_PATTERN = re.compile(r"\b(glob|regex)\(\s*(?=[^\s\"')rRbBfFuU])")
-NAMES_HELP = "the names are path, name, ndim, shape, size, dtype; the functions glob() and regex()"
+NAMES_HELP = ("the names are path, name, ndim, shape, size, dtype, module, modules; "
+              "the functions glob(), regex() and within()")
 
 REFUSED = {
     "Attribute": "attribute access is not part of the rule language; " + NAMES_HELP,
@@ -57,6 +61,20 @@ REFUSED = {
 BINOPS = {"Pow": "'**'", "BitAnd": "'&' (write 'and')", "BitOr": "'|' (write 'or')",
            "BitXor": "'^'", "Add": "'+'", "Sub": "'-'", "Mult": "'*'", "Div": "'/'",
            "FloorDiv": "'//'", "Mod": "'%'", "MatMult": "'@'", "LShift": "'<<'", "RShift": "'>>'"}
+
+
+def needs_model_message(names) -> str:
+    """Why a rule reading ``module``/``modules`` cannot run on a bare parameter tree.
+
+    Example:
+        >>> needs_model_message({"module"}).split(";")[0]
+        'this rule reads module, the class of the module holding each parameter, which is known only from the model itself'
+    """
+    read = " and ".join(sorted(set(names) & MODULE_NAMES)) or "module"
+    return (f"this rule reads {read}, the class of the module holding each parameter, which is "
+            "known only from the model itself; pass the model (an nn.Module) instead of its "
+            "parameter dict: mol.assign(model, filters), optimizer.update(model, gradients), "
+            "optimizer.init(model), or build the widget with the model")
 
 
 def flat_text(text: str) -> str:

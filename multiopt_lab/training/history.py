@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import datetime
 import os
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import mlx.core as mx
 import pandas as pd
 
 from multiopt_lab.device import device_facts
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.training import history_io
-from multiopt_lab.training.history_files import HistoryFilesMixin
-from multiopt_lab.training.history_io import COLUMNS
-from multiopt_lab.training.history_queries import SCALAR_GROUP, TOTAL_GROUP, HistoryQueriesMixin
+from multiopt_lab.training.history_files import HistoryFollower, SkippedLines, save_history
+from multiopt_lab.training.history_io import check_name
+from multiopt_lab.training.history_records import SCALAR_GROUP, TOTAL_GROUP, HistoryRecords
 
 __all__ = ["History", "SCALAR_GROUP", "TOTAL_GROUP", "environment_metadata"]
 
@@ -58,11 +56,22 @@ def _as_float(value: Any, what: str) -> float:
         raise TypeError(f"{what} must be a scalar number (float or 0-d array), found {value!r}") from error
 
 
-class History(HistoryQueriesMixin, HistoryFilesMixin):
+def _check_metadata_labels(metadata: Mapping[str, Any]) -> None:
+    labels = metadata.get("labels")
+    if isinstance(labels, (list, tuple)):
+        for label in labels:
+            if isinstance(label, str):
+                check_name(label, "group label")
+
+
+class History:
     """Per-step loss, scalars and per-group optimizer metrics of one or more runs.
 
-    Saving, loading and following a file being written are described in
-    :class:`~multiopt_lab.training.history_files.HistoryFilesMixin`.
+    It holds three parts: the records (rows, runs, last values:
+    :class:`~multiopt_lab.training.history_records.HistoryRecords`), a file
+    it streams to (:meth:`stream_to`), and, for :meth:`follow`, the reader
+    of a file another process writes
+    (:class:`~multiopt_lab.training.history_files.HistoryFollower`).
 
     Args:
         path (str | os.PathLike, optional): Stream every record to this CSV
@@ -78,18 +87,10 @@ class History(HistoryQueriesMixin, HistoryFilesMixin):
     """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self._columns: dict[str, list] = {name: [] for name in COLUMNS}
-        self._runs: dict[str, dict[str, Any]] = {}
-        self._ended: set[str] = set()
-        self._current: str | None = None
-        self._last: dict[tuple[str, str, str], tuple[int, float]] = {}
-        self._frame: pd.DataFrame | None = None
+        self._records = HistoryRecords()
         self._subscribers: list[Subscriber] = []
-        self._lock = threading.RLock()
         self._writer: history_io.CsvAppender | None = None
-        self._tail: history_io.CsvTail | None = None
-        self._watcher: threading.Thread | None = None
-        self._stop_watching = threading.Event()
+        self._follower: HistoryFollower | None = None
         if path is not None:
             self.stream_to(path)
 
@@ -114,20 +115,24 @@ class History(HistoryQueriesMixin, HistoryFilesMixin):
             'SGD'
 
         Raises:
-            ValueError: A run called ``name`` already exists.
+            ValueError: A run called ``name`` already exists, or the name or
+                a group label holds a line break (a file could not hold it).
         """
-        with self._lock:
+        records = self._records
+        with records.lock:
             if name is None:
-                number = len(self._runs) + 1
-                while f"run{number}" in self._runs:
+                number = len(records.runs) + 1
+                while f"run{number}" in records.runs:
                     number += 1
                 name = f"run{number}"
-            if name in self._runs:
+            check_name(name, "run name")
+            if name in records.runs:
                 raise ValueError(f"a run called {name!r} already exists; pick another name or omit it")
             described = {} if optimizer is None else optimizer_metadata(optimizer)
             info = {**environment_metadata(), **described, **dict(metadata or {})}
-            self._runs[name] = info
-            self._current = name
+            _check_metadata_labels(info)
+            records.runs[name] = info
+            records.current = name
             if self._writer is not None:
                 self._writer.write_run(name, info)
         self._notify("start_run")
@@ -135,15 +140,17 @@ class History(HistoryQueriesMixin, HistoryFilesMixin):
 
     def select_run(self, run: str) -> None:
         """Make an existing run the current one again (to continue it)."""
-        with self._lock:
-            self._current = self._resolve(run)
-            self._ended.discard(run)
+        records = self._records
+        with records.lock:
+            records.current = records.resolve(run)
+            records.ended.discard(run)
 
     def end_run(self, run: str | None = None) -> None:
         """Mark a run as finished (followers and monitors draw their last frame)."""
-        with self._lock:
-            run = self._resolve(run)
-            self._ended.add(run)
+        records = self._records
+        with records.lock:
+            run = records.resolve(run)
+            records.ended.add(run)
             if self._writer is not None:
                 self._writer.write_end(run)
         self._notify("end_run")
@@ -169,6 +176,11 @@ class History(HistoryQueriesMixin, HistoryFilesMixin):
                 if there is none).
             **scalars: Other scalars (``accuracy=0.9``), group ``"-"``.
 
+        Raises:
+            TypeError: A value is not a scalar number. Nothing is recorded then.
+            ValueError: A group or metric name holds a line break. Nothing is
+                recorded then.
+
         Example:
             >>> h = History(); h.record(3, loss=0.5, metrics={"total": {"grad_norm": 2.0}})
             >>> h.last("grad_norm", group="total")
@@ -179,40 +191,216 @@ class History(HistoryQueriesMixin, HistoryFilesMixin):
         if loss is not None:
             scalars = {"loss": loss, **scalars}
         for metric, value in scalars.items():
-            rows.append((SCALAR_GROUP, metric, _as_float(value, metric)))
+            rows.append((SCALAR_GROUP, check_name(metric, "metric name"), _as_float(value, metric)))
         for group, values in (metrics or {}).items():
             if not isinstance(values, Mapping):
                 raise TypeError(f"metrics must map group -> {{metric: value}}, found {group!r}: {values!r}")
+            group = check_name(str(group), "group label")
             for metric, value in values.items():
-                rows.append((str(group), str(metric), _as_float(value, f"{group}.{metric}")))
-        with self._lock:
+                rows.append((group, check_name(str(metric), "metric name"),
+                             _as_float(value, f"{group}.{metric}")))
+        records = self._records
+        with records.lock:
             if run is None:
-                run = self._current if self._current is not None else self.start_run()
-            elif run not in self._runs:
+                run = records.current if records.current is not None else self.start_run()
+            elif run not in records.runs:
                 self.start_run(run)
             full = [(run, step, group, metric, value) for group, metric, value in rows]
-            self._append(full)
+            records.append(full)
             if self._writer is not None:
                 self._writer.write_rows(full)
         self._notify("record")
 
-    def _append(self, rows: list[tuple]) -> None:
-        columns = self._columns
-        for run, step, group, metric, value in rows:
-            columns["run"].append(run)
-            columns["step"].append(step)
-            columns["group"].append(group)
-            columns["metric"].append(metric)
-            columns["value"].append(value)
-            self._last[(run, group, metric)] = (step, value)
-        if rows:
-            self._frame = None
-
     def __len__(self) -> int:
-        return len(self._columns["step"])
+        return len(self._records)
 
     def __repr__(self) -> str:
-        return f"History(runs={list(self._runs)}, rows={len(self)})"
+        return f"History(runs={list(self._records.runs)}, rows={len(self)})"
+
+    # -- reading ---------------------------------------------------------
+    @property
+    def frame(self) -> pd.DataFrame:
+        """All rows as a DataFrame (run, step, group, metric, value); cached."""
+        return self._records.frame()
+
+    def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`frame` that the caller may change."""
+        return self.frame.copy()
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Run names, oldest first."""
+        return tuple(self._records.runs)
+
+    @property
+    def current_run(self) -> str | None:
+        """The run records go to by default."""
+        return self._records.current
+
+    def metadata(self, run: str | None = None) -> dict[str, Any]:
+        """A copy of the metadata of ``run`` (default: the current run)."""
+        records = self._records
+        return dict(records.runs[records.resolve(run)])
+
+    def is_finished(self, run: str | None = None) -> bool:
+        """Whether :meth:`end_run` was called for ``run``."""
+        return self._records.resolve(run) in self._records.ended
+
+    def labels(self, run: str | None = None) -> tuple[str, ...]:
+        """Group labels of ``run`` in partition order (colour order).
+
+        Taken from the metadata's ``labels`` when the run has one, otherwise
+        in order of first appearance; ``"-"`` and ``"total"`` are left out.
+        """
+        return self._records.labels(run)
+
+    def last(self, metric: str = "loss", *, group: str = SCALAR_GROUP, run: str | None = None) -> float | None:
+        """The last value of ``metric`` in ``group``, or ``None`` if never recorded."""
+        return self._records.last_value(metric, group, run)
+
+    def last_values(self, run: str | None = None) -> dict[str, dict[str, float]]:
+        """``{group: {metric: last value}}`` for ``run`` (default: current)."""
+        return self._records.last_values(run)
+
+    def last_step(self, run: str | None = None) -> int | None:
+        """The highest step recorded in ``run``, or ``None``."""
+        return self._records.last_step(run)
+
+    def compare(self, metric: str = "loss", *, group: str = SCALAR_GROUP,
+                runs: Sequence[str] | None = None) -> pd.DataFrame:
+        """``metric`` of ``group`` side by side: one column per run, one row per step.
+
+        Example:
+            >>> h = History()
+            >>> h.record(1, loss=1.0, run="sgd"); h.record(1, loss=0.5, run="adam")
+            >>> h.compare().to_dict()
+            {'sgd': {1: 1.0}, 'adam': {1: 0.5}}
+        """
+        return self._records.compare(metric, group, runs)
+
+    # -- files -----------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write every run, with its metadata, to ``path``.
+
+        ``.parquet`` writes Parquet (needs pyarrow); any other suffix writes
+        the CSV format. The file is written to a fresh temporary file beside
+        ``path`` and renamed over it, so a failure never leaves a
+        half-written file in place, nor any temporary file.
+
+        Example:
+            >>> import os, tempfile
+            >>> h = History(); h.record(1, loss=1.0)
+            >>> path = os.path.join(tempfile.mkdtemp(), "h.csv"); h.save(path)
+            >>> History.load(path).last("loss")
+            1.0
+        """
+        save_history(self._records, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "History":
+        """Read a history saved with :meth:`save` (or streamed with :meth:`stream_to`).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+            ValueError: The file is not a history file (the line or row is named).
+        """
+        history = cls()
+        history._records.apply_events(history_io.read_file(path))
+        return history
+
+    @classmethod
+    def follow(cls, path: str | os.PathLike) -> "History":
+        """A history that reads ``path`` as another process writes it.
+
+        Call :meth:`refresh` to read what was appended (only new bytes are
+        read), or :meth:`watch` to refresh in a background thread. The file
+        may not exist yet. A line that is not a history line is skipped with
+        a warning and counted in :attr:`skipped_lines`; the rows around it
+        are kept. A file replaced at that path is read again from its start.
+
+        Example:
+            >>> import os, tempfile
+            >>> follower = History.follow(os.path.join(tempfile.mkdtemp(), "later.csv"))
+            >>> follower.refresh()
+            0
+        """
+        history = cls()
+        history._follower = HistoryFollower(path, history._records, history._notify)
+        history.refresh()
+        return history
+
+    def _following(self, what: str) -> HistoryFollower:
+        if self._follower is None:
+            raise ValueError(f"{what}() needs a history made by History.follow(path)")
+        return self._follower
+
+    def refresh(self) -> int:
+        """Read the rows appended to the followed file; returns how many.
+
+        Raises:
+            ValueError: This history does not follow a file.
+        """
+        return self._following("refresh").refresh()
+
+    @property
+    def skipped_lines(self) -> SkippedLines:
+        """Lines of the followed file that were skipped: how many, and the last few
+        with their line numbers (none for a history that follows no file).
+
+        Example:
+            >>> History().skipped_lines.count
+            0
+        """
+        return SkippedLines() if self._follower is None else self._follower.skipped
+
+    def watch(self, interval: float = 0.5) -> None:
+        """Call :meth:`refresh` every ``interval`` seconds in a daemon thread.
+
+        Subscribers are then notified from that thread. A refresh that fails
+        (an unreadable file, a subscriber that raises) does not stop it.
+        Stop with :meth:`stop_watching`.
+        """
+        self._following("watch").watch(interval)
+
+    def stop_watching(self) -> None:
+        """Stop the thread :meth:`watch` started (no-op if none)."""
+        if self._follower is not None:
+            self._follower.stop()
+
+    def stream_to(self, path: str | os.PathLike) -> None:
+        """Append every later record to ``path`` and flush it at once.
+
+        What is already recorded is written first, so the file is complete.
+        An existing non-empty file is refused, so streaming never mixes two
+        histories. Another process can read it with :meth:`follow`.
+
+        Raises:
+            FileExistsError: ``path`` exists and is not empty.
+        """
+        path = os.fspath(path)
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            raise FileExistsError(
+                f"{path!r} already holds data; stream to a new file, or load it with History.load()"
+            )
+        records = self._records
+        with records.lock:
+            self.close()
+            writer = history_io.CsvAppender(path)
+            try:
+                columns, runs, ended = records.snapshot()
+                for chunk in history_io.csv_chunks(columns, runs, ended):
+                    if not chunk.startswith(history_io.HEADER):  # the appender wrote it
+                        writer.write_text(chunk)
+            except BaseException:
+                writer.close()
+                raise
+            self._writer = writer
+
+    def close(self) -> None:
+        """Stop streaming to a file (the file stays)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     # -- subscribers -----------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:

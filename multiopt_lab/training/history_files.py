@@ -1,8 +1,10 @@
-"""Saving, loading, streaming and following a History file.
+"""Saving a History to a file, and following a file another process writes.
 
 The file format is described in :mod:`multiopt_lab.training.history_io`. The run
 metadata travels inside the file: on ``#run`` comment lines in CSV, in the
-schema metadata (key ``multiopt_lab``) in Parquet.
+schema metadata (key ``multiopt_lab``) in Parquet. :func:`save_history`
+writes through :func:`~multiopt_lab.io.atomic.write_atomically`;
+:class:`HistoryFollower` is the part of a followed History that reads.
 
 Example:
     >>> import os, tempfile
@@ -19,194 +21,159 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.training import history_io
 from multiopt_lab.training.history_parquet import write_parquet
+from multiopt_lab.training.history_records import HistoryRecords
 
-__all__ = ["HistoryFilesMixin"]
+__all__ = ["save_history", "HistoryFollower", "SkippedLines"]
 
 
-class HistoryFilesMixin:
-    """File methods of :class:`~multiopt_lab.training.history.History`."""
+def save_history(records: HistoryRecords, path: str | os.PathLike) -> None:
+    """Write every run of ``records`` to ``path``: Parquet for ``.parquet``, CSV otherwise.
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write every run, with its metadata, to ``path``.
+    Example:
+        >>> import os, tempfile
+        >>> records = HistoryRecords(); records.runs["a"] = {}
+        >>> records.append([("a", 1, "-", "loss", 0.5)])
+        >>> path = os.path.join(tempfile.mkdtemp(), "h.csv"); save_history(records, path)
+        >>> open(path).read().splitlines()[2]
+        '"a",1,"-","loss",0.5'
+    """
+    path = os.fspath(path)
+    columns, runs, ended = records.snapshot()
+    if path.endswith(".parquet"):
+        write_atomically(path, lambda file: write_parquet(file, columns, runs, ended))
+        return
 
-        ``.parquet`` writes Parquet (needs pyarrow); any other suffix writes
-        the CSV format. The file is written to a temporary name and renamed,
-        so a failure never leaves a half-written file in place.
+    def write_csv(file) -> None:
+        for chunk in history_io.csv_chunks(columns, runs, ended):
+            file.write(chunk.encode("utf-8"))
 
-        Example:
-            >>> import os, tempfile
-            >>> from multiopt_lab.training.history import History
-            >>> h = History(); h.record(1, loss=1.0)
-            >>> path = os.path.join(tempfile.mkdtemp(), "h.csv"); h.save(path)
-            >>> History.load(path).last("loss")
-            1.0
-        """
-        path = os.fspath(path)
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with self._lock:
-            columns = {name: list(values) for name, values in self._columns.items()}
-            runs = {name: dict(info) for name, info in self._runs.items()}
-            ended = set(self._ended)
-        try:
-            if path.endswith(".parquet"):
-                write_parquet(temporary, columns, runs, ended)
-            else:
-                self._write_csv(temporary, columns, runs, ended)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+    write_atomically(path, write_csv)
 
-    @staticmethod
-    def _write_csv(path: str, columns: dict, runs: dict, ended: set) -> None:
-        rows = list(zip(*(columns[name] for name in history_io.COLUMNS)))
-        out = history_io.CsvAppender(path)
-        try:
-            for run, info in runs.items():
-                out.write_run(run, info)
-                out.write_rows(row for row in rows if row[0] == run)
-                if run in ended:
-                    out.write_end(run)
-        finally:
-            out.close()
 
-    @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a history saved with :meth:`save` (or streamed with :meth:`stream_to`).
+@dataclass(frozen=True)
+class SkippedLines:
+    """Lines of a followed file that were not history lines, and were skipped.
 
-        Raises:
-            FileNotFoundError: ``path`` does not exist.
-            ValueError: The file is not a history file.
-        """
-        history = cls()
-        history._apply_events(history_io.read_file(path))
-        return history
+    Attributes:
+        count (int): How many since the file was (re)read from its start.
+        last (tuple[tuple[int, str], ...]): The last few: (line number, what is wrong).
 
-    @classmethod
-    def follow(cls, path: str | os.PathLike):
-        """A history that reads ``path`` as another process writes it.
+    Example:
+        >>> print(SkippedLines(1, ((7, "expected 5 fields"),)))
+        1 line skipped; line 7: expected 5 fields
+    """
 
-        Call :meth:`refresh` to read what was appended (only new bytes are
-        read), or :meth:`watch` to refresh in a background thread. The file
-        may not exist yet.
+    count: int = 0
+    last: tuple[tuple[int, str], ...] = ()
 
-        Example:
-            >>> import os, tempfile
-            >>> from multiopt_lab.training.history import History
-            >>> follower = History.follow(os.path.join(tempfile.mkdtemp(), "later.csv"))
-            >>> follower.refresh()
-            0
-        """
-        history = cls()
-        history._tail = history_io.CsvTail(path)
-        history.refresh()
-        return history
+    def __str__(self) -> str:
+        if not self.count:
+            return "no line skipped"
+        shown = "; ".join(f"line {number}: {problem}" for number, problem in self.last[-3:])
+        return f"{self.count} line{'s' * (self.count != 1)} skipped; {shown}"
+
+
+class HistoryFollower:
+    """Reads what another process appends to a history file into ``records``.
+
+    Bad lines are skipped and counted (:attr:`skipped`), with a warning that
+    names them; the good rows around them are kept. A replaced file is read
+    again from its start. :meth:`watch` refreshes on a daemon thread that
+    outlives any failure of one refresh (kept in :attr:`last_error`).
+
+    Args:
+        path (str | os.PathLike): The file (it may not exist yet).
+        records (HistoryRecords): Where the rows go.
+        notify (Callable[[str], None]): Called with ``"refresh"`` / ``"end_run"``
+            after a refresh changed something (outside the records' lock).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "h.csv")
+        >>> follower = HistoryFollower(path, HistoryRecords(), lambda event: None)
+        >>> follower.refresh(), str(follower.skipped)
+        (0, 'no line skipped')
+    """
+
+    def __init__(self, path: str | os.PathLike, records: HistoryRecords,
+                 notify: Callable[[str], None]) -> None:
+        self.path = os.fspath(path)
+        self.records, self.notify = records, notify
+        self.tail = history_io.CsvTail(path)
+        self.last_error: BaseException | None = None
+        self._warned = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def skipped(self) -> SkippedLines:
+        """The lines skipped so far (since the file was last read from its start)."""
+        return SkippedLines(self.tail.bad_lines, tuple(self.tail.last_bad))
 
     def refresh(self) -> int:
-        """Read the rows appended to the followed file; returns how many.
-
-        Raises:
-            ValueError: This history does not follow a file.
-        """
-        if self._tail is None:
-            raise ValueError("refresh() needs a history made by History.follow(path)")
-        with self._lock:
-            events = self._tail.read_events()
-            if self._tail.restarted:
-                self._reset()
-            added = self._apply_events(events, notify=False)
-        if events or self._tail.restarted:
-            self._notify("refresh")
+        """Read the rows appended since the last refresh; returns how many."""
+        with self.records.lock:
+            events = self.tail.read_events()
+            if self.tail.restarted:
+                self.records.reset()
+                self._warned = 0
+            added = self.records.apply_events(events)
+        if self.tail.bad_lines > self._warned:
+            new = self.tail.bad_lines - self._warned
+            self._warned = self.tail.bad_lines
+            warnings.warn(f"History.follow({self.path!r}): skipped {new} line"
+                          f"{'s' * (new != 1)} that {'are' if new != 1 else 'is'} not history "
+                          f"rows ({self.skipped}); the rows around them are kept",
+                          RuntimeWarning, stacklevel=2)
+        if events or self.tail.restarted:
+            self.notify("refresh")
         if any(kind == "end" for kind, _ in events):
-            self._notify("end_run")
+            self.notify("end_run")
         return added
 
-    def watch(self, interval: float = 0.5) -> None:
-        """Call :meth:`refresh` every ``interval`` seconds in a daemon thread.
-
-        Subscribers are then notified from that thread. Stop with
-        :meth:`stop_watching`.
-        """
-        if self._tail is None:
-            raise ValueError("watch() needs a history made by History.follow(path)")
-        if self._watcher is not None and self._watcher.is_alive():
+    def watch(self, interval: float) -> None:
+        """Call :meth:`refresh` every ``interval`` seconds on a daemon thread (once)."""
+        if self._thread is not None and self._thread.is_alive():
             return
-        self._stop_watching.clear()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(interval,),
+                                        name="multiopt-lab-history-watch", daemon=True)
+        self._thread.start()
 
-        def loop() -> None:
-            while not self._stop_watching.wait(interval):
+    def _loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
                 self.refresh()
+            except Exception as error:  # noqa: BLE001 - a monitor must not stop for one bad read
+                self.last_error = error
 
-        self._watcher = threading.Thread(target=loop, name="multiopt-lab-history-watch", daemon=True)
-        self._watcher.start()
-
-    def stop_watching(self) -> None:
+    def stop(self) -> None:
         """Stop the thread :meth:`watch` started (no-op if none)."""
-        self._stop_watching.set()
-        if self._watcher is not None:
-            self._watcher.join()
-            self._watcher = None
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
-    def stream_to(self, path: str | os.PathLike) -> None:
-        """Append every later record to ``path`` and flush it at once.
+    @property
+    def watching(self) -> bool:
+        """Whether the watch thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
-        What is already recorded is written first, so the file is complete.
-        An existing non-empty file is refused, so streaming never mixes two
-        histories. Another process can read it with :meth:`follow`.
 
-        Raises:
-            FileExistsError: ``path`` exists and is not empty.
-        """
-        path = os.fspath(path)
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            raise FileExistsError(
-                f"{path!r} already holds data; stream to a new file, or load it with History.load()"
-            )
-        with self._lock:
-            self.close()
-            self._write_csv(path, self._columns, self._runs, self._ended)
-            self._writer = history_io.CsvAppender(path)
+def load_events(path: str | os.PathLike) -> list[tuple[str, Any]]:
+    """All events of a history file (CSV or Parquet); ValueError for a file that is not one.
 
-    def close(self) -> None:
-        """Stop streaming to a file (the file stays)."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def _reset(self) -> None:
-        for values in self._columns.values():
-            values.clear()
-        self._runs.clear()
-        self._ended.clear()
-        self._last.clear()
-        self._current = None
-        self._frame = None
-
-    def _apply_events(self, events: list[tuple[str, Any]], notify: bool = True) -> int:
-        rows = []
-        with self._lock:
-            for kind, payload in events:
-                if kind == "row":
-                    if payload[0] not in self._runs:
-                        self._runs[payload[0]] = {}
-                    rows.append(payload)
-                    continue
-                self._append(rows)
-                rows = []
-                if kind == "run":
-                    name, metadata = payload
-                    self._runs[name] = dict(metadata)
-                    self._current = name
-                elif kind == "end":
-                    self._ended.add(payload)
-            self._append(rows)
-            if self._current is None and self._runs:
-                self._current = next(reversed(self._runs))
-        added = sum(1 for kind, _ in events if kind == "row")
-        if notify and events:
-            self._notify("refresh")
-        return added
+    Example:
+        >>> load_events("missing.csv")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        FileNotFoundError: ...
+    """
+    return history_io.read_file(path)

@@ -28,13 +28,15 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["COLUMNS", "CsvAppender", "CsvTail", "parse_lines", "read_file"]
+__all__ = ["COLUMNS", "CsvAppender", "CsvTail", "parse_lines", "read_file", "check_name",
+           "csv_chunks"]
 
 COLUMNS = ("run", "step", "group", "metric", "value")
-_HEADER = '"run","step","group","metric","value"'
+HEADER = '"run","step","group","metric","value"'
+_HEADER = HEADER
 _RUN_TAG = "#run "
 _END_TAG = "#end "
 
@@ -65,45 +67,185 @@ def format_end(run: str) -> str:
     return _END_TAG + json.dumps({"run": run}) + "\n"
 
 
-def parse_lines(lines: Iterable[str]) -> Iterator[tuple[str, Any]]:
+def csv_chunks(columns: dict[str, list], runs: dict[str, dict], ended: set[str]) -> Iterator[str]:
+    """The whole CSV file of a history, run by run: header, ``#run``, rows, ``#end``.
+
+    Example:
+        >>> columns = {"run": ["a"], "step": [1], "group": ["-"], "metric": ["loss"], "value": [0.5]}
+        >>> print("".join(csv_chunks(columns, {"a": {}}, {"a"})), end="")
+        "run","step","group","metric","value"
+        #run {"run": "a", "metadata": {}}
+        "a",1,"-","loss",0.5
+        #end {"run": "a"}
+    """
+    yield _HEADER + "\n"
+    rows = list(zip(*(columns[name] for name in COLUMNS)))
+    by_run: dict[str, list] = {run: [] for run in runs}
+    for row in rows:
+        by_run.setdefault(row[0], []).append(row)
+    for run, run_rows in by_run.items():
+        yield format_run(run, runs.get(run, {}))
+        yield format_lines(run_rows)
+        if run in ended:
+            yield format_end(run)
+
+
+def check_name(text: Any, what: str) -> str:
+    """``text`` if a history file can store it as a run, group or metric name; else ValueError.
+
+    A name must be a string without line breaks (each row is one line: the
+    file could not be read back) that UTF-8 can write (no lone surrogates).
+
+    Example:
+        >>> check_name("adamw", "group label")
+        'adamw'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"the {what} must be a str, found {type(text).__name__} {text!r:.60}")
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"the {what} {text!r} holds a line break, which a history file cannot "
+                         "store (each row is one line, so the file could not be read back); "
+                         "use a name without one")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"the {what} {text!r} holds {text[err.start]!r}, which is not text "
+                         "(a lone surrogate) and cannot be written to a file") from None
+    return text
+
+
+#: What a bad line is reported with: (line number, 1-based; what is wrong).
+BadLine = tuple[int, str]
+
+
+def parse_lines(lines: Iterable[str | bytes], first_line: int = 1,
+                bad: Callable[[int, str], None] | None = None) -> Iterator[tuple[str, Any]]:
     """Turn complete lines of a history file into events.
 
     Yields ``("row", (run, step, group, metric, value))``,
-    ``("run", (name, metadata))`` or ``("end", name)``; the header and blank
-    lines yield nothing.
+    ``("run", (name, metadata))`` or ``("end", name)``; the header, blank
+    lines and other ``#`` comments yield nothing.
+
+    Args:
+        lines: The lines (str, or UTF-8 bytes), with or without their newline.
+        first_line (int, optional): The line number of the first one. Default: ``1``.
+        bad (Callable, optional): Called as ``bad(line_number, problem)`` for
+            a line that is not a valid row or metadata line, which is then
+            skipped. Default: ``None`` (raise).
 
     Raises:
-        ValueError: A line is neither a row nor a metadata line.
+        ValueError: A line is neither a row nor a metadata line (without ``bad``),
+            naming the line number.
+
+    Example:
+        >>> list(parse_lines(['"a",1,"-","loss",0.5', 'oops'], bad=lambda n, why: print(n, why)))
+        2 expected a quoted CSV row or a '#' metadata line, found 'oops'
+        [('row', ('a', 1, '-', 'loss', 0.5))]
     """
-    data_lines: list[str] = []
-
-    def flush() -> Iterator[tuple[str, Any]]:
-        reader = csv.reader(data_lines, quoting=csv.QUOTE_NONNUMERIC)
-        for fields in reader:
-            if len(fields) != 5:
-                raise ValueError(f"expected 5 fields (run, step, group, metric, value), found {fields!r}")
-            run, step, group, metric, value = fields
-            yield "row", (str(run), int(step), str(group), str(metric), float(value))
-        data_lines.clear()
-
-    for line in lines:
-        stripped = line.rstrip("\r\n")
-        if not stripped or stripped == _HEADER:
+    rows: list[tuple[int, str | bytes]] = []  # consecutive data lines: one csv pass (fast)
+    for number, line in enumerate(lines, first_line):
+        if line[:1] in ('"', b'"'):
+            rows.append((number, line))
             continue
-        if stripped.startswith('"'):
-            data_lines.append(stripped)
+        yield from _parse_rows(rows, bad)
+        rows = []
+        try:
+            event = _parse_line(line)
+        except ValueError as err:
+            if bad is None:
+                raise ValueError(f"line {number} of the history file: {err}") from None
+            bad(number, str(err))
             continue
-        yield from flush()
-        if stripped.startswith(_RUN_TAG):
-            record = json.loads(stripped[len(_RUN_TAG):])
-            yield "run", (record["run"], record.get("metadata") or {})
-        elif stripped.startswith(_END_TAG):
-            yield "end", json.loads(stripped[len(_END_TAG):])["run"]
-        elif not stripped.startswith("#"):
-            raise ValueError(
-                f"expected a quoted CSV row or a '#' metadata line in a history file, found {stripped[:80]!r}"
-            )
-    yield from flush()
+        if event is not None:
+            yield event
+    yield from _parse_rows(rows, bad)
+
+
+def _parse_rows(rows: list[tuple[int, str | bytes]], bad) -> Iterator[tuple[str, Any]]:
+    """Data lines in one csv pass; line by line (to name the bad ones) if that fails."""
+    if not rows:
+        return
+    parsed = None
+    try:
+        texts = [(line.decode("utf-8") if isinstance(line, bytes) else line).rstrip("\r\n")
+                 for _, line in rows]
+        fields = list(csv.reader(texts, quoting=csv.QUOTE_NONNUMERIC, strict=True))
+        if len(fields) == len(rows):  # an open quote would have swallowed the next line
+            parsed = [_checked_row(f) for f in fields]
+    except (csv.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        parsed = None
+    if parsed is not None:
+        yield from [("row", row) for row in parsed]
+        return
+    for number, line in rows:
+        try:
+            event = _parse_line(line)
+        except ValueError as err:
+            if bad is None:
+                raise ValueError(f"line {number} of the history file: {err}") from None
+            bad(number, str(err))
+            continue
+        if event is not None:
+            yield event
+
+
+def _parse_line(line: str | bytes) -> tuple[str, Any] | None:
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"not UTF-8 text (byte {line[err.start]:#04x} at column "
+                             f"{err.start + 1})") from None
+    stripped = line.rstrip("\r\n")
+    if not stripped or stripped == _HEADER:
+        return None
+    if stripped.startswith('"'):
+        return "row", _parse_row(stripped)
+    if stripped.startswith(_RUN_TAG):
+        record = _json_record(stripped[len(_RUN_TAG):], "#run")
+        metadata = record.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError(f"#run line: expected its metadata to be a JSON object, found "
+                             f"{type(metadata).__name__}")
+        return "run", (record["run"], metadata)
+    if stripped.startswith(_END_TAG):
+        return "end", _json_record(stripped[len(_END_TAG):], "#end")["run"]
+    if stripped.startswith("#"):
+        return None
+    raise ValueError(f"expected a quoted CSV row or a '#' metadata line, found {stripped[:80]!r}")
+
+
+def _parse_row(text: str) -> Row:
+    try:
+        rows = list(csv.reader([text], quoting=csv.QUOTE_NONNUMERIC, strict=True))
+    except (csv.Error, ValueError) as err:
+        raise ValueError(f"not a valid row ({err}): {text[:80]!r}") from None
+    return _checked_row(rows[0] if len(rows) == 1 else None)
+
+
+def _checked_row(fields: list | None) -> Row:
+    if fields is None or len(fields) != 5:
+        raise ValueError(f"expected 5 fields (run, step, group, metric, value), found "
+                         f"{fields!r:.120}")
+    run, step, group, metric, value = fields
+    if type(run) is not str or type(group) is not str or type(metric) is not str:
+        raise ValueError(f"expected quoted run, group and metric names, found {fields!r:.120}")
+    if type(step) is not float or not step.is_integer():
+        raise ValueError(f"expected a whole step number, found {step!r}")
+    if type(value) is not float:
+        raise ValueError(f"expected a number as the value, found {value!r:.40}")
+    return run, int(step), group, metric, value
+
+
+def _json_record(text: str, tag: str) -> dict:
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{tag} line: not valid JSON ({err})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("run"), str):
+        raise ValueError(f"{tag} line: expected a JSON object with a string 'run', found "
+                         f"{text[:80]!r}")
+    return record
 
 
 class CsvAppender:
@@ -134,6 +276,10 @@ class CsvAppender:
         self._file.write(text)
         self._file.flush()
 
+    def write_text(self, text: str) -> None:
+        """Append lines already formatted (:func:`csv_chunks`)."""
+        self._write(text)
+
     def write_rows(self, rows: Iterable[Row]) -> None:
         """Append data rows."""
         self._write(format_lines(rows))
@@ -157,11 +303,19 @@ class CsvTail:
     """Reads what was appended to a history file since the last read.
 
     Only complete lines are consumed: a line the writer is still writing is
-    kept for the next call. If the file shrinks (rewritten from scratch),
-    reading restarts at its beginning and :attr:`restarted` is set.
+    kept for the next call. A line that is not a valid row or metadata line
+    is skipped and counted (:attr:`bad_lines`), never the lines around it.
+    If the file is replaced (another file at that path, as
+    :meth:`History.save` does) or rewritten from its start, even by a longer
+    file, reading restarts at its beginning and :attr:`restarted` is set.
 
     Args:
         path (str | os.PathLike): The file; it may not exist yet.
+
+    Attributes:
+        bad_lines (int): Lines skipped since reading (re)started.
+        last_bad (list[tuple[int, str]]): The last few skipped lines: (line
+            number, what is wrong).
 
     Example:
         >>> import tempfile, os
@@ -170,32 +324,65 @@ class CsvTail:
         []
     """
 
+    #: Bytes before the read offset compared on every read: a file rewritten
+    #: in place from its start differs there.
+    _SIGNATURE = 64
+    _KEEP_BAD = 20
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
+        self.restarted = False
+        self._start()
+
+    def _start(self) -> None:
         self._offset = 0
         self._pending = b""
-        self.restarted = False
+        self._identity: tuple[int, int] | None = None
+        self._signature = b""
+        self._lines = 0
+        self.bad_lines = 0
+        self.last_bad: list[BadLine] = []
 
     def read_events(self) -> list[tuple[str, Any]]:
         """Events (see :func:`parse_lines`) from the lines appended since last time."""
         self.restarted = False
         try:
-            size = os.path.getsize(self.path)
+            with open(self.path, "rb") as file:
+                info = os.fstat(file.fileno())
+                if self._replaced(file, info):
+                    self._start()
+                    self.restarted = True
+                self._identity = (info.st_dev, info.st_ino)
+                if info.st_size == self._offset:
+                    return []
+                file.seek(self._offset)
+                chunk = file.read(info.st_size - self._offset)
         except FileNotFoundError:
             return []
-        if size < self._offset:
-            self._offset, self._pending, self.restarted = 0, b"", True
-        if size == self._offset:
-            return []
-        with open(self.path, "rb") as file:
-            file.seek(self._offset)
-            chunk = file.read(size - self._offset)
         self._offset += len(chunk)
+        self._signature = (self._signature + chunk)[-self._SIGNATURE:]
         data = self._pending + chunk
         complete, newline, self._pending = data.rpartition(b"\n")
         if not newline:
             return []
-        return list(parse_lines(complete.decode("utf-8").split("\n")))
+        lines = complete.split(b"\n")
+        first = self._lines + 1
+        self._lines += len(lines)
+        return list(parse_lines(lines, first, self._skip))
+
+    def _replaced(self, file, info: os.stat_result) -> bool:
+        if self._identity is None:
+            return False
+        if self._identity != (info.st_dev, info.st_ino) or info.st_size < self._offset:
+            return True
+        if not self._signature:
+            return False
+        file.seek(self._offset - len(self._signature))
+        return file.read(len(self._signature)) != self._signature
+
+    def _skip(self, number: int, problem: str) -> None:
+        self.bad_lines += 1
+        self.last_bad = (self.last_bad + [(number, problem)])[-self._KEEP_BAD:]
 
 
 def read_file(path: str | os.PathLike) -> list[tuple[str, Any]]:
@@ -205,5 +392,12 @@ def read_file(path: str | os.PathLike) -> list[tuple[str, Any]]:
         from multiopt_lab.training.history_parquet import read_parquet
 
         return read_parquet(path)
-    with open(path, encoding="utf-8", newline="") as file:
-        return list(parse_lines(file))
+    try:
+        try:
+            with open(path, encoding="utf-8", newline="") as file:
+                return list(parse_lines(file))
+        except UnicodeDecodeError:  # read again as bytes, to name the line
+            with open(path, "rb") as file:
+                return list(parse_lines(file))
+    except ValueError as err:
+        raise ValueError(f"{path} is not a history file: {err}") from None

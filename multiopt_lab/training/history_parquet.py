@@ -4,8 +4,13 @@ The rows are the five columns of the CSV format; the run metadata and the
 finished runs are JSON in the schema metadata under the key ``multiopt_lab``.
 
 Example:
+    >>> import os, tempfile
     >>> from multiopt_lab.training.history import History
-    >>> History().save("run.parquet")  # doctest: +SKIP
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.parquet")
+    >>> history = History(); history.record(1, loss=0.5, run="adam")
+    >>> history.save(path)
+    >>> History.load(path).last("loss", run="adam")
+    0.5
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ def _require_pyarrow():
     return pyarrow
 
 
-def write_parquet(path: str, columns: dict[str, list], runs: dict[str, dict], ended: set[str]) -> None:
-    """Write the rows as Parquet, the run metadata in the schema's metadata."""
+def write_parquet(file: Any, columns: dict[str, list], runs: dict[str, dict], ended: set[str]) -> None:
+    """Write the rows as Parquet to ``file`` (a path or a binary file), the run metadata in
+    the schema's metadata."""
     pa = _require_pyarrow()
     table = pa.table(
         {
@@ -44,19 +50,68 @@ def write_parquet(path: str, columns: dict[str, list], runs: dict[str, dict], en
     )
     meta = json.dumps({"runs": runs, "ended": sorted(ended)}, default=str)
     table = table.replace_schema_metadata({b"multiopt_lab": meta.encode("utf-8")})
-    pa.parquet.write_table(table, path)
+    pa.parquet.write_table(table, file)
 
 
 def read_parquet(path: str) -> list[tuple[str, Any]]:
+    """The events of a Parquet history file; ValueError saying what is wrong with a bad one.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "not.parquet")
+        >>> with open(path, "wb") as file:
+        ...     _ = file.write(b"PAR1 but nothing else")
+        >>> read_parquet(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: ... is not a Parquet history file: ...
+    """
     pa = _require_pyarrow()
-    table = pa.parquet.read_table(path)
-    raw = (table.schema.metadata or {}).get(b"multiopt_lab", b'{"runs": {}, "ended": []}')
-    meta = json.loads(raw.decode("utf-8"))
-    events: list[tuple[str, Any]] = [("run", (name, data)) for name, data in meta["runs"].items()]
-    columns = table.to_pydict()
-    events += [
-        ("row", (r, int(s), g, m, float(v)))
-        for r, s, g, m, v in zip(*(columns[name] for name in COLUMNS))
-    ]
-    events += [("end", name) for name in meta["ended"]]
+    try:
+        table = pa.parquet.read_table(path)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError, TypeError) as err:
+        raise ValueError(f"{path} is not a Parquet history file: {err}") from None
+    missing = [name for name in COLUMNS if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{path} is not a history file: expected the columns {list(COLUMNS)}, "
+                         f"found {table.column_names[:10]} (missing {missing})")
+    runs, ended = _metadata(path, (table.schema.metadata or {}).get(b"multiopt_lab"))
+    events: list[tuple[str, Any]] = [("run", (name, data)) for name, data in runs.items()]
+    try:
+        columns = table.select(list(COLUMNS)).to_pydict()
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read its columns: {err}") from None
+    for number, row in enumerate(zip(*(columns[name] for name in COLUMNS)), 1):
+        events.append(("row", _row(path, number, row)))
+    events += [("end", name) for name in ended]
     return events
+
+
+def _metadata(path: str, raw: bytes | None) -> tuple[dict[str, dict], list[str]]:
+    if raw is None:
+        return {}, []
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: its 'multiopt_lab' metadata is not valid JSON ({err})") from None
+    runs = meta.get("runs", {}) if isinstance(meta, dict) else None
+    ended = meta.get("ended", []) if isinstance(meta, dict) else None
+    if (not isinstance(runs, dict) or not all(isinstance(v, dict) for v in runs.values())
+            or not isinstance(ended, list) or not all(isinstance(e, str) for e in ended)):
+        raise ValueError(f"{path}: expected its 'multiopt_lab' metadata to be "
+                         '{"runs": {name: {...}}, "ended": [names]}, found '
+                         f"{raw[:80].decode('utf-8', 'replace')!r}")
+    return runs, ended
+
+
+def _row(path: str, number: int, row: tuple) -> tuple[str, int, str, str, float]:
+    run, step, group, metric, value = row
+    if not all(isinstance(text, str) for text in (run, group, metric)):
+        raise ValueError(f"{path}, row {number}: expected string run, group and metric, "
+                         f"found {row!r:.120}")
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not float(step).is_integer():
+        raise ValueError(f"{path}, row {number}: expected a whole step number, found {step!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{path}, row {number}: expected a number as the value, found {value!r}")
+    return run, int(step), group, metric, float(value)

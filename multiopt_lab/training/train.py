@@ -22,8 +22,10 @@ import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.optimizer.recorder import check_every
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
+from multiopt_lab.distributed.sync import check_same_partition
 from multiopt_lab.training.history import History
 from multiopt_lab.training.loop_activity import training_in_progress
 from multiopt_lab.training.progress import StopSignal, catch_interrupt, finish_progress, make_progress
@@ -66,7 +68,8 @@ def _make_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: Callable, 
         return step
     # The state must exist before tracing, or the compiled function would
     # capture an empty optimizer state.
-    optimizer.init(model.trainable_parameters())
+    # Ours takes the model itself, whose module classes rules may read.
+    optimizer.init(model if isinstance(optimizer, MultiOptimizer) else model.trainable_parameters())
     # compile_step is mx.compile(step, inputs=state, outputs=state) that also
     # re-traces after a repartition and skips metrics on unrecorded steps.
     return compile_step(step, model, optimizer)
@@ -199,6 +202,8 @@ def train(
                     break
                 loss = step_fn(*batch)
                 mx.eval(loss, model.state, optimizer.state)
+                if parallel is not None and done == 0:  # other rules on a rank: stop now
+                    check_same_partition(parallel.group, optimizer)
                 metrics, seen_metrics_step = _optimizer_metrics(optimizer, seen_metrics_step, metrics_every)
                 loss_value = parallel.reduce({"loss": loss})["loss"] if parallel else loss.item()
                 history.record(index + 1, loss=loss_value, metrics=metrics, run=run)

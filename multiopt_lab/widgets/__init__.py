@@ -5,7 +5,14 @@ or the editor does not import matplotlib.
 
 Example:
     >>> from multiopt_lab.widgets import LabWidget
-    >>> LabWidget(model, optimizer, history)            # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> lab = LabWidget(model, optimizer)
+    >>> lab.editor.tree is lab.tree
+    True
 """
 
 from multiopt_lab.widgets.editor import RuleEditorWidget

@@ -2,15 +2,23 @@
 
 Example:
     >>> from multiopt_lab.widgets.editor import RuleEditorWidget
-    >>> editor = RuleEditorWidget(optimizer, model)     # doctest: +SKIP
-    >>> editor                                          # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> editor = RuleEditorWidget(model, optimizer)
+    >>> editor.inputs["muon"].value
+    'ndim == 2'
 """
 
 from __future__ import annotations
 
+import warnings
 from html import escape
 
 import ipywidgets as widgets
+import mlx.optimizers as optim
 
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.render.export import rules_python, rules_toml
@@ -18,9 +26,12 @@ from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.preview import move_lines, move_summary
 from multiopt_lab.live.applier import Applier
 from multiopt_lab.live.debounce import Debouncer
-from multiopt_lab.widgets.editor_parts import button, close_inside, html_box, label_html, rule_row
+from multiopt_lab.widgets.editor_parts import (
+    EDITOR_CSS, button, close_inside, html_box, label_html, rule_row, typed_rule,
+)
 from multiopt_lab.live.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
 from multiopt_lab.live.sources import parameter_table
+from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.widgets.subshell import route_to_subshell
 from multiopt_lab.widgets.tree import ParameterTreeWidget
 
@@ -35,6 +46,27 @@ def _error_html(text: str) -> str:
     return f'<pre class="mol-error-text" style="{_ERROR}">{escape(text)}</pre>'
 
 
+def _is_editable(optimizer) -> bool:
+    return callable(getattr(optimizer, "request_repartition", None))
+
+
+def _model_and_optimizer(model, optimizer):
+    """``(model, optimizer)``, accepting the old ``(optimizer, model)`` order with a warning."""
+    if _is_editable(model) and not _is_editable(optimizer):
+        warnings.warn(
+            "RuleEditorWidget(optimizer, model) is deprecated: pass RuleEditorWidget(model, optimizer), "
+            "the order every multiopt_lab widget takes", DeprecationWarning, stacklevel=3)
+        return optimizer, model
+    if not _is_editable(optimizer):
+        # Name the argument that is an optimizer, whichever place it took.
+        found = model if isinstance(model, optim.Optimizer) and not isinstance(optimizer, optim.Optimizer) else optimizer
+        raise TypeError(
+            f"RuleEditorWidget edits a multiopt_lab MultiOptimizer, got {type(found).__name__}; "
+            "pass RuleEditorWidget(model, optimizer) with "
+            "optimizer = multiopt_lab.MultiOptimizer(optimizers, filters, labels=...)")
+    return model, optimizer
+
+
 class RuleEditorWidget(widgets.VBox):
     """A text field per group's rule, a live preview of what moves, Apply and Revert.
 
@@ -46,28 +78,36 @@ class RuleEditorWidget(widgets.VBox):
     :class:`~multiopt_lab.live.applier.Applier`); Revert restores its rules.
 
     Args:
-        optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer.
-        model: The ``nn.Module`` (or parameter tree) it trains.
+        model: The ``nn.Module`` (or parameter tree) the optimizer trains.
+        optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer. The old order
+            ``(optimizer, model)`` still works, with a ``DeprecationWarning``.
         tree (ParameterTreeWidget, optional): A tree to recolour; by default the
             editor makes one and shows it below itself.
         debounce_seconds (float, optional): Quiet time before re-evaluating. Default: ``0.3``.
 
     Example:
-        >>> editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)   # doctest: +SKIP
-        >>> editor.inputs["muon"].value = "ndim >= 2"; editor.apply()          # doctest: +SKIP
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+        >>> editor.inputs["muon"].value = "ndim == 1"   # as typed
+        >>> editor.apply()                              # no training runs here: applied at once
+        >>> optimizer.filters[0].text, editor.status.value
+        ('ndim == 1', 'Applied: 2 parameters, 48 elements: muon -&gt; adamw; 2 parameters, 10 elements: adamw -&gt; muon.')
     """
 
-    def __init__(self, optimizer, model, *, tree: ParameterTreeWidget | None = None,
+    def __init__(self, model, optimizer, *, tree: ParameterTreeWidget | None = None,
                  debounce_seconds: float = 0.3):
-        if not callable(getattr(optimizer, "request_repartition", None)):
-            raise TypeError(
-                f"RuleEditorWidget edits a multiopt_lab MultiOptimizer, got {type(optimizer).__name__}; "
-                "build one with multiopt_lab.optimizer.multi_optimizer.MultiOptimizer(optimizers, filters, labels=...)")
+        model, optimizer = _model_and_optimizer(model, optimizer)
         self.optimizer = optimizer
         self.model = model
         self.table = parameter_table(model)
         self.sizes = dict(zip(self.table.paths, self.table.sizes))
         own_tree = tree is None
+        self._own_tree = own_tree
+        self._status_text = ""
         self.tree = ParameterTreeWidget(model, optimizer) if own_tree else tree
         self.current = optimizer.assign(self.table)
         self._labels = tuple(optimizer.labels)
@@ -77,10 +117,11 @@ class RuleEditorWidget(widgets.VBox):
         self.applier = Applier(optimizer, model, self._on_applied)
         self._debouncer = Debouncer(debounce_seconds, self.recompute)
 
-        self.inputs: dict[str, widgets.Text] = {}
+        self.inputs: dict[str, widgets.Textarea] = {}
         self.errors: dict[str, widgets.HTML] = {}
         self.warnings: dict[str, widgets.HTML] = {}
-        rows = [widgets.HTML("<b>Rules</b> (first match wins; the last group takes the rest)")]
+        style = widgets.HTML(f"<style>{EDITOR_CSS}</style>", layout=widgets.Layout(display="none"))
+        rows = [style, widgets.HTML("<b>Rules</b> (first match wins; the last group takes the rest)")]
         for i, (label, current) in enumerate(zip(optimizer.labels, optimizer.filters)):
             row, self.inputs[label], self.errors[label], self.warnings[label] = rule_row(
                 label, i, current, self._debouncer)
@@ -97,9 +138,12 @@ class RuleEditorWidget(widgets.VBox):
         self.toml_button = button("Copy as TOML", "mol-copy-toml", "Show the rules as TOML",
                                   lambda: self.export("toml"))
         self.status = html_box("mol-status")
-        self.exported = widgets.Textarea(layout=widgets.Layout(width="48em", height="10em", display="none"))
+        self.exported = widgets.Textarea(layout=widgets.Layout(width="100%", max_width="48em", height="10em",
+                                                              display="none"))
         self.exported.add_class("mol-export")
-        buttons = widgets.HBox([self.apply_button, self.revert_button, self.python_button, self.toml_button])
+        self._exported_form: str | None = None  # what the export shows, kept up to date after Apply
+        buttons = widgets.HBox([self.apply_button, self.revert_button, self.python_button, self.toml_button],
+                               layout=widgets.Layout(flex_flow="row wrap"))
         children = rows + [self.preview, buttons, self.status, self.exported] + ([self.tree] if own_tree else [])
         super().__init__(children)
         self.add_class("mol-rule-editor")
@@ -110,6 +154,97 @@ class RuleEditorWidget(widgets.VBox):
             route_to_subshell(widget, when=is_training)
         self._show_warnings(self.current)
         self._show()
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text: what the last Apply, Revert or check said ("" at first).
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(1e-3)], ["ndim == 2"])
+            >>> editor = RuleEditorWidget(MLP(4, [8], 2), optimizer, tree=None)
+            >>> editor.inputs["sgd"].value = "ndim == 1"; editor.apply(); editor.status_text
+            'Applied: 2 parameters, 48 elements: sgd -> adam; 2 parameters, 10 elements: adam -> sgd.'
+        """
+        return self._status_text
+
+    def text(self) -> str:
+        """The rules as typed, their notes, the preview and the status, as text (and the
+        editor's own tree, when it shows one).
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> print(RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:3])
+            ['Rules (first match wins; the last group takes the rest):', '  muon   ndim == 2', '  adamw  (fallback)']
+        """
+        rows = self._rule_rows()
+        width = max(len(label) for label, _, _, _ in rows)
+        lines = ["Rules (first match wins; the last group takes the rest):"]
+        for label, rule_text, error, warning in rows:
+            lines.append(f"  {label.ljust(width)}  {rule_text}".rstrip())
+            lines += [f"  {''.ljust(width)}  {line}" for line in error.splitlines()]
+            if warning:
+                lines.append(f"  {''.ljust(width)}  ! {warning}")
+        lines.append(self._preview_text())
+        if self._status_text:
+            lines.append(self._status_text)
+        if self._own_tree:
+            lines += ["", self.tree.text()]
+        return "\n".join(lines)
+
+    def static_html(self) -> str:
+        """The editor as HTML that needs no kernel: a table of the rules, the preview, its own tree.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> "mol-rules-static" in RuleEditorWidget(model, optimizer).static_html()
+            True
+        """
+        cells = []
+        for i, (label, rule_text, error, warning) in enumerate(self._rule_rows()):
+            notes = escape(error) + (f"! {escape(warning)}" if warning else "")
+            cells.append(f"<tr><td>{label_html(label, i)}</td> <td><code>{escape(rule_text)}</code></td> "
+                         f'<td style="{_WARN if warning else _ERROR}">{notes}</td></tr>')
+        html = ('<div class="mol-rule-editor-static"><table class="mol-rules-static"><caption style="text-align:left">'
+                "<b>Rules</b> (first match wins; the last group takes the rest)</caption>"
+                f'{"".join(cells)}</table><pre class="mol-preview-text">{escape(self._preview_text())}</pre>')
+        if self._status_text:
+            html += f"<p>{escape(self._status_text)}</p>"
+        if self._own_tree:
+            html += self.tree.static_html()
+        return html + "</div>"
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return widget_bundle(self, self.text(), html=self.static_html())
+
+    def _rule_rows(self) -> list[tuple[str, str, str, str]]:
+        """``(label, rule as typed, error, warning)`` per group, the fallback last."""
+        assignment = self.draft.assignment if self.draft.assignment is not None else self.current
+        rows = []
+        for label in self._labels[:-1]:
+            error = self.draft.errors.get(label) if not self.draft.ok else None
+            field = self.inputs[label]
+            rows.append((label, typed_rule(field) or field.placeholder, "" if error is None else str(error),
+                         group_warning(assignment, label)))
+        fallback = self._labels[-1]
+        rows.append((fallback, "(fallback)", "", group_warning(assignment, fallback)))
+        return rows
+
+    def _preview_text(self) -> str:
+        draft = self.draft
+        if not draft.changed:
+            return "rules as applied; nothing to do"
+        return "would move: " + move_summary(draft.moves, self.sizes).replace("\n", "; ")
 
     def flush(self) -> None:
         """Evaluate typing still waiting for the debounce (tests, scripts)."""
@@ -130,7 +265,7 @@ class RuleEditorWidget(widgets.VBox):
         self._debouncer.cancel()
         if tuple(self.optimizer.labels) != self._labels:
             return  # groups changed under the editor: _on_optimizer_changed said so
-        texts = [self.inputs[label].value for label in self._labels[:-1]]
+        texts = [typed_rule(self.inputs[label]) for label in self._labels[:-1]]
         draft = evaluate_draft(texts, self.optimizer, self.table, self.current)
         for label, box in self.errors.items():
             err = draft.errors.get(label)
@@ -145,16 +280,16 @@ class RuleEditorWidget(widgets.VBox):
         """Repartition the optimizer with the rules as typed (nothing happens on an error)."""
         self.flush()
         if not self.draft.ok or self.draft.rules is None or self._has_errors():
-            self.status.value = _error_html("Not applied: fix the rule errors first.")
+            self._say("Not applied: fix the rule errors first.", error=True)
             return
         if tuple(self.optimizer.labels) != self._labels:
-            self.status.value = "Not applied: the optimizer's groups changed; make a new editor for them."
+            self._say("Not applied: the optimizer's groups changed; make a new editor for them.", error=True)
             return
-        self.status.value = "Applying at the next step boundary…"
+        self._say("Applying at the next step boundary…")
         try:
             self.applier.apply(self.draft.rules, self._labels)
         except (ValueError, TypeError) as err:  # RuleError is a ValueError; the optimizer is unchanged
-            self.status.value = _error_html(f"Not applied: {err}")
+            self._say(f"Not applied: {err}", error=True)
 
 
     def revert(self) -> None:
@@ -163,26 +298,29 @@ class RuleEditorWidget(widgets.VBox):
         for label, current in zip(self.optimizer.labels, self.optimizer.filters):
             self.inputs[label].value = rule_field_text(current)
         self.recompute()
-        self.status.value = "Reverted to the optimizer's rules."
+        self._say("Reverted to the optimizer's rules.")
 
     def export(self, form: str) -> str:
         """Show (and return) the optimizer's current rules as ``"python"`` or ``"toml"``."""
         descriptions = [describe_optimizer(o) for o in self.optimizer.optimizers]
-        writer = {"python": rules_python, "toml": rules_toml}[form]
-        self.exported.value = writer(self.optimizer.labels, self.optimizer.filters, descriptions)
+        writers = {"python": rules_python, "toml": rules_toml}
+        if form not in writers:
+            raise ValueError(f"expected form 'python' or 'toml', got {form!r}")
+        self.exported.value = writers[form](self.optimizer.labels, self.optimizer.filters, descriptions)
         self.exported.layout.display = None
+        self._exported_form = form
         return self.exported.value
 
     def _on_optimizer_changed(self) -> None:
         """The optimizer's routing changed (Apply, or code elsewhere): follow it."""
         if tuple(self.optimizer.labels) != self._labels:
             self.apply_button.disabled = True
-            self.status.value = ("The optimizer's groups changed (now "
-                                 f"{escape(', '.join(self.optimizer.labels))}); make a new editor for them.")
+            self._say(f"The optimizer's groups changed (now {', '.join(self.optimizer.labels)}); "
+                      "make a new editor for them.")
             return
         texts = [rule_field_text(r) for r in self.optimizer.filters]
         fields = [self.inputs[label] for label in self._labels[:-1]]
-        if [f.value for f in fields] == self._seen_texts:  # not edited: show the new rules
+        if [typed_rule(f) for f in fields] == self._seen_texts:  # not edited: show the new rules
             for field, text in zip(fields, texts):
                 field.value = text
         self._seen_texts = texts
@@ -190,6 +328,13 @@ class RuleEditorWidget(widgets.VBox):
         self.sizes = dict(zip(self.table.paths, self.table.sizes))
         self.current = self.optimizer.assign(self.table)
         self.recompute()
+        if self._exported_form is not None:  # the export shows the optimizer's rules: the new ones now
+            self.export(self._exported_form)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """Show ``text`` in the status line (red when it is an error)."""
+        self._status_text = text
+        self.status.value = _error_html(text) if error else escape(text)
 
     def _show_warnings(self, assignment) -> None:
         for label, box in self.warnings.items():
@@ -201,12 +346,12 @@ class RuleEditorWidget(widgets.VBox):
 
     def _on_applied(self, pending) -> None:
         if pending.error is not None:
-            self.status.value = _error_html(f"Not applied: {pending.error}")
+            self._say(f"Not applied: {pending.error}", error=True)
             return
         self._on_optimizer_changed()
         self.tree.watcher.seen = getattr(self.optimizer, "version", None)
         moved = move_lines(pending.moves, self.sizes)
-        self.status.value = "Applied: " + escape("; ".join(moved) if moved else "no parameter moved") + "."
+        self._say("Applied: " + ("; ".join(moved) if moved else "no parameter moved") + ".")
 
     def _show(self, stale: bool = False) -> None:
         draft = self.draft

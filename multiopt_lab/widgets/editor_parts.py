@@ -1,8 +1,9 @@
 """Small building blocks of the rule editor's layout.
 
 Example:
-    >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)   # doctest: +SKIP
-    >>> field.value                                                                         # doctest: +SKIP
+    >>> from multiopt_lab.rules import rule
+    >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
+    >>> field.value
     'ndim == 2'
 """
 
@@ -16,7 +17,7 @@ import ipywidgets as widgets
 from multiopt_lab.palette import group_colour
 from multiopt_lab.live.rule_draft import rule_field_text
 
-__all__ = ["label_html", "button", "html_box", "rule_row", "close_inside"]
+__all__ = ["label_html", "button", "html_box", "rule_row", "typed_rule", "close_inside", "EDITOR_CSS"]
 
 
 def close_inside(widget: widgets.Widget) -> None:
@@ -26,9 +27,9 @@ def close_inside(widget: widgets.Widget) -> None:
     open (and a kernel-side object alive) for each part.
 
     Example:
-        >>> box = widgets.VBox([widgets.Button()]); close_inside(box)   # doctest: +SKIP
-        >>> box.children[0].comm is None                                # doctest: +SKIP
-        True
+        >>> box = widgets.VBox([widgets.Button()]); close_inside(box)
+        >>> box.children[0].comm is None, box.comm is not None
+        (True, True)
     """
     seen, stack, inside = {id(widget)}, [widget], []
     while stack:
@@ -71,21 +72,53 @@ def html_box(css: str, value: str = "") -> widgets.HTML:
     return box
 
 
+#: The editor's own styles: rule fields in the code font (the caret under an
+#: error lines up with what was typed), error text that never wraps mid-word.
+EDITOR_CSS = """
+.mol-rule-editor .mol-rule-input textarea { font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 13px); resize: vertical; }
+.mol-rule-editor .widget-html-content.widget-html-content { line-height: 1.45; }
+.mol-rule-editor .widget-html.widget-html { min-height: 0; height: auto; }
+.mol-rule-editor .mol-error-text, .mol-rule-editor .mol-preview-text { white-space: pre; overflow-x: auto;
+  font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 1.35; margin: 0; }
+"""
+
+
+def typed_rule(field: widgets.Textarea) -> str:
+    """The rule a field holds, line breaks read as spaces (the field wraps; a rule is one line).
+
+    Example:
+        >>> typed_rule(widgets.Textarea(value="ndim == 2 and\\nnot glob('*embed*')"))
+        "ndim == 2 and not glob('*embed*')"
+    """
+    return " ".join(field.value.splitlines()) if "\n" in field.value else field.value
+
+
 def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
-    """The row of one group: label, rule field (``mol-rule-input``), error and warning lines.
+    """The rows of one group: its label, then its rule field (``mol-rule-input``, two wrapping
+    lines across the editor's width), then its error and warning lines.
 
     An expression rule fills the field; a Python callable leaves it empty with its
-    name as placeholder (an empty field keeps the callable).
+    name as placeholder (an empty field keeps the callable). A line break typed
+    in the field reads as a space (see :func:`typed_rule`).
 
     Returns:
         tuple: ``(row, field, error, warning)`` widgets.
+
+    Example:
+        >>> from multiopt_lab.rules import rule
+        >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
+        >>> field.value, "mol-rule-input" in field._dom_classes
+        ('ndim == 2', True)
     """
     placeholder = current.describe() if current.text is None else "e.g. ndim == 2"
-    field = widgets.Text(value=rule_field_text(current), continuous_update=True, placeholder=placeholder,
-                         layout=widgets.Layout(flex="1 1 auto", width="auto", min_width="16em"))
+    # Two wrapping lines across the editor's width: a real rule shows whole,
+    # whatever the column's width (a one-line field would hide its end).
+    field = widgets.Textarea(value=rule_field_text(current), continuous_update=True, placeholder=placeholder,
+                             rows=2, layout=widgets.Layout(width="100%", min_width="20em"))
     field.add_class("mol-rule-input")
     field.observe(lambda _: on_change(), "value")
     error, warning = html_box("mol-error"), html_box("mol-warning")
-    name = widgets.HTML(label_html(label, index), layout=widgets.Layout(width="9em", flex="0 0 auto"))
-    row = widgets.VBox([widgets.HBox([name, field], layout=widgets.Layout(width="100%")), error, warning])
+    name = widgets.HTML(label_html(label, index))
+    row = widgets.VBox([name, field, error, warning], layout=widgets.Layout(width="100%", margin="0 0 0.6ex 0"))
     return row, field, error, warning

@@ -1,23 +1,65 @@
-"""LabWidget: the rule editor, the parameter tree and the training monitor side by side.
+"""LabWidget: the rule editor, the parameter tree and the training monitor together.
+
+The layout follows the width the notebook gives the lab (a CSS container
+query, not the window's width): from about 800 px the editor and the tree
+sit side by side and the monitor spans the width below them (its figure up
+to 60em wide, the table of last values beside it); narrower, they stack as
+editor, tree, monitor. The tree never wraps a row: it scrolls
+sideways in its column, and in the lab it scrolls down too past 34 rows of
+text, so the monitor stays near.
 
 Example:
-    >>> from multiopt_lab.widgets.lab import LabWidget
-    >>> LabWidget(model, optimizer, history)            # doctest: +SKIP
+    >>> from multiopt_lab.training.history import History
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> lab = LabWidget(model, optimizer, History())
+    >>> [type(part).__name__ for part in lab.grid.children]
+    ['RuleEditorWidget', 'ParameterTreeWidget', 'TrainingMonitorWidget']
 """
 
 from __future__ import annotations
+
+from html import escape
 
 import ipywidgets as widgets
 
 from multiopt_lab.widgets.editor import RuleEditorWidget
 from multiopt_lab.widgets.editor_parts import close_inside
+from multiopt_lab.widgets.static_forms import png_data_url, widget_bundle
 from multiopt_lab.widgets.tree import ParameterTreeWidget
 
-__all__ = ["LabWidget"]
+__all__ = ["LabWidget", "LAB_CSS", "SIDE_BY_SIDE_PX"]
+
+#: Narrowest lab (CSS pixels) that shows the editor and the tree side by side.
+SIDE_BY_SIDE_PX = 800
+
+#: The lab's layout. Areas are named by class, never set through a widget's
+#: ``Layout`` (that writes inline styles, which a container query cannot override).
+LAB_CSS = f"""
+.mol-lab {{ container-type: inline-size; container-name: mol-lab; width: 100%; }}
+.mol-lab .mol-lab-grid.mol-lab-grid {{ display: grid; width: 100%; gap: 1.5ex 2em; align-items: start;
+  grid-template-columns: minmax(0, 1fr); grid-template-areas: "editor" "tree" "monitor"; }}
+.mol-lab .mol-lab-grid > .mol-rule-editor {{ grid-area: editor; min-width: 0; }}
+.mol-lab .mol-lab-grid > .mol-tree-widget {{ grid-area: tree; min-width: 0; }}
+.mol-lab .mol-lab-grid > .mol-monitor {{ grid-area: monitor; min-width: 0; }}
+.mol-lab .mol-tree-widget .mol-tree-view {{ max-height: 34em; }}
+/* The monitor spans the lab: its figure up to 60em wide (drawn to the width it
+   gets), the table of last values beside it when there is room, else below. */
+.mol-lab .mol-monitor.mol-monitor {{ flex-direction: row; flex-wrap: wrap; align-items: flex-start; gap: 1ex 2em; }}
+.mol-lab .mol-monitor > .mol-monitor-figure {{ flex: 1 1 40em; max-width: 60em; min-width: 0; }}
+.mol-lab .mol-monitor > .mol-monitor-table {{ flex: 0 1 auto; }}
+@container mol-lab (min-width: {SIDE_BY_SIDE_PX}px) {{
+  .mol-lab .mol-lab-grid.mol-lab-grid {{ grid-template-columns: minmax(22em, 34%) minmax(0, 1fr);
+    grid-template-areas: "editor tree" "monitor monitor"; }}
+}}
+"""
 
 
-class LabWidget(widgets.HBox):
-    """Editor and monitor on the left, the parameter tree beside them (or under them when narrow).
+class LabWidget(widgets.VBox):
+    """The rule editor and the parameter tree side by side (stacked when narrow), the monitor below.
 
     The editor drives the tree: typing recolours it, Apply repartitions the
     optimizer (at the next step boundary when a training loop is running).
@@ -36,30 +78,73 @@ class LabWidget(widgets.HBox):
         monitor (TrainingMonitorWidget | None): The monitor, when a history was given.
 
     Example:
-        >>> lab = LabWidget(model, optimizer)           # doctest: +SKIP
-        >>> lab.editor.tree is lab.tree                 # doctest: +SKIP
-        True
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> lab = LabWidget(model, optimizer)
+        >>> lab.editor.tree is lab.tree, lab.monitor is None
+        (True, True)
     """
 
     def __init__(self, model, optimizer, history=None, *, debounce_seconds: float = 0.3):
         self.tree = ParameterTreeWidget(model, optimizer)
-        self.editor = RuleEditorWidget(optimizer, model, tree=self.tree, debounce_seconds=debounce_seconds)
+        self.editor = RuleEditorWidget(model, optimizer, tree=self.tree, debounce_seconds=debounce_seconds)
         self.monitor = None
-        left = [self.editor]
+        parts = [self.editor, self.tree]
         if history is not None:
             # Imported here: the monitor brings matplotlib, needed only with a history.
             from multiopt_lab.widgets.monitor import TrainingMonitorWidget
 
             self.monitor = TrainingMonitorWidget(history)
-            left.append(self.monitor)
-        # Side by side where there is room, the tree under the editor where
-        # there is not; the margin keeps the columns apart when side by side.
-        column = widgets.VBox(left, layout=widgets.Layout(flex="0 1 42%", min_width="24em", margin="0 2em 1ex 0"))
-        self.tree.layout.close()  # replaced just below: its comm would stay open
-        self.tree.layout = widgets.Layout(flex="1 1 48em", min_width="0", max_width="100%", overflow="auto")
-        super().__init__([column, self.tree], layout=widgets.Layout(
-            align_items="flex-start", flex_flow="row wrap", width="100%"))
+            parts.append(self.monitor)
+        self.grid = widgets.GridBox(parts)
+        self.grid.add_class("mol-lab-grid")
+        style = widgets.HTML(f"<style>{LAB_CSS}</style>", layout=widgets.Layout(display="none"))
+        style.add_class("mol-lab-style")
+        super().__init__([style, self.grid])
         self.add_class("mol-lab")
+
+    def text(self) -> str:
+        """The editor (rules, preview), the monitor's line and the tree, as text.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> LabWidget(model, optimizer).text().startswith("Rules (first match wins")
+            True
+        """
+        parts = [self.editor.text()]
+        if self.monitor is not None:
+            parts.append(self.monitor.text())
+        parts.append(self.tree.text())
+        return "\n\n".join(parts)
+
+    def static_html(self) -> str:
+        """The lab as HTML that needs no kernel: the rules, the monitor's last figure, the tree.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> 'class="mol-tree"' in LabWidget(model, optimizer).static_html()
+            True
+        """
+        parts = [self.editor.static_html()]
+        if self.monitor is not None and self.monitor.image.png:
+            parts.append(f'<img class="mol-monitor-png" src="{png_data_url(self.monitor.image.png)}" '
+                         f'alt="{escape(self.monitor.text())}" style="max-width:100%">')
+        parts.append(self.tree.static_html())
+        return '<div class="mol-lab-static">' + "".join(parts) + "</div>"
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return widget_bundle(self, self.text(), html=self.static_html())
 
     def close(self) -> None:
         """Close the lab: editor, monitor, tree and every widget inside them."""

@@ -1,10 +1,14 @@
 """TrainingMonitorWidget: live figures of a History while training runs.
 
-The figure is drawn with matplotlib's Agg backend and sent as PNG bytes to an
-``ipywidgets.Image``: that needs no interactive backend, works the same in
-JupyterLab, VS Code and Voila, and an ``Image`` view is plain data that nbval
-ignores. (An ipympl canvas would also redraw live but leaves nothing behind
-where no front end runs.)
+The figure is drawn with matplotlib's Agg backend and sent as PNG bytes to a
+:class:`~multiopt_lab.widgets.figure_view.FigureView`: that needs no
+interactive backend, works the same in JupyterLab, VS Code and Voila, and
+the view is plain data that nbval ignores. (An ipympl canvas would also
+redraw live but leaves nothing behind where no front end runs.) The view
+reports the width it is given and the page's theme: the figure is drawn to
+that width (its text stays legible in a narrow column) and in the dark
+theme's colours when the page is dark. Its title names the run and the
+device the run's metadata records.
 
 Redraws are driven by the history's subscription, not by polling, and are
 paced by a :class:`~multiopt_lab.live.monitor_pacing.RedrawPacer`: at most
@@ -21,9 +25,10 @@ made (or the first one started after it). Later runs in the same history do
 not take it over, so each monitor in a notebook keeps its own run's picture.
 
 Where no live front end exists (nbval, a notebook exported to HTML or shown
-on GitHub), the output keeps a static PNG of the final state: the monitor is
-displayed with a display id and, when the run ends, that output is updated
-with a bundle holding the widget view and the final PNG.
+on GitHub), the output keeps a static PNG of the final state and a line of
+text: the monitor is displayed with a display id and, when the run ends,
+that output is updated with a bundle holding the widget view, the final PNG
+and the text.
 
 To watch a run another process writes (a terminal, a cluster job)::
 
@@ -42,7 +47,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import io
 import time
 from collections.abc import Callable
@@ -53,13 +57,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from multiopt_lab.training.history import History
+from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.plots.live import remember_layout
-from multiopt_lab.plots.overview import plot_training
-from multiopt_lab.plots.style import no_data
+from multiopt_lab.plots.overview import placeholder, plot_training, run_title
+from multiopt_lab.plots.style import retheme
 from multiopt_lab.live.monitor_pacing import RedrawPacer
+from multiopt_lab.widgets.figure_view import FigureView
 from multiopt_lab.widgets.monitor_table import last_values_html
 from multiopt_lab.widgets.editor_parts import close_inside
+from multiopt_lab.widgets.static_forms import widget_bundle
+from multiopt_lab.widgets.subshell import route_to_subshell
 
 __all__ = ["TrainingMonitorWidget", "last_values_html"]
 
@@ -77,17 +85,25 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         max_interval (float): Longest wait between redraws while data arrives,
             whatever the budget. Default: ``1.0``.
         smoothing (float): Loss smoothing in ``[0, 1)``. Default: ``0``.
-        theme (str, optional): ``"light"``, ``"dark"`` or ``None``. Default: ``None``.
-        dpi (int): Resolution of the PNG. Default: ``72``.
+        theme (str, optional): ``"light"``, ``"dark"`` or ``None``: follow the
+            page's theme (as the view reports it). Default: ``None``.
+        width (int): Width of the figure in pixels until the view reports the
+            width it has (then the figure follows it). Default: ``720``.
+        dpi (int): Pixels per inch of the PNG: text of 10 points is
+            ``10 * dpi / 72`` pixels tall. Default: ``80``.
         clock (Callable[[], float]): Time source (tests inject one). Default: ``time.perf_counter``.
         background (bool): Draw on a background thread (the training thread
             only sets a flag); not with a ``theme``, which changes matplotlib's
             global settings while drawing. Default: ``False``.
 
     Example:
-        >>> history = History()                                      # doctest: +SKIP
-        >>> display(TrainingMonitorWidget(history))                  # doctest: +SKIP
-        >>> train(model, optimizer, loss_fn, batches, 300, history=history)  # doctest: +SKIP
+        >>> history = History()
+        >>> monitor = TrainingMonitorWidget(history)   # in a notebook: display(monitor), then train
+        >>> history.start_run("demo", {"labels": ["muon", "adamw"]})
+        'demo'
+        >>> history.record(1, loss=2.0, metrics={"muon": {"update_norm": 0.4}, "adamw": {"update_norm": 0.3}})
+        >>> monitor.text()
+        "Training monitor: run 'demo', 1 steps recorded, loss and 2 groups' metrics"
     """
 
     def __init__(
@@ -99,7 +115,8 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         budget: float = 0.025,
         smoothing: float = 0.0,
         theme: str | None = None,
-        dpi: int = 72,
+        width: int = 720,
+        dpi: int = 80,
         clock: Callable[[], float] = time.perf_counter,
         max_interval: float = 1.0,
         background: bool = False,
@@ -109,7 +126,7 @@ class TrainingMonitorWidget(ipywidgets.VBox):
                              "a theme changes matplotlib's global settings; pass background=False")
         self.pacer = RedrawPacer(self._draw, max_rate=max_rate, budget=budget, max_interval=max_interval,
                                  clock=clock, background=background)
-        self.image = ipywidgets.Image(format="png", layout=ipywidgets.Layout(max_width="100%"))
+        self.image = FigureView(alt="loss and per-group metrics")
         self.table = ipywidgets.HTML()
         self.image.add_class("mol-monitor-figure")
         self.table.add_class("mol-monitor-table")
@@ -122,10 +139,15 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         self.theme = theme
         self.dpi = dpi
         # One figure and one Agg canvas for the widget's life: no new canvas per redraw.
-        self.figure = Figure(figsize=(9.0, 5.4), dpi=dpi)
+        self.figure = Figure(figsize=_size_inches(width, dpi), dpi=dpi)
         self._canvas = FigureCanvasAgg(self.figure)
+        self._drawn_dark = False
         self._display_handle = None
         self._unsubscribe = history.subscribe(self._on_event)
+        self.image.observe(self._on_view_change, ["width", "dark"])
+        # While a loop trains, the view's reports (its width once shown, a theme
+        # switch) are handled on a kernel subshell, so the figure fits at once.
+        route_to_subshell(self.image, when=is_training)
         self.redraw()
 
     @property
@@ -172,14 +194,67 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         self.pacer.draw_now()
 
     def _draw(self) -> None:
-        if self.run is not None and self.run not in self.history.runs:
-            self.figure.clear()
+        waiting = self._waiting_for()
+        dark = self.theme == "dark" or (self.theme is None and self.image.dark)
+        if waiting:
+            placeholder(self.figure, waiting)
             remember_layout(self.figure, None)  # drawn by hand: the next drawing starts afresh
-            no_data(self.figure.add_subplot(), f"run {self.run!r}: it has not started yet, so nothing")
+            self._drawn_dark = False
         else:
+            first_axes = self.figure.axes[:1]
             plot_training(self.history, run=self.run, smoothing=self.smoothing, figure=self.figure, theme=self.theme)
-        self.image.value = self._render_png()
+            if self.figure.axes[:1] != first_axes:  # drawn afresh, in the light theme's colours
+                self._drawn_dark = False
+        if self.theme is None and dark != self._drawn_dark:
+            # Recolour rather than draw in a theme: no global matplotlib setting
+            # changes, so this is safe on the background thread too.
+            retheme(self.figure, "dark" if dark else "light")
+            self._drawn_dark = dark
+        self.image.png = self._render_png()
         self.table.value = last_values_html(self.history, self.run)
+
+    def _waiting_for(self) -> str:
+        """What the placeholder says while there is nothing to draw; ``""`` once there is."""
+        if self.run is None:
+            return "Waiting for a run to record its first step"
+        if self.run not in self.history.runs:
+            return f"Waiting for run {self.run!r} to start"
+        if self.history.last_step(self.run) is None:
+            return f"Waiting for run {self.run!r} to record its first step"
+        return ""
+
+    def _on_view_change(self, change) -> None:
+        if change["name"] == "width":
+            width = min(max(int(change["new"]), 320), 1600)
+            if width == round(self.figure.get_figwidth() * self.dpi) or change["new"] <= 0:
+                return
+            with self.pacer.lock:
+                self.figure.set_size_inches(*_size_inches(width, self.dpi))
+                remember_layout(self.figure, None)  # margins depend on the size: lay it out again
+        elif self.theme is not None:
+            return  # a fixed theme does not follow the page
+        self.redraw()
+
+    def text(self) -> str:
+        """What the monitor shows, in a line of text (a saved notebook's text form).
+
+        Example:
+            >>> TrainingMonitorWidget(History()).text()
+            'Training monitor: waiting for a run to record its first step'
+        """
+        waiting = self._waiting_for()
+        if waiting:
+            return "Training monitor: " + waiting[0].lower() + waiting[1:]
+        steps = self.history.frame
+        steps = steps[steps["run"].values == self.run]["step"].nunique()
+        groups = [g for g in self.history.labels(self.run) if g not in (SCALAR_GROUP, TOTAL_GROUP)]
+        shown = f"loss and {len(groups)} groups' metrics" if groups else "loss"
+        return f"Training monitor: run {self.run!r}, {steps:,} steps recorded, {shown}"
+
+    @property
+    def title(self) -> str:
+        """The figure's title: the run and its device (``"demo · cpu (AMD EPYC)"``)."""
+        return run_title(self.history, self.run)
 
     def flush(self) -> None:
         """Redraw if records arrived since the last redraw."""
@@ -210,21 +285,22 @@ class TrainingMonitorWidget(ipywidgets.VBox):
 
     # -- display -----------------------------------------------------------
     def __repr__(self) -> str:
-        # Stable text: nbval compares text/plain, never the widget view.
-        return "TrainingMonitorWidget(loss and per-group metrics, redrawn live)"
+        return f"TrainingMonitorWidget({self.text()})"
 
-    def _bundle(self) -> dict:
-        bundle = super()._repr_mimebundle_() or {}
-        bundle = dict(bundle)
-        bundle["text/plain"] = repr(self)
-        bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
-        return bundle
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return widget_bundle(self, self.text(), png=self.image.png)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        self._display_handle = display(self._bundle(), raw=True, display_id=True)
+        self._display_handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
 
     def _update_display(self) -> None:
         if self._display_handle is not None:
-            self._display_handle.update(self._bundle(), raw=True)
+            self._display_handle.update(self._repr_mimebundle_(), raw=True)
+
+
+def _size_inches(width: int, dpi: int) -> tuple[float, float]:
+    """A figure ``width`` pixels wide, taller in proportion when narrow (four panels need the room)."""
+    height = min(max(width * (0.78 if width < 640 else 0.6), 300), 600)
+    return width / dpi, height / dpi

@@ -44,16 +44,18 @@ def last_values_html(history: History, run: str | None = None) -> str:
     """
     run = run if run is not None else history.current_run
     if run is None:
-        return '<div class="mol-monitor-empty">no run recorded yet</div>'
+        return _empty("no run recorded yet")
     if run not in history.runs:
-        return f'<div class="mol-monitor-empty">run {html.escape(repr(run))} has not started yet</div>'
+        return _empty(f"run {run!r} has not started yet")
+    step = history.last_step(run)
+    if step is None:
+        return _empty(f"run {run!r} has started; no step recorded yet")
     values = history.last_values(run)
     colours = group_colour_map(history, run)
     groups = [g for g in history.labels(run) if g in values]
     groups += [g for g in (TOTAL_GROUP, SCALAR_GROUP) if g in values]
     metrics = [m for m in _METRIC_ORDER if any(m in values[g] for g in groups)]
     metrics += sorted({m for g in groups for m in values[g]} - set(metrics))
-    step = history.last_step(run)
     flagged = nonfinite_groups({g: values[g] for g in groups if g != TOTAL_GROUP})
     head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
     rows = []
@@ -72,6 +74,11 @@ def last_values_html(history: History, run: str | None = None) -> str:
         f'<table class="mol-monitor-values"><caption>{html.escape(run)}, step {step}</caption>'
         f"<tr><th>group</th>{head}</tr>{''.join(rows)}</table>"
     )
+
+
+def _empty(text: str) -> str:
+    return (f'<div class="mol-monitor-empty" style="font-size:13px;padding:4px 0;'
+            f'color:var(--jp-content-font-color2,#616161)">{html.escape(text)}</div>')
 
 
 # Compact rows: doubled classes outrank JupyterLab's table styles, and the line

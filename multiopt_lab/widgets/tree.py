@@ -2,8 +2,14 @@
 
 Example:
     >>> from multiopt_lab.widgets.tree import ParameterTreeWidget
-    >>> tree = ParameterTreeWidget(model, optimizer)    # doctest: +SKIP
-    >>> tree                                            # doctest: +SKIP
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab.examples import MLP
+    >>> model = MLP(4, [8], 2)
+    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+    >>> tree = ParameterTreeWidget(model, optimizer)
+    >>> tree.text(legend=False).splitlines()[0]
+    'MLP                 4 params           58  muon 83% | adamw 17%'
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
 from multiopt_lab.render.tree_model import build_tree
 from multiopt_lab.live.debounce import Debouncer
 from multiopt_lab.widgets.editor_parts import close_inside
+from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.live.sources import assignment_of, optimizers_for, parameter_table, root_name_of
 from multiopt_lab.widgets.tree_view import TreeView
 from multiopt_lab.live.watch import VersionWatcher
@@ -27,6 +34,9 @@ from multiopt_lab.live.watch import VersionWatcher
 __all__ = ["ParameterTreeWidget"]
 
 _NO_SEARCH = SearchResult("", "none", ())
+# Inline, so it holds wherever the status lands: lines kept whole, code font.
+_STATUS_STYLE = ("white-space:pre;overflow-wrap:normal;word-break:normal;margin:0;line-height:1.35;"
+                 "font-family:var(--jp-code-font-family,monospace);font-size:12px")
 
 
 class ParameterTreeWidget(widgets.VBox):
@@ -50,10 +60,15 @@ class ParameterTreeWidget(widgets.VBox):
             routing changed (then the tree redraws); ``0`` turns it off. Default: ``1.0``.
 
     Example:
-        >>> w = ParameterTreeWidget(model, optimizer)   # doctest: +SKIP
-        >>> w.search_box.value = "*.bias"; w.flush()    # doctest: +SKIP
-        >>> w.search.paths[:1]                          # doctest: +SKIP
-        ('layers.0.mlp.bias',)
+        >>> import mlx.optimizers as optim
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab.examples import MLP
+        >>> model = MLP(4, [8], 2)
+        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+        >>> w = ParameterTreeWidget(model, optimizer)
+        >>> w.search_box.value = "*.bias"; w.flush()
+        >>> w.search.paths
+        ('layers.0.bias', 'head.bias')
     """
 
     def __init__(self, model_or_parameters, optimizer_or_assignment, *, fold: bool = True,
@@ -69,17 +84,21 @@ class ParameterTreeWidget(widgets.VBox):
         self.search = _NO_SEARCH
 
         self.search_box = widgets.Text(placeholder="search: attn, *.bias, or a rule like ndim == 1",
-                                       continuous_update=True, layout=widgets.Layout(width="28em"))
+                                       continuous_update=True,
+                                       layout=widgets.Layout(width="28em", min_width="28em", flex="0 0 auto"))
         self.search_box.add_class("mol-search")
         self.search_status = widgets.HTML()
         self.search_status.add_class("mol-search-status")
-        self.fold_toggle = widgets.Checkbox(value=fold, description="fold repeated blocks", indent=False)
+        self.fold_toggle = widgets.Checkbox(value=fold, description="fold repeated blocks", indent=False,
+                                            layout=widgets.Layout(width="auto", flex="0 0 auto", margin="0 1em 0 0.5em"))
         self.fold_toggle.add_class("mol-fold-toggle")
         self.view = TreeView(layout=widgets.Layout(overflow="auto", max_width="100%"))
         self.view.add_class("mol-tree")
         self.details = widgets.HTML("<i>Click a parameter to see its details.</i>")
         self.details.add_class("mol-details")
-        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.search_status])
+        # A status too long for the row goes to the next line whole, never cut mid-word.
+        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.search_status],
+                               layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([toolbar, self.view, self.details])
         self.add_class("mol-tree-widget")
 
@@ -114,7 +133,15 @@ class ParameterTreeWidget(widgets.VBox):
         Runs by itself when the optimizer's routing changes (see ``watch_seconds``).
 
         Example:
-            >>> optimizer.repartition(["ndim == 1"], model); tree.refresh()   # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> tree = ParameterTreeWidget(model, optimizer, watch_seconds=0)
+            >>> _ = optimizer.repartition(["ndim == 1"], model); tree.refresh()
+            >>> tree.assignment.labels["head.bias"]
+            'muon'
         """
         self.table = parameter_table(self.model)
         self._optimizers = optimizers_for(self.source)  # a repartition may change the groups
@@ -152,9 +179,35 @@ class ParameterTreeWidget(widgets.VBox):
         """The tree as shown (same folding and search marks), in text form.
 
         Example:
-            >>> print(tree.text(legend=False))          # doctest: +SKIP
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> print(ParameterTreeWidget(model, optimizer).text(legend=False))
+            MLP                 4 params           58  muon 83% | adamw 17%
+            ├── layers          2 params           40  muon 80% | adamw 20%
+            ...
         """
         return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
+
+    def static_html(self) -> str:
+        """The tree as shown, as HTML that needs no kernel (a saved notebook shows it).
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model = MLP(4, [8], 2)
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+            >>> ParameterTreeWidget(model, optimizer).static_html().startswith('<div class="mol-root">')
+            True
+        """
+        return render_html(self._assignment, self._matching_optimizers(), **self._options(),
+                           searching=self.search.active, open_depth=self.open_depth)
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        return widget_bundle(self, self.text(), html=self.static_html())
 
     def select(self, path: str) -> None:
         """Select a parameter as a click on it would (``""`` clears the selection)."""
@@ -185,8 +238,11 @@ class ParameterTreeWidget(widgets.VBox):
                               unfold=options["unfold"], highlight=options["highlight"])
             shown = shown_matches(tree)
         summary = self.search.summary(shown)
-        css = "mol-error" if self.search.error is not None else "mol-ok"
-        status = f'<pre class="{css}">{escape(summary)}</pre>' if summary else ""
+        error = self.search.error is not None
+        css = "mol-error" if error else "mol-ok"
+        colour = "color:var(--jp-error-color1,#D32F2F);" if error else ""
+        status = (f'<pre class="{css}" style="{colour}{_STATUS_STYLE}">{escape(summary)}</pre>'
+                  if summary else "")
         if status != self.search_status.value:
             self.search_status.value = status
 

@@ -7,9 +7,9 @@ open across redraws, and reports clicks: a parameter row sets
 Everything else (search, colours, folding) is computed in Python.
 
 Example:
-    >>> view = TreeView(html="<div class='mol-root'>...</div>")   # doctest: +SKIP
-    >>> view.selected_path                                          # doctest: +SKIP
-    ''
+    >>> view = TreeView(html="<div class='mol-root'>...</div>")
+    >>> view.selected_path, view.unfold
+    ('', [])
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class TreeView(anywidget.AnyWidget):
         unfold (list[str]): Module paths whose folded runs the user unfolded.
 
     Example:
-        >>> TreeView(html="<b>tree</b>").html                          # doctest: +SKIP
+        >>> TreeView(html="<b>tree</b>").html
         '<b>tree</b>'
     """
 

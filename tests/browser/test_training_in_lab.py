@@ -152,7 +152,7 @@ def test_editor_applies_a_rule_mid_cell(page, scratch_notebook):
     wait_for_step(training.locator(".mol-progress"), 20)
 
     # Typing is handled while the cell trains: the preview follows at once.
-    editor.locator(".mol-rule-input input").fill("ndim == 2")
+    editor.locator(".mol-rule-input textarea").fill("ndim == 2")
     expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
     editor.locator(".mol-apply").click()
     expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)

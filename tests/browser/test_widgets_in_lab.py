@@ -140,7 +140,7 @@ def test_editor_recolours_tree_reports_errors_and_applies(page, scratch_notebook
     apply_button = editor.locator(".mol-apply")
     expect(apply_button).to_be_disabled()
 
-    field = editor.locator(".mol-rule-input input")
+    field = editor.locator(".mol-rule-input textarea")
     field.fill("")
     field.press_sequentially("ndim == 2", delay=40)
     expect_group(embed, "muon", MUON)

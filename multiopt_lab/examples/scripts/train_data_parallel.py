@@ -16,6 +16,8 @@ global batches, to the same result within float rounding.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from mlx.utils import tree_flatten
 from multiopt_lab.distributed.data_parallel import DataParallel
 from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
 from multiopt_lab.distributed.guard import RankGuard
+from multiopt_lab.distributed.sync import check_same_partition
 from multiopt_lab.training.history import History
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.optimizer.describe import optimizer_metadata
@@ -52,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--dump", help="test hook: each rank saves its final parameters and optimizer state to "
         "this path, '{rank}' replaced by its rank")
     add("--fail-at-step", type=int, help="test hook: raise at this step (0-based) ...")
+    add("--kill-at-step", type=int, help="test hook: SIGKILL itself at this step (0-based) ...")
     add("--fail-rank", type=int, default=1, help="... on this rank")
     return parser.parse_args(argv)
 
@@ -100,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             loss, gradients = loss_and_grad(model, *batch)
             optimizer.update(model, parallel.average_gradients(gradients))
             mx.eval(loss, model.parameters(), optimizer.state)
+            if step == start:  # a rank with other rules would train out of sync
+                check_same_partition(parallel.group, optimizer)
+            if step == args.kill_at_step and parallel.rank == args.fail_rank:
+                os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
             if step == args.fail_at_step and parallel.rank == args.fail_rank:
                 raise RuntimeError(f"failing on purpose at step {step} (--fail-at-step)")
             # Collective: every rank takes part, rank 0 alone records.

@@ -1,0 +1,71 @@
+"""What moved between two assignments: a list of moves that prints as a grouped summary.
+
+Example:
+    >>> from multiopt_lab.partition.assignment import Move
+    >>> moves = Moves([Move("a.w", "muon", "adamw"), Move("b.w", "muon", "adamw")])
+    >>> print(moves)
+    2 parameters move:
+      muon -> adamw (2): a.w, b.w
+    >>> moves == [Move("a.w", "muon", "adamw"), Move("b.w", "muon", "adamw")]
+    True
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from multiopt_lab.display import html_for
+
+__all__ = ["Moves"]
+
+_MAX_LISTED = 50
+_WIDTH = 88
+
+
+class Moves(list):
+    """A ``list`` of ``Move(path, source, target)``, printed grouped by direction.
+
+    ``source`` is None for a parameter only the other side has (shown as
+    ``(new)``), ``target`` None for one it lacks (``(gone)``).
+
+    Example:
+        >>> Moves([])
+        no parameter moves
+    """
+
+    def directions(self) -> dict[tuple, list[str]]:
+        """``(source, target)`` -> the paths moving that way, in order of first appearance.
+
+        Example:
+            >>> from multiopt_lab.partition.assignment import Move
+            >>> Moves([Move("w", "sgd", None)]).directions()
+            {('sgd', None): ['w']}
+        """
+        found: dict[tuple, list[str]] = {}
+        for move in self:
+            found.setdefault((move.source, move.target), []).append(move.path)
+        return found
+
+    def __str__(self) -> str:
+        if not self:
+            return "no parameter moves"
+        n = len(self)
+        lines = [f"{n:,} parameter{'s move' if n != 1 else ' moves'}:"]
+        for (source, target), paths in self.directions().items():
+            shown = ", ".join(paths[:_MAX_LISTED])
+            if len(paths) > _MAX_LISTED:
+                shown += f", ... and {len(paths) - _MAX_LISTED:,} more"
+            head = f"  {_side(source, '(new)')} -> {_side(target, '(gone)')} ({len(paths):,}): "
+            lines += textwrap.wrap(head + shown, _WIDTH, subsequent_indent=" " * 4,
+                                   break_long_words=False, break_on_hyphens=False)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str | None:
+        return html_for("moves", self)
+
+
+def _side(label, missing: str) -> str:
+    return missing if label is None else label

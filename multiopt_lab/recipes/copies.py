@@ -1,0 +1,113 @@
+"""Copies of a user's optimizer for the groups of a recipe: another learning rate, no weight decay.
+
+A recipe gives each group its own optimizer object (MLX's ``MultiOptimizer``
+needs one per group), built from the one the user passed, which must not
+have stepped yet: its copies start from the same hyperparameters and an
+empty state.
+
+Example:
+    >>> import mlx.optimizers as optim
+    >>> scaled_copy(optim.AdamW(1e-3), 16).learning_rate.item()
+    0.01600000075995922
+    >>> without_weight_decay(optim.AdamW(1e-3, weight_decay=0.1)).weight_decay
+    0.0
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import mlx.optimizers as optim
+
+__all__ = ["fresh_copy", "scaled_copy", "without_weight_decay", "ScaledSchedule", "check_fresh"]
+
+
+class ScaledSchedule:
+    """A learning-rate schedule times a constant factor.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> ScaledSchedule(lambda step: mx.array(0.1), 0.5)(mx.array(0)).item()
+        0.05000000074505806
+    """
+
+    def __init__(self, schedule: Callable[[Any], Any], factor: float):
+        self.schedule, self.factor = schedule, factor
+
+    def __call__(self, step):
+        return self.schedule(step) * self.factor
+
+    def __repr__(self) -> str:
+        return f"ScaledSchedule({self.schedule!r}, {self.factor:g})"
+
+
+def check_fresh(optimizer: Any, recipe: str, argument: str) -> optim.Optimizer:
+    """``optimizer`` if it is an MLX optimizer that has not stepped yet; else a clear error.
+
+    Example:
+        >>> check_fresh(optim.SGD(0.1), "demo", "optimizer").learning_rate.item()
+        0.10000000149011612
+    """
+    if not isinstance(optimizer, optim.Optimizer):
+        raise TypeError(f"{recipe}(): {argument} must be an mlx.optimizers optimizer such as "
+                        f"optim.AdamW(1e-3), got {type(optimizer).__name__}: {optimizer!r:.60}")
+    held = [k for k, v in optimizer.state.items() if isinstance(v, (dict, list, tuple))]
+    if held:
+        raise ValueError(f"{recipe}(): {argument} ({type(optimizer).__name__}) already holds state "
+                         f"for parameters ({', '.join(held[:3])}...); pass a new optimizer: the "
+                         "recipe copies it for its groups, and each starts with an empty state")
+    return optimizer
+
+
+def fresh_copy(optimizer: optim.Optimizer) -> optim.Optimizer:
+    """An independent copy of an optimizer that has not stepped: same hyperparameters.
+
+    Example:
+        >>> original = optim.SGD(0.1, momentum=0.9)
+        >>> twin = fresh_copy(original)
+        >>> twin is not original and twin.momentum == 0.9
+        True
+    """
+    return copy.deepcopy(optimizer)
+
+
+def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
+    """A copy whose learning rate (a constant or a schedule) is ``factor`` times the original's.
+
+    Example:
+        >>> scaled_copy(optim.SGD(0.5), 0.5).learning_rate.item()
+        0.25
+    """
+    twin = fresh_copy(optimizer)
+    # MLX keeps schedules in Optimizer._schedulers and evaluates them into the
+    # state at every update; there is no public way to replace one.
+    schedule = optimizer._schedulers.get("learning_rate")
+    if schedule is not None:
+        twin._schedulers["learning_rate"] = ScaledSchedule(schedule, factor)
+        twin.state["learning_rate"] = twin._schedulers["learning_rate"](optimizer.step)
+    else:
+        twin.learning_rate = float(optimizer.learning_rate.item()) * factor
+    return twin
+
+
+def without_weight_decay(optimizer: optim.Optimizer) -> optim.Optimizer:
+    """A copy with ``weight_decay = 0``.
+
+    Raises:
+        ValueError: The optimizer has no weight decay to remove.
+
+    Example:
+        >>> without_weight_decay(optim.SGD(0.1, weight_decay=1e-4)).weight_decay
+        0.0
+    """
+    decay = getattr(optimizer, "weight_decay", None)
+    if decay is None:
+        raise ValueError(f"{type(optimizer).__name__} has no weight decay; pass one that has "
+                         "(optim.AdamW, optim.SGD(weight_decay=...), optim.Muon, ...)")
+    if not decay:
+        raise ValueError(f"{type(optimizer).__name__} has weight_decay=0 already, so there is "
+                         "nothing to turn off; give it the weight decay the other parameters get")
+    twin = fresh_copy(optimizer)
+    twin.weight_decay = 0.0
+    return twin

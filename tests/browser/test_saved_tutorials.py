@@ -1,0 +1,71 @@
+"""Saved tutorials read before anything runs: untrusted (stylesheets stripped) and trusted.
+
+A newcomer opens a tutorial and reads it before running a cell. JupyterLab
+shows an untrusted notebook's HTML through its sanitizer, which drops
+``<style>`` (as a code host's notebook view and nbviewer do): the tree must
+still read as rows of separate cells. A trusted notebook must show each
+widget's static form, not "Error displaying widget: model not found" (and
+log no error).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lab_page import cell_locator, open_notebook
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
+
+TUTORIAL = "04_repartition_while_training.ipynb"
+# A parameter row of the tree, every cell apart: name, shape, dtype, size, group, rule.
+PARAMETER_ROW = re.compile(r"^\W*weight\s+\[17, 32\]\s+float32\s+544\s+muon\s+ndim == 2$", re.MULTILINE)
+MODULE_ROW = re.compile(r"^\W*model\s+28 params\s+[\d,]+\s+muon \d+% \| adamw \d+%", re.MULTILINE)
+
+
+def output_of(page, cell_index: int):
+    return cell_locator(page, cell_index).locator(".jp-OutputArea-output").first
+
+
+def settle(page) -> None:
+    """Give the widget manager the time to try (and fail) to render saved widget views."""
+    page.wait_for_timeout(3000)
+
+
+def test_an_untrusted_tutorial_shows_a_readable_tree_without_running(page, page_guard):
+    open_notebook(page, TUTORIAL)
+    settle(page)
+    assignment = output_of(page, 2)
+    expect(assignment).to_contain_text("weight")
+    assert assignment.locator("style").count() == 0, "expected the sanitizer to strip the stylesheet"
+    text = assignment.inner_text()
+    assert PARAMETER_ROW.search(text), f"tree rows run together without their stylesheet:\n{text[:2000]}"
+    assert MODULE_ROW.search(text), text[:2000]
+
+    lab = output_of(page, 20).inner_text()
+    assert "LabWidget(" not in lab and "model not found" not in lab
+    assert 'ndim == 2 and not glob("embed.*") and not glob("position.*")' in lab
+    assert "would move: 4 parameters" in lab
+    # The lab's tree shows the draft: the embedding back with AdamW.
+    assert re.search(r"^\W*weight\s+\[17, 32\]\s+float32\s+544\s+adamw\s+\(fallback\)", lab, re.MULTILINE), lab[:3000]
+    page_guard.assert_clean()
+
+
+def test_a_trusted_tutorial_shows_static_widget_forms_and_logs_no_error(page, page_guard, lab_server,
+                                                                       lab_notebook_dir):
+    name = "trusted_03.ipynb"
+    shutil.copy(lab_notebook_dir / "03_watching_groups.ipynb", lab_notebook_dir / name)
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(lab_server.work_dir / "data")}
+    subprocess.run([sys.executable, "-m", "jupyter", "trust", str(lab_notebook_dir / name)], env=env,
+                   check=True, capture_output=True)
+    open_notebook(page, name)
+    settle(page)
+    monitor = output_of(page, 3)
+    expect(monitor.locator("img")).to_have_count(1)  # the monitor's last figure, as a PNG
+    panel_text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").inner_text()
+    assert "model not found" not in panel_text and "Error displaying widget" not in panel_text
+    page_guard.assert_clean()
