@@ -18,7 +18,7 @@ needs Python happens in :class:`LabCallback`:
   adapters whenever mlx-lm saves them, so a run resumes with :func:`resume`.
 
 Example:
-    >>> import contextlib, io, importlib
+    >>> import contextlib, io, importlib, os, tempfile
     >>> import mlx.optimizers as optim
     >>> from mlx_lm.tuner.trainer import TrainingArgs, train
     >>> import multiopt_lab as mol
@@ -28,7 +28,8 @@ Example:
     ...     "intermediate_size": 32, "num_attention_heads": 2, "rms_norm_eps": 1e-5,
     ...     "vocab_size": 32}))
     >>> optimizer = mol.MultiOptimizer([optim.Adam(1e-3), optim.AdamW(1e-3)], ["ndim == 2"])
-    >>> args = TrainingArgs(batch_size=2, iters=4, steps_per_report=2, adapter_file="")
+    >>> adapters = os.path.join(tempfile.mkdtemp(), "adapters.safetensors")  # mlx-lm saves there
+    >>> args = TrainingArgs(batch_size=2, iters=4, steps_per_report=2, adapter_file=adapters)
     >>> callback = LabCallback(optimizer, model, args=args)
     >>> data = [([1, 2, 3, 4, 5], 0), ([5, 6, 7, 8, 9], 0)]
     >>> with contextlib.redirect_stdout(io.StringIO()):  # mlx-lm prints its own report
