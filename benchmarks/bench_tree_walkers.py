@@ -13,7 +13,9 @@ A walker stays ours only where ``mlx.utils`` is slower.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import mlx.core as mx
@@ -21,9 +23,10 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab.device import describe_device
-from multiopt_lab.optimizer.trees import copy_containers
-from multiopt_lab.optimizer.trees import flatten_with_parameters, rebuild_tree
+from multiopt_lab.optimizer.trees import copy_containers, flatten_with_parameters, rebuild_tree
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 
 class Block(nn.Module):
@@ -74,7 +77,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     repeats = 50 if args.quick else 400
-    print(f"device: {describe_device()}, mlx {mx.__version__}")
+    header("bench_tree_walkers")
     print(f"{'walker':<44} {'arrays':>6} {'ours us':>9} {'mlx us':>9} {'ratio':>7}")
     for blocks in ([4, 32] if args.quick else [4, 32, 128]):
         model = Stack(blocks)
@@ -96,6 +99,8 @@ def main() -> None:
         ]
         for (name, _, _), (ours, theirs, ratio) in zip(rows, race([r[1:] for r in rows], repeats)):
             print(f"{name:<44} {n:>6} {ours * 1e6:>9.1f} {theirs * 1e6:>9.1f} {ratio:>7.3f}")
+            record("bench_tree_walkers", name, ours * 1e6, theirs * 1e6, ratio,
+                   "the same walk with mlx.utils", unit="us", size=f"{n} arrays")
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def test_apply_before_the_first_step_then_train(page, scratch_notebook):
     open_notebook(page, scratch_notebook("apply_first_in_lab.ipynb", [SETUP, LAB_CELL]))
     run_all(page)
     editor = cell_locator(page, 2).locator(".mol-lab .mol-rule-editor")
-    editor.locator(".mol-rule-input input").fill("ndim == 2")
+    editor.locator(".mol-rule-input textarea").fill("ndim == 2")
     expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
     editor.locator(".mol-apply").click()
     expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
@@ -236,7 +236,7 @@ MLX_LM_REPORT = 'print("moved at step", moved_at[0] if moved_at else None, "of",
 
 
 @pytest.mark.slow
-def test_the_lab_follows_mlx_lm_train_and_applies_an_edit_mid_cell(page, scratch_notebook):
+def test_the_lab_follows_mlx_lm_train_and_applies_an_edit_mid_cell(page, scratch_notebook, screenshot):
     widen(page, 1900)
     open_notebook(page, scratch_notebook("mlx_lm_in_lab.ipynb",
                                          [MLX_LM_SETUP, LAB_CELL, MLX_LM_TRAIN, MLX_LM_REPORT]))
@@ -250,7 +250,7 @@ def test_the_lab_follows_mlx_lm_train_and_applies_an_edit_mid_cell(page, scratch
     assert still_running(training), "the monitor changed only after training ended"
 
     editor = lab.locator(".mol-rule-editor")
-    editor.locator(".mol-rule-input input").fill('glob("*lora*")')
+    editor.locator(".mol-rule-input textarea").fill('glob("*lora*")')
     expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
     editor.locator(".mol-apply").click()
     expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
@@ -262,3 +262,4 @@ def test_the_lab_follows_mlx_lm_train_and_applies_an_edit_mid_cell(page, scratch
     assert found, f"unexpected output: {printed!r}"
     assert 0 < int(found.group(1)) < int(found.group(2)) == 400
     assert error_outputs(page) == []
+    screenshot(lab, "lab-mlx-lm")
