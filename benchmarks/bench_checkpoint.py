@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -24,6 +25,9 @@ import mlx.optimizers as optim
 
 from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 
 def tree(leaves: int) -> dict:
@@ -53,6 +57,7 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, nargs="+", default=[5_000, 20_000, 50_000])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    header("bench_checkpoint")
     print(f"{'leaves':>8} {'save s':>8} {'mx.load s':>10} {'strict load s':>14} {'per leaf us':>12}")
     for leaves in args.leaves:
         params = tree(leaves)
@@ -66,6 +71,10 @@ def main() -> None:
             load = median_s(lambda: load_state(file, make_optimizer(), parameters=params),
                             args.repeat)
         print(f"{leaves:>8} {save:8.2f} {read:10.2f} {load:14.2f} {load / leaves * 1e6:12.1f}")
+        size = f"{leaves:,} leaves"
+        record("bench_checkpoint", "strict load_state(parameters=)", load, read, load / read,
+               "mx.load alone (the floor)", unit="s", size=size)
+        record("bench_checkpoint", "save_state", save, None, None, "", unit="s", size=size)
 
 
 if __name__ == "__main__":

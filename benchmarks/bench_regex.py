@@ -15,12 +15,16 @@ Two tables, medians after a warm-up:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import time
 
 from multiopt_lab.rules.matching import linear_search
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import header, record  # noqa: E402
 
 MLX_LM_PATH = "model.layers.0.self_attn.q_proj.weight"  # 39 characters
 
@@ -68,6 +72,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
 
+    header("bench_regex")
     print(f"hostile patterns: re.search (stopped after {args.limit:g} s) vs the rule's RE2 matcher")
     print(f"{'pattern':<40} {'path':>7} {'re':>10} {'RE2':>10}")
     for pattern, make_path in HOSTILE:
@@ -81,6 +86,10 @@ def main() -> None:
             gave_up = theirs is None
             shown = f"> {args.limit:g} s" if theirs is None else f"{theirs:.4f} s"
             print(f"{pattern[:40]:<40} {n:>7} {shown:>10} {ours * 1e3:>7.3f} ms")
+            record("bench_regex", f"hostile {pattern[:40]}", ours, theirs,
+                   None if theirs is None else ours / theirs,
+                   f"python re (None: stopped after {args.limit:g} s)", unit="s",
+                   size=f"{n}-char path")
 
     import re
     paths = [f"model.layers.{i % 32}.{part}" for i in range(10_000 // 8) for part in (
@@ -95,6 +104,8 @@ def main() -> None:
         theirs = median_seconds(lambda: [theirs_fn(p) is not None for p in paths], args.repeat)
         ours = median_seconds(lambda: [ours_fn(p) is not None for p in paths], args.repeat)
         print(f"{pattern:<28} {theirs * 1e3:8.2f} {ours * 1e3:8.2f} {ours / theirs:6.1f}x")
+        record("bench_regex", f"everyday {pattern}", ours * 1e3, theirs * 1e3, ours / theirs,
+               "python re", size=f"{len(paths):,} paths")
 
 
 if __name__ == "__main__":

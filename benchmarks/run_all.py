@@ -43,9 +43,11 @@ def plan(quick: bool, gpu: bool) -> list[tuple[str, list[str]]]:
         ("bench_training.py", ["--steps", "100", "--repeats", "1"] if quick else []),
         ("bench_assign.py", ["--repeat", "5"] if quick else []),
         ("bench_render.py", []),
+        ("bench_mlx_lm.py", ["--quick"] if quick else []),
+        ("bench_tree_walkers.py", ["--quick"] if quick else []),
+        ("bench_regex.py", ["--limit", "2", "--repeat", "3"] if quick else []),
+        ("bench_checkpoint.py", ["--leaves", "5000", "--repeat", "1"] if quick else []),
     ]
-    if (HERE / "bench_mlx_lm.py").exists():
-        runs.append(("bench_mlx_lm.py", ["--quick"] if quick else []))
     return runs
 
 

@@ -23,6 +23,7 @@ import mlx.nn as nn
 
 _BASE = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, num_attention_heads=4,
              num_key_value_heads=2, rms_norm_eps=1e-5, vocab_size=100)
+VOCAB = _BASE["vocab_size"]
 
 CONFIGS = {
     "llama": dict(_BASE, model_type="llama", tie_word_embeddings=False),
@@ -58,19 +59,40 @@ def build(name: str) -> nn.Module:
     module = importlib.import_module(f"mlx_lm.models.{base}")
     model = module.Model(module.ModelArgs.from_dict(CONFIGS[base]))
     if adapter == "qlora":
-        nn.quantize(model, group_size=32, bits=4)
-    if adapter in ("lora", "qlora"):
-        from mlx_lm.tuner.utils import linear_to_lora_layers
-
-        model.freeze()
-        linear_to_lora_layers(model, 2, LORA)
+        return qlora(model)
+    if adapter == "lora":
+        return lora(model)
     mx.eval(model.parameters())
     return model
 
 
+def lora(model: nn.Module) -> nn.Module:
+    """Freeze ``model`` and put LoRA adapters on every layer (mlx-lm's own function)."""
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model.freeze()
+    linear_to_lora_layers(model, len(model.layers), LORA)
+    mx.eval(model.parameters())
+    return model
+
+
+def qlora(model: nn.Module) -> nn.Module:
+    """4-bit quantised weights (``nn.quantize``, group size 32), then LoRA: QLoRA."""
+    nn.quantize(model, group_size=32, bits=4)
+    return lora(model)
+
+
+def token_dataset(count: int = 16, length: int = 12, seed: int = 0) -> list:
+    """``count`` sequences of ``length`` tokens with a pattern to learn, as mlx-lm's
+    ``iterate_batches`` reads them: ``(tokens, offset)`` pairs."""
+    mx.random.seed(seed)
+    starts = mx.random.randint(0, VOCAB, (count,)).tolist()
+    return [([(start + 3 * i) % VOCAB for i in range(length)], 0) for start in starts]
+
+
 def tokens(batch: int = 2, length: int = 8) -> mx.array:
     """A fixed batch of token ids for these models' vocabulary."""
-    return (mx.arange(batch * length).reshape(batch, length) * 7) % 100
+    return (mx.arange(batch * length).reshape(batch, length) * 7) % VOCAB
 
 
 def loss_fn(model: nn.Module, x: mx.array) -> mx.array:

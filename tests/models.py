@@ -7,6 +7,9 @@
 * :func:`sequential`: ``nn.Sequential`` with parameterless layers (ReLU,
   Dropout) between linears, so some indices have no parameters.
 
+:func:`groups_by_mlx` is the reference routing: which group MLX's own
+``MultiOptimizer`` sends each parameter to, observed through its updates.
+
 Example:
     >>> from mlx.utils import tree_flatten
     >>> [p for p, _ in tree_flatten(sequential().trainable_parameters())]
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import mlx.core as mx
 import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten
 
-__all__ = ["TinyTransformer", "SmallCNN", "transformer", "cnn", "sequential"]
+__all__ = ["TinyTransformer", "SmallCNN", "transformer", "cnn", "sequential", "groups_by_mlx"]
 
 
 class Attention(nn.Module):
@@ -120,3 +125,23 @@ def sequential() -> nn.Sequential:
     """
     mx.random.seed(0)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 2))
+
+
+def groups_by_mlx(parameters: dict, filters: list) -> dict[str, int]:
+    """path -> group index, as ``mlx.optimizers.MultiOptimizer`` routes it.
+
+    Observed through MLX's public state: after ``init``, group ``g``'s
+    optimizer holds state (SGD's ``v``) for exactly the parameters it owns.
+
+    Example:
+        >>> groups_by_mlx({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, [lambda p, a: a.ndim == 1])
+        {'w': 1, 'b': 0}
+    """
+    reference = optim.MultiOptimizer([optim.SGD(0.1) for _ in range(len(filters) + 1)], list(filters))
+    reference.init(parameters)
+    owner = {}
+    for g, state in enumerate(reference.state["states"]):
+        for path, _ in tree_flatten(state):
+            if path.endswith(".v"):
+                owner[path[: -len(".v")]] = g
+    return {path: owner[path] for path, _ in tree_flatten(parameters)}

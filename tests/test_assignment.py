@@ -8,19 +8,13 @@ import pandas as pd
 import pytest
 from mlx.utils import tree_flatten
 
-from models import cnn, sequential, transformer
+from models import cnn, groups_by_mlx, sequential, transformer
 from multiopt_lab.partition.assignment import Assignment, Move, assign
 from multiopt_lab.rules.cache import clear_selection_cache
 from multiopt_lab.rules import RuleError, rule
 from multiopt_lab.partition.table import ParameterTable
 
 MUON = 'ndim == 2 and not glob("*embed*") and "lm_head" not in path'
-
-
-def mlx_split(parameters, filters) -> dict[str, int]:
-    """path -> group index, as mlx.optimizers.MultiOptimizer routes it."""
-    opt = optim.MultiOptimizer([optim.SGD(0.1) for _ in range(len(filters) + 1)], list(filters))
-    return {p: g for g, part in enumerate(opt._split_dictionary(parameters)) for p, _ in tree_flatten(part)}
 
 
 FILTER_SETS = [
@@ -46,7 +40,7 @@ class TestRoutingMatchesMLX:
     def test_same_groups_as_multioptimizer(self, model_name, filters):
         params = MODELS[model_name]().trainable_parameters()
         a = assign(params, filters)
-        assert a.group_index == mlx_split(params, [rule(f) if isinstance(f, str) else f for f in filters])
+        assert a.group_index == groups_by_mlx(params, [rule(f) if isinstance(f, str) else f for f in filters])
         assert list(a.labels) == [p for p, _ in tree_flatten(params)]
 
     def test_rule_asked_only_about_what_earlier_rules_left(self):

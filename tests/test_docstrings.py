@@ -41,12 +41,15 @@ def test_the_package_has_docstring_examples():
 
 
 @pytest.mark.parametrize("docstring", TESTS, ids=[t.name for t in TESTS])
-def test_docstring_example_runs(docstring, recorded_comm):
+def test_docstring_example_runs(docstring, recorded_comm, tmp_path, monkeypatch):
     # recorded_comm: widgets made by an example get a test comm and are closed afterwards.
+    monkeypatch.chdir(tmp_path)
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     output: list[str] = []
     result = runner.run(docstring, out=output.append, clear_globs=True)
     assert result.failed == 0, "".join(output)
+    # A user who pastes the example must not find files in their folder afterwards.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "the example wrote into the working folder"
 
 
 SKIP = re.compile(r"#\s*doctest:[^\n]*\+SKIP")

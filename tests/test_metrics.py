@@ -164,7 +164,7 @@ def test_compile_step_records_every_k_and_matches_eager():
     assert stepper.traces == 2  # one trace that records, one that does not
 
 
-def test_metrics_turned_on_after_capturing_the_compile_state_warn_and_do_not_break():
+def test_metrics_turned_on_after_capturing_the_compile_state_are_recorded():
     model, opt = setup(every=None)
     opt.init(model.trainable_parameters())
     grad_fn = nn.value_and_grad(model, _loss)
@@ -176,11 +176,28 @@ def test_metrics_turned_on_after_capturing_the_compile_state_warn_and_do_not_bre
         opt.update(model, grads)
         return loss
 
-    opt.metrics_every = 1
+    opt.metrics_every = 1  # the very dict captured above now holds the metric arrays
+    for _ in range(2):
+        mx.eval(step(mx.ones((2, 4))), model.state, opt.state)
+    assert opt.metrics_step == 2 and opt.metrics["muon"]["grad_norm"] > 0
+
+
+def test_metrics_left_inside_a_compiled_step_warn_and_do_not_break():
+    model, opt = setup(every=1)
+    opt.init(model.trainable_parameters())
+    grad_fn = nn.value_and_grad(model, _loss)
+    state = [model.state, {"states": opt.state["states"]}]  # a copy: no room for the metrics
+
+    @partial(mx.compile, inputs=state, outputs=state)
+    def step(x):
+        loss, grads = grad_fn(model, x)
+        opt.update(model, grads)
+        return loss
+
     with pytest.warns(UserWarning, match="not among its outputs"):
         for _ in range(2):
-            mx.eval(step(mx.ones((2, 4))), model.state, opt.state)
-    assert opt.metrics is None
+            mx.eval(step(mx.ones((2, 4))), model.state, opt.state["states"])
+        assert opt.metrics is None
 
 
 def numpy_sums(gradient, old, new):

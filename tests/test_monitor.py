@@ -168,7 +168,8 @@ def test_draws_on_a_background_thread(comms, monkeypatch):
     assert threads[0] is threading.main_thread() and threads[-1] is not threading.main_thread()
     assert ">1<" in monitor.table.value
     monitor.close()
-    assert not monitor.pacer._thread.join(5) and not monitor.pacer._thread.is_alive()
+    monitor.pacer.wait_closed(5.0)
+    assert not monitor.pacer.running
 
 
 def test_a_named_run_may_start_later(comms):
@@ -183,15 +184,25 @@ def test_a_named_run_may_start_later(comms):
     assert monitor.run == "main" and "main, step 1" in monitor.table.value and ">2<" in monitor.table.value
 
 
-def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms):
-    history, updates = History(), []
+def show(widget, monkeypatch) -> list:
+    """Display ``widget`` as a notebook would; return the list its output's updates go to."""
+    import IPython.display
 
-    class DisplayHandle:
+    updates = []
+
+    class DisplayHandle:  # what IPython's display(..., display_id=True) returns
         def update(self, bundle, raw):
             updates.append(bundle)
 
+    monkeypatch.setattr(IPython.display, "display", lambda *objects, **options: DisplayHandle())
+    widget._ipython_display_()  # what display(widget) calls
+    return updates
+
+
+def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms, monkeypatch):
+    history = History()
     first = TrainingMonitorWidget(history, background=False)  # no run yet: takes the first one started
-    first._display_handle = DisplayHandle()
+    updates = show(first, monkeypatch)
     history.start_run("a")
     history.record(1, loss=1.0)
     history.end_run()
@@ -204,16 +215,10 @@ def test_without_a_run_the_monitor_keeps_the_one_current_when_made(comms):
     assert first.run == "a" and "a, step 1" in first.table.value and len(updates) == 1
 
 
-def test_end_of_run_redraws_and_updates_the_static_output(comms):
+def test_end_of_run_redraws_and_updates_the_static_output(comms, monkeypatch):
     clock, history = FakeClock(), History()
     monitor = TrainingMonitorWidget(history, clock=clock, background=False)
-    updates = []
-
-    class DisplayHandle:  # what IPython's display(..., display_id=True) returns
-        def update(self, bundle, raw):
-            updates.append(bundle)
-
-    monitor._display_handle = DisplayHandle()
+    updates = show(monitor, monkeypatch)
     history.record(1, loss=2.0, metrics=metrics(1))
     history.record(2, loss=1.0)  # too soon: pending
     history.end_run()

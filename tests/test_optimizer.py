@@ -48,8 +48,34 @@ class TestLabels:
                            labels=["total", "rest"])
 
     def test_label_must_be_a_string(self):
-        with pytest.raises(TypeError, match="str"):
+        # One check for every place that takes labels (assign, rule files, here).
+        with pytest.raises(ValueError, match="non-empty strings"):
             MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"], labels=["a", 3])
+
+
+    def test_one_check_for_every_place_that_takes_labels(self):
+        from multiopt_lab import assign
+
+        with pytest.raises(ValueError, match="reserved") as ours:
+            MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"], labels=["total", "b"])
+        with pytest.raises(ValueError, match="reserved") as assigned:
+            assign(small_model(), ["ndim == 2"], ["total", "b"])
+        assert str(ours.value) == str(assigned.value)
+
+
+class TestReadOnlyGroups:
+    @pytest.mark.parametrize("name, value", [("filters", ["ndim == 1"]), ("labels", ["a", "b"]),
+                                             ("optimizers", [optim.SGD(0.1), optim.SGD(0.2)])])
+    def test_groups_change_only_through_repartition(self, name, value):
+        model = small_model()
+        opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"])
+        opt.update(model, ones_like_grads(model))
+        before = (opt.filters, opt.labels, opt.optimizers, opt.last_assignment.labels)
+        with pytest.raises(AttributeError, match=f"{name} is read-only.*repartition"):
+            setattr(opt, name, value)
+        assert (opt.filters, opt.labels, opt.optimizers, opt.last_assignment.labels) == before
+        with pytest.raises(TypeError):
+            opt.optimizers[0] = optim.SGD(0.5)  # a tuple: no drift through the back door
 
 
 class TestFilters:
@@ -205,7 +231,10 @@ class TestState:
 class ClippedSGD(optim.SGD):
     """Clips its group's gradient norm: a custom apply_gradients, as users write."""
 
+    calls = 0
+
     def apply_gradients(self, gradients, parameters):
+        type(self).calls += 1
         gradients, _ = optim.clip_grad_norm(gradients, 0.05)
         return super().apply_gradients(gradients, parameters)
 
@@ -221,9 +250,10 @@ def test_optimizer_overriding_apply_gradients_runs_its_own_code():
     theirs = optim.MultiOptimizer(pair(), [lambda p, a: "bias" in p])
     for _ in range(3):
         grads = ones_like_grads(model_a)
+        calls = ClippedSGD.calls
         ours.update(model_a, grads)
+        assert ClippedSGD.calls == calls + 1  # went through ClippedSGD.apply_gradients
         theirs.update(model_b, grads)
-    assert ours._plan.states[0] is None  # went through ClippedSGD.apply_gradients
     assert states_identical(model_a.parameters(), model_b.parameters())
     assert states_identical(ours.state, theirs.state)
 

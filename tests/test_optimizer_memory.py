@@ -69,5 +69,5 @@ def test_last_assignment_keeps_shapes_not_the_gradients_it_was_computed_from(
     table = optimizer.last_assignment.table
     assert table.shapes == tuple(p.shape for _, p in tree_flatten(model.trainable_parameters()))
     # Changing the rules re-assigns from the kept shapes.
-    optimizer.filters = ["ndim == 1"]
+    optimizer.repartition(["ndim == 1"], model)
     assert optimizer.last_assignment.labels["layers.0.weight"] == "adam"

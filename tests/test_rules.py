@@ -93,11 +93,9 @@ class TestSemantics:
         assert rule("  ndim == 2\n  and size > 1 ")("w", mx.zeros((2, 2)))
 
     def test_rule_works_as_a_multioptimizer_filter(self):
-        import mlx.optimizers as optim
-        opt = optim.MultiOptimizer([optim.SGD(0.1), optim.SGD(0.2)], [rule('ndim == 2 and "lm" not in path')])
-        parts = opt._split_dictionary(PARAMS)
-        from mlx.utils import tree_flatten
-        assert [p for p, _ in tree_flatten(parts[0])] == ["embed.weight", "layers.0.attn.q.weight"]
+        from models import groups_by_mlx
+        groups = groups_by_mlx(PARAMS, [rule('ndim == 2 and "lm" not in path')])
+        assert [p for p, g in groups.items() if g == 0] == ["embed.weight", "layers.0.attn.q.weight"]
 
 
 class TestErrors:

@@ -199,7 +199,7 @@ def test_edits_during_training_apply_once_and_whole():
             opt.update(model, grads)
             mx.eval(model.parameters(), opt.state)
             steps[0] += 1
-            with opt._update_lock:  # no repartition can land while we look
+            with opt.update_lock:  # no repartition can land while we look
                 expected = opt.assign(model).group_index
                 if owners(opt, paths) != {p: expected[p] for p in paths}:
                     problems.append((steps[0], opt.filters[0].text))

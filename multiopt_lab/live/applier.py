@@ -4,8 +4,9 @@ The editor never swaps the routing under a running update. It asks the
 optimizer for a repartition at the next update boundary
 (``request_repartition``, thread-safe), so a training loop running in another
 thread of the same kernel picks it up between two steps. When no training is
-running (the optimizer's update count stands still for ``idle_seconds``), or
-outside a running event loop, the applier applies the request itself with
+running (no step ran for ``idle_seconds``: neither an update nor a compiled
+step's replay, see ``MultiOptimizer.activity``), or outside a running event
+loop, the applier applies the request itself with
 ``apply_pending_repartition``. Either way the optimizer either takes the whole
 new partition or, on error, stays exactly as it was.
 
@@ -31,10 +32,21 @@ from collections.abc import Callable
 __all__ = ["Applier"]
 
 
-def _update_count(optimizer) -> int | None:
-    # A plain Python counter: reading it never touches MLX arrays, which the
-    # training thread may be evaluating at this very moment.
-    return getattr(optimizer, "update_count", None)
+def _activity(optimizer) -> tuple | None:
+    # Python objects only: reading them never touches MLX arrays, which the
+    # training thread may be evaluating at this very moment. A compiled step's
+    # replay runs no Python of ours but writes a new step counter.
+    activity = getattr(optimizer, "activity", None)
+    if activity is not None:
+        return activity
+    count = getattr(optimizer, "update_count", None)
+    return None if count is None else (count,)
+
+
+def _stepped(before: tuple | None, now: tuple | None) -> bool:
+    if before is None or now is None or len(before) != len(now):
+        return before is not now
+    return before[0] != now[0] or any(a is not b for a, b in zip(before[1:], now[1:]))
 
 
 class Applier:
@@ -67,7 +79,7 @@ class Applier:
         self.poll_seconds = poll_seconds
         self.idle_seconds = idle_seconds
         self.pending = None
-        self._last_count = None
+        self._last_activity = None
         self._idle_for = 0.0
 
     @property
@@ -87,7 +99,7 @@ class Applier:
         except RuntimeError:
             self._apply_now()
             return
-        self._last_count = _update_count(self.optimizer)
+        self._last_activity = _activity(self.optimizer)
         self._idle_for = 0.0
         loop.call_later(self.poll_seconds, self._check, self.pending)
 
@@ -97,14 +109,14 @@ class Applier:
         if pending.done:
             self.on_done(pending)
             return
-        count = _update_count(self.optimizer)
-        if count is None or count == self._last_count:
+        activity = _activity(self.optimizer)
+        if activity is None or not _stepped(self._last_activity, activity):
             self._idle_for += self.poll_seconds
             if self._idle_for >= self.idle_seconds:
                 self._apply_now()
                 return
         else:
-            self._last_count, self._idle_for = count, 0.0
+            self._last_activity, self._idle_for = activity, 0.0
         asyncio.get_running_loop().call_later(self.poll_seconds, self._check, pending)
 
     def _apply_now(self) -> None:

@@ -76,6 +76,24 @@ class RedrawPacer:
         """Seconds between drawings now: from ``1 / max_rate`` up to ``max_interval``."""
         return min(max(self.min_interval, self.cost / self.budget), self.max_interval)
 
+    @property
+    def running(self) -> bool:
+        """True while the background drawing thread lives (it stops soon after :meth:`close`).
+
+        Example:
+            >>> pacer = RedrawPacer(lambda: None, background=True)
+            >>> pacer.poke(); pacer.close(); pacer.wait_closed(5.0); pacer.running
+            False
+        """
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def wait_closed(self, timeout: float | None = None) -> None:
+        """After :meth:`close`: wait (at most ``timeout`` seconds) for the thread to stop."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     def poke(self) -> None:
         """Data arrived: draw now if due, else mark a drawing as pending."""
         self.pending = True

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import warnings
 from numbers import Number
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import mlx.core as mx
 
-from multiopt_lab.optimizer.plan import FlatLeaves, RoutingPlan, rebuild_tree
+from multiopt_lab.optimizer.metrics import metrics_of_update
+from multiopt_lab.optimizer.plan import RoutingPlan
+from multiopt_lab.optimizer.trees import FlatLeaves, rebuild_tree
+from multiopt_lab.optimizer.update import update_groups
 
 __all__ = ["CompiledUpdate", "captured_constants"]
 
@@ -92,6 +95,10 @@ def captured_constants(optimizer: Any) -> tuple:
 class CompiledUpdate:
     """Compiled update functions of one ``MultiOptimizer``, kept while they are valid.
 
+    Each function runs :func:`~multiopt_lab.optimizer.update.update_groups`
+    (and, when recording, the metrics) for one plan, with the groups' states
+    as its compiled inputs and outputs.
+
     Attributes:
         compilations (int): How many update functions were compiled so far.
 
@@ -102,8 +109,7 @@ class CompiledUpdate:
         0
     """
 
-    def __init__(self, owner: Any):
-        self._owner = owner
+    def __init__(self) -> None:
         self.compilations = 0
         self._key: tuple | None = None
         self._functions: dict[bool, Callable] = {}
@@ -111,19 +117,17 @@ class CompiledUpdate:
         self._plan_key: tuple | None = None
         self._plan_compilations = 0
 
-    def _key_for(self, plan: RoutingPlan) -> tuple:
-        owner = self._owner
-        return (owner.version, id(plan), tuple(captured_constants(o) for o in owner.optimizers))
-
     def apply(self, plan: RoutingPlan, leaves: FlatLeaves, gradients: Any,
+              optimizers: Sequence[Any], version: int,
               recording: bool) -> tuple[list, dict] | None:
         """``(new parameters in flatten order, metric arrays)``; None: run this step eagerly.
 
-        The first step of a plan whose groups run their own ``apply_gradients``
-        runs eagerly (they create their state on it), and so does every step
-        of a plan whose update could not be traced (a warning says why).
+        ``version`` is the routing's (a new one compiles again). The first
+        step of a plan whose groups run their own ``apply_gradients`` runs
+        eagerly (they create their state on it), and so does every step of a
+        plan whose update could not be traced (a warning says why).
         """
-        key = self._key_for(plan)
+        key = (version, id(plan), tuple(captured_constants(o) for o in optimizers))
         if key != self._key:
             self._functions.clear()
             self._key, self._failed = key, False
@@ -131,7 +135,7 @@ class CompiledUpdate:
                 self._plan_key, self._plan_compilations = key[:2], 0
             elif self._plan_compilations >= MAX_COMPILATIONS_PER_PLAN:
                 self._give_up(f"a Python constant of a sub-optimizer changed "
-                              f"{self._plan_compilations} times for the same parameters", 6)
+                              f"{self._plan_compilations} times for the same parameters", 5)
             if any(states is None for states in plan.states):
                 return None
         if self._failed:
@@ -139,35 +143,36 @@ class CompiledUpdate:
         function = self._functions.get(recording)
         if function is not None:
             return function(leaves.gradients, leaves.parameters)
-        function = self._compile(plan, gradients, recording)
-        result = self._first_call(function, plan, leaves)
+        function = self._compile(plan, gradients, optimizers, recording)
+        result = self._first_call(function, plan, leaves, optimizers)
         if result is not None:
             self._functions[recording] = function
         return result
 
-    def _compile(self, plan: RoutingPlan, gradients: Any, recording: bool) -> Callable:
-        owner = self._owner
+    def _compile(self, plan: RoutingPlan, gradients: Any, optimizers: Sequence[Any],
+                 recording: bool) -> Callable:
         own_code = any(states is None for states in plan.states)
         template = gradients if own_code else None
+        optimizers = list(optimizers)
 
         def update(grads: list, params: list) -> tuple[list, dict]:
             leaves = FlatLeaves(plan.paths, grads, params)
             grad_tree = rebuild_tree(template, grads) if own_code else None
             param_tree = rebuild_tree(template, params) if own_code else None
-            new, pieces = owner._update_leaves(plan, leaves, grad_tree, param_tree,
-                                               batched=False, recording=recording)
-            return new, (owner._metric_values(pieces) if recording else {})
+            new, pieces = update_groups(optimizers, plan, leaves, grad_tree, param_tree,
+                                        batched=False, recording=recording)
+            return new, (metrics_of_update(pieces, optimizers) if recording else {})
 
-        state = [o.state for o in owner.optimizers]
+        state = [o.state for o in optimizers]
         self.compilations += 1
         self._plan_compilations += 1
         return mx.compile(update, inputs=state, outputs=state)
 
-    def _first_call(self, function: Callable, plan: RoutingPlan,
-                    leaves: FlatLeaves) -> tuple[list, dict] | None:
+    def _first_call(self, function: Callable, plan: RoutingPlan, leaves: FlatLeaves,
+                    optimizers: Sequence[Any]) -> tuple[list, dict] | None:
         # Tracing writes placeholders into the state dicts; should it fail,
         # put every dict back as it was and let this plan run eagerly.
-        dicts = [o.state for o in self._owner.optimizers]
+        dicts = [o.state for o in optimizers]
         dicts += [s for states in plan.states if states is not None for s in states]
         saved = [(d, dict(d)) for d in dicts]
         try:
@@ -177,7 +182,7 @@ class CompiledUpdate:
                 d.clear()
                 d.update(copy)
             self._give_up(f"{type(error).__name__}: {error}. A learning-rate schedule must use "
-                          "mlx operations on the step (no Python branches on its value)", 7)
+                          "mlx operations on the step (no Python branches on its value)", 6)
             return None
 
     def _give_up(self, reason: str, stacklevel: int) -> None:

@@ -13,13 +13,10 @@ from typing import Any
 
 from mlx.optimizers import Optimizer
 
+from multiopt_lab.partition.labels import TOTAL_LABEL, check_labels
 from multiopt_lab.rules import Rule, as_rule
 
-__all__ = ["RESERVED_LABEL", "default_labels", "check_labels", "check_filters",
-           "check_optimizers"]
-
-#: The label metrics use for the totals over all groups.
-RESERVED_LABEL = "total"
+__all__ = ["default_labels", "group_labels", "check_filters", "check_optimizers"]
 
 
 def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
@@ -34,7 +31,7 @@ def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
     taken: set[str] = set()
     for optimizer in optimizers:
         base = type(optimizer).__name__.lower()
-        if base == RESERVED_LABEL:
+        if base == TOTAL_LABEL:
             base = f"{base}_group"
         label, n = base, 1
         while label in taken:
@@ -45,49 +42,22 @@ def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def check_labels(labels: Sequence[str] | None, optimizers: Sequence[Any]) -> tuple[str, ...]:
-    """Validate user labels (or derive them): one distinct, non-empty string per optimizer.
+def group_labels(labels: Sequence[str] | None, optimizers: Sequence[Any]) -> tuple[str, ...]:
+    """The labels of a MultiOptimizer's groups: ``labels`` checked, or derived from the classes.
 
-    Raises:
-        ValueError: On a wrong count, a repeat, an empty or reserved label.
-        TypeError: When a label is not a string.
+    The checks are :func:`multiopt_lab.partition.labels.check_labels`'s (one
+    non-empty, distinct string per optimizer, never ``"total"``).
 
     Example:
         >>> import mlx.optimizers as optim
-        >>> check_labels(["matrices", "rest"], [optim.SGD(0.1), optim.SGD(0.1)])
+        >>> group_labels(["matrices", "rest"], [optim.SGD(0.1), optim.SGD(0.1)])
         ('matrices', 'rest')
+        >>> group_labels(None, [optim.SGD(0.1), optim.SGD(0.1)])
+        ('sgd', 'sgd_2')
     """
     if labels is None:
         return default_labels(optimizers)
-    if isinstance(labels, str):
-        raise TypeError(
-            f"expected a sequence of labels, one per optimizer, found the string {labels!r}; "
-            f"write labels=({labels!r},)"
-        )
-    labels = tuple(labels)
-    if len(labels) != len(optimizers):
-        raise ValueError(
-            f"expected {len(optimizers)} labels (one per optimizer), found {len(labels)}: "
-            f"{labels!r}"
-        )
-    for label in labels:
-        if not isinstance(label, str):
-            raise TypeError(f"expected every label to be a str, found {label!r} "
-                            f"({type(label).__name__})")
-        if not label:
-            raise ValueError(f"expected non-empty labels, found {labels!r}")
-        if label == RESERVED_LABEL:
-            raise ValueError(
-                f"the label {RESERVED_LABEL!r} is reserved for the totals over all groups "
-                f"in the metrics; found it in {labels!r}; pick another name"
-            )
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise ValueError(
-            f"expected distinct labels, found {', '.join(map(repr, repeated))} more than "
-            f"once in {labels!r}"
-        )
-    return labels
+    return check_labels(labels, len(optimizers) - 1)
 
 
 def check_optimizers(optimizers: Any) -> list[Any]:

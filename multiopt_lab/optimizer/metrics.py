@@ -25,7 +25,7 @@ import mlx.core as mx
 from multiopt_lab.optimizer.metrics_reader import MetricsReader, nonfinite_groups
 
 __all__ = ["METRIC_NAMES", "piece_sums", "group_sums", "pieces_sums", "metric_arrays",
-           "MetricsReader", "is_metrics_step", "nonfinite_groups"]
+           "metrics_of_update", "MetricsReader", "is_metrics_step", "nonfinite_groups"]
 
 #: The per-group keys of ``MultiOptimizer.metrics``.
 METRIC_NAMES = ("update_norm", "grad_norm", "param_norm", "update_ratio", "learning_rate")
@@ -214,3 +214,22 @@ def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any)
         for r in learning_rates
     ]
     return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}
+
+
+def metrics_of_update(pieces: Sequence[Sequence[tuple]], optimizers: Sequence[Any]) -> dict[str, Any]:
+    """The metric arrays of one update: per group its pieces' sums, learning rate, and the step.
+
+    ``pieces`` is what ``update_groups`` returns when recording: per group,
+    the ``(gradient, old, new)`` arrays of its update. Nothing is computed
+    here (the arrays are lazy, or a compiled update's outputs).
+
+    Example:
+        >>> import mlx.optimizers as optim
+        >>> sgd = optim.SGD(0.5)
+        >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
+        >>> metrics_of_update([[one]], [sgd])["sums"].tolist()
+        [[1.0, 9.0, 1.0]]
+    """
+    sums = [pieces_sums(group) for group in pieces]
+    rates = [o.state.get("learning_rate") for o in optimizers]
+    return metric_arrays(sums, rates, optimizers[0].state["step"])

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import mlx.core as mx
 import numpy as np
 
+from multiopt_lab.partition.labels import TOTAL_LABEL
+
 __all__ = ["MetricsReader", "nonfinite_groups"]
 
 
@@ -48,7 +50,7 @@ class MetricsReader:
         value = {}
         for label, row, rate in zip(labels, sums, rates):
             value[label] = _norms(row, float(rate))
-        value["total"] = _norms(sums.sum(axis=0), math.nan)
+        value[TOTAL_LABEL] = _norms(sums.sum(axis=0), math.nan)
         self._source, self._value, self._step = sums_array, value, int(arrays["step"].item())
 
     def read(self, arrays: dict, labels: Sequence[str]) -> dict | None:
@@ -88,7 +90,7 @@ def nonfinite_groups(metrics: dict | None) -> dict[str, tuple[str, ...]]:
     """
     found: dict[str, tuple[str, ...]] = {}
     for label, values in (metrics or {}).items():
-        if label == "total":
+        if label == TOTAL_LABEL:
             continue
         bad = tuple(
             kind for kind, key in (("gradient", "grad_norm"), ("update", "update_norm"))

@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 import mlx.core as mx
 
-__all__ = ["NonfiniteGuard", "NonfiniteMixin", "all_finite", "restore_where"]
+from multiopt_lab.optimizer.trees import copy_containers
+
+__all__ = ["NonfiniteGuard", "all_finite", "restore_where"]
 
 
 def all_finite(arrays: Sequence[Any]) -> mx.array:
@@ -44,15 +46,6 @@ def all_finite(arrays: Sequence[Any]) -> mx.array:
     if not flags:
         return mx.array(True)
     return flags[0] if len(flags) == 1 else mx.all(mx.stack(flags))
-
-
-def _copy_tree(tree: Any) -> Any:
-    # New containers, same (immutable) arrays: the update mutates the containers.
-    if isinstance(tree, dict):
-        return {k: _copy_tree(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_copy_tree(v) for v in tree]
-    return tree
 
 
 def _state_arrays(tree: Any) -> list:
@@ -123,6 +116,7 @@ class NonfiniteGuard:
         """Zero the count and mark every group finite."""
         self.arrays.clear()
         self.arrays.update(skipped=mx.array(0, mx.int32), finite=mx.ones((self.groups,), mx.bool_))
+        mx.eval(self.arrays["finite"])  # not bound to this thread's stream: any thread may train
 
     def load(self, arrays: Any) -> None:
         """Take the arrays of a state set on the optimizer (``state["nonfinite"]``)."""
@@ -137,7 +131,7 @@ class NonfiniteGuard:
 
     def before(self, optimizers: Sequence[Any]) -> list:
         """The state of every group now, to roll back to (no array is copied)."""
-        return [_copy_tree(o.state) for o in optimizers]
+        return [copy_containers(o.state) for o in optimizers]
 
     def after(self, optimizers: Sequence[Any], before: list, gradients: Sequence[Any],
               parameters: Sequence[Any], new: list, indices: Sequence[Sequence[int]]) -> list:
@@ -172,36 +166,3 @@ class NonfiniteGuard:
     def nonfinite_indices(self) -> tuple[int, ...]:
         """Positions of the groups that were not finite at the last step."""
         return tuple(i for i, ok in enumerate(self.arrays["finite"].tolist()) if not ok)
-
-
-class NonfiniteMixin:
-    """``skip_nonfinite``, ``skipped_steps`` and ``skipped_groups`` for ``MultiOptimizer``.
-
-    Expects ``self._nonfinite`` (a :class:`NonfiniteGuard` or None) and ``self.labels``.
-    """
-
-    @property
-    def skip_nonfinite(self) -> bool:
-        """Whether a step with a NaN/inf gradient or update is skipped (set at construction)."""
-        return self._nonfinite is not None
-
-    @property
-    def skipped_steps(self) -> int:
-        """Steps skipped because a gradient or update was not finite (0 when the option is off).
-
-        Example:
-            >>> import mlx.optimizers as optim
-            >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-            >>> MultiOptimizer([optim.SGD(0.1)], skip_nonfinite=True).skipped_steps  # doctest: +SKIP
-            0
-        """
-        return 0 if self._nonfinite is None else self._nonfinite.skipped_steps
-
-    @property
-    def skipped_groups(self) -> tuple[str, ...]:
-        """Labels of the groups whose gradient or update was not finite at the last step
-        (with ``skip_nonfinite``; empty otherwise). The step was skipped when this is not empty.
-        """
-        if self._nonfinite is None:
-            return ()
-        return tuple(self.labels[i] for i in self._nonfinite.nonfinite_indices())

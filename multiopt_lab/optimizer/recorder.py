@@ -1,22 +1,29 @@
-"""The metrics half of :class:`~multiopt_lab.optimizer.multi_optimizer.MultiOptimizer`.
+"""Per-group metrics of a MultiOptimizer: when to record them, where they live, how to read them.
+
+A :class:`MetricsRecorder` decides whether an update records (steps 1,
+1 + k, 1 + 2k, ... of an eager loop; inside a compiled step, the variant
+chosen for it), keeps the lazy metric arrays of the last recorded step in one
+dict for the optimizer's lifetime (the optimizer's ``state`` shows it as
+``"metrics"``, so a compiled step carries the arrays out), and turns them into
+floats when read.
 
 Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-    >>> MultiOptimizer([optim.SGD(0.1)], metrics_every=10).metrics is None
-    True
+    >>> recorder = MetricsRecorder(10)
+    >>> [step for step in range(1, 25) if recorder.records(step, tracing=False)]
+    [1, 11, 21]
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import mlx.core as mx
 
-from multiopt_lab.optimizer.metrics import is_metrics_step, metric_arrays, nonfinite_groups, pieces_sums
+from multiopt_lab.optimizer.metrics import is_metrics_step
+from multiopt_lab.optimizer.metrics_reader import MetricsReader
 
-__all__ = ["MetricsMixin", "check_every"]
+__all__ = ["MetricsRecorder", "check_every"]
 
 
 def check_every(every: Any) -> int | None:
@@ -33,84 +40,115 @@ def check_every(every: Any) -> int | None:
     return every
 
 
-class MetricsMixin:
-    """``metrics_every``, ``metrics``, ``metrics_step``, ``nonfinite_groups``."""
+class MetricsRecorder:
+    """When a MultiOptimizer records metrics, and the arrays of the last recorded step.
+
+    Args:
+        every (int | None): Record every this many steps; None: off.
+
+    Attributes:
+        every (int | None): As given (change it with :meth:`set_every`).
+        arrays (dict): The lazy arrays of the last recorded step
+            (``sums``, ``learning_rates``, ``step``); one dict for the
+            recorder's lifetime.
+        traced (bool): Whether an update traced by ``mx.compile`` records.
+            A trace is replayed as it is, so this picks one of two variants
+            of a compiled step; ``between_steps(record_metrics=...)`` sets it.
+
+    Example:
+        >>> MetricsRecorder(None).records(1, tracing=False)
+        False
+    """
+
+    def __init__(self, every: int | None):
+        self.every = check_every(every)
+        self.arrays: dict[str, Any] = {}
+        self.traced = True
+        self.recorded = False
+        self._reader = MetricsReader()
+        self._unverified = False
+
+    def set_every(self, every: Any) -> bool:
+        """Change ``every`` (validated); True when it changed."""
+        every = check_every(every)
+        changed = every != self.every
+        self.every = every
+        return changed
 
     @property
-    def metrics_every(self) -> int | None:
-        """Record metrics every this many steps (steps 1, 1 + k, ...); None: off."""
-        return self._metrics_every
+    def shown(self) -> bool:
+        """Whether the optimizer's state holds the metric arrays now.
 
-    @metrics_every.setter
-    def metrics_every(self, every: int | None) -> None:
-        every = check_every(every)
-        if every != self._metrics_every:
-            self._metrics_every = every
-            self.version += 1
+        Metrics on, and (inside a compiled step) the recording variant chosen:
+        a compiled step whose state lacks them is the variant without metrics.
+        """
+        return self.every is not None and self.traced
 
-    def _records_this_step(self, tracing: bool) -> bool:
-        if self._metrics_every is None:
+    def records(self, step: int | Callable[[], int], tracing: bool) -> bool:
+        """Whether the update to step ``step`` (1-based, or a function that reads it) records.
+
+        The step is read only when metrics are on and the update is eager.
+
+        Example:
+            >>> MetricsRecorder(10).records(2, tracing=True)
+            True
+        """
+        if self.every is None:
             return False
         if tracing:
-            # A trace is replayed as is: compile_step says which variant this
-            # is; a plain mx.compile records on every step.
-            forced = self._trace_recording
-            return True if forced is None else forced
-        return is_metrics_step(self._next_step(), self._metrics_every)
+            return self.traced
+        return is_metrics_step(step() if callable(step) else step, self.every)
 
-    def _next_step(self) -> int:
-        # Evaluated already after the previous step's mx.eval: no extra work.
-        return int(self.optimizers[0].state["step"].item()) + 1
+    def reserve(self, groups: int, step_dtype: Any) -> None:
+        """Hold zeros of the recorded shapes until a step records.
 
-    def _metric_values(self, pieces: list[list]) -> dict[str, Any]:
-        # Lazy arrays (or, inside a compiled update, its outputs): nothing is stored here.
-        # ``pieces``: per group, the (gradient, old, new) arrays of its update.
-        sums = [pieces_sums(group) for group in pieces]
-        rates = [o.state.get("learning_rate") for o in self.optimizers]
-        return metric_arrays(sums, rates, self.optimizers[0].state["step"])
+        A compiled step tells its variants apart by the arrays of the state
+        it captured: with these in place, the first step that records already
+        has the inputs of every later one (no extra trace).
+        """
+        if not self.arrays:
+            self.arrays.update(sums=mx.zeros((groups, 3), mx.float32),
+                               learning_rates=mx.zeros((groups,), mx.float32),
+                               step=mx.zeros((), step_dtype))
+            mx.eval(list(self.arrays.values()))
 
-    def _verify_traced_metrics(self) -> None:
-        if not self._metrics_unverified:
+    def store(self, arrays: dict[str, Any], tracing: bool) -> None:
+        """Keep this update's metric arrays (lazy, or a trace's placeholders)."""
+        self.arrays.update(arrays)
+        self.recorded = True
+        # Inside a plain mx.compile whose state does not carry them out, the
+        # placeholders would be all that is left: look at them once later.
+        self._unverified = tracing
+
+    def clear(self) -> None:
+        """Forget the last recorded step (its groups may be gone)."""
+        self.arrays.clear()
+        self.recorded = False
+        self._unverified = False
+
+    def verify(self) -> None:
+        """Warn, once, when metrics computed inside ``mx.compile`` never left it."""
+        if not self._unverified:
             return
         try:
-            mx.eval(list(self._metric_arrays.values()))
+            mx.eval(list(self.arrays.values()))
         except ValueError:
             return  # still inside the trace: look again later
         except RuntimeError:
-            self._metric_arrays.clear()
+            self.arrays.clear()
             warnings.warn(
                 "the metrics computed inside mx.compile were not among its outputs, so they "
-                "are lost: set metrics_every before building the compiled function's state "
-                "([model.state, optimizer.state]), or use multiopt_lab.compile_step",
-                stacklevel=3)
-        self._metrics_unverified = False
+                "are lost: capture the optimizer's state itself (state = [model.state, "
+                "optimizer.state]) in the compiled function, or use multiopt_lab.compile_step",
+                stacklevel=4)
+        self._unverified = False
 
-    @property
-    def metrics(self) -> dict[str, dict[str, float]] | None:
-        """The last recorded step's metrics: ``{label: {...}, "total": {...}}``, or None.
+    def read(self, labels: Sequence[str]) -> dict | None:
+        """``{label: {metric: float}, "total": {...}}`` of the last recorded step, or None."""
+        self.verify()
+        return self._reader.read(self.arrays, labels) if self.recorded else None
 
-        Per group: ``update_norm``, ``grad_norm``, ``param_norm``,
-        ``update_ratio`` (update norm / parameter norm) and ``learning_rate``
-        (NaN when the optimizer has none); ``"total"`` holds the norms over
-        all groups. Python floats, computed on first read.
-        """
-        self._verify_traced_metrics()
-        return self._metrics_reader.read(self._metric_arrays, self.labels)
-
-    @property
-    def metrics_step(self) -> int | None:
-        """The step :attr:`metrics` belong to (None before any recorded step)."""
-        self._verify_traced_metrics()
-        return self._metrics_reader.step(self._metric_arrays, self.labels)
-
-    @property
-    def nonfinite_groups(self) -> dict[str, tuple[str, ...]]:
-        """Groups whose gradient or update was not finite at the last recorded step.
-
-        Example:
-            >>> import mlx.optimizers as optim
-            >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-            >>> MultiOptimizer([optim.SGD(0.1)]).nonfinite_groups
-            {}
-        """
-        return nonfinite_groups(self.metrics)
+    def step(self, labels: Sequence[str]) -> int | None:
+        """The optimizer step :meth:`read` belongs to (None before any record)."""
+        self.verify()
+        return self._reader.step(self.arrays, labels) if self.recorded else None

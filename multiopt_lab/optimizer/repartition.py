@@ -17,7 +17,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map_with_path
 
 from multiopt_lab.partition.assignment import Move
-from multiopt_lab.optimizer.plan import group_part, state_entry
+from multiopt_lab.optimizer.trees import group_part, has_leaves, state_entry
 
 __all__ = ["Move", "migrated_states", "previous_owners", "moves_between", "existing_entry",
            "fresh_state_tree"]
@@ -35,7 +35,8 @@ def previous_owners(paths: Sequence[str], group_index: Sequence[int],
 
 
 def migrated_states(optimizers: Sequence[Any], group_paths: Sequence[Sequence[str]],
-                    parameters: Any, previous: dict[str, Any]) -> list[dict]:
+                    parameters: Any, previous: dict[str, Any],
+                    fresh: list | None = None) -> list[dict]:
     """New state trees, one per optimizer, for a new routing; nothing is mutated.
 
     A parameter keeps its very state dict when its previous owner
@@ -49,6 +50,8 @@ def migrated_states(optimizers: Sequence[Any], group_paths: Sequence[Sequence[st
         group_paths: The paths of each group, in flatten order.
         parameters: The parameter tree (shapes and dtypes for new states).
         previous: ``path -> optimizer`` that held the path before.
+        fresh (list, optional): Receives every array initialised here (the
+            caller evaluates them on its own thread, see ``fresh_state_tree``).
     """
     flat = dict(tree_flatten(parameters))
     trees = []
@@ -61,7 +64,7 @@ def migrated_states(optimizers: Sequence[Any], group_paths: Sequence[Sequence[st
                     kept[path] = entry
         whole = parameters if len(optimizers) == 1 else None
         part = group_part(list(paths), [flat[p] for p in paths], whole)
-        trees.append(fresh_state_tree(optimizer, part, kept))
+        trees.append(fresh_state_tree(optimizer, part, kept, fresh))
     return trees
 
 
@@ -97,13 +100,17 @@ def moves_between(paths: Sequence[str], previous: dict[str, Any], owners: dict[s
     return moves
 
 
-def fresh_state_tree(optimizer: Any, part: Any, kept: dict[str, dict]) -> dict:
+def fresh_state_tree(optimizer: Any, part: Any, kept: dict[str, dict],
+                     fresh: list | None = None) -> dict:
     """A new state tree for ``optimizer`` over ``part``: kept entries reused, others new.
 
     The optimizer-wide entries (``step``, ``learning_rate``, scheduled
     values: the top-level arrays) are carried over; each parameter's state is
     the very dict in ``kept`` when present (so it stays bit for bit) and is
-    otherwise initialised with the optimizer's own ``init_single``.
+    otherwise initialised with the optimizer's own ``init_single``; those new
+    arrays are appended to ``fresh`` when given. They are lazy: MLX binds
+    them to the stream of the thread that creates them, so a repartition
+    made on another thread than the training loop's evaluates them first.
 
     Example:
         >>> import mlx.optimizers as optim
@@ -117,9 +124,11 @@ def fresh_state_tree(optimizer: Any, part: Any, kept: dict[str, dict]) -> dict:
             return found
         new: dict = {}
         optimizer.init_single(parameter, new)
+        if fresh is not None:
+            fresh.extend(v for v in new.values() if isinstance(v, mx.array))
         return new
 
-    tree = tree_map_with_path(entry, part) if _has_leaves(part) else {}
+    tree = tree_map_with_path(entry, part) if has_leaves(part) else {}
     if not isinstance(tree, dict):
         raise TypeError(
             f"expected the parameters to be a dict at the top (a model's parameters), "
@@ -129,10 +138,3 @@ def fresh_state_tree(optimizer: Any, part: Any, kept: dict[str, dict]) -> dict:
     top.update(tree)
     return top
 
-
-def _has_leaves(tree: Any) -> bool:
-    if isinstance(tree, dict):
-        return any(_has_leaves(v) for v in tree.values())
-    if isinstance(tree, (list, tuple)):
-        return any(_has_leaves(v) for v in tree)
-    return True

@@ -1,92 +1,96 @@
-"""The update loop of :class:`~multiopt_lab.optimizer.multi_optimizer.MultiOptimizer`, and ``compile``.
+"""One step of every group: the function the eager and the compiled updates both run.
+
+:func:`update_group` steps one group's optimizer over its leaves of a
+:class:`~multiopt_lab.optimizer.plan.RoutingPlan`: its schedules and step
+counter, then ``apply_single`` per leaf (or per bucket of small leaves, see
+``batching``), or the optimizer's own ``apply_gradients`` when it overrides
+it. :func:`update_groups` runs it for every group, in order.
 
 Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-    >>> MultiOptimizer([optim.SGD(0.1)], compile=True).compile
-    True
+    >>> import mlx.core as mx, mlx.optimizers as optim
+    >>> from multiopt_lab.optimizer.plan import RoutingPlan
+    >>> from multiopt_lab.optimizer.trees import flatten_with_parameters
+    >>> sgd = optim.SGD(0.5)
+    >>> grads, params = {"w": mx.array([1.0])}, {"w": mx.array([1.0])}
+    >>> leaves = flatten_with_parameters(grads, params)
+    >>> plan = RoutingPlan(leaves.paths, *leaves.signature(), [0], [[0]])
+    >>> sgd.init(grads); plan.bind_states([sgd], [False], leaves)
+    >>> new, pieces = update_groups([sgd], plan, leaves, grads, params, batched=True, recording=False)
+    >>> new[0].item(), sgd.step.item()
+    (0.5, 1)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from multiopt_lab.optimizer.plan import FlatLeaves, RoutingPlan, group_part, state_entry
+from multiopt_lab.optimizer.plan import RoutingPlan
+from multiopt_lab.optimizer.trees import FlatLeaves, group_part, state_entry
 
-__all__ = ["UpdateMixin"]
+__all__ = ["update_group", "update_groups"]
 
 
-class UpdateMixin:
-    """``compile``, ``compilations`` and the per-group update loop (see ``MultiOptimizer``)."""
+def update_groups(optimizers: Sequence[Any], plan: RoutingPlan, leaves: FlatLeaves,
+                  gradients: Any, parameters: Any, *, batched: bool,
+                  recording: bool) -> tuple[list, list[list]]:
+    """Every group's update: the new leaves, and per group its ``(gradient, old, new)`` pieces.
 
-    @property
-    def compile(self) -> bool:
-        """Whether eager updates run as one compiled function (see ``compile=``).
+    Args:
+        optimizers: One optimizer per group, in the plan's order.
+        plan: Where each leaf goes and where its state is.
+        leaves: This step's gradients and parameters, flat.
+        gradients, parameters: The trees they came from (handed to an
+            optimizer that runs its own ``apply_gradients``).
+        batched: Update the plan's buckets of small leaves in one call each.
+        recording: Return the pieces the metrics need (empty lists otherwise).
+    """
+    new: list = [None] * len(leaves.paths)
+    pieces = [update_group(g, optimizer, plan, leaves, gradients, parameters, new,
+                           batched=batched, recording=recording)
+              for g, optimizer in enumerate(optimizers)]
+    return new, pieces
 
-        Example:
-            >>> import mlx.optimizers as optim
-            >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-            >>> opt = MultiOptimizer([optim.SGD(0.1)]); opt.compile = True; opt.compile
-            True
-        """
-        return self._compile
 
-    @compile.setter
-    def compile(self, compile: bool) -> None:
-        if not isinstance(compile, bool):
-            raise TypeError(f"expected compile to be True or False, found {compile!r}")
-        self._compile = compile
+def update_group(g: int, optimizer: Any, plan: RoutingPlan, leaves: FlatLeaves, gradients: Any,
+                 parameters: Any, new: list, *, batched: bool, recording: bool) -> list:
+    """Step group ``g``: write its new leaves into ``new``; return its pieces when recording.
 
-    @property
-    def compilations(self) -> int:
-        """How many update functions ``compile=True`` compiled (one per structure and variant).
+    Every group's step counter advances, even an empty group's, as in MLX.
+    """
+    grads, params = leaves.gradients, leaves.parameters
+    indices = plan.indices[g]
+    states = plan.states[g]
+    if states is None:
+        _run_own_code(optimizer, indices, leaves, gradients, parameters, new,
+                      whole=len(plan.states) == 1)
+        return [(grads[i], params[i], new[i]) for i in indices] if recording else []
+    for name, scheduler in optimizer._schedulers.items():
+        optimizer.state[name] = scheduler(optimizer.step)
+    optimizer.state["step"] = optimizer.step + 1
+    apply_single = optimizer.apply_single
+    pieces: list = []
+    if batched:
+        for bucket in plan.buckets[g]:
+            flat = bucket.apply(apply_single, grads, params, new)
+            if recording:
+                pieces.append(flat)
+        pairs = plan.singles[g]
+    else:
+        pairs = zip(indices, states)
+    for i, state in pairs:
+        new[i] = apply_single(grads[i], params[i], state)
+        if recording:
+            pieces.append((grads[i], params[i], new[i]))
+    return pieces
 
-        Example:
-            >>> import mlx.optimizers as optim
-            >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-            >>> MultiOptimizer([optim.SGD(0.1)], compile=True).compilations
-            0
-        """
-        return self._compiled.compilations
 
-    def _update_leaves(self, plan: RoutingPlan, leaves: FlatLeaves, gradients: Any,
-                       parameters: Any, *, batched: bool,
-                       recording: bool) -> tuple[list, list[list]]:
-        """Every group's update: new leaves, and per group its ``(gradient, old, new)`` pieces."""
-        new = [None] * len(leaves.paths)
-        grads, params = leaves.gradients, leaves.parameters
-        pieces: list[list] = [[] for _ in self.optimizers]
-        for g, optimizer in enumerate(self.optimizers):
-            states = plan.states[g]
-            if states is None:
-                self._run_own_code(g, optimizer, plan, leaves, gradients, parameters, new)
-                if recording:
-                    pieces[g] = [(grads[i], params[i], new[i]) for i in plan.indices[g]]
-                continue
-            for name, scheduler in optimizer._schedulers.items():
-                optimizer.state[name] = scheduler(optimizer.step)
-            optimizer.state["step"] = optimizer.step + 1
-            apply_single = optimizer.apply_single
-            if batched:
-                for bucket in plan.buckets[g]:
-                    flat = bucket.apply(apply_single, grads, params, new)
-                    if recording:
-                        pieces[g].append(flat)
-                pairs = plan.singles[g]
-            else:
-                pairs = zip(plan.indices[g], states)
-            for i, state in pairs:
-                new[i] = apply_single(grads[i], params[i], state)
-                if recording:
-                    pieces[g].append((grads[i], params[i], new[i]))
-        return new, pieces
-
-    def _run_own_code(self, g, optimizer, plan, leaves, gradients, parameters, new) -> None:
-        # An optimizer that overrides apply_gradients (a nested MultiOptimizer,
-        # a custom clipping optimizer) gets its sub-tree, as in MLX.
-        paths = [leaves.paths[i] for i in plan.indices[g]]
-        whole = gradients if len(self.optimizers) == 1 else None
-        part = group_part(paths, [leaves.gradients[i] for i in plan.indices[g]], whole)
-        result = optimizer.apply_gradients(part, parameters)
-        for i, path in zip(plan.indices[g], paths):
-            new[i] = state_entry(result, path)
+def _run_own_code(optimizer: Any, indices: list[int], leaves: FlatLeaves, gradients: Any,
+                  parameters: Any, new: list, whole: bool) -> None:
+    # An optimizer that overrides apply_gradients (a nested MultiOptimizer,
+    # a custom clipping optimizer) gets its sub-tree, as in MLX; with a single
+    # group MLX hands it the whole gradient tree.
+    paths = [leaves.paths[i] for i in indices]
+    part = group_part(paths, [leaves.gradients[i] for i in indices], gradients if whole else None)
+    result = optimizer.apply_gradients(part, parameters)
+    for i, path in zip(indices, paths):
+        new[i] = state_entry(result, path)

@@ -1,12 +1,14 @@
-"""``mx.compile`` for a training step that follows the optimizer: re-traced when it must be.
+"""``mx.compile`` for a training step, with the optimizer's step boundary and cheap metrics.
 
-A compiled step replays the graph traced on its first call: a repartition, a
-new state or a change of ``metrics_every`` would go unseen. :func:`compile_step`
-keeps the compiled function per optimizer ``version`` (bumped by each of
-those) and traces again when it changes; it applies a requested repartition
-before the step (the update itself never runs Python when replayed); and it
-keeps two traces while metrics are on, one that records them and one that
-does not, so metrics every k steps cost nothing on the other steps.
+MLX's own pattern, ``mx.compile(step, inputs=state, outputs=state)`` with
+``state = [model.state, optimizer.state]``, already follows every change of
+a :class:`~multiopt_lab.optimizer.multi_optimizer.MultiOptimizer` (its state
+is one dict, changed in place; see :mod:`multiopt_lab.optimizer.state`).
+:func:`compile_step` adds what needs Python between two calls, which a
+replayed trace never runs: it calls ``optimizer.between_steps`` before every
+step (a repartition requested from another thread lands there, whole), and
+records metrics only on steps 1, 1 + k, ... (the other steps replay a trace
+without them, so they cost nothing).
 
 Example:
     >>> import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
@@ -26,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-
 from typing import Any, Callable, Sequence
 
 import mlx.core as mx
@@ -40,11 +41,18 @@ class CompiledStep:
     """The callable :func:`compile_step` returns; see there.
 
     Attributes:
-        traces (int): How many times a step function was (re)compiled.
+        traces (int): How many times the step was traced (once per routing
+            and metrics variant; MLX keeps every trace).
 
     Example:
-        >>> step = compile_step(train_step, model, optimizer)   # doctest: +SKIP
-        >>> loss = step(x, y); step.traces                        # doctest: +SKIP
+        >>> import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
+        >>> model, opt = nn.Linear(2, 1), optim.SGD(0.1, momentum=0.9)
+        >>> opt.init(model.trainable_parameters())  # a state that grows while tracing traces twice
+        >>> grad_fn = nn.value_and_grad(model, lambda m: m(mx.ones((1, 2))).sum())
+        >>> step = CompiledStep(lambda: opt.update(model, grad_fn(model)[1]), model, opt)
+        >>> for _ in range(3):
+        ...     step()
+        >>> step.traces
         1
     """
 
@@ -52,93 +60,83 @@ class CompiledStep:
         self.step, self.model, self.optimizer = step, model, optimizer
         self.extra_state = list(state)
         self.traces = 0
-        self._version: int | None = None
-        self._compiled: dict[bool, Callable] = {}
         self._next_step: int | None = None
+        self._version: int | None = None
+        captured = [model.state, optimizer.state, *self.extra_state]
+        counts = self  # the trace runs this Python once; replays run none of it
 
-    def _compiled_for(self, recording: bool) -> Callable:
-        version = getattr(self.optimizer, "version", 0)
-        if version != self._version:
-            self._compiled.clear()
-            self._version = version
-        found = self._compiled.get(recording)
-        if found is None:
-            # A fresh closure per trace: mx.compile caches by function id.
-            def traced(*args, **kwargs):
-                return self.step(*args, **kwargs)
+        def traced(*args, **kwargs):
+            counts.traces += 1
+            return step(*args, **kwargs)
 
-            state = [self.model.state, self.optimizer.state, *self.extra_state]
-            found = mx.compile(traced, inputs=state, outputs=state)
-            self._compiled[recording] = found
-            self.traces += 1
-        return found
+        self._compiled = mx.compile(traced, inputs=captured, outputs=captured)
 
     def __call__(self, *args, **kwargs):
-        # One compiled call is one update: hold the optimizer's update lock so
-        # a repartition from another thread lands before or after it, whole.
-        lock = getattr(self.optimizer, "_update_lock", None)
-        with lock if lock is not None else contextlib.nullcontext():
-            if hasattr(self.optimizer, "update_count"):
-                self.optimizer.update_count += 1
-            return self._call_locked(*args, **kwargs)
-
-    def _call_locked(self, *args, **kwargs):
         optimizer = self.optimizer
-        # Only a multiopt_lab MultiOptimizer has these; it takes the model itself, whose
-        # module classes rules may read.
-        if getattr(optimizer, "has_pending_repartition", False):
-            optimizer.apply_pending_repartition(self.model)
-        if getattr(optimizer, "_plan", True) is None:
-            optimizer.init(self.model)
+        lock = getattr(optimizer, "update_lock", None)
+        # One call is one update: a repartition from another thread lands
+        # before or after it, whole.
+        with lock if lock is not None else contextlib.nullcontext():
+            if hasattr(optimizer, "update_count"):
+                optimizer.update_count += 1
+            record = self._records_next(optimizer)
+            between_steps = getattr(optimizer, "between_steps", None)
+            if between_steps is not None:
+                between_steps(self.model, record_metrics=record)
+            result = self._compiled(*args, **kwargs)
+            if self._next_step is not None:
+                self._next_step += 1
+            return result
+
+    def _records_next(self, optimizer: Any) -> bool | None:
         every = getattr(optimizer, "metrics_every", None)
-        recording = False
-        if every is not None:
-            if self._version != optimizer.version or self._next_step is None:
-                # Read once per trace generation, then counted here: reading
-                # it every step would wait for the previous step.
-                self._next_step = int(optimizer.step.item()) + 1
-            recording = is_metrics_step(self._next_step, every)
-        compiled = self._compiled_for(recording)
-        if not hasattr(optimizer, "_trace_recording"):
-            return compiled(*args, **kwargs)
-        optimizer._trace_recording = recording
-        try:
-            result = compiled(*args, **kwargs)
-        finally:
-            optimizer._trace_recording = None
-        if self._next_step is not None:
-            self._next_step += 1
-        return result
+        if every is None:
+            self._next_step = None
+            return None
+        version = getattr(optimizer, "version", None)
+        if self._next_step is None or version != self._version:
+            # Read once, and again after a new state, then counted here:
+            # reading it every step would wait for the previous step.
+            self._next_step = int(optimizer.step.item()) + 1
+            self._version = version
+        return is_metrics_step(self._next_step, every)
 
 
 def compile_step(step: Callable, model: Any, optimizer: Any,
                  state: Sequence[Any] = ()) -> CompiledStep:
     """Compile a training step with ``[model.state, optimizer.state]`` as its state.
 
-    Equivalent to ``mx.compile(step, inputs=s, outputs=s)`` with
-    ``s = [model.state, optimizer.state, *state]``, except that it re-traces
-    after a repartition (also one requested with
-    ``optimizer.request_repartition``, applied just before the next step), a
-    new optimizer state, ``init`` or a change of ``metrics_every``, and that
-    metrics every k steps are computed only on those steps.
+    The same as ``mx.compile(step, inputs=s, outputs=s)`` with
+    ``s = [model.state, optimizer.state, *state]`` (a repartition, a new
+    state or a change of ``metrics_every`` reach it there too), plus, before
+    every call, ``optimizer.between_steps``: a repartition requested with
+    ``optimizer.request_repartition`` (the rule editor's Apply) is applied
+    there, and metrics every k steps are computed on those steps only.
 
     Args:
         step (callable): The step; it must call ``optimizer.update``.
         model (nn.Module): The model the step trains.
-        optimizer (MultiOptimizer): Its optimizer (any MLX optimizer works,
-            without the re-tracing).
+        optimizer (MultiOptimizer): Its optimizer (any MLX optimizer works).
         state (list, optional): More state to carry, e.g. ``[mx.random.state]``.
 
     Returns:
         CompiledStep: Call it like ``step``.
 
     Example:
-        >>> def train_step(x, y):                                  # doctest: +SKIP
-        ...     loss, grads = loss_and_grad(model, x, y)
+        >>> import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> model = nn.Linear(3, 2)
+        >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.01)], ["ndim == 2"])
+        >>> loss_and_grad = nn.value_and_grad(model, lambda m, x: m(x).sum())
+        >>> def train_step(x):
+        ...     loss, grads = loss_and_grad(model, x)
         ...     optimizer.update(model, grads)
         ...     return loss
-        >>> step = compile_step(train_step, model, optimizer)      # doctest: +SKIP
-        >>> optimizer.repartition(["ndim >= 2"], model)            # doctest: +SKIP
-        >>> step(x, y)   # traced again for the new routing        # doctest: +SKIP
+        >>> step = compile_step(train_step, model, optimizer)
+        >>> loss = step(mx.ones((1, 3)))
+        >>> pending = optimizer.request_repartition(["ndim == 1"])  # e.g. from the editor
+        >>> loss = step(mx.ones((1, 3)))   # applied first, then traced for the new routing
+        >>> pending.done, step.traces, optimizer.assign(model).labels["bias"]
+        (True, 2, 'sgd')
     """
     return CompiledStep(step, model, optimizer, state)

@@ -20,14 +20,15 @@ from typing import Any
 
 import pandas as pd
 
+from multiopt_lab.partition.labels import TOTAL_LABEL
 from multiopt_lab.training.history_io import COLUMNS
 
 __all__ = ["HistoryRecords", "SCALAR_GROUP", "TOTAL_GROUP"]
 
 #: Group of the loss and of other scalars that belong to no parameter group.
 SCALAR_GROUP = "-"
-#: Group of the optimizer's totals over all parameters.
-TOTAL_GROUP = "total"
+#: Group of the optimizer's totals over all parameters (the one reserved label).
+TOTAL_GROUP = TOTAL_LABEL
 
 
 class HistoryRecords:

@@ -30,7 +30,8 @@ from typing import Protocol, TextIO
 from multiopt_lab.device import describe_device
 
 __all__ = ["StopSignal", "Progress", "PacedProgress", "TextProgress", "NoProgress", "make_progress",
-           "register_notebook_progress", "format_seconds", "catch_interrupt"]
+           "register_notebook_progress", "format_seconds", "catch_interrupt", "finish_progress",
+           "failure_text"]
 
 
 class StopSignal:
@@ -52,11 +53,44 @@ class StopSignal:
 
 
 class Progress(Protocol):
-    """What the training loop needs from a progress display."""
+    """What the training loop needs from a progress display.
+
+    ``close()`` ends a run that returned; a display may also have
+    ``fail(error)``, called instead when the run raised (see
+    :func:`finish_progress`).
+    """
 
     def update(self, step: int, loss: float | None) -> None: ...
 
     def close(self) -> None: ...
+
+
+def failure_text(error: BaseException) -> str:
+    """``failed: RuntimeError: the data loader broke`` (one line, at most 200 characters).
+
+    Example:
+        >>> failure_text(ValueError("bad   shape"))
+        'failed: ValueError: bad shape'
+    """
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return "failed: " + (text if len(text) <= 200 else text[:199] + "…")
+
+
+def finish_progress(progress: Progress, error: BaseException | None) -> None:
+    """End the display: ``fail(error)`` when the run raised and it has one, else ``close()``.
+
+    Example:
+        >>> import io
+        >>> bar = TextProgress(4, StopSignal(), stream=io.StringIO(), clock=lambda: 0.0)
+        >>> finish_progress(bar, RuntimeError("out of memory"))
+        >>> bar.stream.getvalue().splitlines()[-1].endswith("failed: RuntimeError: out of memory")
+        True
+    """
+    fail = getattr(progress, "fail", None)
+    if error is not None and callable(fail):
+        fail(error)
+    else:
+        progress.close()
 
 
 def format_seconds(seconds: float) -> str:
@@ -154,6 +188,11 @@ class TextProgress(PacedProgress):
         self.stream.write("\r" + self.line(self.clock()) + "\n")
         self.stream.flush()
 
+    def fail(self, error: BaseException) -> None:
+        """End the line with the error that ended the run (instead of :meth:`close`)."""
+        self.stream.write("\r" + self.line(self.clock()) + " " + failure_text(error) + "\n")
+        self.stream.flush()
+
 
 class NoProgress:
     """Shows nothing (``progress=False``)."""
@@ -166,6 +205,9 @@ class NoProgress:
 
     def close(self) -> None:
         """Do nothing."""
+
+    def fail(self, error: BaseException) -> None:
+        """Do nothing (the error reaches the caller anyway)."""
 
 
 _notebook_progress: Callable[[int, StopSignal], Progress] | None = None

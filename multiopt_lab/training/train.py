@@ -21,13 +21,14 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.optimizer.recorder import check_every
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
 from multiopt_lab.distributed.sync import check_same_partition
 from multiopt_lab.training.history import History
 from multiopt_lab.training.loop_activity import training_in_progress
-from multiopt_lab.training.progress import StopSignal, catch_interrupt, make_progress
+from multiopt_lab.training.progress import StopSignal, catch_interrupt, finish_progress, make_progress
 
 #: The reason catch_interrupt gives for Ctrl-C (see multiopt_lab.training.progress).
 INTERRUPT_REASON = "interrupted (Ctrl-C)"
@@ -154,8 +155,7 @@ def train(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if metrics_every is not None and (not isinstance(metrics_every, int) or metrics_every < 1):
-        raise ValueError(f"metrics_every must be a positive int or None, got {metrics_every!r}")
+    metrics_every = check_every(metrics_every)
     history = history if history is not None else History()
     parallel = data_parallel(distributed)
     if parallel is not None:
@@ -187,6 +187,7 @@ def train(
     bar = make_progress(steps, stop, progress)
     seen_metrics_step = getattr(optimizer, "metrics_step", None)
     done = 0
+    failure: BaseException | None = None
     try:
         with catch_interrupt(stop), training_in_progress():
             for index in range(start, start + steps):
@@ -211,8 +212,11 @@ def train(
                 for callback in callbacks:
                     if callback(index + 1, loss_value, history) is True:
                         stop.request(f"callback {getattr(callback, '__name__', callback)!r} asked to stop")
+    except BaseException as error:
+        failure = error  # the bar says so, then the caller sees it
+        raise
     finally:
-        bar.close()
+        finish_progress(bar, failure)
         if has_metrics:
             optimizer.metrics_every = previous_every
         history.end_run(run)

@@ -155,6 +155,21 @@ class RuleEditorWidget(widgets.VBox):
         self._show_warnings(self.current)
         self._show()
 
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text: what the last Apply, Revert or check said ("" at first).
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(1e-3)], ["ndim == 2"])
+            >>> editor = RuleEditorWidget(MLP(4, [8], 2), optimizer, tree=None)
+            >>> editor.inputs["sgd"].value = "ndim == 1"; editor.apply(); editor.status_text
+            'Applied: 2 parameters, 48 elements: sgd -> adam; 2 parameters, 10 elements: adam -> sgd.'
+        """
+        return self._status_text
+
     def text(self) -> str:
         """The rules as typed, their notes, the preview and the status, as text (and the
         editor's own tree, when it shows one).

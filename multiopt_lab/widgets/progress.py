@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import ipywidgets
 
-from multiopt_lab.training.progress import PacedProgress, StopSignal, format_seconds
+from multiopt_lab.training.progress import PacedProgress, StopSignal, failure_text, format_seconds
 from multiopt_lab.widgets.subshell import route_to_subshell
 
 __all__ = ["NotebookProgress"]
@@ -94,3 +94,14 @@ class NotebookProgress(PacedProgress):
         self.stop_button.icon = "stop" if self.stop.requested else "check"
         self.stop_button.button_style = "warning" if self.stop.requested else ""
         self.stop_button.tooltip = ""
+
+    def fail(self, error: BaseException) -> None:
+        """Show that the run raised: a red bar, the error in the label, "Failed" on the button."""
+        self.bar.value = min(self.step, self.bar.max)
+        self.label.value = self.text(self.clock()) + " · " + failure_text(error)
+        self.bar.bar_style = "danger"
+        self.stop_button.disabled = True
+        self.stop_button.description = "Failed"
+        self.stop_button.icon = "times"
+        self.stop_button.button_style = "danger"
+        self.stop_button.tooltip = failure_text(error)

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from lab_page import cell_locator, error_outputs, open_notebook, start_run_all, wait_for_run_all
+from lab_page import (cell_locator, error_outputs, open_notebook, run_all, run_new_cell, start_run_all,
+                      wait_for_run_all)
 from screens import wait_until_looks_different
 from test_widgets_in_lab import KERNEL_MS, widen
 
@@ -164,3 +165,101 @@ def test_editor_applies_a_rule_mid_cell(page, scratch_notebook):
     moved, done = int(found.group(1)), int(found.group(2))
     assert 20 < moved < done == STEPS_EDITED
     assert error_outputs(page) == []
+
+
+TRAIN_AFTER_APPLY = """\
+import mlx.core as mx
+first = train(model, optimizer, task.loss_fn, task.batch, 30, metrics_every=5, progress=False)
+again = train(model, optimizer, task.loss_fn, task.batch, 30, metrics_every=5, progress=False,
+              compile=True)
+mx.eval(optimizer.state)
+print(f"steps done: {first.last_step()} + {again.last_step()} = {optimizer.step.item()}, "
+      f"rule: {optimizer.filters[0].text}")"""
+
+
+def test_apply_before_the_first_step_then_train(page, scratch_notebook):
+    # Issue 13: Apply before step 1 left arrays bound to the handler thread's MLX stream,
+    # and every later train() of the kernel failed ("There is no Stream(cpu, 1) ...").
+    widen(page, 1900)
+    open_notebook(page, scratch_notebook("apply_first_in_lab.ipynb", [SETUP, LAB_CELL]))
+    run_all(page)
+    editor = cell_locator(page, 2).locator(".mol-lab .mol-rule-editor")
+    editor.locator(".mol-rule-input textarea").fill("ndim == 2")
+    expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
+    editor.locator(".mol-apply").click()
+    expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
+
+    training = run_new_cell(page, TRAIN_AFTER_APPLY, timeout_ms=120_000)
+    printed = training.locator(".jp-OutputArea-output").last.inner_text().strip()
+    assert printed == "steps done: 30 + 30 = 60, rule: ndim == 2"
+    assert error_outputs(page) == []
+
+
+MLX_LM_SETUP = """\
+import importlib, time
+import mlx.core as mx
+import mlx.optimizers as optim
+from mlx_lm.tuner.trainer import TrainingArgs, train as mlx_lm_train
+from mlx_lm.tuner.utils import linear_to_lora_layers
+from multiopt_lab.integrations.mlx_lm import LabCallback
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.training.history import History
+
+llama = importlib.import_module("mlx_lm.models.llama")
+mx.random.seed(0)
+model = llama.Model(llama.ModelArgs.from_dict({
+    "model_type": "llama", "hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64,
+    "num_attention_heads": 4, "rms_norm_eps": 1e-5, "vocab_size": 32}))
+model.freeze()
+linear_to_lora_layers(model, 2, {"rank": 4, "scale": 10.0, "dropout": 0.0})
+optimizer = MultiOptimizer([optim.Adam(1e-3), optim.Adam(8e-3)], ['glob("*lora_a")'],
+                           labels=["muon", "adamw"])  # the editor tests' field names
+data = [([(s + 3 * i) % 32 for i in range(12)], 0) for s in range(16)]
+history = History()"""
+
+MLX_LM_TRAIN = """\
+args = TrainingArgs(batch_size=8, iters=400, steps_per_report=10,
+                    adapter_file="/tmp/mol_lab_adapters.safetensors")
+callback = LabCallback(optimizer, model, history, args=args)
+moved_at = []
+
+def paced_batches(*args, **kwargs):
+    for batch in callback.iterate_batches(*args, **kwargs):
+        if not moved_at and optimizer.filters[0].text == 'glob("*lora*")':
+            moved_at.append(int(optimizer.step.item()))
+        time.sleep(0.02)  # paced, so the run lasts seconds on a fast machine too
+        yield batch
+
+mlx_lm_train(model, optimizer, data, args=args, training_callback=callback,
+             iterate_batches=paced_batches)"""
+MLX_LM_REPORT = 'print("moved at step", moved_at[0] if moved_at else None, "of", history.last_step())'
+
+
+@pytest.mark.slow
+def test_the_lab_follows_mlx_lm_train_and_applies_an_edit_mid_cell(page, scratch_notebook, screenshot):
+    widen(page, 1900)
+    open_notebook(page, scratch_notebook("mlx_lm_in_lab.ipynb",
+                                         [MLX_LM_SETUP, LAB_CELL, MLX_LM_TRAIN, MLX_LM_REPORT]))
+    start_run_all(page)
+    lab, training = cell_locator(page, 2).locator(".mol-lab"), cell_locator(page, 3)
+    figure = lab.locator(".mol-monitor .mol-monitor-figure")
+    caption = lab.locator(".mol-monitor-table caption")
+    expect(caption).to_contain_text("step", timeout=120_000)
+    # The monitor redraws while mlx-lm's train() runs in the cell.
+    wait_until_looks_different(figure, figure.screenshot(animations="disabled"))
+    assert still_running(training), "the monitor changed only after training ended"
+
+    editor = lab.locator(".mol-rule-editor")
+    editor.locator(".mol-rule-input textarea").fill('glob("*lora*")')
+    expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
+    editor.locator(".mol-apply").click()
+    expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
+    assert still_running(training), "the edit was applied only after training ended"
+
+    wait_for_run_all(page, timeout_ms=180_000)
+    printed = cell_locator(page, 4).locator(".jp-OutputArea-output").inner_text().strip()
+    found = re.fullmatch(r"moved at step (\d+) of (\d+)", printed)
+    assert found, f"unexpected output: {printed!r}"
+    assert 0 < int(found.group(1)) < int(found.group(2)) == 400
+    assert error_outputs(page) == []
+    screenshot(lab, "lab-mlx-lm")

@@ -1,0 +1,214 @@
+"""The one ``state`` dict of a MultiOptimizer, which compiled steps capture; changed only in place.
+
+MLX's ``mx.compile(step, inputs=state, outputs=state)`` with ``state =
+[model.state, optimizer.state]`` keeps the very containers it was given:
+each call flattens them for its inputs and writes its outputs back into
+them. mlx-lm's ``train()`` does exactly that, once. So a
+:class:`StateContainer` hands out one dict for the optimizer's lifetime, and
+every change (a repartition, a state loaded from a checkpoint, metrics turned
+on or off) changes that dict, its ``"states"`` list and each group's own
+state dict in place (:func:`install_state`), where the compiled step will
+find it at its next call.
+
+A compiled step keeps one trace per signature of its inputs (their count,
+shapes and dtypes). A new routing usually changes that signature, but not
+always (two parameters of one shape trading groups), and replaying the old
+trace would then update each parameter with the other's state. After every
+such change of an optimizer that a compiled step has traced, the state holds
+``"routing"``: a few 0-d arrays whose dtypes spell a new number in binary,
+so the next call traces again, also under ``mx.compile(...,
+shapeless=True)``. :func:`multiopt_lab.save_state` leaves it out.
+
+Example:
+    >>> import mlx.optimizers as optim
+    >>> sgd = optim.SGD(0.1)
+    >>> container = StateContainer([sgd])
+    >>> state = container.tree
+    >>> install_state(sgd, {"step": sgd.step, "learning_rate": sgd.learning_rate})
+    >>> container.routing_changed(); state is container.tree, state["states"][0] is sgd.state
+    (True, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import mlx.core as mx
+import mlx.optimizers as optim
+
+__all__ = ["StateContainer", "install_state", "routing_marker", "state_mismatches",
+           "entry_mismatch"]
+
+
+def _keeps_its_dict(optimizer: Any) -> bool:
+    # MLX's own ``state`` property returns the one dict ``_state``; an
+    # optimizer that overrides it (a multi-optimizer) builds its own view.
+    return type(optimizer).state is optim.Optimizer.state
+
+
+def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
+    """Make ``tree`` ``optimizer``'s state, keeping the state dict it already has.
+
+    ``initialized=False`` is what MLX's ``state`` setter says: "check this
+    state against the parameters before the next step".
+
+    Example:
+        >>> import mlx.optimizers as optim
+        >>> sgd = optim.SGD(0.1); held = sgd.state
+        >>> install_state(sgd, {"step": mx.array(5, mx.uint64)}); held is sgd.state, held["step"].item()
+        (True, 5)
+    """
+    if _keeps_its_dict(optimizer):
+        home = optimizer._state
+        if home is not tree:
+            contents = dict(tree)
+            home.clear()
+            home.update(contents)
+    else:
+        optimizer.state = tree
+    optimizer._initialized = initialized
+
+
+def routing_marker(generation: int) -> tuple:
+    """0-d arrays whose dtypes spell ``generation`` in binary (bool_ for 0, uint8 for 1).
+
+    Example:
+        >>> [a.dtype == mx.uint8 for a in routing_marker(2)]
+        [True, False]
+    """
+    return tuple(mx.array(0, mx.uint8) if bit == "1" else mx.array(False)
+                 for bit in format(generation, "b"))
+
+
+class StateContainer:
+    """``{"states": [each group's state dict], ...}``: one dict, filled in place.
+
+    Args:
+        optimizers (list[Optimizer]): The groups' optimizers.
+
+    Attributes:
+        tree (dict): The dict ``MultiOptimizer.state`` returns, for its lifetime.
+
+    Example:
+        >>> import mlx.optimizers as optim
+        >>> container = StateContainer([optim.SGD(0.1)])
+        >>> list(container.tree), container.sync(container.optimizers)
+        (['states'], False)
+    """
+
+    def __init__(self, optimizers: Sequence[Any]):
+        self.tree: dict[str, Any] = {"states": []}
+        self.optimizers: list[Any] = []
+        self._generation = 0
+        self.sync(optimizers)
+
+    def sync(self, optimizers: Sequence[Any], refresh: bool = False) -> bool:
+        """Make ``tree["states"]`` hold each optimizer's state dict; True when it changed.
+
+        An optimizer whose state dict was replaced from outside
+        (``opt.optimizers[0].state = ...``) gets its new contents put into the
+        dict the container (and any compiled step) holds. ``refresh`` reads
+        the state of optimizers that build their own (a nested multi-optimizer)
+        again.
+        """
+        states, owners = self.tree["states"], self.optimizers
+        changed = False
+        for i, optimizer in enumerate(optimizers):
+            plain = _keeps_its_dict(optimizer)
+            if i < len(states) and owners[i] is optimizer:
+                if not plain:
+                    if refresh:
+                        states[i] = optimizer.state
+                    continue
+                if states[i] is optimizer._state:
+                    continue
+                home = states[i]
+                contents = dict(optimizer._state)
+                home.clear()
+                home.update(contents)
+                optimizer._state = home
+            else:
+                own = optimizer._state if plain else optimizer.state
+                if i < len(states):
+                    states[i], owners[i] = own, optimizer
+                else:
+                    states.append(own)
+                    owners.append(optimizer)
+            changed = True
+        if len(states) > len(optimizers):
+            del states[len(optimizers):]
+            del owners[len(optimizers):]
+            changed = True
+        return changed
+
+    def show(self, key: str, value: Any | None) -> None:
+        """Hold ``value`` under ``key`` (``"metrics"``, ``"nonfinite"``), or nothing when None."""
+        if value is None:
+            self.tree.pop(key, None)
+        else:
+            self.tree[key] = value
+
+    def routing_changed(self) -> None:
+        """A compiled step that captured this state must trace again at its next call."""
+        self._generation += 1
+        self.tree["routing"] = routing_marker(self._generation)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, mx.array):
+        return f"shape {tuple(value.shape)} {value.dtype}".replace("mlx.core.", "")
+    return type(value).__name__
+
+
+def state_mismatches(live: Any, new: Any, prefix: str = "") -> list[str]:
+    """Where ``new`` holds an array of another shape or dtype than ``live`` at the same place.
+
+    Only places both hold are compared: a state may have entries the live
+    one lacks (parameters not stepped yet), and lack some (initialised later).
+
+    Example:
+        >>> state_mismatches({"learning_rate": mx.array(0.1)},
+        ...                  {"learning_rate": mx.zeros((3, 1, 1))})
+        ['learning_rate: expected shape () float32, found shape (3, 1, 1) float32']
+    """
+    found: list[str] = []
+    if isinstance(live, dict) and isinstance(new, dict):
+        for key, value in live.items():
+            if key in new:
+                found += state_mismatches(value, new[key], f"{prefix}{key}.")
+    elif isinstance(live, (list, tuple)) and isinstance(new, (list, tuple)):
+        for i, (value, other) in enumerate(zip(live, new)):
+            found += state_mismatches(value, other, f"{prefix}{i}.")
+    elif isinstance(live, mx.array):
+        same = isinstance(new, mx.array) and new.shape == live.shape and new.dtype == live.dtype
+        if not same:
+            found.append(f"{prefix[:-1]}: expected {_describe(live)}, found {_describe(new)}")
+    return found
+
+
+def _kind(dtype: Any) -> str:
+    for kind in (mx.complexfloating, mx.floating, mx.integer):
+        if mx.issubdtype(dtype, kind):
+            return str(kind)
+    return str(dtype)
+
+
+def entry_mismatch(path: str, entry: Any, fresh: dict) -> str | None:
+    """How the state ``entry`` of parameter ``path`` differs from a ``fresh`` one; None: it fits.
+
+    Same keys and shapes, and the same kind of dtype (float, complex,
+    integer): the optimizer's own steps may change a float's precision.
+
+    Example:
+        >>> entry_mismatch("w", {"v": mx.zeros((2,), mx.complex64)}, {"v": mx.zeros((2,))})
+        "'w': v expected shape (2,) float32, found shape (2,) complex64"
+    """
+    if not isinstance(entry, dict) or set(entry) != set(fresh):
+        keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        return f"{path!r}: expected the entries {sorted(fresh)}, found {keys}"
+    for key, value in fresh.items():
+        have = entry[key]
+        if not isinstance(have, mx.array) or have.shape != value.shape \
+                or _kind(have.dtype) != _kind(value.dtype):
+            return f"{path!r}: {key} expected {_describe(value)}, found {_describe(have)}"
+    return None
