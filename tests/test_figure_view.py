@@ -74,4 +74,4 @@ def test_an_empty_monitor_shows_a_legible_placeholder_not_an_empty_axes():
 
 def test_the_monitor_title_names_the_run_and_device():
     monitor = TrainingMonitorWidget(two_group_history())
-    assert monitor.title == "r · cpu (Test CPU)" and monitor.figure._suptitle.get_text() == monitor.title
+    assert monitor.title == "r · cpu (Test CPU)" and monitor.figure.get_suptitle() == monitor.title

@@ -283,7 +283,7 @@ def test_runs_compared_can_colour_groups_by_optimizer():
 
 def test_the_overview_title_names_the_run_and_its_device():
     figure = plot_training(two_group_history())
-    assert figure._suptitle.get_text() == "r · cpu (Test CPU)"
+    assert figure.get_suptitle() == "r · cpu (Test CPU)"
 
 
 def test_a_drawn_figure_can_follow_a_theme_change():
