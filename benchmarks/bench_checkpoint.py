@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import mlx.core as mx
 import mlx.optimizers as optim
@@ -27,7 +25,7 @@ from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import header, record  # noqa: E402
+from report import header, median_seconds, record  # noqa: E402
 
 
 def tree(leaves: int) -> dict:
@@ -41,15 +39,6 @@ def tree(leaves: int) -> dict:
 
 def make_optimizer() -> MultiOptimizer:
     return MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(1e-3)], ["ndim == 2"])
-
-
-def median_s(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -66,10 +55,10 @@ def main() -> None:
         mx.eval(optimizer.state)
         with tempfile.TemporaryDirectory() as folder:
             file = os.path.join(folder, "opt.safetensors")
-            save = median_s(lambda: save_state(file, optimizer), args.repeat)
-            read = median_s(lambda: mx.load(file), args.repeat)
-            load = median_s(lambda: load_state(file, make_optimizer(), parameters=params),
-                            args.repeat)
+            save = median_seconds(lambda: save_state(file, optimizer), args.repeat, warmup=0)
+            read = median_seconds(lambda: mx.load(file), args.repeat, warmup=0)
+            load = median_seconds(lambda: load_state(file, make_optimizer(), parameters=params),
+                            args.repeat, warmup=0)
         print(f"{leaves:>8} {save:8.2f} {read:10.2f} {load:14.2f} {load / leaves * 1e6:12.1f}")
         size = f"{leaves:,} leaves"
         record("bench_checkpoint", "strict load_state(parameters=)", load, read, load / read,

@@ -32,7 +32,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from functools import partial
 
 import mlx.core as mx
@@ -47,7 +46,7 @@ from multiopt_lab import MultiOptimizer
 from multiopt_lab.integrations.mlx_lm import LabCallback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import header, record  # noqa: E402
+from report import header, race, record  # noqa: E402
 
 CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2,
           "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -114,19 +113,6 @@ def ten(run):
         for _ in range(10):
             run()
     return block
-
-
-def race(runs, repeats, warmup=3):
-    for run in runs:
-        for _ in range(warmup):
-            run()
-    times = [[] for _ in runs]
-    for _ in range(repeats):
-        for i, run in enumerate(runs):
-            start = time.perf_counter()
-            run()
-            times[i].append(time.perf_counter() - start)
-    return times
 
 
 def row(name, ours_times, base_times, baseline, size):

@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from functools import partial
 from typing import Callable
 
@@ -33,7 +32,7 @@ from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import header, record  # noqa: E402
+from report import header, race, record  # noqa: E402
 
 
 class Block(nn.Module):
@@ -102,20 +101,6 @@ def timed_compile_step(model, optimizer, grads):
         step()
         mx.eval(model.state, optimizer.state)
     return run
-
-
-def race(runs, repeats, warmup=5):
-    """Per-repetition seconds of each run, interleaved so load drifts hit all alike."""
-    for run in runs:
-        for _ in range(warmup):
-            run()
-    times = [[] for _ in runs]
-    for _ in range(repeats):
-        for i, run in enumerate(runs):
-            start = time.perf_counter()
-            run()
-            times[i].append(time.perf_counter() - start)
-    return times
 
 
 def row(name, arrays, ours, base, note=""):

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 from multiopt_lab.rules.matching import linear_search
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import header, record  # noqa: E402
+from report import header, median_seconds, record  # noqa: E402
 
 MLX_LM_PATH = "model.layers.0.self_attn.q_proj.weight"  # 39 characters
 
@@ -54,16 +52,6 @@ def python_re_seconds(pattern: str, path: str, limit: float) -> float | None:
     except subprocess.TimeoutExpired:
         return None
     return float(done.stdout)
-
-
-def median_seconds(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -19,31 +19,14 @@ import sys
 import time
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
 from multiopt_lab.optimizer.trees import copy_containers, flatten_with_parameters, rebuild_tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_optimizer import Stack  # noqa: E402  (the same model as the step benchmark)
 from report import header, record  # noqa: E402
-
-
-class Block(nn.Module):
-    def __init__(self, dims: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dims)
-        self.attn = nn.MultiHeadAttention(dims, 4)
-        self.norm2 = nn.LayerNorm(dims)
-        self.mlp = [nn.Linear(dims, 2 * dims), nn.Linear(2 * dims, dims)]
-
-
-class Stack(nn.Module):
-    def __init__(self, blocks: int, dims: int = 16):
-        super().__init__()
-        self.embed = nn.Embedding(64, dims)
-        self.layers = [Block(dims) for _ in range(blocks)]
-        self.head = nn.Linear(dims, 64)
 
 
 def mlx_flatten_with_parameters(gradients, parameters):
@@ -80,7 +63,7 @@ def main() -> None:
     header("bench_tree_walkers")
     print(f"{'walker':<44} {'arrays':>6} {'ours us':>9} {'mlx us':>9} {'ratio':>7}")
     for blocks in ([4, 32] if args.quick else [4, 32, 128]):
-        model = Stack(blocks)
+        model = Stack(blocks, dims=16)
         params = model.trainable_parameters()
         grads = tree_map(lambda p: p, params)
         n = len(tree_flatten(grads))

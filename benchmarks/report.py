@@ -1,25 +1,58 @@
-"""What every benchmark shares: a header naming the device, and rows that run_all.py collects.
+"""What every benchmark shares: a header naming the device, timing, and rows for run_all.py.
 
 Each benchmark prints its own table as it goes. With the environment variable
 ``MULTIOPT_LAB_BENCH_ROWS`` set to a file path (``run_all.py`` does it), every
 row is also appended to that file as one JSON line, so that one table of all
 benchmarks can be printed at the end, whichever process measured the row.
 
+:func:`race` times several runs interleaved (so a load drift hits all
+alike), :func:`median_seconds` one run.
+
 Example:
     >>> header("bench_example")  # doctest: +ELLIPSIS
     bench_example on ... mlx ...
+    >>> [len(times) for times in race([lambda: None, lambda: None], repeats=3)]
+    [3, 3]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
+import time
 
 import mlx.core as mx
 
 from multiopt_lab.device import describe_device
 
 ROWS_FILE = "MULTIOPT_LAB_BENCH_ROWS"
+
+
+def race(runs, repeats: int, warmup: int = 5) -> list[list[float]]:
+    """Per-repetition seconds of each run, interleaved so load drifts hit all alike."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            run()
+            times[i].append(time.perf_counter() - start)
+    return times
+
+
+def median_seconds(fn, repeat: int, warmup: int = 1) -> float:
+    """The median seconds of ``repeat`` calls of ``fn`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def header(title: str) -> None:

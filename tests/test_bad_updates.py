@@ -11,9 +11,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
-from mlx.utils import tree_flatten, tree_map
+from mlx.utils import tree_map
 
 from multiopt_lab import MultiOptimizer
+from trees import assert_identical, flat
 
 
 class WithRope(nn.Module):
@@ -42,17 +43,6 @@ def twins():
 def grads_of(model, seed):
     mx.random.seed(seed)
     return tree_map(lambda p: mx.random.normal(p.shape) * 0.1, model.trainable_parameters())
-
-
-def flat(tree):
-    return dict(tree_flatten(tree))
-
-
-def assert_identical(a, b):
-    fa, fb = flat(a), flat(b)
-    assert fa.keys() == fb.keys()
-    for key in fa:
-        assert mx.array_equal(fa[key], fb[key]).item(), key
 
 
 # -- defect 3: what MLX accepts -------------------------------------------------------------------

@@ -7,10 +7,11 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
-from mlx.utils import tree_flatten, tree_map, tree_unflatten
+from mlx.utils import tree_map, tree_unflatten
 
 from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from trees import flat
 
 
 def model_and_grads(width=8, seed=0):
@@ -30,10 +31,6 @@ def ours(rules=("ndim == 2",)):
 
 def mlx_opt():
     return optim.MultiOptimizer(pair(), [lambda p, a: a.ndim == 2])
-
-
-def flat(tree):
-    return dict(tree_flatten(tree))
 
 
 def identical(a, b):

@@ -15,9 +15,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
-from mlx.utils import tree_flatten, tree_unflatten
+from mlx.utils import tree_unflatten
 
 from multiopt_lab import MultiOptimizer, compile_step, load_state, save_state
+from trees import assert_identical, flat
 
 
 def make(seed=0, **kwargs):
@@ -54,17 +55,6 @@ def compiled_step(model, opt):
 def run(model, opt, step, state, steps, first=0):
     for i in range(first, first + steps):
         mx.eval(step(*data(i)), state)
-
-
-def flat(tree):
-    return dict(tree_flatten(tree))
-
-
-def assert_identical(a, b):
-    fa, fb = flat(a), flat(b)
-    assert fa.keys() == fb.keys()
-    for key in fa:
-        assert fa[key].dtype == fb[key].dtype and mx.array_equal(fa[key], fb[key]).item(), key
 
 
 def steps_of(opt):

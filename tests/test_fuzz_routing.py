@@ -13,10 +13,11 @@ import mlx.optimizers as optim
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlx.utils import tree_flatten, tree_map_with_path
+from mlx.utils import tree_map_with_path
 
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.rules import as_rule
+from trees import flat
 
 CI = settings(max_examples=60, deadline=None, derandomize=True, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -77,10 +78,6 @@ def build(spec, seed, keep=None):
         return (mx.random.normal(shape, key=key) + 0.5).astype(dtype)
 
     return walk(spec, "")
-
-
-def flat(tree):
-    return dict(tree_flatten(tree))
 
 
 def merged(params, updated):

@@ -29,6 +29,7 @@ from mlx_lm.tuner.trainer import TrainingArgs, TrainingCallback, train  # noqa: 
 from mlx_lm_models import DENSE, MOE, build, lora, qlora, token_dataset  # noqa: E402
 from multiopt_lab import MultiOptimizer  # noqa: E402
 from multiopt_lab.integrations.mlx_lm import LabCallback, resume, state_file_for  # noqa: E402
+from trees import assert_identical, flat
 
 MATRICES = "ndim >= 2"  # expert stacks (SwitchLinear) are 3-D
 
@@ -54,17 +55,6 @@ def run(model, optimizer, args, data=None, **kwargs):
     with contextlib.redirect_stdout(io.StringIO()):  # mlx-lm's own report
         train(model, optimizer, data if data is not None else token_dataset(), args=args, **kwargs)
     mx.eval(model.parameters(), optimizer.state)
-
-
-def flat(tree):
-    return dict(tree_flatten(tree))
-
-
-def assert_identical(a, b):
-    fa, fb = flat(a), flat(b)
-    assert fa.keys() == fb.keys()
-    for key in fa:
-        assert fa[key].dtype == fb[key].dtype and mx.array_equal(fa[key], fb[key]).item(), key
 
 
 def variant(name, kind):

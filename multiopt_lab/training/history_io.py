@@ -149,15 +149,7 @@ def parse_lines(lines: Iterable[str | bytes], first_line: int = 1,
             continue
         yield from _parse_rows(rows, bad)
         rows = []
-        try:
-            event = _parse_line(line)
-        except ValueError as err:
-            if bad is None:
-                raise ValueError(f"line {number} of the history file: {err}") from None
-            bad(number, str(err))
-            continue
-        if event is not None:
-            yield event
+        yield from _parse_one(number, line, bad)
     yield from _parse_rows(rows, bad)
 
 
@@ -178,15 +170,20 @@ def _parse_rows(rows: list[tuple[int, str | bytes]], bad) -> Iterator[tuple[str,
         yield from [("row", row) for row in parsed]
         return
     for number, line in rows:
-        try:
-            event = _parse_line(line)
-        except ValueError as err:
-            if bad is None:
-                raise ValueError(f"line {number} of the history file: {err}") from None
-            bad(number, str(err))
-            continue
-        if event is not None:
-            yield event
+        yield from _parse_one(number, line, bad)
+
+
+def _parse_one(number: int, line: str | bytes, bad) -> Iterator[tuple[str, Any]]:
+    """One line's event (none for a blank line); a bad line raises, or goes to ``bad``."""
+    try:
+        event = _parse_line(line)
+    except ValueError as err:
+        if bad is None:
+            raise ValueError(f"line {number} of the history file: {err}") from None
+        bad(number, str(err))
+        return
+    if event is not None:
+        yield event
 
 
 def _parse_line(line: str | bytes) -> tuple[str, Any] | None:
