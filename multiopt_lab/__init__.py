@@ -51,7 +51,7 @@ from multiopt_lab.display import register_bundle, register_html
 from multiopt_lab.training.progress import register_notebook_progress
 from multiopt_lab.render import render_html, render_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
-from multiopt_lab.render.reports import diagnostics_html, moves_html
+from multiopt_lab.render.reports import diagnostics_html, history_html, moves_html
 
 __version__ = "0.1.0"
 
@@ -108,6 +108,7 @@ register_html("assignment", assignment_repr_html)
 register_html("optimizer", optimizer_repr_html)
 register_html("diagnostics", diagnostics_html)
 register_html("moves", moves_html)
+register_html("history", history_html)
 
 
 def _notebook_progress(total, stop):

@@ -12,9 +12,10 @@ Example:
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BackendMissingError", "require_backend", "describe_device", "device_facts"]
+__all__ = ["BackendMissingError", "require_backend", "describe_device", "describe_facts", "device_facts"]
 
 INSTALL_HINT = (
     "install the backend for this machine: pip install 'multiopt_lab[cpu]' (any Linux machine), "
@@ -80,6 +81,20 @@ def describe_device(device: Any = None) -> str:
         >>> describe_device().split(" ")[0] in ("cpu", "gpu,")
         True
     """
-    facts = device_facts(device)
-    kind = "cpu" if facts["backend"] == "cpu" else f"gpu, {facts['backend']}"
-    return f"{kind} ({facts['device_name']})"
+    return describe_facts(device_facts(device))
+
+
+def describe_facts(facts: Mapping[str, Any]) -> str:
+    """The words of :func:`describe_device` from saved facts (a run's metadata); ``""`` if unknown.
+
+    Example:
+        >>> describe_facts({"backend": "cuda", "device_name": "NVIDIA H200"})
+        'gpu, cuda (NVIDIA H200)'
+        >>> describe_facts({})
+        ''
+    """
+    backend, name = facts.get("backend"), facts.get("device_name")
+    if not backend:
+        return ""
+    kind = "cpu" if backend == "cpu" else f"gpu, {backend}"
+    return f"{kind} ({name})" if name else kind

@@ -103,3 +103,28 @@ class TestRuleErrorTraceback:
         # The frame of the function the user called, and no parser internals.
         assert len(inside) == 1, [f"{f.filename}:{f.lineno} {f.name}" for f in inside]
         assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+class TestHistoryForms:
+    """A cell ending with ``train(...)`` shows the History it returns: a small table, not a repr."""
+
+    def test_a_trained_history_shows_one_row_per_run(self):
+        import mlx.optimizers as optim
+        from multiopt_lab import examples
+
+        task = examples.sequence_task("reverse", length=4)
+        model = examples.TinyGPT(task.vocab_size, dims=16, layers=1, heads=2)
+        optimizer = mol.MultiOptimizer([optim.Adam(1e-3), optim.SGD(0.1)], ["ndim == 2"],
+                                       labels=["matrices", "rest"])
+        history = mol.train(model, optimizer, task.loss_fn, task.batch, steps=4, metrics_every=2,
+                            progress=False, run="first")
+        summary = history.summary()
+        assert summary.loc["first", "last step"] == 4 and summary.loc["first", "ended"]
+        assert summary.loc["first", "groups"] == "matrices, rest"
+        assert summary.loc["first", "last loss"] == pytest.approx(history.last("loss"))
+        html = history._repr_html_()
+        assert html.startswith("<table>") and "<td>first</td>" in html and "History(" not in html
+        assert f"<td>{summary.loc['first', 'device']}</td>" in html and "cpu" in html or "gpu" in html
+
+    def test_an_empty_history_says_so(self):
+        assert "no run recorded yet" in mol.History()._repr_html_()

@@ -26,7 +26,8 @@ from multiopt_lab.plots.figures import (
 )
 from multiopt_lab.plots.fixed_layout import fit_layout, legend_fits_beside_title
 from multiopt_lab.plots.live import GROUP_PANELS, layout_key, remember_layout, update_in_place
-from multiopt_lab.plots.style import LabFigure, device_text, theme_context
+from multiopt_lab.device import describe_facts
+from multiopt_lab.plots.style import LabFigure, theme_context
 
 __all__ = ["plot_training", "has_group_metrics", "run_title", "placeholder"]
 
@@ -42,7 +43,7 @@ def run_title(history: History, run: str | None) -> str:
     run = run if run is not None else history.current_run
     if run is None or run not in history.runs:
         return "" if run is None else str(run)
-    device = device_text(history.metadata(run))
+    device = describe_facts(history.metadata(run))
     return f"{run} · {device}" if device else str(run)
 
 

@@ -35,7 +35,6 @@ __all__ = [
     "THEMES", "COLOUR_BY", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "optimizer_colour_map",
     "series", "smooth", "no_data", "steady_limits", "step_axis", "same_as", "note_same_in_title", "legend_beside",
     "retheme",
-    "device_text",
 ]
 
 #: Accepted values of ``theme``: ``None`` keeps the current matplotlib style.
@@ -283,20 +282,6 @@ def legend_beside(ax: Axes) -> None:
         'a'
     """
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
-
-
-def device_text(metadata: dict) -> str:
-    """``cpu (AMD EPYC)`` or ``gpu, cuda (NVIDIA H200)`` from a run's metadata; ``""`` when unknown.
-
-    Example:
-        >>> device_text({"backend": "cuda", "device_name": "NVIDIA H200"})
-        'gpu, cuda (NVIDIA H200)'
-    """
-    backend, name = metadata.get("backend"), metadata.get("device_name")
-    if not backend:
-        return ""
-    kind = "cpu" if backend == "cpu" else f"gpu, {backend}"
-    return f"{kind} ({name})" if name else kind
 
 
 def series(frame: pd.DataFrame, metric: str, *, run: str, group: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from html import escape
 
-__all__ = ["diagnostics_html", "moves_html"]
+__all__ = ["diagnostics_html", "moves_html", "history_html"]
 
 _MAX_LISTED = 50
 
@@ -83,3 +83,25 @@ def moves_html(moves) -> str:
         for (source, target), paths in moves.directions().items())
     return ('<div class="mol-report mol-moves"><table><thead><tr><th>from</th><th>to</th>'
             f"<th>parameters</th><th>which</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def history_html(history) -> str:
+    """A History as a small table: one row per run (see ``History.summary``).
+
+    Example:
+        >>> from multiopt_lab.training.history import History
+        >>> h = History(); h.record(3, loss=0.25, run="demo")
+        >>> "<td>demo</td>" in history_html(h) and "<td>0.25</td>" in history_html(h)
+        True
+    """
+    summary = history.summary()
+    if summary.empty:
+        return "<p>History: no run recorded yet</p>"
+    head = "".join(f"<th>{escape(c)}</th>" for c in ["run", *summary.columns])
+    body = ""
+    for run, row in summary.iterrows():
+        cells = [run, *("" if v is None or v != v else f"{v:.4g}" if isinstance(v, float) else v
+                        for v in row.tolist())]
+        body += "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in cells) + "</tr>"
+    caption = f"History: {len(summary)} run{'s' * (len(summary) != 1)}, {len(history):,} rows"
+    return f"<table><caption>{escape(caption)}</caption><tr>{head}</tr>{body}</table>"

@@ -23,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from multiopt_lab.device import device_facts
+from multiopt_lab.device import describe_facts, device_facts
+from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.training import history_io
 from multiopt_lab.training.history_files import HistoryFollower, SkippedLines, save_history
@@ -216,6 +217,29 @@ class History:
 
     def __repr__(self) -> str:
         return f"History(runs={list(self._records.runs)}, rows={len(self)})"
+
+    def _repr_html_(self) -> str | None:
+        # What a notebook shows when a cell ends with train(...): the runs as a small table.
+        return html_for("history", self)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per run: last step, rows, last loss, groups, device, and whether it ended.
+
+        Example:
+            >>> h = History()
+            >>> h.record(1, loss=2.0, run="a"); h.record(2, loss=1.5, run="a"); h.end_run()
+            >>> print(h.summary().to_string(columns=["last step", "rows", "last loss", "ended"]))
+                 last step  rows  last loss  ended
+            run
+            a            2     2        1.5   True
+        """
+        counts = self.frame["run"].value_counts()
+        rows = [{"run": run, "last step": self.last_step(run), "rows": int(counts.get(run, 0)),
+                 "last loss": self.last("loss", run=run), "groups": ", ".join(self.labels(run)),
+                 "device": describe_facts(self.metadata(run)), "ended": self.is_finished(run)}
+                for run in self.runs]
+        columns = ["run", "last step", "rows", "last loss", "groups", "device", "ended"]
+        return pd.DataFrame(rows, columns=columns).set_index("run")
 
     # -- reading ---------------------------------------------------------
     @property
