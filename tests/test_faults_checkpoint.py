@@ -436,3 +436,12 @@ class TestOnePassReader:
         mx.save_safetensors(str(file), {"states.0.step": mx.array(1), "states.0.w": mx.zeros((2,)),
                                         "states.0.w.v": mx.zeros((2,))})
         assert "also the parent" in load_fails(file, "corrupted")
+
+
+def test_the_garbage_collector_is_back_after_a_load_good_or_bad(saved, tmp_path):
+    import gc
+
+    load_state(saved, optimizer(), parameters=parameters())
+    assert gc.isenabled()
+    load_fails(tmp_path / "nowhere.safetensors", "missing")
+    assert gc.isenabled()

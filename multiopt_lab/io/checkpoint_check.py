@@ -8,9 +8,11 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import mlx.core as mx
+import numpy as np
 from mlx.utils import tree_flatten
 
 from multiopt_lab.io.checksum import checksum, file_checksum
@@ -27,26 +29,35 @@ __all__ = ["expected_groups", "plan_new_state", "plan_single_state", "describe_p
 MAX_LIST_INDEX = 2**20
 
 
-def unflatten(items: list[tuple[str, Any]]) -> Any:
+def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None) -> Any:
     """``mlx.utils.tree_unflatten`` for checkpoint keys, in one pass over them.
 
     Lists are made of keys that are all digits, gaps filled with ``{}`` as
     MLX does. MLX's recursive version costs seconds at 100,000 keys.
 
+    Args:
+        items: ``(key, value)`` pairs.
+        index (dict, optional): Receives, for each key prefix, the dict or
+            list the tree holds there (``"layers.1"`` -> ``{'w': 1}``).
+
     Raises:
-        ValueError: A key is also the parent of another (``a`` and ``a.b``):
-            no tree flattens to that.
+        ValueError: A key is also the parent of another (``a`` and ``a.b``),
+            or two keys name one list item (``a.1`` and ``a.01``): no tree
+            flattens to that.
 
     Example:
-        >>> unflatten([("layers.1.w", 1), ("step", 2)])
+        >>> index = {}
+        >>> unflatten([("layers.1.w", 1), ("step", 2)], index)
         {'layers': [{}, {'w': 1}], 'step': 2}
+        >>> index["layers.1"]
+        {'w': 1}
     """
     if len(items) == 1 and items[0][0] == "":
         return items[0][1]
     root: dict = {}
     # Each dict made, by the key prefix that leads to it: a key finds its parent in one
     # look-up (its siblings made it) rather than walking down from the root.
-    nodes: dict[str, dict] = {}
+    nodes: dict[str, Any] = {} if index is None else index
     numbered: dict[str, dict] = {}  # the dicts with a child named by digits: lists maybe
     for key, value in items:
         prefix, dot, leaf = key.rpartition(".")
@@ -62,23 +73,19 @@ def unflatten(items: list[tuple[str, Any]]) -> Any:
 
 
 def _node_at(prefix: str, root: dict, nodes: dict, numbered: dict) -> dict:
-    """The dict at ``prefix``, made with the parents it lacks."""
-    missing = []
-    parent = None
-    while parent is None:
-        missing.append(prefix)
-        prefix, dot, _ = prefix.rpartition(".")
-        parent = nodes.get(prefix) if dot else root
-    for path in reversed(missing):
-        name = path[path.rfind(".") + 1:]
-        if name in parent:
-            raise ValueError(f"key {path[:80]!r} holds a value and is also the parent of "
-                             "other keys")
-        node = parent[name] = nodes[path] = {}
-        if name.isdigit():
-            numbered[path[:path.rfind(".")] if "." in path else None] = parent
-        parent = node
-    return parent
+    """The dict at ``prefix``, made with the parents it lacks (recursion as deep as the key;
+    read_checkpoint refuses keys of more than 64 parts first)."""
+    up, dot, name = prefix.rpartition(".")
+    parent = root if not dot else nodes.get(up)
+    if parent is None:
+        parent = _node_at(up, root, nodes, numbered)
+    if name in parent:
+        raise ValueError(f"key {prefix[:80]!r} holds a value and is also the parent of "
+                         "other keys")
+    node = parent[name] = nodes[prefix] = {}
+    if name.isdigit():
+        numbered[up if dot else None] = parent
+    return node
 
 
 def _lists_of(root: dict, nodes: dict, numbered: dict) -> Any:
@@ -89,22 +96,28 @@ def _lists_of(root: dict, nodes: dict, numbered: dict) -> Any:
         if not all(key.isdigit() for key in node):
             continue
         indices = sorted((int(key), key) for key in node)
+        for (i, first), (j, second) in zip(indices, indices[1:]):
+            if i == j:
+                where = f"under {prefix[:80]!r}" if prefix is not None else "at the top"
+                raise ValueError(f"keys {first[:40]!r} and {second[:40]!r} {where} name the "
+                                 "same list item")
         items: list = [{} for _ in range(indices[-1][0] + 1)]
         for index, key in indices:
             items[index] = node[key]
         if prefix is None:
             return items
         parent_prefix, dot, name = prefix.rpartition(".")
-        (nodes[parent_prefix] if dot else root)[name] = items
+        (nodes[parent_prefix] if dot else root)[name] = nodes[prefix] = items
     return root
 
 
-def read_checkpoint(file: str) -> tuple[dict, dict, Any]:
+def read_checkpoint(file: str, index: dict[str, Any] | None = None) -> tuple[dict, dict, Any]:
     """``(arrays, metadata, state tree)`` of a safetensors checkpoint, or a ValueError saying
     what is wrong with the file (missing, truncated, corrupted, not a checkpoint).
 
     The arrays come computed, read in one pass (:mod:`~multiopt_lab.io.safetensors_reader`);
     a file with metadata ``crc32`` must match it (:mod:`~multiopt_lab.io.checksum`).
+    ``index`` receives :func:`unflatten`'s index of the tree.
 
     Example:
         >>> read_checkpoint("missing.safetensors")  # doctest: +ELLIPSIS
@@ -122,7 +135,7 @@ def read_checkpoint(file: str) -> tuple[dict, dict, Any]:
                                  "restore it from a copy")
             _check_keys(stored.keys)
             arrays = stored.arrays
-        state = unflatten(list(arrays.items())) if arrays else {}
+        state = unflatten(list(arrays.items()), index) if arrays else {}
     except _Corrupted as err:
         raise ValueError(f"the checkpoint {file} {err}") from None
     except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError
@@ -135,12 +148,20 @@ class _Corrupted(Exception):
     """A file that reads as safetensors but is not one to load (message: after its name)."""
 
 
+#: A part of a key (between dots) of more digits than MAX_LIST_INDEX has.
+_LONG_NUMBER = re.compile(r"(?<![^.])\d{%d,}(?![^.])" % len(str(MAX_LIST_INDEX)))
+
+
 def _check_keys(keys: list[str]) -> None:
-    for key in keys:
-        parts = key.split(".")
-        if len(parts) > 64 or any(p.isdigit() and int(p) > MAX_LIST_INDEX for p in parts):
-            raise _Corrupted(f"is corrupted or not an optimizer state: key {key[:80]!r} is "
-                             f"nested too deep or indexes past {MAX_LIST_INDEX}")
+    deep = next((k for k in keys if k.count(".") >= 64), None)
+    # Joined by dots, the keys' parts are the parts of one string: one search finds them.
+    numbers = (m.group() for m in _LONG_NUMBER.finditer(".".join(keys)))
+    big = next((n for n in numbers if int(n) > MAX_LIST_INDEX), None)
+    if big is not None:
+        deep = next(k for k in keys if big in k.split("."))
+    if deep is not None:
+        raise _Corrupted(f"is corrupted or not an optimizer state: key {deep[:80]!r} is "
+                         f"nested too deep or indexes past {MAX_LIST_INDEX}")
 
 
 def metadata_json(metadata: dict, key: str, file: str) -> Any:
@@ -171,8 +192,12 @@ def expected_groups(optimizer: Any, parameters: Any) -> list[dict[str, tuple]] |
     if parameters is not None:
         table = ParameterTable.from_tree(parameters)
         winners = optimizer.assign(table).winners.tolist()
-        for path, array, g in zip(table.paths, table.arrays, winners):
-            groups[g][path] = (tuple(array.shape), array.dtype)
+        # One (shape, dtype) per structure, read from its first array, shared by its rows.
+        ids = table.structure_ids
+        _, first = np.unique(ids, return_index=True)
+        layouts = [(table.shapes[i], table.arrays[i].dtype) for i in first.tolist()]
+        for path, s, g in zip(table.paths, ids.tolist(), winners):
+            groups[g][path] = layouts[s]
         return groups
     plan = getattr(optimizer, "_plan", None)
     if plan is None:
@@ -204,17 +229,27 @@ def layout_problem(entry: Any, fresh: dict) -> tuple[str, str] | None:
         >>> layout_problem({"v": mx.zeros((2, 2), mx.complex64)}, fresh)
         ('dtypes', "'v' is complex64, expected float32")
     """
+    return _layout_problem(entry, fresh, _spec(fresh))
+
+
+def _spec(fresh: dict) -> list[tuple[str, tuple, Any]]:
+    """``(key, shape, dtype)`` of each array of a template, read once for all paths."""
+    return [(key, tuple(want.shape), want.dtype) for key, want in fresh.items()]
+
+
+def _layout_problem(entry: Any, fresh: dict, spec: list[tuple[str, tuple, Any]]
+                    ) -> tuple[str, str] | None:
     if not isinstance(entry, dict) or entry.keys() != fresh.keys():
         found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
         return "layouts", f"holds {found}, expected {sorted(fresh)}"
-    for key, want in fresh.items():
+    for key, shape, dtype in spec:
         have = entry[key]
         if not isinstance(have, mx.array):
             return "layouts", f"{key!r} is a {type(have).__name__}, expected an array"
-        if have.shape != want.shape:
-            return "shapes", f"{key!r} has shape {tuple(have.shape)}, expected {tuple(want.shape)}"
-        if have.dtype != want.dtype:
-            return "dtypes", f"{key!r} is {_dtype(have.dtype)}, expected {_dtype(want.dtype)}"
+        if have.shape != shape:
+            return "shapes", f"{key!r} has shape {tuple(have.shape)}, expected {shape}"
+        if have.dtype != dtype:
+            return "dtypes", f"{key!r} is {_dtype(have.dtype)}, expected {_dtype(dtype)}"
     return None
 
 
@@ -255,18 +290,22 @@ def top_level_problems(stored: dict, live: dict) -> dict[str, str]:
 
 def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str]],
                    expected: list[dict[str, tuple]] | None, strict: bool,
-                   name: str) -> tuple[list[dict], dict[str, tuple]]:
+                   name: str, index: dict[str, Any] | None = None
+                   ) -> tuple[list[dict], dict[str, tuple]]:
     """The sub-states to install and what happened to each path; raises when strict fails.
 
     Every check is against the optimizer as it is: its groups' paths (when
     known), each parameter's state keys, shapes and dtypes (what its
     optimizer's ``init_single`` makes), and the optimizer-wide entries it
-    holds. Time is linear in the number of paths.
+    holds. Time is linear in the number of paths. ``index``:
+    :func:`read_checkpoint`'s, to find the entries without walking the tree.
     """
     labels = getattr(optimizer, "labels", None) or [str(g) for g in range(len(subs))]
-    plans = [_plan_group(o, f"group {label!r}", sub, stored, None if expected is None else want)
-             for o, label, sub, stored, want in zip(optimizer.optimizers, labels, subs,
-                                                    stored_paths, expected or [None] * len(subs))]
+    plans = [_plan_group(o, f"group {label!r}", sub, stored, None if expected is None else want,
+                         index, f"states.{g}.")
+             for g, (o, label, sub, stored, want) in enumerate(
+                 zip(optimizer.optimizers, labels, subs, stored_paths,
+                     expected or [None] * len(subs)))]
     return _decide(plans, subs, strict, name, "this optimizer's groups")
 
 
@@ -307,7 +346,8 @@ def _per_parameter_paths(state: dict) -> list[str]:
 
 
 def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
-                want: dict[str, tuple] | None) -> dict:
+                want: dict[str, tuple] | None, index: dict[str, Any] | None = None,
+                prefix: str = "") -> dict:
     """What to do with one stored (sub-)state: problems, loaded/initialised/unused paths and
     the state to install (``None`` when ``sub`` itself can be installed)."""
     live = {k: v for k, v in optimizer.state.items() if isinstance(v, mx.array)}
@@ -319,13 +359,15 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
     stored_set = set(stored)
     missing = [p for p in want if p not in stored_set]
     extra = [p for p in stored if p not in want]
-    good, wrong, templates = {}, [], {}
-    for path, entry in _entries_at(sub, [p for p in want if p in stored_set]).items():
+    good, wrong, templates, specs = {}, [], {}, {}
+    for path, entry in _entries_at(sub, [p for p in want if p in stored_set], index,
+                                   prefix).items():
         layout = want[path]  # (shape, dtype)
         fresh = templates.get(layout)
         if fresh is None:  # init_single once per shape and dtype, not per path
             fresh = templates[layout] = template(optimizer, *layout)
-        problem = layout_problem(entry, fresh)
+            specs[layout] = _spec(fresh)
+        problem = _layout_problem(entry, fresh, specs[layout])
         if problem is None:
             good[path] = entry
         else:
@@ -351,11 +393,25 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
 _UNSEEN = object()
 
 
-def _entries_at(tree: Any, paths: list[str]) -> dict[str, dict | None]:
-    """``existing_entry(tree, path)`` for each path; a parent shared by several paths is
-    looked up once."""
+def _entries_at(tree: Any, paths: list[str], index: dict[str, Any] | None = None,
+                prefix: str = "") -> dict[str, dict | None]:
+    """``existing_entry(tree, path)`` for each path, in order.
+
+    ``index`` (:func:`unflatten`'s, where ``tree`` lies at ``prefix``) gives
+    most in one look-up: under a path as written in the file, which is the
+    path itself unless the file wrote a list index otherwise (``03``). The
+    others walk the tree, a parent shared by several paths looked up once.
+    """
+    found: dict[str, dict | None] = {}
+    if index is not None:
+        for path in paths:
+            entry = index.get(prefix + path) if path else None
+            found[path] = entry if type(entry) is dict else None
+        walk = [path for path, entry in found.items() if entry is None]
+        if walk:
+            found.update(_entries_at(tree, walk))
+        return found
     parents: dict[str, Any] = {}  # prefix -> what is there (None: nothing)
-    found = {}
     for path in paths:
         prefix, dot, name = path.rpartition(".")
         parent = parents.get(prefix, _UNSEEN) if dot else tree

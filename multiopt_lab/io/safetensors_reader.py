@@ -45,6 +45,11 @@ DTYPES = {name: (mx_dtype, np.dtype(np_dtype)) for name, mx_dtype, np_dtype in [
     ("F8_E4M3", mx.uint8, np.uint8),  # as mx.load gives it: the raw bytes
 ]}
 
+#: The dtypes a memoryview can be cast to (its format letter): mx.array makes an array
+#: from such a view faster than from a numpy array (numpy serves the other dtypes).
+_FORMATS = {"BOOL": "?", "U8": "B", "U16": "H", "U32": "I", "U64": "Q", "I8": "b", "I16": "h",
+            "I32": "i", "I64": "q", "F32": "f", "F8_E4M3": "B"}
+
 
 class SafetensorsFile:
     """An open safetensors file: its metadata and arrays, and its bytes while it is open.
@@ -140,27 +145,35 @@ def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict]:
     dtype)``: where its bytes lie in ``data``, and what it is."""
     arrays, layouts, views = {}, {}, []
     data_size = len(data) - start
-    frombuffer = np.frombuffer
-    for key, entry in header.items():
-        try:
-            name = entry["dtype"]
-            mx_dtype, np_dtype = DTYPES[name]
-            shape = tuple(entry["shape"])
-            first, last = entry["data_offsets"]
-            count = math.prod(shape)
-            valid = (0 <= first <= last <= data_size and min(shape, default=0) >= 0
-                     and last - first == count * np_dtype.itemsize)
-            if valid:  # numpy refuses what is not an int (a float, a bool, a string)
-                array = mx.array(frombuffer(data, np_dtype, count, start + first).reshape(shape))
-        except (KeyError, TypeError, ValueError, OverflowError):
-            valid = False
-        if not valid:
-            raise ValueError(f"its header entry for {key[:80]!r} is not a dtype, shape and data "
-                             f"offsets inside the file: {str(entry)[:200]}")
-        if name == "BF16":
-            array = mx.view(array, mx.bfloat16)
-            views.append(array)
-        arrays[key] = array
-        layouts[key] = (start + first, start + last, shape, mx_dtype)
+    frombuffer, formats, whole = np.frombuffer, _FORMATS, memoryview(data)
+    try:
+        for key, entry in header.items():
+            try:
+                name = entry["dtype"]
+                mx_dtype, np_dtype = DTYPES[name]
+                shape = tuple(entry["shape"])
+                first, last = entry["data_offsets"]
+                count = math.prod(shape)
+                valid = (0 <= first <= last <= data_size and min(shape, default=0) >= 0
+                         and last - first == count * np_dtype.itemsize)
+                # Both refuse what is not an int (a float, a bool, a string) in the shape.
+                if valid and count and name in formats:  # no cast to a shape with a zero
+                    array = mx.array(whole[start + first:start + last].cast(formats[name],
+                                                                            shape))
+                elif valid:
+                    array = mx.array(frombuffer(data, np_dtype, count, start + first)
+                                     .reshape(shape))
+            except (KeyError, TypeError, ValueError, OverflowError):
+                valid = False
+            if not valid:
+                raise ValueError(f"its header entry for {key[:80]!r} is not a dtype, shape and "
+                                 f"data offsets inside the file: {str(entry)[:200]}")
+            if name == "BF16":
+                array = mx.view(array, mx.bfloat16)
+                views.append(array)
+            arrays[key] = array
+            layouts[key] = (start + first, start + last, shape, mx_dtype)
+    finally:
+        whole.release()
     mx.eval(views)
     return arrays, layouts
