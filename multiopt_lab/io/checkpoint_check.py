@@ -17,7 +17,6 @@ from mlx.utils import tree_flatten
 
 from multiopt_lab.io.checksum import checksum, file_checksum
 from multiopt_lab.io.safetensors_reader import SafetensorsFile
-from multiopt_lab.optimizer.repartition import existing_entry
 from multiopt_lab.partition.table import ParameterTable
 
 __all__ = ["expected_groups", "plan_new_state", "plan_single_state", "describe_paths",
