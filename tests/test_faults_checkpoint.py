@@ -386,3 +386,62 @@ class TestStateCheckedAgainstTheLiveOptimizer:
         load_checkpoint(folder, target, target_sgd, strict=False)
         target_sgd.update(target, {"weight": mx.ones((2, 3)), "bias": mx.ones((2,))})
         assert target.weight.shape == (2, 3) and target.weight.dtype == mx.float32
+
+
+class TestOnePassReader:
+    """read_checkpoint reads safetensors itself (every array at once): what mx.load gives,
+    and a clear refusal of any header mx.load would not read."""
+
+    def test_every_dtype_reads_as_mx_load_reads_it(self, tmp_path):
+        from multiopt_lab.io.safetensors_reader import SafetensorsFile
+
+        mx.random.seed(0)
+        bits = mx.random.randint(0, 2**31 - 1, (2, 3), mx.int32)
+        arrays = {f"a.{d}": mx.view(bits, mx.uint8)[:, :6].astype(d) if d != mx.bfloat16
+                  else mx.view(bits.astype(mx.uint16), mx.bfloat16)
+                  for d in (mx.bool_, mx.uint8, mx.uint16, mx.uint32, mx.uint64, mx.int8,
+                            mx.int16, mx.int32, mx.int64, mx.float16, mx.bfloat16, mx.float32)}
+        arrays["c64"] = (bits[0] + 1j * bits[1]).astype(mx.complex64)
+        arrays["scalar"], arrays["empty"] = mx.array(2.5), mx.zeros((0, 3))
+        file = tmp_path / "all.safetensors"
+        mx.save_safetensors(str(file), arrays, metadata={"k": "v"})
+        expected, metadata = mx.load(str(file), return_metadata=True)
+        with SafetensorsFile(file) as stored:
+            assert stored.metadata == metadata
+            for key, want in expected.items():
+                have = stored.arrays[key]
+                assert (have.dtype, have.shape) == (want.dtype, want.shape), key
+                assert bytes(memoryview(mx.view(have.reshape(-1), mx.uint8))) == \
+                    bytes(memoryview(mx.view(want.reshape(-1), mx.uint8))), key
+
+    @pytest.mark.parametrize("entry", [
+        {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]},
+        {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]},
+        {"dtype": "F32", "shape": [-1, 2], "data_offsets": [8, 0]},
+        {"dtype": "F32", "shape": [-2, -1], "data_offsets": [0, 8]},
+        {"dtype": "F32", "shape": [2.0], "data_offsets": [0, 8]},
+        {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+        {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]},
+        {"dtype": "F32", "shape": "1", "data_offsets": [0, 4]},
+        [1, 2],
+    ])
+    def test_a_crafted_header_entry_is_refused(self, tmp_path, entry):
+        header = json.dumps({"states.0.step": entry}).encode()
+        file = tmp_path / "crafted.safetensors"
+        file.write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
+        load_fails(file, "truncated or corrupted")
+
+    def test_a_key_that_is_also_a_parent_is_refused(self, tmp_path):
+        file = tmp_path / "crafted.safetensors"
+        mx.save_safetensors(str(file), {"states.0.step": mx.array(1), "states.0.w": mx.zeros((2,)),
+                                        "states.0.w.v": mx.zeros((2,))})
+        assert "also the parent" in load_fails(file, "corrupted")
+
+
+def test_the_garbage_collector_is_back_after_a_load_good_or_bad(saved, tmp_path):
+    import gc
+
+    load_state(saved, optimizer(), parameters=parameters())
+    assert gc.isenabled()
+    load_fails(tmp_path / "nowhere.safetensors", "missing")
+    assert gc.isenabled()

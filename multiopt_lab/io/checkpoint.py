@@ -31,6 +31,7 @@ from mlx.utils import tree_flatten
 from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
                                                 plan_new_state, read_checkpoint)
+from multiopt_lab.io.gc_pause import gc_paused
 
 __all__ = ["save_state", "load_state", "LoadReport", "FORMAT"]
 
@@ -149,7 +150,14 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         ValueError: The file is not a multi-optimizer state, has another
             number of groups, or (strict) other paths or shapes.
     """
-    arrays, metadata, state = read_checkpoint(os.fspath(file))
+    with gc_paused():
+        return _load_state(file, optimizer, strict, parameters)
+
+
+def _load_state(file: str | os.PathLike, optimizer: Any, strict: bool,
+                parameters: Any) -> LoadReport:
+    index: dict[str, Any] = {}  # key prefix -> what the state tree holds there
+    arrays, metadata, state = read_checkpoint(os.fspath(file), index)
     written = metadata.get("format", FORMAT)  # MLX's own files carry no format
     if written != FORMAT:
         raise ValueError(f"the checkpoint {file} has format {written!r}; this version of "
@@ -167,7 +175,8 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
     stored_paths = _stored_paths(metadata, subs, str(file))
     labels = metadata_json(metadata, "labels", str(file))
     expected = expected_groups(optimizer, parameters)
-    new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file))
+    new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file),
+                                      index)
     optimizer.state = {"states": new_subs}
     return LoadReport(report["loaded"], report["initialised"], report["unused"],
                       tuple(labels) if isinstance(labels, list) and labels else None)

@@ -8,150 +8,115 @@ Example:
 from __future__ import annotations
 
 import json
-import mmap
-import os
-import zlib
+import re
 from typing import Any
 
 import mlx.core as mx
 import numpy as np
 from mlx.utils import tree_flatten
 
-from multiopt_lab.optimizer.repartition import existing_entry
+from multiopt_lab.io.checksum import checksum, file_checksum
+from multiopt_lab.io.safetensors_reader import SafetensorsFile
 from multiopt_lab.partition.table import ParameterTable
 
 __all__ = ["expected_groups", "plan_new_state", "plan_single_state", "describe_paths",
            "template", "same_layout", "layout_problem", "top_level_problems", "read_checkpoint",
-           "checksum", "file_checksum", "unflatten", "metadata_json", "MAX_LIST_INDEX"]
+           "checksum", "unflatten", "metadata_json", "MAX_LIST_INDEX"]
 
 #: Largest list index a checkpoint key may hold (``layers.N``): MLX's
 #: ``tree_unflatten`` builds N empty entries, so a corrupt key must not ask for billions.
 MAX_LIST_INDEX = 2**20
 
 
-#: Arrays are checksummed in pieces of about this many bytes, each evaluated at once.
-_CHECKSUM_PIECE = 64 * 2**20
-_CHECKSUM_ARRAYS = 4096
-
-
-def checksum(arrays: dict, metadata: dict) -> str:
-    """CRC-32 (hex) over the metadata (but ``crc32``) and every array's key, shape, dtype and
-    bytes, in key order; stored as metadata ``crc32``.
-
-    Example:
-        >>> checksum({"a": mx.zeros((2,))}, {"format": "x"})
-        '47f15b2e'
-    """
-    described = [(k, v) for k, v in sorted(metadata.items()) if k != "crc32"]
-    described += [(k, tuple(a.shape), str(a.dtype)) for k, a in sorted(arrays.items())]
-    crc = zlib.crc32(repr(described).encode("utf-8"))
-    # The CRC of concatenated bytes chains piece by piece, so many small arrays are
-    # joined (one evaluation, one copy to numpy) instead of read back one by one.
-    pieces, size = [], 0
-    for key in sorted(arrays):
-        array = arrays[key]
-        pieces.append(mx.view(array.reshape(-1), mx.uint8))
-        size += array.nbytes
-        if size >= _CHECKSUM_PIECE or len(pieces) >= _CHECKSUM_ARRAYS:
-            crc, pieces, size = _crc_of(pieces, crc), [], 0
-    return f"{_crc_of(pieces, crc):08x}"
-
-
-def file_checksum(file: str, arrays: dict, metadata: dict) -> str:
-    """:func:`checksum` of a safetensors file, its bytes read from the file itself.
-
-    The same value :func:`checksum` gives for the arrays loaded from it, without
-    evaluating them one by one (seconds for 100,000 lazily loaded arrays).
-
-    Raises:
-        ValueError: The header names data outside the file.
-    """
-    keys = sorted(arrays)
-    described = [(k, v) for k, v in sorted(metadata.items()) if k != "crc32"]
-    described += [(k, tuple(arrays[k].shape), str(arrays[k].dtype)) for k in keys]
-    crc = zlib.crc32(repr(described).encode("utf-8"))
-    with open(file, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        header_size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(header_size)) if 8 + header_size <= size else None
-        if not isinstance(header, dict):
-            raise ValueError("its header is cut short")
-        start = 8 + header_size
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else _Empty() as data:
-            view = memoryview(data)
-            try:
-                for key in keys:
-                    first, last = header[key]["data_offsets"]
-                    if not 0 <= first <= last <= size - start:
-                        raise ValueError(f"the data of {key!r} lies outside the file")
-                    crc = zlib.crc32(view[start + first:start + last], crc)
-            except (KeyError, TypeError) as err:
-                raise ValueError(f"its header does not describe every array ({err})") from None
-            finally:
-                view.release()
-    return f"{crc:08x}"
-
-
-class _Empty:
-    """Stands for the mmap of an empty file (mmap refuses length 0)."""
-
-    def __enter__(self) -> bytes:
-        return b""
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-def _crc_of(pieces: list, crc: int) -> int:
-    if not pieces:
-        return crc
-    joined = pieces[0] if len(pieces) == 1 else mx.concatenate(pieces)
-    return zlib.crc32(np.asarray(joined), crc)
-
-
-def unflatten(items: list[tuple[str, Any]]) -> Any:
+def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None) -> Any:
     """``mlx.utils.tree_unflatten`` for checkpoint keys, in one pass over them.
 
     Lists are made of keys that are all digits, gaps filled with ``{}`` as
     MLX does. MLX's recursive version costs seconds at 100,000 keys.
 
+    Args:
+        items: ``(key, value)`` pairs.
+        index (dict, optional): Receives, for each key prefix, the dict or
+            list the tree holds there (``"layers.1"`` -> ``{'w': 1}``).
+
+    Raises:
+        ValueError: A key is also the parent of another (``a`` and ``a.b``),
+            or two keys name one list item (``a.1`` and ``a.01``): no tree
+            flattens to that.
+
     Example:
-        >>> unflatten([("layers.1.w", 1), ("step", 2)])
+        >>> index = {}
+        >>> unflatten([("layers.1.w", 1), ("step", 2)], index)
         {'layers': [{}, {'w': 1}], 'step': 2}
+        >>> index["layers.1"]
+        {'w': 1}
     """
     if len(items) == 1 and items[0][0] == "":
         return items[0][1]
     root: dict = {}
+    # Each dict made, by the key prefix that leads to it: a key finds its parent in one
+    # look-up (its siblings made it) rather than walking down from the root.
+    nodes: dict[str, Any] = {} if index is None else index
+    numbered: dict[str, dict] = {}  # the dicts with a child named by digits: lists maybe
     for key, value in items:
-        node = root
-        *parents, leaf = key.split(".")
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
+        prefix, dot, leaf = key.rpartition(".")
+        node = root if not dot else nodes.get(prefix)
+        if node is None:
+            node = _node_at(prefix, root, nodes, numbered)
+        if leaf in node:
+            raise ValueError(f"key {key[:80]!r} is also the parent of other keys")
         node[leaf] = value
-    return _lists_of(root)
+        if leaf.isdigit():
+            numbered[prefix if dot else None] = node
+    return _lists_of(root, nodes, numbered)
 
 
-def _lists_of(node: Any) -> Any:
-    if not isinstance(node, dict):
-        return node
-    for key, child in node.items():
-        if isinstance(child, dict):
-            node[key] = _lists_of(child)
-    if node and all(key.isdigit() for key in node):
-        indices = sorted((int(key), key) for key in node)
-        items: list = [{} for _ in range(indices[-1][0] + 1)]
-        for index, key in indices:
-            items[index] = node[key]
-        return items
+def _node_at(prefix: str, root: dict, nodes: dict, numbered: dict) -> dict:
+    """The dict at ``prefix``, made with the parents it lacks (recursion as deep as the key;
+    read_checkpoint refuses keys of more than 64 parts first)."""
+    up, dot, name = prefix.rpartition(".")
+    parent = root if not dot else nodes.get(up)
+    if parent is None:
+        parent = _node_at(up, root, nodes, numbered)
+    if name in parent:
+        raise ValueError(f"key {prefix[:80]!r} holds a value and is also the parent of "
+                         "other keys")
+    node = parent[name] = nodes[prefix] = {}
+    if name.isdigit():
+        numbered[up if dot else None] = parent
     return node
 
 
-def read_checkpoint(file: str) -> tuple[dict, dict, Any]:
+def _lists_of(root: dict, nodes: dict, numbered: dict) -> Any:
+    # Deepest first, so that a list's items are final when it is made.
+    for prefix in sorted(numbered, key=lambda p: -1 if p is None else p.count("."),
+                         reverse=True):
+        node = numbered[prefix]
+        if not all(key.isdigit() for key in node):
+            continue
+        indices = sorted((int(key), key) for key in node)
+        for (i, first), (j, second) in zip(indices, indices[1:]):
+            if i == j:
+                where = f"under {prefix[:80]!r}" if prefix is not None else "at the top"
+                raise ValueError(f"keys {first[:40]!r} and {second[:40]!r} {where} name the "
+                                 "same list item")
+        items: list = [{} for _ in range(indices[-1][0] + 1)]
+        for index, key in indices:
+            items[index] = node[key]
+        if prefix is None:
+            return items
+        parent_prefix, dot, name = prefix.rpartition(".")
+        (nodes[parent_prefix] if dot else root)[name] = nodes[prefix] = items
+    return root
+
+
+def read_checkpoint(file: str, index: dict[str, Any] | None = None) -> tuple[dict, dict, Any]:
     """``(arrays, metadata, state tree)`` of a safetensors checkpoint, or a ValueError saying
     what is wrong with the file (missing, truncated, corrupted, not a checkpoint).
+
+    The arrays come computed, read in one pass (:mod:`~multiopt_lab.io.safetensors_reader`);
+    a file with metadata ``crc32`` must match it (:mod:`~multiopt_lab.io.checksum`).
+    ``index`` receives :func:`unflatten`'s index of the tree.
 
     Example:
         >>> read_checkpoint("missing.safetensors")  # doctest: +ELLIPSIS
@@ -159,25 +124,43 @@ def read_checkpoint(file: str) -> tuple[dict, dict, Any]:
         ValueError: cannot read the checkpoint missing.safetensors: it is missing, truncated ...
     """
     try:
-        arrays, metadata = mx.load(file, format="safetensors", return_metadata=True)
-    except (RuntimeError, ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError
+        with SafetensorsFile(file) as stored:
+            metadata = stored.metadata
+            written = metadata.get("crc32")
+            found = None if written is None else file_checksum(stored)
+            if written is not None and written != found:
+                raise _Corrupted(f"is corrupted: its contents do not match the checksum "
+                                 f"written with them (crc32 {written}, found {found}); "
+                                 "restore it from a copy")
+            _check_keys(stored.keys)
+            arrays = stored.arrays
+        state = unflatten(list(arrays.items()), index) if arrays else {}
+    except _Corrupted as err:
+        raise ValueError(f"the checkpoint {file} {err}") from None
+    except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError
         raise ValueError(f"cannot read the checkpoint {file}: it is missing, truncated or "
                          f"corrupted ({type(err).__name__}: {err})") from None
-    stored = metadata.get("crc32")
-    try:
-        found = None if stored is None else file_checksum(file, arrays, metadata)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"the checkpoint {file} is corrupted: {err}") from None
-    if stored is not None and stored != found:
-        raise ValueError(f"the checkpoint {file} is corrupted: its contents do not match the "
-                         f"checksum written with them (crc32 {stored}, found {found}); restore "
-                         "it from a copy")
-    for key in arrays:
-        parts = key.split(".")
-        if len(parts) > 64 or any(p.isdigit() and int(p) > MAX_LIST_INDEX for p in parts):
-            raise ValueError(f"the checkpoint {file} is corrupted or not an optimizer state: "
-                             f"key {key[:80]!r} is nested too deep or indexes past {MAX_LIST_INDEX}")
-    return arrays, metadata, unflatten(list(arrays.items())) if arrays else {}
+    return arrays, metadata, state
+
+
+class _Corrupted(Exception):
+    """A file that reads as safetensors but is not one to load (message: after its name)."""
+
+
+#: A part of a key (between dots) of more digits than MAX_LIST_INDEX has.
+_LONG_NUMBER = re.compile(r"(?<![^.])\d{%d,}(?![^.])" % len(str(MAX_LIST_INDEX)))
+
+
+def _check_keys(keys: list[str]) -> None:
+    deep = next((k for k in keys if k.count(".") >= 64), None)
+    # Joined by dots, the keys' parts are the parts of one string: one search finds them.
+    numbers = (m.group() for m in _LONG_NUMBER.finditer(".".join(keys)))
+    big = next((n for n in numbers if int(n) > MAX_LIST_INDEX), None)
+    if big is not None:
+        deep = next(k for k in keys if big in k.split("."))
+    if deep is not None:
+        raise _Corrupted(f"is corrupted or not an optimizer state: key {deep[:80]!r} is "
+                         f"nested too deep or indexes past {MAX_LIST_INDEX}")
 
 
 def metadata_json(metadata: dict, key: str, file: str) -> Any:
@@ -208,8 +191,12 @@ def expected_groups(optimizer: Any, parameters: Any) -> list[dict[str, tuple]] |
     if parameters is not None:
         table = ParameterTable.from_tree(parameters)
         winners = optimizer.assign(table).winners.tolist()
-        for path, array, g in zip(table.paths, table.arrays, winners):
-            groups[g][path] = (tuple(array.shape), array.dtype)
+        # One (shape, dtype) per structure, read from its first array, shared by its rows.
+        ids = table.structure_ids
+        _, first = np.unique(ids, return_index=True)
+        layouts = [(table.shapes[i], table.arrays[i].dtype) for i in first.tolist()]
+        for path, s, g in zip(table.paths, ids.tolist(), winners):
+            groups[g][path] = layouts[s]
         return groups
     plan = getattr(optimizer, "_plan", None)
     if plan is None:
@@ -241,17 +228,27 @@ def layout_problem(entry: Any, fresh: dict) -> tuple[str, str] | None:
         >>> layout_problem({"v": mx.zeros((2, 2), mx.complex64)}, fresh)
         ('dtypes', "'v' is complex64, expected float32")
     """
-    if not isinstance(entry, dict) or set(entry) != set(fresh):
+    return _layout_problem(entry, fresh, _spec(fresh))
+
+
+def _spec(fresh: dict) -> list[tuple[str, tuple, Any]]:
+    """``(key, shape, dtype)`` of each array of a template, read once for all paths."""
+    return [(key, tuple(want.shape), want.dtype) for key, want in fresh.items()]
+
+
+def _layout_problem(entry: Any, fresh: dict, spec: list[tuple[str, tuple, Any]]
+                    ) -> tuple[str, str] | None:
+    if not isinstance(entry, dict) or entry.keys() != fresh.keys():
         found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
         return "layouts", f"holds {found}, expected {sorted(fresh)}"
-    for key, want in fresh.items():
+    for key, shape, dtype in spec:
         have = entry[key]
         if not isinstance(have, mx.array):
             return "layouts", f"{key!r} is a {type(have).__name__}, expected an array"
-        if have.shape != want.shape:
-            return "shapes", f"{key!r} has shape {tuple(have.shape)}, expected {tuple(want.shape)}"
-        if have.dtype != want.dtype:
-            return "dtypes", f"{key!r} is {_dtype(have.dtype)}, expected {_dtype(want.dtype)}"
+        if have.shape != shape:
+            return "shapes", f"{key!r} has shape {tuple(have.shape)}, expected {shape}"
+        if have.dtype != dtype:
+            return "dtypes", f"{key!r} is {_dtype(have.dtype)}, expected {_dtype(dtype)}"
     return None
 
 
@@ -292,18 +289,22 @@ def top_level_problems(stored: dict, live: dict) -> dict[str, str]:
 
 def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str]],
                    expected: list[dict[str, tuple]] | None, strict: bool,
-                   name: str) -> tuple[list[dict], dict[str, tuple]]:
+                   name: str, index: dict[str, Any] | None = None
+                   ) -> tuple[list[dict], dict[str, tuple]]:
     """The sub-states to install and what happened to each path; raises when strict fails.
 
     Every check is against the optimizer as it is: its groups' paths (when
     known), each parameter's state keys, shapes and dtypes (what its
     optimizer's ``init_single`` makes), and the optimizer-wide entries it
-    holds. Time is linear in the number of paths.
+    holds. Time is linear in the number of paths. ``index``:
+    :func:`read_checkpoint`'s, to find the entries without walking the tree.
     """
     labels = getattr(optimizer, "labels", None) or [str(g) for g in range(len(subs))]
-    plans = [_plan_group(o, f"group {label!r}", sub, stored, None if expected is None else want)
-             for o, label, sub, stored, want in zip(optimizer.optimizers, labels, subs,
-                                                    stored_paths, expected or [None] * len(subs))]
+    plans = [_plan_group(o, f"group {label!r}", sub, stored, None if expected is None else want,
+                         index, f"states.{g}.")
+             for g, (o, label, sub, stored, want) in enumerate(
+                 zip(optimizer.optimizers, labels, subs, stored_paths,
+                     expected or [None] * len(subs)))]
     return _decide(plans, subs, strict, name, "this optimizer's groups")
 
 
@@ -344,7 +345,8 @@ def _per_parameter_paths(state: dict) -> list[str]:
 
 
 def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
-                want: dict[str, tuple] | None) -> dict:
+                want: dict[str, tuple] | None, index: dict[str, Any] | None = None,
+                prefix: str = "") -> dict:
     """What to do with one stored (sub-)state: problems, loaded/initialised/unused paths and
     the state to install (``None`` when ``sub`` itself can be installed)."""
     live = {k: v for k, v in optimizer.state.items() if isinstance(v, mx.array)}
@@ -356,13 +358,15 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
     stored_set = set(stored)
     missing = [p for p in want if p not in stored_set]
     extra = [p for p in stored if p not in want]
-    good, wrong, templates = {}, [], {}
-    for path in (p for p in want if p in stored_set):
-        key = (tuple(want[path][0]), want[path][1])
-        if key not in templates:  # init_single once per shape and dtype, not per path
-            templates[key] = template(optimizer, *key)
-        entry = existing_entry(sub, path)
-        problem = layout_problem(entry, templates[key])
+    good, wrong, templates, specs = {}, [], {}, {}
+    for path, entry in _entries_at(sub, [p for p in want if p in stored_set], index,
+                                   prefix).items():
+        layout = want[path]  # (shape, dtype)
+        fresh = templates.get(layout)
+        if fresh is None:  # init_single once per shape and dtype, not per path
+            fresh = templates[layout] = template(optimizer, *layout)
+            specs[layout] = _spec(fresh)
+        problem = _layout_problem(entry, fresh, specs[layout])
         if problem is None:
             good[path] = entry
         else:
@@ -383,6 +387,64 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
             "initialised": missing + [p for p, _ in wrong], "unused": extra,
             "state": _rebuilt(optimizer, sub, want, good, templates, live, bad_top)
             if changed else None}
+
+
+_UNSEEN = object()
+
+
+def _entries_at(tree: Any, paths: list[str], index: dict[str, Any] | None = None,
+                prefix: str = "") -> dict[str, dict | None]:
+    """``existing_entry(tree, path)`` for each path, in order.
+
+    ``index`` (:func:`unflatten`'s, where ``tree`` lies at ``prefix``) gives
+    most in one look-up: under a path as written in the file, which is the
+    path itself unless the file wrote a list index otherwise (``03``). The
+    others walk the tree, a parent shared by several paths looked up once.
+    """
+    found: dict[str, dict | None] = {}
+    if index is not None:
+        for path in paths:
+            entry = index.get(prefix + path) if path else None
+            found[path] = entry if type(entry) is dict else None
+        walk = [path for path, entry in found.items() if entry is None]
+        if walk:
+            found.update(_entries_at(tree, walk))
+        return found
+    parents: dict[str, Any] = {}  # prefix -> what is there (None: nothing)
+    for path in paths:
+        prefix, dot, name = path.rpartition(".")
+        parent = parents.get(prefix, _UNSEEN) if dot else tree
+        if parent is _UNSEEN:
+            parent = _node_of(tree, prefix, parents)
+        entry = _child(parent, name) if path else tree
+        found[path] = entry if isinstance(entry, dict) else None
+    return found
+
+
+def _node_of(tree: Any, prefix: str, parents: dict[str, Any]) -> Any:
+    """What ``tree`` holds at ``prefix`` (None: nothing), remembered in ``parents`` with
+    the prefixes above it."""
+    chain, node = [], _UNSEEN
+    while node is _UNSEEN:
+        chain.append(prefix)
+        prefix, dot, _ = prefix.rpartition(".")
+        node = parents.get(prefix, _UNSEEN) if dot else tree
+    for part in reversed(chain):
+        node = parents[part] = _child(node, part[part.rfind(".") + 1:])
+    return node
+
+
+def _child(node: Any, key: str) -> Any:
+    """``node[key]`` as :func:`~multiopt_lab.optimizer.trees.state_entry` reads it; None
+    when there is nothing."""
+    if type(node) is dict:
+        return node.get(key)
+    if node is None:
+        return None
+    try:
+        return node[int(key)] if isinstance(node, (list, tuple)) else node[key]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 def _decide(plans: list[dict], subs: list[dict], strict: bool, name: str,

@@ -1,0 +1,179 @@
+"""A safetensors file read in one pass: every array made at once, the bytes at hand.
+
+``mx.load`` makes every array lazy: each is read from the file when it is
+first evaluated, one by one, which costs seconds for 100,000 small arrays
+(an optimizer's state). Here the file is mapped once, its header parsed
+and checked, and every array copied out of the mapping, so that all are
+computed already. While the file is open, the mapping also gives each
+array's bytes for a checksum (:meth:`SafetensorsFile.crc32`).
+
+Every problem with the file (shorter than its header says, a header that
+is not JSON, an unknown dtype, data offsets that do not fit the shape or
+lie outside the file) is a ``ValueError`` saying what is wrong.
+
+Example:
+    >>> import os, tempfile, mlx.core as mx
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.safetensors")
+    >>> mx.save_safetensors(path, {"w": mx.ones((2, 2))}, metadata={"note": "hi"})
+    >>> with SafetensorsFile(path) as stored:
+    ...     stored.metadata, stored.arrays["w"].shape
+    ({'note': 'hi'}, (2, 2))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import zlib
+from typing import Any, Iterable
+
+import mlx.core as mx
+import numpy as np
+
+__all__ = ["SafetensorsFile", "DTYPES"]
+
+#: safetensors dtype name -> (the MLX dtype ``mx.load`` gives, the numpy dtype of its bytes).
+#: bfloat16 has no numpy dtype: its bytes are read as uint16, then viewed as bfloat16.
+DTYPES = {name: (mx_dtype, np.dtype(np_dtype)) for name, mx_dtype, np_dtype in [
+    ("BOOL", mx.bool_, np.bool_), ("U8", mx.uint8, np.uint8), ("U16", mx.uint16, np.uint16),
+    ("U32", mx.uint32, np.uint32), ("U64", mx.uint64, np.uint64), ("I8", mx.int8, np.int8),
+    ("I16", mx.int16, np.int16), ("I32", mx.int32, np.int32), ("I64", mx.int64, np.int64),
+    ("F16", mx.float16, np.float16), ("BF16", mx.bfloat16, np.uint16),
+    ("F32", mx.float32, np.float32), ("C64", mx.complex64, np.complex64),
+    ("F8_E4M3", mx.uint8, np.uint8),  # as mx.load gives it: the raw bytes
+]}
+
+#: The dtypes a memoryview can be cast to (its format letter): mx.array makes an array
+#: from such a view faster than from a numpy array (numpy serves the other dtypes).
+_FORMATS = {"BOOL": "?", "U8": "B", "U16": "H", "U32": "I", "U64": "Q", "I8": "b", "I16": "h",
+            "I32": "i", "I64": "q", "F32": "f", "F8_E4M3": "B"}
+
+
+class SafetensorsFile:
+    """An open safetensors file: its metadata and arrays, and its bytes while it is open.
+
+    Use it as a context manager: the file is read on entry and its mapping
+    closed on exit (the arrays stay).
+
+    Attributes:
+        metadata (dict[str, str]): The header's ``__metadata__`` (``{}`` when absent).
+        keys (list[str]): The arrays' names, in the header's order.
+        arrays (dict[str, mx.array]): The arrays, computed, by name.
+
+    Raises:
+        ValueError: On entry: the file is shorter than its header says, or
+            its header is not a valid safetensors header.
+        OSError: On entry: the file cannot be opened (FileNotFoundError...).
+
+    Example:
+        >>> import os, tempfile, mlx.core as mx
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.safetensors")
+        >>> mx.save_safetensors(path, {"b": mx.zeros((3,), mx.bfloat16), "a": mx.array(1)})
+        >>> with SafetensorsFile(path) as stored:
+        ...     sorted(stored.keys), stored.arrays["b"].dtype, stored.layouts(["a"])
+        (['a', 'b'], mlx.core.bfloat16, [((), mlx.core.int32)])
+    """
+
+    def __init__(self, file: str | os.PathLike):
+        self._file = os.fspath(file)
+        self._handle = None
+        self._data: Any = b""
+
+    def __enter__(self) -> "SafetensorsFile":
+        try:
+            self._handle = open(self._file, "rb")
+            size = os.fstat(self._handle.fileno()).st_size
+            if size:  # mmap refuses an empty file
+                self._data = mmap.mmap(self._handle.fileno(), 0, access=mmap.ACCESS_READ)
+            self._read(size)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if isinstance(self._data, mmap.mmap):
+            try:
+                self._data.close()
+            except BufferError:  # a view still held (an error mid-read): the GC closes it
+                pass
+        self._data = b""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _read(self, size: int) -> None:
+        if size < 8:
+            raise ValueError(f"it holds {size} bytes, fewer than the 8 of a header size")
+        header_size = int.from_bytes(self._data[:8], "little")
+        if header_size > size - 8:
+            raise ValueError(f"its header claims {header_size} bytes, the file holds {size - 8}")
+        try:
+            header = json.loads(self._data[8:8 + header_size])
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+            raise ValueError(f"its header is not valid JSON ({err})") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
+        metadata = header.pop("__metadata__", None) or {}
+        if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+            raise ValueError("its __metadata__ is not an object of strings")
+        self.metadata: dict[str, str] = metadata
+        self.keys: list[str] = list(header)
+        self.arrays, self._layouts = _arrays_of(header, self._data, 8 + header_size)
+
+    def crc32(self, keys: Iterable[str], crc: int = 0) -> int:
+        """``zlib.crc32`` of the named arrays' bytes, joined in the order given, after ``crc``."""
+        data = memoryview(self._data)
+        try:
+            for key in keys:
+                first, last, _, _ = self._layouts[key]
+                crc = zlib.crc32(data[first:last], crc)
+        finally:
+            data.release()
+        return crc
+
+    def layouts(self, keys: Iterable[str]) -> list[tuple[tuple[int, ...], Any]]:
+        """``(shape, dtype)`` of each named array, as the header gives them."""
+        layouts = self._layouts
+        return [layouts[key][2:] for key in keys]
+
+
+def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict]:
+    """The arrays the header describes, computed, and per array ``(first, last, shape,
+    dtype)``: where its bytes lie in ``data``, and what it is."""
+    arrays, layouts, views = {}, {}, []
+    data_size = len(data) - start
+    frombuffer, formats, whole = np.frombuffer, _FORMATS, memoryview(data)
+    try:
+        for key, entry in header.items():
+            try:
+                name = entry["dtype"]
+                mx_dtype, np_dtype = DTYPES[name]
+                shape = tuple(entry["shape"])
+                first, last = entry["data_offsets"]
+                count = math.prod(shape)
+                valid = (0 <= first <= last <= data_size and min(shape, default=0) >= 0
+                         and last - first == count * np_dtype.itemsize)
+                # Both refuse what is not an int (a float, a bool, a string) in the shape.
+                if valid and count and name in formats:  # no cast to a shape with a zero
+                    array = mx.array(whole[start + first:start + last].cast(formats[name],
+                                                                            shape))
+                elif valid:
+                    array = mx.array(frombuffer(data, np_dtype, count, start + first)
+                                     .reshape(shape))
+            except (KeyError, TypeError, ValueError, OverflowError):
+                valid = False
+            if not valid:
+                raise ValueError(f"its header entry for {key[:80]!r} is not a dtype, shape and "
+                                 f"data offsets inside the file: {str(entry)[:200]}")
+            if name == "BF16":
+                array = mx.view(array, mx.bfloat16)
+                views.append(array)
+            arrays[key] = array
+            layouts[key] = (start + first, start + last, shape, mx_dtype)
+    finally:
+        whole.release()
+    mx.eval(views)
+    return arrays, layouts
