@@ -7,7 +7,6 @@ guard itself (:mod:`multiopt_lab.optimizer.nonfinite`) is tested directly too.
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import mlx.core as mx
@@ -22,10 +21,6 @@ from multiopt_lab.optimizer.nonfinite import NonfiniteGuard, all_finite, restore
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 NAN, INF = float("nan"), float("inf")
-HOOKED = "skip_nonfinite" in inspect.signature(MultiOptimizer.__init__).parameters
-needs_hook = pytest.mark.skipif(
-    not HOOKED, reason="MultiOptimizer has no skip_nonfinite parameter yet: apply "
-                       "/tmp/h8/optimizer_skip_nonfinite.diff to multiopt_lab/optimizer/multi_optimizer.py")
 
 
 def parameters():
@@ -114,7 +109,6 @@ def test_monitor_table_marks_the_nonfinite_group():
 
 
 # -- skip_nonfinite ----------------------------------------------------------------------------------
-@needs_hook
 def test_default_lets_nan_through_as_mlx_does():
     opt = make()
     new = opt.apply_gradients(gradients("blocks.0.b", NAN), parameters())
@@ -122,7 +116,6 @@ def test_default_lets_nan_through_as_mlx_does():
     assert opt.skip_nonfinite is False and opt.skipped_steps == 0 and opt.skipped_groups == ()
 
 
-@needs_hook
 @pytest.mark.parametrize("bad_path,group", [("blocks.0.b", "adamw"), ("w", "sgd"), ("blocks.2.b", "adamw")])
 @pytest.mark.parametrize("value", [NAN, INF])
 @pytest.mark.parametrize("compile", [False, True])
@@ -138,7 +131,6 @@ def test_a_bad_step_leaves_parameters_and_every_state_as_before(bad_path, group,
     assert opt.skipped_steps == 1 and opt.skipped_groups == (group,)
 
 
-@needs_hook
 @pytest.mark.parametrize("compile", [False, True])
 def test_a_finite_gradient_that_overflows_the_new_state_is_skipped(compile):
     # AdamW: v = 0.001 * g**2 = inf for g = 1e38, while the update m / (sqrt(v) + eps)
@@ -168,7 +160,6 @@ def test_the_guard_checks_the_new_state():
     assert math.isfinite(adamw.state["0"]["v"].item())
 
 
-@needs_hook
 @pytest.mark.parametrize("compile", [False, True])
 def test_training_after_a_skipped_step_equals_training_without_it(compile):
     skipping, clean = make(skip_nonfinite=True, compile=compile), make(compile=compile)
@@ -184,7 +175,6 @@ def test_training_after_a_skipped_step_equals_training_without_it(compile):
     assert skipping.skipped_steps == 1 and skipping.skipped_groups == ()
 
 
-@needs_hook
 def test_metrics_still_show_the_bad_step_that_was_skipped():
     opt = make(skip_nonfinite=True, metrics_every=1)
     opt.apply_gradients(gradients("blocks.0.b", INF), parameters())
@@ -202,7 +192,6 @@ def _mlp_and_loss():
     return model, loss_fn
 
 
-@needs_hook
 def test_skips_inside_mx_compile_without_a_sync():
     model, loss_fn = _mlp_and_loss()
     opt = MultiOptimizer([optim.Muon(0.02), optim.AdamW(0.01)], ["ndim == 2"],
@@ -234,7 +223,6 @@ def test_skips_inside_mx_compile_without_a_sync():
     assert bits(model.parameters()) != kept[0]
 
 
-@needs_hook
 def test_the_skip_count_is_state_but_not_checkpointed(tmp_path):
     opt = make(skip_nonfinite=True)
     params = opt.apply_gradients(gradients("w", NAN), parameters())
