@@ -55,18 +55,9 @@ def test_docstring_example_runs(docstring, recorded_comm, tmp_path, monkeypatch)
 SKIP = re.compile(r"#\s*doctest:[^\n]*\+SKIP")
 REASON = re.compile(r"#[^#]*\w{3}[^#]*#\s*doctest:")
 
-# Modules whose examples were skipped without a reason before the doctests ran in CI
-# (issue 14). Whoever makes a module's examples run removes it here; the list must end
-# empty, and nothing may be added to it.
-NOT_YET_RUNNABLE = {
-    "multiopt_lab.optimizer.nonfinite", "multiopt_lab.training.compile_step",
-}
-
 
 @pytest.mark.parametrize("docstring", TESTS, ids=[t.name for t in TESTS])
 def test_skipped_examples_say_why(docstring):
-    if docstring.module_name in NOT_YET_RUNNABLE:
-        pytest.skip("examples of this module not yet made runnable (issue 14)")
     for example in docstring.examples:
         for line in example.source.splitlines():
             if SKIP.search(line):
