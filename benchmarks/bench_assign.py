@@ -214,9 +214,9 @@ def main() -> None:
     header("bench_assign")
     print(f"{len(table)} parameters, {len(RULES)} rules, median of {args.repeat} runs after 2 warm-ups")
     print(f"{'what':<46} {'ms':>8} {'vs mlx':>8}")
+    reference_name = "mlx _split_dictionary (every step)"
     for name, ms in rows:
-        reference_name = "mlx _split_dictionary (every step)"
-        if name.startswith("module rules: mlx"):
+        if name.startswith("module rules: mlx"):  # the module rows compare with this one
             base, reference_name = ms, "module rules: mlx _split_dictionary"
         print(f"{name:<46} {ms:8.2f} {base / ms:7.1f}x")
         record("bench_assign", name, ms, base, ms / base, reference_name,
