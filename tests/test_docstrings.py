@@ -28,7 +28,6 @@ def _docstring_tests() -> list[doctest.DocTest]:
         module = importlib.import_module(info.name)
         for test in finder.find(module, info.name):
             if test.examples:
-                test.module_name = info.name
                 found.append(test)
     return sorted(found, key=lambda t: t.name)
 
