@@ -23,6 +23,7 @@ from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
 from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.io.rulefile import load_rules, save_rules
+from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.history import History
 
@@ -234,20 +235,19 @@ class TestDistributedCheckpoint:
         files_before = sorted(p.name for p in folder.iterdir())
         newer_model, newer_opt = model_and_optimizer(seed=1)
         real_save = mx.save_safetensors
-        calls = []
+        written = []
 
-        def disk_full_on_the_second_file(file, arrays, metadata=None):
-            calls.append(file)
-            if len(calls) == 2:  # the model was written; the optimizer state does not fit
-                if isinstance(file, (str, os.PathLike)):
-                    with open(file, "wb") as out:
-                        out.write(b"\x00" * 100)
-                else:
-                    file.write(b"\x00" * 100)
-                raise OSError(28, "No space left on device")
+        def model_weights(file, arrays, metadata=None):
+            written.append(file)
             return real_save(file, arrays, metadata=metadata)
 
-        monkeypatch.setattr(mx, "save_safetensors", disk_full_on_the_second_file)
+        def disk_full(arrays, file, metadata=None):
+            assert written, "the model is written first"
+            file.write(b"\x00" * 100)  # the optimizer state does not fit
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(mx, "save_safetensors", model_weights)
+        monkeypatch.setattr(SafetensorsArrays, "write", disk_full)
         with pytest.raises(OSError, match="No space left"):
             save_checkpoint(folder, newer_model, newer_opt, step=2)
         monkeypatch.undo()

@@ -10,6 +10,7 @@ import pytest
 from mlx.utils import tree_map, tree_unflatten
 
 from multiopt_lab.io.checkpoint import load_state, save_state
+from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from trees import flat
 
@@ -153,11 +154,11 @@ def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     old_bytes = target.read_bytes()
     run(opt, model, grads, 1)
 
-    def crash(file, arrays, metadata=None):
+    def crash(arrays, file, metadata=None):
         file.write(b"\x00" * 16)  # a torn write into the file being written
         raise OSError("disk full")
 
-    monkeypatch.setattr(mx, "save_safetensors", crash)
+    monkeypatch.setattr(SafetensorsArrays, "write", crash)
     with pytest.raises(OSError, match="disk full"):
         save_state(target, opt)
     assert target.read_bytes() == old_bytes

@@ -23,6 +23,7 @@ from mlx.utils import tree_flatten
 import multiopt_lab.io.atomic as atomic
 import multiopt_lab.io.checkpoint as checkpoint
 from multiopt_lab.io.checkpoint import FORMAT, load_state, save_state
+from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 
@@ -167,13 +168,25 @@ def test_model_weights_are_not_an_optimizer_state(tmp_path):
     load_fails(file, "expected a multi-optimizer state")
 
 
-@pytest.mark.parametrize("key", ["states.0.layers.99999999999.b", "states.4294967296.step",
-                                 "states.0." + "a." * 200 + "b"])
-def test_a_crafted_key_cannot_exhaust_memory(tmp_path, key):
+@pytest.mark.parametrize("key, message", [
+    ("states.0.layers.99999999999.b", "key 'states.0.layers.99999999999' indexes a list past"),
+    ("states.4294967296.step", "key 'states.4294967296' indexes a list past"),
+    ("states.0.layers." + "9" * 5000 + ".b", "indexes a list past"),  # int() refuses 5000 digits
+    ("states.0." + "a." * 200 + "b", "is nested too deep"),
+])
+def test_a_crafted_key_cannot_exhaust_memory(tmp_path, key, message):
     # MLX's tree_unflatten would build 10**11 empty dicts for the first key.
     file = tmp_path / "crafted.safetensors"
     mx.save_safetensors(str(file), {"states.0.step": mx.array(1), key: mx.zeros((2,))})
-    load_fails(file, "nested too deep or indexes past")
+    load_fails(file, message)
+
+
+def test_a_list_index_of_leading_zeros_or_other_digits_is_an_index(tmp_path):
+    from multiopt_lab.io.checkpoint_check import unflatten
+
+    assert unflatten([("a.0000000001", 1), ("a.0", 2)]) == {"a": [2, 1]}
+    assert unflatten([("a.\u0661", 1)]) == {"a": [{}, 1]}  # ARABIC-INDIC DIGIT ONE, as int() reads it
+    assert unflatten([("a.\u00b2", 1)]) == {"a": {"\u00b2": 1}}  # SUPERSCRIPT TWO: no int(), a name
 
 
 def test_a_header_that_claims_petabytes_is_refused(tmp_path):
@@ -188,10 +201,10 @@ def test_a_missing_file_is_refused_by_name(tmp_path):
 
 def _interrupt_at(monkeypatch, stage):
     """Make save_state fail at ``stage``, after writing part of the new file."""
-    real_save = mx.save_safetensors
+    real_write = SafetensorsArrays.write
 
-    def partial_save(file, arrays, metadata=None):
-        real_save(file, arrays, metadata=metadata)
+    def partial_save(arrays, file, metadata=None):
+        real_write(arrays, file, metadata)
         file.flush()
         file.truncate(os.fstat(file.fileno()).st_size // 2)
         raise KeyboardInterrupt("interrupted while writing")
@@ -202,7 +215,7 @@ def _interrupt_at(monkeypatch, stage):
     if stage == "state":
         monkeypatch.setattr(MultiOptimizer, "state", property(lambda self: fail()))
     elif stage == "write":
-        monkeypatch.setattr(checkpoint.mx, "save_safetensors", partial_save)
+        monkeypatch.setattr(SafetensorsArrays, "write", partial_save)
     elif stage == "fsync":
         monkeypatch.setattr(checkpoint.os, "fsync", fail)
     elif stage == "rename":
@@ -294,7 +307,7 @@ class TestDistributedCheckpointFiles:
         arrays["layers.100000000.weight"] = mx.zeros((2,))  # tree_unflatten: 10**8 entries
         mx.save_safetensors(str(file), arrays)
         target, target_opt = nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9)
-        with pytest.raises(ValueError, match="indexes past") as info:
+        with pytest.raises(ValueError, match="indexes a list past") as info:
             load_checkpoint(folder, target, target_opt, strict=strict)
         assert str(file) in str(info.value)
 

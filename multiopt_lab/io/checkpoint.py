@@ -4,7 +4,8 @@ The arrays are ``tree_flatten(optimizer.state)`` (``states.0.step``,
 ``states.1.layers.0.weight.m``...), exactly what
 ``mx.save_safetensors(file, dict(tree_flatten(mlx_multi_optimizer.state)))``
 writes, so either optimizer loads the other's file. The metadata adds the
-labels, the rule texts and each group's paths.
+labels, the rule texts and each group's paths. The file is written in key
+order (:mod:`~multiopt_lab.io.safetensors_writer`): header, then the bytes.
 
 Example:
     >>> import tempfile, os, mlx.core as mx, mlx.optimizers as optim
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlx.core as mx
-from mlx.utils import tree_flatten
 
 from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
                                                 plan_new_state, read_checkpoint)
 from multiopt_lab.io.gc_pause import gc_paused
+from multiopt_lab.io.safetensors_writer import SafetensorsArrays
+from multiopt_lab.partition.flat_tree import flatten_tree
 
 __all__ = ["save_state", "load_state", "LoadReport", "FORMAT"]
 
@@ -68,16 +70,18 @@ class LoadReport:
 
 
 def _group_paths_of_state(sub_state: dict) -> list[str]:
-    paths: list[str] = []
-    seen = set()
-    for key, _ in tree_flatten(sub_state):
-        if "." not in key:
-            continue  # step, learning_rate and other optimizer-wide values
-        path = key.rsplit(".", 1)[0]
-        if path not in seen:
-            seen.add(path)
-            paths.append(path)
-    return paths
+    return _paths_of(flatten_tree(sub_state))
+
+
+def _paths_of(flat: list[tuple[str, Any]], prefix: str = "") -> list[str]:
+    """The per-parameter paths of flattened state keys under ``prefix``, in order: each key
+    but its last part (``layers.0.weight.v`` -> ``layers.0.weight``)."""
+    paths: dict[str, None] = {}  # ordered, each path once
+    start = len(prefix)
+    for key, _ in flat:
+        if key.startswith(prefix) and "." in key[start:]:  # not step, learning_rate...
+            paths[key[start:key.rindex(".")]] = None
+    return list(paths)
 
 
 def save_state(file: str | os.PathLike, optimizer: Any) -> None:
@@ -101,7 +105,7 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
     state = optimizer.state
     if "states" in state:
         state = {"states": state["states"]}  # metric arrays are not state to resume
-    arrays = dict(tree_flatten(state))
+    flat = flatten_tree(state)
     metadata = {"format": FORMAT}
     subs = state["states"] if "states" in state else None
     if subs is not None:
@@ -110,10 +114,11 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         metadata["labels"] = json.dumps(list(labels) if labels else None)
         metadata["rules"] = json.dumps(rules[: len(subs) - 1])
         metadata["optimizers"] = json.dumps([type(o).__name__ for o in optimizer.optimizers])
-        metadata["paths"] = json.dumps([_group_paths_of_state(s) for s in subs])
-    mx.eval(arrays)
+        metadata["paths"] = json.dumps([_paths_of(flat, f"states.{g}.")
+                                        for g in range(len(subs))])
+    arrays = SafetensorsArrays(dict(flat))  # computed, in key order
     metadata["crc32"] = checksum(arrays, metadata)
-    write_atomically(file, lambda out: mx.save_safetensors(out, arrays, metadata=metadata))
+    write_atomically(file, lambda out: arrays.write(out, metadata))
 
 
 def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
@@ -157,7 +162,8 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
 def _load_state(file: str | os.PathLike, optimizer: Any, strict: bool,
                 parameters: Any) -> LoadReport:
     index: dict[str, Any] = {}  # key prefix -> what the state tree holds there
-    arrays, metadata, state = read_checkpoint(os.fspath(file), index)
+    kinds: dict[str, tuple] = {}  # key -> (shape, dtype) of its array
+    arrays, metadata, state = read_checkpoint(os.fspath(file), index, kinds)
     written = metadata.get("format", FORMAT)  # MLX's own files carry no format
     if written != FORMAT:
         raise ValueError(f"the checkpoint {file} has format {written!r}; this version of "
@@ -176,7 +182,7 @@ def _load_state(file: str | os.PathLike, optimizer: Any, strict: bool,
     labels = metadata_json(metadata, "labels", str(file))
     expected = expected_groups(optimizer, parameters)
     new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file),
-                                      index)
+                                      index, kinds)
     optimizer.state = {"states": new_subs}
     return LoadReport(report["loaded"], report["initialised"], report["unused"],
                       tuple(labels) if isinstance(labels, list) and labels else None)

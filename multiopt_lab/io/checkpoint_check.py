@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 import json
-import re
+from itertools import repeat
 from typing import Any
 
 import mlx.core as mx
@@ -16,12 +16,12 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from multiopt_lab.io.checksum import checksum, file_checksum
-from multiopt_lab.io.safetensors_reader import SafetensorsFile
+from multiopt_lab.io.safetensors_reader import DTYPES, SafetensorsFile
 from multiopt_lab.partition.table import ParameterTable
 
 __all__ = ["expected_groups", "plan_new_state", "plan_single_state", "describe_paths",
            "template", "same_layout", "layout_problem", "top_level_problems", "read_checkpoint",
-           "checksum", "unflatten", "metadata_json", "MAX_LIST_INDEX"]
+           "checksum", "unflatten", "metadata_json", "MAX_LIST_INDEX", "ListIndexTooLarge"]
 
 #: Largest list index a checkpoint key may hold (``layers.N``): MLX's
 #: ``tree_unflatten`` builds N empty entries, so a corrupt key must not ask for billions.
@@ -31,8 +31,8 @@ MAX_LIST_INDEX = 2**20
 def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None) -> Any:
     """``mlx.utils.tree_unflatten`` for checkpoint keys, in one pass over them.
 
-    Lists are made of keys that are all digits, gaps filled with ``{}`` as
-    MLX does. MLX's recursive version costs seconds at 100,000 keys.
+    Lists are made of keys that are all decimal digits, gaps filled with
+    ``{}`` as MLX does. MLX's recursive version costs seconds at 100,000 keys.
 
     Args:
         items: ``(key, value)`` pairs.
@@ -42,7 +42,8 @@ def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None)
     Raises:
         ValueError: A key is also the parent of another (``a`` and ``a.b``),
             or two keys name one list item (``a.1`` and ``a.01``): no tree
-            flattens to that.
+            flattens to that. :class:`ListIndexTooLarge` (a ValueError): a
+            key indexes a list past :data:`MAX_LIST_INDEX`.
 
     Example:
         >>> index = {}
@@ -66,7 +67,7 @@ def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None)
         if leaf in node:
             raise ValueError(f"key {key[:80]!r} is also the parent of other keys")
         node[leaf] = value
-        if leaf.isdigit():
+        if leaf.isdecimal():
             numbered[prefix if dot else None] = node
     return _lists_of(root, nodes, numbered)
 
@@ -82,7 +83,7 @@ def _node_at(prefix: str, root: dict, nodes: dict, numbered: dict) -> dict:
         raise ValueError(f"key {prefix[:80]!r} holds a value and is also the parent of "
                          "other keys")
     node = parent[name] = nodes[prefix] = {}
-    if name.isdigit():
+    if name.isdecimal():
         numbered[up if dot else None] = parent
     return node
 
@@ -92,9 +93,9 @@ def _lists_of(root: dict, nodes: dict, numbered: dict) -> Any:
     for prefix in sorted(numbered, key=lambda p: -1 if p is None else p.count("."),
                          reverse=True):
         node = numbered[prefix]
-        if not all(key.isdigit() for key in node):
+        if not all(key.isdecimal() for key in node):
             continue
-        indices = sorted((int(key), key) for key in node)
+        indices = sorted((_list_index(prefix, key), key) for key in node)
         for (i, first), (j, second) in zip(indices, indices[1:]):
             if i == j:
                 where = f"under {prefix[:80]!r}" if prefix is not None else "at the top"
@@ -110,13 +111,45 @@ def _lists_of(root: dict, nodes: dict, numbered: dict) -> Any:
     return root
 
 
-def read_checkpoint(file: str, index: dict[str, Any] | None = None) -> tuple[dict, dict, Any]:
+class ListIndexTooLarge(ValueError):
+    """A checkpoint key that indexes a list past :data:`MAX_LIST_INDEX` (``layers.99999999``).
+
+    Attributes:
+        key (str): The key up to that index.
+
+    Example:
+        >>> unflatten([("layers.99999999.w", 1)])
+        Traceback (most recent call last):
+        multiopt_lab.io.checkpoint_check.ListIndexTooLarge: key 'layers.99999999' indexes a list past 1048576
+    """
+
+    def __init__(self, key: str):
+        super().__init__(f"key {key[:80]!r} indexes a list past {MAX_LIST_INDEX}")
+        self.key = key
+
+
+_INDEX_DIGITS = len(str(MAX_LIST_INDEX))
+
+
+def _list_index(prefix: str | None, key: str) -> int:
+    """``int(key)``, refused past MAX_LIST_INDEX before a list that long is made (and
+    before ``int`` reads thousands of digits)."""
+    if len(key.lstrip("0")) <= _INDEX_DIGITS:
+        index = int(key)
+        if index <= MAX_LIST_INDEX:
+            return index
+    raise ListIndexTooLarge(key if prefix is None else f"{prefix}.{key}")
+
+
+def read_checkpoint(file: str, index: dict[str, Any] | None = None,
+                    kinds: dict[str, tuple] | None = None) -> tuple[dict, dict, Any]:
     """``(arrays, metadata, state tree)`` of a safetensors checkpoint, or a ValueError saying
     what is wrong with the file (missing, truncated, corrupted, not a checkpoint).
 
     The arrays come computed, read in one pass (:mod:`~multiopt_lab.io.safetensors_reader`);
     a file with metadata ``crc32`` must match it (:mod:`~multiopt_lab.io.checksum`).
-    ``index`` receives :func:`unflatten`'s index of the tree.
+    ``index`` receives :func:`unflatten`'s index of the tree, ``kinds`` each array's
+    ``(shape, dtype)`` by key.
 
     Example:
         >>> read_checkpoint("missing.safetensors")  # doctest: +ELLIPSIS
@@ -134,7 +167,12 @@ def read_checkpoint(file: str, index: dict[str, Any] | None = None) -> tuple[dic
                                  "restore it from a copy")
             _check_keys(stored.keys)
             arrays = stored.arrays
+            if kinds is not None:
+                kinds.update(stored.kinds)
         state = unflatten(list(arrays.items()), index) if arrays else {}
+    except ListIndexTooLarge as err:
+        raise ValueError(f"the checkpoint {file} is corrupted or not an optimizer state: "
+                         f"{err}") from None
     except _Corrupted as err:
         raise ValueError(f"the checkpoint {file} {err}") from None
     except (ValueError, OSError) as err:  # UnicodeDecodeError is a ValueError
@@ -147,20 +185,12 @@ class _Corrupted(Exception):
     """A file that reads as safetensors but is not one to load (message: after its name)."""
 
 
-#: A part of a key (between dots) of more digits than MAX_LIST_INDEX has.
-_LONG_NUMBER = re.compile(r"(?<![^.])\d{%d,}(?![^.])" % len(str(MAX_LIST_INDEX)))
-
-
 def _check_keys(keys: list[str]) -> None:
-    deep = next((k for k in keys if k.count(".") >= 64), None)
-    # Joined by dots, the keys' parts are the parts of one string: one search finds them.
-    numbers = (m.group() for m in _LONG_NUMBER.finditer(".".join(keys)))
-    big = next((n for n in numbers if int(n) > MAX_LIST_INDEX), None)
-    if big is not None:
-        deep = next(k for k in keys if big in k.split("."))
-    if deep is not None:
+    # unflatten recurses once per missing parent: a key must not be deeper than that allows.
+    if keys and max(map(str.count, keys, repeat("."))) >= 64:  # counted in C, key by key
+        deep = next(k for k in keys if k.count(".") >= 64)
         raise _Corrupted(f"is corrupted or not an optimizer state: key {deep[:80]!r} is "
-                         f"nested too deep or indexes past {MAX_LIST_INDEX}")
+                         "nested too deep (64 levels or more)")
 
 
 def metadata_json(metadata: dict, key: str, file: str) -> Any:
@@ -190,13 +220,15 @@ def expected_groups(optimizer: Any, parameters: Any) -> list[dict[str, tuple]] |
     groups: list[dict[str, tuple]] = [{} for _ in range(n)]
     if parameters is not None:
         table = ParameterTable.from_tree(parameters)
-        winners = optimizer.assign(table).winners.tolist()
+        winners = np.asarray(optimizer.assign(table).winners)
         # One (shape, dtype) per structure, read from its first array, shared by its rows.
         ids = table.structure_ids
         _, first = np.unique(ids, return_index=True)
         layouts = [(table.shapes[i], table.arrays[i].dtype) for i in first.tolist()]
-        for path, s, g in zip(table.paths, ids.tolist(), winners):
-            groups[g][path] = layouts[s]
+        for g in range(n):  # each group's rows in table order, joined in C
+            rows = np.flatnonzero(winners == g)
+            groups[g] = dict(zip(map(table.paths.__getitem__, rows.tolist()),
+                                 map(layouts.__getitem__, ids[rows].tolist())))
         return groups
     plan = getattr(optimizer, "_plan", None)
     if plan is None:
@@ -289,16 +321,22 @@ def top_level_problems(stored: dict, live: dict) -> dict[str, str]:
 
 def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str]],
                    expected: list[dict[str, tuple]] | None, strict: bool,
-                   name: str, index: dict[str, Any] | None = None
+                   name: str, index: dict[str, Any] | None = None,
+                   kinds: dict[str, tuple] | None = None
                    ) -> tuple[list[dict], dict[str, tuple]]:
     """The sub-states to install and what happened to each path; raises when strict fails.
 
     Every check is against the optimizer as it is: its groups' paths (when
     known), each parameter's state keys, shapes and dtypes (what its
     optimizer's ``init_single`` makes), and the optimizer-wide entries it
-    holds. Time is linear in the number of paths. ``index``:
-    :func:`read_checkpoint`'s, to find the entries without walking the tree.
+    holds. Time is linear in the number of paths. ``index`` and ``kinds``:
+    :func:`read_checkpoint`'s, to find the entries without walking the tree
+    and to check a file that matches throughout in one comparison.
     """
+    if expected is not None and kinds is not None:
+        loaded = _all_as_expected(optimizer, subs, stored_paths, expected, kinds)
+        if loaded is not None:
+            return subs, {"loaded": loaded, "initialised": (), "unused": ()}
     labels = getattr(optimizer, "labels", None) or [str(g) for g in range(len(subs))]
     plans = [_plan_group(o, f"group {label!r}", sub, stored, None if expected is None else want,
                          index, f"states.{g}.")
@@ -306,6 +344,54 @@ def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str
                  zip(optimizer.optimizers, labels, subs, stored_paths,
                      expected or [None] * len(subs)))]
     return _decide(plans, subs, strict, name, "this optimizer's groups")
+
+
+def _all_as_expected(optimizer: Any, subs: list[dict], stored_paths: list[list[str]],
+                     expected: list[dict[str, tuple]], kinds: dict[str, tuple]
+                     ) -> tuple[str, ...] | None:
+    """The loaded paths when the file holds exactly what the optimizer expects (every
+    group's paths, and under each path the state keys, shapes and dtypes its optimizer
+    makes, nothing more), so that the stored sub-states install as they are; None
+    when anything differs, for :func:`_plan_group` to say what.
+
+    The file's ``(shape, dtype)`` by key is compared with the one the optimizer
+    expects in one dict comparison, rather than entry by entry.
+    """
+    want_kinds: dict[str, tuple] = {}
+    for g, (optimizer_g, sub, stored, want) in enumerate(
+            zip(optimizer.optimizers, subs, stored_paths, expected)):
+        if len(stored) != len(want) or not all(map(want.__contains__, stored)):
+            return None
+        live = {k: v for k, v in optimizer_g.state.items() if isinstance(v, mx.array)}
+        if top_level_problems(sub, live):
+            return None
+        prefix = f"states.{g}."
+        for key, value in sub.items():  # step, learning_rate...: checked above
+            if isinstance(value, mx.array):
+                want_kinds[prefix + key] = kinds.get(prefix + key)
+        specs: dict[tuple, list] = {}
+        for path, layout in want.items():
+            spec = specs.get(layout)
+            if spec is None:
+                fresh = template(optimizer_g, *layout)
+                if any(key.isdecimal() for key in fresh):
+                    return None  # unflatten made a list of them: the slow path says so
+                # The dtype as the file reader gives it, for equal dtypes to be one object.
+                spec = specs[layout] = [(f".{key}", (tuple(array.shape), _canonical(array.dtype)))
+                                        for key, array in fresh.items()]
+            for suffix, kind in spec:
+                want_kinds[prefix + path + suffix] = kind
+    if want_kinds != kinds:
+        return None
+    return tuple(path for want in expected for path in want)
+
+
+#: Each MLX dtype as one object (``array.dtype`` makes a new one each time).
+_CANONICAL_DTYPES = {dtype: dtype for dtype, _ in DTYPES.values()}
+
+
+def _canonical(dtype: Any) -> Any:
+    return _CANONICAL_DTYPES.get(dtype, dtype)
 
 
 def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool,

@@ -1,9 +1,10 @@
 """The checksum ``save_state`` writes as metadata ``crc32``, and the same one of a file read back.
 
 CRC-32 over the metadata (but ``crc32``) and every array's key, shape,
-dtype and bytes, in key order. Saving computes it from the arrays;
-loading from the bytes of the file itself, so the arrays need not be
-evaluated (or copied to numpy) one by one.
+dtype and bytes, in key order. Saving computes it from the arrays' buffers;
+loading from the bytes of the file itself, in one pass over a file written
+in key order (:mod:`~multiopt_lab.io.safetensors_writer`), array by array
+over one that ``mx.save_safetensors`` wrote.
 
 Example:
     >>> import os, tempfile, mlx.core as mx
@@ -21,36 +22,27 @@ from __future__ import annotations
 import zlib
 
 import mlx.core as mx
-import numpy as np
 
 from multiopt_lab.io.safetensors_reader import SafetensorsFile
+from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 
 __all__ = ["checksum", "file_checksum"]
 
-#: Arrays are checksummed in pieces of about this many bytes, each evaluated at once.
-_CHECKSUM_PIECE = 64 * 2**20
-_CHECKSUM_ARRAYS = 4096
 
-
-def checksum(arrays: dict, metadata: dict) -> str:
+def checksum(arrays: dict | SafetensorsArrays, metadata: dict) -> str:
     """The checksum (8 hex digits) of ``arrays`` saved with ``metadata``.
+
+    ``arrays``: a dict of arrays, or the :class:`SafetensorsArrays` about to
+    be written (its bytes are then read once for the checksum and once to
+    write).
 
     Example:
         >>> checksum({"a": mx.zeros((2,))}, {"format": "x"})
         '47f15b2e'
     """
-    keys = sorted(arrays)
-    crc = _described(metadata, keys, [(tuple(arrays[k].shape), arrays[k].dtype) for k in keys])
-    # The CRC of concatenated bytes chains piece by piece, so many small arrays are
-    # joined (one evaluation, one copy to numpy) instead of read back one by one.
-    pieces, size = [], 0
-    for key in keys:
-        array = arrays[key]
-        pieces.append(mx.view(array.reshape(-1), mx.uint8))
-        size += array.nbytes
-        if size >= _CHECKSUM_PIECE or len(pieces) >= _CHECKSUM_ARRAYS:
-            crc, pieces, size = _crc_of(pieces, crc), [], 0
-    return f"{_crc_of(pieces, crc):08x}"
+    laid_out = arrays if isinstance(arrays, SafetensorsArrays) else SafetensorsArrays(arrays)
+    crc = _described(metadata, laid_out.keys, laid_out.layouts)
+    return f"{laid_out.crc32(crc):08x}"
 
 
 def file_checksum(stored: SafetensorsFile) -> str:
@@ -62,16 +54,14 @@ def file_checksum(stored: SafetensorsFile) -> str:
 
 
 def _described(metadata: dict, keys: list[str], layouts: list[tuple]) -> int:
-    """The CRC of the text that describes the metadata and arrays: the repr of this list,
+    """The CRC of the text that describes the metadata and arrays: the repr of the list
+    ``[(key, value) of the metadata..., (key, shape, dtype name) of each array...]``,
     as the first checkpoints were written."""
-    names = {dtype: str(dtype) for dtype in {dtype for _, dtype in layouts}}
-    described = [(k, v) for k, v in sorted(metadata.items()) if k != "crc32"]
-    described += [(k, shape, names[dtype]) for k, (shape, dtype) in zip(keys, layouts)]
-    return zlib.crc32(repr(described).encode("utf-8"))
-
-
-def _crc_of(pieces: list, crc: int) -> int:
-    if not pieces:
-        return crc
-    joined = pieces[0] if len(pieces) == 1 else mx.concatenate(pieces)
-    return zlib.crc32(np.asarray(joined), crc)
+    # Built from pieces: each distinct (shape, dtype) is written once, not per array.
+    tails: dict[tuple, str] = {}
+    for layout in set(layouts):
+        shape, dtype = layout
+        tails[layout] = f", {shape!r}, {str(dtype)!r})"
+    described = [repr((k, v)) for k, v in sorted(metadata.items()) if k != "crc32"]
+    described += [f"({key!r}{tails[layout]}" for key, layout in zip(keys, layouts)]
+    return zlib.crc32(f"[{', '.join(described)}]".encode("utf-8"))

@@ -61,6 +61,8 @@ class SafetensorsFile:
         metadata (dict[str, str]): The header's ``__metadata__`` (``{}`` when absent).
         keys (list[str]): The arrays' names, in the header's order.
         arrays (dict[str, mx.array]): The arrays, computed, by name.
+        kinds (dict[str, tuple]): ``(shape, dtype)`` of each array, by name, as the
+            header gives them (arrays of one shape and dtype share one tuple).
 
     Raises:
         ValueError: On entry: the file is shorter than its header says, or
@@ -121,48 +123,59 @@ class SafetensorsFile:
             raise ValueError("its __metadata__ is not an object of strings")
         self.metadata: dict[str, str] = metadata
         self.keys: list[str] = list(header)
-        self.arrays, self._layouts = _arrays_of(header, self._data, 8 + header_size)
+        self.arrays, self.kinds, self._spans = _arrays_of(header, self._data, 8 + header_size)
 
     def crc32(self, keys: Iterable[str], crc: int = 0) -> int:
         """``zlib.crc32`` of the named arrays' bytes, joined in the order given, after ``crc``."""
+        spans = self._spans
         data = memoryview(self._data)
         try:
+            # Arrays whose bytes follow each other in the file (all of them in a file
+            # written in key order) are one run, checksummed in one call.
+            run_first = run_last = 0
             for key in keys:
-                first, last, _, _ = self._layouts[key]
-                crc = zlib.crc32(data[first:last], crc)
+                first, last = spans[key]
+                if first != run_last:
+                    crc = zlib.crc32(data[run_first:run_last], crc)
+                    run_first = first
+                run_last = last
+            crc = zlib.crc32(data[run_first:run_last], crc)
         finally:
             data.release()
         return crc
 
     def layouts(self, keys: Iterable[str]) -> list[tuple[tuple[int, ...], Any]]:
         """``(shape, dtype)`` of each named array, as the header gives them."""
-        layouts = self._layouts
-        return [layouts[key][2:] for key in keys]
+        kinds = self.kinds
+        return [kinds[key] for key in keys]
 
 
-def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict]:
-    """The arrays the header describes, computed, and per array ``(first, last, shape,
-    dtype)``: where its bytes lie in ``data``, and what it is."""
-    arrays, layouts, views = {}, {}, []
+def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict, dict]:
+    """The arrays the header describes, computed; per array its ``(shape, dtype)``; and
+    ``(first, last)``: where its bytes lie in ``data``."""
+    arrays, kinds, spans, views = {}, {}, {}, []
     data_size = len(data) - start
-    frombuffer, formats, whole = np.frombuffer, _FORMATS, memoryview(data)
+    # What a (dtype name, shape) makes, worked out once: an optimizer's state has
+    # a few of them for 100,000 arrays. None: the pair is not valid.
+    made: dict[tuple, tuple | None] = {}
+    frombuffer, whole = np.frombuffer, memoryview(data)
     try:
         for key, entry in header.items():
             try:
-                name = entry["dtype"]
-                mx_dtype, np_dtype = DTYPES[name]
-                shape = tuple(entry["shape"])
+                name, shape = entry["dtype"], tuple(entry["shape"])
+                how = made.get((name, shape), _UNSEEN)
+                if how is _UNSEEN:
+                    how = made[name, shape] = _how_to_make(name, shape)
                 first, last = entry["data_offsets"]
-                count = math.prod(shape)
-                valid = (0 <= first <= last <= data_size and min(shape, default=0) >= 0
-                         and last - first == count * np_dtype.itemsize)
-                # Both refuse what is not an int (a float, a bool, a string) in the shape.
-                if valid and count and name in formats:  # no cast to a shape with a zero
-                    array = mx.array(whole[start + first:start + last].cast(formats[name],
-                                                                            shape))
-                elif valid:
-                    array = mx.array(frombuffer(data, np_dtype, count, start + first)
-                                     .reshape(shape))
+                valid = (how is not None and 0 <= first <= last <= data_size
+                         and last - first == how[2])
+                if valid:
+                    kind, np_dtype, _, count, cast = how
+                    if cast is not None:
+                        array = mx.array(whole[start + first:start + last].cast(cast, shape))
+                    else:
+                        array = mx.array(frombuffer(data, np_dtype, count, start + first)
+                                         .reshape(shape))
             except (KeyError, TypeError, ValueError, OverflowError):
                 valid = False
             if not valid:
@@ -172,8 +185,24 @@ def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict]:
                 array = mx.view(array, mx.bfloat16)
                 views.append(array)
             arrays[key] = array
-            layouts[key] = (start + first, start + last, shape, mx_dtype)
+            kinds[key] = kind
+            spans[key] = (start + first, start + last)
     finally:
         whole.release()
     mx.eval(views)
-    return arrays, layouts
+    return arrays, kinds, spans
+
+
+_UNSEEN = object()
+
+
+def _how_to_make(name: Any, shape: tuple) -> tuple | None:
+    """``((shape, mx dtype), numpy dtype, bytes, elements, memoryview format or None)`` for
+    arrays of dtype ``name`` and ``shape``; None when either is not valid."""
+    if name not in DTYPES or not all(type(n) is int and n >= 0 for n in shape):
+        return None  # also refuses a float, a bool or a string in the shape
+    mx_dtype, np_dtype = DTYPES[name]
+    count = math.prod(shape)
+    # A view cannot be cast to a shape with a zero; numpy serves those and the other dtypes.
+    cast = _FORMATS.get(name) if count else None
+    return (shape, mx_dtype), np_dtype, count * np_dtype.itemsize, count, cast
