@@ -30,7 +30,8 @@ import mlx.core as mx
 
 from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
-                                                plan_new_state, read_checkpoint)
+                                                per_parameter_paths, plan_new_state,
+                                                read_checkpoint)
 from multiopt_lab.io.gc_pause import gc_paused
 from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.partition.flat_tree import flatten_tree
@@ -69,21 +70,6 @@ class LoadReport:
     labels: tuple[str, ...] | None = None
 
 
-def _group_paths_of_state(sub_state: dict) -> list[str]:
-    return _paths_of(flatten_tree(sub_state))
-
-
-def _paths_of(flat: list[tuple[str, Any]], prefix: str = "") -> list[str]:
-    """The per-parameter paths of flattened state keys under ``prefix``, in order: each key
-    but its last part (``layers.0.weight.v`` -> ``layers.0.weight``)."""
-    paths: dict[str, None] = {}  # ordered, each path once
-    start = len(prefix)
-    for key, _ in flat:
-        if key.startswith(prefix) and "." in key[start:]:  # not step, learning_rate...
-            paths[key[start:key.rindex(".")]] = None
-    return list(paths)
-
-
 def save_state(file: str | os.PathLike, optimizer: Any) -> None:
     """Write ``optimizer.state`` to ``file`` (safetensors) atomically.
 
@@ -114,7 +100,7 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         metadata["labels"] = json.dumps(list(labels) if labels else None)
         metadata["rules"] = json.dumps(rules[: len(subs) - 1])
         metadata["optimizers"] = json.dumps([type(o).__name__ for o in optimizer.optimizers])
-        metadata["paths"] = json.dumps([_paths_of(flat, f"states.{g}.")
+        metadata["paths"] = json.dumps([per_parameter_paths(flat, f"states.{g}.")
                                         for g in range(len(subs))])
     arrays = SafetensorsArrays(dict(flat))  # computed, in key order
     metadata["crc32"] = checksum(arrays, metadata)
@@ -193,4 +179,4 @@ def _stored_paths(metadata: dict, subs: list[dict], file: str) -> list[list[str]
     if (isinstance(stored, list) and len(stored) == len(subs)
             and all(isinstance(p, list) and all(isinstance(q, str) for q in p) for p in stored)):
         return [list(p) for p in stored]
-    return [_group_paths_of_state(s) for s in subs]
+    return [per_parameter_paths(flatten_tree(s)) for s in subs]

@@ -13,15 +13,16 @@ from typing import Any
 
 import mlx.core as mx
 import numpy as np
-from mlx.utils import tree_flatten
 
 from multiopt_lab.io.checksum import checksum, file_checksum
 from multiopt_lab.io.safetensors_reader import DTYPES, SafetensorsFile
+from multiopt_lab.partition.flat_tree import flatten_tree
 from multiopt_lab.partition.table import ParameterTable
 
 __all__ = ["expected_groups", "plan_new_state", "plan_single_state", "describe_paths",
            "template", "same_layout", "layout_problem", "top_level_problems", "read_checkpoint",
-           "checksum", "unflatten", "metadata_json", "MAX_LIST_INDEX", "ListIndexTooLarge"]
+           "checksum", "unflatten", "metadata_json", "per_parameter_paths", "MAX_LIST_INDEX",
+           "ListIndexTooLarge"]
 
 #: Largest list index a checkpoint key may hold (``layers.N``): MLX's
 #: ``tree_unflatten`` builds N empty entries, so a corrupt key must not ask for billions.
@@ -377,8 +378,8 @@ def _all_as_expected(optimizer: Any, subs: list[dict], stored_paths: list[list[s
                 if any(key.isdecimal() for key in fresh):
                     return None  # unflatten made a list of them: the slow path says so
                 # The dtype as the file reader gives it, for equal dtypes to be one object.
-                spec = specs[layout] = [(f".{key}", (tuple(array.shape), _canonical(array.dtype)))
-                                        for key, array in fresh.items()]
+                spec = specs[layout] = [(f".{key}", (shape, _canonical(dtype)))
+                                        for key, shape, dtype in _spec(fresh)]
             for suffix, kind in spec:
                 want_kinds[prefix + path + suffix] = kind
     if want_kinds != kinds:
@@ -410,7 +411,7 @@ def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool
     if parameters is not None:
         flat = ParameterTable.from_tree(parameters)
         want = {p: (tuple(a.shape), a.dtype) for p, a in zip(flat.paths, flat.arrays)}
-    stored = _per_parameter_paths(state)
+    stored = per_parameter_paths(flatten_tree(state))
     # A state saved before the first step holds no per-parameter entries: MLX
     # makes them at the next step, as for a fresh optimizer.
     plan = _plan_group(optimizer, "the optimizer", state, stored,
@@ -419,15 +420,21 @@ def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool
     return new[0], report
 
 
-def _per_parameter_paths(state: dict) -> list[str]:
-    paths, seen = [], set()
-    for key, _ in tree_flatten(state):
-        if "." in key:
-            path = key.rsplit(".", 1)[0]
-            if path not in seen:
-                seen.add(path)
-                paths.append(path)
-    return paths
+def per_parameter_paths(flat: list[tuple[str, Any]], prefix: str = "") -> list[str]:
+    """The per-parameter paths of flattened state keys under ``prefix``, in order, each
+    once: every key but its last part; optimizer-wide entries (``step``) have none.
+
+    Example:
+        >>> per_parameter_paths([("states.0.step", 1), ("states.0.w.m", 2), ("states.0.w.v", 3),
+        ...                      ("states.1.b.v", 4)], "states.0.")
+        ['w']
+    """
+    paths: dict[str, None] = {}  # ordered, each path once
+    start = len(prefix)
+    for key, _ in flat:
+        if key.startswith(prefix) and "." in key[start:]:
+            paths[key[start:key.rindex(".")]] = None
+    return list(paths)
 
 
 def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
