@@ -13,7 +13,7 @@ from typing import Any
 
 from mlx.optimizers import Optimizer
 
-from multiopt_lab.partition.labels import TOTAL_LABEL, check_labels
+from multiopt_lab.partition.labels import RESERVED_LABELS, check_labels, label_text_problem
 from multiopt_lab.rules import Rule, as_rule
 
 __all__ = ["default_labels", "group_labels", "check_filters", "check_optimizers"]
@@ -31,7 +31,9 @@ def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
     taken: set[str] = set()
     for optimizer in optimizers:
         base = type(optimizer).__name__.lower()
-        if base == TOTAL_LABEL:
+        if not base or label_text_problem(base) is not None:
+            base = "optimizer"  # a class made with type() may have any name
+        if base in RESERVED_LABELS:
             base = f"{base}_group"
         label, n = base, 1
         while label in taken:
@@ -46,7 +48,8 @@ def group_labels(labels: Sequence[str] | None, optimizers: Sequence[Any]) -> tup
     """The labels of a MultiOptimizer's groups: ``labels`` checked, or derived from the classes.
 
     The checks are :func:`multiopt_lab.partition.labels.check_labels`'s (one
-    non-empty, distinct string per optimizer, never ``"total"``).
+    non-empty, distinct string per optimizer, one line of printable text,
+    never ``"total"`` or ``"-"``).
 
     Example:
         >>> import mlx.optimizers as optim
