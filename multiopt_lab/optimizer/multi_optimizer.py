@@ -589,6 +589,14 @@ class MultiOptimizer(optim.MultiOptimizer):
         progress); a step compiled with ``inputs=state, outputs=state``
         follows the new routing from its next call, as it is.
 
+        The rules in force may fail on some parameters (``shape[1] == 8`` once
+        the biases are unfrozen): updates then fail, and this is how to
+        replace them. A parameter they fail on keeps the state of the one
+        group that holds state for it, as if that were its old group; one
+        without state starts fresh; one whose state sits in several groups
+        cannot be attributed, and starts fresh. A ``RuntimeWarning`` says
+        which parameters and what happened to their state.
+
         Args:
             filters (list): New filters, one fewer than the optimizers.
             parameters: The model's (trainable) parameters, a tree or the model.
@@ -618,7 +626,9 @@ class MultiOptimizer(optim.MultiOptimizer):
             self._recorder.clear()
             self._show_metrics()
             self._follow_replaced_states()
-            return change.moves
+        if change.note:
+            warnings.warn(f"repartition: {change.note}", RuntimeWarning, stacklevel=2)
+        return change.moves
 
     def request_repartition(self, filters: Sequence[Any],
                             labels: Sequence[str] | None = None) -> PendingRepartition:

@@ -30,7 +30,7 @@ from multiopt_lab.widgets.editor_parts import (
     EDITOR_CSS, button, close_inside, html_box, label_html, rule_row, typed_rule,
 )
 from multiopt_lab.live.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
-from multiopt_lab.live.sources import parameter_table
+from multiopt_lab.live.sources import parameter_table, rules_in_force
 from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.widgets.subshell import route_to_subshell
 from multiopt_lab.widgets.tree import ParameterTreeWidget
@@ -109,11 +109,13 @@ class RuleEditorWidget(widgets.VBox):
         self._own_tree = own_tree
         self._status_text = ""
         self.tree = ParameterTreeWidget(model, optimizer) if own_tree else tree
-        self.current = optimizer.assign(self.table)
+        # A rule in force may fail on some parameter (shape[1] on an unfrozen
+        # bias): the editor still opens, with the error under that rule.
+        self.current, failing = self._rules_in_force()
         self._labels = tuple(optimizer.labels)
         self._seen_texts = [rule_field_text(r) for r in optimizer.filters]
         self.tree.source_listeners.append(self._on_optimizer_changed)
-        self.draft = Draft(tuple(optimizer.filters), {}, self.current, [], False)
+        self.draft = Draft(tuple(optimizer.filters), failing, self.current, [], False)
         self.applier = Applier(optimizer, model, self._on_applied)
         self._debouncer = Debouncer(debounce_seconds, self.recompute)
 
@@ -152,8 +154,10 @@ class RuleEditorWidget(widgets.VBox):
         # a kernel subshell: the edit lands at the next step, not after the cell.
         for widget in [*self.inputs.values(), self.apply_button, self.revert_button]:
             route_to_subshell(widget, when=is_training)
+        for label, err in failing.items():
+            self.errors[label].value = _error_html(str(err))
         self._show_warnings(self.current)
-        self._show()
+        self._show(stale=bool(failing))
 
     @property
     def status_text(self) -> str:
@@ -326,10 +330,19 @@ class RuleEditorWidget(widgets.VBox):
         self._seen_texts = texts
         self.table = parameter_table(self.model)  # the model may have grown a layer
         self.sizes = dict(zip(self.table.paths, self.table.sizes))
-        self.current = self.optimizer.assign(self.table)
+        self.current, _ = self._rules_in_force()
         self.recompute()
         if self._exported_form is not None:  # the export shows the optimizer's rules: the new ones now
             self.export(self._exported_form)
+
+    def _rules_in_force(self):
+        """The optimizer's assignment of the table, and ``label -> RuleError`` of its rules
+        that fail on a parameter (those parameters go on to the next rules)."""
+        assignment, failures = rules_in_force(self.optimizer, self.table)
+        failing: dict = {}
+        for failure in failures:
+            failing.setdefault(failure.label, failure.error)
+        return assignment, failing
 
     def _say(self, text: str, error: bool = False) -> None:
         """Show ``text`` in the status line (red when it is an error)."""
