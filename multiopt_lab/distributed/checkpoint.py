@@ -187,8 +187,7 @@ def load_checkpoint(
             load_state(optimizer_file, optimizer, strict=strict, parameters=model)
         else:  # one MLX optimizer: its state, checked against the model and the live state
             _, _, state = read_checkpoint(str(optimizer_file))
-            state, _ = plan_single_state(optimizer, state, model.trainable_parameters(), strict,
-                                         str(optimizer_file))
+            state, _ = plan_single_state(optimizer, state, model, strict, str(optimizer_file))
             optimizer.state = state
         model.load_weights(list(weights.items()), strict=strict)
         mx.eval(model.parameters(), optimizer.state)

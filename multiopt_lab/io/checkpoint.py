@@ -29,9 +29,9 @@ from typing import Any
 import mlx.core as mx
 
 from multiopt_lab.io.atomic import write_atomically
-from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
-                                                per_parameter_paths, plan_new_state,
-                                                read_checkpoint)
+from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, frozen_or_held,
+                                                metadata_json, per_parameter_paths,
+                                                plan_new_state, read_checkpoint)
 from multiopt_lab.io.gc_pause import gc_paused
 from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.partition.flat_tree import flatten_tree
@@ -116,6 +116,17 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
     stepped on. Pass ``parameters`` (or load after ``init``) to get the check
     before the first step.
 
+    Frozen parameters: as MLX's optimizers do, a group keeps the state of a
+    parameter that was frozen after it trained, and uses it again once the
+    parameter is unfrozen; a checkpoint taken meanwhile holds it. Such
+    entries load (strict or not) when ``parameters`` is the model and the
+    rules route that frozen parameter to that group with its shape and
+    dtype, or when the optimizer itself holds state for that path in that
+    group. A parameter that trains now but has no state in the file (it was
+    frozen when the file was written and never trained before) is
+    "missing" for a strict load: load with the model frozen as it was, then
+    unfreeze, or pass ``strict=False`` (it starts fresh, as in MLX).
+
     Args:
         file (str | PathLike): A safetensors file.
         optimizer (MultiOptimizer): Where to load; unchanged on any error.
@@ -167,8 +178,9 @@ def _load_state(file: str | os.PathLike, optimizer: Any, strict: bool,
     stored_paths = _stored_paths(metadata, subs, str(file))
     labels = metadata_json(metadata, "labels", str(file))
     expected = expected_groups(optimizer, parameters)
+    optional = frozen_or_held(optimizer, parameters, expected)
     new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file),
-                                      index, kinds)
+                                      index, kinds, optional)
     optimizer.state = {"states": new_subs}
     return LoadReport(report["loaded"], report["initialised"], report["unused"],
                       tuple(labels) if isinstance(labels, list) and labels else None)
