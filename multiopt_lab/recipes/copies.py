@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Callable
 
 import mlx.optimizers as optim
@@ -87,7 +88,13 @@ def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
         twin._schedulers["learning_rate"] = ScaledSchedule(schedule, factor)
         twin.state["learning_rate"] = twin._schedulers["learning_rate"](optimizer.step)
     else:
-        twin.learning_rate = float(optimizer.learning_rate.item()) * factor
+        rate = float(optimizer.learning_rate.item())
+        twin.learning_rate = rate * factor
+        scaled = float(twin.learning_rate.item())  # as the optimizer holds it (float32)
+        if not math.isfinite(scaled) or (scaled == 0 and rate * factor != 0):
+            raise ValueError(f"the learning rate {rate:g} times {factor:g} is {scaled:g} in "
+                             f"{twin.learning_rate.dtype}, which no step can use; pick a factor "
+                             "that keeps it a finite, non-zero number")
     return twin
 
 
