@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import mlx.core as mx
 
@@ -33,10 +33,11 @@ from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, frozen_
                                                 metadata_json, per_parameter_paths,
                                                 plan_new_state, read_checkpoint)
 from multiopt_lab.io.gc_pause import gc_paused
+from multiopt_lab.io.safetensors_reader import read_header
 from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.partition.flat_tree import flatten_tree
 
-__all__ = ["save_state", "load_state", "LoadReport", "FORMAT"]
+__all__ = ["save_state", "load_state", "state_metadata", "LoadReport", "FORMAT"]
 
 #: Written to the metadata key ``format``.
 FORMAT = "multiopt_lab.optimizer_state/1"
@@ -70,7 +71,12 @@ class LoadReport:
     labels: tuple[str, ...] | None = None
 
 
-def save_state(file: str | os.PathLike, optimizer: Any) -> None:
+#: Metadata keys save_state writes itself.
+_OWN_METADATA = ("format", "labels", "rules", "optimizers", "paths", "crc32")
+
+
+def save_state(file: str | os.PathLike, optimizer: Any, *,
+               metadata: Mapping[str, str] | None = None) -> None:
     """Write ``optimizer.state`` to ``file`` (safetensors) atomically.
 
     The file is written next to its destination and renamed over it
@@ -80,6 +86,11 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
     Args:
         file (str | PathLike): Destination path (written exactly as given).
         optimizer: A ``MultiOptimizer`` (ours or MLX's) or any MLX optimizer.
+        metadata (Mapping[str, str], optional): More facts to store with the
+            state (the mlx-lm callback stores the iteration); read them with
+            :func:`state_metadata`. Keys must not be the ones ``save_state``
+            writes (``format``, ``labels``, ``rules``, ``optimizers``,
+            ``paths``, ``crc32``). Default: ``None``.
 
     Example:
         >>> import os, tempfile, mlx.optimizers as optim
@@ -88,11 +99,19 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         >>> sorted(mx.load(path))
         ['learning_rate', 'step']
     """
+    extra = dict(metadata or {})
+    for key, value in extra.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"save_state(): metadata must map str to str, found "
+                            f"{key!r:.40}: {value!r:.40}")
+        if key in _OWN_METADATA:
+            raise ValueError(f"save_state(): the metadata key {key!r} is written by save_state "
+                             f"itself ({', '.join(_OWN_METADATA)}); pick another key")
     state = optimizer.state
     if "states" in state:
         state = {"states": state["states"]}  # metric arrays are not state to resume
     flat = flatten_tree(state)
-    metadata = {"format": FORMAT}
+    metadata = {**extra, "format": FORMAT}
     subs = state["states"] if "states" in state else None
     if subs is not None:
         labels = getattr(optimizer, "labels", None)
@@ -184,6 +203,26 @@ def _load_state(file: str | os.PathLike, optimizer: Any, strict: bool,
     optimizer.state = {"states": new_subs}
     return LoadReport(report["loaded"], report["initialised"], report["unused"],
                       tuple(labels) if isinstance(labels, list) and labels else None)
+
+
+def state_metadata(file: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a state file, read from its header alone (the arrays are not read).
+
+    Raises:
+        ValueError: The file is missing, truncated or not safetensors.
+
+    Example:
+        >>> import os, tempfile, mlx.optimizers as optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "sgd.safetensors")
+        >>> save_state(path, optim.SGD(0.1), metadata={"iteration": "8"})
+        >>> state_metadata(path)["iteration"]
+        '8'
+    """
+    try:
+        return read_header(os.fspath(file))
+    except (ValueError, OSError) as err:
+        raise ValueError(f"cannot read the checkpoint {file}: it is missing, truncated or "
+                         f"corrupted ({type(err).__name__}: {err})") from None
 
 
 def _stored_paths(metadata: dict, subs: list[dict], file: str) -> list[list[str]]:
