@@ -20,17 +20,150 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import os
-from typing import Any
+from typing import Any, Callable
 
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-__all__ = ["found", "check_kind", "check_model", "check_optimizer", "check_multi_optimizer",
-           "check_history", "check_parameters", "check_number", "check_flag", "check_callable",
-           "check_path", "check_text"]
+__all__ = ["checked", "optional", "number", "is_flag", "is_text", "is_path", "function", "kind",
+           "found", "check_kind", "check_model", "check_optimizer", "check_multi_optimizer",
+           "check_history", "required_history", "check_parameters", "check_number", "check_flag",
+           "check_callable", "check_path", "check_text"]
+
+
+Check = Callable[[Any, str, str], Any]
+
+
+def checked(**checks: Check) -> Callable:
+    """Decorate a public function (or ``__init__``) to check the named arguments it is given.
+
+    Each check is called as ``check(value, where, name)`` before the function
+    runs, for the arguments the caller passed (defaults are not checked);
+    ``where`` is ``"name()"`` of the function or class. The checks are the
+    ``check_*`` functions here, or :func:`optional`, :func:`number`,
+    :func:`is_flag`, :func:`is_text`, :func:`is_path`, :func:`function`, :func:`kind`.
+
+    Example:
+        >>> @checked(steps=number(low=0, integer=True))
+        ... def run(steps):
+        ...     return steps
+        >>> run(steps="10")
+        Traceback (most recent call last):
+        ...
+        TypeError: run(): steps must be an integer, found str '10'
+    """
+    def decorate(function: Callable) -> Callable:
+        signature = inspect.signature(function)
+        unknown = set(checks) - set(signature.parameters)
+        if unknown:
+            raise TypeError(f"checked(): {function.__qualname__} has no argument {sorted(unknown)}")
+        owner, _, name = function.__qualname__.rpartition(".")
+        where = f"{owner.rpartition('.')[2] if name == '__init__' else name}()"
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                bound = signature.bind_partial(*args, **kwargs)
+            except TypeError:
+                return function(*args, **kwargs)  # Python's own message for a wrong call
+            for argument, value in bound.arguments.items():
+                check = checks.get(argument)
+                if check is not None:
+                    check(value, where, argument)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def optional(check: Check) -> Check:
+    """``check``, with None accepted.
+
+    Example:
+        >>> optional(check_model)(None, "demo()", "model") is None
+        True
+    """
+    def check_or_none(value: Any, where: str, name: str) -> Any:
+        return None if value is None else check(value, where, name)
+
+    return check_or_none
+
+
+def number(**bounds: Any) -> Check:
+    """A :func:`check_number` with these bounds, as a check.
+
+    Example:
+        >>> number(low=0)(-1, "demo()", "rate")
+        Traceback (most recent call last):
+        ...
+        ValueError: demo(): rate must be a finite number >= 0, found -1
+    """
+    return lambda value, where, name: check_number(value, where, name, **bounds)
+
+
+def is_flag(value: Any, where: str, name: str) -> bool:
+    """:func:`check_flag` as a check.
+
+    Example:
+        >>> is_flag(True, "demo()", "log")
+        True
+    """
+    return check_flag(value, where, name)
+
+
+def is_text(value: Any, where: str, name: str) -> str:
+    """:func:`check_text` as a check.
+
+    Example:
+        >>> is_text("loss", "demo()", "metric")
+        'loss'
+    """
+    return check_text(value, where, name)
+
+
+def is_path(value: Any, where: str, name: str) -> Any:
+    """:func:`check_path` as a check.
+
+    Example:
+        >>> is_path("run.csv", "demo()", "file")
+        'run.csv'
+    """
+    return check_path(value, where, name)
+
+
+def function(expected: str) -> Check:
+    """A check that the argument is callable, described as ``expected``.
+
+    Example:
+        >>> function("a function (model, batch) -> loss")(3, "demo()", "loss_fn")
+        Traceback (most recent call last):
+        ...
+        TypeError: demo(): loss_fn must be a function (model, batch) -> loss, found int 3
+    """
+    return lambda value, where, name: check_callable(value, where, name, expected)
+
+
+def kind(kinds: type | tuple[type, ...] | Callable[[], Any], expected: str, fix: str = "") -> Check:
+    """A check that the argument is an instance of ``kinds`` (or of what a function
+    returns, for classes imported late), described as ``expected``.
+
+    Example:
+        >>> kind(int, "an int")(2.5, "demo()", "rows")
+        Traceback (most recent call last):
+        ...
+        TypeError: demo(): rows must be an int, found float 2.5
+    """
+    def check(value: Any, where: str, name: str) -> Any:
+        wanted = kinds if isinstance(kinds, (type, tuple)) else kinds()
+        return check_kind(value, wanted, where, name, expected, fix)
+
+    return check
 
 
 def found(value: Any) -> str:
@@ -100,10 +233,10 @@ def check_multi_optimizer(value: Any, where: str, name: str = "optimizer") -> An
     """A multiopt_lab ``MultiOptimizer`` (what widgets edit), or a TypeError saying so.
 
     Example:
-        >>> check_multi_optimizer(optim.SGD(0.1), "demo()")
+        >>> check_multi_optimizer("adam", "demo()")
         Traceback (most recent call last):
         ...
-        TypeError: demo(): optimizer must be a multiopt_lab MultiOptimizer, found SGD <mlx.optimizers.optimizers.SGD object at ...>; build one: multiopt_lab.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2'])
+        TypeError: demo(): optimizer must be a multiopt_lab MultiOptimizer, found str 'adam'; build one: multiopt_lab.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2'])
     """
     if callable(getattr(value, "request_repartition", None)):
         return value
@@ -130,6 +263,18 @@ def check_history(value: Any, where: str, name: str = "history", *,
                       optional=optional)
 
 
+def required_history(value: Any, where: str, name: str = "history") -> Any:
+    """:func:`check_history` with None refused (what a figure or monitor draws).
+
+    Example:
+        >>> required_history(None, "demo()")
+        Traceback (most recent call last):
+        ...
+        TypeError: demo(): history must be a multiopt_lab History, found NoneType None; pass multiopt_lab.History()
+    """
+    return check_history(value, where, name, optional=False)
+
+
 def check_parameters(value: Any, where: str, name: str = "parameters") -> Any:
     """The model, a parameter tree (dict or list of arrays) or a ``ParameterTable``.
 
@@ -147,10 +292,11 @@ def check_parameters(value: Any, where: str, name: str = "parameters") -> Any:
 
 
 def check_number(value: Any, where: str, name: str, *, low: float | None = None,
-                 high: float | None = None, low_open: bool = False, integer: bool = False,
-                 optional: bool = False, fix: str = "") -> Any:
-    """A finite real number (not a bool) within ``[low, high]`` (``(low, high]`` with
-    ``low_open``); an int when ``integer``. TypeError for another kind, ValueError out of range.
+                 high: float | None = None, low_open: bool = False, high_open: bool = False,
+                 integer: bool = False, optional: bool = False, fix: str = "") -> Any:
+    """A finite real number (not a bool) within ``[low, high]`` (an end left out with
+    ``low_open`` / ``high_open``); an int when ``integer``. TypeError for another kind,
+    ValueError out of range.
 
     Example:
         >>> check_number(float("inf"), "demo()", "ratio", low=0, low_open=True)
@@ -168,12 +314,12 @@ def check_number(value: Any, where: str, name: str, *, low: float | None = None,
     if low is not None:
         bounds.append(f"{'>' if low_open else '>='} {low:g}")
     if high is not None:
-        bounds.append(f"<= {high:g}")
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
     wanted = f"a finite {noun[2:] if integer else 'number'}" + (
         " " + " and ".join(bounds) if bounds else "")
     number = float(value)
     if (not math.isfinite(number) or (low is not None and (number <= low if low_open else number < low))
-            or (high is not None and number > high)):
+            or (high is not None and (number >= high if high_open else number > high))):
         raise ValueError(f"{where}: {name} must be {wanted}, found {value!r}"
                          + (f"; {fix}" if fix else ""))
     return value

@@ -123,6 +123,7 @@ def adapters_checksum(model: Any) -> str:
         >>> len(adapters_checksum(nn.Linear(2, 2)))
         8
     """
+    check_model(model, "adapters_checksum()")
     return checksum(dict(tree_flatten(model.trainable_parameters())), {})
 
 

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 
 import mlx.core as mx
 
+from multiopt_lab.arguments import check_flag, check_optimizer, check_parameters, check_path, found
 from multiopt_lab.io.atomic import write_atomically
 from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, frozen_or_held,
                                                 metadata_json, per_parameter_paths,
@@ -99,6 +100,8 @@ def save_state(file: str | os.PathLike, optimizer: Any, *,
         >>> sorted(mx.load(path))
         ['learning_rate', 'step']
     """
+    check_path(file, "save_state()", "file")
+    check_optimizer(optimizer, "save_state()")
     extra = dict(metadata or {})
     for key, value in extra.items():
         if not isinstance(key, str) or not isinstance(value, str):
@@ -171,6 +174,15 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         ValueError: The file is not a multi-optimizer state, has another
             number of groups, or (strict) other paths or shapes.
     """
+    check_path(file, "load_state()", "file")
+    if not isinstance(getattr(optimizer, "optimizers", None), (list, tuple)):
+        raise TypeError(f"load_state(): optimizer must be a MultiOptimizer (multiopt_lab's or "
+                        f"MLX's), found {found(optimizer)}; for one MLX optimizer use "
+                        "load_checkpoint, or optimizer.state = tree_unflatten(list(mx.load(file)"
+                        ".items()))")
+    check_flag(strict, "load_state()", "strict")
+    if parameters is not None:
+        check_parameters(parameters, "load_state()")
     with gc_paused():
         return _load_state(file, optimizer, strict, parameters)
 

@@ -30,6 +30,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
+from multiopt_lab.arguments import check_flag, check_parameters
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
 from multiopt_lab.optimizer.groups import check_filters, group_labels
@@ -88,8 +89,9 @@ class MultiOptimizer(optim.MultiOptimizer):
                  labels: Sequence[str] | None = None, cache: bool = True,
                  metrics_every: int | None = None, compile: bool = False,
                  skip_nonfinite: bool = False):
-        if not isinstance(compile, bool):
-            raise TypeError(f"expected compile to be True or False, found {compile!r}")
+        check_flag(compile, "MultiOptimizer()", "compile")
+        check_flag(cache, "MultiOptimizer()", "cache")
+        check_flag(skip_nonfinite, "MultiOptimizer()", "skip_nonfinite")
         router = Router(optimizers, filters, labels, cache)
         recorder = MetricsRecorder(metrics_every)
         optim.Optimizer.__init__(self)
@@ -437,8 +439,7 @@ class MultiOptimizer(optim.MultiOptimizer):
 
     @compile.setter
     def compile(self, compile: bool) -> None:
-        if not isinstance(compile, bool):
-            raise TypeError(f"expected compile to be True or False, found {compile!r}")
+        check_flag(compile, "MultiOptimizer.compile", "compile")
         self._compile = compile
 
     @property
@@ -615,6 +616,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> opt.repartition(["ndim == 2"], {"w": mx.zeros((2, 2))})
             []
         """
+        check_parameters(parameters, "repartition()")
         with self._update_lock:
             change = self._router.prepare(filters, parameters, labels, optimizers)
             # MLX binds a lazy array to the stream of the thread that made it: the

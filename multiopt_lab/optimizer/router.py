@@ -26,7 +26,8 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.io.checkpoint_check import describe_paths, template
-from multiopt_lab.optimizer.groups import check_filters, check_optimizers, group_labels
+from multiopt_lab.optimizer.groups import (check_filters, check_optimizers, filter_list,
+                                           group_labels)
 from multiopt_lab.optimizer.plan import RoutingPlan
 from multiopt_lab.optimizer.trees import FlatLeaves, group_part, pad_lists_like
 from multiopt_lab.optimizer.repartition import (Move, existing_entry, migrated_states,
@@ -220,6 +221,7 @@ class Router:
             ValueError, TypeError, RuleError: On a wrong count, bad labels or
                 optimizers, or a rule that does not parse or fails on a parameter.
         """
+        filters = filter_list(filters)
         table = ParameterTable.from_tree(parameters)
         tree = parameters.trainable_parameters() if hasattr(parameters, "trainable_parameters") \
             else parameters
@@ -266,15 +268,16 @@ class Router:
         routed = (last.group_index if last is not None and last.group_labels == tuple(self.labels)
                   and tuple(last.rules[:-1]) == tuple(self.filters) else {})
         kept: dict[str, str] = {}
+        by_routing: dict[str, str] = {}
         none: list[str] = []
         several: dict[str, list[str]] = {}
         for path in dict.fromkeys(f.path for f in failures):
             g = routed.get(path)
             if g is not None:
-                holders = [g]
-            else:
-                holders = [i for i, o in enumerate(self.optimizers)
-                           if existing_entry(o.state, path)]
+                previous[path] = self.optimizers[g]
+                by_routing[path] = self.labels[g]
+                continue
+            holders = [i for i, o in enumerate(self.optimizers) if existing_entry(o.state, path)]
             if len(holders) == 1:
                 previous[path] = self.optimizers[holders[0]]
                 kept[path] = self.labels[holders[0]]
@@ -287,12 +290,14 @@ class Router:
         lines = [failure_summary(failures),
                  "so the group these parameters were in is not known from the rules; the "
                  "repartition went ahead (the new rules replace the failing ones):"]
-        if kept:
+        for found, how in ((by_routing, "routed to group {!r} at the last update under these "
+                                        "rules"),
+                           (kept, "state found in group {!r} only")):
             by_label: dict[str, list[str]] = {}
-            for path, label in kept.items():
+            for path, label in found.items():
                 by_label.setdefault(label, []).append(path)
-            lines += [f"  {describe_paths(p, 5)}: state found in group {label!r} only, treated "
-                      f"as their old group (kept there, or moved as usual)"
+            lines += [f"  {describe_paths(p, 5)}: {how.format(label)}, treated as their old "
+                      "group (their state kept there, or moved as usual)"
                       for label, p in by_label.items()]
         if none:
             lines.append(f"  {describe_paths(none, 5)}: no group held state for them (never "

@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import mlx.optimizers as optim
 
+from multiopt_lab.arguments import check_optimizer
+
 __all__ = ["fresh_copy", "scaled_copy", "without_weight_decay", "ScaledSchedule", "check_fresh"]
 
 
@@ -50,9 +52,7 @@ def check_fresh(optimizer: Any, recipe: str, argument: str) -> optim.Optimizer:
         >>> check_fresh(optim.SGD(0.1), "demo", "optimizer").learning_rate.item()
         0.10000000149011612
     """
-    if not isinstance(optimizer, optim.Optimizer):
-        raise TypeError(f"{recipe}(): {argument} must be an mlx.optimizers optimizer such as "
-                        f"optim.AdamW(1e-3), got {type(optimizer).__name__}: {optimizer!r:.60}")
+    check_optimizer(optimizer, f"{recipe}()", argument)
     held = [k for k, v in optimizer.state.items() if isinstance(v, (dict, list, tuple))]
     if held:
         raise ValueError(f"{recipe}(): {argument} ({type(optimizer).__name__}) already holds state "

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from multiopt_lab.arguments import check_path
 from multiopt_lab.device import describe_facts, device_facts
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.describe import optimizer_metadata
@@ -93,6 +94,7 @@ class History:
         self._writer: history_io.CsvAppender | None = None
         self._follower: HistoryFollower | None = None
         if path is not None:
+            check_path(path, "History()", "path")
             self.stream_to(path)
 
     # -- recording -------------------------------------------------------

@@ -20,6 +20,7 @@ from html import escape
 import ipywidgets as widgets
 import mlx.optimizers as optim
 
+from multiopt_lab.arguments import check_kind, check_number, check_parameters
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.render.export import rules_python, rules_toml
 from multiopt_lab.optimizer.describe import describe_optimizer
@@ -101,6 +102,10 @@ class RuleEditorWidget(widgets.VBox):
     def __init__(self, model, optimizer, *, tree: ParameterTreeWidget | None = None,
                  debounce_seconds: float = 0.3):
         model, optimizer = _model_and_optimizer(model, optimizer)
+        check_parameters(model, "RuleEditorWidget()", "model")
+        check_kind(tree, ParameterTreeWidget, "RuleEditorWidget()", "tree",
+                   "a ParameterTreeWidget to recolour", optional=True)
+        check_number(debounce_seconds, "RuleEditorWidget()", "debounce_seconds", low=0)
         self.optimizer = optimizer
         self.model = model
         self.table = parameter_table(model)
