@@ -525,8 +525,7 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
     good, wrong, templates, specs = {}, [], {}, {}
     kept: dict[str, dict] = {}  # entries of frozen parameters, loaded as they are
     if extra and optional:
-        extra, kept, wrong = _optional_entries(optimizer, sub, extra, optional, index, prefix,
-                                               templates)
+        extra, kept, wrong = _optional_entries(optimizer, sub, extra, optional, index, prefix)
     for path, entry in _entries_at(sub, [p for p in want if p in stored_set], index,
                                    prefix).items():
         layout = want[path]  # (shape, dtype)
@@ -560,7 +559,7 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
 
 
 def _optional_entries(optimizer: Any, sub: dict, extra: list[str], optional: dict[str, Any],
-                      index: dict[str, Any] | None, prefix: str, templates: dict
+                      index: dict[str, Any] | None, prefix: str
                       ) -> tuple[list[str], dict[str, dict], list[tuple[str, tuple]]]:
     """Split the stored paths a group does not expect: ``(still extra, kept, wrong)``.
 
@@ -572,6 +571,7 @@ def _optional_entries(optimizer: Any, sub: dict, extra: list[str], optional: dic
         return extra, {}, []
     kept: dict[str, dict] = {}
     wrong: list[tuple[str, tuple]] = []
+    templates: dict[tuple, dict] = {}
     for path, entry in _entries_at(sub, maybe, index, prefix).items():
         like = optional[path]
         if isinstance(like, dict):
