@@ -60,7 +60,7 @@ def label_text_problem(text: str) -> tuple[int, str] | None:
 
     Example:
         >>> label_text_problem("adamw"), label_text_problem("a\\u2028b")
-        (None, (1, 'line separator'))
+        (None, (1, 'line break'))
     """
     if text.isascii() and text.isprintable():
         return None
