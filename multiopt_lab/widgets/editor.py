@@ -162,7 +162,7 @@ class RuleEditorWidget(widgets.VBox):
         for label, err in failing.items():
             self.errors[label].value = _error_html(str(err))
         self._show_warnings(self.current)
-        self._show(stale=bool(failing))
+        self._show(stale=bool(failing), failing=bool(failing))
 
     @property
     def status_text(self) -> str:
@@ -371,9 +371,12 @@ class RuleEditorWidget(widgets.VBox):
         moved = move_lines(pending.moves, self.sizes)
         self._say("Applied: " + ("; ".join(moved) if moved else "no parameter moved") + ".")
 
-    def _show(self, stale: bool = False) -> None:
+    def _show(self, stale: bool = False, failing: bool = False) -> None:
         draft = self.draft
         summary = move_summary(draft.moves, self.sizes) if draft.changed else "rules as applied; nothing to do"
         note = "<i>Fix the error above; showing the last valid rules.</i><br>" if stale else ""
+        if failing:  # the rules in force themselves fail (opened on such an optimizer)
+            note = ("<i>A rule in force fails on a parameter (above): updates fail until it is "
+                    "replaced. Edit it and Apply.</i><br>")
         self.preview.value = f'{note}<pre class="mol-preview-text">{escape(summary)}</pre>'
         self.apply_button.disabled = stale or not draft.changed
