@@ -232,6 +232,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> opt.init(nn.Linear(2, 2).parameters()); sorted(opt.state["states"][0])
             ['bias', 'learning_rate', 'step', 'weight']
         """
+        check_parameters(parameters, "init()")
         with self._update_lock:
             self._router.invalidate()
             # The model itself may be given: rules reading module kinds need it.
@@ -689,6 +690,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> opt.between_steps({"w": mx.zeros((2, 2))}); pending.moves
             [Move(path='w', source='sgd', target='adam')]
         """
+        check_parameters(parameters, "between_steps()")
         with self._update_lock:
             self._between_steps_called = True
             # Called before every step: build the parameter tree only when it is needed.
