@@ -231,3 +231,15 @@ def test_splits_left_empty_are_left_out_and_the_last_group_is_the_fallback():
     muon_paths = set(recipes.muon(model).assign(model).paths_of("muon"))
     labels = composed.assign(model).labels
     assert {p for p, label in labels.items() if label == "muon/decay"} == muon_paths
+
+
+def test_an_mlx_multi_optimizer_with_callable_filters_composes():
+    # A callable and a rule reading the model's modules: each side is evaluated on the
+    # model's table (a combined rule used to call the module rule without the model).
+    model = gpt()
+    given = optim.MultiOptimizer([adamw(), adamw(1e-2)], [lambda path, array: array.ndim == 2])
+    composed = recipes.no_weight_decay(model, given)
+    assert composed.labels == ("adamw/no_decay", "adamw/decay", "adamw_2/no_decay")
+    labels = composed.assign(model).labels
+    assert labels["embed.weight"] == "adamw/no_decay" and labels["head.weight"] == "adamw/decay"
+    assert labels["norm.weight"] == "adamw_2/no_decay"
