@@ -75,10 +75,10 @@ class TestResults:
         assert opt.compile is False and opt.compilations == 0
 
     def test_compile_must_be_a_bool(self):
-        with pytest.raises(TypeError, match="expected compile to be True or False, found 'yes'"):
+        with pytest.raises(TypeError, match="compile must be True or False, found str 'yes'"):
             MultiOptimizer([optim.SGD(0.1)], compile="yes")
         opt = MultiOptimizer([optim.SGD(0.1)])
-        with pytest.raises(TypeError, match="found 1"):
+        with pytest.raises(TypeError, match="found int 1"):
             opt.compile = 1
         assert opt.compile is False
 

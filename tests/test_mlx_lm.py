@@ -238,7 +238,7 @@ def test_bad_arguments_are_refused_with_the_fix():
     opt = MultiOptimizer(optimizers(), [MATRICES])
     with pytest.raises(ValueError, match="save_state=True needs args"):
         LabCallback(opt, model, save_state=True)
-    with pytest.raises(TypeError, match="iterate_batches to be callable"):
+    with pytest.raises(TypeError, match="iterate_batches must be a function"):
         LabCallback(opt, model, iterate_batches=3)
 
 

@@ -280,9 +280,9 @@ def test_close_stops_listening(comms):
 
 
 def test_bad_rates_are_refused(comms):
-    with pytest.raises(ValueError, match="max_rate > 0"):
+    with pytest.raises(ValueError, match="max_rate must be a finite number > 0"):
         TrainingMonitorWidget(History(), max_rate=0)
-    with pytest.raises(ValueError, match="max_interval > 0"):
+    with pytest.raises(ValueError, match="max_interval must be a finite number > 0"):
         TrainingMonitorWidget(History(), max_interval=0)
     with pytest.raises(ValueError, match="background drawing cannot use a theme"):
         TrainingMonitorWidget(History(), background=True, theme="dark")

@@ -66,7 +66,7 @@ def test_loss_smoothing_keeps_a_faint_raw_curve():
 
 def test_smoothing_is_a_debiased_average():
     assert smooth([2.0, 2.0, 2.0], 0.9).tolist() == pytest.approx([2.0, 2.0, 2.0])
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+    with pytest.raises(ValueError, match=r">= 0 and < 1, found 1.0"):
         smooth([1.0], 1.0)
 
 

@@ -212,7 +212,7 @@ class TestMuon:
             recipes.muon(TinyGPT(16, dims=8, layers=1, heads=2), adamw=used)
 
     def test_needs_the_model(self):
-        with pytest.raises(TypeError, match="needs the model"):
+        with pytest.raises(TypeError, match="model must be an mlx.nn.Module"):
             recipes.muon(TinyGPT(16, dims=8, layers=1, heads=2).parameters())
 
 
@@ -259,7 +259,7 @@ class TestNoWeightDecay:
     @pytest.mark.parametrize("optimizer, message", [
         (optim.Adam(1e-3), "Adam has no weight decay"),
         (optim.AdamW(1e-3, weight_decay=0.0), "weight_decay=0 already"),
-        ("adamw", "must be an mlx.optimizers optimizer"),
+        ("adamw", "optimizer must be an optimizer .*, found str"),
     ])
     def test_bad_optimizers(self, optimizer, message):
         with pytest.raises((ValueError, TypeError), match=message):
@@ -281,10 +281,20 @@ class TestLoraPlus:
         assert rates["rest"] == pytest.approx(schedule(mx.array(10)).item())
         assert optimizer.filters[0].text == 'name == "lora_b" and module == "LoRALinear"'
 
-    @pytest.mark.parametrize("ratio", [0, -1, True, "16"])
-    def test_ratio_must_be_positive(self, ratio):
-        with pytest.raises(ValueError, match="ratio must be a positive number"):
+    @pytest.mark.parametrize("ratio", [0, -1, float("inf"), float("-inf"), float("nan")])
+    def test_ratio_must_be_finite_and_positive(self, ratio):
+        # ratio=inf was accepted and the next step was non-finite
+        with pytest.raises(ValueError, match="ratio must be a finite number > 0"):
             recipes.lora_plus(mlx_lm_models.build("llama+lora"), optim.AdamW(1e-3), ratio=ratio)
+
+    @pytest.mark.parametrize("ratio", [True, "16", None])
+    def test_ratio_must_be_a_number(self, ratio):
+        with pytest.raises(TypeError, match="ratio must be a number"):
+            recipes.lora_plus(mlx_lm_models.build("llama+lora"), optim.AdamW(1e-3), ratio=ratio)
+
+    def test_a_ratio_whose_learning_rate_overflows_is_refused(self):
+        with pytest.raises(ValueError, match="which no step can use"):
+            recipes.lora_plus(mlx_lm_models.build("llama+lora"), optim.AdamW(1e-3), ratio=1e300)
 
 
 class TestLayerwiseDecay:
@@ -301,9 +311,14 @@ class TestLayerwiseDecay:
         assert optimizer.labels == ("block_0", "block_1")
         assert [o.learning_rate.item() for o in optimizer.optimizers] == pytest.approx([5e-4, 1e-3])
 
-    @pytest.mark.parametrize("decay", [0, 1.5, -0.2, "0.8", None])
+    @pytest.mark.parametrize("decay", [0, 1.5, -0.2, float("nan"), float("inf")])
     def test_decay_in_range(self, decay):
-        with pytest.raises(ValueError, match="decay must be a number in \\(0, 1\\]"):
+        with pytest.raises(ValueError, match="decay must be a finite number > 0 and <= 1"):
+            recipes.layerwise_lr_decay(TinyGPT(16, dims=8, layers=1, heads=2), optim.AdamW(1e-3), decay)
+
+    @pytest.mark.parametrize("decay", ["0.8", None, True])
+    def test_decay_must_be_a_number(self, decay):
+        with pytest.raises(TypeError, match="decay must be a number"):
             recipes.layerwise_lr_decay(TinyGPT(16, dims=8, layers=1, heads=2), optim.AdamW(1e-3), decay)
 
     def test_one_level_is_refused(self):

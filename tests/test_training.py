@@ -148,7 +148,7 @@ def test_bad_arguments_are_refused_before_training(digits, kwargs, message):
 
 
 def test_batches_of_the_wrong_kind():
-    with pytest.raises(TypeError, match="iterable of batches or a callable"):
+    with pytest.raises(TypeError, match="iterable of batches .* or a function step -> batch"):
         train(small_mlp(), optim.SGD(0.1), examples.cross_entropy_loss, 42, 3, progress=False)
 
 

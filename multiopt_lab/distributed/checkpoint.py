@@ -31,6 +31,8 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
+from multiopt_lab.arguments import (check_model, check_optimizer, checked, is_flag, kind, number,
+                                    optional, is_path)
 from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.io.checkpoint_check import plan_single_state, read_checkpoint
@@ -79,6 +81,9 @@ def _agreed(parallel: DataParallel, fn: Callable, args: tuple, kwargs: dict, *,
     return result
 
 
+@checked(directory=is_path, model=check_model, optimizer=check_optimizer,
+         step=optional(number(low=0, integer=True)),
+         parallel=optional(kind(DataParallel, "a DataParallel")))
 def save_checkpoint(
     directory: str | os.PathLike,
     model: nn.Module,
@@ -143,6 +148,8 @@ def _remove_left_over(directory: Path, keep: set[str]) -> None:
             entry.unlink(missing_ok=True)  # a killed save's temporary file
 
 
+@checked(directory=is_path, model=check_model, optimizer=check_optimizer, strict=is_flag,
+         parallel=optional(kind(DataParallel, "a DataParallel")))
 def load_checkpoint(
     directory: str | os.PathLike,
     model: nn.Module,
@@ -187,8 +194,7 @@ def load_checkpoint(
             load_state(optimizer_file, optimizer, strict=strict, parameters=model)
         else:  # one MLX optimizer: its state, checked against the model and the live state
             _, _, state = read_checkpoint(str(optimizer_file))
-            state, _ = plan_single_state(optimizer, state, model.trainable_parameters(), strict,
-                                         str(optimizer_file))
+            state, _ = plan_single_state(optimizer, state, model, strict, str(optimizer_file))
             optimizer.state = state
         model.load_weights(list(weights.items()), strict=strict)
         mx.eval(model.parameters(), optimizer.state)

@@ -26,6 +26,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map
 
+from multiopt_lab.arguments import found
 from multiopt_lab.distributed import sync
 from multiopt_lab.distributed.sync import OutOfSyncError
 
@@ -55,6 +56,9 @@ class DataParallel:
     """
 
     def __init__(self, group: mx.distributed.Group | None = None):
+        if group is not None and not isinstance(group, mx.distributed.Group):
+            raise TypeError(f"DataParallel(): group must be an mx.distributed.Group (what "
+                            f"mx.distributed.init() returns) or None, found {found(group)}")
         self.group = group if group is not None else mx.distributed.init()
 
     @property

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from multiopt_lab.arguments import found
 from multiopt_lab.distributed.status import (RUN_DIR_ENV, failure_lines, progress_lines,
                                              read_status, status_path)
 
@@ -216,6 +217,11 @@ def launch(
         >>> launch(["-c", script], ranks=2, timeout_s=60).wait().stdout.split()
         ['2', '2']
     """
+    if isinstance(command, (str, bytes)) or not isinstance(command, Sequence) or not all(
+            isinstance(part, (str, os.PathLike)) for part in command):
+        raise TypeError(f"launch(): command must be a list of strings (a script and its "
+                        f"arguments), found {found(command)}; e.g. launch(['train.py', '--steps', "
+                        "'100'])")
     python = python or sys.executable
     run_dir = Path(run_dir or tempfile.mkdtemp(prefix="multiopt_lab_run_"))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,22 @@ needs Python happens in :class:`LabCallback`:
   steps that are reported (the other steps replay a trace without them),
   and the rule editor and the Stop-free widgets act while ``train`` runs;
 * with ``save_state=True`` it writes the optimizer's state next to mlx-lm's
-  adapters whenever mlx-lm saves them, so a run resumes with :func:`resume`.
+  adapters whenever mlx-lm saves them (every ``steps_per_save`` iterations,
+  ``0000100_adapters.safetensors`` and ``adapters.safetensors``, and at the
+  end), each with the iteration and a checksum of the adapters it goes
+  with, so a run resumes with :func:`resume`, which refuses weights and a
+  state from different iterations.
+
+When mlx-lm saves: at iteration ``it`` it steps, reports (when ``it`` is a
+multiple of ``steps_per_report``, or the last), then saves (when ``it`` is a
+multiple of ``steps_per_save``), and after the loop it saves
+``adapters.safetensors`` once more. The callback's report hook runs before
+that save; through :meth:`LabCallback.iterate_batches` it also runs before
+the next step, after the save. A save that no report precedes
+(``steps_per_save`` not a multiple of ``steps_per_report``) is seen only
+through ``iterate_batches``; without it such a run is refused at the
+callback's first call, before a state could be saved beside the wrong
+weights.
 
 Example:
     >>> import contextlib, io, importlib, os, tempfile
@@ -44,23 +59,39 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
 
+import mlx.core as mx
+from mlx.utils import tree_flatten
 from mlx_lm.tuner.trainer import TrainingCallback
 from mlx_lm.tuner.trainer import iterate_batches as mlx_lm_iterate_batches
 
-from multiopt_lab.io.checkpoint import LoadReport, load_state
+from multiopt_lab.arguments import (check_callable, check_flag, check_history, check_model,
+                                    check_number, check_optimizer, check_path, check_text, found)
+from multiopt_lab.io.checkpoint import LoadReport, load_state, state_metadata
 from multiopt_lab.io.checkpoint import save_state as write_state
+from multiopt_lab.io.checksum import checksum
+from multiopt_lab.io.safetensors_reader import SafetensorsFile, read_header
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.partition.labels import TOTAL_LABEL
 from multiopt_lab.training.history import History
 from multiopt_lab.training.loop_activity import training_in_progress
 
-__all__ = ["LabCallback", "resume", "state_file_for"]
+__all__ = ["LabCallback", "resume", "state_file_for", "adapters_checksum"]
 
 #: The optimizer's state file, next to mlx-lm's adapter file.
 STATE_FILE = "optimizer.safetensors"
+#: Metadata of a state file LabCallback writes: the iteration, and the checksum of
+#: the adapters (the model's trainable parameters) mlx-lm saves at that iteration.
+ITERATION_KEY = "mlx_lm.iteration"
+ADAPTERS_KEY = "mlx_lm.adapters_crc32"
+#: mlx-lm's name for the adapters of an iteration (``0000100_adapters.safetensors``).
+_NUMBERED = re.compile(r"(\d+)_adapters\.safetensors")
+#: How many numbered adapter files :func:`resume` reads, newest first, to name
+#: the iteration of the adapters a model holds.
+_LOOK_AT = 20
 
 
 def state_file_for(adapter_file: str | os.PathLike, iteration: int | None = None) -> Path:
@@ -76,8 +107,40 @@ def state_file_for(adapter_file: str | os.PathLike, iteration: int | None = None
         >>> state_file_for("adapters.safetensors", 100).name
         '0000100_optimizer.safetensors'
     """
+    check_path(adapter_file, "state_file_for()", "adapter_file")
+    check_number(iteration, "state_file_for()", "iteration", low=0, integer=True, optional=True)
     folder = Path(adapter_file).parent
     return folder / (STATE_FILE if iteration is None else f"{iteration:07d}_{STATE_FILE}")
+
+
+def adapters_checksum(model: Any) -> str:
+    """The checksum of what mlx-lm saves as adapters: the model's trainable parameters.
+
+    The same as the checksum of the arrays of the file mlx-lm writes from them.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> len(adapters_checksum(nn.Linear(2, 2)))
+        8
+    """
+    check_model(model, "adapters_checksum()")
+    return checksum(dict(tree_flatten(model.trainable_parameters())), {})
+
+
+def _file_checksum(adapter_file: Path) -> str | None:
+    """:func:`adapters_checksum` of the arrays in an adapter file; None if it cannot be read."""
+    try:
+        with SafetensorsFile(adapter_file) as stored:
+            arrays = stored.arrays
+    except (OSError, ValueError):
+        return None
+    return checksum(arrays, {})
+
+
+def _numbered_iteration(adapter_file: str | os.PathLike) -> int | None:
+    """The iteration in mlx-lm's name of a numbered adapter file, else None."""
+    match = _NUMBERED.fullmatch(Path(adapter_file).name)
+    return int(match.group(1)) if match else None
 
 
 def resume(optimizer: Any, model: Any, adapter_file: str | os.PathLike,
@@ -86,7 +149,26 @@ def resume(optimizer: Any, model: Any, adapter_file: str | os.PathLike,
 
     Load the adapters into the model first (``model.load_weights(adapter_file,
     strict=False)``, as mlx-lm's ``--resume-adapter-file`` does); the state's
-    groups are checked against the model's parameters.
+    groups are checked against the model's parameters, and the model's
+    adapters against the ones saved with the state: weights and a state from
+    different iterations (a run stopped between the two saves) are refused,
+    naming both iterations. The state is ``optimizer.safetensors``, or for a
+    numbered adapter file (``0000100_adapters.safetensors``) or an
+    ``iteration``, ``0000100_optimizer.safetensors``. A state file written
+    without the adapters' checksum (by an older version, or by
+    ``save_state`` itself) is loaded unchecked.
+
+    Args:
+        optimizer (Optimizer): Where to load (unchanged on any error).
+        model (nn.Module): The model, its adapters loaded.
+        adapter_file (str | PathLike): The adapter file loaded into the model.
+        iteration (int, optional): Load the state of this iteration. Default:
+            the one ``adapter_file``'s name gives, else the latest.
+        strict (bool, optional): As for :func:`multiopt_lab.load_state`. Default: ``True``.
+
+    Raises:
+        ValueError: The state and the adapters are from different iterations,
+            or the state does not fit the optimizer and model.
 
     Example:
         >>> import os, tempfile, mlx.nn as nn, mlx.optimizers as optim
@@ -99,8 +181,76 @@ def resume(optimizer: Any, model: Any, adapter_file: str | os.PathLike,
         >>> resume(MultiOptimizer([optim.SGD(0.1, momentum=0.9)]), model, adapters).loaded
         ('weight', 'bias')
     """
-    return load_state(state_file_for(adapter_file, iteration), optimizer, strict,
-                      parameters=model)
+    check_optimizer(optimizer, "resume()")
+    check_model(model, "resume()")
+    check_path(adapter_file, "resume()", "adapter_file")
+    check_number(iteration, "resume()", "iteration", low=0, integer=True, optional=True)
+    check_flag(strict, "resume()", "strict")
+    named = _numbered_iteration(adapter_file)
+    if iteration is not None and named is not None and named != iteration:
+        raise ValueError(f"resume(): adapter_file {Path(adapter_file).name!r} holds the adapters "
+                         f"of iteration {named}, but iteration={iteration} asks for the optimizer "
+                         f"state of iteration {iteration}; pass the adapters and the iteration of "
+                         "one save")
+    iteration = named if iteration is None else iteration
+    state_file = state_file_for(adapter_file, iteration)
+    _check_same_iteration(model, Path(adapter_file), state_file, state_metadata(state_file))
+    return load_state(state_file, optimizer, strict, parameters=model)
+
+
+def _check_same_iteration(model: Any, adapter_file: Path, state_file: Path,
+                          metadata: dict[str, str]) -> None:
+    """Refuse a model whose adapters are not the ones saved with ``state_file``."""
+    saved = metadata.get(ADAPTERS_KEY)
+    if saved is None:
+        return  # written without the checksum: nothing to compare with
+    held = adapters_checksum(model)
+    if held == saved:
+        return
+    state_iteration = metadata.get(ITERATION_KEY, "?")
+    where = _iteration_of(held, adapter_file)
+    loaded = _file_checksum(adapter_file) == held
+    if where is not None:
+        what = (f"the model holds the adapters of iteration {where[0]} (as {where[1]}"
+                + (f", and {adapter_file.name}" if loaded and adapter_file.name != where[1] else "")
+                + ")")
+    elif loaded:
+        what = f"the model holds the adapters of {adapter_file.name}, from another iteration"
+    else:
+        what = (f"the model holds adapters that are neither {adapter_file.name} nor any other "
+                f"adapter file in {adapter_file.parent} (were they loaded into the model?)")
+    same = adapter_file.parent / f"{int(state_iteration):07d}_adapters.safetensors" \
+        if state_iteration.isdecimal() else None
+    fix = (f"load the adapters of iteration {state_iteration} first "
+           f"(model.load_weights({str(same)!r}, strict=False))" if same is not None and same.exists()
+           else f"load the adapters saved with it first")
+    raise ValueError(
+        f"resume(): {state_file.name} holds the optimizer state of iteration {state_iteration}, "
+        f"but {what}: weights and optimizer state from different iterations would train on "
+        f"as neither run did (a run stopped between mlx-lm's save and the callback's?). "
+        f"To resume from iteration {state_iteration}, {fix}; to resume from the model's "
+        "adapters, pass the iteration of their optimizer state (iteration=N)")
+
+
+def _iteration_of(held: str, adapter_file: Path) -> tuple[int, str] | None:
+    """``(iteration, file name)`` of the saved adapters whose checksum is ``held``: from the
+    numbered state files' metadata, else the newest numbered adapter files' contents."""
+    folder = adapter_file.parent
+    states = sorted(folder.glob(f"*_{STATE_FILE}"), reverse=True)
+    for state in states:
+        try:
+            metadata = read_header(state)
+        except (OSError, ValueError):
+            continue
+        if metadata.get(ADAPTERS_KEY) == held and metadata.get(ITERATION_KEY, "").isdecimal():
+            iteration = int(metadata[ITERATION_KEY])
+            return iteration, f"{iteration:07d}_adapters.safetensors"
+    numbered = sorted((f for f in folder.glob("*_adapters.safetensors")
+                       if _numbered_iteration(f) is not None), reverse=True)
+    for file in numbered[:_LOOK_AT]:
+        if _file_checksum(file) == held:
+            return _numbered_iteration(file), file.name
+    return None
 
 
 class LabCallback(TrainingCallback):
@@ -120,7 +270,10 @@ class LabCallback(TrainingCallback):
             the optimizer's ``metrics_every`` on). Default: ``True``.
         save_state (bool, optional): Save the optimizer state with
             :func:`multiopt_lab.save_state` next to the adapters whenever
-            mlx-lm saves them (needs ``args``). Default: ``False``.
+            mlx-lm saves them (needs ``args``; when ``steps_per_save`` is not
+            a multiple of ``steps_per_report``, also ``train(...,
+            iterate_batches=callback.iterate_batches)``, or the run is
+            refused at the callback's first call). Default: ``False``.
         run (str, optional): Name of the run in the history. Default: a new name.
         iterate_batches (callable, optional): The batch iterator given to
             ``train``, if not mlx-lm's own. Default: mlx-lm's.
@@ -146,12 +299,25 @@ class LabCallback(TrainingCallback):
                  args: Any = None, metrics: bool = True, save_state: bool = False,
                  run: str | None = None, iterate_batches: Callable | None = None,
                  wrapped_callback: TrainingCallback | None = None):
+        where = "LabCallback()"
+        check_optimizer(optimizer, where)
+        check_model(model, where)
+        check_history(history, where)
+        _check_training_args(args, where)
+        check_flag(metrics, where, "metrics")
+        check_flag(save_state, where, "save_state")
+        check_text(run, where, "run", optional=True)
+        check_callable(iterate_batches, where, "iterate_batches",
+                       "a function with the signature of mlx-lm's iterate_batches", optional=True)
+        if wrapped_callback is not None and not all(
+                callable(getattr(wrapped_callback, hook, None))
+                for hook in ("on_train_loss_report", "on_val_loss_report")):
+            raise TypeError(f"{where}: wrapped_callback must be an mlx-lm TrainingCallback (with "
+                            f"on_train_loss_report and on_val_loss_report), found "
+                            f"{found(wrapped_callback)}")
         if save_state and args is None:
             raise ValueError("save_state=True needs args (the TrainingArgs given to train), "
                              "to know where mlx-lm saves its adapters and when; pass args=args")
-        if iterate_batches is not None and not callable(iterate_batches):
-            raise TypeError(f"expected iterate_batches to be callable (mlx-lm's signature), "
-                            f"found {type(iterate_batches).__name__}")
         self.optimizer, self.model, self.args = optimizer, model, args
         self.history = history if history is not None else History()
         self.save_state = save_state
@@ -163,6 +329,11 @@ class LabCallback(TrainingCallback):
         self._seen_metrics_step = None
         self._saved: set[int] = set()
         self._training = None
+        # mlx-lm saves on rank 0 only; so does the callback.
+        self._writes = mx.distributed.init().rank() == 0
+        #: The first iteration at which mlx-lm saves without reporting first (None:
+        #: every save follows a report): only iterate_batches sees it.
+        self._unreported_save = _first_unreported_save(args) if save_state else None
         if self._metrics and optimizer.metrics_every is None:
             optimizer.metrics_every = 1  # inside a compiled step the variant decides
         metadata = dict(optimizer_metadata(optimizer), trainer="mlx_lm")
@@ -177,6 +348,7 @@ class LabCallback(TrainingCallback):
     def on_train_loss_report(self, train_info: dict) -> None:
         """Record the report of iteration ``train_info["iteration"]``; apply a requested edit."""
         iteration = int(train_info["iteration"])
+        self._check_saves_are_seen(iteration)
         if self._multi and not self._per_step:
             self.optimizer.between_steps(self.model, record_metrics=self._metrics or None)
         scalars = _scalars(train_info, ("tokens_per_second", "peak_memory"))
@@ -192,6 +364,7 @@ class LabCallback(TrainingCallback):
 
     def on_val_loss_report(self, val_info: dict) -> None:
         """Record the validation loss of iteration ``val_info["iteration"]``."""
+        self._check_saves_are_seen(int(val_info["iteration"]))
         self.history.record(int(val_info["iteration"]), run=self.run,
                             val_loss=val_info["val_loss"])
         if self.wrapped_callback is not None:
@@ -209,10 +382,14 @@ class LabCallback(TrainingCallback):
             return
         self._per_step = True
         self._start_training_mark()
+        iteration = 0
         try:
             for iteration, batch in enumerate(batches, start=1):
                 self._before_step(iteration)
                 yield batch
+            # The batches ran out before args.iters: mlx-lm leaves its loop and saves
+            # adapters.safetensors from this last iteration.
+            self._save_if_due(iteration, final=True)
         finally:
             self._stop_training_mark()
 
@@ -254,16 +431,42 @@ class LabCallback(TrainingCallback):
                          if label != TOTAL_LABEL or k != "learning_rate"})
         return values
 
-    def _save_if_due(self, iteration: int) -> None:
+    def _save_if_due(self, iteration: int, final: bool = False) -> None:
+        """Save the state beside the adapters mlx-lm saves at ``iteration`` (if it does):
+        ``optimizer.safetensors`` with ``adapters.safetensors``, and the numbered file with
+        the numbered adapters. ``final``: mlx-lm's loop ends after this iteration."""
         args = self.args
-        if not self.save_state or iteration in self._saved:
+        if not self.save_state or not self._writes or iteration < 1 or iteration in self._saved:
             return
-        if iteration % max(int(args.steps_per_save), 1) and iteration < args.iters:
+        periodic = iteration % max(int(args.steps_per_save), 1) == 0
+        if not (periodic or final or iteration >= args.iters):
             return
         self._saved.add(iteration)
-        write_state(state_file_for(args.adapter_file), self.optimizer)
-        if iteration % max(int(args.steps_per_save), 1) == 0:
-            write_state(state_file_for(args.adapter_file, iteration), self.optimizer)
+        # The model's trainable parameters are what mlx-lm writes at this iteration:
+        # the state records their checksum, for resume() to check the pair.
+        metadata = {ITERATION_KEY: str(iteration), ADAPTERS_KEY: adapters_checksum(self.model)}
+        write_state(state_file_for(args.adapter_file), self.optimizer, metadata=metadata)
+        if periodic:
+            write_state(state_file_for(args.adapter_file, iteration), self.optimizer,
+                        metadata=metadata)
+
+    def _check_saves_are_seen(self, iteration: int) -> None:
+        """Refuse, at the callback's first call, saves it cannot follow (see ``save_state``)."""
+        first = self._unreported_save
+        if first is None or self._per_step:
+            return
+        args = self.args
+        # This is the first call: every save before this iteration followed no report.
+        written = [f"{i:07d}_adapters.safetensors" for i in range(first, iteration, first)]
+        raise ValueError(
+            f"LabCallback(save_state=True): mlx-lm saves the adapters every "
+            f"{args.steps_per_save} iterations ({first}, {2 * first}, ...) but calls this "
+            f"callback only at its reports, every {args.steps_per_report}: the optimizer state "
+            "cannot be saved at the iterations of those adapters. Pass "
+            "train(..., iterate_batches=callback.iterate_batches) (the callback then runs before "
+            "every step), or make steps_per_save a multiple of steps_per_report"
+            + (f"; already written without an optimizer state: {', '.join(written[:5])}"
+               + (" ..." if len(written) > 5 else "") if written else ""))
 
     def _start_training_mark(self) -> None:
         # While it is entered the rule editor's messages are handled on a kernel
@@ -276,6 +479,43 @@ class LabCallback(TrainingCallback):
         if self._training is not None:
             training, self._training = self._training, None
             training.__exit__(None, None, None)
+
+
+def _check_training_args(args: Any, where: str) -> None:
+    """``args`` must be mlx-lm's ``TrainingArgs`` (or None), with positive step counts."""
+    if args is None:
+        return
+    needed = ("iters", "steps_per_report", "steps_per_save", "adapter_file")
+    missing = [name for name in needed if not hasattr(args, name)]
+    if missing:
+        raise TypeError(f"{where}: args must be mlx-lm's TrainingArgs (the one given to train), "
+                        f"found {found(args)}, which lacks {', '.join(missing)}; pass args=args")
+    for name in ("iters", "steps_per_report", "steps_per_save"):
+        check_number(getattr(args, name), where, f"args.{name}", low=1, integer=True)
+    check_path(args.adapter_file, where, "args.adapter_file")
+
+
+def _first_unreported_save(args: Any) -> int | None:
+    """The first iteration at which mlx-lm saves adapters with no report just before, or None.
+
+    mlx-lm reports at multiples of ``steps_per_report`` and at ``iters``, saves at
+    multiples of ``steps_per_save``: every save follows a report when
+    ``steps_per_save`` is a multiple of ``steps_per_report``, or saves never come
+    before the last iteration.
+
+    Example:
+        >>> from mlx_lm.tuner.trainer import TrainingArgs
+        >>> _first_unreported_save(TrainingArgs(iters=10, steps_per_report=3, steps_per_save=2))
+        2
+        >>> _first_unreported_save(TrainingArgs(iters=10, steps_per_report=2, steps_per_save=4)) is None
+        True
+    """
+    if args is None:
+        return None
+    every, report = int(args.steps_per_save), int(args.steps_per_report)
+    if every % report == 0 or every >= int(args.iters):
+        return None
+    return every
 
 
 def _scalars(info: dict, names: tuple[str, ...]) -> dict[str, float]:

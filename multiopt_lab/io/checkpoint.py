@@ -24,19 +24,21 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import mlx.core as mx
 
+from multiopt_lab.arguments import check_flag, check_optimizer, check_parameters, check_path, found
 from multiopt_lab.io.atomic import write_atomically
-from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, metadata_json,
-                                                per_parameter_paths, plan_new_state,
-                                                read_checkpoint)
+from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, frozen_or_held,
+                                                metadata_json, per_parameter_paths,
+                                                plan_new_state, read_checkpoint)
 from multiopt_lab.io.gc_pause import gc_paused
+from multiopt_lab.io.safetensors_reader import read_header
 from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.partition.flat_tree import flatten_tree
 
-__all__ = ["save_state", "load_state", "LoadReport", "FORMAT"]
+__all__ = ["save_state", "load_state", "state_metadata", "LoadReport", "FORMAT"]
 
 #: Written to the metadata key ``format``.
 FORMAT = "multiopt_lab.optimizer_state/1"
@@ -70,7 +72,12 @@ class LoadReport:
     labels: tuple[str, ...] | None = None
 
 
-def save_state(file: str | os.PathLike, optimizer: Any) -> None:
+#: Metadata keys save_state writes itself.
+_OWN_METADATA = ("format", "labels", "rules", "optimizers", "paths", "crc32")
+
+
+def save_state(file: str | os.PathLike, optimizer: Any, *,
+               metadata: Mapping[str, str] | None = None) -> None:
     """Write ``optimizer.state`` to ``file`` (safetensors) atomically.
 
     The file is written next to its destination and renamed over it
@@ -80,6 +87,11 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
     Args:
         file (str | PathLike): Destination path (written exactly as given).
         optimizer: A ``MultiOptimizer`` (ours or MLX's) or any MLX optimizer.
+        metadata (Mapping[str, str], optional): More facts to store with the
+            state (the mlx-lm callback stores the iteration); read them with
+            :func:`state_metadata`. Keys must not be the ones ``save_state``
+            writes (``format``, ``labels``, ``rules``, ``optimizers``,
+            ``paths``, ``crc32``). Default: ``None``.
 
     Example:
         >>> import os, tempfile, mlx.optimizers as optim
@@ -88,11 +100,21 @@ def save_state(file: str | os.PathLike, optimizer: Any) -> None:
         >>> sorted(mx.load(path))
         ['learning_rate', 'step']
     """
+    check_path(file, "save_state()", "file")
+    check_optimizer(optimizer, "save_state()")
+    extra = dict(metadata or {})
+    for key, value in extra.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"save_state(): metadata must map str to str, found "
+                            f"{key!r:.40}: {value!r:.40}")
+        if key in _OWN_METADATA:
+            raise ValueError(f"save_state(): the metadata key {key!r} is written by save_state "
+                             f"itself ({', '.join(_OWN_METADATA)}); pick another key")
     state = optimizer.state
     if "states" in state:
         state = {"states": state["states"]}  # metric arrays are not state to resume
     flat = flatten_tree(state)
-    metadata = {"format": FORMAT}
+    metadata = {**extra, "format": FORMAT}
     subs = state["states"] if "states" in state else None
     if subs is not None:
         labels = getattr(optimizer, "labels", None)
@@ -115,6 +137,17 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
     optimizer's: those of ``parameters`` when given, else those it last
     stepped on. Pass ``parameters`` (or load after ``init``) to get the check
     before the first step.
+
+    Frozen parameters: as MLX's optimizers do, a group keeps the state of a
+    parameter that was frozen after it trained, and uses it again once the
+    parameter is unfrozen; a checkpoint taken meanwhile holds it. Such
+    entries load (strict or not) when ``parameters`` is the model and the
+    rules route that frozen parameter to that group with its shape and
+    dtype, or when the optimizer itself holds state for that path in that
+    group. A parameter that trains now but has no state in the file (it was
+    frozen when the file was written and never trained before) is
+    "missing" for a strict load: load with the model frozen as it was, then
+    unfreeze, or pass ``strict=False`` (it starts fresh, as in MLX).
 
     Args:
         file (str | PathLike): A safetensors file.
@@ -141,6 +174,15 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
         ValueError: The file is not a multi-optimizer state, has another
             number of groups, or (strict) other paths or shapes.
     """
+    check_path(file, "load_state()", "file")
+    if not isinstance(getattr(optimizer, "optimizers", None), (list, tuple)):
+        raise TypeError(f"load_state(): optimizer must be a MultiOptimizer (multiopt_lab's or "
+                        f"MLX's), found {found(optimizer)}; for one MLX optimizer use "
+                        "load_checkpoint, or optimizer.state = tree_unflatten(list(mx.load(file)"
+                        ".items()))")
+    check_flag(strict, "load_state()", "strict")
+    if parameters is not None:
+        check_parameters(parameters, "load_state()")
     with gc_paused():
         return _load_state(file, optimizer, strict, parameters)
 
@@ -167,11 +209,32 @@ def _load_state(file: str | os.PathLike, optimizer: Any, strict: bool,
     stored_paths = _stored_paths(metadata, subs, str(file))
     labels = metadata_json(metadata, "labels", str(file))
     expected = expected_groups(optimizer, parameters)
+    optional = frozen_or_held(optimizer, parameters, expected)
     new_subs, report = plan_new_state(optimizer, subs, stored_paths, expected, strict, str(file),
-                                      index, kinds)
+                                      index, kinds, optional)
     optimizer.state = {"states": new_subs}
     return LoadReport(report["loaded"], report["initialised"], report["unused"],
                       tuple(labels) if isinstance(labels, list) and labels else None)
+
+
+def state_metadata(file: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a state file, read from its header alone (the arrays are not read).
+
+    Raises:
+        ValueError: The file is missing, truncated or not safetensors.
+
+    Example:
+        >>> import os, tempfile, mlx.optimizers as optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "sgd.safetensors")
+        >>> save_state(path, optim.SGD(0.1), metadata={"iteration": "8"})
+        >>> state_metadata(path)["iteration"]
+        '8'
+    """
+    try:
+        return read_header(os.fspath(file))
+    except (ValueError, OSError) as err:
+        raise ValueError(f"cannot read the checkpoint {file}: it is missing, truncated or "
+                         f"corrupted ({type(err).__name__}: {err})") from None
 
 
 def _stored_paths(metadata: dict, subs: list[dict], file: str) -> list[list[str]]:

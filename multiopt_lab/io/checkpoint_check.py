@@ -12,14 +12,16 @@ from itertools import repeat
 from typing import Any
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 
 from multiopt_lab.io.checksum import checksum, file_checksum
 from multiopt_lab.io.safetensors_reader import DTYPES, SafetensorsFile
 from multiopt_lab.partition.flat_tree import flatten_tree
+from multiopt_lab.partition.rule_failures import assign_despite_failures
 from multiopt_lab.partition.table import ParameterTable
 
-__all__ = ["expected_groups", "plan_new_state", "plan_single_state", "describe_paths",
+__all__ = ["expected_groups", "frozen_or_held", "plan_new_state", "plan_single_state", "describe_paths",
            "template", "same_layout", "layout_problem", "top_level_problems", "read_checkpoint",
            "checksum", "unflatten", "metadata_json", "per_parameter_paths", "MAX_LIST_INDEX",
            "ListIndexTooLarge"]
@@ -239,6 +241,60 @@ def expected_groups(optimizer: Any, parameters: Any) -> list[dict[str, tuple]] |
     return groups
 
 
+def frozen_or_held(optimizer: Any, parameters: Any,
+                   expected: list[dict[str, tuple]] | None) -> list[dict[str, Any]] | None:
+    """Per group, the state a checkpoint may hold beyond ``expected`` (``path -> layout``):
+    what MLX keeps for parameters that are frozen now.
+
+    MLX's optimizers keep the state of a parameter that stops training
+    (``model.freeze()``), and use it again when it is unfrozen; a checkpoint
+    taken meanwhile holds it. Such an entry is accepted (and loaded) when it
+    belongs to a frozen parameter of ``parameters`` (an ``nn.Module``) that
+    the optimizer's rules route to that group, with that parameter's shape and
+    dtype (layout ``(shape, dtype)``); or, whatever ``parameters`` is, when
+    the live optimizer holds state for that path in that group, with the
+    same keys, shapes and dtypes (layout: the live entry). A frozen parameter
+    the rules fail on (``shape[1]`` on a bias) may sit in any group.
+
+    Returns None when ``expected`` is None (nothing is checked then).
+    """
+    if expected is None:
+        return None
+    n = len(optimizer.optimizers)
+    optional: list[dict[str, Any]] = [{} for _ in range(n)]
+    for g, sub_optimizer in enumerate(optimizer.optimizers):
+        want = expected[g]
+        for path in per_parameter_paths(flatten_tree(sub_optimizer.state)):
+            if path not in want:
+                entry = _child_path(sub_optimizer.state, path)
+                if isinstance(entry, dict):
+                    optional[g][path] = entry
+    if isinstance(parameters, nn.Module) and hasattr(optimizer, "filters"):
+        everything = ParameterTable.from_tree(parameters.parameters(), model=parameters)
+        trainable = set().union(*(want.keys() for want in expected))
+        if len(everything) > len(trainable):
+            labels = getattr(optimizer, "labels", None)
+            assignment, failures = assign_despite_failures(everything, optimizer.filters, labels)
+            anywhere = {f.path for f in failures}
+            for path, g, array in zip(everything.paths, assignment.winners.tolist(),
+                                      everything.arrays):
+                if path in trainable:
+                    continue
+                layout = (tuple(array.shape), array.dtype)
+                for group in (range(n) if path in anywhere else (g,)):
+                    optional[group].setdefault(path, layout)
+    return optional
+
+
+def _child_path(tree: Any, path: str) -> Any:
+    node = tree
+    for part in path.split("."):
+        node = _child(node, part)
+        if node is None:
+            return None
+    return node
+
+
 def template(optimizer: Any, shape: tuple, dtype: Any) -> dict:
     """A fresh per-parameter state for ``shape``/``dtype`` (lazy zeros, never computed)."""
     state: dict = {}
@@ -323,7 +379,8 @@ def top_level_problems(stored: dict, live: dict) -> dict[str, str]:
 def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str]],
                    expected: list[dict[str, tuple]] | None, strict: bool,
                    name: str, index: dict[str, Any] | None = None,
-                   kinds: dict[str, tuple] | None = None
+                   kinds: dict[str, tuple] | None = None,
+                   optional: list[dict[str, Any]] | None = None
                    ) -> tuple[list[dict], dict[str, tuple]]:
     """The sub-states to install and what happened to each path; raises when strict fails.
 
@@ -333,6 +390,8 @@ def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str
     holds. Time is linear in the number of paths. ``index`` and ``kinds``:
     :func:`read_checkpoint`'s, to find the entries without walking the tree
     and to check a file that matches throughout in one comparison.
+    ``optional``: :func:`frozen_or_held`'s, the state a group may also hold
+    (frozen parameters), loaded when it fits.
     """
     if expected is not None and kinds is not None:
         loaded = _all_as_expected(optimizer, subs, stored_paths, expected, kinds)
@@ -340,7 +399,7 @@ def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str
             return subs, {"loaded": loaded, "initialised": (), "unused": ()}
     labels = getattr(optimizer, "labels", None) or [str(g) for g in range(len(subs))]
     plans = [_plan_group(o, f"group {label!r}", sub, stored, None if expected is None else want,
-                         index, f"states.{g}.")
+                         index, f"states.{g}.", None if optional is None else optional[g])
              for g, (o, label, sub, stored, want) in enumerate(
                  zip(optimizer.optimizers, labels, subs, stored_paths,
                      expected or [None] * len(subs)))]
@@ -414,10 +473,21 @@ def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool
     stored = per_parameter_paths(flatten_tree(state))
     # A state saved before the first step holds no per-parameter entries: MLX
     # makes them at the next step, as for a fresh optimizer.
-    plan = _plan_group(optimizer, "the optimizer", state, stored,
-                       want if parameters is not None and stored else None)
+    checked = parameters is not None and bool(stored)
+    optional = None
+    if checked:  # the state MLX keeps for frozen parameters (see frozen_or_held)
+        optional = frozen_or_held(_AsOneGroup(optimizer), parameters, [want])[0]
+    plan = _plan_group(optimizer, "the optimizer", state, stored, want if checked else None,
+                       optional=optional)
     new, report = _decide([plan], [state], strict, name, "this optimizer")
     return new[0], report
+
+
+class _AsOneGroup:
+    """One MLX optimizer seen as a multi-optimizer of one group (no rules)."""
+
+    def __init__(self, optimizer: Any):
+        self.optimizers, self.filters, self.labels = [optimizer], [], None
 
 
 def per_parameter_paths(flat: list[tuple[str, Any]], prefix: str = "") -> list[str]:
@@ -439,9 +509,10 @@ def per_parameter_paths(flat: list[tuple[str, Any]], prefix: str = "") -> list[s
 
 def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
                 want: dict[str, tuple] | None, index: dict[str, Any] | None = None,
-                prefix: str = "") -> dict:
+                prefix: str = "", optional: dict[str, Any] | None = None) -> dict:
     """What to do with one stored (sub-)state: problems, loaded/initialised/unused paths and
-    the state to install (``None`` when ``sub`` itself can be installed)."""
+    the state to install (``None`` when ``sub`` itself can be installed). ``optional``:
+    ``path -> (shape, dtype) or live entry`` the group may also hold (frozen parameters)."""
     live = {k: v for k, v in optimizer.state.items() if isinstance(v, mx.array)}
     bad_top = top_level_problems(sub, live)
     problems = [f"{who}: its {key!r} has {problem}" for key, problem in bad_top.items()]
@@ -452,6 +523,9 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
     missing = [p for p in want if p not in stored_set]
     extra = [p for p in stored if p not in want]
     good, wrong, templates, specs = {}, [], {}, {}
+    kept: dict[str, dict] = {}  # entries of frozen parameters, loaded as they are
+    if extra and optional:
+        extra, kept, wrong = _optional_entries(optimizer, sub, extra, optional, index, prefix)
     for path, entry in _entries_at(sub, [p for p in want if p in stored_set], index,
                                    prefix).items():
         layout = want[path]  # (shape, dtype)
@@ -476,10 +550,43 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
                             f"{describe_paths([p for p, _ in paths])} ({paths[0][0]}: "
                             f"{paths[0][1]})")
     changed = bool(missing or extra or wrong or bad_top)
-    return {"problems": problems, "loaded": list(good),
-            "initialised": missing + [p for p, _ in wrong], "unused": extra,
-            "state": _rebuilt(optimizer, sub, want, good, templates, live, bad_top)
+    frozen_wrong = [p for p, _ in wrong if p not in want]
+    return {"problems": problems, "loaded": list(good) + list(kept),
+            "initialised": missing + [p for p, _ in wrong if p in want],
+            "unused": extra + frozen_wrong,
+            "state": _rebuilt(optimizer, sub, want, good, templates, live, bad_top, kept)
             if changed else None}
+
+
+def _optional_entries(optimizer: Any, sub: dict, extra: list[str], optional: dict[str, Any],
+                      index: dict[str, Any] | None, prefix: str
+                      ) -> tuple[list[str], dict[str, dict], list[tuple[str, tuple]]]:
+    """Split the stored paths a group does not expect: ``(still extra, kept, wrong)``.
+
+    An entry of a frozen parameter is kept when it has the layout the group's
+    optimizer makes for it (or the live entry's); one of the wrong layout is
+    reported as ``(path, (kind, detail))``."""
+    maybe = [p for p in extra if p in optional]
+    if not maybe:
+        return extra, {}, []
+    kept: dict[str, dict] = {}
+    wrong: list[tuple[str, tuple]] = []
+    templates: dict[tuple, dict] = {}
+    for path, entry in _entries_at(sub, maybe, index, prefix).items():
+        like = optional[path]
+        if isinstance(like, dict):
+            fresh = like
+        else:
+            fresh = templates.get(like)
+            if fresh is None:
+                fresh = templates[like] = template(optimizer, *like)
+        problem = _layout_problem(entry, fresh, _spec(fresh))
+        if problem is None:
+            kept[path] = entry
+        else:
+            wrong.append((path, problem))
+    taken = set(kept) | {p for p, _ in wrong}
+    return [p for p in extra if p not in taken], kept, wrong
 
 
 _UNSEEN = object()
@@ -567,7 +674,8 @@ def _with_top_level(sub: dict, live: dict, bad: dict[str, str]) -> dict:
 
 
 def _rebuilt(optimizer: Any, sub: dict, want: dict[str, tuple], good: dict[str, dict],
-             templates: dict, live: dict, bad_top: dict[str, str]) -> dict:
+             templates: dict, live: dict, bad_top: dict[str, str],
+             kept: dict[str, dict] | None = None) -> dict:
     entries = []
     for path, (shape, dtype) in want.items():
         if path in good:
@@ -575,6 +683,7 @@ def _rebuilt(optimizer: Any, sub: dict, want: dict[str, tuple], good: dict[str, 
         else:
             fresh = templates.get((tuple(shape), dtype)) or template(optimizer, shape, dtype)
             entries.append((path, dict(fresh)))
+    entries += list((kept or {}).items())
     tree = unflatten(entries) if entries else {}
     top = {k: v for k, v in _with_top_level(sub, live, bad_top).items() if isinstance(v, mx.array)}
     top.update(tree)

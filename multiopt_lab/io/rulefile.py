@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import tomli_w
 
+from multiopt_lab.arguments import checked, kind, is_path, is_text
 from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.rules.rule import Rule
 from multiopt_lab.io.rulefile_data import RuleFileError, groups_from_data, groups_to_data
@@ -45,6 +46,12 @@ _HEADER = ("# multiopt_lab rules: groups in partition order, first match wins.\n
            "# The last group is the fallback and has no rule.\n\n")
 
 
+#: What rules_to_json, rules_to_toml and save_rules take.
+_WRITE = dict(labels=kind((list, tuple), "a list of group labels, one per group"),
+              rules=kind((list, tuple), "a list of rules, one per group but the last"))
+
+
+@checked(**_WRITE)
 def rules_to_json(labels: Sequence[str], rules: Sequence[Any]) -> str:
     """Serialise labels and rule expressions (one fewer than labels) to JSON.
 
@@ -66,6 +73,7 @@ def rules_to_json(labels: Sequence[str], rules: Sequence[Any]) -> str:
     return json.dumps(groups_to_data(labels, rules), indent=2)
 
 
+@checked(text=is_text, source=is_text)
 def rules_from_json(text: str, source: str = "JSON") -> tuple[list[str], list[Rule]]:
     """Read ``(labels, rules)`` back from :func:`rules_to_json`'s format.
 
@@ -84,6 +92,7 @@ def rules_from_json(text: str, source: str = "JSON") -> tuple[list[str], list[Ru
     return groups_from_data(data, source)
 
 
+@checked(**_WRITE)
 def rules_to_toml(labels: Sequence[str], rules: Sequence[Any]) -> str:
     """Serialise labels and rule expressions to TOML (``[[group]]`` tables).
 
@@ -110,6 +119,7 @@ def _toml_string(text: str) -> str:
     return tomli_w.dumps({"x": text})[4:-1]
 
 
+@checked(text=is_text, source=is_text)
 def rules_from_toml(text: str, source: str = "TOML") -> tuple[list[str], list[Rule]]:
     """Read ``(labels, rules)`` from TOML text.
 
@@ -135,6 +145,7 @@ def _format_of(path: Path) -> str:
     return suffix[1:]
 
 
+@checked(path=is_path, **_WRITE)
 def save_rules(path: str | os.PathLike, labels: Sequence[str], rules: Sequence[Any]) -> None:
     """Write a rule file; the extension (.toml or .json) picks the format.
 
@@ -153,6 +164,7 @@ def save_rules(path: str | os.PathLike, labels: Sequence[str], rules: Sequence[A
     write_text_atomically(path, text)
 
 
+@checked(path=is_path)
 def load_rules(path: str | os.PathLike) -> tuple[list[str], list[Rule]]:
     """Read ``(labels, rules)`` from a .toml or .json rule file.
 

@@ -32,7 +32,7 @@ from typing import Any, Iterable
 import mlx.core as mx
 import numpy as np
 
-__all__ = ["SafetensorsFile", "DTYPES"]
+__all__ = ["SafetensorsFile", "DTYPES", "read_header"]
 
 #: safetensors dtype name -> (the MLX dtype ``mx.load`` gives, the numpy dtype of its bytes).
 #: bfloat16 has no numpy dtype: its bytes are read as uint16, then viewed as bfloat16.
@@ -148,6 +148,41 @@ class SafetensorsFile:
         """``(shape, dtype)`` of each named array, as the header gives them."""
         kinds = self.kinds
         return [kinds[key] for key in keys]
+
+
+def read_header(file: str | os.PathLike) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, reading its header alone (not the arrays).
+
+    Raises:
+        ValueError: The header is cut short or not a valid header.
+        OSError: The file cannot be opened.
+
+    Example:
+        >>> import os, tempfile, mlx.core as mx
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.safetensors")
+        >>> mx.save_safetensors(path, {"w": mx.ones((2,))}, metadata={"note": "hi"})
+        >>> read_header(path)
+        {'note': 'hi'}
+    """
+    with open(file, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        start = handle.read(8)
+        if len(start) < 8:
+            raise ValueError(f"it holds {len(start)} bytes, fewer than the 8 of a header size")
+        header_size = int.from_bytes(start, "little")
+        if header_size > size - 8:
+            raise ValueError(f"its header claims {header_size} bytes, the file holds {size - 8}")
+        text = handle.read(header_size)
+    try:
+        header = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"its header is not valid JSON ({err})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
+    metadata = header.get("__metadata__") or {}
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise ValueError("its __metadata__ is not an object of strings")
+    return metadata
 
 
 def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict, dict]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import mlx.optimizers as optim
 
 from multiopt_lab.partition.assignment import assign
+from multiopt_lab.partition.rule_failures import RuleFailure, assign_despite_failures
 from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab.rules import RuleError
 
-__all__ = ["parameter_table", "root_name_of", "assignment_of", "optimizers_for", "is_assignment"]
+__all__ = ["parameter_table", "root_name_of", "assignment_of", "optimizers_for", "is_assignment",
+           "rules_in_force"]
 
 
 def parameter_table(model_or_parameters) -> ParameterTable:
@@ -68,7 +71,14 @@ def assignment_of(source, table: ParameterTable):
     if is_assignment(source):
         return source
     if callable(getattr(source, "assign", None)):
-        return source.assign(table)
+        try:
+            return source.assign(table)
+        except RuleError as err:
+            if getattr(err, "path", None) is None:
+                raise
+            # A rule in force fails on some parameter: show where the others are
+            # (the editor shows the error on that rule, and is how to replace it).
+            return rules_in_force(source, table)[0]
     if isinstance(source, optim.MultiOptimizer):
         # MLX appends its own catch-all filter for the last optimizer.
         return assign(table, list(source.filters[:-1]))
@@ -78,6 +88,25 @@ def assignment_of(source, table: ParameterTable):
         f"expected an Assignment, a MultiOptimizer or an MLX optimizer, got {type(source).__name__}; "
         "pass e.g. MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2'])"
     )
+
+
+def rules_in_force(optimizer, table: ParameterTable) -> tuple:
+    """``(assignment, failures)`` of a MultiOptimizer's rules on ``table``, even when a rule
+    fails on some parameters (see
+    :func:`~multiopt_lab.partition.rule_failures.assign_despite_failures`).
+
+    Example:
+        >>> import mlx.core as mx, mlx.optimizers as optim
+        >>> from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+        >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["shape[1] == 8"])
+        >>> table = parameter_table({"w": mx.zeros((4, 8)), "b": mx.zeros((8,))})
+        >>> assignment, failures = rules_in_force(opt, table)
+        >>> assignment.labels, [f.path for f in failures]
+        ({'w': 'sgd', 'b': 'adam'}, ['b'])
+    """
+    failures: tuple[RuleFailure, ...]
+    assignment, failures = assign_despite_failures(table, optimizer.filters, optimizer.labels)
+    return assignment, failures
 
 
 def optimizers_for(source):

@@ -8,15 +8,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from mlx.optimizers import Optimizer
 
-from multiopt_lab.partition.labels import TOTAL_LABEL, check_labels
+from multiopt_lab.arguments import found
+from multiopt_lab.partition.labels import RESERVED_LABELS, check_labels, label_text_problem
 from multiopt_lab.rules import Rule, as_rule
 
-__all__ = ["default_labels", "group_labels", "check_filters", "check_optimizers"]
+__all__ = ["default_labels", "group_labels", "filter_list", "check_filters", "check_optimizers"]
 
 
 def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
@@ -31,7 +32,9 @@ def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
     taken: set[str] = set()
     for optimizer in optimizers:
         base = type(optimizer).__name__.lower()
-        if base == TOTAL_LABEL:
+        if not base or label_text_problem(base) is not None:
+            base = "optimizer"  # a class made with type() may have any name
+        if base in RESERVED_LABELS:
             base = f"{base}_group"
         label, n = base, 1
         while label in taken:
@@ -46,7 +49,8 @@ def group_labels(labels: Sequence[str] | None, optimizers: Sequence[Any]) -> tup
     """The labels of a MultiOptimizer's groups: ``labels`` checked, or derived from the classes.
 
     The checks are :func:`multiopt_lab.partition.labels.check_labels`'s (one
-    non-empty, distinct string per optimizer, never ``"total"``).
+    non-empty, distinct string per optimizer, one line of printable text,
+    never ``"total"`` or ``"-"``).
 
     Example:
         >>> import mlx.optimizers as optim
@@ -68,6 +72,9 @@ def check_optimizers(optimizers: Any) -> list[Any]:
         >>> len(check_optimizers((optim.SGD(0.1),)))
         1
     """
+    if isinstance(optimizers, Optimizer) or not _is_sequence(optimizers):
+        raise TypeError(f"optimizers must be a list of mlx.optimizers optimizers, one per group, "
+                        f"found {found(optimizers)}; e.g. [optim.Muon(0.02), optim.AdamW(1e-3)]")
     optimizers = list(optimizers)
     if not optimizers:
         raise ValueError("expected at least one optimizer, found none")
@@ -85,6 +92,29 @@ def check_optimizers(optimizers: Any) -> list[Any]:
     return optimizers
 
 
+def _is_sequence(value: Any) -> bool:
+    """A list-like of items: not a mapping, a string, a set or a single object."""
+    return (isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping, Set))
+            and not isinstance(value, Optimizer))
+
+
+def filter_list(filters: Any) -> list:
+    """``filters`` as a list: one rule (a string, a Rule, a callable) becomes a list of one;
+    anything else that is not a list of them is a TypeError.
+
+    Example:
+        >>> filter_list("ndim == 2")
+        ['ndim == 2']
+    """
+    if isinstance(filters, (str, Rule)) or callable(filters):
+        return [filters]
+    if not _is_sequence(filters):
+        raise TypeError(f"filters must be a list of rules (strings such as \"ndim == 2\", Rules "
+                        f"or callables (path, array) -> bool), one per optimizer but the last, "
+                        f"found {found(filters)}")
+    return list(filters)
+
+
 def check_filters(filters: Any, optimizers: Sequence[Any], cache: bool) -> tuple[Rule, ...]:
     """Turn ``filters`` into rules: one fewer than the optimizers (the last is the fallback).
 
@@ -98,9 +128,7 @@ def check_filters(filters: Any, optimizers: Sequence[Any], cache: bool) -> tuple
         >>> [r.text for r in check_filters(["ndim == 2"], [optim.SGD(0.1)] * 2, True)]
         ['ndim == 2']
     """
-    if isinstance(filters, (str, Rule)) or callable(filters):
-        filters = [filters]
-    filters = list(filters)
+    filters = filter_list(filters)
     needed = len(optimizers) - 1
     if len(filters) != needed:
         raise ValueError(

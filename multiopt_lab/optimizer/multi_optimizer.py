@@ -30,6 +30,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
+from multiopt_lab.arguments import check_flag, check_parameters
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
 from multiopt_lab.optimizer.groups import check_filters, group_labels
@@ -88,8 +89,9 @@ class MultiOptimizer(optim.MultiOptimizer):
                  labels: Sequence[str] | None = None, cache: bool = True,
                  metrics_every: int | None = None, compile: bool = False,
                  skip_nonfinite: bool = False):
-        if not isinstance(compile, bool):
-            raise TypeError(f"expected compile to be True or False, found {compile!r}")
+        check_flag(compile, "MultiOptimizer()", "compile")
+        check_flag(cache, "MultiOptimizer()", "cache")
+        check_flag(skip_nonfinite, "MultiOptimizer()", "skip_nonfinite")
         router = Router(optimizers, filters, labels, cache)
         recorder = MetricsRecorder(metrics_every)
         optim.Optimizer.__init__(self)
@@ -230,6 +232,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> opt.init(nn.Linear(2, 2).parameters()); sorted(opt.state["states"][0])
             ['bias', 'learning_rate', 'step', 'weight']
         """
+        check_parameters(parameters, "init()")
         with self._update_lock:
             self._router.invalidate()
             # The model itself may be given: rules reading module kinds need it.
@@ -437,8 +440,7 @@ class MultiOptimizer(optim.MultiOptimizer):
 
     @compile.setter
     def compile(self, compile: bool) -> None:
-        if not isinstance(compile, bool):
-            raise TypeError(f"expected compile to be True or False, found {compile!r}")
+        check_flag(compile, "MultiOptimizer.compile", "compile")
         self._compile = compile
 
     @property
@@ -589,6 +591,14 @@ class MultiOptimizer(optim.MultiOptimizer):
         progress); a step compiled with ``inputs=state, outputs=state``
         follows the new routing from its next call, as it is.
 
+        The rules in force may fail on some parameters (``shape[1] == 8`` once
+        the biases are unfrozen): updates then fail, and this is how to
+        replace them. A parameter they fail on keeps the state of the one
+        group that holds state for it, as if that were its old group; one
+        without state starts fresh; one whose state sits in several groups
+        cannot be attributed, and starts fresh. A ``RuntimeWarning`` says
+        which parameters and what happened to their state.
+
         Args:
             filters (list): New filters, one fewer than the optimizers.
             parameters: The model's (trainable) parameters, a tree or the model.
@@ -607,6 +617,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> opt.repartition(["ndim == 2"], {"w": mx.zeros((2, 2))})
             []
         """
+        check_parameters(parameters, "repartition()")
         with self._update_lock:
             change = self._router.prepare(filters, parameters, labels, optimizers)
             # MLX binds a lazy array to the stream of the thread that made it: the
@@ -618,7 +629,9 @@ class MultiOptimizer(optim.MultiOptimizer):
             self._recorder.clear()
             self._show_metrics()
             self._follow_replaced_states()
-            return change.moves
+        if change.note:
+            warnings.warn(f"repartition: {change.note}", RuntimeWarning, stacklevel=2)
+        return change.moves
 
     def request_repartition(self, filters: Sequence[Any],
                             labels: Sequence[str] | None = None) -> PendingRepartition:
@@ -677,6 +690,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> opt.between_steps({"w": mx.zeros((2, 2))}); pending.moves
             [Move(path='w', source='sgd', target='adam')]
         """
+        check_parameters(parameters, "between_steps()")
         with self._update_lock:
             self._between_steps_called = True
             # Called before every step: build the parameter tree only when it is needed.

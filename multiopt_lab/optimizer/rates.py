@@ -8,7 +8,10 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Sequence
+
+from multiopt_lab.arguments import check_number, found
 
 __all__ = ["learning_rates_of", "set_learning_rates"]
 
@@ -43,6 +46,12 @@ def set_learning_rates(optimizers: Sequence[Any], labels: Sequence[str],
         >>> set_learning_rates([sgd, adam], ("sgd", "adam"), {"adam": 0.5}); adam.learning_rate.item()
         0.5
     """
+    if not isinstance(rates, Mapping):
+        raise TypeError(f"learning_rates must be a dict {{group label: rate}}, found "
+                        f"{found(rates)}; e.g. optimizer.learning_rates = {{{labels[0]!r}: 1e-3}}")
+    for label, value in rates.items():
+        if not hasattr(value, "dtype"):  # an mx.array is MLX's own form of a rate
+            check_number(value, "learning_rates", f"the rate of {label!r}", low=0)
     labels = list(labels)
     unknown = [label for label in rates if label not in labels]
     if unknown:

@@ -26,13 +26,16 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.io.checkpoint_check import describe_paths, template
-from multiopt_lab.optimizer.groups import check_filters, check_optimizers, group_labels
+from multiopt_lab.optimizer.groups import (check_filters, check_optimizers, filter_list,
+                                           group_labels)
 from multiopt_lab.optimizer.plan import RoutingPlan
 from multiopt_lab.optimizer.trees import FlatLeaves, group_part, pad_lists_like
 from multiopt_lab.optimizer.repartition import (Move, existing_entry, migrated_states,
                                                 moves_between, previous_owners)
 from multiopt_lab.optimizer.state import entry_mismatch, install_state
 from multiopt_lab.partition.assignment import Assignment, assign
+from multiopt_lab.partition.rule_failures import (RuleFailure, assign_despite_failures,
+                                                  failure_summary)
 from multiopt_lab.partition.table import ParameterTable
 from multiopt_lab.rules import Rule
 
@@ -49,6 +52,8 @@ class Change:
         fresh (list): Every array initialised for a parameter that moved or
             had no state (lazy until evaluated).
         moves (list[Move]): What moves, ``(path, source, target)``.
+        note (str): What happened to parameters the rules in force fail on
+            (their state kept, started fresh or dropped); ``""`` when none.
     """
 
     optimizers: tuple
@@ -57,6 +62,7 @@ class Change:
     trees: list[dict]
     fresh: list
     moves: list[Move]
+    note: str = ""
 
 
 class Router:
@@ -215,6 +221,7 @@ class Router:
             ValueError, TypeError, RuleError: On a wrong count, bad labels or
                 optimizers, or a rule that does not parse or fails on a parameter.
         """
+        filters = filter_list(filters)
         table = ParameterTable.from_tree(parameters)
         tree = parameters.trainable_parameters() if hasattr(parameters, "trainable_parameters") \
             else parameters
@@ -228,10 +235,14 @@ class Router:
         default = self.labels if optimizers is None else None
         new_labels = group_labels(labels if labels is not None else default, new_optimizers)
         new_rules = check_filters(filters, new_optimizers, self.cache)
-        old = assign(table, self.filters, self.labels).group_index
         new = assign(table, new_rules, new_labels).group_index
         paths = list(table.paths)
+        # The rules in force may fail on some parameters (shape[1] on a bias just
+        # unfrozen): replacing them must still work, so their group is found otherwise.
+        current, failures = assign_despite_failures(table, self.filters, self.labels)
+        old = current.group_index
         previous = previous_owners(paths, [old[p] for p in paths], self.optimizers)
+        note = self._owners_despite_failures(previous, failures) if failures else ""
         owners = {p: new_optimizers[new[p]] for p in paths}
         group_paths: list[list[str]] = [[] for _ in new_optimizers]
         for p in paths:
@@ -241,7 +252,62 @@ class Router:
         moves = moves_between(paths, previous, owners,
                               {id(o): l for o, l in zip(self.optimizers, self.labels)},
                               {id(o): l for o, l in zip(new_optimizers, new_labels)})
-        return Change(tuple(new_optimizers), new_rules, new_labels, trees, fresh, moves)
+        return Change(tuple(new_optimizers), new_rules, new_labels, trees, fresh, moves, note)
+
+    def _owners_despite_failures(self, previous: dict[str, Any],
+                                 failures: Sequence[RuleFailure]) -> str:
+        """Fix ``previous`` (path -> optimizer) for the parameters the rules in force fail on;
+        return what happened to their state, in words.
+
+        Their group is the one the last routing under these rules gave, else the one
+        group whose state holds an entry for them; a parameter whose state sits in
+        several groups cannot be attributed (its state is dropped), one without state
+        starts fresh.
+        """
+        last = self._last_assignment
+        routed = (last.group_index if last is not None and last.group_labels == tuple(self.labels)
+                  and tuple(last.rules[:-1]) == tuple(self.filters) else {})
+        kept: dict[str, str] = {}
+        by_routing: dict[str, str] = {}
+        none: list[str] = []
+        several: dict[str, list[str]] = {}
+        for path in dict.fromkeys(f.path for f in failures):
+            g = routed.get(path)
+            if g is not None:
+                previous[path] = self.optimizers[g]
+                by_routing[path] = self.labels[g]
+                continue
+            holders = [i for i, o in enumerate(self.optimizers) if existing_entry(o.state, path)]
+            if len(holders) == 1:
+                previous[path] = self.optimizers[holders[0]]
+                kept[path] = self.labels[holders[0]]
+            else:
+                previous.pop(path, None)
+                if holders:
+                    several[path] = [self.labels[i] for i in holders]
+                else:
+                    none.append(path)
+        lines = [failure_summary(failures),
+                 "so the group these parameters were in is not known from the rules; the "
+                 "repartition went ahead (the new rules replace the failing ones):"]
+        for found, how in ((by_routing, "routed to group {!r} at the last update under these "
+                                        "rules"),
+                           (kept, "state found in group {!r} only")):
+            by_label: dict[str, list[str]] = {}
+            for path, label in found.items():
+                by_label.setdefault(label, []).append(path)
+            lines += [f"  {describe_paths(p, 5)}: {how.format(label)}, treated as their old "
+                      "group (their state kept there, or moved as usual)"
+                      for label, p in by_label.items()]
+        if none:
+            lines.append(f"  {describe_paths(none, 5)}: no group held state for them (never "
+                         "stepped, e.g. frozen until now); they start fresh in their new group")
+        if several:
+            lines.append(f"  {describe_paths(list(several), 5)}: state found in several groups "
+                         f"({', '.join(sorted({l for ls in several.values() for l in ls}))}), so it "
+                         "cannot be attributed; it was dropped and they start fresh in their new "
+                         "group")
+        return "\n".join(lines)
 
     def commit(self, change: Change) -> None:
         """Install a prepared repartition: the new groups and every group's new state tree.

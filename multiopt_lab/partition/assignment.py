@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import warnings
 from functools import cached_property
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
+from multiopt_lab.arguments import check_parameters, found
 from multiopt_lab.partition.frames import group_summary, parameter_frame
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.partition.moves import Moves
@@ -69,6 +71,10 @@ def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None
     if isinstance(filters, (str, Rule)) or callable(filters):
         raise TypeError("filters must be a list (one filter per group but the fallback); "
                         "wrap a single filter in a list")
+    if not isinstance(filters, Iterable) or isinstance(filters, (bytes, Mapping)):
+        raise TypeError(f"assign(): filters must be a list of rules (one per group but the "
+                        f"fallback), found {found(filters)}")
+    check_parameters(parameters, "assign()")
     filters = list(filters)
     labels = check_labels(labels, len(filters))
     rules = tuple(as_rule(f).with_label(label) for f, label in zip(filters, labels))

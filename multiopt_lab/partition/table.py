@@ -196,6 +196,10 @@ class ParameterTable:
         """
         if isinstance(parameters, ParameterTable):
             return parameters
+        if model is not None and not isinstance(model, nn.Module):
+            raise TypeError(f"ParameterTable.from_tree(): model must be an mlx.nn.Module (the "
+                            f"model the parameters belong to) or None, found "
+                            f"{type(model).__name__} {model!r:.60}")
         if isinstance(parameters, nn.Module):
             model, parameters = parameters, parameters.trainable_parameters()
         if isinstance(model, nn.Module):

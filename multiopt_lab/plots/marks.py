@@ -19,9 +19,12 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from multiopt_lab.arguments import checked, is_flag, is_text, number
+
 __all__ = ["mark_step"]
 
 
+@checked(step=number(), label=is_text, label_every_axes=is_flag)
 def mark_step(target: Figure | Axes, step: float, label: str = "", *, label_every_axes: bool = False):
     """Draw a solid vertical line at ``step`` on every axes of ``target``; label it once.
 

@@ -27,7 +27,7 @@ from multiopt_lab.plots.figures import (
 from multiopt_lab.plots.fixed_layout import fit_layout, legend_fits_beside_title
 from multiopt_lab.plots.live import GROUP_PANELS, layout_key, remember_layout, update_in_place
 from multiopt_lab.device import describe_facts
-from multiopt_lab.plots.style import LabFigure, theme_context
+from multiopt_lab.plots.style import LabFigure, checked_plot, theme_context
 
 __all__ = ["plot_training", "has_group_metrics", "run_title", "placeholder"]
 
@@ -110,6 +110,7 @@ def _legend(figure: Figure, fixed: bool, title: str) -> int:
     return 1
 
 
+@checked_plot
 def plot_training(
     history: History,
     *,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import inspect
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from multiopt_lab.arguments import (checked, is_flag, is_text, kind, number, optional,
+                                    required_history)
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.display import bundle_for
 from multiopt_lab.palette import FALLBACK_GREY, group_colour
@@ -85,13 +88,40 @@ def theme_context(theme: str | None) -> Iterator[None]:
         yield
 
 
-def themed(function: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Run a plotting function inside its ``theme`` keyword's context."""
+def _list_of_text(value, where: str, name: str):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return value
+    raise TypeError(f"{where}: {name} must be a list of run names, found {type(value).__name__} "
+                    f"{value!r:.60}")
 
-    @functools.wraps(function)
+
+#: The arguments every plotting function may take, and what each must be: a
+#: plotting function's arguments are checked before it draws (see ``themed``).
+PLOT_ARGUMENTS = {
+    "history": required_history, "run": optional(is_text), "metric": is_text,
+    "group": is_text, "runs": optional(_list_of_text), "title": optional(is_text),
+    "colour_by": is_text, "smoothing": number(low=0, high=1, high_open=True), "log": is_flag,
+    "legend": is_flag, "include_total": is_flag, "reference": optional(number()),
+    "ax": optional(kind(Axes, "a matplotlib Axes")),
+    "figure": optional(kind(Figure, "a matplotlib Figure")),
+}
+
+
+def checked_plot(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """A plotting function whose arguments are checked first (:data:`PLOT_ARGUMENTS`)."""
+    names = inspect.signature(plot).parameters
+    return checked(**{name: check for name, check in PLOT_ARGUMENTS.items() if name in names})(plot)
+
+
+def themed(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Run a plotting function inside its ``theme`` keyword's context, its arguments
+    checked first (:func:`checked_plot`)."""
+    plot = checked_plot(plot)
+
+    @functools.wraps(plot)
     def wrapper(*args, theme: str | None = None, **kwargs) -> Figure:
         with theme_context(theme):
-            return function(*args, **kwargs)
+            return plot(*args, **kwargs)
 
     return wrapper
 
@@ -122,6 +152,7 @@ class LabFigure(Figure):
         return {"image/png": base64.b64encode(self._repr_png_()).decode("ascii"), "text/plain": repr(self)}
 
 
+@checked(rows=number(low=1, integer=True), columns=number(low=1, integer=True))
 def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | None = None, **kwargs):
     """``plt.subplots`` without pyplot: a :class:`LabFigure` and its axes.
 
@@ -296,6 +327,7 @@ def series(frame: pd.DataFrame, metric: str, *, run: str, group: str | None = No
     return found
 
 
+@checked(smoothing=PLOT_ARGUMENTS["smoothing"])
 def smooth(values, smoothing: float) -> np.ndarray:
     """Exponential moving average, debiased so the first values are not pulled to 0.
 
@@ -359,6 +391,7 @@ def _theme_colours(theme: str) -> dict[str, tuple]:
     return colours
 
 
+@checked(figure=kind(Figure, "a matplotlib Figure"))
 def retheme(figure: Figure, theme: str) -> Figure:
     """Recolour a drawn figure for ``theme`` (``"light"`` or ``"dark"``), in place.
 

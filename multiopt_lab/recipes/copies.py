@@ -16,9 +16,12 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Callable
 
 import mlx.optimizers as optim
+
+from multiopt_lab.arguments import check_optimizer
 
 __all__ = ["fresh_copy", "scaled_copy", "without_weight_decay", "ScaledSchedule", "check_fresh"]
 
@@ -49,9 +52,7 @@ def check_fresh(optimizer: Any, recipe: str, argument: str) -> optim.Optimizer:
         >>> check_fresh(optim.SGD(0.1), "demo", "optimizer").learning_rate.item()
         0.10000000149011612
     """
-    if not isinstance(optimizer, optim.Optimizer):
-        raise TypeError(f"{recipe}(): {argument} must be an mlx.optimizers optimizer such as "
-                        f"optim.AdamW(1e-3), got {type(optimizer).__name__}: {optimizer!r:.60}")
+    check_optimizer(optimizer, f"{recipe}()", argument)
     held = [k for k, v in optimizer.state.items() if isinstance(v, (dict, list, tuple))]
     if held:
         raise ValueError(f"{recipe}(): {argument} ({type(optimizer).__name__}) already holds state "
@@ -87,7 +88,13 @@ def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
         twin._schedulers["learning_rate"] = ScaledSchedule(schedule, factor)
         twin.state["learning_rate"] = twin._schedulers["learning_rate"](optimizer.step)
     else:
-        twin.learning_rate = float(optimizer.learning_rate.item()) * factor
+        rate = float(optimizer.learning_rate.item())
+        twin.learning_rate = rate * factor
+        scaled = float(twin.learning_rate.item())  # as the optimizer holds it (float32)
+        if not math.isfinite(scaled) or (scaled == 0 and rate * factor != 0):
+            raise ValueError(f"the learning rate {rate:g} times {factor:g} is {scaled:g} in "
+                             f"{twin.learning_rate.dtype}, which no step can use; pick a factor "
+                             "that keeps it a finite, non-zero number")
     return twin
 
 

@@ -10,16 +10,16 @@ Example:
 
 from __future__ import annotations
 
-import numbers
-
 import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.partition.table import ParameterTable
-from multiopt_lab.recipes.copies import check_fresh, scaled_copy
-from multiopt_lab.recipes.model_parts import find_blocks, is_layer_kind, kinds_text
-from multiopt_lab.rules.text import quote_pattern
+from multiopt_lab.arguments import check_model, check_number
+from multiopt_lab.recipes.compose import build_optimizer, given_groups, settings_of, split_groups
+from multiopt_lab.recipes.copies import fresh_copy, scaled_copy
+from multiopt_lab.recipes.model_parts import (find_blocks, glob_under, is_layer_kind, kinds_text,
+                                              level_labels)
 
 __all__ = ["layerwise_lr_decay"]
 
@@ -49,12 +49,15 @@ def _levels(model: nn.Module, table) -> list[tuple[str, str | None, set[str]]]:
         def child(path: str) -> str:
             return path.partition(".")[0] if "." in path else ""
 
-        for name in dict.fromkeys(child(p) for p in paths):
-            members = {p for p in paths if child(p) == name}
-            if name:
-                levels.append((name, f"glob({quote_pattern(name + '.*')})", members))
-            else:
-                levels.append((type(model).__name__.lower(), '"." not in path', members))
+        by_child: dict[str, set[str]] = {}
+        for p in paths:
+            by_child.setdefault(child(p), set()).add(p)
+        names = list(by_child)
+        # Labels from child names: escaped, made distinct, never "total" or "-".
+        labels = level_labels([name or type(model).__name__.lower() for name in names])
+        for name, label in zip(names, labels):
+            rule = glob_under(name) if name else '"." not in path'
+            levels.append((label, rule, by_child[name]))
     levels = [level for level in levels if level[2]]
     if levels:
         label, _, members = levels[-1]
@@ -71,7 +74,11 @@ def layerwise_lr_decay(model: nn.Module, optimizer: optim.Optimizer, decay: floa
     Level ``k`` of ``n`` trains at the optimizer's learning rate times
     ``decay ** (n - 1 - k)``: the top at the rate given, the embeddings at
     the smallest. A model without a list of blocks (``SmallCNN``) has one
-    level per top-level child (``conv1``, ``conv2``, ``head``). Levels with
+    level per top-level child (``conv1``, ``conv2``, ``head``; the model's
+    own parameters take its class name in lower case), labelled by name,
+    made valid labels: distinct (``classifier``, ``classifier_2``), never
+    reserved (a child named ``total`` gets ``total_group``), control
+    characters written as escapes. Levels with
     nothing trainable are left out (a LoRA model's frozen embeddings), and
     the highest level left is the fallback.
 
@@ -86,11 +93,16 @@ def layerwise_lr_decay(model: nn.Module, optimizer: optim.Optimizer, decay: floa
         model (nn.Module): The model, as it will train.
         optimizer (Optimizer): The top level's optimizer, not yet used;
             the other levels get copies with scaled learning rates (a
-            schedule is scaled too).
+            schedule is scaled too). Or a MultiOptimizer (another recipe's,
+            not yet used): each of its groups is split into
+            ``"<group>/<level>"`` groups, in its order, splits that would be
+            empty left out (``layerwise_lr_decay(model, no_weight_decay(model,
+            optim.AdamW(...)))``; see :mod:`multiopt_lab.recipes.compose`).
         decay (float, optional): Factor per level, in (0, 1]. Default: ``0.8``.
 
     Returns:
-        MultiOptimizer: One group per level, from the input up.
+        MultiOptimizer: One group per level, from the input up (or each given
+        group split so).
 
     Raises:
         ValueError: ``decay`` is out of range, or the model has fewer than two levels.
@@ -101,12 +113,10 @@ def layerwise_lr_decay(model: nn.Module, optimizer: optim.Optimizer, decay: floa
         >>> layerwise_lr_decay(SmallCNN(), optim.SGD(0.1), decay=0.5).labels
         ('conv1', 'conv2', 'head')
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"layerwise_lr_decay() needs the model (an nn.Module), got {type(model).__name__}")
-    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 < decay <= 1:
-        raise ValueError(f"layerwise_lr_decay(): decay must be a number in (0, 1] (0.8 is usual), "
-                         f"got {decay!r}")
-    optimizer = check_fresh(optimizer, "layerwise_lr_decay", "optimizer")
+    check_model(model, "layerwise_lr_decay()")
+    check_number(decay, "layerwise_lr_decay()", "decay", low=0, low_open=True, high=1,
+                 fix="0.8 is usual")
+    given = given_groups(optimizer, "layerwise_lr_decay", "optimizer")
     table = ParameterTable.from_tree(model)
     levels = _levels(model, table)
     if len(levels) < 2:
@@ -114,6 +124,16 @@ def layerwise_lr_decay(model: nn.Module, optimizer: optim.Optimizer, decay: floa
                          f"{len(levels)} level with trainable parameters; decay needs two or more "
                          "(a list of blocks, or several top-level layers)")
     top = len(levels) - 1
-    optimizers = [scaled_copy(optimizer, float(decay) ** (top - k)) for k in range(top)] + [optimizer]
-    return MultiOptimizer(optimizers, [rule for _, rule, _ in levels[:-1]],
-                          labels=[label for label, _, _ in levels])
+    factors = [float(decay) ** (top - k) for k in range(len(levels))]
+    if given is None:
+        optimizers = [scaled_copy(optimizer, factors[k]) for k in range(top)] + [optimizer]
+        return MultiOptimizer(optimizers, [rule for _, rule, _ in levels[:-1]],
+                              labels=[label for label, _, _ in levels])
+
+    def parts(group):
+        return [(label, rule, scaled_copy(group.optimizer, factor) if factor != 1.0
+                 else fresh_copy(group.optimizer))
+                for (label, rule, _), factor in zip(levels, factors)]
+
+    return build_optimizer(table, split_groups(given, parts), settings_of(optimizer),
+                           drop_empty=True)

@@ -14,14 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import numbers
-
 import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.partition.table import ParameterTable
-from multiopt_lab.recipes.copies import check_fresh, scaled_copy
+from multiopt_lab.arguments import check_model, check_number
+from multiopt_lab.recipes.compose import build_optimizer, given_groups, settings_of, split_groups
+from multiopt_lab.recipes.copies import fresh_copy, scaled_copy
 from multiopt_lab.recipes.model_parts import kinds_text, require_groups
 
 __all__ = ["lora_plus"]
@@ -48,14 +48,19 @@ def lora_plus(model: nn.Module, optimizer: optim.Optimizer, ratio: float = 16) -
     Args:
         model (nn.Module): The model with its LoRA layers (e.g. after
             ``mlx_lm.tuner.utils.linear_to_lora_layers``).
-        optimizer (Optimizer): The optimizer of the A matrices, not yet used.
-        ratio (float, optional): Learning rate of B over that of A. Default: ``16``.
+        optimizer (Optimizer): The optimizer of the A matrices, not yet used;
+            or a MultiOptimizer, each of whose groups is split into
+            ``"<group>/lora_b"`` and ``"<group>/rest"`` (see
+            :mod:`multiopt_lab.recipes.compose`).
+        ratio (float, optional): Learning rate of B over that of A, a finite
+            number > 0. Default: ``16``.
 
     Returns:
-        MultiOptimizer: Groups ``("lora_b", "rest")``.
+        MultiOptimizer: Groups ``("lora_b", "rest")`` (or each given group split).
 
     Raises:
-        ValueError: The model has no trainable ``lora_b``, or ``ratio`` is not positive.
+        ValueError: The model has no trainable ``lora_b``, ``ratio`` is not a
+            finite positive number, or B's learning rate would not be finite.
 
     Example:
         >>> import mlx.nn as nn, mlx.optimizers as optim
@@ -64,12 +69,10 @@ def lora_plus(model: nn.Module, optimizer: optim.Optimizer, ratio: float = 16) -
         ...
         ValueError: lora_plus(): this Linear has no trainable lora_b parameter (no LoRA layer); add adapters first, e.g. mlx_lm.tuner.utils.linear_to_lora_layers(model, num_layers, config)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"lora_plus() needs the model (an nn.Module), got {type(model).__name__}")
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio > 0:
-        raise ValueError(f"lora_plus(): ratio must be a positive number (the learning rate of B "
-                         f"over that of A, 16 in the paper), got {ratio!r}")
-    optimizer = check_fresh(optimizer, "lora_plus", "optimizer")
+    check_model(model, "lora_plus()")
+    check_number(ratio, "lora_plus()", "ratio", low=0, low_open=True,
+                 fix="the learning rate of B over that of A, 16 in the paper")
+    given = given_groups(optimizer, "lora_plus", "optimizer")
     table = ParameterTable.from_tree(model)
     kinds = [k for name, k in zip(table.names, table.module_names) if name == "lora_b"]
     if not kinds:
@@ -80,5 +83,11 @@ def lora_plus(model: nn.Module, optimizer: optim.Optimizer, ratio: float = 16) -
     require_groups("lora_plus", model, table, [rule], ["lora_b", "rest"], {
         "rest": "only lora_b matrices train (no lora_a?): use one optimizer",
     })
-    return MultiOptimizer([scaled_copy(optimizer, float(ratio)), optimizer], [rule],
-                          labels=["lora_b", "rest"])
+    ratio = float(ratio)
+    if given is None:
+        return MultiOptimizer([scaled_copy(optimizer, ratio), optimizer], [rule],
+                              labels=["lora_b", "rest"])
+    groups = split_groups(given, lambda group: [
+        ("lora_b", rule, scaled_copy(group.optimizer, ratio)),
+        ("rest", None, fresh_copy(group.optimizer))])
+    return build_optimizer(table, groups, settings_of(optimizer), drop_empty=True)

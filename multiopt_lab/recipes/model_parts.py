@@ -22,11 +22,13 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from multiopt_lab.partition.assignment import assign
+from multiopt_lab.partition.labels import RESERVED_LABELS, label_text_problem
 from multiopt_lab.partition.modules import family
 from multiopt_lab.rules.text import quote_pattern
 
-__all__ = ["Blocks", "find_blocks", "modules_of", "kinds_text", "any_of", "require_groups",
-           "is_layer_kind"]
+__all__ = ["Blocks", "find_blocks", "hidden_blocks", "modules_of", "kinds_text", "any_of",
+           "require_groups", "is_layer_kind", "glob_literal", "glob_under", "within_text",
+           "level_labels"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,11 @@ class Blocks:
 
     Attributes:
         path (str): Path of the list that holds them (``"model.layers"``).
-        count (int): How many there are.
-        classes (tuple[str, ...]): Their class names.
+        count (int): How many entries the list has.
+        classes (tuple[str, ...]): The blocks' class names.
         scope (str): A rule that matches every parameter inside them.
+        indices (tuple[int, ...] | None): The positions in the list that hold
+            blocks; None: all of them.
 
     Example:
         >>> Blocks("layers", 2, ("Block",), 'within("Block")').block(1)
@@ -48,14 +52,55 @@ class Blocks:
     count: int
     classes: tuple[str, ...]
     scope: str
+    indices: tuple[int, ...] | None = None
 
     def block(self, index: int) -> str:
         """A rule matching the parameters of block ``index``."""
-        return f"glob({quote_pattern(f'{self.path}.{index}.*')})"
+        return glob_under(f"{self.path}.{index}")
 
     def contains(self, path: str) -> bool:
         """Whether a parameter path lies inside the blocks."""
-        return path.startswith(self.path + ".")
+        prefix = self.path + "."
+        if not path.startswith(prefix):
+            return False
+        if self.indices is None:
+            return True
+        position = path[len(prefix):].partition(".")[0]
+        return position.isdecimal() and int(position) in self.indices
+
+
+def glob_literal(text: str) -> str:
+    """``text`` as a glob pattern that matches exactly it: ``*``, ``?`` and ``[`` bracketed.
+
+    Example:
+        >>> glob_literal("heads.a*b")
+        'heads.a[*]b'
+    """
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def glob_under(prefix: str) -> str:
+    """A rule matching every parameter under the module at ``prefix``.
+
+    Example:
+        >>> glob_under("layers.3")
+        'glob("layers.3.*")'
+    """
+    return f"glob({quote_pattern(glob_literal(prefix) + '.*')})"
+
+
+def within_text(class_name: str) -> str:
+    """A rule matching every parameter inside a module of class ``class_name``:
+    ``within("Block")``, or ``"My-Block" in modules`` for a name that is not an identifier
+    (a class made with ``type()`` may have any name; ``within`` takes identifiers only).
+
+    Example:
+        >>> within_text("Block"), within_text("My-Block")
+        ('within("Block")', '"My-Block" in modules')
+    """
+    if class_name.isidentifier():
+        return f"within({quote_pattern(class_name)})"
+    return f"{quote_pattern(class_name)} in modules"
 
 
 def modules_of(model: nn.Module) -> list[tuple[str, Any]]:
@@ -91,7 +136,11 @@ def _size(module: nn.Module) -> int:
 
 
 def find_blocks(model: nn.Module) -> Blocks | None:
-    """The model's repeated blocks, or None when it keeps no list of modules.
+    """The model's list of modules holding the most values, or None when it keeps no list.
+
+    Every entry of the list counts (an ``nn.Sequential``'s ``Linear`` and
+    ``ReLU`` layers too): what :func:`~multiopt_lab.recipes.layerwise_lr_decay`
+    splits by. See :func:`hidden_blocks` for the repeated blocks alone.
 
     Example:
         >>> from multiopt_lab.examples import SmallCNN
@@ -103,14 +152,101 @@ def find_blocks(model: nn.Module) -> Blocks | None:
     if not lists:
         return None
     path, members = max(lists, key=lambda item: sum(_size(m) for m in item[1]))
-    classes = tuple(dict.fromkeys(type(m).__name__ for m in members))
+    return _blocks(parts, path, members, None)
+
+
+def hidden_blocks(model: nn.Module) -> Blocks | None:
+    """The model's repeated blocks: entries of a list that are blocks of layers, not single
+    layers; None when no list holds any.
+
+    An ``nn.Sequential`` MLP's ``Linear`` layers are single layers (the last
+    is the output head), a transformer's ``TransformerBlock`` s are blocks.
+    An entry is a block when it holds parameters and its class is not a
+    layer family (``Linear``, ``Embedding``, norms, convolutions, and their
+    LoRA or quantized forms). In a list that mixes both (blocks, then a head
+    ``Linear``), only the blocks count.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> hidden_blocks(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))) is None
+        True
+        >>> from multiopt_lab.examples import TinyGPT
+        >>> hidden_blocks(TinyGPT(16, dims=8, layers=2, heads=2)).scope
+        'within("Block")'
+    """
+    parts = modules_of(model)
+    found = []
+    for path, members in parts:
+        if isinstance(members, list):
+            indices = tuple(i for i, m in enumerate(members) if _is_block(m))
+            if indices:
+                found.append((sum(_size(members[i]) for i in indices), path, members, indices))
+    if not found:
+        return None
+    _, path, members, indices = max(found, key=lambda item: item[0])
+    return _blocks(parts, path, members, None if len(indices) == len(members) else indices)
+
+
+#: Families of single layers (see ``partition.modules.family``): never a block.
+_LAYER_FAMILIES = frozenset({"Linear", "Embedding", "Norm", "Conv1d", "Conv2d", "Conv3d"})
+
+
+def _is_block(module: nn.Module) -> bool:
+    return family(type(module).__name__) not in _LAYER_FAMILIES and _size(module) > 0
+
+
+def _blocks(parts: list, path: str, members: list, indices: tuple[int, ...] | None) -> Blocks:
+    chosen = members if indices is None else [members[i] for i in indices]
+    classes = tuple(dict.fromkeys(type(m).__name__ for m in chosen))
+    others = set() if indices is None else {type(m).__name__ for i, m in enumerate(members)
+                                            if i not in indices}
     elsewhere = [p for p, m in parts if isinstance(m, nn.Module) and type(m).__name__ in classes
                  and p.rpartition(".")[0] != path]
-    if elsewhere:  # the class is used outside the list too: name the list by its path
-        scope = f"glob({quote_pattern(path + '.*')})"
+    if elsewhere or others & set(classes):
+        # The class is used outside the blocks too: name them by their paths.
+        if indices is None:
+            scope = glob_under(path)
+        else:
+            scope = any_of([glob_under(f"{path}.{i}") for i in indices])
     else:
-        scope = any_of([f"within({quote_pattern(c)})" for c in classes])
-    return Blocks(path, len(members), classes, scope)
+        scope = any_of([within_text(c) for c in classes])
+    return Blocks(path, len(members), classes, scope, indices)
+
+
+def level_labels(names: list[str]) -> list[str]:
+    """Group labels made from names (a model's child names): one line of printable text,
+    none reserved (``"total"``, ``"-"``), all distinct.
+
+    A character a label may not hold is written as its escape (``\\n``,
+    ``\\x1b``); a reserved name gets ``_group``; a repeat gets ``_2``, ``_3``...,
+    never one of the names given.
+
+    Example:
+        >>> level_labels(["total", "classifier", "classifier", "a\\nb"])
+        ['total_group', 'classifier', 'classifier_2', 'a\\\\nb']
+    """
+    def clean(name: str) -> str:
+        text = "".join(c if label_text_problem(c) is None else _escape(c) for c in name)
+        text = text or "unnamed"
+        return f"{text}_group" if text in RESERVED_LABELS else text
+
+    bases = [clean(n) for n in names]
+    avoid = set(bases)
+    taken: set[str] = set()
+    labels = []
+    for base in bases:
+        label, n = base, 1
+        while label in taken or (n > 1 and label in avoid):
+            n += 1
+            label = f"{base}_{n}"
+        taken.add(label)
+        labels.append(label)
+    return labels
+
+
+def _escape(char: str) -> str:
+    """A character as Python writes it escaped in a string (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    return repr(char)[1:-1] if char not in "'\"" else char
 
 
 def any_of(conditions: list[str]) -> str:

@@ -17,8 +17,10 @@ import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.partition.table import ParameterTable
-from multiopt_lab.recipes.copies import check_fresh
-from multiopt_lab.recipes.model_parts import find_blocks, is_layer_kind, kinds_text, require_groups
+from multiopt_lab.arguments import check_model
+from multiopt_lab.recipes.compose import build_optimizer, expand_groups, given_groups, settings_of
+from multiopt_lab.recipes.model_parts import (glob_literal, glob_under, hidden_blocks,
+                                              is_layer_kind, kinds_text, require_groups)
 from multiopt_lab.rules.text import quote_pattern
 
 __all__ = ["muon", "StackedMuon"]
@@ -118,11 +120,11 @@ def _routers(table, blocks, stack_rows: list[int]) -> list[str]:
 
 
 def _relative(path: str, blocks) -> str:
-    """``*.block_sparse_moe.gate.weight`` for every block's copy of a parameter."""
+    """``*.block_sparse_moe.gate`` for every block's copy of a module (a glob pattern)."""
     if blocks is not None and blocks.contains(path):
         rest = path[len(blocks.path) + 1:].partition(".")[2]
-        return f"*.{rest}"
-    return path
+        return f"*.{glob_literal(rest)}"
+    return glob_literal(path)
 
 
 def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimizer:
@@ -156,6 +158,18 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
     ``Conv1d`` filters are 3-D too, and an optimizer cannot tell them from a
     stack: they stay on AdamW.
 
+    "Blocks" are entries of a list of modules that are blocks of layers
+    (a transformer's ``TransformerBlock`` s), not single layers: an
+    ``nn.Sequential`` MLP has none, so its output layer, the last ``Linear``,
+    is the head and goes to AdamW.
+
+    Composes: ``muon`` or ``adamw`` may be a MultiOptimizer (another
+    recipe's, not yet used), whose groups then split that group:
+    ``muon(model, adamw=no_weight_decay(model, optim.AdamW(1e-3)))`` gives
+    ``"muon"``, ``"adamw/no_decay"`` and ``"adamw/decay"`` (Muon, and AdamW
+    without decay on the norms); ``no_weight_decay(model, muon(model))``
+    splits both groups the same way (see :mod:`multiopt_lab.recipes.compose`).
+
     Args:
         model (nn.Module): The model, as it will train (freeze and add LoRA first).
         muon (Optimizer, optional): The Muon group's optimizer, not yet used.
@@ -165,7 +179,7 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
             ``optim.AdamW(learning_rate=1e-3)``.
 
     Returns:
-        MultiOptimizer: Groups ``("muon", "adamw")``.
+        MultiOptimizer: Groups ``("muon", "adamw")`` (or split as above).
 
     Raises:
         ValueError: A group would be empty (no hidden matrix, or nothing but
@@ -178,13 +192,13 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
         >>> print(optimizer.filters[0].text)
         within("MoEBlock") and (module == "Linear" and ndim == 2 or module == "SwitchLinear" and ndim == 3) and not glob("*.moe.gate.*")
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"muon() needs the model (an nn.Module), to read its layers, got "
-                        f"{type(model).__name__}")
-    muon_optimizer = check_fresh(StackedMuon(0.02) if muon is None else muon, "muon", "muon")
-    adamw_optimizer = check_fresh(optim.AdamW(1e-3) if adamw is None else adamw, "muon", "adamw")
+    check_model(model, "muon()")
+    muon_optimizer = StackedMuon(0.02) if muon is None else muon
+    adamw_optimizer = optim.AdamW(1e-3) if adamw is None else adamw
+    muon_given = given_groups(muon_optimizer, "muon", "muon")
+    adamw_given = given_groups(adamw_optimizer, "muon", "adamw")
     table = ParameterTable.from_tree(model)
-    blocks = find_blocks(model)
+    blocks = hidden_blocks(model)
     kinds, ndims, paths = table.module_names, table.ndims, table.paths
     head = _head(table, blocks)
 
@@ -196,7 +210,8 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
     stacks = [kinds[i] for i in stack_rows]
     filters = [k for i, k in enumerate(kinds) if in_scope(i) and ndims[i] >= 4
                and any(k == c for c in _CONVOLUTIONS)]
-    if stacks and type(muon_optimizer) is optim.Muon:
+    muons = [muon_optimizer] if muon_given is None else [g.optimizer for g in muon_given]
+    if stacks and any(type(o) is optim.Muon for o in muons):
         raise ValueError(
             f"muon(): this {type(model).__name__} has 3-D expert stacks ({', '.join(sorted(set(stacks)))}, "
             f"e.g. {paths[stack_rows[0]]} {list(table.shapes[stack_rows[0]])}); MLX's optim.Muon "
@@ -213,10 +228,9 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
     conditions = [blocks.scope] if blocks is not None else []
     conditions.append(condition)
     if blocks is None and head:
-        conditions.append(f"not glob({quote_pattern(head + '.*')})")
+        conditions.append(f"not {glob_under(head)}")
     for router in _routers(table, blocks, stack_rows) if stacks else []:
-        pattern = quote_pattern(_relative(router, blocks) + ".*")
-        exclusion = f"not glob({pattern})"
+        exclusion = f"not glob({quote_pattern(_relative(router, blocks) + '.*')})"
         if exclusion not in conditions:
             conditions.append(exclusion)
     rule = " and ".join(conditions)
@@ -224,7 +238,12 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
         "adamw": "every trainable parameter is a hidden matrix (only adapters train?); train "
                  "them with the Muon optimizer alone, or unfreeze the norms to keep them on AdamW",
     })
-    return MultiOptimizer([muon_optimizer, adamw_optimizer], [rule], labels=["muon", "adamw"])
+    if muon_given is None and adamw_given is None:
+        return MultiOptimizer([muon_optimizer, adamw_optimizer], [rule], labels=["muon", "adamw"])
+    groups = expand_groups([("muon", rule, muon_given or muon_optimizer),
+                            ("adamw", None, adamw_given or adamw_optimizer)])
+    given = adamw_optimizer if adamw_given is not None else muon_optimizer
+    return build_optimizer(table, groups, settings_of(given), drop_empty=True)
 
 
 def _head(table, blocks) -> str:

@@ -14,7 +14,9 @@ import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.partition.table import ParameterTable
-from multiopt_lab.recipes.copies import check_fresh, without_weight_decay
+from multiopt_lab.arguments import check_flag, check_model
+from multiopt_lab.recipes.compose import build_optimizer, given_groups, settings_of, split_groups
+from multiopt_lab.recipes.copies import fresh_copy, without_weight_decay
 from multiopt_lab.recipes.model_parts import is_layer_kind, kinds_text, require_groups
 
 __all__ = ["no_weight_decay"]
@@ -42,14 +44,22 @@ def no_weight_decay(model: nn.Module, optimizer: optim.Optimizer, embeddings: bo
     only parameters of two dimensions or more, so it does decay its
     embeddings: pass ``embeddings=False`` to follow it.
 
+    Composes: given a MultiOptimizer (another recipe's, not yet used), each
+    of its groups with weight decay is split into ``"<group>/no_decay"`` and
+    ``"<group>/decay"`` (its order kept, splits that would be empty left
+    out), and a group without weight decay stays whole: Muon on the hidden
+    matrices and AdamW without decay on the norms is
+    ``no_weight_decay(model, muon(model))``. See :mod:`multiopt_lab.recipes.compose`.
+
     Args:
         model (nn.Module): The model, as it will train.
         optimizer (Optimizer): An optimizer with weight decay (``AdamW``,
-            ``SGD(weight_decay=...)``, ``Muon``), not yet used.
+            ``SGD(weight_decay=...)``, ``Muon``), not yet used; or a
+            MultiOptimizer whose groups are split.
         embeddings (bool, optional): Exempt embedding weights too. Default: ``True``.
 
     Returns:
-        MultiOptimizer: Groups ``("no_decay", "decay")``.
+        MultiOptimizer: Groups ``("no_decay", "decay")`` (or each given group split).
 
     Raises:
         ValueError: The optimizer has no weight decay, or a group would be empty.
@@ -60,10 +70,16 @@ def no_weight_decay(model: nn.Module, optimizer: optim.Optimizer, embeddings: bo
         >>> [o.weight_decay for o in opt.optimizers]
         [0.0, 0.01]
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"no_weight_decay() needs the model (an nn.Module), got {type(model).__name__}")
-    optimizer = check_fresh(optimizer, "no_weight_decay", "optimizer")
-    exempt = without_weight_decay(optimizer)
+    check_model(model, "no_weight_decay()")
+    check_flag(embeddings, "no_weight_decay()", "embeddings")
+    given = given_groups(optimizer, "no_weight_decay", "optimizer")
+    if given is None:
+        exempt = without_weight_decay(optimizer)
+    elif not any(getattr(g.optimizer, "weight_decay", None) for g in given):
+        raise ValueError("no_weight_decay(): no group of the optimizer given has weight decay "
+                         f"({', '.join(f'{g.label}: {type(g.optimizer).__name__}' for g in given)}), "
+                         "so there is nothing to turn off; give them the weight decay the other "
+                         "parameters get")
     table = ParameterTable.from_tree(model)
     rule = "ndim <= 1"
     if embeddings:
@@ -75,4 +91,14 @@ def no_weight_decay(model: nn.Module, optimizer: optim.Optimizer, embeddings: bo
                     "use the optimizer alone",
         "decay": "only norms, biases and embeddings train: use the optimizer without weight decay",
     })
-    return MultiOptimizer([exempt, optimizer], [rule], labels=["no_decay", "decay"])
+    if given is None:
+        return MultiOptimizer([exempt, optimizer], [rule], labels=["no_decay", "decay"])
+
+    def parts(group):
+        if not getattr(group.optimizer, "weight_decay", None):
+            return None  # nothing to turn off in this group: it stays whole
+        return [("no_decay", rule, without_weight_decay(group.optimizer)),
+                ("decay", None, fresh_copy(group.optimizer))]
+
+    return build_optimizer(table, split_groups(given, parts), settings_of(optimizer),
+                           drop_empty=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from multiopt_lab.arguments import checked, found
 from multiopt_lab.render.html import tree_css, tree_html
 from multiopt_lab.render.legend import legend_html, legend_text
 from multiopt_lab.render.text import tree_text
@@ -23,6 +24,7 @@ from multiopt_lab.render.tree_model import build_tree
 __all__ = ["render_text", "render_html"]
 
 
+@checked(assignment=lambda value, where, name: _check_assignment(value, where, name))
 def render_text(
     assignment,
     optimizers=None,
@@ -58,6 +60,7 @@ def render_text(
     return legend_text(assignment, optimizers) + "\n\n" + tree
 
 
+@checked(assignment=lambda value, where, name: _check_assignment(value, where, name))
 def render_html(
     assignment,
     optimizers=None,
@@ -105,3 +108,10 @@ def render_html(
                            interactive=interactive))
     parts.append("</div>")
     return "".join(parts)
+
+
+def _check_assignment(value, where: str, name: str):
+    if all(hasattr(value, attr) for attr in ("table", "group_labels", "group_index")):
+        return value
+    raise TypeError(f"{where}: {name} must be an Assignment (what multiopt_lab.assign(model, "
+                    f"filters, labels) or optimizer.assign(model) returns), found {found(value)}")

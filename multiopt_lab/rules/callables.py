@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from multiopt_lab.rules.errors import RuleError
+from multiopt_lab.rules.text import operand_text
 from multiopt_lab.partition.table import dtype_name
 
 __all__ = ["CallableRule", "features_of"]
@@ -98,23 +99,43 @@ class CallableRule:
             text, None, path,
         )
 
+    #: ``(left, right, word)`` of a rule made by :meth:`combine` or :meth:`negate`.
+    operands: tuple | None = None
+
     def select(self, table, rows: np.ndarray, text: str | None = None) -> np.ndarray:
         """Call the function on each selected row of a ``ParameterTable``."""
+        if self.operands is not None:
+            left, right, word = self.operands
+            result = np.asarray(left.select(table, rows), dtype=bool)
+            if word == "not":
+                return ~result
+            open_rows = result if word == "and" else ~result
+            if open_rows.any():
+                result = result.copy()
+                result[open_rows] = np.asarray(right.select(table, rows[open_rows]), dtype=bool)
+            return result
         paths, arrays, call = table.paths, table.arrays, self.call
         return np.fromiter((call(paths[i], arrays[i], text) for i in rows.tolist()),
                            dtype=bool, count=len(rows))
 
     @classmethod
     def combine(cls, left, right, word: str) -> "CallableRule":
-        """``left and right`` / ``left or right`` of two Rules, one at least a callable."""
+        """``left and right`` / ``left or right`` of two Rules, one at least a callable.
+
+        On a table each side is evaluated with its own ``select`` (a rule
+        reading ``module`` then sees the model's modules), the right side only
+        where the left one leaves the answer open, as ``and``/``or`` do.
+        """
         if word == "and":
             def both(path, array):
                 return left(path, array) and right(path, array)
         else:
             def both(path, array):
                 return left(path, array) or right(path, array)
-        both.__name__ = f"({left.describe()} {word} {right.describe()})"
-        return cls(both, not (left.depends_on_values or right.depends_on_values))
+        both.__name__ = f"({_operand(left, word)} {word} {_operand(right, word)})"
+        combined = cls(both, not (left.depends_on_values or right.depends_on_values))
+        combined.operands = (left, right, word)
+        return combined
 
     @classmethod
     def negate(cls, operand) -> "CallableRule":
@@ -123,4 +144,12 @@ class CallableRule:
             return not operand(path, array)
 
         negated.__name__ = f"not {operand.describe()}"
-        return cls(negated, not operand.depends_on_values)
+        rule = cls(negated, not operand.depends_on_values)
+        rule.operands = (operand, None, "not")
+        return rule
+
+
+def _operand(rule, word: str) -> str:
+    """How a rule reads as an operand of ``word`` in a combined rule's name."""
+    text = getattr(rule, "text", None)
+    return operand_text(text, word) if text is not None else rule.describe()

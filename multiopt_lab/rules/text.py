@@ -138,8 +138,10 @@ def quote_pattern(pattern: str) -> str:
     """
     if not isinstance(pattern, str):
         raise TypeError(f"expected a pattern string, got {type(pattern).__name__}")
-    plain = not any(c in pattern for c in "\"\n\r\t")
-    if plain and "\\" in pattern and not pattern.endswith("\\"):
+    printable = pattern.isprintable()
+    if printable and '"' not in pattern and "\\" in pattern and not pattern.endswith("\\"):
         return f'r"{pattern}"'  # regexes read best raw
     body = pattern.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + body.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+    if not printable:  # control characters, separators, lone surrogates: as escapes
+        body = "".join(c if c.isprintable() else repr(c)[1:-1] for c in body)
+    return '"' + body + '"'

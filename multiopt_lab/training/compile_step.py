@@ -32,9 +32,15 @@ from typing import Any, Callable, Sequence
 
 import mlx.core as mx
 
+from multiopt_lab.arguments import check_model, check_optimizer, checked, function, kind
 from multiopt_lab.optimizer.metrics import is_metrics_step
 
 __all__ = ["compile_step", "CompiledStep"]
+
+#: What a step, a model and an optimizer must be (compile_step and CompiledStep).
+_CHECKS = dict(step=function("a function (the training step, which calls optimizer.update)"),
+               model=check_model, optimizer=check_optimizer,
+               state=kind((list, tuple), "a list of more state to capture"))
 
 
 class CompiledStep:
@@ -56,6 +62,7 @@ class CompiledStep:
         1
     """
 
+    @checked(**_CHECKS)
     def __init__(self, step: Callable, model: Any, optimizer: Any, state: Sequence[Any] = ()):
         self.step, self.model, self.optimizer = step, model, optimizer
         self.extra_state = list(state)
@@ -102,6 +109,7 @@ class CompiledStep:
         return is_metrics_step(self._next_step, every)
 
 
+@checked(**_CHECKS)
 def compile_step(step: Callable, model: Any, optimizer: Any,
                  state: Sequence[Any] = ()) -> CompiledStep:
     """Compile a training step with ``[model.state, optimizer.state]`` as its state.

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from multiopt_lab.arguments import check_path
 from multiopt_lab.device import describe_facts, device_facts
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.describe import optimizer_metadata
@@ -93,6 +94,7 @@ class History:
         self._writer: history_io.CsvAppender | None = None
         self._follower: HistoryFollower | None = None
         if path is not None:
+            check_path(path, "History()", "path")
             self.stream_to(path)
 
     # -- recording -------------------------------------------------------
@@ -117,7 +119,8 @@ class History:
 
         Raises:
             ValueError: A run called ``name`` already exists, or the name or
-                a group label holds a line break (a file could not hold it).
+                a group label holds a line break or another control character (a
+                file could not hold it).
         """
         records = self._records
         with records.lock:
@@ -179,8 +182,9 @@ class History:
 
         Raises:
             TypeError: A value is not a scalar number. Nothing is recorded then.
-            ValueError: A group or metric name holds a line break. Nothing is
-                recorded then.
+            ValueError: A group or metric name holds a line break or another
+                control character, or ``metrics`` names the scalar group ``"-"``.
+                Nothing is recorded then.
 
         Example:
             >>> h = History(); h.record(3, loss=0.5, metrics={"total": {"grad_norm": 2.0}})
@@ -197,6 +201,11 @@ class History:
             if not isinstance(values, Mapping):
                 raise TypeError(f"metrics must map group -> {{metric: value}}, found {group!r}: {values!r}")
             group = check_name(str(group), "group label")
+            if group == SCALAR_GROUP:
+                raise ValueError(f"metrics holds the group {SCALAR_GROUP!r}, which is the group of "
+                                 "the loss and other scalars; record those as keyword arguments "
+                                 "(history.record(step, loss=..., accuracy=...)), or name the "
+                                 "group otherwise")
             for metric, value in values.items():
                 rows.append((group, check_name(str(metric), "metric name"),
                              _as_float(value, f"{group}.{metric}")))

@@ -31,6 +31,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
+from multiopt_lab.partition.labels import check_label_text
+
 __all__ = ["COLUMNS", "CsvAppender", "CsvTail", "parse_lines", "read_file", "check_name",
            "csv_chunks"]
 
@@ -91,27 +93,19 @@ def csv_chunks(columns: dict[str, list], runs: dict[str, dict], ended: set[str])
 
 
 def check_name(text: Any, what: str) -> str:
-    """``text`` if a history file can store it as a run, group or metric name; else ValueError.
+    """``text`` if a history file can store it as a run, group or metric name; else an error.
 
-    A name must be a string without line breaks (each row is one line: the
-    file could not be read back) that UTF-8 can write (no lone surrogates).
+    A name follows the character rule of every label
+    (:func:`multiopt_lab.partition.labels.check_label_text`): a string that
+    is one line of printable text, without line breaks (each row is one
+    line: the file could not be read back), other control characters or
+    lone surrogates (UTF-8 cannot write them).
 
     Example:
         >>> check_name("adamw", "group label")
         'adamw'
     """
-    if not isinstance(text, str):
-        raise TypeError(f"the {what} must be a str, found {type(text).__name__} {text!r:.60}")
-    if "\n" in text or "\r" in text:
-        raise ValueError(f"the {what} {text!r} holds a line break, which a history file cannot "
-                         "store (each row is one line, so the file could not be read back); "
-                         "use a name without one")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"the {what} {text!r} holds {text[err.start]!r}, which is not text "
-                         "(a lone surrogate) and cannot be written to a file") from None
-    return text
+    return check_label_text(text, what)
 
 
 #: What a bad line is reported with: (line number, 1-based; what is wrong).

@@ -20,14 +20,14 @@ from typing import Any
 
 import pandas as pd
 
-from multiopt_lab.partition.labels import TOTAL_LABEL
+from multiopt_lab.partition.labels import SCALAR_LABEL, TOTAL_LABEL
 from multiopt_lab.training.history_io import COLUMNS
 
 __all__ = ["HistoryRecords", "SCALAR_GROUP", "TOTAL_GROUP"]
 
-#: Group of the loss and of other scalars that belong to no parameter group.
-SCALAR_GROUP = "-"
-#: Group of the optimizer's totals over all parameters (the one reserved label).
+#: Group of the loss and of other scalars that belong to no parameter group (a reserved label).
+SCALAR_GROUP = SCALAR_LABEL
+#: Group of the optimizer's totals over all parameters (a reserved label).
 TOTAL_GROUP = TOTAL_LABEL
 
 

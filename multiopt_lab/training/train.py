@@ -13,13 +13,15 @@ Example:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
+from multiopt_lab.arguments import (check_history, check_model, check_optimizer, checked, found,
+                                    function, is_flag, is_text, optional)
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.optimizer.recorder import check_every
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
@@ -47,6 +49,32 @@ def _batch_source(batches: Any) -> Callable[[int], tuple]:
     raise TypeError(
         f"batches must be an iterable of batches or a callable step -> batch, found {type(batches).__name__}"
     )
+
+
+def _check_batches(batches: Any, where: str, name: str) -> Any:
+    # A string or a dict is iterable too, but its items are characters or keys.
+    if isinstance(batches, (str, bytes, Mapping)) or not (
+            callable(batches) or isinstance(batches, Iterable)):
+        raise TypeError(f"{where}: {name} must be an iterable of batches (tuples of the "
+                        f"arguments after the model) or a function step -> batch, found "
+                        f"{found(batches)}")
+    return batches
+
+
+def _check_callbacks(callbacks: Any, where: str, name: str) -> Any:
+    if callable(callbacks) or not isinstance(callbacks, (list, tuple)) or not all(
+            callable(c) for c in callbacks):
+        raise TypeError(f"{where}: {name} must be a list of functions (step, loss, history) -> "
+                        f"bool | None, found {found(callbacks)}; wrap one in a list")
+    return callbacks
+
+
+def _check_progress(progress: Any, where: str, name: str) -> Any:
+    if isinstance(progress, bool) or progress is None or callable(progress) or all(
+            callable(getattr(progress, hook, None)) for hook in ("update", "close")):
+        return progress
+    raise TypeError(f"{where}: {name} must be True, False, a function (total, stop) -> progress "
+                    f"or an object with update(step, loss) and close(), found {found(progress)}")
 
 
 def _as_arguments(batch: Any) -> tuple:
@@ -86,6 +114,10 @@ def _optimizer_metrics(optimizer: optim.Optimizer, seen_step: Any, every: int | 
     return optimizer.metrics or None, metrics_step
 
 
+@checked(model=check_model, optimizer=check_optimizer,
+         loss_fn=function("a function (model, *batch) -> scalar loss"), batches=_check_batches,
+         history=check_history, compile=is_flag, callbacks=_check_callbacks,
+         progress=_check_progress, run=optional(is_text))
 def train(
     model: nn.Module,
     optimizer: optim.Optimizer,

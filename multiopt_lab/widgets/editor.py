@@ -20,6 +20,7 @@ from html import escape
 import ipywidgets as widgets
 import mlx.optimizers as optim
 
+from multiopt_lab.arguments import check_kind, check_number, check_parameters
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.render.export import rules_python, rules_toml
 from multiopt_lab.optimizer.describe import describe_optimizer
@@ -30,7 +31,7 @@ from multiopt_lab.widgets.editor_parts import (
     EDITOR_CSS, button, close_inside, html_box, label_html, rule_row, typed_rule,
 )
 from multiopt_lab.live.rule_draft import Draft, evaluate_draft, group_warning, rule_field_text
-from multiopt_lab.live.sources import parameter_table
+from multiopt_lab.live.sources import parameter_table, rules_in_force
 from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.widgets.subshell import route_to_subshell
 from multiopt_lab.widgets.tree import ParameterTreeWidget
@@ -101,6 +102,10 @@ class RuleEditorWidget(widgets.VBox):
     def __init__(self, model, optimizer, *, tree: ParameterTreeWidget | None = None,
                  debounce_seconds: float = 0.3):
         model, optimizer = _model_and_optimizer(model, optimizer)
+        check_parameters(model, "RuleEditorWidget()", "model")
+        check_kind(tree, ParameterTreeWidget, "RuleEditorWidget()", "tree",
+                   "a ParameterTreeWidget to recolour", optional=True)
+        check_number(debounce_seconds, "RuleEditorWidget()", "debounce_seconds", low=0)
         self.optimizer = optimizer
         self.model = model
         self.table = parameter_table(model)
@@ -109,11 +114,13 @@ class RuleEditorWidget(widgets.VBox):
         self._own_tree = own_tree
         self._status_text = ""
         self.tree = ParameterTreeWidget(model, optimizer) if own_tree else tree
-        self.current = optimizer.assign(self.table)
+        # A rule in force may fail on some parameter (shape[1] on an unfrozen
+        # bias): the editor still opens, with the error under that rule.
+        self.current, failing = self._rules_in_force()
         self._labels = tuple(optimizer.labels)
         self._seen_texts = [rule_field_text(r) for r in optimizer.filters]
         self.tree.source_listeners.append(self._on_optimizer_changed)
-        self.draft = Draft(tuple(optimizer.filters), {}, self.current, [], False)
+        self.draft = Draft(tuple(optimizer.filters), failing, self.current, [], False)
         self.applier = Applier(optimizer, model, self._on_applied)
         self._debouncer = Debouncer(debounce_seconds, self.recompute)
 
@@ -152,8 +159,10 @@ class RuleEditorWidget(widgets.VBox):
         # a kernel subshell: the edit lands at the next step, not after the cell.
         for widget in [*self.inputs.values(), self.apply_button, self.revert_button]:
             route_to_subshell(widget, when=is_training)
+        for label, err in failing.items():
+            self.errors[label].value = _error_html(str(err))
         self._show_warnings(self.current)
-        self._show()
+        self._show(stale=bool(failing), failing=bool(failing))
 
     @property
     def status_text(self) -> str:
@@ -326,10 +335,19 @@ class RuleEditorWidget(widgets.VBox):
         self._seen_texts = texts
         self.table = parameter_table(self.model)  # the model may have grown a layer
         self.sizes = dict(zip(self.table.paths, self.table.sizes))
-        self.current = self.optimizer.assign(self.table)
+        self.current, _ = self._rules_in_force()
         self.recompute()
         if self._exported_form is not None:  # the export shows the optimizer's rules: the new ones now
             self.export(self._exported_form)
+
+    def _rules_in_force(self):
+        """The optimizer's assignment of the table, and ``label -> RuleError`` of its rules
+        that fail on a parameter (those parameters go on to the next rules)."""
+        assignment, failures = rules_in_force(self.optimizer, self.table)
+        failing: dict = {}
+        for failure in failures:
+            failing.setdefault(failure.label, failure.error)
+        return assignment, failing
 
     def _say(self, text: str, error: bool = False) -> None:
         """Show ``text`` in the status line (red when it is an error)."""
@@ -353,9 +371,12 @@ class RuleEditorWidget(widgets.VBox):
         moved = move_lines(pending.moves, self.sizes)
         self._say("Applied: " + ("; ".join(moved) if moved else "no parameter moved") + ".")
 
-    def _show(self, stale: bool = False) -> None:
+    def _show(self, stale: bool = False, failing: bool = False) -> None:
         draft = self.draft
         summary = move_summary(draft.moves, self.sizes) if draft.changed else "rules as applied; nothing to do"
         note = "<i>Fix the error above; showing the last valid rules.</i><br>" if stale else ""
+        if failing:  # the rules in force themselves fail (opened on such an optimizer)
+            note = ("<i>A rule in force fails on a parameter (above): updates fail until it is "
+                    "replaced. Edit it and Apply.</i><br>")
         self.preview.value = f'{note}<pre class="mol-preview-text">{escape(summary)}</pre>'
         self.apply_button.disabled = stale or not draft.changed

@@ -26,6 +26,8 @@ from html import escape
 
 import ipywidgets as widgets
 
+from multiopt_lab.arguments import (check_history, check_multi_optimizer, check_parameters,
+                                    checked, number)
 from multiopt_lab.widgets.editor import RuleEditorWidget
 from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.static_forms import png_data_url, widget_bundle
@@ -88,6 +90,8 @@ class LabWidget(widgets.VBox):
         (True, True)
     """
 
+    @checked(model=check_parameters, optimizer=check_multi_optimizer, history=check_history,
+             debounce_seconds=number(low=0))
     def __init__(self, model, optimizer, history=None, *, debounce_seconds: float = 0.3):
         self.tree = ParameterTreeWidget(model, optimizer)
         self.editor = RuleEditorWidget(model, optimizer, tree=self.tree, debounce_seconds=debounce_seconds)

@@ -57,6 +57,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from multiopt_lab.arguments import (checked, function, is_flag, is_text, number, optional,
+                                    required_history)
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.plots.live import remember_layout
@@ -106,6 +108,11 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         "Training monitor: run 'demo', 1 steps recorded, loss and 2 groups' metrics"
     """
 
+    @checked(history=required_history, run=optional(is_text), max_rate=number(low=0, low_open=True),
+             budget=number(low=0, low_open=True), smoothing=number(low=0, high=1, high_open=True),
+             width=number(low=1, integer=True), dpi=number(low=1, integer=True),
+             clock=function("a function () -> seconds"), max_interval=number(low=0, low_open=True),
+             background=is_flag)
     def __init__(
         self,
         history: History,

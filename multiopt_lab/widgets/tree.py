@@ -18,6 +18,7 @@ from html import escape
 
 import ipywidgets as widgets
 
+from multiopt_lab.arguments import check_parameters, checked, is_flag, number
 from multiopt_lab.render.details import details_html
 from multiopt_lab.render.document import render_html, render_text
 from multiopt_lab.optimizer.describe import describe_optimizer
@@ -71,6 +72,9 @@ class ParameterTreeWidget(widgets.VBox):
         ('layers.0.bias', 'head.bias')
     """
 
+    @checked(model_or_parameters=check_parameters, fold=is_flag,
+             open_depth=number(low=0, integer=True), search_debounce=number(low=0),
+             watch_seconds=number(low=0))
     def __init__(self, model_or_parameters, optimizer_or_assignment, *, fold: bool = True,
                  open_depth: int = 2, search_debounce: float = 0.2, watch_seconds: float = 1.0):
         self.model = model_or_parameters

@@ -179,3 +179,36 @@ def test_editor_recolours_tree_reports_errors_and_applies(page, scratch_notebook
                                'optimizer.assign(model.parameters()).labels["embed.weight"])')
     assert check.locator(".jp-OutputArea-output").inner_text().strip() == "ndim == 2 | muon"
     assert error_outputs(page) == []
+
+
+LOCKED_IN = """\
+import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
+from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+
+model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+for layer in model.layers:
+    layer.freeze(keys=["bias"])
+optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.01)], ["shape[1] == 8"], labels=["sgd", "adam"])
+grads = nn.value_and_grad(model, lambda m, x: m(x).sum())(model, mx.ones((3, 4)))[1]
+optimizer.update(model, grads)
+model.unfreeze()  # from now on the rule fails on the biases"""
+
+
+def test_editor_opens_on_a_rule_that_fails_and_replaces_it(page, scratch_notebook, screenshot):
+    widen(page, 1600)
+    open_notebook(page, scratch_notebook("failing_rule_in_lab.ipynb", [LOCKED_IN, LAB_CELL]))
+    run_all(page)
+    assert error_outputs(page) == []
+    lab = cell_locator(page, 2).locator(".mol-lab")
+    editor = lab.locator(".mol-rule-editor")
+    error = editor.locator(".mol-error .mol-error-text")
+    expect(error).to_contain_text("index 1 is out of range", timeout=KERNEL_MS)
+    expect(editor.locator(".mol-apply")).to_be_disabled()
+    screenshot(editor, "editor-failing-rule")
+    field = editor.locator(".mol-rule-input textarea")
+    field.fill("ndim == 2 and shape[1] == 8")
+    expect(error).to_have_count(0, timeout=KERNEL_MS)
+    editor.locator(".mol-apply").click()
+    expect(editor.locator(".mol-status")).to_contain_text("Applied", timeout=KERNEL_MS)
+    check = run_new_cell(page, "print(optimizer.filters[0].text)")
+    assert check.locator(".jp-OutputArea-output").inner_text().strip() == "ndim == 2 and shape[1] == 8"
