@@ -19,12 +19,13 @@ nbconvert's HTML (offline, without JavaScript) and a code host's notebook
 view. The page being edited keeps its live widgets; only the file changes.
 Reopened while the kernel still runs, an output shows its static form:
 display the widget again (its variable as a cell's last line) for the live
-view. Run on every save as a Jupyter server extension (``python3 dev.py
-lab`` turns it on)::
+view. It runs on every save as a Jupyter server extension, which ``python3
+dev.py lab`` turns on; for another server::
 
-    jupyter server extension enable multiopt_lab.widgets.saved_notebooks
+    jupyter lab --ServerApp.jpserver_extensions=multiopt_lab.widgets.saved_notebooks=True
 
-or for one server: ``jupyter lab --ServerApp.jpserver_extensions='{"multiopt_lab.widgets.saved_notebooks": true}'``.
+or, for good, in ``jupyter_server_config.py``:
+``c.ServerApp.jpserver_extensions = {"multiopt_lab.widgets.saved_notebooks": True}``.
 
 Example:
     >>> view = {"model_id": "3f2a", "version_major": 2, "version_minor": 0}
