@@ -11,6 +11,9 @@ installed by hand: the test job also installs Debian's ``chromium`` with
 
 The lab gets a JupyterLab settings folder of its own in ``.venv`` (the news
 pop-up and the update check turned off); the user's own settings stay as they are.
+It saves notebooks readable without a kernel: each widget output keeps its
+text, HTML and PNG forms, not the live view that only the running kernel can
+draw (``multiopt_lab.widgets.saved_notebooks``).
 
 Extra arguments after ``lab`` go to ``jupyter lab``; after ``test`` they go to
 pytest (``python3 dev.py test -k rules -x``).
@@ -43,6 +46,10 @@ LAB_OVERRIDES = {
     # No "Would you like to receive official Jupyter news?" pop-up, no update check.
     "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
 }
+# Server extensions the lab runs: notebooks are saved with their widgets' static
+# forms instead of views that need the kernel, so a saved notebook reopens readable
+# in JupyterLab, Notebook 7 and nbconvert's HTML (multiopt_lab/widgets/saved_notebooks.py).
+LAB_SERVER_EXTENSIONS = {"multiopt_lab.widgets.saved_notebooks": True}
 
 
 def say(message: str) -> None:
@@ -198,6 +205,9 @@ def lab_command(arguments: list[str]) -> list[str]:
     command = [VENV_PYTHON, "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'notebooks'}"]
     if not any(a.startswith("--LabApp.app_settings_dir") for a in arguments):
         command.append(f"--LabApp.app_settings_dir={lab_settings()}")
+    if not any(a.startswith("--ServerApp.jpserver_extensions") for a in arguments):
+        command += [f"--ServerApp.jpserver_extensions={name}={enabled}"
+                    for name, enabled in LAB_SERVER_EXTENSIONS.items()]
     if os.geteuid() == 0 and "--allow-root" not in arguments:
         command.append("--allow-root")  # containers often run as root; Jupyter refuses without it
     return [str(c) for c in command + arguments]

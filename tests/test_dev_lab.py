@@ -59,3 +59,20 @@ def test_the_lab_it_opens_asks_no_news_question(tmp_path):
         server.wait(timeout=30)
     # Nothing of it went into the user's own Jupyter settings.
     assert not (home["config"] / "lab" / "user-settings").exists()
+
+
+def test_the_lab_it_opens_saves_notebooks_readable_without_a_kernel(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dev_under_test", ROOT / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    command = dev.lab_command([f"--LabApp.app_settings_dir={tmp_path}"])
+    assert "--ServerApp.jpserver_extensions=multiopt_lab.widgets.saved_notebooks=True" in command
+    # The extension module is what jupyter_server loads: it names itself and registers the hook.
+    from multiopt_lab.widgets import saved_notebooks
+
+    assert saved_notebooks._jupyter_server_extension_points() == [{"module": "multiopt_lab.widgets.saved_notebooks"}]
+    # A user's own choice of extensions wins.
+    assert not any("saved_notebooks" in part for part in dev.lab_command(
+        [f"--LabApp.app_settings_dir={tmp_path}", "--ServerApp.jpserver_extensions=x=True"]))

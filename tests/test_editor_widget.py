@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from html import escape as html_escape
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -189,6 +190,27 @@ def test_apply_while_training_runs_in_another_thread_takes_effect_between_steps(
     muon_state = state_paths(optimizer.state["states"][0])
     adamw_state = state_paths(optimizer.state["states"][1])
     assert "head.weight" in muon_state and "head.weight" not in adamw_state
+
+
+def test_an_apply_taken_by_a_training_cell_reads_as_applied_before_the_event_loop_runs(setup):
+    # Tutorial 07: a callback applies mid-run on the kernel's main thread, the
+    # training loop takes the request at its next step, and the next cell prints
+    # the status before the event loop (which polls the request) ever ran.
+    model, optimizer = setup
+
+    async def scenario():
+        editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+        editor.inputs["muon"].set_state({"value": "ndim == 2"})
+        editor.apply()  # an event loop runs: the request waits for the next step
+        assert not editor.applier.pending.done
+        train_step(model, optimizer)  # the loop's next step applies it; no await: the loop never ran
+        return editor.status_text, editor.text(), editor.static_html(), editor
+
+    status, text, html, editor = asyncio.run(scenario())
+    assert status.startswith("Applied: 1 parameter"), status
+    assert status in text and "Applied: 1 parameter" in html and "rules as applied; nothing to do" in text
+    # Reported once: the event loop's own poll, once it ran, found it reported.
+    assert [line for line in sent(editor.status, "value") if line.startswith("Applied")] == [html_escape(status)]
 
 
 def test_follows_a_repartition_made_elsewhere(setup):

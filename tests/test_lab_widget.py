@@ -60,3 +60,26 @@ def test_the_widgets_layer_loads_matplotlib_only_for_the_monitor():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_saved_output_follows_the_run_s_end_and_an_apply(setup, monkeypatch):
+    # Tutorial 07: the lab is displayed, then trained; a saved notebook must show it after the run.
+    from test_monitor import show
+
+    model, optimizer = setup
+    history = History()
+    lab = LabWidget(model, optimizer, history, debounce_seconds=0)
+    updates = show(lab, monkeypatch)
+    history.record(1, loss=2.0, metrics={"muon": {"update_norm": 0.1}, "adamw": {"update_norm": 0.2}})
+    history.end_run()
+    assert updates, "the end of the monitor's run did not update the lab's output"
+    assert "Training monitor: run 'run1', 1 steps recorded" in updates[-1]["text/plain"]
+    assert 'class="mol-monitor-png"' in updates[-1]["text/html"]
+    lab.editor.inputs["muon"].set_state({"value": "ndim == 1"})
+    lab.editor.apply()
+    assert "Applied:" in updates[-1]["text/plain"] and "muon   ndim == 1" in updates[-1]["text/plain"]
+    count = len(updates)
+    lab.close()
+    history.start_run("later")
+    history.end_run()
+    assert len(updates) == count  # a closed lab no longer listens

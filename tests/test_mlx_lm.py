@@ -178,6 +178,8 @@ def test_the_callback_records_losses_rates_and_metrics_of_reported_steps(tmp_pat
     run(model, opt, args, training_callback=callback, iterate_batches=callback.iterate_batches,
         val_dataset=token_dataset(count=4, seed=1))
     history = callback.history
+    # mlx-lm calls nothing at its end: the last report ends the run (monitors draw their final state).
+    assert history.is_finished(callback.run)
     frame = history.frame
     assert frame[frame.metric == "loss"].step.tolist() == [4, 8, 12]
     # mlx-lm evaluates before iterations 1, 4, 8 and 12: after 0, 3, 7 and 11 steps.

@@ -113,7 +113,10 @@ def test_several_runs_overlaid():
     lines = lines_by_label(figure)
     assert list(lines) == ["muon", "adam"]
     assert len(lines["adam"].get_xdata()) == 10
-    assert same_colour(lines["adam"].get_color(), group_colour(1))
+    # A run is not a group: runs take the colours after the groups', never a group's.
+    assert same_colour(lines["adam"].get_color(), group_colour(len(LABELS) + 1))
+    groups = {mcolors.to_hex(group_colour(i)) for i in range(len(LABELS))}
+    assert not groups & {mcolors.to_hex(line.get_color()) for line in lines.values()}
     group_runs = plot_runs(history, "update_norm", group="matrices")
     assert list(lines_by_label(group_runs)) == ["muon"]
     with pytest.raises(KeyError, match="its runs are"):
@@ -279,6 +282,12 @@ def test_runs_compared_can_colour_groups_by_optimizer():
     assert sgd["sgd"].get_linestyle() != sgd["sgd2"].get_linestyle()
     with pytest.raises(ValueError, match="colour_by must be"):
         plot_update_ratios(history, run="sgd", colour_by="rainbow")
+    # Runs compared after that wear neither a group's nor an optimizer's colour.
+    used = {mcolors.to_hex(line.get_color()) for figure in (plot_update_ratios(history, run="sgd", colour_by="optimizer"),
+                                                        plot_update_ratios(history, run="mixed"))
+            for line in figure.axes[0].get_lines() if line.get_label() not in ("total", "reference 0.001")}
+    runs = {mcolors.to_hex(line.get_color()) for line in plot_runs(history).axes[0].get_lines()}
+    assert used and runs and not used & runs
 
 
 def test_the_overview_title_names_the_run_and_its_device():

@@ -11,6 +11,7 @@ blocks must parse, and are the rule file the ``check`` command reads.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,7 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 # Shell commands that do not run here, and why.
@@ -29,6 +31,8 @@ NOT_RUN_HERE = {
     r"python3 dev\.py (lab|test)\b": "sets up .venv and runs this very suite (or opens JupyterLab); CI runs it",
     r"conda env create\b": "conda is not installed on the test machine",
     r"source \.venv/bin/activate$": "the test activates the environment itself (its bin first on PATH)",
+    r"jupyter lab --ServerApp\.jpserver_extensions=": "starts a JupyterLab server; the browser tests run theirs "
+                                                     "with this very option (tests/browser/lab_process.py)",
 }
 # The user's own package that the README's check command names: a stand-in.
 STAND_IN_PACKAGE = {
@@ -72,6 +76,11 @@ def test_python_blocks_run_in_order_in_a_kernel(tmp_path):
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
+    # The first look, pasted as one cell, shows the split as a tree; so does the recipe's block.
+    for index in (0, 1):
+        shown = [output.data for output in notebook.cells[index].outputs if output.output_type == "execute_result"]
+        assert shown and 'class="mol-root' in shown[-1].get("text/html", ""), (
+            f"block {index + 1}, pasted as one cell, shows no tree:\n{notebook.cells[index].source}")
     problems = []
     for i, cell in enumerate(notebook.cells):
         for output in cell.outputs:
@@ -101,6 +110,18 @@ def test_shell_command_runs_as_written(command, tmp_path):
     reason = how_to_run(command)
     if reason is not None:
         pytest.skip(f"not run here: {reason}")
+    if command.startswith("pip install "):
+        # As written, in the checkout's folder, as into a fresh environment (--ignore-installed:
+        # a name pip finds only because it is installed here does not count), touching nothing
+        # (--dry-run); the dependencies are this environment's, so they are not fetched again.
+        dry_run = "pip install --dry-run --ignore-installed --no-deps --no-build-isolation --quiet --report - "
+        result = subprocess.run(["bash", "-c", command.replace("pip install ", dry_run, 1)], cwd=ROOT,
+                                env=activated_environment(), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        (installed,) = json.loads(result.stdout)["install"]
+        assert installed["metadata"]["name"] == "multiopt_lab"
+        assert set(installed.get("requested_extras") or []) <= set(installed["metadata"]["provides_extra"])
+        return
     known = ("python -m multiopt_lab ", "mlx.launch ")
     assert command.startswith(known), (
         f"the README has a command this test does not know how to run: {command!r}; run it here "

@@ -10,6 +10,11 @@ than content (``execution`` timings, ``ExecuteTime``, ``scrolled``), then
 writes the notebook the way Jupyter itself saves it (nbformat, one-space
 indent, sorted keys).
 
+The views go by the rule ``python3 dev.py lab`` applies on every save
+(``multiopt_lab.widgets.saved_notebooks.keep_readable_forms``); this tool
+also drops the state and the run metadata, for notebooks run elsewhere
+(``jupyter nbconvert --execute`` saves the widget state) and for commits.
+
 Usage:
     python tools/strip_widget_state.py                 # every notebooks/*.ipynb, in place
     python tools/strip_widget_state.py a.ipynb b.ipynb
@@ -29,9 +34,10 @@ from pathlib import Path
 
 import nbformat
 
+from multiopt_lab.widgets.saved_notebooks import WIDGET_VIEW, keep_readable_forms
+
 # Cell metadata written by front ends about a run or a view, not the content.
 RUN_AND_VIEW_CELL_KEYS = ("execution", "ExecuteTime", "scrolled")
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -60,10 +66,7 @@ def normalise_notebook(notebook: dict) -> dict:
         metadata = cell.get("metadata", {})
         for key in RUN_AND_VIEW_CELL_KEYS:
             metadata.pop(key, None)
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if WIDGET_VIEW in data and len(data) > 1:
-                del data[WIDGET_VIEW]
+    keep_readable_forms(notebook)  # no state is left: every view that has another form goes
     return notebook
 
 

@@ -361,6 +361,10 @@ class LabCallback(TrainingCallback):
             self._stop_training_mark()
         if self.wrapped_callback is not None:
             self.wrapped_callback.on_train_loss_report(train_info)
+        if self.args is not None and iteration >= self.args.iters:
+            # mlx-lm calls no callback when training ends: its last report ends the run, so
+            # monitors and the lab draw the final state (and a saved notebook keeps it).
+            self.history.end_run(self.run)
 
     def on_val_loss_report(self, val_info: dict) -> None:
         """Record the validation loss of iteration ``val_info["iteration"]``."""

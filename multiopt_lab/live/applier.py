@@ -79,6 +79,7 @@ class Applier:
         self.poll_seconds = poll_seconds
         self.idle_seconds = idle_seconds
         self.pending = None
+        self._reported = None
         self._last_activity = None
         self._idle_for = 0.0
 
@@ -103,11 +104,39 @@ class Applier:
         self._idle_for = 0.0
         loop.call_later(self.poll_seconds, self._check, self.pending)
 
+    def report_if_done(self) -> bool:
+        """Report a request that was applied while no event loop ran, now; True if it did.
+
+        A training loop on the kernel's main thread (``train()`` in a cell) applies
+        a request at its next step, but the event loop that would notice it, and
+        call ``on_done``, runs only once the cell ends. Whoever reads the outcome
+        first (the editor's status, its text form) asks here; ``on_done`` is
+        called once per request either way.
+
+        Example:
+            >>> import mlx.core as mx
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(1e-3)], ["ndim == 2"])
+            >>> done = []
+            >>> applier = Applier(optimizer, {"w": mx.zeros((2, 2))}, on_done=done.append)
+            >>> applier.pending = optimizer.request_repartition(["ndim == 1"])
+            >>> optimizer.between_steps({"w": mx.zeros((2, 2))})  # the training loop's step boundary
+            >>> applier.report_if_done(), applier.report_if_done(), len(done)
+            (True, False, 1)
+        """
+        pending = self.pending
+        if pending is None or not pending.done or pending is self._reported:
+            return False
+        self._reported = pending
+        self.on_done(pending)
+        return True
+
     def _check(self, pending) -> None:
         if pending is not self.pending:
             return  # a later Apply replaced this request; it reports for itself
         if pending.done:
-            self.on_done(pending)
+            self.report_if_done()
             return
         activity = _activity(self.optimizer)
         if activity is None or not _stepped(self._last_activity, activity):
@@ -125,5 +154,5 @@ class Applier:
             # The refusal is reported through on_done; no second copy on stderr.
             warnings.simplefilter("ignore")
             self.optimizer.apply_pending_repartition(self.parameters)
-        if pending.done:
-            self.on_done(pending)
+        if pending is not None and pending.done:
+            self.report_if_done()

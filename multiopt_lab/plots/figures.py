@@ -29,6 +29,7 @@ from multiopt_lab.plots.style import (
     COLOUR_BY,
     SAME_AS_STYLE,
     group_colour_map,
+    group_colours_used,
     legend_beside,
     new_axes,
     no_data,
@@ -263,10 +264,12 @@ def plot_runs(
 ) -> Figure:
     """Several runs overlaid: one line per run for ``metric`` of ``group``.
 
-    Runs take the palette's colours in the order given (a run is not a
-    group, so these colours do not mean groups here). A run identical to an
-    earlier one (a resumed run) is drawn dashed over it and labelled
-    ``"resumed (= never stopped)"``.
+    Runs take the palette's colours in the order given, after the colours
+    the history's groups take (a run is not a group: in a notebook that also
+    shows the groups, in the tree or in per-group figures, no run wears a
+    group's colour; the palette repeats only past seven groups and runs). A
+    run identical to an earlier one (a resumed run) is drawn dashed over it
+    and labelled ``"resumed (= never stopped)"``.
 
     Args:
         metric (str): Default: ``"loss"``.
@@ -296,7 +299,8 @@ def plot_runs(
     if not found:
         no_data(ax, f"{metric}{where}")
         return figure
-    colours = {name: group_colour(i) for i, name in enumerate(chosen)}
+    taken = group_colours_used(history)
+    colours = {name: group_colour(taken + i) for i, name in enumerate(chosen)}
     draw_group_lines(ax, found, [name for name in chosen if name in found], colours)
     if log:
         ax.set_yscale("log")

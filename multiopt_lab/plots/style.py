@@ -36,6 +36,7 @@ from multiopt_lab.palette import FALLBACK_GREY, group_colour
 
 __all__ = [
     "THEMES", "COLOUR_BY", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "optimizer_colour_map",
+    "group_colours_used",
     "series", "smooth", "no_data", "steady_limits", "step_axis", "same_as", "note_same_in_title", "legend_beside",
     "retheme",
 ]
@@ -248,6 +249,24 @@ def optimizer_colour_map(history: History, run: str | None = None) -> tuple[dict
         styles[label] = _STYLES[used.get(cls, 0) % len(_STYLES)]
         used[cls] = used.get(cls, 0) + 1
     return colours, styles
+
+
+def group_colours_used(history: History) -> int:
+    """How many palette colours groups can take in ``history``'s figures (by place or by optimizer class).
+
+    Figures of runs start their colours after these, so no run wears a group's colour.
+
+    Example:
+        >>> h = History()
+        >>> for name, classes in (("a", ["SGD"]), ("b", ["Adam"]), ("c", ["Muon", "Adam"])):
+        ...     _ = h.start_run(name, {"labels": [c.lower() for c in classes],
+        ...                            "optimizers": [{"class": c} for c in classes]})
+        >>> group_colours_used(h)   # two groups at most, three optimizer classes
+        3
+    """
+    groups = max((len(history.labels(name)) for name in history.runs), default=0)
+    classes = {cls for name in history.runs for cls in _optimizer_classes(history, name).values()}
+    return max(groups, len(classes))
 
 
 def same_as(found: dict, order) -> dict[str, str]:

@@ -177,6 +177,7 @@ class RuleEditorWidget(widgets.VBox):
             >>> editor.inputs["sgd"].value = "ndim == 1"; editor.apply(); editor.status_text
             'Applied: 2 parameters, 48 elements: sgd -> adam; 2 parameters, 10 elements: adam -> sgd.'
         """
+        self.applier.report_if_done()  # an Apply a training cell took at its next step
         return self._status_text
 
     def text(self) -> str:
@@ -192,6 +193,7 @@ class RuleEditorWidget(widgets.VBox):
             >>> print(RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:3])
             ['Rules (first match wins; the last group takes the rest):', '  muon   ndim == 2', '  adamw  (fallback)']
         """
+        self.applier.report_if_done()
         rows = self._rule_rows()
         width = max(len(label) for label, _, _, _ in rows)
         lines = ["Rules (first match wins; the last group takes the rest):"]
@@ -219,6 +221,7 @@ class RuleEditorWidget(widgets.VBox):
             >>> "mol-rules-static" in RuleEditorWidget(model, optimizer).static_html()
             True
         """
+        self.applier.report_if_done()
         cells = []
         for i, (label, rule_text, error, warning) in enumerate(self._rule_rows()):
             notes = escape(error) + (f"! {escape(warning)}" if warning else "")

@@ -8,6 +8,12 @@ editor, tree, monitor. The tree never wraps a row: it scrolls
 sideways in its column, and in the lab it scrolls down too past 34 rows of
 text, so the monitor stays near.
 
+What the lab's output keeps for a reader without a kernel (its text and
+HTML forms, see :mod:`~multiopt_lab.widgets.static_forms`) follows it: the
+output is displayed with a display id and updated when the monitor's run
+ends and whenever the editor's status changes (an Apply landed), so a saved
+notebook shows the lab after the run, not as it was displayed.
+
 Example:
     >>> from multiopt_lab.training.history import History
     >>> import mlx.optimizers as optim
@@ -96,6 +102,8 @@ class LabWidget(widgets.VBox):
         self.tree = ParameterTreeWidget(model, optimizer)
         self.editor = RuleEditorWidget(model, optimizer, tree=self.tree, debounce_seconds=debounce_seconds)
         self.monitor = None
+        self._display_handle = None
+        self._unsubscribe = None
         parts = [self.editor, self.tree]
         if history is not None:
             # Imported here: the monitor brings matplotlib, needed only with a history.
@@ -109,6 +117,10 @@ class LabWidget(widgets.VBox):
         style.add_class("mol-lab-style")
         super().__init__([style, self.grid])
         self.add_class("mol-lab")
+        self.editor.status.observe(self._update_display, "value")
+        if history is not None:
+            # Subscribed after the monitor: its last figure is drawn before the lab's output takes it.
+            self._unsubscribe = history.subscribe(self._on_history_event)
 
     def text(self) -> str:
         """The editor (rules, preview), the monitor's line and the tree, as text.
@@ -150,7 +162,24 @@ class LabWidget(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs) -> dict:
         return widget_bundle(self, self.text(), html=self.static_html())
 
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        self._display_handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
+
+    def _update_display(self, *_) -> None:
+        if self._display_handle is not None:
+            self._display_handle.update(self._repr_mimebundle_(), raw=True)
+
+    def _on_history_event(self, history, event: str) -> None:
+        if event == "end_run" and self.monitor is not None and history.current_run == self.monitor.run:
+            self._update_display()
+
     def close(self) -> None:
         """Close the lab: editor, monitor, tree and every widget inside them."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._display_handle = None
         close_inside(self)
         super().close()

@@ -7,6 +7,8 @@ widget's ``repr``: ``ParameterTreeWidget(children=(HBox(...``. Each widget
 therefore puts what it shows into the bundle too: a text form (what nbval
 compares), an HTML form and, for figures, a PNG. A live front end still
 picks the widget view; everything else picks the best form it can show.
+JupyterLab picks the view even once its kernel is gone, so notebooks are
+saved without it (:mod:`multiopt_lab.widgets.saved_notebooks`).
 
 Example:
     >>> import ipywidgets

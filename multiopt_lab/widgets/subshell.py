@@ -9,6 +9,24 @@ messages handled at once, on that thread. Checked against ipykernel 7.4 with
 a real kernel (``tests/test_monitor.py``) and in JupyterLab
 (``tests/browser/test_training_in_lab.py``).
 
+The kernel's status while a cell runs. A subshell publishes ``busy`` and
+``idle`` on IOPub for every message it handles, with that message as the
+parent. jupyter_server (``/api/kernels``) and JupyterLab (its status bar,
+``kernel.status``) take any status whose parent type is not in
+``untracked_message_types`` as the state of the whole kernel, and know
+nothing of subshells: the first widget message handled mid-cell turned the
+kernel Idle while the cell still trained. The statuses cannot simply be
+dropped: ipywidgets sends a model's next update only once the previous
+message's ``idle`` arrived (matched by the parent's ``msg_id``). So while the
+main shell is busy, a subshell's statuses for comm messages go out with the
+parent's ``msg_type`` replaced by ``comm_info_request`` (its ``msg_id``, and
+so the front end's wait, unchanged): a type both jupyter_server's default
+``untracked_message_types`` and JupyterLab (which reads the same list) leave
+out of the kernel's state. The original type stays in the parent header as
+``subshell_msg_type``. When the main shell is idle, nothing changes: handling
+a widget message is then the kernel's only work and shows as such.
+(``tests/browser/test_kernel_status_in_lab.py``.)
+
 Example:
     >>> import ipywidgets
     >>> route_to_subshell(ipywidgets.Button())   # outside a kernel: nothing to route
@@ -23,10 +41,17 @@ from collections.abc import Callable
 
 import ipywidgets
 
-__all__ = ["route_to_subshell"]
+__all__ = ["route_to_subshell", "keep_statuses_off_the_kernel_state"]
 
 _subshell_lock = threading.Lock()
 _subshell: dict[int, str] = {}
+
+#: Messages a front end sends to a comm; their statuses on a subshell are kept
+#: out of the kernel's state while the main shell is busy.
+COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
+#: A parent type that jupyter_server's default ``untracked_message_types`` (and
+#: JupyterLab, which is given the same list) leave out of the kernel's state.
+UNTRACKED_PARENT_TYPE = "comm_info_request"
 
 
 def _kernel_subshell() -> str | None:
@@ -57,8 +82,66 @@ def _kernel_subshell() -> str | None:
                 return None
         except Exception:  # a kernel whose internals differ: fall back, never break training
             return None
+        keep_statuses_off_the_kernel_state(kernel, channel.parent_thread)
         _subshell[id(kernel)] = created["id"]
         return created["id"]
+
+
+def keep_statuses_off_the_kernel_state(kernel, main_thread: threading.Thread) -> bool:
+    """Have ``kernel``'s subshells report comm messages without moving the kernel's state.
+
+    Wraps the kernel's ``_publish_status`` once: the main thread's statuses
+    are followed (busy from its ``busy`` to its ``idle``), and while it is busy
+    a status published on any other thread for a comm message carries a
+    parent header whose ``msg_type`` is :data:`UNTRACKED_PARENT_TYPE` (the
+    original kept as ``subshell_msg_type``, the ``msg_id`` unchanged). Must be
+    called on the main thread while it handles a request (a cell), as
+    :func:`route_to_subshell` is.
+
+    Args:
+        kernel: The running ``ipykernel`` kernel.
+        main_thread (threading.Thread): The thread of the main shell.
+
+    Returns:
+        bool: ``True`` if the statuses are now kept off (or already were),
+        ``False`` for a kernel without ``_publish_status`` (left as it is).
+
+    Example:
+        >>> import threading
+        >>> class Kernel:
+        ...     def __init__(self): self.sent = []
+        ...     def get_parent(self, channel): return {"header": {"msg_id": "7", "msg_type": "comm_msg"}}
+        ...     def _publish_status(self, status, channel, parent=None): self.sent.append(parent)
+        >>> kernel = Kernel()
+        >>> keep_statuses_off_the_kernel_state(kernel, main_thread=threading.Thread())  # main busy
+        True
+        >>> kernel._publish_status("idle", "shell")   # here, not the main thread: a subshell's
+        >>> kernel.sent[-1]["header"]
+        {'msg_id': '7', 'msg_type': 'comm_info_request', 'subshell_msg_type': 'comm_msg'}
+    """
+    publish = getattr(kernel, "_publish_status", None)
+    if publish is None:
+        return False
+    if getattr(publish, "_multiopt_lab_wrapped", False):
+        return True
+    # Called on the main thread in the middle of a request: the main shell is busy.
+    main_busy = [True]
+
+    def publish_status(status, channel, parent=None):
+        if channel == "shell":
+            if threading.current_thread() is main_thread:
+                main_busy[0] = status == "busy"
+            elif main_busy[0]:
+                parent = parent or kernel.get_parent(channel)
+                header = parent.get("header") or {}
+                if header.get("msg_type") in COMM_MESSAGES:
+                    parent = {**parent, "header": {**header, "msg_type": UNTRACKED_PARENT_TYPE,
+                                                   "subshell_msg_type": header["msg_type"]}}
+        return publish(status, channel, parent)
+
+    publish_status._multiopt_lab_wrapped = True
+    kernel._publish_status = publish_status
+    return True
 
 
 def route_to_subshell(widget: ipywidgets.Widget, when: Callable[[], bool] | None = None) -> bool:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -24,6 +25,12 @@ import urllib.request
 from pathlib import Path
 
 from processes import free_local_port, pids_mentioning, signal_group, signal_pid
+
+_dev_spec = importlib.util.spec_from_file_location("dev_for_browser_tests", Path(__file__).resolve().parents[2] / "dev.py")
+_dev = importlib.util.module_from_spec(_dev_spec)
+_dev_spec.loader.exec_module(_dev)
+# The server extensions `python3 dev.py lab` runs (saving notebooks readable without a kernel).
+LAB_SERVER_EXTENSIONS = _dev.LAB_SERVER_EXTENSIONS
 
 # Settings a user would click away; in a test they would make requests to the
 # internet (news, update check, extension manager) or rewrite files (autosave).
@@ -40,6 +47,10 @@ LAB_SETTING_OVERRIDES = {
 }
 
 
+# The Jupyter application of each front end, whose options the command line sets.
+APPS = {"lab": "LabApp", "notebook": "JupyterNotebookApp"}
+
+
 class LabServer:
     """A JupyterLab process serving ``notebook_dir`` on 127.0.0.1 only.
 
@@ -51,6 +62,9 @@ class LabServer:
     Args:
         notebook_dir (Path): Folder served as the JupyterLab root.
         work_dir (Path): Empty folder for Jupyter's own files and the log.
+        app (str, optional): ``"lab"`` (JupyterLab) or ``"notebook"``
+            (Jupyter Notebook 7, the same server and widget manager in
+            Notebook's own page). Default: ``"lab"``.
 
     Example:
         >>> server = LabServer(Path("nbs"), Path("work"))  # doctest: +SKIP
@@ -58,7 +72,10 @@ class LabServer:
         'http://127.0.0.1:40123'
     """
 
-    def __init__(self, notebook_dir: Path, work_dir: Path):
+    def __init__(self, notebook_dir: Path, work_dir: Path, app: str = "lab"):
+        if app not in APPS:
+            raise ValueError(f"Expected app 'lab' or 'notebook', got {app!r}.")
+        self.app = app
         self.notebook_dir = Path(notebook_dir)
         self.work_dir = Path(work_dir)
         self.log_path = self.work_dir / "jupyterlab.log"
@@ -146,8 +163,9 @@ class LabServer:
         return env
 
     def _launch(self) -> None:
+        app = APPS[self.app]
         command = [
-            sys.executable, "-m", "jupyter", "lab",
+            sys.executable, "-m", *(["jupyter", "lab"] if self.app == "lab" else ["notebook"]),
             f"--ServerApp.port={self.port}",
             "--ServerApp.port_retries=0",
             "--ServerApp.ip=127.0.0.1",
@@ -156,12 +174,13 @@ class LabServer:
             "--ServerApp.password=",
             "--allow-root",
             "--no-browser",
-            f"--LabApp.app_settings_dir={self.work_dir / 'settings'}",
-            f"--LabApp.workspaces_dir={self.work_dir / 'workspaces'}",
-            "--LabApp.news_url=",
-            "--LabApp.expose_app_in_browser=True",
+            f"--{app}.app_settings_dir={self.work_dir / 'settings'}",
+            f"--{app}.workspaces_dir={self.work_dir / 'workspaces'}",
+            f"--{app}.expose_app_in_browser=True",
+            *(["--LabApp.news_url="] if self.app == "lab" else []),
             "--KernelSpecManager.ensure_native_kernel=True",
             "--LanguageServerManager.autodetect=False",
+            *(f"--ServerApp.jpserver_extensions={name}={enabled}" for name, enabled in LAB_SERVER_EXTENSIONS.items()),
         ]
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
