@@ -53,6 +53,7 @@ from mlx_lm.tuner.trainer import iterate_batches as mlx_lm_iterate_batches
 from multiopt_lab.io.checkpoint import LoadReport, load_state
 from multiopt_lab.io.checkpoint import save_state as write_state
 from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.optimizer.reporting import report_findings
 from multiopt_lab.partition.labels import TOTAL_LABEL
 from multiopt_lab.training.history import History
 from multiopt_lab.training.loop_activity import training_in_progress
@@ -126,6 +127,11 @@ class LabCallback(TrainingCallback):
             ``train``, if not mlx-lm's own. Default: mlx-lm's.
         wrapped_callback (TrainingCallback, optional): Another callback to
             call too (mlx-lm's ``WandBCallback``, ...). Default: ``None``.
+        warn_findings (bool, optional): Warn once per finding of severity
+            error or warning in how ``optimizer`` splits ``model`` (MLX's
+            ``Muon`` on a norm, Muon on expert stacks, a dead rule...), when
+            the callback is made; ``False`` marks them reported without a
+            warning. Default: ``True``.
 
     Attributes:
         history (History): The history recorded into.
@@ -145,10 +151,12 @@ class LabCallback(TrainingCallback):
     def __init__(self, optimizer: Any, model: Any, history: History | None = None, *,
                  args: Any = None, metrics: bool = True, save_state: bool = False,
                  run: str | None = None, iterate_batches: Callable | None = None,
-                 wrapped_callback: TrainingCallback | None = None):
+                 wrapped_callback: TrainingCallback | None = None, warn_findings: bool = True):
         if save_state and args is None:
             raise ValueError("save_state=True needs args (the TrainingArgs given to train), "
                              "to know where mlx-lm saves its adapters and when; pass args=args")
+        if not isinstance(warn_findings, bool):
+            raise TypeError(f"expected warn_findings to be True or False, found {warn_findings!r}")
         if iterate_batches is not None and not callable(iterate_batches):
             raise TypeError(f"expected iterate_batches to be callable (mlx-lm's signature), "
                             f"found {type(iterate_batches).__name__}")
@@ -165,6 +173,8 @@ class LabCallback(TrainingCallback):
         self._training = None
         if self._metrics and optimizer.metrics_every is None:
             optimizer.metrics_every = 1  # inside a compiled step the variant decides
+        # Before between_steps routes: the optimizer then knows what was reported.
+        report_findings(optimizer, model, warn=warn_findings)
         metadata = dict(optimizer_metadata(optimizer), trainer="mlx_lm")
         self.run = self.history.start_run(run, metadata)
         if self._multi:
