@@ -163,44 +163,40 @@ def find_near_misses(table, winners: np.ndarray, labels, unfit=None,
     if not len(fallback) or not len(taken):
         return ()
     n_forms = int(forms.max()) + 1
-    # (key, form) pairs the fallback holds, and (key, group, form) pairs the rules took.
+    # (key, form) pairs the fallback holds; (key, group) pairs the rules took, with the forms
+    # taken. A (key, group) pair whose forms all differ from what the fallback holds in that
+    # key split its look-alikes by form. All in numpy: this runs on every keystroke.
     held = np.unique(keys[fallback] * n_forms + forms[fallback])
-    codes = (keys[taken] * n_rules + winners[taken]) * n_forms + forms[taken]
-    took, first = np.unique(codes, return_index=True)
-    wanted = set((held // n_forms).tolist())
-    fallback_forms: dict[int, set[int]] = {}
-    for code in held.tolist():
-        fallback_forms.setdefault(code // n_forms, set()).add(code % n_forms)
-    # key -> group -> (forms that group took, the first parameter it took)
-    rule_forms: dict[int, dict[int, list]] = {}
-    for code, q in zip(took.tolist(), taken[first].tolist()):
-        key_group, form = divmod(code, n_forms)
-        key, g = divmod(key_group, n_rules)
-        if key in wanted:
-            entry = rule_forms.setdefault(key, {}).setdefault(g, [set(), q])
-            entry[0].add(form)
-            entry[1] = min(entry[1], q)
+    key_group = keys[taken] * n_rules + winners[taken]
+    shared = np.isin(keys[taken] * n_forms + forms[taken], held)
+    pairs, inverse = np.unique(key_group, return_inverse=True)
+    overlapping = np.zeros(len(pairs), dtype=bool)
+    np.logical_or.at(overlapping, inverse, shared)
+    first = np.full(len(pairs), len(winners), dtype=np.int64)
+    np.minimum.at(first, inverse, taken)
+    pair_keys = pairs // n_rules
+    chosen = ~overlapping & np.isin(pair_keys, held // n_forms)
+    if not chosen.any():
+        return ()
     # Per look-alike key: the rules that split it by form, in partition order.
     by_form: dict[int, list[tuple[int, int]]] = {}
-    for key, groups in rule_forms.items():
-        mine = fallback_forms[key]
-        chosen = [(g, q) for g, (their, q) in sorted(groups.items()) if not their & mine]
-        if chosen:
-            by_form[key] = chosen
-    if not by_form:
-        return ()
-    paths = table.paths
-    descriptions: dict[int, str] = {}
+    for code, q in zip(pairs[chosen].tolist(), first[chosen].tolist()):
+        by_form.setdefault(code // n_rules, []).append((code % n_rules, q))
+    candidates = fallback[np.isin(keys[fallback], pair_keys[chosen])]
+    paths, kinds, shapes = table.paths, table.module_names, table.shapes
+    descriptions: dict[tuple, str] = {}
 
     def described(i: int) -> str:
-        if i not in descriptions:
-            descriptions[i] = describe_row(table, i)
-        return descriptions[i]
+        kind = (kinds[i], shapes[i])
+        if kind not in descriptions:
+            descriptions[kind] = describe_row(table, i)
+        return descriptions[kind]
 
+    blocked = untrainable[:, candidates].T.tolist() if untrainable is not None else None
     found = []
-    for p, key in zip(fallback.tolist(), keys[fallback].tolist()):
-        for g, q in by_form.get(key, ()):
-            if untrainable is not None and untrainable[g, p]:
+    for j, (p, key) in enumerate(zip(candidates.tolist(), keys[candidates].tolist())):
+        for g, q in by_form[key]:
+            if blocked is not None and blocked[j][g]:
                 continue
             found.append(NearMiss(paths[p], labels[g], paths[q], described(p), described(q)))
             break
