@@ -47,7 +47,7 @@ def warn_once(findings, seen: set, warn: bool = True, stacklevel: int = 2) -> li
     Example:
         >>> from multiopt_lab.partition import findings
         >>> seen = set()
-        >>> warn_once([findings.empty_group("adamw")], seen)  # a note: never warned
+        >>> warn_once([findings.overlap("a", ["w"], ["b"])], seen)  # a note: never warned
         []
     """
     new = [f for f in findings if f.flagged and f.key not in seen]
