@@ -9,12 +9,15 @@ measured in one process, interleaved, after a warm-up:
 * ``assign (table)``: ``assign(table, rules, labels, optimizers=...)`` from
   the editor's table, selections cached (what a keystroke that changed one
   rule costs at least); the baseline;
-* ``findings``: ``assignment.diagnostics`` on that new assignment (rules,
+* ``findings``: ``assignment.diagnostics`` alone, on a new assignment (rules,
   overlaps, near misses, every group's optimizer contract), the table's
   per-parameter roles already computed (the editor keeps its table);
-* ``findings, new table``: the same on a table seen for the first time
-  (roles and look-alike keys computed too);
-* ``per-parameter flags``: ``param_infos`` (what the tree and legend read).
+* ``new table``: the same on a table object seen for the first time (roles
+  and look-alike keys computed too: once per table);
+* ``flags``: ``param_infos`` alone (what the tree and legend read), on an
+  assignment whose findings are computed.
+
+Each is timed on its own (its setup untimed), the four interleaved.
 
 The model: an embedding, N layers of attention, norms, an MLP and a
 convolution (12 arrays each), an output head; Muon on the layers' linear
@@ -29,6 +32,7 @@ import copy
 import os
 import statistics
 import sys
+import time
 
 import mlx.optimizers as optim
 
@@ -38,7 +42,7 @@ from multiopt_lab.render.params import param_infos
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_assign import Model  # noqa: E402
-from report import header, race, record  # noqa: E402
+from report import header, record  # noqa: E402
 
 RULES = ['within("Layer") and (module == "Linear" and ndim == 2 or glob("*.norm1.*"))',
          'module == "Conv2d"']
@@ -47,6 +51,14 @@ LABELS = ["muon", "conv", "rest"]
 
 def optimizers():
     return [optim.Muon(0.02), optim.SGD(0.1, momentum=0.9), optim.SGD(0.1, weight_decay=1e-4)]
+
+
+def timed(setup, measure) -> float:
+    """Seconds ``measure(setup())`` takes, ``setup`` untimed."""
+    prepared = setup()
+    start = time.perf_counter()
+    measure(prepared)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -66,24 +78,29 @@ def main() -> None:
         def reassign():
             return assign(table, RULES, LABELS, optimizers=opts)
 
-        def findings():
-            reassign().diagnostics
+        def with_findings():
+            assignment = reassign()
+            assignment.diagnostics
+            return assignment
 
-        def findings_new_table():
-            fresh = copy.copy(table)  # a new table object: no roles or keys cached for it
-            assign(fresh, RULES, LABELS, optimizers=opts).diagnostics
-
-        def flags():
-            param_infos(reassign())
-
-        times = race([reassign, findings, findings_new_table, flags], repeats=args.repeat, warmup=2)
-        base, with_findings, new_table, with_flags = (statistics.median(t) * 1e3 for t in times)
-        only = with_findings - base
-        print(f"{len(table):>10,}  {base:>14.1f}  {only:>9.1f}  {new_table - base:>9.1f}  "
-              f"{with_flags - with_findings:>7.1f}  {only / base:>17.2f}", flush=True)
-        size = f"{len(table):,} parameters"
-        record("bench_findings", "findings of a new assignment", with_findings, base,
-               with_findings / base, "assign (table)", size=size)
+        cases = [
+            (lambda: None, lambda _: reassign()),                                  # assign (table)
+            (reassign, lambda a: a.diagnostics),                                   # findings
+            (lambda: assign(copy.copy(table), RULES, LABELS, optimizers=opts),    # a new table object:
+             lambda a: a.diagnostics),                                             # no roles or keys cached
+            (with_findings, param_infos),                                          # per-parameter flags
+        ]
+        times: list[list[float]] = [[] for _ in cases]
+        for repetition in range(args.repeat + 2):  # two warm-up rounds, interleaved
+            for i, (setup, measure) in enumerate(cases):
+                seconds = timed(setup, measure)
+                if repetition >= 2:
+                    times[i].append(seconds)
+        base, findings, new_table, flags = (statistics.median(t) * 1e3 for t in times)
+        print(f"{len(table):>10,}  {base:>14.1f}  {findings:>9.1f}  {new_table:>9.1f}  "
+              f"{flags:>7.1f}  {findings / base:>17.2f}", flush=True)
+        record("bench_findings", "findings of a new assignment", findings, base, findings / base,
+               "assign (table)", size=f"{len(table):,} parameters")
 
 
 if __name__ == "__main__":
