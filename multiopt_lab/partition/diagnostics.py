@@ -439,7 +439,7 @@ def diagnose(table, masks: np.ndarray, winners: np.ndarray, labels, rule_texts,
     labels = tuple(labels)
     winners = np.asarray(winners)
     n_rules = len(labels) - 1
-    fallback_only = tuple(paths[i] for i in np.flatnonzero(winners == n_rules).tolist())
+    fallback_only = tuple([paths[i] for i in np.flatnonzero(winners == n_rules).tolist()])
     found = _rule_findings(table, masks, winners, labels, rule_texts, rules)
     overlaps, overlap_findings = _overlaps(paths, masks, winners, labels)
     found += overlap_findings
