@@ -19,6 +19,8 @@ from multiopt_lab.partition.assignment import Assignment, Move, assign
 from multiopt_lab.io.checkpoint import LoadReport, load_state, save_state
 from multiopt_lab.training.compile_step import CompiledStep, compile_step
 from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics
+from multiopt_lab.partition.findings import Finding, FindingWarning
+from multiopt_lab.partition.contracts import OptimizerContract, declare_contract
 from multiopt_lab.distributed.data_parallel import DataParallel, OutOfSyncError
 from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
 from multiopt_lab.distributed.launch import DistributedRunError, launch
@@ -62,11 +64,14 @@ __all__ = [
     "DataParallel",
     "Diagnostics",
     "DistributedRunError",
+    "Finding",
+    "FindingWarning",
     "History",
     "LabWidget",
     "LoadReport",
     "Move",
     "MultiOptimizer",
+    "OptimizerContract",
     "OutOfSyncError",
     "ParameterTable",
     "ParameterTreeWidget",
@@ -83,6 +88,7 @@ __all__ = [
     "by_ndim",
     "by_regex",
     "compile_step",
+    "declare_contract",
     "launch",
     "load_checkpoint",
     "load_rules",

@@ -1,14 +1,21 @@
 """Command line: guard a project's optimizer filters in CI.
 
 ``python -m multiopt_lab check RULES.toml --model package.module:factory``
-prints each group's share and the diagnostics (warnings, near misses
-included, and what only the fallback took), and exits with
+prints each group's share and the findings (errors, warnings and notes, in
+the words every other surface uses, and what only the fallback took), and
+exits with
 
 * 0 when ``Assignment.check`` passes,
-* 1 when it fails (the problems are listed),
-* 2 on a usage error: unreadable rule file, bad import path, a factory that
-  fails, exits (``sys.exit``), runs past ``--timeout`` or returns neither an
+* 1 when it fails: always on an error (a dead or shadowed rule), and on
+  the warnings, notes or kinds the ``--no-allow-*`` options name (the
+  problems are listed),
+* 2 on a usage error: unreadable rule file or invalid rules (every invalid
+  rule of the file is listed), bad import path, a factory that fails, exits
+  (``sys.exit``), runs past ``--timeout`` or returns neither an
   ``nn.Module`` nor a parameter tree.
+
+Piped into a reader that stops early (``| head``), it ends quietly with the
+same exit status.
 
 ``factory`` is called without arguments (an ``nn.Module`` or a dict found at
 that name is used as is). The current directory is importable. With a model
@@ -37,7 +44,7 @@ import mlx.nn as nn
 
 from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
-from multiopt_lab.partition.diagnostics import NearMissWarning
+from multiopt_lab.partition.findings import FindingWarning
 from multiopt_lab.partition.text import format_summary
 from multiopt_lab.io.rulefile import RuleFileError, load_rules
 from multiopt_lab.rules import RuleError
@@ -69,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "parameters between optimizers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     check = commands.add_parser("check", help="assign a model's parameters with a rule file and "
-                                "fail on dead/shadowed rules (and, if asked, on fallback or overlap)")
+                                "fail on errors (dead or shadowed rules; and, if asked, on warnings, "
+                                "notes, fallback, overlap or near misses)")
     check.add_argument("rules", metavar="RULES", help="rule file, .toml or .json")
     check.add_argument("--model", required=True, metavar="MODULE:FACTORY",
                        help="e.g. mypackage.models:make_model; called with no arguments, it "
@@ -81,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--allow-near-misses", action=argparse.BooleanOptionalAction, default=True,
                        help="accept parameters the fallback took that look like what a rule took "
                             "(default: yes; they are listed either way)")
+    check.add_argument("--allow-warnings", action=argparse.BooleanOptionalAction, default=True,
+                       help="accept findings of severity warning (default: yes; listed either way)")
+    check.add_argument("--allow-notes", action=argparse.BooleanOptionalAction, default=True,
+                       help="accept findings of severity note (default: yes; listed either way)")
     check.add_argument("--tree", action="store_true", help="also print every parameter's group")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                        help="stop (exit 2) when importing and building the model and checking "
@@ -161,9 +173,24 @@ def _check(args: argparse.Namespace) -> int:
                             f"within {args.timeout:g} s (does it loop?); pass --timeout SECONDS "
                             "to allow more, or 0 for no limit")
     lines, code = outcome
-    for line in lines:
-        _say(line)
+    try:
+        for line in lines:
+            _say(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `check ... | head`: the reader has what it wanted
+        _drop_stdout()
     return code
+
+
+def _drop_stdout() -> None:
+    """Send what is left of stdout (and Python's flush at exit) to /dev/null, so that a
+    reader that stopped early (``| head``) costs no traceback and no other exit status."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a StringIO): nothing to flush
+        pass
 
 
 def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tuple[list[str], int]:
@@ -184,12 +211,14 @@ def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tu
     lines.append(assignment.text() if args.tree else format_summary(assignment, with_rules=True))
     lines += ["", str(assignment.diagnostics)]
     settings = (f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}, "
-                f"allow_near_misses={args.allow_near_misses}")
+                f"allow_near_misses={args.allow_near_misses}, allow_warnings={args.allow_warnings}, "
+                f"allow_notes={args.allow_notes}")
     try:
-        with warnings.catch_warnings():  # near misses are listed above already
-            warnings.simplefilter("ignore", NearMissWarning)
+        with warnings.catch_warnings():  # the findings are listed above already
+            warnings.simplefilter("ignore", FindingWarning)
             assignment.check(allow_fallback=args.allow_fallback, allow_overlap=args.allow_overlap,
-                             allow_near_misses=args.allow_near_misses)
+                             allow_near_misses=args.allow_near_misses,
+                             allow_warnings=args.allow_warnings, allow_notes=args.allow_notes)
     except CoverageError as err:
         return lines + [f"\ncheck failed ({settings}):\n{err}"], 1
     return lines + [f"\ncheck passed ({settings})"], 0

@@ -139,7 +139,9 @@ class TestAssignmentAPI:
         assert (row["group"], row["rule"], row["also_matched"]) == ("muon", "ndim == 2", ("nodecay",))
         assert (row["shape"], row["dtype"], row["size"]) == ((2, 8), "float32", 16)
         assert frame["path"].tolist() == list(a.labels)
-        assert row["module_class"] == "Linear" and row["module"] == "layers.3"
+        # One meaning per word, as in rules: module is the class, module_path the path.
+        assert row["module"] == "Linear" and row["module_path"] == "layers.3"
+        assert "module_class" not in frame.columns
 
     def test_summary(self, a):
         summary = a.summary()

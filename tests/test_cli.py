@@ -35,6 +35,10 @@ FACTORY = textwrap.dedent("""
         from multiopt_lab.examples import TinyMoE
         mx.random.seed(0)
         return TinyMoE(16, dims=8, layers=1, experts=2)
+
+    def make_long():
+        # Enough parameters that `--tree` prints more than a pipe holds (64 KiB).
+        return nn.Sequential(*[nn.Linear(2, 2) for _ in range(1500)])
 """)
 
 
@@ -68,18 +72,33 @@ class TestSubprocess:
             muon   2 parameters  48 values   82.8%  ndim == 2
             adamw  2 parameters  10 values   17.2%  (fallback)
 
-            diagnostics: no warnings (no dead, shadowed or overlapping rule, no empty group, no near miss)
-              fallback 'adamw' took 2 parameters no rule matched:
+            diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or broken optimizer contract)
+              the fallback 'adamw' took 2 parameters no rule matched:
                 layers.0.bias, layers.2.bias
+              (no optimizers given: their contracts were not checked)
 
-            check passed (allow_fallback=True, allow_overlap=True, allow_near_misses=True)
+            check passed (allow_fallback=True, allow_overlap=True, allow_near_misses=True, allow_warnings=True, allow_notes=True)
             """)
 
     def test_failing_check_exits_one(self, project, tmp_path):
         done = run("check", "clean.toml", "--model", f"{project}:make_model", "--no-allow-fallback", cwd=tmp_path)
         assert done.returncode == 1
-        assert "check failed (allow_fallback=False, allow_overlap=True, allow_near_misses=True)" in done.stdout
-        assert "2 parameters caught by no rule, only by the fallback 'adamw'" in done.stdout
+        assert "check failed (allow_fallback=False, allow_overlap=True" in done.stdout
+        assert "  - note (allow_fallback=False): the fallback 'adamw' took 2 parameters no rule matched" in done.stdout
+
+    def test_piped_into_a_reader_that_stops_early_ends_quietly(self, project, tmp_path):
+        # `check ... | head`: no BrokenPipeError traceback, and check's own exit status.
+        for extra, status in (([], 0), (["--no-allow-fallback"], 1)):
+            check = subprocess.Popen([sys.executable, "-m", "multiopt_lab", "check", "clean.toml", "--model",
+                                      f"{project}:make_long", "--tree", *extra], cwd=tmp_path,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            head = subprocess.Popen(["head", "-n", "2"], stdin=check.stdout, stdout=subprocess.PIPE)
+            check.stdout.close()  # only head reads it now
+            first_lines = head.communicate(timeout=60)[0].decode()
+            stderr = check.communicate(timeout=60)[1].decode()
+            assert first_lines.startswith("rules: clean.toml (2 groups)\nmodel: ")
+            assert check.returncode == status, stderr
+            assert stderr == ""
 
     def test_bad_import_exits_two(self, project, tmp_path):
         done = run("check", "clean.toml", "--model", "no_such_module:make", cwd=tmp_path)
@@ -96,25 +115,41 @@ class TestInProcess:
     def test_dead_rule_fails(self, project, capsys):
         assert main(["check", "dead.toml", "--model", f"{project}:make_model"]) == 1
         out = capsys.readouterr().out
-        assert "! dead rule 'conv' (ndim == 4): matches no parameter" in out
-        assert "- dead rule 'conv' (ndim == 4) matches no parameter" in out
+        assert "diagnostics: 1 error\n  error: rule 'conv' (ndim == 4) matches no parameter\n" in out
+        assert "  - error: rule 'conv' (ndim == 4) matches no parameter" in out
+
+    def test_a_dead_rule_naming_a_class_that_holds_no_parameter_says_which_do(self, project, tmp_path, capsys):
+        # TinyMoE's SwitchMLP holds its SwitchLinear stacks, and no parameter of its own.
+        save_rules(tmp_path / "container.toml", ["experts", "rest"], ['module == "SwitchMLP"'])
+        assert main(["check", "container.toml", "--model", f"{project}:make_moe"]) == 1
+        out = " ".join(capsys.readouterr().out.split())
+        assert "no parameter sits directly in a 'SwitchMLP'" in out
+        assert "the classes below it that hold parameters are SwitchLinear" in out
+        assert 'write `module == "SwitchLinear"`, or `within("SwitchMLP")`' in out
 
     def test_overlap_only_fails_when_disallowed(self, project, capsys):
         spec = f"{project}:make_model"
         assert main(["check", "overlap.json", "--model", spec]) == 0
         assert main(["check", "overlap.json", "--model", spec, "--no-allow-overlap"]) == 1
-        assert "layers.2.weight (head > muon)" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "  - note (allow_overlap=False): 1 parameter that 'head' took is also matched" in out
+        assert "        layers.2.weight\n" in out
+
+    def test_notes_and_warnings_fail_on_request(self, project, capsys):
+        spec = f"{project}:make_moe"
+        assert main(["check", "overlap.json", "--model", f"{project}:make_model", "--no-allow-notes"]) == 1
+        assert main(["check", "clean.toml", "--model", spec, "--no-allow-warnings"]) == 1
+        assert "  - warning (allow_warnings=False): the fallback 'adamw' took 2 parameters" in capsys.readouterr().out
 
     def test_near_misses_listed_and_failing_on_request(self, project, capsys):
         spec = f"{project}:make_moe"
         assert main(["check", "clean.toml", "--model", spec]) == 0
         out = capsys.readouterr().out
-        assert "! 2 near misses: the fallback 'adamw' took parameters like ones a rule took:" in out
-        assert ("    layers.0.moe.experts.up.weight  SwitchLinear [2, 16, 8]\n"
-                "      like layers.0.attn.q.weight  Linear [8, 8], which 'muon' took\n") in out
+        assert "diagnostics: 1 warning\n  warning: the fallback 'adamw' took 2 parameters that look like" in out
+        assert "      layers.0.moe.experts.up.weight, layers.0.moe.experts.down.weight\n" in out
         assert main(["check", "clean.toml", "--model", spec, "--no-allow-near-misses"]) == 1
-        assert "2 near misses: the fallback 'adamw' took parameters like ones a rule took " \
-               "(allow_near_misses=False)" in capsys.readouterr().out
+        assert "  - warning (allow_near_misses=False): the fallback 'adamw' took 2 parameters" \
+            in capsys.readouterr().out
 
     def test_module_rules_need_a_model_not_a_dict(self, project, tmp_path, capsys):
         save_rules(tmp_path / "modules.toml", ["linear", "rest"], ['module == "Linear"'])
@@ -150,6 +185,20 @@ class TestInProcess:
         assert main(["check", "bad.toml", "--model", f"{project}:make_model"]) == 2
         err = capsys.readouterr().err
         assert "expected a string" in err and "  ndim == 2 and glob(*x*)\n" in err
+
+    def test_every_invalid_rule_of_a_file_in_one_run(self, project, tmp_path, capsys):
+        (tmp_path / "bad.toml").write_text(
+            "[[group]]\nlabel = 'a'\nrule = 'ndim == 2 and glob(*x*)'\n"
+            "[[group]]\nlabel = 'fine'\nrule = 'ndim == 1'\n"
+            "[[group]]\nlabel = 'b'\nrule = 'ndim >'\n"
+            "[[group]]\nlabel = 'c'\nrule = 'shape[0] = 2'\n"
+            "[[group]]\nlabel = 'rest'\n")
+        assert main(["check", "bad.toml", "--model", f"{project}:make_model"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("multiopt-lab: error: bad.toml: 3 rules are invalid:\n")
+        for label, text in (("a", "ndim == 2 and glob(*x*)"), ("b", "ndim >"), ("c", "shape[0] = 2")):
+            assert f"- the rule of group {label!r}: " in err and f"\n  {text}\n" in err
+        assert "'fine'" not in err
 
     def test_missing_arguments_exit_two(self, capsys):
         assert main(["check"]) == 2

@@ -240,11 +240,23 @@ def test_dead_shadowed_and_fallback_notes_sit_under_their_rules(setup):
     model, _ = setup
     optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
     editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
-    assert "dead rule" in editor.warnings["sgd"].value and editor.warnings["muon"].value == ""
+    assert "error: dead rule: matches nothing" in editor.warnings["sgd"].value
+    # Muon took the output head: its authors' advice is under the rule, with the fix.
+    assert "warning: Muon on the output head (1): head.weight; fix: add `and not glob(" in \
+        editor.warnings["muon"].value.replace("&quot;", '"')
     # What no rule matched is the fallback's job: no warning on its row (issue 15).
     assert editor.warnings["adamw"].value == ""
     editor.inputs["sgd"].set_state({"value": "glob('head.weight')"})
-    assert "shadowed rule" in sent(editor.warnings["sgd"], "value")[-1]
+    assert "error: shadowed: earlier rules took all it matches" in sent(editor.warnings["sgd"], "value")[-1]
+
+
+def test_typing_a_rule_that_gives_muon_vectors_shows_the_error_and_its_fix(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    assert editor.warnings["muon"].value == ""
+    editor.inputs["muon"].set_state({"value": 'not glob("head.*")'})  # the biases too
+    shown = sent(editor.warnings["muon"], "value")[-1]
+    assert "! error: Muon below 2-D (2): layers.0.bias, layers.1.bias; fix: add `and ndim &gt;= 2`" in shown
 
 
 def test_needs_a_multiopt_lab_optimizer(setup):

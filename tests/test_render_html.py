@@ -87,9 +87,13 @@ class TestHtml:
     def test_diagnostics_marked_in_place_and_listed(self):
         optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "ndim == 4"])
         html = render_html(optimizer.assign(MLP(8, [8], 4)), optimizer)
-        # What the fallback took is not flagged (issue 15); the dead rule is listed.
+        # What the fallback took is not flagged (issue 15); the dead rule is listed, and Muon
+        # on the output head is flagged on its row, in the finding's own words.
         assert 'class="mol-row mol-param" data-path="layers.0.bias"' in html
-        assert '<ul class="mol-diagnostics">' in html and "dead rule &#x27;sgd&#x27;" in html
+        assert '<ul class="mol-diagnostics">' in html
+        assert "error: rule &#x27;sgd&#x27; (ndim == 4) matches no parameter" in html
+        assert ('class="mol-row mol-param mol-flag-embedding-or-head" data-path="head.weight"' in html
+                and "! Muon on the output head</span>" in html)
 
     def test_near_miss_marked_in_place_with_what_it_looks_like(self):
         from multiopt_lab.examples import TinyMoE
@@ -178,7 +182,10 @@ class TestDetailsAndExport:
             "inside        MLP\n"
             "matched rule  ndim == 2\n"
             "also matched  sgd\n"
-            "diagnostics   overlap"
+            "warning       Muon on the output head; fix: add `and not glob(\"head.*\")` to the rule of "
+            "'muon', so that the fallback 'adamw' takes them\n"
+            "note          also matched by later rules; fix: reorder or narrow the rules if a later one "
+            "should take them"
         )
         html = details_html(info, "Muon(lr=0.02)")
         assert 'data-path="head.weight" data-group="muon"' in html and "Muon(lr=0.02)" in html
@@ -288,7 +295,8 @@ class TestWithoutStylesheet:
     def test_every_cell_of_a_row_is_apart(self, gpt):
         _, optimizer, assignment = gpt
         lines = [text for _, text in unstyled(render_html(assignment, optimizer))]
-        assert "model 40 params 2,728 muon 87% | adamw 13%" in lines
+        # The position embedding went to Muon: flagged below the root, in its own cell.
+        assert "model 40 params 2,728 muon 87% | adamw 13% ! 1 flagged below" in lines
         assert "weight [16, 8] float32 128 adamw (fallback)" in lines
         assert 'weight [8, 8] float32 64 muon ndim == 2 and not glob("*embed*")' in lines
 

@@ -20,7 +20,8 @@ MATRICES = 'ndim == 2 and not glob("*embed*") and not glob("position*")'
 GPT = """\
 group  optimizer                                                          rule                                                         params  elements  share  notes
 muon   Muon(lr=0.02, momentum=0.95, weight_decay=0.01)                    ndim == 2 and not glob("*embed*") and not glob("position*")      18     2,304    84%
-adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                                                       22       424    16%
+adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                                                       22       424    16%  weight decay 0.01 (22)
+note: AdamW (group 'adamw', weight_decay=0.01) decays 22 parameters that are norm scales, biases or embeddings; decay regularises weight matrices, but pulls a scale or a bias towards zero and shrinks the embeddings of rare tokens: embed.weight, position.weight, layers.*.norm1.weight (in 3 blocks) and 7 more; fix: give them a group with weight_decay=0 (multiopt_lab.recipes.no_weight_decay builds one), or keep it if you mean it
 
 TinyGPT                         40 params           2,728  muon 84% | adamw 16%
 ├── embed                       1 param               128  adamw
@@ -76,26 +77,28 @@ SmallCNN        6 params                1,898  conv 64% | rest 36%
 
 MISTAKES = """\
 group  optimizer                                                          rule                          params  elements  share  notes
-muon   Muon(lr=0.02, momentum=0.95, weight_decay=0.01)                    ndim == 2                          3       160    75%  ! 3 also matched by later rules
+muon   Muon(lr=0.02, momentum=0.95, weight_decay=0.01)                    ndim == 2                          3       160    75%  ! Muon on the output head (1); also matched by later rules (3)
 sgd    SGD(lr=0.1)                                                        glob("*.weight")                   2        16     8%
 conv   SGD(lr=0.1, momentum=0.9)                                          ndim == 4                          0         0     0%  ! dead rule: matches nothing
-adam   Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)                      glob("head.*") and ndim == 2       0         0     0%  ! shadowed rule: earlier rules took all it matches
-adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                         5        36    17%
-! matched by several rules, the first wins (3): layers.0.weight (muon > sgd), layers.1.weight (muon > sgd), head.weight (muon > sgd > adam)
-! dead rule 'conv': matches no parameter
-! shadowed rule 'adam': every parameter it matches was taken by an earlier rule
+adam   Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)                      glob("head.*") and ndim == 2       0         0     0%  ! shadowed: earlier rules took all it matches
+adamw  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)  (fallback)                         5        36    17%  weight decay 0.01 (5)
+! error: rule 'conv' (ndim == 4) matches no parameter; fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group
+! error: rule 'adam' (glob("head.*") and ndim == 2) is shadowed: the 1 parameter it matches is taken by earlier rules ('muon'); the first match wins; fix: move 'adam' before 'muon', or narrow the earlier rule
+! warning: Muon (group 'muon') takes the output head head.weight: Muon is for hidden layers; its authors optimise embeddings and classifier heads with AdamW (Keller Jordan's write-up "Muon: An optimizer for hidden layers in neural networks" and the README of github.com/KellerJordan/Muon), as does Moonshot's Moonlight code for embed_tokens and lm_head: head.weight; fix: add `and not glob("head.*")` to the rule of 'muon', so that the fallback 'adamw' takes them
+note: 3 parameters that 'muon' took are also matched by later rules ('sgd', 'adam'); the first match wins, as in MLX's MultiOptimizer: layers.0.weight, layers.1.weight, head.weight; fix: reorder or narrow the rules if a later one should take them
+note: AdamW (group 'adamw', weight_decay=0.01) decays 5 parameters that are norm scales, biases or embeddings; decay regularises weight matrices, but pulls a scale or a bias towards zero and shrinks the embeddings of rare tokens: layers.0.bias, layers.1.bias, norms.0.bias and 2 more; fix: give them a group with weight_decay=0 (multiopt_lab.recipes.no_weight_decay builds one), or keep it if you mean it
 
-MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 3 flagged below
-├── layers          4 params            144  muon 89% | adamw 11%           ! 2 flagged below
-│   └── [0..1]      4 params            144  muon 89% | adamw 11%           folded: 2 identical blocks, one shown; ! 2 flagged below
-│       ├── weight  [8, 8]     float32   64  muon   ndim == 2               ! overlap: also sgd
+MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 1 flagged below
+├── layers          4 params            144  muon 89% | adamw 11%
+│   └── [0..1]      4 params            144  muon 89% | adamw 11%           folded: 2 identical blocks, one shown
+│       ├── weight  [8, 8]     float32   64  muon   ndim == 2               also matched by sgd
 │       └── bias    [8]        float32    8  adamw  (fallback)
 ├── norms           4 params             32  sgd 50% | adamw 50%
 │   └── [0..1]      4 params             32  sgd 50% | adamw 50%            folded: 2 identical blocks, one shown
 │       ├── weight  [8]        float32    8  sgd    glob("*.weight")
 │       └── bias    [8]        float32    8  adamw  (fallback)
 └── head            2 params             36  muon 89% | adamw 11%           ! 1 flagged below
-    ├── weight      [4, 8]     float32   32  muon   ndim == 2               ! overlap: also sgd, adam
+    ├── weight      [4, 8]     float32   32  muon   ndim == 2               ! Muon on the output head; also matched by sgd, adam
     └── bias        [4]        float32    4  adamw  (fallback)
 """
 
@@ -105,8 +108,8 @@ MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 3 
 MOE_BEFORE = """\
 group  rule                                 params  elements  share  notes
 muon   ndim == 2 and module != "Embedding"      11       672    36%
-adamw  (fallback)                               10     1,192    64%  ! 4 near misses of muon
-! near misses (4): the fallback 'adamw' took layers.0.moe.experts.up.weight (SwitchLinear [2, 16, 8]), like layers.0.attn.q.weight (Linear [8, 8]), which 'muon' took, layers.0.moe.experts.down.weight (SwitchLinear [2, 8, 16]), like layers.0.attn.q.weight (Linear [8, 8]), which 'muon' took, layers.1.moe.experts.up.weight (SwitchLinear [2, 16, 8]), like layers.1.attn.q.weight (Linear [8, 8]), which 'muon' took and 1 more
+adamw  (fallback)                               10     1,192    64%  ! near miss of muon (4)
+! warning: the fallback 'adamw' took 4 parameters that look like what 'muon' took (the same name and kind of layer, in the same block) in another form: SwitchLinear [2, 16, 8] where 'muon' took Linear [8, 8]; SwitchLinear [2, 8, 16] where 'muon' took Linear [8, 8]: layers.0.moe.experts.up.weight, layers.0.moe.experts.down.weight, layers.1.moe.experts.up.weight and 1 more; fix: add `or module == "SwitchLinear"` to the rule of 'muon' if they belong with what it took; if they belong to 'adamw', the split is as intended
 
 TinyMoE                         21 params            1,864  muon 36% | adamw 64%                        ! 4 flagged below
 ├── embed                       1 param                128  adamw

@@ -65,11 +65,13 @@ def test_editor_bundle_lists_the_rules_the_preview_and_its_own_tree(setup):
     editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
     editor.inputs["muon"].value = "ndim == 2"
     text = editor._repr_mimebundle_()["text/plain"]
-    assert text.splitlines()[:3] == [
+    assert text.splitlines()[:2] == [
         "Rules (first match wins; the last group takes the rest):",
         "  muon   ndim == 2",
-        "  adamw  (fallback)",
     ]
+    # Muon now takes the MLP's output head: the finding sits under the rule, then the fallback.
+    assert text.splitlines()[2].startswith("         ! warning: Muon on the output head (1): head.weight")
+    assert text.splitlines()[3] == "  adamw  (fallback)"
     assert "would move: 1 parameter, 32 elements: adamw -> muon" in text
     assert editor.tree.text() in text
     html = editor._repr_mimebundle_()["text/html"]

@@ -75,6 +75,7 @@ from multiopt_lab.io.checkpoint import save_state as write_state
 from multiopt_lab.io.checksum import checksum
 from multiopt_lab.io.safetensors_reader import SafetensorsFile, read_header
 from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab.optimizer.reporting import report_findings
 from multiopt_lab.partition.labels import TOTAL_LABEL
 from multiopt_lab.training.history import History
 from multiopt_lab.training.loop_activity import training_in_progress
@@ -279,6 +280,11 @@ class LabCallback(TrainingCallback):
             ``train``, if not mlx-lm's own. Default: mlx-lm's.
         wrapped_callback (TrainingCallback, optional): Another callback to
             call too (mlx-lm's ``WandBCallback``, ...). Default: ``None``.
+        warn_findings (bool, optional): Warn once per finding of severity
+            error or warning in how ``optimizer`` splits ``model`` (MLX's
+            ``Muon`` on a norm, Muon on expert stacks, a dead rule...), when
+            the callback is made; ``False`` marks them reported without a
+            warning. Default: ``True``.
 
     Attributes:
         history (History): The history recorded into.
@@ -298,7 +304,7 @@ class LabCallback(TrainingCallback):
     def __init__(self, optimizer: Any, model: Any, history: History | None = None, *,
                  args: Any = None, metrics: bool = True, save_state: bool = False,
                  run: str | None = None, iterate_batches: Callable | None = None,
-                 wrapped_callback: TrainingCallback | None = None):
+                 wrapped_callback: TrainingCallback | None = None, warn_findings: bool = True):
         where = "LabCallback()"
         check_optimizer(optimizer, where)
         check_model(model, where)
@@ -306,6 +312,7 @@ class LabCallback(TrainingCallback):
         _check_training_args(args, where)
         check_flag(metrics, where, "metrics")
         check_flag(save_state, where, "save_state")
+        check_flag(warn_findings, where, "warn_findings")
         check_text(run, where, "run", optional=True)
         check_callable(iterate_batches, where, "iterate_batches",
                        "a function with the signature of mlx-lm's iterate_batches", optional=True)
@@ -336,6 +343,8 @@ class LabCallback(TrainingCallback):
         self._unreported_save = _first_unreported_save(args) if save_state else None
         if self._metrics and optimizer.metrics_every is None:
             optimizer.metrics_every = 1  # inside a compiled step the variant decides
+        # Before between_steps routes: the optimizer then knows what was reported.
+        report_findings(optimizer, model, warn=warn_findings)
         metadata = dict(optimizer_metadata(optimizer), trainer="mlx_lm")
         self.run = self.history.start_run(run, metadata)
         if self._multi:

@@ -131,10 +131,16 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
         check_labels(labels, len(texts))
     except ValueError as err:
         raise RuleFileError(f"{source}: {err}") from None
-    rules = []
-    for label, text in zip(labels, texts):
+    rules, invalid = [], []
+    for label, text in zip(labels, texts):  # every invalid rule is reported, not only the first
         try:
             rules.append(Rule(text, label))
         except RuleError as err:
-            raise RuleFileError(f"{source}: the rule of group {label!r} is invalid: {err}") from err
+            invalid.append((label, err))
+    if len(invalid) == 1:
+        label, err = invalid[0]
+        raise RuleFileError(f"{source}: the rule of group {label!r} is invalid: {err}") from err
+    if invalid:
+        listed = "\n".join(f"- the rule of group {label!r}: {err}" for label, err in invalid)
+        raise RuleFileError(f"{source}: {len(invalid)} rules are invalid:\n{listed}") from invalid[0][1]
     return labels, rules

@@ -125,7 +125,8 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
     if errors:
         return Draft(None, errors)
     try:
-        assignment = assign(table, rules, labels)
+        # With the optimizers, the findings check what each expects (Muon below 2-D...).
+        assignment = assign(table, rules, labels, optimizers=tuple(optimizer.optimizers))
     except RuleError as err:
         culprit = next((label for label, r in zip(labels, rules) if r.text == err.text), labels[0])
         return Draft(None, {culprit: err})
@@ -135,29 +136,18 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
 
 
 def group_warning(assignment, label: str) -> str:
-    """The likely mistake the diagnostics see in one group, for its row in the editor; ``""``
-    if none. The fallback catching what no rule matched is its job, not a warning; the
-    fallback catching a near miss (a parameter like what a rule took) is one.
+    """The likely mistakes the findings see in one group, for its row in the editor; ``""``
+    if none. Errors and warnings only, one line each (the finding's title, paths and fix;
+    the whole message and the notes are in the legend and the diagnostics). The fallback catching what no rule matched is its job, not
+    a warning; the fallback catching a near miss (a parameter like what a rule took) is one.
 
     Example:
         >>> group_warning(assign({}, ["ndim == 2"], ["muon", "adamw"]), "muon")
-        'dead rule: matches no parameter'
-        >>> import mlx.core as mx
-        >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}
-        >>> group_warning(assign(tree, ["ndim == 2"], ["muon", "adamw"]), "adamw")
-        'took 1 near miss: experts.weight, like what muon took'
+        "error: dead rule: matches nothing; fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group"
+        >>> import mlx.core as mx, mlx.optimizers as optim
+        >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "norm": {"weight": mx.zeros((4,))}}
+        >>> a = assign(tree, ["True"], ["muon", "adamw"], optimizers=[optim.Muon(0.02), optim.AdamW(1e-3)])
+        >>> group_warning(a, "muon")
+        "error: Muon below 2-D (1): norm.weight; fix: add `and ndim >= 2` to the rule of 'muon', so that the fallback 'adamw' takes them"
     """
-    diagnostics = assignment.diagnostics
-    if label in diagnostics.dead_rules:
-        hint = diagnostics.hints.get(label)
-        return "dead rule: matches no parameter" + (f"; {hint}" if hint else "")
-    if label in diagnostics.shadowed_rules:
-        return "shadowed rule: earlier rules took every parameter it matches"
-    if label in diagnostics.empty_groups:
-        return "empty group"
-    if label == diagnostics.fallback_label and diagnostics.near_misses:
-        misses = diagnostics.near_misses
-        rules = ", ".join(dict.fromkeys(m.label for m in misses))
-        shown = ", ".join(m.path for m in misses[:2]) + (", ..." if len(misses) > 2 else "")
-        return f"took {len(misses):,} near miss{'es' * (len(misses) != 1)}: {shown}, like what {rules} took"
-    return ""
+    return "\n".join(f.brief(2) for f in assignment.diagnostics.for_group(label) if f.flagged)

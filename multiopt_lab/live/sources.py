@@ -80,10 +80,12 @@ def assignment_of(source, table: ParameterTable):
             # (the editor shows the error on that rule, and is how to replace it).
             return rules_in_force(source, table)[0]
     if isinstance(source, optim.MultiOptimizer):
-        # MLX appends its own catch-all filter for the last optimizer.
-        return assign(table, list(source.filters[:-1]))
+        # MLX appends its own catch-all filter for the last optimizer. With the
+        # optimizers, the findings check what each expects of its parameters.
+        optimizers = list(source.optimizers)
+        return assign(table, list(source.filters[:len(optimizers) - 1]), optimizers=optimizers)
     if isinstance(source, optim.Optimizer):
-        return assign(table, [], labels=[type(source).__name__.lower()])
+        return assign(table, [], labels=[type(source).__name__.lower()], optimizers=[source])
     raise TypeError(
         f"expected an Assignment, a MultiOptimizer or an MLX optimizer, got {type(source).__name__}; "
         "pass e.g. MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2'])"

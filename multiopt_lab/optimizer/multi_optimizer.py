@@ -40,6 +40,7 @@ from multiopt_lab.optimizer.trees import flatten_with_parameters, rebuild_tree
 from multiopt_lab.optimizer.rates import learning_rates_of, set_learning_rates
 from multiopt_lab.optimizer.recorder import MetricsRecorder
 from multiopt_lab.optimizer.repartition import Move
+from multiopt_lab.optimizer.reporting import warn_once
 from multiopt_lab.optimizer.requests import PendingRepartition, RepartitionRequests
 from multiopt_lab.optimizer.router import Router
 from multiopt_lab.optimizer.state import StateContainer, install_state, state_mismatches
@@ -78,6 +79,11 @@ class MultiOptimizer(optim.MultiOptimizer):
             group holds a NaN or an inf, leave the parameters and every
             group's state as they were (lazily, also under ``mx.compile``);
             see ``skipped_steps`` and ``skipped_groups``. Default: ``False``.
+        warn_findings (bool, optional): At the first update of each routing
+            (the first step, the first after a repartition), warn once per
+            finding of severity error or warning (Muon on a parameter below
+            2-D, a dead rule, a near miss...: see
+            ``optimizer.last_assignment.diagnostics``). Default: ``True``.
 
     Example:
         >>> import mlx.optimizers as optim
@@ -88,10 +94,11 @@ class MultiOptimizer(optim.MultiOptimizer):
     def __init__(self, optimizers: Sequence[optim.Optimizer], filters: Sequence[Any] = (), *,
                  labels: Sequence[str] | None = None, cache: bool = True,
                  metrics_every: int | None = None, compile: bool = False,
-                 skip_nonfinite: bool = False):
+                 skip_nonfinite: bool = False, warn_findings: bool = True):
         check_flag(compile, "MultiOptimizer()", "compile")
         check_flag(cache, "MultiOptimizer()", "cache")
         check_flag(skip_nonfinite, "MultiOptimizer()", "skip_nonfinite")
+        check_flag(warn_findings, "MultiOptimizer()", "warn_findings")
         router = Router(optimizers, filters, labels, cache)
         recorder = MetricsRecorder(metrics_every)
         optim.Optimizer.__init__(self)
@@ -129,6 +136,12 @@ class MultiOptimizer(optim.MultiOptimizer):
         #: without touching MLX arrays).
         self.update_count = 0
         self._metrics_changes = 0
+        #: Warn about the findings of each new routing at its first update.
+        self.warn_findings = warn_findings
+        #: Keys of the findings already reported (by this optimizer, ``train()`` or
+        #: the mlx-lm callback): each is warned about once.
+        self.reported_findings: set = set()
+        self._findings_version = -1
 
     # -- the groups (read-only: change them with repartition) ---------------------------
     @property
@@ -272,6 +285,8 @@ class MultiOptimizer(optim.MultiOptimizer):
             self._follow_replaced_states()
             plan = self._router.plan_for(leaves, gradients, parameters, self.batch_small)
             self._follow_replaced_states()
+            if self.warn_findings and self._findings_version != self._router.version:
+                self._report_findings()
             # MLX's flag: "my state fits the parameters". An outer MultiOptimizer
             # holding this one checks it, and would otherwise re-plan every step.
             self._initialized = True
@@ -542,6 +557,14 @@ class MultiOptimizer(optim.MultiOptimizer):
         if self._nonfinite is None:
             return ()
         return tuple(self.labels[i] for i in self._nonfinite.nonfinite_indices())
+
+    def _report_findings(self) -> None:
+        # The first update of a routing: say once what is wrong with it.
+        self._findings_version = self._router.version
+        last = self._router.last_assignment
+        if last is not None:
+            # warn_once <- here <- apply_gradients <- Optimizer.update <- the caller
+            warn_once(last.diagnostics.findings, self.reported_findings, stacklevel=4)
 
     # -- assignments and repartitioning ------------------------------------------------
     def assign(self, parameters: Any) -> Assignment:

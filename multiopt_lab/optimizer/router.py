@@ -110,16 +110,25 @@ class Router:
     # -- assignments ---------------------------------------------------------------------
     def assign(self, parameters: Any) -> Assignment:
         """The assignment of ``parameters`` (a tree, a table or a model) to the groups."""
-        return assign(parameters, self.filters, self.labels)
+        return assign(parameters, self.filters, self.labels, optimizers=self.optimizers)
 
     def _group_index(self, leaves: FlatLeaves, parameters: Any) -> list[int]:
         # ``parameters`` is what the update was handed: the model itself under
         # ``Optimizer.update(model, gradients)``, else a tree. Rules reading
         # ``module`` need the model; it is walked only when a rule reads it.
+        # The module classes also tell the findings what each parameter is (an
+        # embedding, an expert stack): kept when the model is at hand, unless the
+        # filters run on every step (cache=False) and none reads them.
         needs_model = any(getattr(rule, "needs_model", False) for rule in self.filters)
-        model = parameters if needs_model and isinstance(parameters, nn.Module) else None
-        table = ParameterTable(zip(leaves.paths, leaves.gradients), model=model)
-        assignment = assign(table, self.filters, self.labels)
+        wanted = needs_model or self.cache
+        model = parameters if wanted and isinstance(parameters, nn.Module) else None
+        try:
+            table = ParameterTable(zip(leaves.paths, leaves.gradients), model=model)
+        except ValueError:
+            if needs_model:
+                raise
+            table = ParameterTable(zip(leaves.paths, leaves.gradients))
+        assignment = assign(table, self.filters, self.labels, optimizers=self.optimizers)
         # Kept for display and checks; with the arrays it would pin this step's
         # gradients (a copy of the model) for as long as the plan lives.
         assignment.table = assignment.table.without_values()
@@ -132,8 +141,10 @@ class Router:
         last = self._last_assignment
         if last is None:
             return None
-        if last.group_labels != tuple(self.labels) or tuple(last.rules[:-1]) != tuple(self.filters):
-            last = self._last_assignment = assign(last.table, self.filters, self.labels)
+        if (last.group_labels != tuple(self.labels) or tuple(last.rules[:-1]) != tuple(self.filters)
+                or last.optimizers != tuple(self.optimizers)):
+            last = self._last_assignment = assign(last.table, self.filters, self.labels,
+                                                  optimizers=self.optimizers)
         return last
 
     # -- routing -------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from multiopt_lab.partition.frames import group_summary, parameter_frame
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.partition.moves import Moves
 from multiopt_lab.partition.text import format_assignment
-from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics, NearMissWarning, diagnose
+from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics, FindingWarning, diagnose
 from multiopt_lab.display import html_for
 from multiopt_lab.rules.cache import cached_select
 from multiopt_lab.rules import Rule, RuleError, as_rule
@@ -48,7 +48,8 @@ class Move(NamedTuple):
     target: str | None
 
 
-def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None = None) -> "Assignment":
+def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None = None, *,
+           optimizers: Sequence[Any] | None = None) -> "Assignment":
     """Route every parameter to a group, as ``MultiOptimizer(optimizers, filters)`` would.
 
     Args:
@@ -58,10 +59,15 @@ def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None
             callables ``(path, array) -> bool``, mixed freely.
         labels (list[str], optional): Unique group names, ``len(filters) + 1``
             of them, the fallback last. Default: ``group_0 .. group_N``.
+        optimizers (list[Optimizer], optional): One per group, for the
+            findings to check what each expects of its parameters (Muon
+            below 2-D...). ``MultiOptimizer.assign`` passes its own.
+            Default: ``None`` (contracts not checked).
 
     Raises:
         RuleError: A rule does not parse, or fails on a parameter it is asked
             about (MLX asks rule i only about parameters rules 0..i-1 left).
+        ValueError: ``optimizers`` is not one per group.
 
     Example:
         >>> import mlx.nn as nn
@@ -77,6 +83,11 @@ def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None
     check_parameters(parameters, "assign()")
     filters = list(filters)
     labels = check_labels(labels, len(filters))
+    if optimizers is not None:
+        optimizers = tuple(optimizers)
+        if len(optimizers) != len(labels):
+            raise ValueError(f"expected one optimizer per group ({len(labels)}: {list(labels)}), "
+                             f"found {len(optimizers)}")
     rules = tuple(as_rule(f).with_label(label) for f, label in zip(filters, labels))
     table = ParameterTable.from_tree(parameters)
     n = len(table)
@@ -94,7 +105,7 @@ def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None
         taken = masks[g] & open_rows
         winners[taken] = g
         open_rows &= ~taken
-    return Assignment(table, rules, labels, masks, winners)
+    return Assignment(table, rules, labels, masks, winners, optimizers)
 
 
 class Assignment:
@@ -109,6 +120,7 @@ class Assignment:
             earlier rules left when asking it about the others fails (as MLX
             would never ask): those entries are False.
         winners (numpy.ndarray): Group index of each parameter (read-only).
+        optimizers (tuple[Optimizer, ...] | None): One per group, when known.
 
     Example:
         >>> import mlx.nn as nn
@@ -117,8 +129,10 @@ class Assignment:
         ('weight',)
     """
 
-    def __init__(self, table: ParameterTable, rules, group_labels, masks: np.ndarray, winners: np.ndarray):
+    def __init__(self, table: ParameterTable, rules, group_labels, masks: np.ndarray, winners: np.ndarray,
+                 optimizers=None):
         self.table = table
+        self.optimizers = None if optimizers is None else tuple(optimizers)
         self.rules: tuple[Rule | None, ...] = tuple(rules) + (None,)
         self.group_labels: tuple[str, ...] = tuple(group_labels)
         self.masks = masks
@@ -162,9 +176,10 @@ class Assignment:
         return "(fallback)" if r is None else r.describe()
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per parameter: path, module, name, group, group_index, rule,
-        also_matched, shape, ndim, dtype, size, module_class (``rule`` is None for
-        the fallback; ``module_class`` is None without the model)."""
+        """One row per parameter: path, module_path, name, group, group_index, rule,
+        also_matched, shape, ndim, dtype, size, module (``rule`` is None for the
+        fallback; ``module`` is the class of the module holding the parameter, as
+        in rules, None without the model; ``module_path`` is that module's path)."""
         return parameter_frame(self)
 
     def summary(self) -> pd.DataFrame:
@@ -183,39 +198,43 @@ class Assignment:
 
     @cached_property
     def diagnostics(self) -> Diagnostics:
-        """Warnings (dead, shadowed and overlapping rules, empty groups, near misses) and
-        what only the fallback caught."""
+        """The findings (computed once): dead and shadowed rules, near misses, each group's
+        optimizer contract (when the optimizers are known), overlaps, and what only the
+        fallback took."""
         texts = {self.group_labels[g]: self.rule_text(g) for g in range(len(self.group_labels))}
-        return diagnose(self.table.paths, self.masks, self.winners, self.group_labels, texts,
-                        self.table, self.rules[:-1])
+        return diagnose(self.table, self.masks, self.winners, self.group_labels, texts,
+                        self.rules[:-1], self.optimizers)
 
     def check(self, allow_fallback: bool = True, allow_overlap: bool = True,
-              allow_near_misses: bool = True) -> "Assignment":
+              allow_near_misses: bool = True, *, allow_warnings: bool = True,
+              allow_notes: bool = True) -> "Assignment":
         """Raise :class:`CoverageError` listing every problem; return self when none.
 
-        Dead and shadowed rules always fail; parameters only the fallback
-        caught fail unless ``allow_fallback``; overlaps fail unless
-        ``allow_overlap``; near misses fail unless ``allow_near_misses``,
-        and are otherwise reported by a :class:`NearMissWarning`.
+        Findings of severity error (a dead or shadowed rule, Muon on a
+        parameter below 2-D) always fail. The settings add more: warnings,
+        notes, or one kind of each (overlaps are notes, near misses
+        warnings); parameters only the fallback caught fail unless
+        ``allow_fallback``. Each warning that passes is reported by a
+        :class:`FindingWarning`.
+
+        Args:
+            allow_fallback (bool, optional): Accept parameters no rule matched. Default: ``True``.
+            allow_overlap (bool, optional): Accept parameters several rules match. Default: ``True``.
+            allow_near_misses (bool, optional): Accept near misses. Default: ``True``.
+            allow_warnings (bool, optional): Accept every warning. Default: ``True``.
+            allow_notes (bool, optional): Accept every note. Default: ``True``.
 
         Example:
             >>> import mlx.nn as nn
             >>> _ = assign(nn.Linear(3, 2), ["ndim == 2"]).check()
         """
         diagnostics = self.diagnostics
-        problems = diagnostics.problems(allow_fallback, allow_overlap, allow_near_misses)
-        if problems:
-            raise CoverageError(problems, diagnostics)
-        if diagnostics.near_misses:
-            listed = "; ".join(f"{m.path} ({m.detail}) like {m.like}, which {m.label!r} took"
-                               for m in diagnostics.near_misses[:5])
-            more = len(diagnostics.near_misses) - 5
-            warnings.warn(f"{len(diagnostics.near_misses)} near miss"
-                          f"{'es' * (len(diagnostics.near_misses) != 1)}: the fallback "
-                          f"{diagnostics.fallback_label!r} took {listed}"
-                          + (f"; and {more} more" if more > 0 else "")
-                          + " (check(allow_near_misses=False) makes them an error)",
-                          NearMissWarning, stacklevel=2)
+        failing = diagnostics.failing(allow_fallback, allow_overlap, allow_near_misses,
+                                      allow_warnings, allow_notes)
+        if failing:
+            raise CoverageError([f for f, _ in failing], diagnostics, [why for _, why in failing])
+        for finding in diagnostics.warnings:
+            warnings.warn(FindingWarning(finding), stacklevel=2)
         return self
 
     def diff(self, other: "Assignment") -> Moves:
@@ -252,9 +271,10 @@ class Assignment:
             >>> a.reassign(["ndim == 1"]).labels
             {'weight': 'adamw', 'bias': 'muon'}
         """
-        if labels is None and len(filters) + 1 == len(self.group_labels):
+        same_groups = len(filters) + 1 == len(self.group_labels)
+        if labels is None and same_groups:
             labels = self.group_labels
-        return assign(self.table, filters, labels)
+        return assign(self.table, filters, labels, optimizers=self.optimizers if same_groups else None)
 
     def text(self) -> str:
         """The assignment as aligned text, grouped by module (exact and stable)."""

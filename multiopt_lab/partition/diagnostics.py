@@ -1,43 +1,50 @@
-"""What an assignment reveals: warnings about likely mistakes, and what the fallback took.
+"""What an assignment reveals: one list of findings, computed once per assignment.
 
-Warnings (likely mistakes): dead rules (match nothing), shadowed rules
-(everything they match was taken earlier), overlaps (several rules match a
-parameter; the first wins), empty groups, near misses (the fallback took a
-parameter that looks like what a rule took, see
-:mod:`multiopt_lab.partition.near_misses`). Information: the parameters only
-the fallback caught, which is MLX's design (``check(allow_fallback=False)``
-makes them an error).
+:func:`diagnose` reads the assignment (which rule matched which parameter,
+which group won), the model (module classes, shapes, where each parameter
+sits) and, when known, each group's optimizer, and returns
+:class:`Diagnostics`: the :class:`~multiopt_lab.partition.findings.Finding` s
+(dead and shadowed rules, near misses, optimizer contracts broken,
+overlaps, an empty fallback, weight decay on norms) and what only the
+fallback took (information: that is MLX's design). Nothing depends on how a
+rule is written: two partitions that give the same assignment give the same
+findings. Every surface (tree, legend, editor, ``check()``, the command
+line, warnings at training time) draws these findings; the words are in
+:mod:`multiopt_lab.partition.findings`.
 
 Example:
     >>> import mlx.core as mx
     >>> from multiopt_lab.partition.assignment import assign
     >>> a = assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"])
-    >>> a.diagnostics.dead_rules, a.diagnostics.fallback_only
-    (('conv',), ('w', 'b'))
+    >>> [(f.kind, f.severity) for f in a.diagnostics.findings]
+    [('dead_rule', 'error')]
     >>> print(a.diagnostics)
-    diagnostics: 1 warning
-      ! dead rule 'conv' (ndim == 3): matches no parameter
-      fallback 'adamw' took 2 parameters no rule matched:
+    diagnostics: 1 error
+      error: rule 'conv' (ndim == 3) matches no parameter
+        fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group
+      the fallback 'adamw' took 2 parameters no rule matched:
         w, b
+      (no optimizers given: their contracts were not checked)
 """
 
 from __future__ import annotations
 
 import difflib
-import textwrap
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from multiopt_lab.display import html_for
-from multiopt_lab.partition.near_misses import NearMiss, block_pattern, find_near_misses
+from multiopt_lab.partition import findings as words
+from multiopt_lab.partition.contracts import contract_of, weight_decay_of
+from multiopt_lab.partition.findings import (KINDS, SEVERITIES, Finding, FindingWarning,
+                                             counted, by_block, wrapped)
+from multiopt_lab.partition.near_misses import NearMiss, describe_row, find_near_misses
+from multiopt_lab.partition.roles import roles_of
+from multiopt_lab.rules.text import quote_pattern
 
-__all__ = ["Diagnostics", "CoverageError", "NearMiss", "NearMissWarning", "diagnose"]
-
-_MAX_LISTED = 50
-_WIDTH = 88
-# The same parameter in this many numbered blocks or more is listed once: layers.*.norm.weight.
-_FOLD = 3
+__all__ = ["Diagnostics", "CoverageError", "Finding", "FindingWarning", "NearMiss", "diagnose"]
 
 
 class CoverageError(AssertionError):
@@ -48,242 +55,187 @@ class CoverageError(AssertionError):
     failed check, like ``assert``); the arguments of ``check`` were fine.
 
     Attributes:
-        problems (tuple[str, ...]): One line per problem.
+        findings (tuple[Finding, ...]): The findings that failed the check.
+        reasons (tuple[str, ...]): For each, why it fails: ``"error"``, or the
+            setting that made it fail (``"allow_overlap=False"``).
         diagnostics (Diagnostics): Everything that was found.
 
     Example:
-        >>> str(CoverageError(("dead rule 'x'",), None))
-        "1 problem with the parameter assignment:\\n  - dead rule 'x'"
+        >>> from multiopt_lab.partition import findings
+        >>> print(CoverageError([findings.dead_rule("x", "ndim == 3")], None))
+        1 problem with the parameter assignment:
+          - error: rule 'x' (ndim == 3) matches no parameter
+              fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group
     """
 
-    def __init__(self, problems, diagnostics):
-        self.problems = tuple(problems)
+    def __init__(self, findings, diagnostics, reasons=None):
+        self.findings = tuple(findings)
+        self.reasons = tuple(reasons) if reasons is not None else ("error",) * len(self.findings)
         self.diagnostics = diagnostics
-        count = len(self.problems)
-        noun = "problem" if count == 1 else "problems"
-        lines = [f"{count} {noun} with the parameter assignment:"]
-        lines += [f"  - {p}" for p in self.problems]
+        lines = [f"{counted(len(self.findings), 'problem')} with the parameter assignment:"]
+        for finding, reason in zip(self.findings, self.reasons):
+            because = reason if reason != finding.severity else ""  # a setting made it fail
+            first, *rest = finding.text(max_paths=20, because=because).splitlines()
+            lines.append(f"  - {first}")
+            lines += [f"    {line}" for line in rest]
         super().__init__("\n".join(lines))
-
-
-class NearMissWarning(UserWarning):
-    """``check()`` passed, but the fallback took parameters that look like what a rule took.
-
-    Example:
-        >>> issubclass(NearMissWarning, UserWarning)
-        True
-    """
-
-
-def _listing(items) -> str:
-    items = list(items)
-    shown = ", ".join(items[:_MAX_LISTED])
-    more = len(items) - _MAX_LISTED
-    return shown + (f", ... and {more:,} more" if more > 0 else "")
-
-
-def _wrapped(items, indent: str) -> list[str]:
-    """Items joined by commas, wrapped between items (an item is never broken)."""
-    glued = [item.replace(" ", "\u00a0") for item in items]  # textwrap never breaks at U+00A0
-    lines = textwrap.wrap(_listing(glued), _WIDTH, initial_indent=indent, subsequent_indent=indent,
-                          break_long_words=False, break_on_hyphens=False)
-    return [line.replace("\u00a0", " ") for line in lines]
-
-
-def _folded(items, pattern_of) -> list[tuple[object, int]]:
-    """``(item, count)`` in order; an item repeated in ``_FOLD`` or more blocks appears once."""
-    items = list(items)
-    counts: dict = {}
-    for item in items:
-        counts[pattern_of(item)] = counts.get(pattern_of(item), 0) + 1
-    out, seen = [], set()
-    for item in items:
-        pattern = pattern_of(item)
-        if counts[pattern] < _FOLD:
-            out.append((item, 1))
-        elif pattern not in seen:
-            seen.add(pattern)
-            out.append((item, counts[pattern]))
-    return out
-
-
-def _by_block(paths) -> list[str]:
-    """Paths, those repeated in every numbered block folded: ``layers.*.norm.weight (in 32 blocks)``."""
-    return [path if n == 1 else f"{block_pattern(path)} (in {n:,} blocks)"
-            for path, n in _folded(paths, block_pattern)]
-
-
-def _near_miss_lines(near_misses, indent: str) -> list[str]:
-    """Two lines per near miss, those repeated in every block folded into one."""
-    def pattern(miss):
-        return (block_pattern(miss.path), miss.kind, block_pattern(miss.like), miss.like_kind, miss.label)
-
-    rows = _folded(near_misses, pattern)
-    lines = []
-    for miss, n in rows[:_MAX_LISTED]:
-        path = miss.path if n == 1 else f"{block_pattern(miss.path)} (in {n:,} blocks)"
-        like = miss.like if n == 1 else block_pattern(miss.like)
-        lines.append(f"{indent}{path}  {miss.kind}")
-        lines.append(f"{indent}  like {like}  {miss.like_kind}, which {miss.label!r} took")
-    if len(rows) > _MAX_LISTED:
-        lines.append(f"{indent}... and {len(rows) - _MAX_LISTED:,} more")
-    return lines
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 @dataclass(frozen=True)
 class Diagnostics:
-    """Findings about one assignment.
+    """The findings about one assignment (see the module docstring).
 
     Attributes:
+        findings (tuple[Finding, ...]): Errors, then warnings, then notes.
+        fallback_label (str): The fallback group's label.
         fallback_only (tuple[str, ...]): Paths no rule matched (the fallback took
-            them): information, not a warning.
+            them): information, not a finding.
         overlaps (dict[str, tuple[str, ...]]): Paths several rules matched ->
             the labels of those groups, the winner first.
-        dead_rules (tuple[str, ...]): Labels of rules that match nothing.
-        shadowed_rules (tuple[str, ...]): Labels of rules that match something,
-            all of it taken by earlier rules.
-        empty_groups (tuple[str, ...]): Labels of groups with no parameter
-            (the fallback included).
-        fallback_label (str): The fallback group's label.
-        rule_texts (dict[str, str]): Label -> the rule as shown.
-        near_misses (tuple[NearMiss, ...]): Parameters the fallback took that
-            look like what a rule took.
-        hints (dict[str, str]): Label -> a hint about a dead rule (a module
-            class the model does not have, and the closest one it has).
+        near_misses (tuple[NearMiss, ...]): Per parameter, the details of the
+            near misses: which rule it nearly matched, and what it looks like.
+        contracts_checked (bool): The optimizers were known, and their
+            contracts checked.
 
     Example:
-        >>> Diagnostics((), {}, (), (), (), "adamw").is_clean
+        >>> Diagnostics((), "adamw").is_clean
         True
     """
 
-    fallback_only: tuple[str, ...]
-    overlaps: dict[str, tuple[str, ...]]
-    dead_rules: tuple[str, ...]
-    shadowed_rules: tuple[str, ...]
-    empty_groups: tuple[str, ...]
+    findings: tuple[Finding, ...]
     fallback_label: str
-    rule_texts: dict[str, str] = field(default_factory=dict, compare=False)
+    fallback_only: tuple[str, ...] = ()
+    overlaps: dict = field(default_factory=dict, compare=False)
     near_misses: tuple[NearMiss, ...] = ()
-    hints: dict[str, str] = field(default_factory=dict, compare=False)
+    contracts_checked: bool = False
+
+    def _of(self, severity: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == severity)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        """The findings of severity ``"error"``."""
+        return self._of("error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """The findings of severity ``"warning"``."""
+        return self._of("warning")
+
+    @property
+    def notes(self) -> tuple[Finding, ...]:
+        """The findings of severity ``"note"``."""
+        return self._of("note")
 
     @property
     def is_clean(self) -> bool:
-        """No warning: no dead, shadowed or overlapping rule, no empty group, no near miss.
-
-        Parameters only the fallback caught do not count: that is what a fallback is for.
+        """No error and no warning (notes are information).
 
         Example:
-            >>> Diagnostics(("b",), {}, (), (), (), "adamw").is_clean
+            >>> from multiopt_lab.partition import findings
+            >>> Diagnostics((findings.overlap("a", ["w"], ["b"]),), "b").is_clean
             True
         """
-        return not self.warnings()
+        return not any(f.flagged for f in self.findings)
 
-    def warnings(self) -> list[str]:
-        """One line per likely mistake, in the order the text form lists them.
-
-        Example:
-            >>> Diagnostics((), {}, (), (), ("adamw",), "adamw").warnings()
-            ["empty group 'adamw': no parameter goes to it"]
-        """
-        found = []
-        for label in self.dead_rules:
-            found.append(f"dead rule {label!r} ({self._rule(label)}): matches no parameter"
-                         + self._hint(label))
-        for label in self.shadowed_rules:
-            found.append(f"shadowed rule {label!r} ({self._rule(label)}): every parameter it "
-                         "matches was taken by an earlier rule")
-        if self.overlaps:
-            found.append(f"{_plural(len(self.overlaps), 'parameter')} matched by several rules "
-                         "(the first wins)")
-        reported = set(self.dead_rules) | set(self.shadowed_rules)
-        for label in self.empty_groups:
-            if label not in reported:
-                found.append(f"empty group {label!r}: no parameter goes to it")
-        if self.near_misses:
-            n = len(self.near_misses)
-            found.append(f"{n:,} near miss{'es' * (n != 1)}: the fallback {self.fallback_label!r} "
-                         "took parameters that look like what a rule took")
-        return found
-
-    def problems(self, allow_fallback: bool = True, allow_overlap: bool = True,
-                 allow_near_misses: bool = True) -> list[str]:
-        """What ``check`` with these settings would complain about, one line each.
+    def of_kind(self, kind: str) -> tuple[Finding, ...]:
+        """The findings of one kind (``"near_miss"``...).
 
         Example:
-            >>> Diagnostics(("b",), {}, (), (), (), "adamw").problems(allow_fallback=False)
-            ["1 parameter caught by no rule, only by the fallback 'adamw' (allow_fallback=False): b"]
+            >>> Diagnostics((), "adamw").of_kind("dead_rule")
+            ()
         """
-        found = []
-        for label in self.dead_rules:
-            found.append(f"dead rule {label!r} ({self._rule(label)}) matches no parameter"
-                         + self._hint(label))
-        for label in self.shadowed_rules:
-            found.append(f"rule {label!r} ({self._rule(label)}) is shadowed: every parameter "
-                         "it matches was taken by an earlier rule")
-        if self.fallback_only and not allow_fallback:
-            n = len(self.fallback_only)
-            found.append(f"{n} parameter{'s' * (n != 1)} caught by no rule, only by the fallback "
-                         f"{self.fallback_label!r} (allow_fallback=False): "
-                         f"{_listing(self.fallback_only)}")
-        if self.overlaps and not allow_overlap:
-            n = len(self.overlaps)
-            items = [f"{p} ({' > '.join(labels)})" for p, labels in self.overlaps.items()]
-            found.append(f"{n} parameter{'s' * (n != 1)} matched by more than one rule, the "
-                         f"first wins (allow_overlap=False): {_listing(items)}")
-        if self.near_misses and not allow_near_misses:
-            n = len(self.near_misses)
-            items = [f"{m.path} ({m.detail}; '{m.label}' took {m.like})" for m in self.near_misses]
-            found.append(f"{n} near miss{'es' * (n != 1)}: the fallback {self.fallback_label!r} "
-                         f"took parameters like ones a rule took (allow_near_misses=False): "
-                         f"{_listing(items)}")
-        return found
+        if kind not in KINDS:
+            raise ValueError(f"no kind of finding {kind!r}; the kinds are {', '.join(KINDS)}")
+        return tuple(f for f in self.findings if f.kind == kind)
 
-    def _rule(self, label: str) -> str:
-        return self.rule_texts.get(label, "?")
+    @property
+    def dead_rules(self) -> tuple[str, ...]:
+        """Labels of the rules that match no parameter."""
+        return tuple(f.group for f in self.of_kind("dead_rule"))
 
-    def _hint(self, label: str) -> str:
-        hint = self.hints.get(label)
-        return f"; {hint}" if hint else ""
+    @property
+    def shadowed_rules(self) -> tuple[str, ...]:
+        """Labels of the rules whose every match an earlier rule took."""
+        return tuple(f.group for f in self.of_kind("shadowed_rule"))
+
+    def for_group(self, label: str) -> tuple[Finding, ...]:
+        """The findings about one group (its rule, or the parameters it holds).
+
+        Example:
+            >>> from multiopt_lab.partition import findings
+            >>> d = Diagnostics((findings.empty_group("adamw"),), "adamw")
+            >>> [f.kind for f in d.for_group("adamw")]
+            ['empty_group']
+        """
+        return tuple(f for f in self.findings if f.group == label)
+
+    @cached_property
+    def by_path(self) -> dict[str, tuple[Finding, ...]]:
+        """path -> the findings concerning it, for the paths some finding concerns."""
+        found: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            for path in finding.paths:
+                found.setdefault(path, []).append(finding)
+        return {path: tuple(items) for path, items in found.items()}
+
+    @property
+    def fallback_finding(self) -> Finding | None:
+        """What only the fallback took, as a finding (``check(allow_fallback=False)``
+        fails on it); None when every parameter matched a rule."""
+        if not self.fallback_only:
+            return None
+        return words.fallback_only(self.fallback_label, self.fallback_only)
+
+    def failing(self, allow_fallback: bool = True, allow_overlap: bool = True,
+                allow_near_misses: bool = True, allow_warnings: bool = True,
+                allow_notes: bool = True) -> list[tuple[Finding, str]]:
+        """``(finding, why)`` for each finding ``check`` with these settings fails on.
+
+        Errors always fail; the settings add warnings, notes, or some kinds.
+
+        Example:
+            >>> from multiopt_lab.partition import findings
+            >>> d = Diagnostics((findings.overlap("a", ["w"], ["b"]),), "b")
+            >>> [(f.kind, why) for f, why in d.failing(allow_notes=False)]
+            [('overlap', 'allow_notes=False')]
+        """
+        out = []
+        for finding in self.findings:
+            if finding.severity == "error":
+                out.append((finding, "error"))
+            elif finding.kind == "overlap" and not allow_overlap:
+                out.append((finding, "allow_overlap=False"))
+            elif finding.kind == "near_miss" and not allow_near_misses:
+                out.append((finding, "allow_near_misses=False"))
+            elif finding.severity == "warning" and not allow_warnings:
+                out.append((finding, "allow_warnings=False"))
+            elif finding.severity == "note" and not allow_notes:
+                out.append((finding, "allow_notes=False"))
+        if not allow_fallback and self.fallback_only:  # information, failing only on request
+            out.append((self.fallback_finding, "allow_fallback=False"))
+        return out
 
     def lines(self) -> list[str]:
         """The text form, one line each (what ``print`` shows).
 
         Example:
-            >>> Diagnostics((), {}, (), (), (), "adamw").lines()
-            ['diagnostics: no warnings (no dead, shadowed or overlapping rule, no empty group, no near miss)']
+            >>> Diagnostics((), "adamw", contracts_checked=True).lines()
+            ['diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or broken optimizer contract)']
         """
-        warnings = self.warnings()
-        if warnings:
-            lines = [f"diagnostics: {_plural(len(warnings), 'warning')}"]
+        counts = [counted(len(self._of(s)), s) for s in SEVERITIES if self._of(s)]
+        if counts:
+            lines = ["diagnostics: " + ", ".join(counts)]
         else:
-            lines = ["diagnostics: no warnings (no dead, shadowed or overlapping rule, "
-                     "no empty group, no near miss)"]
-        for label in self.dead_rules:
-            lines.append(f"  ! dead rule {label!r} ({self._rule(label)}): matches no parameter"
-                         + self._hint(label))
-        for label in self.shadowed_rules:
-            lines.append(f"  ! shadowed rule {label!r} ({self._rule(label)}): every parameter it "
-                         "matches was taken by an earlier rule")
-        if self.overlaps:
-            lines.append(f"  ! {_plural(len(self.overlaps), 'parameter')} matched by several "
-                         "rules, the first wins:")
-            lines += _wrapped(_by_block(f"{p} ({' > '.join(labels)})" for p, labels in
-                                        self.overlaps.items()), "    ")
-        reported = set(self.dead_rules) | set(self.shadowed_rules)
-        lines += [f"  ! empty group {label!r}" for label in self.empty_groups if label not in reported]
-        if self.near_misses:
-            n = len(self.near_misses)
-            lines.append(f"  ! {n} near miss{'es' * (n != 1)}: the fallback {self.fallback_label!r} "
-                         "took parameters like ones a rule took:")
-            lines += _near_miss_lines(self.near_misses, "    ")
+            lines = ["diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or "
+                     "broken optimizer contract)"]
+        for finding in self.findings:
+            lines += finding.text(indent="  ").splitlines()
         if self.fallback_only:
-            lines.append(f"  fallback {self.fallback_label!r} took "
-                         f"{_plural(len(self.fallback_only), 'parameter')} no rule matched:")
-            lines += _wrapped(_by_block(self.fallback_only), "    ")
+            lines.append(f"  {self.fallback_finding.message}:")
+            lines += wrapped(by_block(self.fallback_only), "    ")
+        if not self.contracts_checked:
+            lines.append(f"  ({words.CONTRACTS_UNCHECKED})")
         return lines
 
     def __str__(self) -> str:
@@ -296,64 +248,207 @@ class Diagnostics:
         return html_for("diagnostics", self)
 
 
-def _module_hints(rules, labels, dead, table) -> dict[str, str]:
-    """For dead rules naming module classes the model lacks: the closest class it has."""
-    if table is None or not getattr(table, "has_modules", False):
-        return {}
-    known = sorted({name for chain in table.chains for name in chain})
-    hints = {}
-    for label, rule in zip(labels, rules):
-        if label not in dead:
+# -- computing the findings ----------------------------------------------------------------
+def _module_hint(rule, table) -> str:
+    """For a dead rule naming module classes: what the model's classes say about them."""
+    literals = sorted(getattr(rule, "module_literals", frozenset()) or ())
+    if not literals or table is None or not getattr(table, "has_modules", False):
+        return ""
+    chains = table.chains
+    everywhere = sorted({name for chain in chains for name in chain})
+    holders = set(table.module_names)
+    parts = []
+    for name in literals:
+        if name in holders:
             continue
-        missing = sorted(getattr(rule, "module_literals", frozenset()) - set(known))
-        if not missing:
+        if name in everywhere:
+            below = sorted({chain[-1] for chain in chains if name in chain[:-1]})
+            parts.append(f"no parameter sits directly in a {name!r} (`module` is the class of the "
+                         f"module holding a parameter); the classes below it that hold parameters "
+                         f"are {', '.join(below)}: write `module == {quote_pattern(below[0])}`, "
+                         f"or `within({quote_pattern(name)})` for everything inside it")
             continue
-        parts = []
-        for name in missing:
-            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            parts.append(f"no module of class {name!r} in this model"
-                         + (f"; did you mean {close[0]!r}?" if close else ""))
-        if not any("did you mean" in p for p in parts):
-            parts.append(f"its classes are {', '.join(known)}")
-        hints[label] = "; ".join(parts)
-    return hints
+        close = difflib.get_close_matches(name, everywhere, n=1, cutoff=0.6)
+        parts.append(f"no module of class {name!r} in this model"
+                     + (f"; did you mean {close[0]!r}?" if close else
+                        f"; its classes are {', '.join(everywhere)}"))
+    return "; ".join(parts)
 
 
-def diagnose(paths, masks: np.ndarray, winners: np.ndarray, labels, rule_texts,
-             table=None, rules=None) -> Diagnostics:
-    """Compute :class:`Diagnostics` from per-rule match masks.
+def _kinds_condition(kinds, ndims) -> str:
+    """A condition taking parameters of these module classes (or, without them, dimensions)."""
+    kinds = [k for k in dict.fromkeys(kinds) if k]
+    if kinds:
+        if len(kinds) == 1:
+            return f"module == {quote_pattern(kinds[0])}"
+        return "module in (" + ", ".join(quote_pattern(k) for k in kinds) + ")"
+    ndims = sorted(set(ndims))
+    return f"ndim == {ndims[0]}" if len(ndims) == 1 else f"ndim in ({', '.join(map(str, ndims))})"
+
+
+def _rule_findings(table, masks, winners, labels, rule_texts, rules) -> list[Finding]:
+    n_rules = len(labels) - 1
+    counts = np.bincount(winners, minlength=len(labels)) if len(winners) else np.zeros(len(labels), int)
+    found = []
+    for g in range(n_rules):
+        label = labels[g]
+        if not masks[g].any():
+            hint = _module_hint(rules[g] if rules else None, table)
+            found.append(words.dead_rule(label, rule_texts.get(label, "?"), hint))
+        elif counts[g] == 0:
+            matched = np.flatnonzero(masks[g])
+            takers = [labels[t] for t in np.unique(winners[matched]).tolist()]
+            found.append(words.shadowed_rule(label, rule_texts.get(label, "?"), len(matched), takers))
+    if len(winners) and counts[n_rules] == 0:
+        found.append(words.empty_group(labels[n_rules]))
+    return found
+
+
+def _overlaps(paths, masks, winners, labels) -> tuple[dict, list[Finding]]:
+    n_rules = len(labels) - 1
+    if n_rules < 2 or not masks.shape[1]:
+        return {}, []
+    several = np.flatnonzero(masks.sum(axis=0) > 1)
+    overlaps = {paths[i]: tuple(labels[g] for g in np.flatnonzero(masks[:, i]).tolist())
+                for i in several.tolist()}
+    found = []
+    for g in np.unique(winners[several]).tolist():
+        rows = several[winners[several] == g]
+        later = sorted({k for i in rows.tolist() for k in np.flatnonzero(masks[:, i]).tolist() if k > g})
+        found.append(words.overlap(labels[g], [paths[i] for i in rows.tolist()],
+                                   [labels[k] for k in later]))
+    return overlaps, found
+
+
+class _Contracts:
+    """Each group's optimizer contract checked on every parameter, as arrays."""
+
+    def __init__(self, table, winners, labels, optimizers):
+        self.table, self.labels, self.optimizers = table, labels, optimizers
+        self.roles = roles = roles_of(table)
+        n, n_groups = len(table), len(labels)
+        self.contracts = [contract_of(o) for o in optimizers]
+        self.untrainable = np.zeros((n_groups, n), dtype=bool)
+        self.unfit = np.zeros((n_groups, n), dtype=bool)
+        self.hidden = roles.embedding | roles.head
+        for g, contract in enumerate(self.contracts):
+            if contract is None:
+                continue
+            self.untrainable[g] = roles.ndim < contract.min_ndim
+            self.unfit[g] = self.untrainable[g]
+            if contract.flattens_stacks:
+                self.unfit[g] |= roles.stack
+            if contract.hidden_layers_only:
+                self.unfit[g] |= self.hidden
+        self.winners = winners
+
+    def findings(self) -> list[Finding]:
+        table, roles, labels = self.table, self.roles, self.labels
+        paths = table.paths
+        fallback = len(labels) - 1
+        found = []
+        for g, (optimizer, contract) in enumerate(zip(self.optimizers, self.contracts)):
+            if contract is None:
+                continue
+            label, name = labels[g], type(optimizer).__name__
+            mine = self.winners == g
+            other = labels[fallback] if g != fallback else None
+            flagged = np.zeros(len(paths), dtype=bool)
+            rows = np.flatnonzero(mine & self.untrainable[g])
+            if len(rows):
+                found.append(words.too_few_dims(label, name, contract.min_ndim,
+                                                contract.below_min_ndim,
+                                                [paths[i] for i in rows.tolist()], other))
+                flagged[rows] = True
+            if contract.flattens_stacks:
+                rows = np.flatnonzero(mine & roles.stack)
+                if len(rows):
+                    example = ", ".join(dict.fromkeys(describe_row(table, i) for i in rows.tolist()))
+                    found.append(words.flattened_stack(label, name, [paths[i] for i in rows.tolist()],
+                                                       example, contract.stack_fix))
+                    flagged[rows] = True
+            if contract.hidden_layers_only:
+                emb = np.flatnonzero(mine & roles.embedding)
+                head = np.flatnonzero(mine & roles.head)
+                if len(emb) or len(head):
+                    exclusions = []
+                    if len(emb):
+                        exclusions.append(f"module != {quote_pattern(table.module_names[emb[0]])}")
+                    if len(head):
+                        module = paths[head[0]].rpartition(".")[0]
+                        exclusions.append(f"not glob({quote_pattern(module + '.*')})")
+                    found.append(words.embedding_or_head(
+                        label, name, [paths[i] for i in emb.tolist()],
+                        [paths[i] for i in head.tolist()], contract.advice,
+                        " and ".join(exclusions), other))
+                    flagged[emb] = True
+                    flagged[head] = True
+            decay = weight_decay_of(optimizer, contract)
+            if decay > 0:
+                rows = np.flatnonzero(mine & (roles.vector | roles.embedding) & ~flagged)
+                if len(rows):
+                    found.append(words.weight_decay(label, name, decay,
+                                                    [paths[i] for i in rows.tolist()],
+                                                    roles.known_modules))
+        return found
+
+
+def _near_miss_findings(table, near: tuple[NearMiss, ...], labels) -> list[Finding]:
+    found = []
+    for rule in dict.fromkeys(m.label for m in near):
+        misses = [m for m in near if m.label == rule]
+        forms = list(dict.fromkeys((m.kind, m.like_kind) for m in misses))
+        rows = [table.index(m.path) for m in misses]
+        suggestion = _kinds_condition([table.module_names[i] for i in rows],
+                                      [table.ndims[i] for i in rows])
+        found.append(words.near_miss(labels[-1], rule, [m.path for m in misses], forms, suggestion))
+    return found
+
+
+def _ordered(found: list[Finding], labels) -> tuple[Finding, ...]:
+    order = {label: i for i, label in enumerate(labels)}
+    return tuple(sorted(found, key=lambda f: (SEVERITIES.index(f.severity), KINDS.index(f.kind),
+                                              order.get(f.group, len(order)))))
+
+
+def diagnose(table, masks: np.ndarray, winners: np.ndarray, labels, rule_texts,
+             rules=None, optimizers=None) -> Diagnostics:
+    """Compute :class:`Diagnostics` from per-rule match masks and the winning groups.
 
     Args:
-        paths (Sequence[str]): Parameter paths, one per column of ``masks``.
+        table (ParameterTable): The parameters (module classes, shapes, paths).
         masks (numpy.ndarray): ``(n_rules, n_paths)`` bools: rule i matched path j.
         winners (numpy.ndarray): Group index of each path (``n_rules`` = fallback).
         labels (Sequence[str]): Group labels, fallback last.
-        rule_texts (dict[str, str]): Label -> rule description, for messages.
-        table (ParameterTable, optional): The parameters, for near misses and
-            hints about module classes. Default: ``None`` (neither).
-        rules (Sequence[Rule], optional): The rules, with ``table``. Default: ``None``.
+        rule_texts (dict[str, str]): Label -> rule as shown, for messages.
+        rules (Sequence[Rule], optional): The rules, for what a dead rule's
+            module classes say. Default: ``None``.
+        optimizers (Sequence[Optimizer], optional): One per group, to check
+            their contracts. Default: ``None`` (not checked).
 
     Example:
-        >>> m = np.array([[True, False]])
-        >>> diagnose(["w", "b"], m, np.array([0, 1]), ["muon", "adamw"], {}).fallback_only
-        ('b',)
+        >>> import mlx.core as mx, mlx.optimizers as optim
+        >>> from multiopt_lab.partition.table import ParameterTable
+        >>> t = ParameterTable.from_tree({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))})
+        >>> d = diagnose(t, np.array([[True, True]]), np.array([0, 0]), ["muon", "adamw"], {},
+        ...              optimizers=[optim.Muon(0.02), optim.AdamW(1e-3)])
+        >>> [(f.kind, f.paths) for f in d.findings]
+        [('too_few_dims', ('b',)), ('empty_group', ())]
     """
+    paths = table.paths
+    labels = tuple(labels)
+    winners = np.asarray(winners)
     n_rules = len(labels) - 1
-    fallback = winners == n_rules
-    fallback_only = tuple(paths[i] for i in np.flatnonzero(fallback).tolist())
-    overlaps = {}
-    if n_rules > 1:
-        for i in np.flatnonzero(masks.sum(axis=0) > 1).tolist():
-            overlaps[paths[i]] = tuple(labels[g] for g in np.flatnonzero(masks[:, i]).tolist())
-    counts = np.bincount(winners, minlength=len(labels)) if len(winners) else np.zeros(len(labels), int)
-    dead, shadowed = [], []
-    for g in range(n_rules):
-        if not masks[g].any():
-            dead.append(labels[g])
-        elif counts[g] == 0:
-            shadowed.append(labels[g])
-    empty = tuple(labels[g] for g in range(len(labels)) if counts[g] == 0)
-    near = find_near_misses(table, rules, winners, labels) if table is not None and rules else ()
-    hints = _module_hints(rules or (), labels, set(dead), table)
-    return Diagnostics(fallback_only, overlaps, tuple(dead), tuple(shadowed), empty,
-                       labels[-1], dict(rule_texts), near, hints)
+    fallback_only = tuple([paths[i] for i in np.flatnonzero(winners == n_rules).tolist()])
+    found = _rule_findings(table, masks, winners, labels, rule_texts, rules)
+    overlaps, overlap_findings = _overlaps(paths, masks, winners, labels)
+    found += overlap_findings
+    unfit = untrainable = None
+    if optimizers is not None:
+        contracts = _Contracts(table, winners, labels, list(optimizers))
+        found += contracts.findings()
+        unfit, untrainable = contracts.unfit, contracts.untrainable
+    near = find_near_misses(table, winners, labels, unfit, untrainable)
+    found += _near_miss_findings(table, near, labels)
+    return Diagnostics(_ordered(found, labels), labels[-1], fallback_only, overlaps, near,
+                       optimizers is not None)

@@ -49,12 +49,14 @@ class GroupSummary(pd.DataFrame):
 def parameter_frame(assignment) -> pd.DataFrame:
     """One row per parameter, flatten order.
 
-    Columns: ``path``, ``module`` (path without its last part), ``name``,
-    ``group`` (label), ``group_index``, ``rule`` (description of the rule
-    that won, None for the fallback), ``also_matched`` (labels of the other
-    rules that matched), ``shape``, ``ndim``, ``dtype``, ``size``, and
-    ``module_class`` (class of the module holding it, what rules read as
-    ``module``; None when the assignment was made from a parameter dict).
+    Columns: ``path``, ``module_path`` (the path of the module holding it:
+    the path without its last part), ``name``, ``group`` (label),
+    ``group_index``, ``rule`` (description of the rule that won, None for
+    the fallback), ``also_matched`` (labels of the other rules that
+    matched), ``shape``, ``ndim``, ``dtype``, ``size``, and ``module`` (the
+    class of the module holding it, what rules read as ``module``; None when
+    the assignment was made from a parameter dict). The words mean what
+    they mean in rules: ``module`` is a class, ``module_path`` a path.
 
     Example:
         >>> import mlx.nn as nn
@@ -69,7 +71,7 @@ def parameter_frame(assignment) -> pd.DataFrame:
             for i, g in enumerate(winners)]
     return pd.DataFrame({
         "path": table.paths,
-        "module": [p.rpartition(".")[0] for p in table.paths],
+        "module_path": [p.rpartition(".")[0] for p in table.paths],
         "name": table.names,
         "group": [labels[g] for g in winners],
         "group_index": winners,
@@ -79,7 +81,7 @@ def parameter_frame(assignment) -> pd.DataFrame:
         "ndim": table.ndims,
         "dtype": table.dtypes,
         "size": table.sizes,
-        "module_class": table.module_names,
+        "module": table.module_names,
     })
 
 

@@ -1,32 +1,34 @@
 """Near misses: parameters the fallback took that look like what a rule took.
 
 The fallback catching norms and biases is MLX's design; the fallback catching
-a 3-D expert stack while a rule took the 2-D Linear weights beside it, or a
-position embedding while a rule took the token embedding, is likely a
-mistake. A parameter ``p`` the fallback took is a near miss of rule ``g``
-when ``g`` took a parameter ``q`` that
+a 3-D expert stack while a rule took the 2-D Linear weights beside it is
+likely a mistake. Whether a parameter is a near miss depends only on the
+assignment and the model, never on how a rule is written: two partitions that
+give the same assignment give the same near misses.
 
-* sits in the same block as ``p`` (the same ``layers.N``, the first numbered
-  element of their paths; everything outside numbered blocks is one block),
-* has the same name (``weight``) and the same module family (``Linear`` for
-  ``Linear``, ``SwitchLinear``, ``QuantizedLinear``, ``LoRALinear``;
-  ``Embedding``; ``Norm`` for ``RMSNorm`` and ``LayerNorm``...), or, when the
-  module classes are unknown (a parameter dict), both have at least 2 dims,
+Parameters *look alike* when they sit in the same block (the same
+``layers.N``, the first numbered element of their paths; everything outside
+numbered blocks is one block), have the same name (``weight``) and the same
+module family (``Linear`` for ``Linear``, ``SwitchLinear``,
+``QuantizedLinear``, ``LoRALinear``; ``Embedding``; ``Norm`` for ``RMSNorm``
+and ``LayerNorm``...), or, when the module classes are unknown (a parameter
+dict), both have at least 2 dimensions. Their *form* is their module class,
+number of dimensions and dtype.
 
-and ``g`` failed on ``p`` only for reasons that look accidental. Of the
-conditions of ``g`` joined by ``and``, those ``p`` fails must each be
+Among look-alikes, a rule ``g`` that took some and left others to the
+fallback split them either by form or by name. By form (every look-alike the
+fallback took has a form none of those ``g`` took: 3-D ``SwitchLinear``
+stacks beside 2-D ``Linear`` weights) the split is likely an accident, and
+what the fallback took are near misses of ``g``. By name (the fallback also
+holds look-alikes of the very form ``g`` took: ``v`` and ``o`` beside the
+``q`` and ``k`` a rule picked, the router gate beside the attention
+projections) it is on purpose: no near miss.
 
-* about the shape, dtype or module class (``ndim == 2``, ``module ==
-  "Linear"``): ``p`` differs from ``q`` in form only, or
-* a test of the path or name that guesses the kind of layer by name
-  (``glob("*embed*")`` for embeddings, ``"norm" in path``): a word of it is
-  part of ``q``'s class name.
-
-A negated condition (``not glob("*embed*")``, ``module != "Embedding"``,
-``"x" not in path``) that ``p`` fails excludes it on purpose, and a path test
-naming roles (``glob("*.q_proj.*")``) picks parameters by name on purpose:
-neither is a near miss. A Python callable cannot be read: any look-alike it
-left out counts.
+With the optimizers known, a parameter whose optimizer contract it breaks
+is the likely mistake, not its look-alikes: a rule's group that took a norm
+Muon cannot train does not make the norms the fallback took near misses
+(the contract finding names the misplaced norm instead), and a parameter
+the rule's optimizer could not train at all is never a near miss of it.
 
 Example:
     >>> import mlx.core as mx
@@ -38,20 +40,13 @@ Example:
 
 from __future__ import annotations
 
+import re
+import weakref
 from typing import NamedTuple
 
 import numpy as np
 
-import functools
-import re
-import weakref
-
 from multiopt_lab.partition.modules import family
-from multiopt_lab.rules.logic import And, Not
-from multiopt_lab.rules.nodes import Compare, Constant
-
-_PER_PATH = frozenset({"path", "name"})
-_WORD = re.compile(r"[A-Za-z]{3,}")
 
 __all__ = ["NearMiss", "find_near_misses", "block_of", "block_pattern"]
 
@@ -112,145 +107,110 @@ def block_pattern(path: str) -> str:
     return path
 
 
-def _conditions(node) -> list:
-    """The conditions joined by ``and`` at the top of a rule, nested ``and`` flattened."""
-    if isinstance(node, And):
-        return [c for operand in node.operands for c in _conditions(operand)]
-    return [node]
 
 
-def _words(node) -> set[str]:
-    """The words (3+ letters, lower case) of the strings and patterns a condition holds."""
-    found: set[str] = set()
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        texts = []
-        if isinstance(item, Constant) and isinstance(item.value, str):
-            texts.append(item.value)
-        literal = getattr(item, "literal_test", None)
-        if literal is not None:
-            texts.append(literal[1])
-        pattern = getattr(getattr(getattr(item, "matcher", None), "__self__", None), "pattern", None)
-        if isinstance(pattern, str):
-            texts.append(pattern)
-        for text in texts:
-            found.update(w.lower() for w in _WORD.findall(text))
-        for attribute in ("left", "right", "operand", "value"):
-            child = getattr(item, attribute, None)
-            if hasattr(child, "row"):
-                stack.append(child)
-        for attribute in ("operands", "items"):
-            stack.extend(c for c in getattr(item, attribute, ()) if hasattr(c, "row"))
-    return found
+def describe_row(table, i: int) -> str:
+    """``"SwitchLinear [4, 32, 64]"``: a parameter's module class and shape (the shape alone
+    without the model).
 
-
-@functools.lru_cache(maxsize=1024)
-def _kind_words(kind: str | None) -> frozenset:
-    return frozenset({kind.lower(), (family(kind) or "").lower()}) if kind else frozenset()
-
-
-def _nearly(rule, row: tuple, like_kind: str | None) -> bool:
-    """Whether ``rule`` failed on ``row`` only by accident (see the module docstring)."""
-    root = getattr(rule, "_root", None)
-    if root is None:  # a Python callable: no telling why it said no
-        return True
-    kind_words = _kind_words(like_kind)
-    for condition in _conditions(root):
-        try:
-            if condition.row(row):
-                continue
-        except Exception:  # cannot be evaluated on this row: it fails here, for its form
-            pass
-        if isinstance(condition, Not) or (
-                isinstance(condition, Compare) and condition.op in ("!=", "not in")):
-            return False  # excluded on purpose
-        if condition.names & _PER_PATH and not any(
-                word in kind for word in _words(condition) for kind in kind_words):
-            return False  # picked by name on purpose
-    return True
-
-
-def _describe(table, i: int) -> str:
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.table import ParameterTable
+        >>> describe_row(ParameterTable.from_tree(nn.Linear(2, 3)), 0)
+        'Linear [3, 2]'
+    """
     shape = "[" + ", ".join(map(str, table.shapes[i])) + "]"
     kind = table.module_names[i]
     return f"{kind} {shape}" if kind else shape
 
 
-def find_near_misses(table, rules, winners: np.ndarray, labels) -> tuple[NearMiss, ...]:
+def find_near_misses(table, winners: np.ndarray, labels, unfit=None,
+                     untrainable=None) -> tuple[NearMiss, ...]:
     """Every near miss of an assignment, in parameter order (see the module docstring).
 
     Args:
         table (ParameterTable): The parameters.
-        rules (Sequence[Rule]): The rules, one per group but the fallback.
-        winners (numpy.ndarray): Group index of each parameter.
+        winners (numpy.ndarray): Group index of each parameter (``len(labels) - 1``:
+            the fallback).
         labels (Sequence[str]): Group labels, fallback last.
+        unfit (numpy.ndarray, optional): ``(len(labels), len(table))`` bools: the
+            parameter breaks the contract of that group's optimizer (an error or
+            a warning). Such a parameter a rule took is no evidence of what the
+            rule wants. Default: ``None`` (optimizers unknown).
+        untrainable (numpy.ndarray, optional): The same shape: the group's
+            optimizer cannot train that parameter (an error); it is never a
+            near miss of that group. Default: ``None``.
 
     Example:
         >>> import mlx.nn as nn
         >>> from multiopt_lab.partition.table import ParameterTable
-        >>> from multiopt_lab.rules import rule
         >>> t = ParameterTable.from_tree(nn.Linear(2, 2))
-        >>> find_near_misses(t, [rule("ndim == 2")], np.array([0, 1]), ["muon", "adamw"])
+        >>> find_near_misses(t, np.array([0, 1]), ["muon", "adamw"])
         ()
     """
     n_rules = len(labels) - 1
-    if not n_rules or not (winners == n_rules).any():
+    winners = np.asarray(winners)
+    if not n_rules or not len(winners) or not (winners == n_rules).any():
         return ()
-    keys = _row_keys(table)
+    keys, forms = _row_keys(table)
+    rows = np.arange(len(winners))
     eligible = keys >= 0
     fallback = np.flatnonzero((winners == n_rules) & eligible)
-    taken = np.flatnonzero((winners < n_rules) & eligible)
+    taken_mask = (winners < n_rules) & eligible
+    if unfit is not None:
+        taken_mask &= ~unfit[np.minimum(winners, n_rules), rows]
+    taken = np.flatnonzero(taken_mask)
     if not len(fallback) or not len(taken):
         return ()
-    # The first parameter each rule took, per look-alike key (block, name, family).
-    wanted = set(keys[fallback].tolist())
-    combined = keys[taken] * n_rules + winners[taken]
-    unique, first = np.unique(combined, return_index=True)
-    like: dict[int, dict[int, int]] = {}
-    for code, q in zip(unique.tolist(), taken[first].tolist()):
-        key, g = divmod(code, n_rules)
-        if key in wanted:
-            like.setdefault(key, {})[g] = q
-    paths, shapes, kinds_of = table.paths, table.shapes, table.module_names
-    kind_ids = table.kind_ids
+    n_forms = int(forms.max()) + 1
+    # (key, form) pairs the fallback holds; (key, group) pairs the rules took, with the forms
+    # taken. A (key, group) pair whose forms all differ from what the fallback holds in that
+    # key split its look-alikes by form. All in numpy: this runs on every keystroke.
+    held = np.unique(keys[fallback] * n_forms + forms[fallback])
+    key_group = keys[taken] * n_rules + winners[taken]
+    shared = np.isin(keys[taken] * n_forms + forms[taken], held)
+    pairs, inverse = np.unique(key_group, return_inverse=True)
+    overlapping = np.zeros(len(pairs), dtype=bool)
+    np.logical_or.at(overlapping, inverse, shared)
+    first = np.full(len(pairs), len(winners), dtype=np.int64)
+    np.minimum.at(first, inverse, taken)
+    pair_keys = pairs // n_rules
+    chosen = ~overlapping & np.isin(pair_keys, held // n_forms)
+    if not chosen.any():
+        return ()
+    # Per look-alike key: the rules that split it by form, in partition order.
+    by_form: dict[int, list[tuple[int, int]]] = {}
+    for code, q in zip(pairs[chosen].tolist(), first[chosen].tolist()):
+        by_form.setdefault(code // n_rules, []).append((code % n_rules, q))
+    candidates = fallback[np.isin(keys[fallback], pair_keys[chosen])]
+    paths, kinds, shapes = table.paths, table.module_names, table.shapes
     descriptions: dict[tuple, str] = {}
-    verdicts: dict[tuple, bool] = {}
 
     def described(i: int) -> str:
-        key_ = (kinds_of[i], shapes[i])
-        if key_ not in descriptions:
-            descriptions[key_] = _describe(table, i)
-        return descriptions[key_]
+        kind = (kinds[i], shapes[i])
+        if kind not in descriptions:
+            descriptions[kind] = describe_row(table, i)
+        return descriptions[kind]
 
-    per_kind = [getattr(r, "names", None) is not None and not r.names & _PER_PATH for r in rules]
+    blocked = untrainable[:, candidates].T.tolist() if untrainable is not None else None
     found = []
-    for p, key in zip(fallback.tolist(), keys[fallback].tolist()):
-        candidates = like.get(key)
-        if candidates is None:
-            continue
-        for g in sorted(candidates):
-            q = candidates[g]
-            if per_kind[g]:  # the rule reads no path: the verdict is the same for a whole kind
-                cached = (g, int(kind_ids[p]), kinds_of[q])
-                nearly = verdicts.get(cached)
-                if nearly is None:
-                    nearly = verdicts[cached] = _nearly(rules[g], table.rows[p], kinds_of[q])
-            else:
-                nearly = _nearly(rules[g], table.rows[p], kinds_of[q])
-            if nearly:
-                found.append(NearMiss(paths[p], labels[g], paths[q], described(p), described(q)))
-                break
+    for j, (p, key) in enumerate(zip(candidates.tolist(), keys[candidates].tolist())):
+        for g, q in by_form[key]:
+            if blocked is not None and blocked[j][g]:
+                continue
+            found.append(NearMiss(paths[p], labels[g], paths[q], described(p), described(q)))
+            break
     return tuple(found)
 
 
 _KEYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def _row_keys(table) -> np.ndarray:
-    """Per row, an id of (block, name, module family); -1 for a row that can look like nothing
-    (without module classes: fewer than 2 dims). Kept per table: the editor reassigns one
-    table on every keystroke."""
+def _row_keys(table) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, an id of its look-alike class (block, name, module family; -1 for a row that
+    can look like nothing: without module classes, one below 2 dims) and an id of its form
+    (module class, ndim, dtype). Kept per table: the editor reassigns one table on every
+    keystroke."""
     try:
         return _KEYS[table]
     except (KeyError, TypeError):
@@ -265,8 +225,11 @@ def _row_keys(table) -> np.ndarray:
     index: dict[tuple, int] = {}
     keys = np.array([-1 if f is False else index.setdefault((b, n, f), len(index))
                      for b, n, f in zip(block_ids, table.names, second)], dtype=np.int64)
+    form_index: dict[tuple, int] = {}
+    forms = np.array([form_index.setdefault(form, len(form_index)) for form in
+                      zip(table.module_names, table.ndims, table.dtypes)], dtype=np.int64)
     try:
-        _KEYS[table] = keys
+        _KEYS[table] = keys, forms
     except TypeError:
         pass
-    return keys
+    return keys, forms

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import mlx.core as mx
@@ -16,6 +17,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.partition.contracts import contract_of, declare_contract
 from multiopt_lab.partition.table import ParameterTable
 from multiopt_lab.arguments import check_model
 from multiopt_lab.recipes.compose import build_optimizer, expand_groups, given_groups, settings_of
@@ -68,6 +70,10 @@ class StackedMuon(optim.Muon):
         update = _newton_schulz(update, self.ns_steps)
         lr = lr * max(1, update.shape[-2] / update.shape[-1]) ** 0.5
         return parameter - lr * update
+
+
+# Muon's contract, except that a stack of matrices is what it is made for.
+declare_contract(StackedMuon, replace(contract_of(optim.Muon(0.0)), flattens_stacks=False, stack_fix=""))
 
 
 def _newton_schulz(X: mx.array, steps: int) -> mx.array:

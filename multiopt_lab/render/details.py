@@ -73,10 +73,11 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
             fields.append(("inside", " > ".join(info.modules[:-1])))
     fields.append(("matched rule", info.rule))
     fields.append(("also matched", ", ".join(info.also_matched) or "no other rule"))
-    if info.nearly:
-        fields.append(("near miss", f"looks like {info.like}, which {info.nearly} took"))
-    elif info.flags:
-        fields.append(("diagnostics", ", ".join(info.flags)))
+    for finding in info.findings:  # the finding's own words: its title and its fix
+        text = finding.title
+        if finding.kind == "near_miss" and info.like:
+            text += f": looks like {info.like}, which {info.nearly} took"
+        fields.append((finding.severity, f"{text}; fix: {finding.hint}" if finding.hint else text))
     return fields
 
 

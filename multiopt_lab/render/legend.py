@@ -2,9 +2,11 @@
 
 Each row gives the group's label and colour, its optimizer with the main
 hyperparameters, the rule text, how many parameters and elements it owns,
-its share of the model and its warnings (dead, shadowed, empty, overlaps,
-near misses). The fallback row counts what no rule matched: that is its
-job, not a warning.
+its share of the model and, in a few words, the findings about it (``!``
+for errors and warnings). Below the table, each finding on one line. All
+the words come from the assignment's findings
+(:mod:`multiopt_lab.partition.findings`). The fallback row counts what no
+rule matched: that is its job, not a finding.
 
 Example:
     >>> import mlx.core as mx
@@ -15,7 +17,7 @@ Example:
     muon   ndim == 2        1        16    80%
     conv   ndim == 3        0         0     0%  ! dead rule: matches nothing
     adamw  (fallback)       1         4    20%
-    ! dead rule 'conv': matches no parameter
+    ! error: rule 'conv' (ndim == 3) matches no parameter; fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from html import escape
 from multiopt_lab.palette import group_colour
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
-from multiopt_lab.render.params import OVERLAP, param_infos, rule_display
+from multiopt_lab.render.params import param_infos, rule_display
 
 __all__ = ["LegendRow", "legend_rows", "diagnostic_lines", "legend_text", "legend_html"]
 
 #: How many paths a diagnostic line names before it says "and N more".
 PATHS_SHOWN = 3
+
+
+def _marked(finding, text: str) -> str:
+    return f"! {text}" if finding.flagged else text
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class LegendRow:
         params (int): Parameter arrays in the group.
         elements (int): Elements in the group.
         share (str): Share of the model's elements (``"82%"``).
-        notes (tuple[str, ...]): Diagnostics about this group.
+        notes (tuple[str, ...]): The findings about this group, in a few words.
         optimizer_short (str): ``AdamW lr=0.001 wd=0.01``: the compact form the HTML shows.
     """
 
@@ -79,34 +85,18 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
     """
     labels = assignment.group_labels
     opts = optimizers_of(optimizers, len(labels))
+    if opts is None and getattr(assignment, "optimizers", None) is not None:
+        opts = list(assignment.optimizers)
     diagnostics = assignment.diagnostics
-    dead, shadowed, empty = (set(diagnostics.dead_rules), set(diagnostics.shadowed_rules),
-                             set(diagnostics.empty_groups))
     params = [0] * len(labels)
     elements = [0] * len(labels)
-    overlapping = [0] * len(labels)
-    near: dict[int, dict[str, int]] = {}
     for info in param_infos(assignment).values():
         params[info.group] += 1
         elements[info.group] += info.size
-        overlapping[info.group] += OVERLAP in info.flags
-        if info.nearly:
-            by_rule = near.setdefault(info.group, {})
-            by_rule[info.nearly] = by_rule.get(info.nearly, 0) + 1
     total = sum(elements)
     rows = []
     for i, (label, rule) in enumerate(zip(labels, assignment.rules)):
-        notes = []
-        if label in dead:
-            notes.append("! dead rule: matches nothing")
-        elif label in shadowed:
-            notes.append("! shadowed rule: earlier rules took all it matches")
-        elif label in empty:
-            notes.append("! empty group")
-        for rule_label, n in near.get(i, {}).items():
-            notes.append(f"! {n:,} near miss{'es' * (n != 1)} of {rule_label}")
-        if overlapping[i]:
-            notes.append(f"! {overlapping[i]:,} also matched by later rules")
+        notes = [_marked(f, f.short()) for f in diagnostics.for_group(label)]
         optimizer = describe_optimizer(opts[i]) if opts is not None else ""
         short = short_optimizer(opts[i]) if opts is not None else ""
         share = percent(elements[i], total)
@@ -115,45 +105,18 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
     return rows
 
 
-def _listed(paths) -> str:
-    paths = list(paths)
-    shown = ", ".join(paths[:PATHS_SHOWN])
-    more = len(paths) - PATHS_SHOWN
-    return shown + (f" and {more:,} more" if more > 0 else "")
-
-
 def diagnostic_lines(assignment) -> list[str]:
-    """The assignment's warnings in words, one line each; ``[]`` when there is none.
+    """The assignment's findings, one line each (``!`` before errors and warnings); ``[]`` when
+    there is none.
 
     Example:
         >>> import mlx.core as mx
         >>> from multiopt_lab.partition.assignment import assign
         >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}
-        >>> diagnostic_lines(assign(tree, ["ndim == 2"], ["muon", "adamw"]))
-        ["! near miss (1): the fallback 'adamw' took experts.weight ([2, 4, 4]), like q.weight ([4, 4]), which 'muon' took"]
+        >>> print(diagnostic_lines(assign(tree, ["ndim == 2"], ["muon", "adamw"]))[0])
+        ! warning: the fallback 'adamw' took 1 parameter that looks like what 'muon' took (the same name and kind of layer, in the same block) in another form: [2, 4, 4] where 'muon' took [4, 4]: experts.weight; fix: add `or ndim == 3` to the rule of 'muon' if they belong with what it took; if they belong to 'adamw', the split is as intended
     """
-    diagnostics = assignment.diagnostics
-    lines = []
-    near_misses = diagnostics.near_misses
-    if near_misses:
-        described = [f"{m.path} ({m.kind}), like {m.like} ({m.like_kind}), which {m.label!r} took"
-                     for m in near_misses]
-        lines.append(f"! near miss{'es' * (len(described) != 1)} ({len(described):,}): the fallback "
-                     f"{diagnostics.fallback_label!r} took {_listed(described)}")
-    overlaps = diagnostics.overlaps
-    if overlaps:
-        described = [f"{p} ({' > '.join(overlaps[p])})" for p in overlaps]
-        lines.append(f"! matched by several rules, the first wins ({len(described):,}): {_listed(described)}")
-    for label in diagnostics.dead_rules:
-        hint = diagnostics.hints.get(label)
-        lines.append(f"! dead rule {label!r}: matches no parameter" + (f"; {hint}" if hint else ""))
-    for label in diagnostics.shadowed_rules:
-        lines.append(f"! shadowed rule {label!r}: every parameter it matches was taken by an earlier rule")
-    reported = set(diagnostics.dead_rules) | set(diagnostics.shadowed_rules)
-    empty = [label for label in diagnostics.empty_groups if label not in reported]
-    if empty:
-        lines.append(f"! empty group: {', '.join(repr(label) for label in empty)}")
-    return lines
+    return [_marked(f, f.line(PATHS_SHOWN)) for f in assignment.diagnostics.findings]
 
 
 def legend_text(assignment, optimizers=None) -> str:

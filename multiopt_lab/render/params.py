@@ -1,10 +1,12 @@
 """Per-parameter facts read off an assignment, shared by every renderer.
 
-Flags mark likely mistakes only: a parameter several rules matched
-(:data:`OVERLAP`) and a near miss (:data:`NEAR_MISS`: the fallback took it,
-but it looks like what a rule took). A parameter the fallback took because
-no rule matched it carries no flag: that is what the fallback is for, and
-its rule reads ``(fallback)``.
+Each parameter carries the findings of its assignment that concern it
+(``findings``), drawn from ``assignment.diagnostics``; its flags mark the
+likely mistakes among them (errors and warnings: a near miss, Muon on a
+vector...), one word each (:data:`NEAR_MISS`...). Notes (weight decay on a
+norm, a parameter several rules matched) are not flags. A parameter the
+fallback took because no rule matched it carries no flag: that is what the
+fallback is for, and its rule reads ``(fallback)``.
 
 Example:
     >>> import mlx.core as mx
@@ -21,14 +23,23 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-__all__ = ["ParamInfo", "param_infos", "rule_display", "OVERLAP", "NEAR_MISS"]
+__all__ = ["ParamInfo", "param_infos", "rule_display", "flag_of", "NEAR_MISS"]
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-#: Flag for a parameter that more than one rule matched (first match won).
-OVERLAP = "overlap"
 #: Flag for a parameter the fallback took that looks like what a rule took.
 NEAR_MISS = "near miss"
+
+
+def flag_of(finding) -> str:
+    """The flag a finding puts on its rows: its kind in words (``"near miss"``).
+
+    Example:
+        >>> from multiopt_lab.partition import findings
+        >>> flag_of(findings.too_few_dims("muon", "Muon", 2, "", ["b"], "adamw"))
+        'too few dims'
+    """
+    return finding.kind.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +55,14 @@ class ParamInfo:
         label (str): Its group's label.
         rule (str): The rule that matched, as shown (``(fallback)`` for the fallback).
         also_matched (tuple[str, ...]): Labels of later rules that matched too.
-        flags (tuple[str, ...]): Warnings: :data:`OVERLAP`, :data:`NEAR_MISS`.
+        flags (tuple[str, ...]): Its likely mistakes (findings of severity error
+            or warning), one word each (:func:`flag_of`).
         nearly (str): For a near miss, the label of the rule it nearly matched; else ``""``.
         like (str): For a near miss, the parameter that rule took which it resembles,
             with its module class and shape; else ``""``.
         modules (tuple[str, ...] | None): Class names from the model down to the
             module holding it (None when the model was not at hand).
+        findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
 
     Example:
         >>> ParamInfo("w", (2,), "float32", 2, 0, "sgd", "(fallback)", (), ()).size
@@ -68,6 +81,7 @@ class ParamInfo:
     nearly: str = ""
     like: str = ""
     modules: tuple[str, ...] | None = None
+    findings: tuple = ()
 
 
 def rule_display(rule) -> str:
@@ -112,19 +126,22 @@ def param_infos(assignment) -> dict[str, ParamInfo]:
     # overlaps: path -> labels of every rule that matched it, the winner first;
     # a path absent from it was matched by at most one rule.
     overlaps = diagnostics.overlaps
+    by_path = diagnostics.by_path
     group_index = assignment.group_index
     infos = {}
     for path, shape, dtype, size, modules in zip(table.paths, table.shapes, table.dtypes,
                                                  table.sizes, table.module_chains):
         group = group_index[path]
-        also, flags, nearly, like = (), (), "", ""
+        also, flags, nearly, like, found = (), (), "", "", by_path.get(path, ())
+        if found:
+            flags = tuple(flag_of(f) for f in found if f.flagged)
         if path in near_misses:
             miss = near_misses[path]
-            flags, nearly, like = (NEAR_MISS,), miss.label, f"{miss.like} ({miss.like_kind})"
-        elif path in overlaps:
-            also, flags = tuple(overlaps[path][1:]), (OVERLAP,)
+            nearly, like = miss.label, f"{miss.like} ({miss.like_kind})"
+        if path in overlaps:
+            also = tuple(overlaps[path][1:])
         infos[path] = ParamInfo(path, shape, dtype, size, group, labels[group], rules[group], also,
-                                flags, nearly, like, modules)
+                                flags, nearly, like, modules, found)
     try:
         _CACHE[assignment] = infos
     except TypeError:  # not weak-referenceable: just don't cache

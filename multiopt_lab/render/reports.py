@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from html import escape
 
+from multiopt_lab.partition.findings import CONTRACTS_UNCHECKED, by_block
+
 __all__ = ["diagnostics_html", "moves_html", "history_html"]
 
 _MAX_LISTED = 50
@@ -29,42 +31,29 @@ def _items(values) -> str:
 
 
 def diagnostics_html(diagnostics) -> str:
-    """The diagnostics as a list: one item per warning (``!``), then what the fallback took.
+    """The diagnostics as a list: one item per finding (severity, message, paths, fix), then
+    what the fallback took. Every word is the finding's own.
 
     Example:
         >>> from multiopt_lab.partition.diagnostics import Diagnostics
-        >>> "no warnings" in diagnostics_html(Diagnostics((), {}, (), (), (), "adamw"))
+        >>> "nothing found" in diagnostics_html(Diagnostics((), "adamw"))
         True
     """
     d = diagnostics
+    head, *_ = d.lines()
     items = []
-    for label in d.dead_rules:
-        items.append(f"! dead rule <b>{escape(label)}</b> (<code>{escape(d._rule(label))}</code>): "
-                     f"matches no parameter{escape(d._hint(label))}")
-    for label in d.shadowed_rules:
-        items.append(f"! shadowed rule <b>{escape(label)}</b> (<code>{escape(d._rule(label))}</code>): "
-                     "every parameter it matches was taken by an earlier rule")
-    if d.overlaps:
-        items.append(f"! {len(d.overlaps):,} matched by several rules, the first wins"
-                     + _items(f"{p} ({' > '.join(labels)})" for p, labels in d.overlaps.items()))
-    reported = set(d.dead_rules) | set(d.shadowed_rules)
-    for label in d.empty_groups:
-        if label not in reported:
-            items.append(f"! empty group <b>{escape(label)}</b>")
-    if d.near_misses:
-        items.append(f"! {len(d.near_misses):,} near miss{'es' * (len(d.near_misses) != 1)}: the "
-                     f"fallback <b>{escape(d.fallback_label)}</b> took parameters like ones a rule took"
-                     + _items(f"{m.path} ({m.detail}): like {m.like}, which '{m.label}' took"
-                              for m in d.near_misses))
-    head = (f"diagnostics: {len(d.warnings()):,} warning{'s' * (len(d.warnings()) != 1)}"
-            if d.warnings() else "diagnostics: no warnings")
-    lines = "".join(f'<li class="mol-warning">{item}</li>' for item in items)
+    for f in d.findings:
+        paths = _items(by_block(f.paths)) if f.paths else ""
+        fix = f'<div class="mol-fix">fix: {escape(f.hint)}</div>' if f.hint else ""
+        items.append(f'<li class="mol-{f.severity}" data-kind="{escape(f.kind)}">'
+                     f"<b>{escape(f.severity)}</b>: {escape(f.message)}{paths}{fix}</li>")
     if d.fallback_only:
-        lines += (f'<li class="mol-info">fallback <b>{escape(d.fallback_label)}</b> took '
-                  f"{len(d.fallback_only):,} parameter{'s' * (len(d.fallback_only) != 1)} no rule "
-                  f"matched{_items(d.fallback_only)}</li>")
+        items.append(f'<li class="mol-info">{escape(d.fallback_finding.message)}'
+                     f"{_items(by_block(d.fallback_only))}</li>")
+    if not d.contracts_checked:
+        items.append(f'<li class="mol-info">{escape(CONTRACTS_UNCHECKED)}</li>')
     return (f'<div class="mol-report mol-diagnostics-report"><div>{escape(head)}</div>'
-            f"<ul>{lines}</ul></div>")
+            f"<ul>{''.join(items)}</ul></div>")
 
 
 def moves_html(moves) -> str:

@@ -5,9 +5,11 @@ Every row has the same columns: name (indented by box-drawing guides), shape
 of the groups on module rows), the rule that matched, and notes (diagnostics,
 folds, search matches). Text has no colour, so the group is shown by label.
 
-Notes flag likely mistakes with ``!`` (overlaps, near misses) and count them
-on every module above; what the fallback took is shown by its rule,
-``(fallback)``, not flagged.
+Notes flag likely mistakes with ``!`` (the findings of severity error or
+warning: a near miss, Muon on a vector...) in the findings' own short words,
+and count them on every module above; a parameter later rules also matched
+says which; what the fallback took is shown by its rule, ``(fallback)``,
+not flagged.
 
 Example:
     >>> import mlx.core as mx
@@ -26,7 +28,6 @@ Example:
 from __future__ import annotations
 
 from multiopt_lab.render.numbers import grouped, plural, shape_text, share_text
-from multiopt_lab.render.params import NEAR_MISS, OVERLAP
 from multiopt_lab.render.tree_model import FoldNode, ModuleNode, ParameterTree, ParamNode
 
 __all__ = ["tree_text", "param_notes", "module_notes", "walk"]
@@ -35,22 +36,20 @@ _BRANCH, _LAST, _PIPE, _BLANK = "├── ", "└── ", "│   ", "    "
 
 
 def param_notes(node: ParamNode) -> str:
-    """Warnings and search mark of one parameter, as shown in its row.
+    """Likely mistakes, other rules that matched, and search mark of one parameter, as shown in its row.
 
     Example:
+        >>> from multiopt_lab.partition import findings
         >>> from multiopt_lab.render.params import ParamInfo
-        >>> info = ParamInfo("w", (2, 2), "float32", 4, 0, "muon", "ndim == 2", ("adamw",), ("overlap",))
+        >>> error = findings.too_few_dims("muon", "Muon", 2, "", ["w"], "adamw")
+        >>> info = ParamInfo("w", (2,), "float32", 2, 0, "muon", "ndim < 3", ("adamw",), ("too few dims",),
+        ...                  findings=(error,))
         >>> param_notes(ParamNode("w", info, matched=True))
-        '! overlap: also adamw; <- match'
+        '! Muon below 2-D; also matched by adamw; <- match'
     """
-    notes = []
-    for flag in node.info.flags:
-        if flag == OVERLAP:
-            notes.append(f"! overlap: also {', '.join(node.info.also_matched)}")
-        elif flag == NEAR_MISS:
-            notes.append(f"! near miss of {node.info.nearly}")
-        else:
-            notes.append(f"! {flag}")
+    notes = [f"! {finding.title}" for finding in node.info.findings if finding.flagged]
+    if node.info.also_matched:
+        notes.append(f"also matched by {', '.join(node.info.also_matched)}")
     if node.matched:
         notes.append("<- match")
     return "; ".join(notes)

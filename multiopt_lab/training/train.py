@@ -25,6 +25,7 @@ from multiopt_lab.arguments import (check_history, check_model, check_optimizer,
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.optimizer.recorder import check_every
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab.optimizer.reporting import report_findings
 from multiopt_lab.training.compile_step import compile_step
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
 from multiopt_lab.distributed.sync import check_same_partition
@@ -132,6 +133,7 @@ def train(
     progress: bool | Any = True,
     run: str | None = None,
     distributed: DataParallel | bool | None = None,
+    warn_findings: bool = True,
 ) -> History:
     """Train ``model`` for ``steps`` steps and record what happens.
 
@@ -171,6 +173,12 @@ def train(
             is the mean over ranks, and only rank 0 records, prints and
             shows progress. ``None``: on when started by ``mlx.launch`` with
             several ranks; ``False``: off. Default: ``None``.
+        warn_findings (bool): Before the first step, warn once per finding
+            of severity error or warning in how ``optimizer`` splits
+            ``model`` (MLX's ``Muon`` on a bias, a dead rule, a near miss:
+            one ``FindingWarning`` each, naming the paths). A
+            ``MultiOptimizer`` remembers them and does not warn again;
+            ``False`` marks them reported without a warning. Default: ``True``.
 
     Returns:
         History: ``history`` (or the new one), with this run recorded.
@@ -188,8 +196,12 @@ def train(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
     metrics_every = check_every(metrics_every)
+    if not isinstance(warn_findings, bool):
+        raise TypeError(f"expected warn_findings to be True or False, found {warn_findings!r}")
     history = history if history is not None else History()
     parallel = data_parallel(distributed)
+    # Rank 0 alone speaks (as it alone prints and records).
+    report_findings(optimizer, model, warn=warn_findings and (parallel is None or parallel.is_main))
     if parallel is not None:
         model.update(parallel.broadcast(model.parameters()))
         if not parallel.is_main:  # rank 0 alone records, prints and shows progress

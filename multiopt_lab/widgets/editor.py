@@ -190,8 +190,11 @@ class RuleEditorWidget(widgets.VBox):
             >>> from multiopt_lab.examples import MLP
             >>> model = MLP(4, [8], 2)
             >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-            >>> print(RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:3])
-            ['Rules (first match wins; the last group takes the rest):', '  muon   ndim == 2', '  adamw  (fallback)']
+            >>> print(*RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:4], sep=chr(10))
+            Rules (first match wins; the last group takes the rest):
+              muon   ndim == 2
+                     ! warning: Muon on the output head (1): head.weight; fix: add `and not glob("head.*")` ...
+              adamw  (fallback)
         """
         self.applier.report_if_done()
         rows = self._rule_rows()
@@ -200,8 +203,7 @@ class RuleEditorWidget(widgets.VBox):
         for label, rule_text, error, warning in rows:
             lines.append(f"  {label.ljust(width)}  {rule_text}".rstrip())
             lines += [f"  {''.ljust(width)}  {line}" for line in error.splitlines()]
-            if warning:
-                lines.append(f"  {''.ljust(width)}  ! {warning}")
+            lines += [f"  {''.ljust(width)}  ! {line}" for line in warning.splitlines()]
         lines.append(self._preview_text())
         if self._status_text:
             lines.append(self._status_text)
@@ -224,7 +226,7 @@ class RuleEditorWidget(widgets.VBox):
         self.applier.report_if_done()
         cells = []
         for i, (label, rule_text, error, warning) in enumerate(self._rule_rows()):
-            notes = escape(error) + (f"! {escape(warning)}" if warning else "")
+            notes = escape(error) + "<br>".join(f"! {escape(line)}" for line in warning.splitlines())
             cells.append(f"<tr><td>{label_html(label, i)}</td> <td><code>{escape(rule_text)}</code></td> "
                          f'<td style="{_WARN if warning else _ERROR}">{notes}</td></tr>')
         html = ('<div class="mol-rule-editor-static"><table class="mol-rules-static"><caption style="text-align:left">'
@@ -360,7 +362,8 @@ class RuleEditorWidget(widgets.VBox):
     def _show_warnings(self, assignment) -> None:
         for label, box in self.warnings.items():
             note = group_warning(assignment, label)
-            box.value = f'<span class="mol-warning-text" style="{_WARN}">! {escape(note)}</span>' if note else ""
+            lines = "<br>".join(f"! {escape(line)}" for line in note.splitlines())
+            box.value = f'<span class="mol-warning-text" style="{_WARN}">{lines}</span>' if note else ""
 
     def _has_errors(self) -> bool:
         return any(box.value for box in self.errors.values())

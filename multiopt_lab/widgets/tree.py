@@ -9,7 +9,7 @@ Example:
     >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
     >>> tree = ParameterTreeWidget(model, optimizer)
     >>> tree.text(legend=False).splitlines()[0]
-    'MLP                 4 params           58  muon 83% | adamw 17%'
+    'MLP                 4 params           58  muon 83% | adamw 17%  ! 1 flagged below'
 """
 
 from __future__ import annotations
@@ -189,8 +189,10 @@ class ParameterTreeWidget(widgets.VBox):
             >>> model = MLP(4, [8], 2)
             >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
             >>> print(ParameterTreeWidget(model, optimizer).text(legend=False))
-            MLP                 4 params           58  muon 83% | adamw 17%
+            MLP                 4 params           58  muon 83% | adamw 17%  ! 1 flagged below
             ├── layers          2 params           40  muon 80% | adamw 20%
+            ...
+                ├── weight      [2, 8]    float32  16  muon   ndim == 2      ! Muon on the output head
             ...
         """
         return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
