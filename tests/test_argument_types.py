@@ -90,6 +90,10 @@ def training_args(tmp):
                         adapter_file=os.path.join(tmp, "adapters.safetensors"))
 
 
+class _OwnOptimizer(optim.SGD):
+    """A user's optimizer class, whose contract the table declares."""
+
+
 # name -> (callable, lambda tmp: valid keyword arguments, {argument: [wrong values]},
 #          {argument: word the message uses for it, where it is not the argument's name})
 ENTRIES = {
@@ -260,6 +264,15 @@ ENTRIES = {
                        "iteration": ["8", -1], "strict": FLAG}, {}),
     "mlx_lm.state_file_for": (mlx_lm.state_file_for, lambda tmp: dict(adapter_file="a.safetensors"),
                               {"adapter_file": [None, 3], "iteration": ["8", -1]}, {}),
+    "declare_contract": (mol.declare_contract,
+                         lambda tmp: dict(optimizer_class=_OwnOptimizer,
+                                          contract=mol.OptimizerContract(min_ndim=2)),
+                         {"optimizer_class": [optim.SGD(0.1), "SGD", None],
+                          "contract": ["min_ndim=2", 3]},
+                         {"optimizer_class": "optimizer class", "contract": "OptimizerContract"}),
+    "OptimizerContract": (mol.OptimizerContract, lambda tmp: dict(min_ndim=2),
+                          {"min_ndim": [-1, "2", 2.0], "below_min_ndim": [3],
+                           "flattens_stacks": ["yes"], "weight_decay": [0.1]}, {}),
     "mlx_lm.adapters_checksum": (mlx_lm.adapters_checksum, lambda tmp: dict(model=model()),
                                  {"model": MODEL}, {}),
 }
@@ -307,7 +320,7 @@ def test_the_valid_calls_work(tmp_path, comm):
 
 #: Public names that are results, errors or data, not entry points taking user input,
 #: or that take MLX's own arguments (StackedMuon is MLX's Muon; LabFigure matplotlib's Figure).
-NOT_ENTRY_POINTS = {"Assignment", "CoverageError", "Diagnostics", "DistributedRunError",
+NOT_ENTRY_POINTS = {"Finding", "FindingWarning", "Assignment", "CoverageError", "Diagnostics", "DistributedRunError",
                     "LoadReport", "Move", "OutOfSyncError", "PendingRepartition", "RuleError",
                     "RuleFileError", "training_in_progress", "recipes", "__version__",
                     "ParameterTable", "LabFigure", "StackedMuon", "ParameterTreeWidget",

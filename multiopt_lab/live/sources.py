@@ -107,7 +107,8 @@ def rules_in_force(optimizer, table: ParameterTable) -> tuple:
         ({'w': 'sgd', 'b': 'adam'}, ['b'])
     """
     failures: tuple[RuleFailure, ...]
-    assignment, failures = assign_despite_failures(table, optimizer.filters, optimizer.labels)
+    assignment, failures = assign_despite_failures(table, optimizer.filters, optimizer.labels,
+                                                   optimizers=list(optimizer.optimizers))
     return assignment, failures
 
 

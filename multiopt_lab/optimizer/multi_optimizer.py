@@ -563,8 +563,7 @@ class MultiOptimizer(optim.MultiOptimizer):
         self._findings_version = self._router.version
         last = self._router.last_assignment
         if last is not None:
-            # warn_once <- here <- apply_gradients <- Optimizer.update <- the caller
-            warn_once(last.diagnostics.findings, self.reported_findings, stacklevel=4)
+            warn_once(last.diagnostics.findings, self.reported_findings)
 
     # -- assignments and repartitioning ------------------------------------------------
     def assign(self, parameters: Any) -> Assignment:

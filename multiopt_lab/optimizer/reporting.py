@@ -20,9 +20,12 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any
 
+import mlx
 import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.groups import group_labels
@@ -31,15 +34,29 @@ from multiopt_lab.partition.findings import Finding, FindingWarning
 
 __all__ = ["warn_once", "assignment_for", "report_findings"]
 
+# A finding's warning points at the user's line: the first frame outside these.
+_LIBRARY_FOLDERS = tuple(os.path.abspath(folder) + os.sep for folder in (
+    os.path.dirname(os.path.dirname(__file__)), *mlx.__path__))
 
-def warn_once(findings, seen: set, warn: bool = True, stacklevel: int = 2) -> list[Finding]:
+
+def _user_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel, in the caller, of the nearest frame outside
+    multiopt_lab and MLX (the user's call of train(), update(), LabCallback...)."""
+    frame = sys._getframe(2)  # the caller's caller
+    level = 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_FOLDERS):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn_once(findings, seen: set, warn: bool = True) -> list[Finding]:
     """Warn once per finding of severity error or warning whose key is not in ``seen``.
 
     Args:
         findings (Iterable[Finding]): The findings.
         seen (set): Keys of the findings already reported; updated.
         warn (bool, optional): Warn (``False``: only mark them reported). Default: ``True``.
-        stacklevel (int, optional): As for ``warnings.warn``, from the caller. Default: ``2``.
 
     Returns:
         list[Finding]: The findings newly reported.
@@ -51,10 +68,11 @@ def warn_once(findings, seen: set, warn: bool = True, stacklevel: int = 2) -> li
         []
     """
     new = [f for f in findings if f.flagged and f.key not in seen]
+    stacklevel = _user_stacklevel() if warn and new else 1
     for finding in new:
         seen.add(finding.key)
         if warn:
-            warnings.warn(FindingWarning(finding), stacklevel=stacklevel + 1)
+            warnings.warn(FindingWarning(finding), stacklevel=stacklevel)
     return new
 
 
@@ -82,7 +100,7 @@ def assignment_for(optimizer: Any, model: Any) -> Assignment | None:
     return None
 
 
-def report_findings(optimizer: Any, model: Any, warn: bool = True, stacklevel: int = 2) -> list[Finding]:
+def report_findings(optimizer: Any, model: Any, warn: bool = True) -> list[Finding]:
     """Warn once per error or warning found in how ``optimizer`` splits ``model``.
 
     With a multiopt_lab ``MultiOptimizer`` the findings reported are
@@ -106,4 +124,4 @@ def report_findings(optimizer: Any, model: Any, warn: bool = True, stacklevel: i
         return []
     if assignment is None:
         return []
-    return warn_once(assignment.diagnostics.findings, seen, warn, stacklevel + 1)
+    return warn_once(assignment.diagnostics.findings, seen, warn)

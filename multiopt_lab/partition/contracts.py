@@ -68,6 +68,14 @@ class OptimizerContract:
     def __post_init__(self):
         if isinstance(self.min_ndim, bool) or not isinstance(self.min_ndim, int) or self.min_ndim < 0:
             raise ValueError(f"expected min_ndim to be an int >= 0, found {self.min_ndim!r}")
+        for name in ("below_min_ndim", "stack_fix", "advice"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"expected {name} to be a str (words for the message), found "
+                                f"{type(getattr(self, name)).__name__} {getattr(self, name)!r}")
+        for name in ("flattens_stacks", "hidden_layers_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"expected {name} to be True or False, found "
+                                f"{type(getattr(self, name)).__name__} {getattr(self, name)!r}")
         if self.weight_decay is not None and not isinstance(self.weight_decay, str):
             raise TypeError("expected weight_decay to be the name of the attribute holding the "
                             f"optimizer's weight decay (e.g. 'weight_decay'), found {self.weight_decay!r}")

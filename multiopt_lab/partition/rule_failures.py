@@ -56,7 +56,8 @@ class RuleFailure:
 
 
 def assign_despite_failures(parameters: Any, filters: Sequence[Any],
-                            labels: Sequence[str] | None = None
+                            labels: Sequence[str] | None = None, *,
+                            optimizers: Sequence[Any] | None = None
                             ) -> tuple[Assignment, tuple[RuleFailure, ...]]:
     """:func:`~multiopt_lab.partition.assignment.assign`, except that a rule failing on a
     parameter is taken as not matching it; returns the assignment and the failures.
@@ -69,6 +70,8 @@ def assign_despite_failures(parameters: Any, filters: Sequence[Any],
         parameters: A parameter tree, an ``nn.Module`` or a ``ParameterTable``.
         filters (list): One per group but the last.
         labels (list[str], optional): As for ``assign``.
+        optimizers (list, optional): As for ``assign``: the findings then check
+            what each group's optimizer expects of its parameters.
 
     Returns:
         tuple: ``(Assignment, (RuleFailure, ...))``, failures in rule order, then path order.
@@ -102,7 +105,7 @@ def assign_despite_failures(parameters: Any, filters: Sequence[Any],
         taken = masks[g] & open_rows
         winners[taken] = g
         open_rows &= ~taken
-    return Assignment(table, rules, labels, masks, winners), tuple(failures)
+    return Assignment(table, rules, labels, masks, winners, optimizers), tuple(failures)
 
 
 def _select_around_failures(rule: Rule, table: ParameterTable, rows: np.ndarray,

@@ -118,7 +118,7 @@ def _optimizer_metrics(optimizer: optim.Optimizer, seen_step: Any, every: int | 
 @checked(model=check_model, optimizer=check_optimizer,
          loss_fn=function("a function (model, *batch) -> scalar loss"), batches=_check_batches,
          history=check_history, compile=is_flag, callbacks=_check_callbacks,
-         progress=_check_progress, run=optional(is_text))
+         progress=_check_progress, run=optional(is_text), warn_findings=is_flag)
 def train(
     model: nn.Module,
     optimizer: optim.Optimizer,
@@ -196,8 +196,6 @@ def train(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
     metrics_every = check_every(metrics_every)
-    if not isinstance(warn_findings, bool):
-        raise TypeError(f"expected warn_findings to be True or False, found {warn_findings!r}")
     history = history if history is not None else History()
     parallel = data_parallel(distributed)
     # Rank 0 alone speaks (as it alone prints and records).
