@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Sequence
 
 __all__ = ["TOTAL_LABEL", "check_labels"]
@@ -48,7 +49,8 @@ def check_labels(labels: Sequence[str] | None, n_filters: int) -> tuple[str, ...
         if label == TOTAL_LABEL:
             raise ValueError(f"the label {TOTAL_LABEL!r} is reserved for the totals over all "
                              f"groups in the metrics; found it in {list(labels)}; pick another name")
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    # One pass (a rule file may hold 100,000 groups): never labels.count per label.
+    repeated = sorted(label for label, times in Counter(labels).items() if times > 1)
     if repeated:
         raise ValueError(f"expected distinct group labels, found labels that are not unique; "
                          f"{repeated} appear more than once in {list(labels)}")
