@@ -7,8 +7,9 @@ included, and what only the fallback took), and exits with
 * 0 when ``Assignment.check`` passes,
 * 1 when it fails (the problems are listed),
 * 2 on a usage error: unreadable rule file, bad import path, a factory that
-  fails, exits (``sys.exit``), runs past ``--timeout`` or returns neither an
-  ``nn.Module`` nor a parameter tree.
+  fails, exits (``sys.exit``) or returns neither an ``nn.Module`` nor a
+  parameter tree, or a run past ``--timeout`` (which covers reading the rule
+  file, building the model and the check, and names the phase that was slow).
 
 ``factory`` is called without arguments (an ``nn.Module`` or a dict found at
 that name is used as is). The current directory is importable. With a model
@@ -45,7 +46,8 @@ from multiopt_lab.rules import RuleError
 __all__ = ["main", "build_parser", "load_model", "UsageError"]
 
 PROG = "multiopt-lab"
-#: Seconds the model code (import and factory) and the check may take by default.
+#: Seconds reading the rule file, the model code (import and factory) and the check may
+#: take together by default.
 DEFAULT_TIMEOUT_S = 120.0
 
 
@@ -83,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: yes; they are listed either way)")
     check.add_argument("--tree", action="store_true", help="also print every parameter's group")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                       help="stop (exit 2) when importing and building the model and checking "
-                            f"it take longer (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
+                       help="stop (exit 2) when reading the rule file, importing and building "
+                            "the model and checking it take longer; the message names the "
+                            f"phase that was slow (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
     return parser
 
 
@@ -148,27 +151,59 @@ def _usage_error(message: str) -> int:
     return 2
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, progress: _Progress | None = None) -> int:
     if not args.timeout >= 0:
         return _usage_error(f"--timeout expects seconds >= 0 (0: no limit), got {args.timeout}")
+    progress = progress if progress is not None else _Progress()
     try:
-        labels, rules = load_rules(args.rules)
-        outcome = _within(args.timeout, lambda: _assign_and_check(args, labels, rules))
+        outcome = _within(args.timeout, lambda: _load_and_check(args, progress))
     except (UsageError, RuleFileError, RuleError) as err:
         return _usage_error(str(err))
     except TimeoutError:
-        return _usage_error(f"importing and building {args.model} and checking it did not finish "
-                            f"within {args.timeout:g} s (does it loop?); pass --timeout SECONDS "
-                            "to allow more, or 0 for no limit")
+        return _usage_error(f"{progress.phase} did not finish within {args.timeout:g} s"
+                            f"{progress.hint}; pass --timeout SECONDS to allow more, or 0 for "
+                            "no limit")
     lines, code = outcome
     for line in lines:
         _say(line)
     return code
 
 
-def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tuple[list[str], int]:
+class _Progress:
+    """The phase ``check`` is in, so that the time limit names what was slow.
+
+    Example:
+        >>> progress = _Progress(); progress.enter("reading the rule file r.toml", " (too big?)")
+        >>> progress.phase + progress.hint
+        'reading the rule file r.toml (too big?)'
+    """
+
+    def __init__(self) -> None:
+        self.phase, self.hint = "starting", ""
+
+    def enter(self, phase: str, hint: str = "") -> None:
+        self.phase, self.hint = phase, hint
+
+
+def _load_and_check(args: argparse.Namespace, progress: _Progress) -> tuple[list[str], int]:
+    """Every phase of ``check`` under the one time limit: the rule file, the model, the check."""
+    labels, rules = _read_rule_file(args, progress)
+    return _assign_and_check(args, labels, rules, progress)
+
+
+def _read_rule_file(args: argparse.Namespace, progress: _Progress) -> tuple[list, list]:
+    progress.enter(f"reading the rule file {args.rules}",
+                   " (is it very large? every rule is parsed: thousands of groups take seconds)")
+    return load_rules(args.rules)
+
+
+def _assign_and_check(args: argparse.Namespace, labels: list, rules: list,
+                      progress: _Progress | None = None) -> tuple[list[str], int]:
     """The report's lines and the exit status; UsageError for what the model code gave."""
+    progress = progress if progress is not None else _Progress()
+    progress.enter(f"importing and building the model {args.model}", " (does it loop?)")
     model = load_model(args.model)
+    progress.enter(f"assigning the parameters of {args.model} to the groups of {args.rules}")
     try:
         assignment = assign(model, rules, labels)
     except RecursionError:
@@ -181,6 +216,7 @@ def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tu
     lines = [f"rules: {args.rules} ({len(labels)} groups)",
              f"model: {args.model} ({len(table)} parameters, {sum(table.sizes):,} values)",
              f"device: {describe_device()}, mlx {mx.__version__}", ""]
+    progress.enter(f"checking how {args.rules} splits {args.model}")
     lines.append(assignment.text() if args.tree else format_summary(assignment, with_rules=True))
     lines += ["", str(assignment.diagnostics)]
     settings = (f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}, "
@@ -227,14 +263,14 @@ def _within(seconds: float, work: Callable[[], Any]) -> Any:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _hard_deadline(seconds: float) -> None:
-    """For the command line process: if the model code hangs where no signal reaches it
-    (inside C), end the process with status 2 a little after the limit."""
+def _hard_deadline(seconds: float, progress: _Progress) -> None:
+    """For the command line process: if a phase hangs where no signal reaches it (model code
+    inside C, a huge JSON file), end the process with status 2 a little after the limit."""
     if not seconds:
         return
 
     def expire() -> None:
-        _say(f"{PROG}: error: the model code did not stop within {seconds:g} s, even when "
+        _say(f"{PROG}: error: {progress.phase} did not stop within {seconds:g} s, even when "
              "interrupted; exiting", sys.stderr)
         sys.stderr.flush()
         sys.stdout.flush()
@@ -266,6 +302,7 @@ def main(argv: Sequence[str] | None = None, *, process: bool | None = None) -> i
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 for --help
         return int(exit_.code or 0)
+    progress = _Progress()
     if process or (process is None and argv is None):
-        _hard_deadline(args.timeout)
-    return _check(args)
+        _hard_deadline(args.timeout, progress)
+    return _check(args, progress)
