@@ -11,6 +11,10 @@ included, and what only the fallback took), and exits with
   parameter tree, or a run past ``--timeout`` (which covers reading the rule
   file, building the model and the check, and names the phase that was slow).
 
+A rule file that holds each group's optimizer (``save_optimizer``) has its
+optimizers built too, after the model (whose module may register optimizer
+classes): an unknown class or a bad argument exits 2, naming the group.
+
 ``factory`` is called without arguments (an ``nn.Module`` or a dict found at
 that name is used as is). The current directory is importable. With a model
 (not a parameter dict), rules may read ``module`` and ``modules``. Text that
@@ -40,7 +44,8 @@ from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
 from multiopt_lab.partition.diagnostics import NearMissWarning
 from multiopt_lab.partition.text import format_summary
-from multiopt_lab.io.rulefile import RuleFileError, load_rules
+from multiopt_lab.io.rulefile import RuleFileContents, RuleFileError, read_rule_file
+from multiopt_lab.optimizer.as_data import optimizer_from_data
 from multiopt_lab.rules import RuleError
 
 __all__ = ["main", "build_parser", "load_model", "UsageError"]
@@ -187,14 +192,31 @@ class _Progress:
 
 def _load_and_check(args: argparse.Namespace, progress: _Progress) -> tuple[list[str], int]:
     """Every phase of ``check`` under the one time limit: the rule file, the model, the check."""
-    labels, rules = _read_rule_file(args, progress)
-    return _assign_and_check(args, labels, rules, progress)
+    contents = _read_rule_file(args, progress)
+    outcome = _assign_and_check(args, contents.labels, contents.rules, progress)
+    _build_optimizers(args, contents, progress)
+    return outcome
 
 
-def _read_rule_file(args: argparse.Namespace, progress: _Progress) -> tuple[list, list]:
+def _read_rule_file(args: argparse.Namespace, progress: _Progress) -> RuleFileContents:
     progress.enter(f"reading the rule file {args.rules}",
                    " (is it very large? every rule is parsed: thousands of groups take seconds)")
-    return load_rules(args.rules)
+    return read_rule_file(args.rules)
+
+
+def _build_optimizers(args: argparse.Namespace, contents: RuleFileContents,
+                      progress: _Progress) -> None:
+    """Build the optimizers a rule file holds, so a typo in one fails the check (exit 2).
+
+    After the model: the module ``--model`` imports may register optimizer classes.
+    """
+    progress.enter(f"building the optimizers of {args.rules}")
+    for label, table in zip(contents.labels, contents.optimizers):
+        if table is not None:
+            try:
+                optimizer_from_data(table, f"{args.rules}: group {label!r}")
+            except ValueError as err:
+                raise RuleFileError(str(err)) from None
 
 
 def _assign_and_check(args: argparse.Namespace, labels: list, rules: list,
