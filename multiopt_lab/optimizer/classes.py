@@ -66,13 +66,18 @@ def register_optimizer(cls: type, name: str | None = None) -> type:
             MLX's optimizers, or belongs to another class already.
 
     Example:
-        >>> import mlx.optimizers as optim
+        >>> import os, tempfile
+        >>> import mlx.nn as nn, mlx.optimizers as optim
         >>> import multiopt_lab as mol
         >>> @mol.register_optimizer
         ... class ClippedSGD(optim.SGD):
         ...     pass
-        >>> mol.MultiOptimizer([ClippedSGD(0.1)]).labels
-        ('clippedsgd',)
+        >>> path = os.path.join(tempfile.mkdtemp(), "rules.toml")
+        >>> mol.save_optimizer(path, mol.MultiOptimizer([ClippedSGD(0.1)], labels=["all"]))
+        >>> [line.strip() for line in open(path) if line.startswith("class")]
+        ['class = "ClippedSGD"']
+        >>> type(mol.load_optimizer(path, nn.Linear(2, 2)).optimizers[0]).__name__
+        'ClippedSGD'
     """
     if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)):
         raise TypeError(f"register_optimizer expects an optimizer class (a subclass of "
