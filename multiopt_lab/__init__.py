@@ -35,8 +35,8 @@ from multiopt_lab.io.rulefile import (
     rules_to_toml,
     save_rules,
 )
-from multiopt_lab.optimizer.classes import register_optimizer
-from multiopt_lab.optimizer.file import load_optimizer, save_optimizer
+from multiopt_lab.optimizer_file.classes import register_optimizer
+from multiopt_lab.optimizer_file.save_load import load_optimizer, save_optimizer
 from multiopt_lab.rules import (
     Rule,
     RuleError,

@@ -45,7 +45,7 @@ from multiopt_lab.partition.assignment import CoverageError, assign
 from multiopt_lab.partition.diagnostics import NearMissWarning
 from multiopt_lab.partition.text import format_summary
 from multiopt_lab.io.rulefile import RuleFileContents, RuleFileError, read_rule_file
-from multiopt_lab.optimizer.as_data import optimizer_from_data
+from multiopt_lab.optimizer_file.as_data import optimizer_from_data
 from multiopt_lab.rules import RuleError
 
 __all__ = ["main", "build_parser", "load_model", "UsageError"]

@@ -19,8 +19,8 @@ import sys
 
 from multiopt_lab.cli import main as cli_main
 from multiopt_lab.io.rulefile import load_rules
-from multiopt_lab.optimizer.as_data import optimizer_to_data
-from multiopt_lab.optimizer.file import load_optimizer, optimizer_file_text
+from multiopt_lab.optimizer_file.as_data import optimizer_to_data
+from multiopt_lab.optimizer_file.save_load import load_optimizer, optimizer_file_text
 from widget_comm import copy_click, sent, click
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 PACKAGE = Path(multiopt_lab.__file__).parent
 FRONT_END_LIBRARIES = {"ipywidgets", "IPython", "matplotlib", "anywidget", "ipykernel", "traitlets"}
-CORE = ["rules", "partition", "optimizer", "training", "io", "distributed", "recipes",
+CORE = ["rules", "partition", "optimizer", "optimizer_file", "training", "io", "distributed", "recipes",
         "display.py", "palette.py", "cli.py", "device.py"]
 # What each layer must not reach: the layers above it and the front-end libraries they use.
 FORBIDDEN = {

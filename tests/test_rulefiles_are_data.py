@@ -42,8 +42,8 @@ READERS = ["io/rulefile.py", "io/rulefile_data.py", "cli.py", "io/checkpoint.py"
            "rules/__init__.py", "rules/rule.py",
            "rules/parser.py", "rules/checks.py", "rules/matching.py", "rules/text.py",
            "rules/nodes.py", "rules/logic.py", "partition/labels.py",
-           "optimizer/file.py", "optimizer/as_data.py", "optimizer/classes.py",
-           "optimizer/schedules.py"]
+           "optimizer_file/save_load.py", "optimizer_file/as_data.py", "optimizer_file/classes.py",
+           "optimizer_file/schedules.py"]
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "execfile", "input", "breakpoint"}
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "subprocess",
                      "runpy", "code", "codeop", "ctypes"}

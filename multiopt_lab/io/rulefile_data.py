@@ -3,7 +3,7 @@
 ``{"version": 1, "group": [{"label": ..., "rule": ...}, ..., {"label": ...}]}``:
 groups in partition order, the last one the fallback, without a rule. A
 group may also hold its ``optimizer``: a table with a string ``class`` and
-keyword arguments (read by :mod:`multiopt_lab.optimizer.as_data`; here only
+keyword arguments (read by :mod:`multiopt_lab.optimizer_file.as_data`; here only
 its shape is checked, so that ``load_rules`` reads any such file).
 
 Example:
@@ -66,7 +66,7 @@ def groups_to_data(labels: Sequence[str], rules: Sequence[Any],
         labels (Sequence[str]): One per group, the fallback last.
         rules (Sequence): One per group but the fallback: expressions or ``Rule`` s.
         optimizers (Sequence[dict], optional): One table per group, already
-            described as data (:func:`multiopt_lab.optimizer.as_data.optimizer_to_data`).
+            described as data (:func:`multiopt_lab.optimizer_file.as_data.optimizer_to_data`).
             Default: ``None`` (labels and rules only).
 
     Example:

@@ -21,7 +21,7 @@ from typing import Any
 import mlx.optimizers as optim
 
 # Rule files describe a scaled schedule, so it lives with the schedules.
-from multiopt_lab.optimizer.schedules import ScaledSchedule
+from multiopt_lab.optimizer_file.schedules import ScaledSchedule
 
 __all__ = ["fresh_copy", "scaled_copy", "without_weight_decay", "ScaledSchedule", "check_fresh"]
 

@@ -1,6 +1,6 @@
 """An optimizer's rules written out to paste elsewhere: as Python code, or as its rule file.
 
-The rule file (TOML or JSON) has one writer, :func:`multiopt_lab.optimizer.file.optimizer_file_text`
+The rule file (TOML or JSON) has one writer, :func:`multiopt_lab.optimizer_file.save_load.optimizer_file_text`
 (what ``save_optimizer`` writes); :func:`export_text` hands it out as the
 editor's "Copy as TOML". :func:`rules_python` writes Python: every label and
 rule is a quoted string literal and nothing a user typed ever reaches a
@@ -28,10 +28,10 @@ from typing import Any, NamedTuple
 
 from multiopt_lab.io.rulefile import RuleFileError, rule_file_text
 from multiopt_lab.io.rulefile_data import groups_to_data
-from multiopt_lab.optimizer.as_data import optimizer_to_data
-from multiopt_lab.optimizer.classes import MLX_CLASSES
-from multiopt_lab.optimizer.file import optimizer_file_text
-from multiopt_lab.optimizer.schedules import SCALED
+from multiopt_lab.optimizer_file.as_data import optimizer_to_data
+from multiopt_lab.optimizer_file.classes import MLX_CLASSES
+from multiopt_lab.optimizer_file.save_load import optimizer_file_text
+from multiopt_lab.optimizer_file.schedules import SCALED
 
 __all__ = ["rules_python", "export_text", "Export", "EXPORT_FORMS"]
 
@@ -69,7 +69,7 @@ def _python_value(value: Any, imports: set[str]) -> str:
     if isinstance(value, dict):
         name = value["schedule"]
         if name == SCALED:
-            imports.add("from multiopt_lab.optimizer.schedules import ScaledSchedule")
+            imports.add("from multiopt_lab.optimizer_file.schedules import ScaledSchedule")
             return (f"ScaledSchedule({_python_value(value['base'], imports)}, "
                     f"{_python_value(value['factor'], imports)})")
         arguments = ", ".join(f"{key}={_python_value(item, imports)}"

@@ -16,7 +16,7 @@ import pytest
 from lab_page import cell_locator, error_outputs, open_notebook, run_all
 from multiopt_lab import load_optimizer, load_rules
 from multiopt_lab.examples import TinyGPT
-from multiopt_lab.optimizer.as_data import optimizer_to_data
+from multiopt_lab.optimizer_file.as_data import optimizer_to_data
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.render.export import export_text
 

@@ -10,7 +10,7 @@ What a rule file holds under ``[group.optimizer]``::
     bias_correction = false
 
 Every argument of the class's ``__init__`` is read back from the optimizer:
-a scheduled one from its schedule (:mod:`~multiopt_lab.optimizer.schedules`),
+a scheduled one from its schedule (:mod:`~multiopt_lab.optimizer_file.schedules`),
 the learning rate from the optimizer's state, the others from the attribute
 of the same name. The description is checked by building an optimizer from
 it and describing that one again: both must agree, or saving refuses. An
@@ -36,8 +36,8 @@ import mlx.optimizers as optim
 import numpy as np
 
 from multiopt_lab.io.rulefile_data import shown
-from multiopt_lab.optimizer.classes import class_name, optimizer_class
-from multiopt_lab.optimizer.schedules import plain_value, schedule_from_data, schedule_to_data, schedulers_of
+from multiopt_lab.optimizer_file.classes import class_name, optimizer_class
+from multiopt_lab.optimizer_file.schedules import plain_value, schedule_from_data, schedule_to_data, schedulers_of
 
 __all__ = ["optimizer_to_data", "optimizer_from_data"]
 

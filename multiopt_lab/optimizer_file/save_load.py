@@ -5,7 +5,7 @@
 group; :func:`load_optimizer` builds the same ``MultiOptimizer`` back, whose
 updates equal the original's to the last bit. The file is data: class names
 are looked up among MLX's optimizers and the registered ones
-(:func:`~multiopt_lab.optimizer.classes.register_optimizer`), schedules among
+(:func:`~multiopt_lab.optimizer_file.classes.register_optimizer`), schedules among
 MLX's schedule functions; nothing is imported or evaluated.
 
 Not in the file: the optimizer's state (``save_state`` writes it) and the
@@ -53,7 +53,7 @@ import mlx.optimizers as optim
 from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.io.rulefile import file_kind, read_rule_file, rule_file_text
 from multiopt_lab.io.rulefile_data import RuleFileError, groups_to_data
-from multiopt_lab.optimizer.as_data import optimizer_from_data, optimizer_to_data
+from multiopt_lab.optimizer_file.as_data import optimizer_from_data, optimizer_to_data
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 
 __all__ = ["optimizer_file_data", "optimizer_file_text", "save_optimizer", "load_optimizer"]
