@@ -360,3 +360,15 @@ def test_a_line_break_in_a_rule_field_reads_as_a_space(setup):
     editor.inputs["muon"].set_state({"value": "ndim == 2\n"})
     click(editor.apply_button)
     assert optimizer.filters[0].text == "ndim == 2"
+
+
+def test_the_copy_text_follows_a_change_the_watcher_thread_sees(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    optimizer.repartition(["ndim == 1"], model)  # code elsewhere changes the rules
+    # The tree's watcher calls the editor on its own thread: no MLX stream of the kernel's there.
+    watcher = threading.Thread(target=editor._on_optimizer_changed)
+    watcher.start()
+    watcher.join()
+    assert "rule = 'ndim == 1'" in editor.toml_button.text
+    assert "'ndim == 1',  # labels[0]" in editor.python_button.text

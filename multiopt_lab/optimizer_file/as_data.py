@@ -68,8 +68,10 @@ def _scalar_of_array(value: mx.array, where: str) -> int | float | bool:
         number = value.item()
         # The shortest decimal that names this float32 reads better than its double
         # (0.1, not 0.10000000149011612); keep the double when that does not round-trip.
+        # NumPy rounds a double to float32 as mx.array does, and needs no MLX stream (the
+        # editor refreshes its exports on a watcher thread).
         short = float(str(np.float32(number)))
-        return short if mx.array_equal(mx.array(short), value).item() else number
+        return short if np.float32(short).tobytes() == np.float32(number).tobytes() else number
     if value.dtype in (mx.int32, mx.int64):
         return int(value.item())
     if value.dtype == mx.bool_:

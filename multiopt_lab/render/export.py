@@ -80,6 +80,12 @@ def _python_value(value: Any, imports: set[str]) -> str:
     return repr(value)  # bool, int, finite float, str: repr is a literal that reads back exactly
 
 
+def _is_module_name(name: Any) -> bool:
+    """A dotted module path safe to write in an import (``__main__``, a notebook's, is not)."""
+    return (isinstance(name, str) and name != "__main__"
+            and all(part.isidentifier() and not keyword.iskeyword(part) for part in name.split(".")))
+
+
 def _python_optimizer(optimizer: Any, imports: set[str]) -> str | None:
     """``optim.AdamW(learning_rate=..., ...)``, or None for an optimizer a file cannot describe."""
     try:
@@ -87,7 +93,10 @@ def _python_optimizer(optimizer: Any, imports: set[str]) -> str | None:
     except (ValueError, TypeError):
         return None
     name = data["class"]
-    prefix = "optim." if MLX_CLASSES.get(name) is type(optimizer) else ""
+    cls = type(optimizer)
+    prefix = "optim." if MLX_CLASSES.get(name) is cls else ""
+    if not prefix and name == cls.__qualname__ and _is_module_name(cls.__module__):
+        imports.add(f"from {cls.__module__} import {name}")  # a registered class: import it
     arguments = ", ".join(f"{key}={_python_value(value, imports)}"
                           for key, value in data.items() if key != "class")
     return f"{prefix}{name}({arguments})"
