@@ -342,3 +342,36 @@ class CountsItsStepsUnregistered(optim.SGD):
 
 
 ChangesItsArgumentsRegistered = mol.register_optimizer(ChangesItsArguments, name="tests.ChangesItsArguments")
+
+
+def test_a_loaded_file_trains_inside_mlx_lm_like_the_original(tmp_path):
+    """As a user would: mlx-lm's Mixtral, the muon recipe with a scheduled AdamW, saved, loaded,
+    and both trained by mlx-lm's own train(): the same parameters to the last bit."""
+    pytest.importorskip("mlx_lm")
+    import contextlib
+    import io
+
+    import numpy as np
+    from mlx_lm.tuner.trainer import TrainingArgs, train
+
+    from mlx_lm_models import build, token_dataset
+
+    def run(model, optimizer):
+        args = TrainingArgs(batch_size=4, iters=5, steps_per_report=5, steps_per_eval=10_000,
+                            steps_per_save=10_000, adapter_file=str(tmp_path / "adapters.safetensors"))
+        np.random.seed(0)
+        mx.random.seed(0)
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(model, optimizer, token_dataset(), args=args)
+        mx.eval(model.parameters(), optimizer.state)
+
+    model = build("mixtral")
+    original = recipes.muon(model, adamw=optim.AdamW(optim.cosine_decay(1e-3, 5), weight_decay=0.1))
+    mol.save_optimizer(tmp_path / "mixtral.toml", original)
+    twin = build("mixtral")
+    loaded = mol.load_optimizer(tmp_path / "mixtral.toml", twin)
+    assert [type(o) for o in loaded.optimizers] == [recipes.StackedMuon, optim.AdamW]
+    run(model, original)
+    run(twin, loaded)
+    assert_same_bits(model.trainable_parameters(), twin.trainable_parameters())
+    assert loaded.learning_rates == original.learning_rates
