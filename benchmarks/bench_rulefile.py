@@ -1,6 +1,6 @@
 """How long reading a rule file takes as its groups grow: linear, up to 100,000 groups.
 
-Run: ``.venv/bin/python benchmarks/bench_rulefile.py [--groups 1000 10000 100000] [--repeat 3]``
+Run: ``.venv/bin/python benchmarks/bench_rulefile.py [--groups 1000 10000 20000 100000] [--repeat 3]``
 
 Each file holds ``--groups`` groups, one per-layer rule each
 (``glob('*.layers.<i>.*')``) and an optimizer table (SGD), as
@@ -96,7 +96,7 @@ def seconds(fn, repeat: int, clock=time.process_time) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--groups", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--groups", type=int, nargs="+", default=[1_000, 10_000, 20_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--base-limit", type=int, default=20_000,
                         help="largest file also read with 61d2966's quadratic label check")
