@@ -13,7 +13,7 @@ for elapsed time), side by side in one process:
   for a small model);
 * the same ``load_rules`` with the label check of 61d2966 patched back in
   (``labels.count`` per label: quadratic), up to ``--base-limit`` groups
-  (20,000 took 27 s there on this machine);
+  (issue 26 measured 27 s at 20,000 groups);
 * the cost per group against the cost per group of the smallest file:
   a ratio near 1 is linear time.
 """
