@@ -48,6 +48,7 @@ def plan(quick: bool, gpu: bool) -> list[tuple[str, list[str]]]:
         ("bench_tree_walkers.py", ["--quick"] if quick else []),
         ("bench_regex.py", ["--limit", "2", "--repeat", "3"] if quick else []),
         ("bench_checkpoint.py", ["--leaves", "5000", "--repeat", "1"] if quick else []),
+        ("bench_rulefile.py", ["--groups", "1000", "5000", "--repeat", "1"] if quick else []),
     ]
     return runs
 

@@ -37,6 +37,8 @@ from multiopt_lab.io.rulefile import (
     rules_to_toml,
     save_rules,
 )
+from multiopt_lab.optimizer_file.classes import register_optimizer
+from multiopt_lab.optimizer_file.save_load import load_optimizer, save_optimizer
 from multiopt_lab.rules import (
     Rule,
     RuleError,
@@ -91,22 +93,28 @@ __all__ = [
     "declare_contract",
     "launch",
     "load_checkpoint",
+    "load_optimizer",
     "load_rules",
     "load_state",
     "render_html",
     "render_text",
     "recipes",
+    "register_optimizer",
     "rule",
     "rules_from_json",
     "rules_from_toml",
     "rules_to_json",
     "rules_to_toml",
     "save_checkpoint",
+    "save_optimizer",
     "save_rules",
     "save_state",
     "train",
     "training_in_progress",
 ]
+
+# The recipes' own optimizer class goes into rule files by name like MLX's.
+register_optimizer(recipes.StackedMuon)
 
 # Core objects show themselves as trees through this registry, so that core
 # never imports the render layer above it.

@@ -11,8 +11,13 @@ exits with
   problems are listed),
 * 2 on a usage error: unreadable rule file or invalid rules (every invalid
   rule of the file is listed), bad import path, a factory that fails, exits
-  (``sys.exit``), runs past ``--timeout`` or returns neither an
-  ``nn.Module`` nor a parameter tree.
+  (``sys.exit``) or returns neither an ``nn.Module`` nor a parameter tree,
+  or a run past ``--timeout`` (which covers reading the rule file, building
+  the model and the check, and names the phase that was slow).
+
+A rule file that holds each group's optimizer (``save_optimizer``) has its
+optimizers built too, after the model (whose module may register optimizer
+classes): an unknown class or a bad argument exits 2, naming the group.
 
 Piped into a reader that stops early (``| head``), it ends quietly with the
 same exit status.
@@ -46,13 +51,15 @@ from multiopt_lab.device import describe_device
 from multiopt_lab.partition.assignment import CoverageError, assign
 from multiopt_lab.partition.findings import FindingWarning
 from multiopt_lab.partition.text import format_summary
-from multiopt_lab.io.rulefile import RuleFileError, load_rules
+from multiopt_lab.io.rulefile import RuleFileContents, RuleFileError, read_rule_file
+from multiopt_lab.optimizer_file.as_data import optimizer_from_data
 from multiopt_lab.rules import RuleError
 
 __all__ = ["main", "build_parser", "load_model", "UsageError"]
 
 PROG = "multiopt-lab"
-#: Seconds the model code (import and factory) and the check may take by default.
+#: Seconds reading the rule file, the model code (import and factory) and the check may
+#: take together by default.
 DEFAULT_TIMEOUT_S = 120.0
 
 
@@ -95,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept findings of severity note (default: yes; listed either way)")
     check.add_argument("--tree", action="store_true", help="also print every parameter's group")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                       help="stop (exit 2) when importing and building the model and checking "
-                            f"it take longer (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
+                       help="stop (exit 2) when reading the rule file, importing and building "
+                            "the model and checking it take longer; the message names the "
+                            f"phase that was slow (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
     return parser
 
 
@@ -160,18 +168,18 @@ def _usage_error(message: str) -> int:
     return 2
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, progress: _Progress | None = None) -> int:
     if not args.timeout >= 0:
         return _usage_error(f"--timeout expects seconds >= 0 (0: no limit), got {args.timeout}")
+    progress = progress if progress is not None else _Progress()
     try:
-        labels, rules = load_rules(args.rules)
-        outcome = _within(args.timeout, lambda: _assign_and_check(args, labels, rules))
+        outcome = _within(args.timeout, lambda: _load_and_check(args, progress))
     except (UsageError, RuleFileError, RuleError) as err:
         return _usage_error(str(err))
     except TimeoutError:
-        return _usage_error(f"importing and building {args.model} and checking it did not finish "
-                            f"within {args.timeout:g} s (does it loop?); pass --timeout SECONDS "
-                            "to allow more, or 0 for no limit")
+        return _usage_error(f"{progress.phase} did not finish within {args.timeout:g} s"
+                            f"{progress.hint}; pass --timeout SECONDS to allow more, or 0 for "
+                            "no limit")
     lines, code = outcome
     try:
         for line in lines:
@@ -193,11 +201,65 @@ def _drop_stdout() -> None:
         pass
 
 
-def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tuple[list[str], int]:
-    """The report's lines and the exit status; UsageError for what the model code gave."""
+class _Progress:
+    """The phase ``check`` is in, so that the time limit names what was slow.
+
+    Example:
+        >>> progress = _Progress(); progress.enter("reading the rule file r.toml", " (too big?)")
+        >>> progress.phase + progress.hint
+        'reading the rule file r.toml (too big?)'
+    """
+
+    def __init__(self) -> None:
+        self.phase, self.hint = "starting", ""
+
+    def enter(self, phase: str, hint: str = "") -> None:
+        self.phase, self.hint = phase, hint
+
+
+def _load_and_check(args: argparse.Namespace, progress: _Progress) -> tuple[list[str], int]:
+    """Every phase of ``check`` under the one time limit: the rule file, the model, the
+    optimizers the file holds (their contracts are then checked too), the check."""
+    contents = _read_rule_file(args, progress)
+    progress.enter(f"importing and building the model {args.model}", " (does it loop?)")
     model = load_model(args.model)
+    optimizers = _build_optimizers(args, contents, progress)
+    return _assign_and_check(args, model, contents.labels, contents.rules, optimizers, progress)
+
+
+def _read_rule_file(args: argparse.Namespace, progress: _Progress) -> RuleFileContents:
+    progress.enter(f"reading the rule file {args.rules}",
+                   " (is it very large? every rule is parsed: thousands of groups take seconds)")
+    return read_rule_file(args.rules)
+
+
+def _build_optimizers(args: argparse.Namespace, contents: RuleFileContents,
+                      progress: _Progress) -> list | None:
+    """Build the optimizers a rule file holds, so a typo in one fails the check (exit 2).
+
+    After the model: the module ``--model`` imports may register optimizer classes.
+    Returns one optimizer per group when the file holds every group's (their
+    contracts are checked), else None.
+    """
+    progress.enter(f"building the optimizers of {args.rules}")
+    built = []
+    for label, table in zip(contents.labels, contents.optimizers):
+        if table is None:
+            built.append(None)
+            continue
+        try:
+            built.append(optimizer_from_data(table, f"{args.rules}: group {label!r}"))
+        except ValueError as err:
+            raise RuleFileError(str(err)) from None
+    return built if all(o is not None for o in built) else None
+
+
+def _assign_and_check(args: argparse.Namespace, model: Any, labels: list, rules: list,
+                      optimizers: list | None, progress: _Progress) -> tuple[list[str], int]:
+    """The report's lines and the exit status; UsageError for what the model code gave."""
+    progress.enter(f"assigning the parameters of {args.model} to the groups of {args.rules}")
     try:
-        assignment = assign(model, rules, labels)
+        assignment = assign(model, rules, labels, optimizers=optimizers)
     except RecursionError:
         raise UsageError(f"the parameter tree of {args.model} is nested too deeply or contains "
                          "itself; expected a tree of arrays (an nn.Module or nested dicts/lists)") \
@@ -208,6 +270,7 @@ def _assign_and_check(args: argparse.Namespace, labels: list, rules: list) -> tu
     lines = [f"rules: {args.rules} ({len(labels)} groups)",
              f"model: {args.model} ({len(table)} parameters, {sum(table.sizes):,} values)",
              f"device: {describe_device()}, mlx {mx.__version__}", ""]
+    progress.enter(f"checking how {args.rules} splits {args.model}")
     lines.append(assignment.text() if args.tree else format_summary(assignment, with_rules=True))
     lines += ["", str(assignment.diagnostics)]
     settings = (f"allow_fallback={args.allow_fallback}, allow_overlap={args.allow_overlap}, "
@@ -256,14 +319,14 @@ def _within(seconds: float, work: Callable[[], Any]) -> Any:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _hard_deadline(seconds: float) -> None:
-    """For the command line process: if the model code hangs where no signal reaches it
-    (inside C), end the process with status 2 a little after the limit."""
+def _hard_deadline(seconds: float, progress: _Progress) -> None:
+    """For the command line process: if a phase hangs where no signal reaches it (model code
+    inside C, a huge JSON file), end the process with status 2 a little after the limit."""
     if not seconds:
         return
 
     def expire() -> None:
-        _say(f"{PROG}: error: the model code did not stop within {seconds:g} s, even when "
+        _say(f"{PROG}: error: {progress.phase} did not stop within {seconds:g} s, even when "
              "interrupted; exiting", sys.stderr)
         sys.stderr.flush()
         sys.stdout.flush()
@@ -295,6 +358,7 @@ def main(argv: Sequence[str] | None = None, *, process: bool | None = None) -> i
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 for --help
         return int(exit_.code or 0)
+    progress = _Progress()
     if process or (process is None and argv is None):
-        _hard_deadline(args.timeout)
-    return _check(args)
+        _hard_deadline(args.timeout, progress)
+    return _check(args, progress)

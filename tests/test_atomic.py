@@ -23,6 +23,7 @@ from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
 from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
 from multiopt_lab.io.rulefile import load_rules, save_rules
+from multiopt_lab.optimizer_file.save_load import load_optimizer, save_optimizer
 from multiopt_lab.io.safetensors_writer import SafetensorsArrays
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.training.history import History
@@ -59,6 +60,8 @@ WRITERS = {
                         lambda p: load_state(p, MultiOptimizer([optim.SGD(0.1, momentum=0.9),
                                                                 optim.Adam(0.01)], ["ndim == 2"]))),
     "rule file": ("rules.toml", lambda p: save_rules(p, ["a", "b"], ["ndim == 2"]), load_rules),
+    "optimizer file": ("optimizer.json", lambda p: save_optimizer(p, optimizer()),
+                       lambda p: load_optimizer(p, nn.Linear(3, 2))),
     "history csv": ("h.csv", lambda p: history().save(p), History.load),
     "history parquet": ("h.parquet", lambda p: history().save(p), History.load),
 }

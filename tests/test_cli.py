@@ -315,3 +315,28 @@ class TestHostileInputs:
         assert done.returncode == 2, (done.returncode, done.stderr[-800:])
         assert done.stderr.startswith("multiopt-lab: error: "), done.stderr[-800:]
         assert "Traceback" not in done.stderr
+
+
+class TestTheTimeLimitNamesThePhase:
+    """--timeout covers reading the rule file too, and its message names the slow phase
+    (61d2966 read the file outside the limit, then blamed the model)."""
+
+    def test_a_slow_rule_file_is_named_not_the_model(self, project, tmp_path, capsys):
+        groups = 2_000  # parsing its rules takes far longer than the 1 ms allowed
+        save_rules(tmp_path / "big.toml", [f"g{i}" for i in range(groups)],
+                   [f"glob('*.l{i}.*')" for i in range(groups - 1)])
+        code = main(["check", "big.toml", "--model", f"{project}:make_model", "--timeout", "0.001"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "error: reading the rule file big.toml did not finish within 0.001 s" in err, err
+        assert project not in err
+
+    def test_a_model_that_loops_is_named(self, tmp_path, monkeypatch, capsys):
+        name = f"loops_{abs(hash(str(tmp_path)))}"
+        (tmp_path / f"{name}.py").write_text("def make():\n    while True:\n        pass\n")
+        save_rules(tmp_path / "clean.toml", ["muon", "adamw"], ["ndim == 2"])
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+        assert main(["check", "clean.toml", "--model", f"{name}:make", "--timeout", "0.5"]) == 2
+        err = capsys.readouterr().err
+        assert f"importing and building the model {name}:make did not finish within 0.5 s" in err

@@ -16,7 +16,13 @@ from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.palette import group_colour
 from multiopt_lab.examples.models import MLP
 from multiopt_lab.widgets.editor import RuleEditorWidget
-from widget_comm import sent, click
+import sys
+
+from multiopt_lab.cli import main as cli_main
+from multiopt_lab.io.rulefile import load_rules
+from multiopt_lab.optimizer_file.as_data import optimizer_to_data
+from multiopt_lab.optimizer_file.save_load import load_optimizer, optimizer_file_text
+from widget_comm import copy_click, sent, click
 
 
 pytestmark = pytest.mark.usefixtures("recorded_comm")
@@ -116,13 +122,65 @@ def test_revert_restores_the_optimizer_rules(setup):
     assert f"--mol-c:{group_colour(1)}" in editor.tree.view.html
 
 
-def test_copy_out_as_python_and_toml(setup):
+def test_copy_out_as_python_and_toml(setup, tmp_path):
     editor = RuleEditorWidget(setup[0], setup[1], debounce_seconds=0)
-    click(editor.python_button)
+    copy_click(editor.python_button)
     code = sent(editor.exported, "value")[-1]
-    assert "labels = ['muon', 'adamw']" in code and "'ndim == 2 and not glob(\"head.*\")',  # muon" in code
-    click(editor.toml_button)
-    assert 'rule = "ndim == 2 and not glob(\\"head.*\\")"' in sent(editor.exported, "value")[-1]
+    assert "labels = ['muon', 'adamw']" in code and "'ndim == 2 and not glob(\"head.*\")',  # labels[0]" in code
+    assert "Copied the Python code to the clipboard" in editor.status_text
+    namespace = {}
+    exec(code, namespace)  # the pasted code builds the same optimizer
+    assert [optimizer_to_data(o) for o in namespace["optimizer"].optimizers] == \
+        [optimizer_to_data(o) for o in setup[1].optimizers]
+    copy_click(editor.toml_button)
+    toml = sent(editor.exported, "value")[-1]
+    assert toml == editor.toml_button.text == optimizer_file_text(setup[1])
+    assert "Copied the rule file (TOML) to the clipboard" in editor.status_text
+
+
+def test_the_toml_export_loads_with_load_rules_load_optimizer_and_the_cli(setup, tmp_path, monkeypatch, capsys):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    (tmp_path / "exported.toml").write_text(editor.toml_button.text)  # what a click copies
+    labels, rules = load_rules(tmp_path / "exported.toml")
+    assert labels == ["muon", "adamw"] and rules[0].text == 'ndim == 2 and not glob("head.*")'
+    loaded = load_optimizer(tmp_path / "exported.toml", model)
+    assert [optimizer_to_data(o) for o in loaded.optimizers] == [optimizer_to_data(o) for o in optimizer.optimizers]
+    (tmp_path / "mlp_factory.py").write_text(
+        "from multiopt_lab.examples.models import MLP\ndef make():\n    return MLP(8, [8, 8], 4)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert cli_main(["check", "exported.toml", "--model", "mlp_factory:make"]) == 0
+    assert "check passed" in capsys.readouterr().out
+
+
+def test_a_refused_clipboard_leaves_the_text_to_select(setup):
+    editor = RuleEditorWidget(setup[0], setup[1], debounce_seconds=0)
+    copy_click(editor.toml_button, "refused", "Write permission denied.")
+    assert sent(editor.exported, "value")[-1] == editor.toml_button.text
+    assert editor.exported.layout.display is None
+    assert editor.status_text == ("The browser kept the clipboard closed (Write permission denied.): the rule "
+                                  "file (TOML) is below; select it and copy it.")
+
+
+def test_what_cannot_be_copied_is_said_naming_the_group(setup):
+    model, _ = setup
+
+    def is_matrix(path, array):
+        return array.ndim == 2
+
+    optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(lambda step: 1e-3)], [is_matrix],
+                               labels=["muon", "adamw"])
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    assert editor.toml_button.text == ""
+    copy_click(editor.toml_button, "empty")
+    assert editor.status_text.startswith("Not all could be written: cannot save group 'muon': its rule is a "
+                                         "Python callable")
+    copy_click(editor.python_button)
+    code = sent(editor.exported, "value")[-1]
+    assert "    is_matrix,  # labels[0]: a Python callable, define it above" in code
+    assert "    None,  # labels[1]: this optimizer cannot be written as code; put it here" in code
+    assert "group 'adamw': its learning_rate is a schedule a file cannot hold" in editor.status_text
 
 
 def test_an_empty_field_keeps_a_python_callable(setup):
@@ -320,11 +378,12 @@ def test_the_old_order_still_works_with_a_deprecation_warning(setup):
 def test_the_exported_rules_follow_an_apply(setup):
     model, optimizer = setup
     editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
-    click(editor.toml_button)
+    copy_click(editor.toml_button)
     editor.inputs["muon"].set_state({"value": "ndim == 2"})
     click(editor.apply_button)
     exported = sent(editor.exported, "value")[-1]
-    assert 'rule = "ndim == 2"' in exported and "head" not in exported
+    assert "rule = 'ndim == 2'" in exported and "head" not in exported
+    assert sent(editor.toml_button, "text")[-1] == exported  # the next click copies the new rules
 
 
 def test_a_line_break_in_a_rule_field_reads_as_a_space(setup):
@@ -335,3 +394,15 @@ def test_a_line_break_in_a_rule_field_reads_as_a_space(setup):
     editor.inputs["muon"].set_state({"value": "ndim == 2\n"})
     click(editor.apply_button)
     assert optimizer.filters[0].text == "ndim == 2"
+
+
+def test_the_copy_text_follows_a_change_the_watcher_thread_sees(setup):
+    model, optimizer = setup
+    editor = RuleEditorWidget(model, optimizer, debounce_seconds=0)
+    optimizer.repartition(["ndim == 1"], model)  # code elsewhere changes the rules
+    # The tree's watcher calls the editor on its own thread: no MLX stream of the kernel's there.
+    watcher = threading.Thread(target=editor._on_optimizer_changed)
+    watcher.start()
+    watcher.join()
+    assert "rule = 'ndim == 1'" in editor.toml_button.text
+    assert "'ndim == 1',  # labels[0]" in editor.python_button.text

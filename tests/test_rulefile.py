@@ -119,3 +119,43 @@ class TestErrors:
     def test_bad_json(self, text, message):
         with pytest.raises(RuleFileError, match=message):
             rules_from_json(text)
+
+
+class CountingLabel(str):
+    """A label that counts how often it is compared with another string."""
+
+    comparisons = 0
+
+    def __eq__(self, other):
+        CountingLabel.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+class TestLinearTime:
+    """Reading and writing a rule file compares each label a bounded number of times (the
+    check of 61d2966 compared every label with every other one, twice per load)."""
+
+    GROUPS = 400
+
+    def data(self):
+        labels = [CountingLabel(f"g{i}") for i in range(self.GROUPS)]
+        groups = [{"label": label, "rule": f"glob('*.l{i}.*')"} for i, label in enumerate(labels[:-1])]
+        return labels, {"version": 1, "group": groups + [{"label": labels[-1]}]}
+
+    def test_reading_compares_each_label_a_bounded_number_of_times(self):
+        from multiopt_lab.io.rulefile_data import groups_from_data
+
+        labels, data = self.data()
+        CountingLabel.comparisons = 0
+        read, _ = groups_from_data(data, "big.toml")
+        assert read == labels
+        assert CountingLabel.comparisons <= 4 * self.GROUPS, CountingLabel.comparisons
+
+    def test_writing_compares_each_label_a_bounded_number_of_times(self):
+        labels, data = self.data()
+        CountingLabel.comparisons = 0
+        text = rules_to_toml(labels, [g["rule"] for g in data["group"][:-1]])
+        assert CountingLabel.comparisons <= 4 * self.GROUPS, CountingLabel.comparisons
+        assert rules_from_toml(text)[0] == labels

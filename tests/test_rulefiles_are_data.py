@@ -1,4 +1,5 @@
-"""Rule files (``load_rules``, ``python -m multiopt_lab check``) and checkpoint metadata are data.
+"""Rule files (``load_rules``, ``load_optimizer``, ``python -m multiopt_lab check``) and checkpoint
+metadata are data.
 
 Three proofs:
 
@@ -40,7 +41,9 @@ READERS = ["io/rulefile.py", "io/rulefile_data.py", "cli.py", "io/checkpoint.py"
            "io/checkpoint_check.py", "io/safetensors_reader.py", "io/checksum.py",
            "rules/__init__.py", "rules/rule.py",
            "rules/parser.py", "rules/checks.py", "rules/matching.py", "rules/text.py",
-           "rules/nodes.py", "rules/logic.py", "partition/labels.py"]
+           "rules/nodes.py", "rules/logic.py", "partition/labels.py",
+           "optimizer_file/save_load.py", "optimizer_file/as_data.py", "optimizer_file/classes.py",
+           "optimizer_file/schedules.py"]
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "execfile", "input", "breakpoint"}
 FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "subprocess",
                      "runpy", "code", "codeop", "ctypes"}
@@ -166,6 +169,37 @@ def test_code_in_a_label_stays_a_string(tmp_path):
     path = write(tmp_path, "labels.json", text)
     (labels, rules), events = audited(lambda: load_rules(path))
     assert labels == [CODE, "{0.__class__}"] and rules[0].label == CODE
+    assert_data_only(events, {str(path)})
+
+
+OPTIMIZER_TABLE = "[[group]]\nlabel = 'all'\n[group.optimizer]\n"
+HOSTILE_OPTIMIZER_FILES = {
+    "class_path.toml": OPTIMIZER_TABLE + f"class = '{SENTINEL}.fire'\n",
+    "class_module.toml": OPTIMIZER_TABLE + "class = 'os.system'\nlearning_rate = 'echo pwned'\n",
+    "class_dunder.toml": OPTIMIZER_TABLE + "class = '__builtins__'\n",
+    "class_leaked_name.toml": OPTIMIZER_TABLE + "class = 'tree_map'\n",
+    "argument_code.toml": OPTIMIZER_TABLE + f"class = 'SGD'\nlearning_rate = \"{CODE}\"\n",
+    "argument_dunder.toml": OPTIMIZER_TABLE + "class = 'SGD'\nlearning_rate = 0.1\n__class__ = 'x'\n",
+    "schedule_path.toml": OPTIMIZER_TABLE + f"class = 'SGD'\nlearning_rate = {{ schedule = '{SENTINEL}.fire' }}\n",
+    "schedule_module.json": json.dumps({"group": [{"label": "all", "optimizer": {
+        "class": "SGD", "learning_rate": {"schedule": "math", "init": 1}}}]}),
+    "schedule_code.json": json.dumps({"group": [{"label": "all", "optimizer": {
+        "class": "SGD", "learning_rate": {"schedule": "cosine_decay", "init": CODE, "decay_steps": 3}}}]}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_OPTIMIZER_FILES))
+def test_hostile_optimizer_tables_are_refused_as_data(tmp_path, name):
+    import mlx.nn as nn
+    from multiopt_lab import load_optimizer
+
+    path = write(tmp_path, name, HOSTILE_OPTIMIZER_FILES[name])
+    warm = write(tmp_path, "warm.toml", OPTIMIZER_TABLE + "class = 'SGD'\nlearning_rate = 0.1\n")
+    model = nn.Linear(2, 2)
+    load_optimizer(warm, model)  # imports done
+    result, events = audited(lambda: load_optimizer(path, model))
+    assert isinstance(result, RuleFileError), result
+    assert str(result).startswith(f"{path}: group 'all'"), result
     assert_data_only(events, {str(path)})
 
 

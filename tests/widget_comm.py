@@ -15,3 +15,8 @@ def sent(widget, name):
 def click(button):
     """Click ``button`` with the message the browser sends."""
     button._handle_custom_msg({"event": "click"}, [])
+
+
+def copy_click(button, outcome="copied", reason=""):
+    """Click a CopyButton as the browser reports it: the clipboard ``outcome`` and its reason."""
+    button._handle_custom_msg({"event": "copy", "outcome": outcome, "reason": reason}, [])

@@ -1,7 +1,10 @@
 """The data model of rule files, shared by the TOML and JSON forms.
 
 ``{"version": 1, "group": [{"label": ..., "rule": ...}, ..., {"label": ...}]}``:
-groups in partition order, the last one the fallback, without a rule.
+groups in partition order, the last one the fallback, without a rule. A
+group may also hold its ``optimizer``: a table with a string ``class`` and
+keyword arguments (read by :mod:`multiopt_lab.optimizer_file.as_data`; here only
+its shape is checked, so that ``load_rules`` reads any such file).
 
 Example:
     >>> groups_from_data(groups_to_data(["w", "rest"], ["ndim == 2"]), "inline")
@@ -15,7 +18,7 @@ from typing import Any, Sequence
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.rules import Rule, RuleError, as_rule
 
-__all__ = ["RuleFileError", "VERSION", "groups_to_data", "groups_from_data", "shown"]
+__all__ = ["RuleFileError", "VERSION", "groups_to_data", "groups_from_data", "read_groups", "shown"]
 
 VERSION = 1
 
@@ -55,8 +58,16 @@ def _check_text(text: str, where: str) -> None:
                             "a lone surrogate, which is not text; remove it") from None
 
 
-def groups_to_data(labels: Sequence[str], rules: Sequence[Any]) -> dict:
+def groups_to_data(labels: Sequence[str], rules: Sequence[Any],
+                   optimizers: Sequence[dict] | None = None) -> dict:
     """Labels and rules (one fewer; a trailing None is dropped) -> the file's data.
+
+    Args:
+        labels (Sequence[str]): One per group, the fallback last.
+        rules (Sequence): One per group but the fallback: expressions or ``Rule`` s.
+        optimizers (Sequence[dict], optional): One table per group, already
+            described as data (:func:`multiopt_lab.optimizer_file.as_data.optimizer_to_data`).
+            Default: ``None`` (labels and rules only).
 
     Example:
         >>> groups_to_data(["w", "rest"], ["ndim == 2"])["group"]
@@ -78,6 +89,13 @@ def groups_to_data(labels: Sequence[str], rules: Sequence[Any]) -> dict:
                                 "as 'ndim == 2') can be saved. Rewrite it as an expression.")
         groups.append({"label": label, "rule": parsed.text})
     groups.append({"label": labels[-1]})
+    if optimizers is not None:
+        optimizers = list(optimizers)
+        if len(optimizers) != len(groups):
+            raise RuleFileError(f"expected one optimizer per group ({len(groups)}), found "
+                                f"{len(optimizers)}")
+        for group, table in zip(groups, optimizers):
+            group["optimizer"] = table
     return {"version": VERSION, "group": groups}
 
 
@@ -87,6 +105,17 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
     Example:
         >>> groups_from_data({"group": [{"label": "all"}]}, "inline")
         (['all'], [])
+    """
+    labels, rules, _ = read_groups(data, source)
+    return labels, rules
+
+
+def read_groups(data: Any, source: str) -> tuple[list[str], list[Rule], list[dict | None]]:
+    """The file's data -> ``(labels, rules, optimizer tables)`` (None for a group without one).
+
+    Example:
+        >>> read_groups({"group": [{"label": "all", "optimizer": {"class": "SGD"}}]}, "inline")
+        (['all'], [], [{'class': 'SGD'}])
     """
     if not isinstance(data, dict) or not isinstance(data.get("group"), list) or not data["group"]:
         raise RuleFileError(f"{source}: expected a list of groups under the key 'group' "
@@ -101,16 +130,16 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
         raise RuleFileError(f"{source}: version {shown(version)} is not supported; expected "
                             f"{VERSION}")
     groups = data["group"]
-    labels, texts = [], []
+    labels, texts, optimizers = [], [], []
     for i, group in enumerate(groups):
         where = f"{source}: group {i + 1} of {len(groups)}"
         if not isinstance(group, dict):
             raise RuleFileError(f"{where}: expected a table with 'label' and 'rule', found "
                                 f"{shown(group)}")
-        unknown = set(group) - {"label", "rule"}
+        unknown = set(group) - {"label", "rule", "optimizer"}
         if unknown:
-            raise RuleFileError(f"{where}: unknown keys {shown(sorted(unknown))}; expected 'label' "
-                                "and 'rule'")
+            raise RuleFileError(f"{where}: unknown keys {shown(sorted(unknown))}; expected 'label', "
+                                "'rule' and optionally 'optimizer'")
         if not isinstance(group.get("label"), str):
             raise RuleFileError(f"{where}: expected a string 'label', found "
                                 f"{shown(group.get('label'))}")
@@ -124,7 +153,14 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
         if not is_fallback and not isinstance(group.get("rule"), str):
             raise RuleFileError(f"{where} ({group['label']!r}): expected a string 'rule' "
                                 "(only the last group, the fallback, has none)")
+        optimizer = group.get("optimizer")
+        if "optimizer" in group and not (isinstance(optimizer, dict)
+                                         and isinstance(optimizer.get("class"), str)):
+            raise RuleFileError(f"{where} ({group['label']!r}): expected its 'optimizer' to be a "
+                                "table with a string 'class' (TOML: [group.optimizer] then "
+                                f"class = \"AdamW\"), found {shown(optimizer)}")
         labels.append(group["label"])
+        optimizers.append(optimizer)
         if not is_fallback:
             texts.append(group["rule"])
     try:
@@ -143,4 +179,4 @@ def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
     if invalid:
         listed = "\n".join(f"- the rule of group {label!r}: {err}" for label, err in invalid)
         raise RuleFileError(f"{source}: {len(invalid)} rules are invalid:\n{listed}") from invalid[0][1]
-    return labels, rules
+    return labels, rules, optimizers

@@ -17,32 +17,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Callable
+from typing import Any
 
 import mlx.optimizers as optim
 
 from multiopt_lab.arguments import check_optimizer
+# Rule files describe a scaled schedule, so it lives with the schedules.
+from multiopt_lab.optimizer_file.schedules import ScaledSchedule
 
 __all__ = ["fresh_copy", "scaled_copy", "without_weight_decay", "ScaledSchedule", "check_fresh"]
-
-
-class ScaledSchedule:
-    """A learning-rate schedule times a constant factor.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> ScaledSchedule(lambda step: mx.array(0.1), 0.5)(mx.array(0)).item()
-        0.05000000074505806
-    """
-
-    def __init__(self, schedule: Callable[[Any], Any], factor: float):
-        self.schedule, self.factor = schedule, factor
-
-    def __call__(self, step):
-        return self.schedule(step) * self.factor
-
-    def __repr__(self) -> str:
-        return f"ScaledSchedule({self.schedule!r}, {self.factor:g})"
 
 
 def check_fresh(optimizer: Any, recipe: str, argument: str) -> optim.Optimizer:

@@ -12,7 +12,7 @@ Example:
 
 from multiopt_lab.render.details import details_html, details_text
 from multiopt_lab.render.document import render_html, render_text
-from multiopt_lab.render.export import rules_python, rules_toml
+from multiopt_lab.render.export import export_text, rules_python
 from multiopt_lab.render.legend import legend_html, legend_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
 from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
@@ -25,13 +25,13 @@ __all__ = [
     "build_tree",
     "details_html",
     "details_text",
+    "export_text",
     "legend_html",
     "legend_text",
     "optimizer_repr_html",
     "render_html",
     "render_text",
     "rules_python",
-    "rules_toml",
     "search_paths",
     "shown_matches",
 ]

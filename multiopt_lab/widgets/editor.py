@@ -22,8 +22,8 @@ import mlx.optimizers as optim
 
 from multiopt_lab.arguments import check_kind, check_number, check_parameters
 from multiopt_lab.training.loop_activity import is_training
-from multiopt_lab.render.export import rules_python, rules_toml
-from multiopt_lab.optimizer.describe import describe_optimizer
+from multiopt_lab.widgets.copy_button import CopyButton
+from multiopt_lab.widgets.editor_exports import EditorExports
 from multiopt_lab.render.preview import move_lines, move_summary
 from multiopt_lab.live.applier import Applier
 from multiopt_lab.live.debounce import Debouncer
@@ -140,15 +140,18 @@ class RuleEditorWidget(widgets.VBox):
         self.preview = html_box("mol-preview")
         self.apply_button = button("Apply", "mol-apply", "Repartition the optimizer at the next step", self.apply)
         self.revert_button = button("Revert", "mol-revert", "Back to the optimizer's current rules", self.revert)
-        self.python_button = button("Copy as Python", "mol-copy-python", "Show the rules as Python code",
-                                    lambda: self.export("python"))
-        self.toml_button = button("Copy as TOML", "mol-copy-toml", "Show the rules as TOML",
-                                  lambda: self.export("toml"))
+        self.python_button = CopyButton(
+            "Copy as Python", "mol-copy-python", "Copy the optimizer as Python code (also shown below)",
+            lambda outcome, reason: self._copied("python", outcome, reason))
+        self.toml_button = CopyButton(
+            "Copy as TOML", "mol-copy-toml", "Copy the rule file save_optimizer writes (also shown below)",
+            lambda outcome, reason: self._copied("toml", outcome, reason))
         self.status = html_box("mol-status")
         self.exported = widgets.Textarea(layout=widgets.Layout(width="100%", max_width="48em", height="10em",
                                                               display="none"))
         self.exported.add_class("mol-export")
         self._exported_form: str | None = None  # what the export shows, kept up to date after Apply
+        self._exports = EditorExports(optimizer, {"python": self.python_button, "toml": self.toml_button})
         buttons = widgets.HBox([self.apply_button, self.revert_button, self.python_button, self.toml_button],
                                layout=widgets.Layout(flex_flow="row wrap"))
         children = rows + [self.preview, buttons, self.status, self.exported] + ([self.tree] if own_tree else [])
@@ -157,7 +160,8 @@ class RuleEditorWidget(widgets.VBox):
         # While a training loop runs in this kernel (multiopt_lab.train, or a
         # loop inside training_in_progress()), typing and Apply are handled on
         # a kernel subshell: the edit lands at the next step, not after the cell.
-        for widget in [*self.inputs.values(), self.apply_button, self.revert_button]:
+        for widget in [*self.inputs.values(), self.apply_button, self.revert_button, self.python_button,
+                       self.toml_button]:
             route_to_subshell(widget, when=is_training)
         for label, err in failing.items():
             self.errors[label].value = _error_html(str(err))
@@ -315,15 +319,43 @@ class RuleEditorWidget(widgets.VBox):
         self._say("Reverted to the optimizer's rules.")
 
     def export(self, form: str) -> str:
-        """Show (and return) the optimizer's current rules as ``"python"`` or ``"toml"``."""
-        descriptions = [describe_optimizer(o) for o in self.optimizer.optimizers]
-        writers = {"python": rules_python, "toml": rules_toml}
-        if form not in writers:
-            raise ValueError(f"expected form 'python' or 'toml', got {form!r}")
-        self.exported.value = writers[form](self.optimizer.labels, self.optimizer.filters, descriptions)
-        self.exported.layout.display = None
+        """Show (and return) the optimizer as ``"python"`` code or as its rule file ``"toml"``.
+
+        The TOML is what :func:`multiopt_lab.save_optimizer` writes (labels,
+        rules, each group's optimizer); the "Copy as ..." buttons also put it
+        on the clipboard. What cannot be written (a Python callable rule, a
+        schedule of your own) is said in the status line.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+            >>> editor = RuleEditorWidget(MLP(4, [8], 2), optimizer, tree=None)
+            >>> editor.export("toml").splitlines()[5:8]
+            ['[[group]]', 'label = "muon"', "rule = 'ndim == 2'"]
+        """
+        made = self._exports.current(form)
+        self.exported.value = made.text
+        self.exported.layout.display = None if made.text else "none"
         self._exported_form = form
-        return self.exported.value
+        if made.problem:
+            self._say(f"Not all could be written: {made.problem}", error=True)
+        return made.text
+
+    def _copied(self, form: str, outcome: str, reason: str) -> None:
+        """A Copy button was clicked: show the text, and say whether the clipboard has it."""
+        text = self.export(form)
+        if not text:
+            return  # export() said why
+        what = "Python code" if form == "python" else "rule file (TOML)"
+        problem = self._exports.current(form).problem
+        note = f" Not all could be written: {problem}" if problem else ""
+        if outcome == "copied":
+            self._say(f"Copied the {what} to the clipboard; it is also shown below.{note}", error=bool(problem))
+        else:
+            self._say(f"The browser kept the clipboard closed ({reason or 'no reason given'}): the {what} "
+                      f"is below; select it and copy it.{note}", error=True)
 
     def _on_optimizer_changed(self) -> None:
         """The optimizer's routing changed (Apply, or code elsewhere): follow it."""
@@ -342,6 +374,7 @@ class RuleEditorWidget(widgets.VBox):
         self.sizes = dict(zip(self.table.paths, self.table.sizes))
         self.current, _ = self._rules_in_force()
         self.recompute()
+        self._exports.refresh()  # what the Copy buttons copy: the rules as applied now
         if self._exported_form is not None:  # the export shows the optimizer's rules: the new ones now
             self.export(self._exported_form)
 
