@@ -77,6 +77,12 @@ def saved_rules(tmp):
     return path
 
 
+def saved_optimizer(tmp):
+    path = os.path.join(tmp, "optimizer.toml")
+    mol.save_optimizer(path, multi())
+    return path
+
+
 def saved_adapters(tmp):
     adapters = os.path.join(tmp, "adapters.safetensors")
     optimizer = multi()
@@ -273,6 +279,14 @@ ENTRIES = {
     "OptimizerContract": (mol.OptimizerContract, lambda tmp: dict(min_ndim=2),
                           {"min_ndim": [-1, "2", 2.0], "below_min_ndim": [3],
                            "flattens_stacks": ["yes"], "weight_decay": [0.1]}, {}),
+    "save_optimizer": (mol.save_optimizer,
+                       lambda tmp: dict(path=os.path.join(tmp, "rules.toml"), optimizer=multi()),
+                       {"path": [3, None], "optimizer": ["adam", None, optim.SGD(0.1)]}, {}),
+    "load_optimizer": (mol.load_optimizer, lambda tmp: dict(path=saved_optimizer(tmp), model=model()),
+                       {"path": [3, None], "model": ["model", 3]}, {}),
+    "register_optimizer": (mol.register_optimizer, lambda tmp: dict(cls=_OwnOptimizer),
+                           {"cls": ["Adam", optim.Adam(0.1), None], "name": [3]},
+                           {"cls": "optimizer class"}),
     "mlx_lm.adapters_checksum": (mlx_lm.adapters_checksum, lambda tmp: dict(model=model()),
                                  {"model": MODEL}, {}),
 }

@@ -50,6 +50,7 @@ from typing import Any
 import mlx.nn as nn
 import mlx.optimizers as optim
 
+from multiopt_lab.arguments import checked, is_path
 from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.io.rulefile import file_kind, read_rule_file, rule_file_text
 from multiopt_lab.io.rulefile_data import RuleFileError, groups_to_data
@@ -115,6 +116,7 @@ def optimizer_file_text(optimizer: MultiOptimizer, kind: str = "toml") -> str:
     return rule_file_text(optimizer_file_data(optimizer), kind)
 
 
+@checked(path=is_path)
 def save_optimizer(path: str | os.PathLike, optimizer: MultiOptimizer) -> None:
     """Write a ``MultiOptimizer`` to a rule file: labels, rules and each group's optimizer.
 
@@ -153,6 +155,7 @@ def save_optimizer(path: str | os.PathLike, optimizer: MultiOptimizer) -> None:
     write_text_atomically(path, optimizer_file_text(optimizer, kind))
 
 
+@checked(path=is_path)
 def load_optimizer(path: str | os.PathLike, model: Any, **options: Any) -> MultiOptimizer:
     """Build the ``MultiOptimizer`` a rule file describes, for ``model``.
 
