@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 __all__ = ["dtype_name", "flatten_tree", "StructureKey"]
@@ -73,11 +75,32 @@ class StructureKey:
         True
     """
 
-    __slots__ = ("items", "_hash")
+    __slots__ = ("items", "_hash", "__weakref__")
 
     def __init__(self, items: tuple):
         self.items = items
         self._hash = hash(items)
+
+    @classmethod
+    def shared(cls, items: tuple) -> "StructureKey":
+        """A key for ``items``: the one already in use for equal items, if any.
+
+        Two tables of one model (the rule editor's and the tree's) then hold the
+        same key object, and every cache lookup between them compares by
+        identity instead of comparing every path.
+
+        Example:
+            >>> items = (("w",), (0,), (((2,), "float32"),))
+            >>> StructureKey.shared(items) is StructureKey.shared(tuple(items))
+            True
+        """
+        key = cls(items)
+        with _SHARED_LOCK:
+            found = _SHARED.get(key._hash)
+            if found is not None and found == key:
+                return found
+            _SHARED[key._hash] = key
+        return key
 
     def __hash__(self) -> int:
         return self._hash
@@ -91,3 +114,8 @@ class StructureKey:
 
     def __repr__(self) -> str:
         return f"StructureKey({len(self.items[0])} parameters, hash={self._hash:#x})"
+
+
+# hash -> the key in use with that hash (a key lives as long as a table holds it).
+_SHARED: "weakref.WeakValueDictionary[int, StructureKey]" = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()

@@ -27,6 +27,7 @@ import numpy as np
 
 from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_tree
 from multiopt_lab.partition.modules import flatten_with_modules, module_chains
+from multiopt_lab.rules.matching import JoinedPaths
 
 __all__ = ["ParameterTable", "StructureKey", "dtype_name", "flatten_tree"]
 
@@ -105,7 +106,7 @@ class ParameterTable:
             ids, chains = _chains if _chains is not None else module_chains(model, paths)
             self._chain_ids, self.chains = ids, tuple(chains)
             key += (tuple(ids), self.chains)
-        self.key = StructureKey(key)
+        self.key = StructureKey.shared(key)
         self._rows: list[tuple] | None = None
         self._index: dict[str, int] | None = None
 
@@ -114,6 +115,23 @@ class ParameterTable:
     def names(self) -> tuple[str, ...]:
         """Last component of each path."""
         return tuple([p.rpartition(".")[2] for p in self.paths])
+
+    @cached_property
+    def distinct_rows(self) -> np.ndarray:
+        """One row per distinct path, the last with that path, in order of first appearance
+        (all rows, in order, unless a path repeats: ``{"a": {"b": w}, "a.b": v}``)."""
+        if len(set(self.paths)) == len(self.paths):
+            return np.arange(len(self.paths))
+        last: dict[str, int] = {}
+        for i, path in enumerate(self.paths):
+            last[path] = i
+        return np.array(list(last.values()), dtype=np.intp)
+
+    @cached_property
+    def joined_paths(self) -> JoinedPaths | None:
+        """The paths joined by newlines, for ``regex()`` to scan many in one RE2 call
+        (None when a path holds a newline)."""
+        return JoinedPaths.of(self.paths)
 
     @cached_property
     def dtypes(self) -> tuple[str, ...]:

@@ -6,18 +6,31 @@ backtracks, and ``(.|\\w)*z`` never finishes on a 39-character path. RE2
 cannot express backreferences, lookaround, atomic groups or possessive
 repeats; those are refused while parsing, the caret on the construct.
 
+RE2 costs several times Python's ``re`` per call on short paths, so a
+column of paths is matched in few calls: :class:`JoinedPaths` holds the paths
+joined by newlines, and a pattern compiled in multiline mode with RE2's
+``never_nl`` (no match ever spans a newline; ``^`` and ``$`` meet at each
+path's ends) scans them, one call per path that matches (see
+:func:`linear_search`'s ``many``). Patterns whose meaning depends on the
+whole text (``\\A``, ``\\z``, ``\\C``, flags turned off) are matched path by path.
+
 Example:
     >>> literal_glob("*embed*")
     ('contains', 'embed')
     >>> search = linear_search(r"layers\\.\\d+\\.")
     >>> search("model.layers.12.w") is not None, search("model.head.w") is not None
     (True, False)
+    >>> paths = ["model.layers.12.w", "model.head.w", "layers.3.b"]
+    >>> search.many(JoinedPaths.of(paths), np.arange(3)).tolist()
+    [True, False, True]
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left, bisect_right
+from itertools import accumulate
 from typing import Any, Callable
 
 import numpy as np
@@ -26,7 +39,7 @@ import re2
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.nodes import Node
 
-__all__ = ["Match", "literal_glob", "compile_regex", "linear_search", "RegexUnsupported"]
+__all__ = ["Match", "JoinedPaths", "literal_glob", "compile_regex", "linear_search", "RegexUnsupported"]
 
 
 class Match(Node):
@@ -58,6 +71,10 @@ class Match(Node):
         return self.matcher(features[0]) is not None
 
     def column(self, table, rows: np.ndarray) -> list:
+        if self.literal_test is None:
+            many = _many(self.matcher, table, rows)
+            if many is not None:
+                return many.tolist()
         paths = table.paths if len(rows) == len(table) else [table.paths[i] for i in rows.tolist()]
         if self.literal_test is not None:
             how, text = self.literal_test
@@ -70,6 +87,73 @@ class Match(Node):
             return [p == text for p in paths]
         match = self.matcher
         return [match(p) is not None for p in paths]
+
+    def mask(self, table, rows: np.ndarray) -> np.ndarray:
+        if len(rows) and self.literal_test is None:
+            many = _many(self.matcher, table, rows)
+            if many is not None:
+                return many
+        return super().mask(table, rows)
+
+
+#: Below this many rows, matching path by path costs less than preparing a scan.
+_FEW_ROWS = 16
+
+
+def _many(matcher, table, rows: np.ndarray) -> np.ndarray | None:
+    """The matcher over ``rows`` in few RE2 calls, or None where it must go path by path."""
+    many = getattr(matcher, "many", None)
+    if many is None or len(rows) < _FEW_ROWS:
+        return None
+    joined = getattr(table, "joined_paths", None)
+    if joined is None:
+        return None
+    # The scan walks the rows in order; they come sorted from assign and the
+    # logic nodes, anything else goes path by path.
+    if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):
+        return None
+    # Far fewer rows than the table: the scan would read the text between them.
+    if len(rows) * 8 < len(joined.starts):
+        return None
+    return many(joined, rows)
+
+
+class JoinedPaths:
+    """Paths joined by newlines as UTF-8 bytes, with where each one starts.
+
+    Built once per table (:attr:`ParameterTable.joined_paths
+    <multiopt_lab.partition.table.ParameterTable.joined_paths>`); :meth:`of`
+    gives None when a path holds a newline itself (then every pattern is
+    matched path by path).
+
+    Attributes:
+        data (bytes): The paths joined by ``b"\\n"``.
+        starts (list[int]): Byte offset of each path in ``data``.
+
+    Example:
+        >>> JoinedPaths.of(["a.w", "b.é"]).starts
+        [0, 4]
+        >>> JoinedPaths.of(["a\\nb"]) is None
+        True
+    """
+
+    __slots__ = ("data", "starts")
+
+    def __init__(self, data: bytes, starts: list[int]):
+        self.data, self.starts = data, starts
+
+    @classmethod
+    def of(cls, paths) -> "JoinedPaths | None":
+        text = "\n".join(paths)
+        if text.count("\n") != max(len(paths) - 1, 0):
+            return None
+        data = text.encode("utf-8", "surrogatepass")
+        if len(data) == len(text):  # ASCII: byte offsets are character offsets
+            lengths = [len(p) + 1 for p in paths]
+        else:
+            lengths = [len(p.encode("utf-8", "surrogatepass")) + 1 for p in paths]
+        starts = list(accumulate(lengths[:-1], initial=0)) if paths else []
+        return cls(data, starts)
 
 
 def literal_glob(pattern: str) -> tuple[str, str] | None:
@@ -99,6 +183,14 @@ def literal_glob(pattern: str) -> tuple[str, str] | None:
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
 _OPTIONS.never_capture = True
+# For the scan over joined paths: no match may cross the newline between two paths.
+_JOINED_OPTIONS = re2.Options()
+_JOINED_OPTIONS.log_errors = False
+_JOINED_OPTIONS.never_capture = True
+_JOINED_OPTIONS.never_nl = True
+# Constructs that read the whole text, not the line: \A, \z, \C (any byte, even
+# a newline under never_nl), and flag groups that may turn multiline off.
+_WHOLE_TEXT = re.compile(r"\\[ACz]|\(\?[^):]*-")
 
 _LOOKAROUND = {"(?=": "lookahead (?=...)", "(?!": "negative lookahead (?!...)",
                "(?<=": "lookbehind (?<=...)", "(?<!": "negative lookbehind (?<!...)"}
@@ -148,20 +240,71 @@ def linear_search(pattern: str) -> Callable[[str], Any]:
         compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as err:
         raise RegexUnsupported(*_explain(pattern, err)) from None
-    return _searcher(compiled)
+    search = _searcher(compiled)
+    search.many = _scanner(pattern)
+    return search
 
 
-def _searcher(compiled) -> Callable[[str], Any]:
+def _native(compiled):
+    """RE2's own ``Match`` and the unanchored mode, or None when the binding hides them."""
     regexp = getattr(compiled, "_regexp", None)
     anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
     if regexp is None or anchor is None or not hasattr(regexp, "Match"):
+        return None
+    return regexp.Match, anchor
+
+
+def _scanner(pattern: str):
+    """``many(joined, rows)``: which of ``rows`` (sorted row numbers) the pattern matches,
+    one RE2 call per matching row and one more; None where the pattern reads the whole
+    text, not the path.
+
+    In multiline mode ``^``/``$`` meet at the newlines that end each path, as
+    they meet at the ends of a lone path; ``\\b`` sees a newline as a non-word
+    character, as it sees the end of a lone path; ``never_nl`` keeps every
+    match inside one path. Each call scans forward from the first undecided
+    row, and the next starts after the row it matched: the whole scan reads
+    the text about once, however many rows match.
+    """
+    if _WHOLE_TEXT.search(pattern):
+        return None
+    try:
+        native = _native(re2.compile("(?m)" + pattern, _JOINED_OPTIONS))
+    except re2.error:
+        return None
+    if native is None:
+        return None
+    match, anchor = native
+
+    def many(joined: JoinedPaths, rows: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(rows), dtype=bool)
+        wanted = rows.tolist()
+        data, starts, end = joined.data, joined.starts, len(joined.data)
+        k = 0
+        while k < len(wanted):
+            begin = match(anchor, data, starts[wanted[k]], end)[0][0]
+            if begin < 0:
+                break
+            row = bisect_right(starts, begin) - 1  # the path holding the match
+            k = bisect_left(wanted, row, k)  # the rows before it hold none
+            if k < len(wanted) and wanted[k] == row:
+                found[k] = True
+                k += 1
+        return found
+
+    return many
+
+
+def _searcher(compiled) -> Callable[[str], Any]:
+    native = _native(compiled)
+    if native is None:
         def search(path: str):
             return compiled.search(path.encode("utf-8", "surrogatepass"))
         return search
     # The public search() maps byte offsets back to characters and builds a
     # match object: four times the cost of asking RE2 itself, which is all a
     # rule needs (tests/test_rules.py checks both give the same answers).
-    match = regexp.Match
+    match, anchor = native
 
     def search(path: str):
         data = path.encode("utf-8", "surrogatepass")  # a crafted path must not raise
