@@ -26,7 +26,7 @@ from html import escape
 from multiopt_lab.palette import group_colour
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
-from multiopt_lab.render.params import OVERLAP, param_infos, rule_display
+from multiopt_lab.render.params import OVERLAP, flagged_params, group_totals, param_infos, rule_display
 
 __all__ = ["LegendRow", "legend_rows", "diagnostic_lines", "legend_text", "legend_html"]
 
@@ -82,13 +82,12 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
     diagnostics = assignment.diagnostics
     dead, shadowed, empty = (set(diagnostics.dead_rules), set(diagnostics.shadowed_rules),
                              set(diagnostics.empty_groups))
-    params = [0] * len(labels)
-    elements = [0] * len(labels)
+    params, elements = group_totals(assignment)
     overlapping = [0] * len(labels)
     near: dict[int, dict[str, int]] = {}
-    for info in param_infos(assignment).values():
-        params[info.group] += 1
-        elements[info.group] += info.size
+    infos = param_infos(assignment)
+    for path in flagged_params(assignment):  # the flagged few, not every parameter
+        info = infos[path]
         overlapping[info.group] += OVERLAP in info.flags
         if info.nearly:
             by_rule = near.setdefault(info.group, {})

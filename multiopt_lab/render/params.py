@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
-import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ParamInfo", "param_infos", "rule_display", "OVERLAP", "NEAR_MISS"]
+import numpy as np
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+__all__ = ["ParamInfo", "ParamInfos", "Flagged", "param_infos", "flagged_params", "group_totals",
+           "per_assignment", "rule_display", "OVERLAP", "NEAR_MISS"]
 
 #: Flag for a parameter that more than one rule matched (first match won).
 OVERLAP = "overlap"
@@ -85,11 +86,120 @@ def rule_display(rule) -> str:
     return rule.describe()
 
 
-def param_infos(assignment) -> dict[str, ParamInfo]:
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """What a flagged parameter carries beyond its group (the others carry nothing).
+
+    Attributes:
+        flags (tuple[str, ...]): :data:`OVERLAP`, :data:`NEAR_MISS`.
+        also_matched (tuple[str, ...]): Labels of later rules that matched too.
+        nearly (str): For a near miss, the label of the rule it nearly matched.
+        like (str): For a near miss, the parameter it resembles (class and shape).
+
+    Example:
+        >>> Flagged((OVERLAP,), ("adamw",)).nearly
+        ''
+    """
+
+    flags: tuple[str, ...]
+    also_matched: tuple[str, ...] = ()
+    nearly: str = ""
+    like: str = ""
+
+
+def flagged_params(assignment) -> dict[str, Flagged]:
+    """path -> :class:`Flagged`, for the parameters the diagnostics flag; computed once per
+    assignment and read by every surface (the tree's rows and folds, the legend's counts).
+
+    This is where a new per-parameter finding becomes a flag on its row.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> tree = {"w": mx.zeros((2, 2))}
+        >>> flagged_params(assign(tree, ["ndim == 2", "ndim >= 1"], ["muon", "sgd", "adamw"]))
+        {'w': Flagged(flags=('overlap',), also_matched=('sgd',), nearly='', like='')}
+    """
+    return per_assignment(assignment, "render.flagged_params", _flagged_params)
+
+
+def _flagged_params(assignment) -> dict[str, Flagged]:
+    diagnostics = assignment.diagnostics
+    found: dict[str, Flagged] = {}
+    for miss in diagnostics.near_misses:  # the last near miss of a path is shown
+        found[miss.path] = Flagged((NEAR_MISS,), (), miss.label, f"{miss.like} ({miss.like_kind})")
+    # overlaps: path -> labels of every rule that matched it, the winner first.
+    for path, labels in diagnostics.overlaps.items():
+        if path not in found:
+            found[path] = Flagged((OVERLAP,), tuple(labels[1:]))
+    return found
+
+
+class ParamInfos(Mapping):
+    """path -> :class:`ParamInfo` of one assignment, each built when first asked for.
+
+    A folded tree of 50,000 parameters shows a few hundred: only those are built.
+    Iterates in parameter order (one entry per distinct path).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> infos = param_infos(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))
+        >>> infos["bias"].label, len(infos), "nope" in infos
+        ('adamw', 2, False)
+    """
+
+    def __init__(self, assignment):
+        self._assignment = assignment
+        self._table = assignment.table
+        self._flags = flagged_params(assignment)
+        self._rules = [rule_display(r) for r in assignment.rules]
+        self._winners = assignment.winners
+        self._built: dict[int, ParamInfo] = {}
+
+    def row(self, row: int) -> ParamInfo:
+        """The info of the parameter in table row ``row``."""
+        info = self._built.get(row)
+        if info is None:
+            table = self._table
+            path, group = table.paths[row], int(self._winners[row])
+            flagged = self._flags.get(path)
+            also, flags, nearly, like = ((), (), "", "") if flagged is None else (
+                flagged.also_matched, flagged.flags, flagged.nearly, flagged.like)
+            chains = table.module_chains
+            info = self._built[row] = ParamInfo(
+                path, table.shapes[row], table.dtypes[row], table.sizes[row], group,
+                self._assignment.group_labels[group], self._rules[group], also, flags, nearly, like,
+                chains[row])
+        return info
+
+    def __getitem__(self, path: str) -> ParamInfo:
+        try:
+            row = self._table.index(path)
+        except KeyError:
+            raise KeyError(path) from None
+        return self.row(row)
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            self._table.index(path)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self):
+        paths, rows = self._table.paths, self._table.distinct_rows
+        return iter(paths) if len(rows) == len(paths) else (paths[i] for i in rows.tolist())
+
+    def __len__(self) -> int:
+        return len(self._table.distinct_rows)
+
+
+def param_infos(assignment) -> ParamInfos:
     """One :class:`ParamInfo` per path, in the assignment's parameter order.
 
-    Computed once per assignment (the tree, the legend and the details pane
-    all read it) and kept while the assignment lives.
+    A mapping computed once per assignment (the tree, the legend and the details pane
+    all read it), each entry built on first use.
 
     Args:
         assignment (Assignment): The assignment to read.
@@ -100,33 +210,45 @@ def param_infos(assignment) -> dict[str, ParamInfo]:
         >>> list(param_infos(assign(nn.Linear(2, 2), ["ndim == 2"])))
         ['weight', 'bias']
     """
-    try:
-        return _CACHE[assignment]
-    except (KeyError, TypeError):
-        pass
+    return per_assignment(assignment, "render.param_infos", ParamInfos)
+
+
+def group_totals(assignment) -> tuple[list[int], list[int]]:
+    """Parameters and elements per group, in partition order (a path repeated in the table
+    counted once, as the tree shows it).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> group_totals(assign(nn.Linear(2, 3), ["ndim == 2"]))
+        ([1, 1], [6, 3])
+    """
+    return per_assignment(assignment, "render.group_totals", _group_totals)
+
+
+def _group_totals(assignment) -> tuple[list[int], list[int]]:
     table = assignment.table
-    labels = assignment.group_labels
-    rules = [rule_display(r) for r in assignment.rules]
-    diagnostics = assignment.diagnostics
-    near_misses = {miss.path: miss for miss in diagnostics.near_misses}
-    # overlaps: path -> labels of every rule that matched it, the winner first;
-    # a path absent from it was matched by at most one rule.
-    overlaps = diagnostics.overlaps
-    group_index = assignment.group_index
-    infos = {}
-    for path, shape, dtype, size, modules in zip(table.paths, table.shapes, table.dtypes,
-                                                 table.sizes, table.module_chains):
-        group = group_index[path]
-        also, flags, nearly, like = (), (), "", ""
-        if path in near_misses:
-            miss = near_misses[path]
-            flags, nearly, like = (NEAR_MISS,), miss.label, f"{miss.like} ({miss.like_kind})"
-        elif path in overlaps:
-            also, flags = tuple(overlaps[path][1:]), (OVERLAP,)
-        infos[path] = ParamInfo(path, shape, dtype, size, group, labels[group], rules[group], also,
-                                flags, nearly, like, modules)
-    try:
-        _CACHE[assignment] = infos
-    except TypeError:  # not weak-referenceable: just don't cache
-        pass
-    return infos
+    n_groups = len(assignment.group_labels)
+    rows = table.distinct_rows
+    winners = np.asarray(assignment.winners, dtype=np.intp)[rows]
+    sizes = np.array(table.sizes, dtype=np.int64)[rows] if len(rows) else np.zeros(0, np.int64)
+    params = np.bincount(winners, minlength=n_groups)
+    elements = np.zeros(n_groups, dtype=np.int64)
+    np.add.at(elements, winners, sizes)
+    return params.tolist(), elements.tolist()
+
+
+def per_assignment(assignment, key: str, compute):
+    """``assignment.memo(key, compute)``: computed once per assignment and shared by every
+    surface; computed each time for an assignment-like object without a memo.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> a = assign(nn.Linear(2, 2), ["ndim == 2"])
+        >>> first = per_assignment(a, "example.paths", lambda a: list(a.table.paths))
+        >>> first is per_assignment(a, "example.paths", lambda a: list(a.table.paths))
+        True
+    """
+    memo = getattr(assignment, "memo", None)
+    return memo(key, compute) if callable(memo) else compute(assignment)
