@@ -35,8 +35,9 @@ from multiopt_lab.render.tree_model import ParamNode
 __all__ = ["SearchResult", "search_paths", "shown_matches"]
 
 _PATHLIKE = re.compile(r"^[\w.*?\[\]-]+$")
-# table -> the last queries' results: a search reads the paths, never the groups, so a
-# new assignment of the same table (each keystroke in the rule editor) reuses them.
+# table structure (its key: paths, shapes, dtypes, module classes) -> the last queries'
+# results: a search reads those, never the groups, so a new assignment of the same
+# parameters (each keystroke in the rule editor) reuses them.
 _RESULTS: "weakref.WeakKeyDictionary[object, OrderedDict]" = weakref.WeakKeyDictionary()
 _RESULTS_KEPT = 8
 _lock = threading.Lock()
@@ -137,7 +138,7 @@ def search_paths(assignment, query: str) -> SearchResult:
         return SearchResult("", "none", ())
     with _lock:
         try:
-            kept = _RESULTS.setdefault(table, OrderedDict())
+            kept = _RESULTS.setdefault(getattr(table, "key", table), OrderedDict())
         except TypeError:  # a table that cannot be weakly referenced: not kept
             kept = OrderedDict()
         found = kept.get(query)

@@ -278,8 +278,21 @@ def _scanner(pattern: str):
 
     def many(joined: JoinedPaths, rows: np.ndarray) -> np.ndarray:
         found = np.zeros(len(rows), dtype=bool)
-        wanted = rows.tolist()
         data, starts, end = joined.data, joined.starts, len(joined.data)
+        if len(rows) == len(starts):  # every row (sorted, distinct): the next row is the next one
+            hits, last, position = [], len(starts) - 1, 0
+            while True:
+                begin = match(anchor, data, position, end)[0][0]
+                if begin < 0:
+                    break
+                row = bisect_right(starts, begin) - 1
+                hits.append(row)
+                if row == last:
+                    break
+                position = starts[row + 1]
+            found[hits] = True
+            return found
+        wanted = rows.tolist()
         k = 0
         while k < len(wanted):
             begin = match(anchor, data, starts[wanted[k]], end)[0][0]

@@ -73,18 +73,26 @@ class Node:
         if len(rows) == 0:
             return np.zeros(0, dtype=bool)
         if self.per_structure:
-            return self._by_structure(table, rows).astype(bool)
+            values, ids = self._per_structure_values(table, rows)
+            return values.astype(bool)[ids]  # truth of each distinct value, then spread
         return np.fromiter(self.column(table, rows), dtype=bool, count=len(rows))
 
     def _by_structure(self, table, rows: np.ndarray) -> np.ndarray:
+        values, ids = self._per_structure_values(table, rows)
+        return values[ids]
+
+    def _per_structure_values(self, table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The value for each distinct structure among ``rows``, and each row's structure."""
         if self.names & _PER_MODULE:
             ids, row_of, count = table.kind_ids[rows], table.kind_row, table.kind_count
         else:
             ids, row_of, count = table.structure_ids[rows], table.structure_row, len(table.structures)
+        present = np.zeros(count, dtype=bool)
+        present[ids] = True
         values = np.empty(count, dtype=object)
-        for sid in np.unique(ids).tolist():
+        for sid in np.flatnonzero(present).tolist():
             values[sid] = self.row(row_of(sid))
-        return values[ids]
+        return values, ids
 
 
 class Constant(Node):
