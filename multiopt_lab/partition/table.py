@@ -27,7 +27,7 @@ import numpy as np
 
 from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_tree
 from multiopt_lab.partition.modules import flatten_with_modules, module_chains
-from multiopt_lab.rules.matching import JoinedPaths
+from multiopt_lab.rules.joined import JoinedPaths
 
 __all__ = ["ParameterTable", "StructureKey", "dtype_name", "flatten_tree"]
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 import ast
 import re
 from bisect import bisect_left, bisect_right
-from itertools import accumulate
 from typing import Any, Callable
 
 import numpy as np
 import re2
 
 from multiopt_lab.rules.errors import RuleError
+from multiopt_lab.rules.joined import JoinedPaths, contains_rows, scannable
 from multiopt_lab.rules.nodes import Node
 
 __all__ = ["Match", "JoinedPaths", "literal_glob", "compile_regex", "linear_search", "RegexUnsupported"]
@@ -71,10 +71,9 @@ class Match(Node):
         return self.matcher(features[0]) is not None
 
     def column(self, table, rows: np.ndarray) -> list:
-        if self.literal_test is None:
-            many = _many(self.matcher, table, rows)
-            if many is not None:
-                return many.tolist()
+        many = self._scan(table, rows)
+        if many is not None:
+            return many.tolist()
         paths = table.paths if len(rows) == len(table) else [table.paths[i] for i in rows.tolist()]
         if self.literal_test is not None:
             how, text = self.literal_test
@@ -89,71 +88,22 @@ class Match(Node):
         return [match(p) is not None for p in paths]
 
     def mask(self, table, rows: np.ndarray) -> np.ndarray:
-        if len(rows) and self.literal_test is None:
-            many = _many(self.matcher, table, rows)
-            if many is not None:
-                return many
-        return super().mask(table, rows)
+        many = self._scan(table, rows) if len(rows) else None
+        return many if many is not None else super().mask(table, rows)
 
-
-#: Below this many rows, matching path by path costs less than preparing a scan.
-_FEW_ROWS = 16
+    def _scan(self, table, rows: np.ndarray) -> np.ndarray | None:
+        """Many paths in one scan of the joined paths, or None (then path by path)."""
+        if self.literal_test is None:
+            return _many(self.matcher, table, rows)
+        how, text = self.literal_test
+        return contains_rows(table, rows, text) if how == "contains" else None
 
 
 def _many(matcher, table, rows: np.ndarray) -> np.ndarray | None:
     """The matcher over ``rows`` in few RE2 calls, or None where it must go path by path."""
     many = getattr(matcher, "many", None)
-    if many is None or len(rows) < _FEW_ROWS:
-        return None
-    joined = getattr(table, "joined_paths", None)
-    if joined is None:
-        return None
-    # The scan walks the rows in order; they come sorted from assign and the
-    # logic nodes, anything else goes path by path.
-    if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):
-        return None
-    # Far fewer rows than the table: the scan would read the text between them.
-    if len(rows) * 8 < len(joined.starts):
-        return None
-    return many(joined, rows)
-
-
-class JoinedPaths:
-    """Paths joined by newlines as UTF-8 bytes, with where each one starts.
-
-    Built once per table (:attr:`ParameterTable.joined_paths
-    <multiopt_lab.partition.table.ParameterTable.joined_paths>`); :meth:`of`
-    gives None when a path holds a newline itself (then every pattern is
-    matched path by path).
-
-    Attributes:
-        data (bytes): The paths joined by ``b"\\n"``.
-        starts (list[int]): Byte offset of each path in ``data``.
-
-    Example:
-        >>> JoinedPaths.of(["a.w", "b.é"]).starts
-        [0, 4]
-        >>> JoinedPaths.of(["a\\nb"]) is None
-        True
-    """
-
-    __slots__ = ("data", "starts")
-
-    def __init__(self, data: bytes, starts: list[int]):
-        self.data, self.starts = data, starts
-
-    @classmethod
-    def of(cls, paths) -> "JoinedPaths | None":
-        text = "\n".join(paths)
-        if text.count("\n") != max(len(paths) - 1, 0):
-            return None
-        data = text.encode("utf-8", "surrogatepass")
-        if len(data) == len(text):  # ASCII: byte offsets are character offsets
-            lengths = [len(p) + 1 for p in paths]
-        else:
-            lengths = [len(p.encode("utf-8", "surrogatepass")) + 1 for p in paths]
-        starts = list(accumulate(lengths[:-1], initial=0)) if paths else []
-        return cls(data, starts)
+    joined = scannable(table, rows) if many is not None else None
+    return None if joined is None else many(joined, rows)
 
 
 def literal_glob(pattern: str) -> tuple[str, str] | None:

@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from multiopt_lab.rules.joined import contains_rows
+
 __all__ = ["FEATURES", "Node", "Constant", "Feature", "Compare", "Subscript",
            "Negate", "TupleOf", "EvaluationFailure"]
 
@@ -167,7 +169,25 @@ class Compare(Node):
     def column(self, table, rows: np.ndarray) -> list:
         if self.per_structure:
             return super().column(table, rows)
+        found = self._scan(table, rows)
+        if found is not None:
+            return found.tolist()
         return _COLUMN_OPS[self.op](_operand(self.left, table, rows), _operand(self.right, table, rows))
+
+    def mask(self, table, rows: np.ndarray) -> np.ndarray:
+        found = self._scan(table, rows) if len(rows) and not self.per_structure else None
+        return found if found is not None else super().mask(table, rows)
+
+    def _scan(self, table, rows: np.ndarray) -> np.ndarray | None:
+        """``"x" in path`` / ``"x" not in path`` in one scan of the joined paths, or None."""
+        if self.op not in ("in", "not in") or not (
+                type(self.left) is Constant and isinstance(self.left.value, str)
+                and isinstance(self.right, Feature) and self.right.name == "path"):
+            return None
+        found = contains_rows(table, rows, self.left.value)
+        if found is None or self.op == "in":
+            return found
+        return ~found
 
 
 class Subscript(Node):
