@@ -72,7 +72,9 @@ class ParameterTable:
         paths = [p for p, _ in items]
         arrays = [a for _, a in items]
         try:
-            shapes = [a.shape if type(a.shape) is tuple else tuple(a.shape) for a in arrays]
+            shapes = [a.shape for a in arrays]
+            if not all(type(s) is tuple for s in shapes):  # lists, or array-likes' own types
+                shapes = [s if type(s) is tuple else tuple(s) for s in shapes]
             dtype_objects = [a.dtype for a in arrays]
         except AttributeError:
             bad = next(i for i, a in enumerate(arrays)
