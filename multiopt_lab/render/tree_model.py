@@ -166,15 +166,17 @@ class _RowFacts:
         self.sizes = np.array(table.sizes, dtype=np.int64)[order] if len(order) else np.zeros(0, np.int64)
         # Two parameters fold together when group, flags and labels also matched agree
         # (shape and dtype agree already: their blocks share a structure).
-        kinds: dict[tuple, int] = {(): 0}
+        kinds: dict[tuple, int] = {((), ()): 0}
         flag_kind = np.zeros(len(table), dtype=np.int64)
+        has_flags = np.zeros(len(table), dtype=bool)
         row_of = table.index
         for path, flagged in flagged_params(assignment).items():
-            flag_kind[row_of(path)] = kinds.setdefault((flagged.flags, flagged.also_matched), len(kinds))
-        flag_kind = flag_kind[order]
-        self.signature = self.winners + n_groups * flag_kind
+            row = row_of(path)
+            flag_kind[row] = kinds.setdefault((flagged.flags, flagged.also_matched), len(kinds))
+            has_flags[row] = bool(flagged.flags)
+        self.signature = self.winners + n_groups * flag_kind[order]
         self.matched_weight = n_groups * len(kinds)  # a search match adds one more digit
-        self.flagged = np.concatenate([[0], np.cumsum(flag_kind > 0)]).tolist()
+        self.flagged = np.concatenate([[0], np.cumsum(has_flags[order])]).tolist()
         self.groups = self._group_sums()
 
     def _group_sums(self):
