@@ -238,3 +238,13 @@ def test_hostile_regexes_stay_linear_in_one_scan_of_many_paths():
     assert done.returncode == 0, done.stderr[-2000:]
     seconds = json.loads(done.stdout)
     assert max(seconds.values()) < 5.0, seconds
+
+
+@pytest.mark.parametrize("pattern", [r"w$", r"^l", r"\d\.w", "x*"])
+def test_a_scan_where_most_rows_match_goes_on_path_by_path_with_the_same_answers(pattern):
+    # 32 matches, most rows matching: the scan hands the rest to path-by-path matching.
+    paths = [f"l{i}.w" for i in range(150)] + [f"m{i}.b" for i in range(50)] + [f"l{i}.w" for i in range(150, 200)]
+    joined, alone = scan(pattern, paths)
+    assert joined == alone
+    joined, alone = scan(pattern, paths, list(range(0, 200, 2)) + list(range(201, 250)))
+    assert joined == alone

@@ -89,7 +89,7 @@ class _Skeleton:
         # Structures interned to small ints: two blocks compare in one int comparison.
         self._ids: dict[tuple, int] = {}
         self._leaf_ids = [self._intern(("p",) + s) for s in table.structures]
-        self._structure_ids = table.structure_ids
+        self._structure_ids = table.structure_ids.tolist()
         self._order: list[int] = []
         self.root = self._module("", "", nested)
         self.order = np.array(self._order, dtype=np.intp)

@@ -11,8 +11,10 @@ Example:
     >>> import mlx.core as mx
     >>> from multiopt_lab.partition.table import ParameterTable
     >>> table = ParameterTable.from_tree({f"layer{i}": {"w": mx.zeros((1,))} for i in range(20)})
-    >>> contains_rows(table, np.arange(20), "r1").nonzero()[0].tolist()
-    [1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    >>> contains_rows(table, np.arange(20), "r17").nonzero()[0].tolist()
+    [17]
+    >>> contains_rows(table, np.arange(20), "layer") is None   # in every path: path by path
+    True
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = ["JoinedPaths", "scannable", "contains_rows"]
 
 #: Below this many rows, asking path by path costs less than preparing a scan.
 FEW_ROWS = 16
+# A literal found in more than one row in this many is tested path by path.
+_DENSE = 10
 
 
 class JoinedPaths:
@@ -39,6 +43,7 @@ class JoinedPaths:
     Attributes:
         data (bytes): The paths joined by ``b"\\n"``.
         starts (list[int]): Byte offset of each path in ``data``.
+        paths (Sequence[str]): The paths themselves.
 
     Example:
         >>> JoinedPaths.of(["a.w", "b.é"]).starts
@@ -47,10 +52,10 @@ class JoinedPaths:
         True
     """
 
-    __slots__ = ("data", "starts")
+    __slots__ = ("data", "starts", "paths")
 
-    def __init__(self, data: bytes, starts: list[int]):
-        self.data, self.starts = data, starts
+    def __init__(self, data: bytes, starts: list[int], paths):
+        self.data, self.starts, self.paths = data, starts, paths
 
     @classmethod
     def of(cls, paths) -> "JoinedPaths | None":
@@ -63,7 +68,7 @@ class JoinedPaths:
         else:
             lengths = [len(p.encode("utf-8", "surrogatepass")) + 1 for p in paths]
         starts = list(accumulate(lengths[:-1], initial=0)) if paths else []
-        return cls(data, starts)
+        return cls(data, starts, paths)
 
 
 def scannable(table, rows: np.ndarray) -> JoinedPaths | None:
@@ -92,7 +97,7 @@ def scannable(table, rows: np.ndarray) -> JoinedPaths | None:
 
 def contains_rows(table, rows: np.ndarray, text: str) -> np.ndarray | None:
     """``[text in table.paths[i] for i in rows]`` as bools, in one scan; None where a scan
-    cannot answer (then ask path by path).
+    cannot answer or would cost more (the text is in many paths): then ask path by path.
 
     Example:
         >>> contains_rows(None, np.arange(2), "w") is None   # no table to scan
@@ -106,7 +111,12 @@ def contains_rows(table, rows: np.ndarray, text: str) -> np.ndarray | None:
         found[:] = True
         return found
     needle = text.encode("utf-8", "surrogatepass")
-    data, starts, wanted = joined.data, joined.starts, rows.tolist()
+    data, starts = joined.data, joined.starts
+    # A find per matching row costs about ten times ``text in path``: where the text
+    # is everywhere (every row that holds it holds one of these), ask path by path.
+    if data.count(needle) * _DENSE > len(rows):
+        return None
+    wanted = rows.tolist()
     find = data.find
     k = 0
     while k < len(wanted):

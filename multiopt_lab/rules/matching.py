@@ -191,7 +191,7 @@ def linear_search(pattern: str) -> Callable[[str], Any]:
     except re2.error as err:
         raise RegexUnsupported(*_explain(pattern, err)) from None
     search = _searcher(compiled)
-    search.many = _scanner(pattern)
+    search.many = _scanner(pattern, search)
     return search
 
 
@@ -204,7 +204,11 @@ def _native(compiled):
     return regexp.Match, anchor
 
 
-def _scanner(pattern: str):
+# After this many matching rows, a scan where most rows match goes on path by path.
+_DENSE_AFTER = 32
+
+
+def _scanner(pattern: str, search: Callable[[str], Any]):
     """``many(joined, rows)``: which of ``rows`` (sorted row numbers) the pattern matches,
     one RE2 call per matching row and one more; None where the pattern reads the whole
     text, not the path.
@@ -229,30 +233,26 @@ def _scanner(pattern: str):
     def many(joined: JoinedPaths, rows: np.ndarray) -> np.ndarray:
         found = np.zeros(len(rows), dtype=bool)
         data, starts, end = joined.data, joined.starts, len(joined.data)
-        if len(rows) == len(starts):  # every row (sorted, distinct): the next row is the next one
-            hits, last, position = [], len(starts) - 1, 0
-            while True:
-                begin = match(anchor, data, position, end)[0][0]
-                if begin < 0:
-                    break
-                row = bisect_right(starts, begin) - 1
-                hits.append(row)
-                if row == last:
-                    break
-                position = starts[row + 1]
-            found[hits] = True
-            return found
-        wanted = rows.tolist()
-        k = 0
-        while k < len(wanted):
-            begin = match(anchor, data, starts[wanted[k]], end)[0][0]
+        every_row = len(rows) == len(starts)  # sorted and distinct: row k is rows[k]
+        wanted = None if every_row else rows.tolist()
+        k = hits = 0
+        while k < len(rows):
+            begin = match(anchor, data, starts[k if every_row else wanted[k]], end)[0][0]
             if begin < 0:
                 break
             row = bisect_right(starts, begin) - 1  # the path holding the match
-            k = bisect_left(wanted, row, k)  # the rows before it hold none
-            if k < len(wanted) and wanted[k] == row:
+            k = row if every_row else bisect_left(wanted, row, k)  # the rows before it hold none
+            if k < len(rows) and (every_row or wanted[k] == row):
                 found[k] = True
                 k += 1
+                hits += 1
+                if hits >= _DENSE_AFTER and hits * 2 > k:
+                    # Most rows match: a call per row either way, and path by path
+                    # skips the bookkeeping.
+                    paths = joined.paths
+                    rest = range(k, len(rows)) if every_row else wanted[k:]
+                    found[k:] = [search(paths[i]) is not None for i in rest]
+                    break
         return found
 
     return many
