@@ -11,7 +11,7 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["dtype_name", "flatten_tree", "StructureKey"]
+__all__ = ["dtype_name", "flatten_tree", "flatten_columns", "StructureKey"]
 
 _DTYPE_NAMES: dict[Any, str] = {}
 
@@ -51,6 +51,32 @@ def flatten_tree(tree: Any) -> list[tuple[str, Any]]:
     else:
         out.append(("", tree))
     return out
+
+
+def flatten_columns(tree: Any) -> tuple[list[str], list[Any]]:
+    """:func:`flatten_tree` as two lists, the paths and the leaves (no pair per leaf).
+
+    Example:
+        >>> flatten_columns({"a": [1, {"b": 2}]})
+        (['a.0', 'a.1.b'], [1, 2])
+    """
+    paths: list[str] = []
+    leaves: list[Any] = []
+    if isinstance(tree, (dict, list, tuple)):
+        _columns_into(tree, "", paths, leaves)
+    else:
+        paths.append("")
+        leaves.append(tree)
+    return paths, leaves
+
+
+def _columns_into(node: Any, prefix: str, paths: list, leaves: list) -> None:
+    for key, item in node.items() if isinstance(node, dict) else enumerate(node):
+        if isinstance(item, (dict, list, tuple)):
+            _columns_into(item, f"{prefix}{key}.", paths, leaves)
+        else:
+            paths.append(f"{prefix}{key}")
+            leaves.append(item)
 
 
 def _flatten_into(node: Any, prefix: str, out: list) -> None:

@@ -25,7 +25,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_tree
+from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_columns, flatten_tree
 from multiopt_lab.partition.modules import flatten_with_modules, module_chains
 from multiopt_lab.rules.joined import JoinedPaths
 
@@ -61,16 +61,20 @@ class ParameterTable:
         1
     """
 
-    def __init__(self, items: Iterable[tuple[str, Any]], model: Any = None, *,
-                 _chains: tuple[list[int], list] | None = None):
+    def __init__(self, items: Iterable[tuple[str, Any]] = (), model: Any = None, *,
+                 _chains: tuple[list[int], list] | None = None,
+                 _columns: tuple[list[str], list] | None = None):
         """Build from ``(path, array)`` pairs; prefer :meth:`from_tree`.
 
         ``model``: the ``nn.Module`` the paths belong to, to know the modules
         holding each parameter (ignored when it is not a module).
         """
-        items = list(items)
-        paths = [p for p, _ in items]
-        arrays = [a for _, a in items]
+        if _columns is not None:  # from_tree: the paths and the arrays, already apart
+            paths, arrays = _columns
+        else:
+            items = list(items)
+            paths = [p for p, _ in items]
+            arrays = [a for _, a in items]
         try:
             shapes = [a.shape for a in arrays]
             if not all(type(s) is tuple for s in shapes):  # lists, or array-likes' own types
@@ -221,7 +225,7 @@ class ParameterTable:
         if isinstance(model, nn.Module):
             items, ids, chains = flatten_with_modules(parameters, model)
             return cls(items, _chains=(ids, chains))
-        return cls(flatten_tree(parameters))
+        return cls(_columns=flatten_columns(parameters))
 
     def __len__(self) -> int:
         return len(self.paths)
