@@ -43,7 +43,7 @@ def plan(quick: bool, gpu: bool) -> list[tuple[str, list[str]]]:
         ("bench_training.py", ["--steps", "100", "--repeats", "1"] if quick else []),
         ("bench_assign.py", ["--repeat", "5"] if quick else []),
         ("bench_findings.py", ["--sizes", "1000,10000", "--repeat", "3"] if quick else []),
-        ("bench_render.py", []),
+        ("bench_render.py", ["--sizes", "1000,10000", "--repeat", "3"] if quick else []),
         ("bench_mlx_lm.py", ["--quick"] if quick else []),
         ("bench_tree_walkers.py", ["--quick"] if quick else []),
         ("bench_regex.py", ["--limit", "2", "--repeat", "3"] if quick else []),

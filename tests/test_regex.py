@@ -144,3 +144,107 @@ def test_answers_equal_re2s_public_search_and_pythons_re(parts, path):
     options.log_errors = False
     assert ours == (re2.compile(pattern, options).search(path) is not None)
     assert ours == (re.search(pattern, path) is not None)  # same meaning on plain patterns
+
+
+# A column of paths is matched in one scan of the paths joined by newlines
+# (issue 24): the scan must answer what matching each path alone answers.
+SCAN_ATOMS = ["a", "b", ".", r"\.", r"\d", "[ab]", "[^a]", r"\s", r"\W", r"\b", r"\B", "^", "$",
+              "(a|b)", "(|a)", r"\n", "x", "é", "(?i:A)", "(?s:.)", r"\pL", "[[:space:]]"]
+SCAN_PATTERNS = st.lists(st.tuples(st.sampled_from(SCAN_ATOMS), st.sampled_from(["", "*", "+", "?", "{0,2}"])),
+                         min_size=1, max_size=5).map(lambda parts: "".join(a + r for a, r in parts))
+SCAN_PATHS = st.lists(st.text(alphabet="ab.1x é_", max_size=8), min_size=1, max_size=40)
+
+
+def scan(pattern, paths, rows=None):
+    from multiopt_lab.rules.matching import JoinedPaths
+    import numpy as np
+    search = linear_search(pattern)
+    rows = np.arange(len(paths)) if rows is None else np.asarray(rows, dtype=np.intp)
+    return search.many(JoinedPaths.of(paths), rows).tolist(), [search(paths[i]) is not None for i in rows]
+
+
+@settings(max_examples=400, deadline=None)
+@given(SCAN_PATTERNS, SCAN_PATHS, st.data())
+def test_one_scan_over_joined_paths_answers_what_each_path_alone_answers(pattern, paths, data):
+    try:
+        search = linear_search(pattern)
+    except RegexUnsupported:
+        return
+    assert search.many is not None, pattern
+    joined, alone = scan(pattern, paths)
+    assert joined == alone, (pattern, paths)
+    rows = sorted(data.draw(st.sets(st.integers(0, len(paths) - 1))))
+    joined, alone = scan(pattern, paths, rows)
+    assert joined == alone, (pattern, paths, rows)
+
+
+@pytest.mark.parametrize("pattern, paths, expected", [
+    ("^b", ["a", "b", "ab", "ba"], [False, True, False, True]),            # ^ at each path's start
+    ("a$", ["a", "b", "ab", "ba"], [True, False, False, True]),            # $ at each path's end
+    ("^$", ["a", "", "b", ""], [False, True, False, True]),                # the empty path
+    (r"a\nb", ["xa", "by"], [False, False]),                               # never across two paths
+    (r"a\sb", ["xa", "by"], [False, False]),
+    (r"a[^c]b", ["xa", "by", "a.b"], [False, False, True]),
+    (r"\bw", ["w", "aw", "a.w"], [True, False, True]),                     # a newline is no word character
+    ("x*", ["", "a"], [True, True]),                                       # empty matches
+])
+def test_anchors_and_newlines_in_the_scan(pattern, paths, expected):
+    joined, alone = scan(pattern, paths)
+    assert joined == alone == expected
+
+
+@pytest.mark.parametrize("pattern", [r"\Aa", r"a\z", r"a\Cb", r"(?-m:^a)", r"(?i-s)^a"])
+def test_patterns_that_read_the_whole_text_are_matched_path_by_path(pattern):
+    assert linear_search(pattern).many is None
+    r = rule(f"regex({pattern!r})")
+    paths = {f"p{i}": mx.zeros((2,)) for i in range(40)} | {"a": mx.zeros((2,)), "ab": mx.zeros((2,))}
+    from multiopt_lab.partition.assignment import assign
+    chosen = assign(paths, [r]).paths_of("group_0")
+    assert chosen == tuple(p for p in paths if r(p, mx.zeros((2,))))
+
+
+def test_a_path_holding_a_newline_is_matched_path_by_path():
+    from multiopt_lab.partition.assignment import assign
+    from multiopt_lab.rules.matching import JoinedPaths
+    tree = {f"p{i}": mx.zeros((2,)) for i in range(40)} | {"a\nb": mx.zeros((2,))}
+    assert JoinedPaths.of(list(tree)) is None
+    assert assign(tree, ['regex("^b")']).paths_of("group_0") == ()
+    assert assign(tree, ['regex("a.b|^p1$")']).paths_of("group_0") == ("p1",)
+
+
+HOSTILE_SCAN = textwrap.dedent("""
+    import json, sys, time
+    import mlx.core as mx
+    import multiopt_lab as mol
+    patterns, paths = json.loads(sys.argv[1])
+    tree = {"layers": [{"w": mx.zeros((2,))} for _ in range(2000)]}
+    tree.update({f"x{i}": mx.zeros((2,)) for i in range(len(paths))})
+    table = mol.ParameterTable.from_tree(tree)
+    table = mol.ParameterTable(list(zip([*table.paths[:2000], *paths], table.arrays)))
+    seconds = {}
+    for pattern in patterns:
+        start = time.perf_counter()
+        chosen = mol.assign(table, [f"regex({pattern!r})"]).paths_of("group_0")
+        seconds[pattern] = time.perf_counter() - start
+        assert chosen == (), (pattern, chosen)
+    print(json.dumps(seconds))
+""")
+
+
+def test_hostile_regexes_stay_linear_in_one_scan_of_many_paths():
+    paths = [MLX_LM_PATH, "a" * 54, "a" * 10_000, MLX_LM_PATH * 250]
+    done = subprocess.run([sys.executable, "-c", HOSTILE_SCAN, json.dumps([HOSTILE, paths])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seconds = json.loads(done.stdout)
+    assert max(seconds.values()) < 5.0, seconds
+
+
+@pytest.mark.parametrize("pattern", [r"w$", r"^l", r"\d\.w", "x*"])
+def test_a_scan_where_most_rows_match_goes_on_path_by_path_with_the_same_answers(pattern):
+    # 32 matches, most rows matching: the scan hands the rest to path-by-path matching.
+    paths = [f"l{i}.w" for i in range(150)] + [f"m{i}.b" for i in range(50)] + [f"l{i}.w" for i in range(150, 200)]
+    joined, alone = scan(pattern, paths)
+    assert joined == alone
+    joined, alone = scan(pattern, paths, list(range(0, 200, 2)) + list(range(201, 250)))
+    assert joined == alone

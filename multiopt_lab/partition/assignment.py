@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Hashable
 from functools import cached_property
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Sequence
@@ -139,6 +140,35 @@ class Assignment:
         self.masks.setflags(write=False)
         self.winners = winners
         self.winners.setflags(write=False)
+        self._memo: dict = {}
+
+    def memo(self, key: Hashable, compute: Callable[["Assignment"], Any]) -> Any:
+        """``compute(self)``, computed once for this assignment and kept with it.
+
+        What several surfaces draw from one assignment (the tree, the legend, the
+        editor's warnings, ``check()``) goes through here, so that a keystroke in
+        the rule editor computes each thing once, however many surfaces show it:
+        per-parameter flags, the tree's fold signatures, the legend's counts.
+        :attr:`diagnostics` is kept the same way. An assignment never changes, so
+        nothing kept here goes stale.
+
+        Args:
+            key: Names the computation (``"render.param_infos"``); one key, one meaning.
+            compute: Called with the assignment, once per key (two threads may race
+                to compute it; the first result is kept and returned to both).
+
+        Example:
+            >>> import mlx.nn as nn
+            >>> a = assign(nn.Linear(3, 2), ["ndim == 2"])
+            >>> a.memo("sizes", lambda a: a.table.sizes)
+            (6, 2)
+        """
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        # dict.setdefault is atomic: a thread that lost the race gets the kept value.
+        return self._memo.setdefault(key, compute(self))
 
     @cached_property
     def labels(self) -> dict[str, str]:
@@ -251,10 +281,25 @@ class Assignment:
               a -> b (1): weight
               b -> a (1): bias
         """
+        if self.table.paths is other.table.paths or self.table.paths == other.table.paths:
+            return Moves(self._moves_on_same_paths(other))
         mine, theirs = self.labels, other.labels
         moves = [Move(p, g, theirs.get(p)) for p, g in mine.items() if theirs.get(p) != g]
         moves += [Move(p, None, g) for p, g in theirs.items() if p not in mine]
         return Moves(moves)
+
+    def _moves_on_same_paths(self, other: "Assignment") -> list[Move]:
+        """:meth:`diff` between two assignments of the same paths, compared as arrays
+        (the rule editor diffs on every keystroke)."""
+        rows = self.table.distinct_rows
+        names = list(dict.fromkeys(self.group_labels + other.group_labels))
+        ids = {label: i for i, label in enumerate(names)}
+        mine = np.array([ids[label] for label in self.group_labels], dtype=np.intp)[self.winners[rows]]
+        theirs = np.array([ids[label] for label in other.group_labels], dtype=np.intp)[other.winners[rows]]
+        paths = self.table.paths
+        return [Move(paths[r], names[a], names[b]) for r, a, b in
+                zip(rows[mine != theirs].tolist(), mine[mine != theirs].tolist(),
+                    theirs[mine != theirs].tolist())]
 
     def reassign(self, filters: Sequence[Any], labels: Sequence[str] | None = None) -> "Assignment":
         """Assign the same parameters with other filters, reusing the flattened table

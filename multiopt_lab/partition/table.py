@@ -25,8 +25,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_tree
+from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_columns, flatten_tree
 from multiopt_lab.partition.modules import flatten_with_modules, module_chains
+from multiopt_lab.rules.joined import JoinedPaths
 
 __all__ = ["ParameterTable", "StructureKey", "dtype_name", "flatten_tree"]
 
@@ -60,18 +61,24 @@ class ParameterTable:
         1
     """
 
-    def __init__(self, items: Iterable[tuple[str, Any]], model: Any = None, *,
-                 _chains: tuple[list[int], list] | None = None):
+    def __init__(self, items: Iterable[tuple[str, Any]] = (), model: Any = None, *,
+                 _chains: tuple[list[int], list] | None = None,
+                 _columns: tuple[list[str], list] | None = None):
         """Build from ``(path, array)`` pairs; prefer :meth:`from_tree`.
 
         ``model``: the ``nn.Module`` the paths belong to, to know the modules
         holding each parameter (ignored when it is not a module).
         """
-        items = list(items)
-        paths = [p for p, _ in items]
-        arrays = [a for _, a in items]
+        if _columns is not None:  # from_tree: the paths and the arrays, already apart
+            paths, arrays = _columns
+        else:
+            items = list(items)
+            paths = [p for p, _ in items]
+            arrays = [a for _, a in items]
         try:
-            shapes = [a.shape if type(a.shape) is tuple else tuple(a.shape) for a in arrays]
+            shapes = [a.shape for a in arrays]
+            if not all(type(s) is tuple for s in shapes):  # lists, or array-likes' own types
+                shapes = [s if type(s) is tuple else tuple(s) for s in shapes]
             dtype_objects = [a.dtype for a in arrays]
         except AttributeError:
             bad = next(i for i, a in enumerate(arrays)
@@ -105,7 +112,7 @@ class ParameterTable:
             ids, chains = _chains if _chains is not None else module_chains(model, paths)
             self._chain_ids, self.chains = ids, tuple(chains)
             key += (tuple(ids), self.chains)
-        self.key = StructureKey(key)
+        self.key = StructureKey.shared(key)
         self._rows: list[tuple] | None = None
         self._index: dict[str, int] | None = None
 
@@ -114,6 +121,23 @@ class ParameterTable:
     def names(self) -> tuple[str, ...]:
         """Last component of each path."""
         return tuple([p.rpartition(".")[2] for p in self.paths])
+
+    @cached_property
+    def distinct_rows(self) -> np.ndarray:
+        """One row per distinct path, the last with that path, in order of first appearance
+        (all rows, in order, unless a path repeats: ``{"a": {"b": w}, "a.b": v}``)."""
+        if len(set(self.paths)) == len(self.paths):
+            return np.arange(len(self.paths))
+        last: dict[str, int] = {}
+        for i, path in enumerate(self.paths):
+            last[path] = i
+        return np.array(list(last.values()), dtype=np.intp)
+
+    @cached_property
+    def joined_paths(self) -> JoinedPaths | None:
+        """The paths joined by newlines, for ``regex()`` to scan many in one RE2 call
+        (None when a path holds a newline)."""
+        return JoinedPaths.of(self.paths)
 
     @cached_property
     def dtypes(self) -> tuple[str, ...]:
@@ -205,7 +229,7 @@ class ParameterTable:
         if isinstance(model, nn.Module):
             items, ids, chains = flatten_with_modules(parameters, model)
             return cls(items, _chains=(ids, chains))
-        return cls(flatten_tree(parameters))
+        return cls(_columns=flatten_columns(parameters))
 
     def __len__(self) -> int:
         return len(self.paths)

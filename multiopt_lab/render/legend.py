@@ -28,7 +28,7 @@ from html import escape
 from multiopt_lab.palette import group_colour
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
-from multiopt_lab.render.params import param_infos, rule_display
+from multiopt_lab.render.params import group_totals, rule_display
 
 __all__ = ["LegendRow", "legend_rows", "diagnostic_lines", "legend_text", "legend_html"]
 
@@ -88,11 +88,7 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
     if opts is None and getattr(assignment, "optimizers", None) is not None:
         opts = list(assignment.optimizers)
     diagnostics = assignment.diagnostics
-    params = [0] * len(labels)
-    elements = [0] * len(labels)
-    for info in param_infos(assignment).values():
-        params[info.group] += 1
-        elements[info.group] += info.size
+    params, elements = group_totals(assignment)
     total = sum(elements)
     rows = []
     for i, (label, rule) in enumerate(zip(labels, assignment.rules)):

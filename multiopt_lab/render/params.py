@@ -20,12 +20,13 @@ Example:
 
 from __future__ import annotations
 
-import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ParamInfo", "param_infos", "rule_display", "flag_of", "NEAR_MISS"]
+import numpy as np
 
-_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+__all__ = ["ParamInfo", "ParamInfos", "Flagged", "param_infos", "flagged_params", "group_totals",
+           "per_assignment", "rule_display", "flag_of", "NEAR_MISS"]
 
 #: Flag for a parameter the fallback took that looks like what a rule took.
 NEAR_MISS = "near miss"
@@ -99,11 +100,134 @@ def rule_display(rule) -> str:
     return rule.describe()
 
 
-def param_infos(assignment) -> dict[str, ParamInfo]:
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """What a parameter some finding concerns carries beyond its group (the others carry nothing).
+
+    Attributes:
+        flags (tuple[str, ...]): Its likely mistakes (findings of severity error
+            or warning), one word each (:func:`flag_of`); empty for notes only.
+        also_matched (tuple[str, ...]): Labels of later rules that matched too.
+        nearly (str): For a near miss, the label of the rule it nearly matched.
+        like (str): For a near miss, the parameter it resembles (class and shape).
+        findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
+
+    Example:
+        >>> Flagged((NEAR_MISS,), (), "muon", "q.weight (Linear [4, 4])").also_matched
+        ()
+    """
+
+    flags: tuple[str, ...]
+    also_matched: tuple[str, ...] = ()
+    nearly: str = ""
+    like: str = ""
+    findings: tuple = ()
+
+
+def flagged_params(assignment) -> dict[str, Flagged]:
+    """path -> :class:`Flagged`, for the parameters a finding concerns or several rules
+    matched; computed once per assignment and read by every surface (the tree's rows and
+    folds, the legend, the details pane).
+
+    This is where a per-parameter finding becomes a flag on its row.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> tree = {"w": mx.zeros((2, 2))}
+        >>> flagged = flagged_params(assign(tree, ["ndim == 2", "ndim >= 1"], ["muon", "sgd", "adamw"]))
+        >>> flagged["w"].flags, flagged["w"].also_matched  # an overlap is a note: no flag
+        ((), ('sgd',))
+    """
+    return per_assignment(assignment, "render.flagged_params", _flagged_params)
+
+
+def _flagged_params(assignment) -> dict[str, Flagged]:
+    diagnostics = assignment.diagnostics
+    near = {miss.path: miss for miss in diagnostics.near_misses}  # the last of a path is shown
+    # overlaps: path -> labels of every rule that matched it, the winner first.
+    overlaps = diagnostics.overlaps
+    by_path = diagnostics.by_path
+    found: dict[str, Flagged] = {}
+    for path in dict.fromkeys([*by_path, *near, *overlaps]):
+        findings = tuple(by_path.get(path, ()))
+        miss = near.get(path)
+        found[path] = Flagged(
+            tuple(flag_of(f) for f in findings if f.flagged),
+            tuple(overlaps[path][1:]) if path in overlaps else (),
+            miss.label if miss is not None else "",
+            f"{miss.like} ({miss.like_kind})" if miss is not None else "",
+            findings)
+    return found
+
+
+_UNFLAGGED = Flagged(())
+
+
+class ParamInfos(Mapping):
+    """path -> :class:`ParamInfo` of one assignment, each built when first asked for.
+
+    A folded tree of 50,000 parameters shows a few hundred: only those are built.
+    Iterates in parameter order (one entry per distinct path).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> infos = param_infos(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))
+        >>> infos["bias"].label, len(infos), "nope" in infos
+        ('adamw', 2, False)
+    """
+
+    def __init__(self, assignment):
+        self._assignment = assignment
+        self._table = assignment.table
+        self._flags = flagged_params(assignment)
+        self._rules = [rule_display(r) for r in assignment.rules]
+        self._winners = assignment.winners
+        self._built: dict[int, ParamInfo] = {}
+
+    def row(self, row: int) -> ParamInfo:
+        """The info of the parameter in table row ``row``."""
+        info = self._built.get(row)
+        if info is None:
+            table = self._table
+            path, group = table.paths[row], int(self._winners[row])
+            flagged = self._flags.get(path)
+            flagged = flagged if flagged is not None else _UNFLAGGED
+            info = self._built[row] = ParamInfo(
+                path, table.shapes[row], table.dtypes[row], table.sizes[row], group,
+                self._assignment.group_labels[group], self._rules[group], flagged.also_matched,
+                flagged.flags, flagged.nearly, flagged.like, table.module_chains[row],
+                flagged.findings)
+        return info
+
+    def __getitem__(self, path: str) -> ParamInfo:
+        try:
+            row = self._table.index(path)
+        except KeyError:
+            raise KeyError(path) from None
+        return self.row(row)
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            self._table.index(path)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self):
+        paths, rows = self._table.paths, self._table.distinct_rows
+        return iter(paths) if len(rows) == len(paths) else (paths[i] for i in rows.tolist())
+
+    def __len__(self) -> int:
+        return len(self._table.distinct_rows)
+
+
+def param_infos(assignment) -> ParamInfos:
     """One :class:`ParamInfo` per path, in the assignment's parameter order.
 
-    Computed once per assignment (the tree, the legend and the details pane
-    all read it) and kept while the assignment lives.
+    A mapping computed once per assignment (the tree, the legend and the details pane
+    all read it), each entry built on first use.
 
     Args:
         assignment (Assignment): The assignment to read.
@@ -114,36 +238,45 @@ def param_infos(assignment) -> dict[str, ParamInfo]:
         >>> list(param_infos(assign(nn.Linear(2, 2), ["ndim == 2"])))
         ['weight', 'bias']
     """
-    try:
-        return _CACHE[assignment]
-    except (KeyError, TypeError):
-        pass
+    return per_assignment(assignment, "render.param_infos", ParamInfos)
+
+
+def group_totals(assignment) -> tuple[list[int], list[int]]:
+    """Parameters and elements per group, in partition order (a path repeated in the table
+    counted once, as the tree shows it).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> group_totals(assign(nn.Linear(2, 3), ["ndim == 2"]))
+        ([1, 1], [6, 3])
+    """
+    return per_assignment(assignment, "render.group_totals", _group_totals)
+
+
+def _group_totals(assignment) -> tuple[list[int], list[int]]:
     table = assignment.table
-    labels = assignment.group_labels
-    rules = [rule_display(r) for r in assignment.rules]
-    diagnostics = assignment.diagnostics
-    near_misses = {miss.path: miss for miss in diagnostics.near_misses}
-    # overlaps: path -> labels of every rule that matched it, the winner first;
-    # a path absent from it was matched by at most one rule.
-    overlaps = diagnostics.overlaps
-    by_path = diagnostics.by_path
-    group_index = assignment.group_index
-    infos = {}
-    for path, shape, dtype, size, modules in zip(table.paths, table.shapes, table.dtypes,
-                                                 table.sizes, table.module_chains):
-        group = group_index[path]
-        also, flags, nearly, like, found = (), (), "", "", by_path.get(path, ())
-        if found:
-            flags = tuple(flag_of(f) for f in found if f.flagged)
-        if path in near_misses:
-            miss = near_misses[path]
-            nearly, like = miss.label, f"{miss.like} ({miss.like_kind})"
-        if path in overlaps:
-            also = tuple(overlaps[path][1:])
-        infos[path] = ParamInfo(path, shape, dtype, size, group, labels[group], rules[group], also,
-                                flags, nearly, like, modules, found)
-    try:
-        _CACHE[assignment] = infos
-    except TypeError:  # not weak-referenceable: just don't cache
-        pass
-    return infos
+    n_groups = len(assignment.group_labels)
+    rows = table.distinct_rows
+    winners = np.asarray(assignment.winners, dtype=np.intp)[rows]
+    sizes = np.array(table.sizes, dtype=np.int64)[rows] if len(rows) else np.zeros(0, np.int64)
+    params = np.bincount(winners, minlength=n_groups)
+    elements = np.zeros(n_groups, dtype=np.int64)
+    np.add.at(elements, winners, sizes)
+    return params.tolist(), elements.tolist()
+
+
+def per_assignment(assignment, key: str, compute):
+    """``assignment.memo(key, compute)``: computed once per assignment and shared by every
+    surface; computed each time for an assignment-like object without a memo.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab.partition.assignment import assign
+        >>> a = assign(nn.Linear(2, 2), ["ndim == 2"])
+        >>> first = per_assignment(a, "example.paths", lambda a: list(a.table.paths))
+        >>> first is per_assignment(a, "example.paths", lambda a: list(a.table.paths))
+        True
+    """
+    memo = getattr(assignment, "memo", None)
+    return memo(key, compute) if callable(memo) else compute(assignment)

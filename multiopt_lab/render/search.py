@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from multiopt_lab.rules import RuleError, rule
@@ -32,6 +35,12 @@ from multiopt_lab.render.tree_model import ParamNode
 __all__ = ["SearchResult", "search_paths", "shown_matches"]
 
 _PATHLIKE = re.compile(r"^[\w.*?\[\]-]+$")
+# table structure (its key: paths, shapes, dtypes, module classes) -> the last queries'
+# results: a search reads those, never the groups, so a new assignment of the same
+# parameters (each keystroke in the rule editor) reuses them.
+_RESULTS: "weakref.WeakKeyDictionary[object, OrderedDict]" = weakref.WeakKeyDictionary()
+_RESULTS_KEPT = 8
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,24 @@ def search_paths(assignment, query: str) -> SearchResult:
     table = assignment.table
     if not query:
         return SearchResult("", "none", ())
+    with _lock:
+        try:
+            kept = _RESULTS.setdefault(getattr(table, "key", table), OrderedDict())
+        except TypeError:  # a table that cannot be weakly referenced: not kept
+            kept = OrderedDict()
+        found = kept.get(query)
+        if found is not None:
+            kept.move_to_end(query)
+            return found
+    found = _search(table, query)
+    with _lock:
+        kept[query] = found
+        while len(kept) > _RESULTS_KEPT:
+            kept.popitem(last=False)
+    return found
+
+
+def _search(table, query: str) -> SearchResult:
     if query.isidentifier() and getattr(table, "has_modules", False) and \
             any(query in chain for chain in table.chains):
         inside = tuple(p for p, chain in zip(table.paths, table.module_chains) if query in chain)

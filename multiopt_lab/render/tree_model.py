@@ -6,6 +6,15 @@ under ``layers`` > ``3`` > ``attn`` > ``q``), adds per-module totals and folds
 runs of numbered sibling blocks that have the same structure *and* the same
 assignment (``layers.0`` .. ``layers.31``) into one :class:`FoldNode`.
 
+Folding comes first, drawing second: only what the folded view shows is
+built. The nesting of the paths, and which numbered siblings share a
+structure, are worked out once per parameter structure (a
+:class:`_Skeleton`, kept while the structure is in use); for each
+assignment a run of such siblings is split where the blocks' parameters
+differ in group, flags or search match, compared a whole run at once in
+numpy; module totals come from prefix sums. The cost of a redraw is the
+size of what is shown, not of the model.
+
 Example:
     >>> from multiopt_lab import assign
     >>> from multiopt_lab.examples import TinyGPT
@@ -18,104 +27,252 @@ Example:
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Collection
 
-from multiopt_lab.render.params import ParamInfo, param_infos
+import numpy as np
+
+from multiopt_lab.render.params import ParamInfos, flagged_params, param_infos, per_assignment
 from multiopt_lab.render.tree_nodes import FoldNode, ModuleNode, ParameterTree, ParamNode, Totals
 
 __all__ = ["ParameterTree", "ParamNode", "ModuleNode", "FoldNode", "Totals", "build_tree"]
 
 
-class _Builder:
-    def __init__(self, infos: dict[str, ParamInfo], n_groups: int, highlight: Collection[str]):
-        self.infos = infos
-        self.n_groups = n_groups
-        self.highlight = highlight
-        # Structure + assignment signatures, interned to small ints so that
-        # comparing two 100-parameter blocks is one int comparison.
-        self.signatures: dict[tuple, int] = {}
-        self.signature_of: dict[int, int] = {}
+class _Module:
+    """A module of the skeleton: its children, its leaves' span in tree order, its structure.
 
-    def intern(self, node, key: tuple) -> None:
-        self.signature_of[id(node)] = self.signatures.setdefault(key, len(self.signatures))
+    ``children`` holds ``(name, _Module)`` and ``(name, row)`` pairs (a row of
+    the table for a parameter); ``lo:hi`` is the span of its parameters in the
+    tree's depth-first order; ``runs`` the foldable runs among its children:
+    ``(first, stop, starts, width)`` for children ``first:stop``, numbered
+    modules of one structure, whose spans start at ``starts`` and are
+    ``width`` parameters long.
+    """
 
-    def leaf(self, name: str, info: ParamInfo) -> ParamNode:
-        node = ParamNode(name, info, info.path in self.highlight)
-        key = ("p", info.shape, info.dtype, info.group, info.also_matched, info.flags, node.matched)
-        self.intern(node, key)
-        return node
+    __slots__ = ("name", "path", "children", "lo", "hi", "structure", "runs")
 
-    def leaf_totals(self, node: ParamNode) -> Totals:
-        counts = [0] * self.n_groups
-        counts[node.info.group] = node.info.size
-        return Totals(1, node.info.size, tuple(counts), int(bool(node.info.flags)), int(node.matched))
+    def __init__(self, name: str, path: str):
+        self.name, self.path = name, path
+        self.children: list = []
+        self.lo = self.hi = self.structure = 0
+        self.runs: list = []
 
-    def module(self, name: str, path: str, nested: dict, fold: bool, unfold: Collection[str]) -> ModuleNode:
-        built = []
+
+class _Skeleton:
+    """What a tree shows that depends only on the paths, shapes and dtypes.
+
+    Attributes:
+        root (_Module): The nesting of the paths (the root's name is set per build).
+        order (numpy.ndarray): Table row of each parameter, in depth-first tree order.
+    """
+
+    def __init__(self, table):
+        paths = table.paths
+        # One row per distinct path (the last one, as a dict keyed by path keeps it).
+        last: dict[str, int] = {}
+        for i, path in enumerate(paths):
+            last[path] = i
+        nested: dict = {}
+        for path, row in last.items():
+            *modules, leaf = path.split(".")
+            node = nested
+            for part in modules:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise ValueError(
+                        f"Parameter path {path!r} nests under {paths[child]!r}, which is itself a "
+                        "parameter; expected module paths and parameter paths to be distinct."
+                    )
+                node = child
+            node[leaf] = row
+        # Structures interned to small ints: two blocks compare in one int comparison.
+        self._ids: dict[tuple, int] = {}
+        self._leaf_ids = [self._intern(("p",) + s) for s in table.structures]
+        self._structure_ids = table.structure_ids.tolist()
+        self._order: list[int] = []
+        self.root = self._module("", "", nested)
+        self.order = np.array(self._order, dtype=np.intp)
+        del self._order, self._ids, self._leaf_ids, self._structure_ids
+
+    def _intern(self, key: tuple) -> int:
+        return self._ids.setdefault(key, len(self._ids))
+
+    def _module(self, name: str, path: str, nested: dict) -> _Module:
+        node = _Module(name, path)
+        node.lo = len(self._order)
+        key: list = ["m"]
         for child_name, value in nested.items():
-            child_path = f"{path}.{child_name}" if path else child_name
-            if isinstance(value, ParamInfo):
-                built.append(self.leaf(child_name, value))
+            if isinstance(value, dict):
+                child = self._module(child_name, f"{path}.{child_name}" if path else child_name, value)
+                node.children.append((child_name, child))
+                key.append((child_name, child.structure))
             else:
-                built.append(self.module(child_name, child_path, value, fold, unfold))
-        key = ("m",) + tuple((getattr(c, "name", ""), self.signature_of[id(c)]) for c in built)
-        children = tuple(self.fold_runs(path, built) if fold and path not in unfold else built)
-        node = ModuleNode(name, path, children, self.sum_totals(children))
-        self.intern(node, key)
+                self._order.append(value)
+                node.children.append((child_name, value))
+                key.append((child_name, self._leaf_ids[self._structure_ids[value]]))
+        node.hi = len(self._order)
+        node.structure = self._intern(tuple(key))
+        node.runs = self._runs(node.children)
         return node
 
-    def fold_runs(self, path: str, children: list) -> list:
-        out: list = []
-        run: list[ModuleNode] = []
+    @staticmethod
+    def _runs(children: list) -> list:
+        """Maximal runs (2 or more) of consecutive numbered modules sharing a structure."""
+        runs, first = [], None
+        for i, (name, child) in enumerate(children + [("", None)]):
+            foldable = isinstance(child, _Module) and name.isdigit()
+            if first is not None and not (foldable and child.structure == children[first][1].structure):
+                if i - first >= 2:
+                    members = [c for _, c in children[first:i]]
+                    starts = np.array([c.lo for c in members], dtype=np.intp)
+                    runs.append((first, i, starts, members[0].hi - members[0].lo))
+                first = None
+            if foldable and first is None:
+                first = i
+        return runs
 
-        def close_run() -> None:
-            if len(run) >= 2:
-                out.append(FoldNode(path, tuple(c.name for c in run), run[0], run[0].totals.scaled(len(run))))
-            else:
-                out.extend(run)
-            run.clear()
 
-        for child in children:
-            foldable = isinstance(child, ModuleNode) and child.name.isdigit()
-            same = run and foldable and self.signature_of[id(child)] == self.signature_of[id(run[0])]
-            if not same:
-                close_run()
-            if foldable:
-                run.append(child)
+_SKELETONS: "OrderedDict[object, _Skeleton]" = OrderedDict()
+_SKELETONS_KEPT = 4
+_lock = threading.Lock()
+
+
+def _skeleton(table) -> _Skeleton:
+    """The table's skeleton, built once per structure (the editor redraws one table often)."""
+    key = getattr(table, "key", None)
+    if key is not None:
+        with _lock:
+            found = _SKELETONS.get(key)
+            if found is not None:
+                _SKELETONS.move_to_end(key)
+                return found
+    skeleton = _Skeleton(table)
+    if key is not None:
+        with _lock:
+            _SKELETONS[key] = skeleton
+            while len(_SKELETONS) > _SKELETONS_KEPT:
+                _SKELETONS.popitem(last=False)
+    return skeleton
+
+
+class _RowFacts:
+    """Per assignment, in tree order: each parameter's fold signature, and sums for totals."""
+
+    def __init__(self, assignment, skeleton: _Skeleton):
+        table, order = assignment.table, skeleton.order
+        self.n_groups = n_groups = len(assignment.group_labels)
+        self.winners = np.asarray(assignment.winners, dtype=np.int64)[order]
+        self.sizes = np.array(table.sizes, dtype=np.int64)[order] if len(order) else np.zeros(0, np.int64)
+        # Two parameters fold together when group, flags and labels also matched agree
+        # (shape and dtype agree already: their blocks share a structure).
+        kinds: dict[tuple, int] = {((), ()): 0}
+        flag_kind = np.zeros(len(table), dtype=np.int64)
+        has_flags = np.zeros(len(table), dtype=bool)
+        row_of = table.index
+        for path, flagged in flagged_params(assignment).items():
+            row = row_of(path)
+            flag_kind[row] = kinds.setdefault((flagged.flags, flagged.also_matched), len(kinds))
+            has_flags[row] = bool(flagged.flags)
+        self.signature = self.winners + n_groups * flag_kind[order]
+        self.matched_weight = n_groups * len(kinds)  # a search match adds one more digit
+        self.flagged = np.concatenate([[0], np.cumsum(has_flags[order])]).tolist()
+        self.groups = self._group_sums()
+
+    def _group_sums(self):
+        """Prefix sums of elements per group, ``(n_groups, n + 1)``; None if too large."""
+        n = len(self.winners)
+        if self.n_groups * (n + 1) > 8_000_000:
+            return None  # many groups on a huge model: each shown span is summed instead
+        per_group = np.zeros((self.n_groups, n + 1), dtype=np.int64)
+        per_group[self.winners, np.arange(1, n + 1)] = self.sizes
+        return np.cumsum(per_group, axis=1)
+
+    def group_elements(self, lo: int, hi: int) -> list[int]:
+        """Elements per group among the parameters ``lo:hi`` (tree order)."""
+        if self.groups is not None:
+            return (self.groups[:, hi] - self.groups[:, lo]).tolist()
+        # Float sums are exact below 2**53 elements.
+        return np.bincount(self.winners[lo:hi], weights=self.sizes[lo:hi],
+                           minlength=self.n_groups).astype(np.int64).tolist()
+
+
+class _Builder:
+    """Builds the shown nodes of one tree: a folded run is entered once."""
+
+    def __init__(self, assignment, skeleton: _Skeleton, facts: _RowFacts, fold: bool,
+                 unfold: Collection[str], highlight: Collection[str]):
+        self.infos: ParamInfos = param_infos(assignment)
+        self.facts, self.fold, self.unfold, self.highlight = facts, fold, unfold, highlight
+        self.paths = assignment.table.paths
+        self.signature = facts.signature
+        matches = np.zeros(len(skeleton.order) + 1, dtype=np.int64)
+        if highlight:
+            matched = self._matched(assignment.table, skeleton, highlight)
+            self.signature = facts.signature + facts.matched_weight * matched
+            matches[1:] = np.cumsum(matched)
+        self.matches = matches.tolist()
+
+    @staticmethod
+    def _matched(table, skeleton: _Skeleton, highlight) -> np.ndarray:
+        """Per parameter in tree order: is its path one of ``highlight``."""
+        if len(highlight) < len(table):
+            rows = []
+            for path in highlight:
+                try:
+                    rows.append(table.index(path))
+                except KeyError:
+                    pass
+            in_table = np.zeros(len(table), dtype=bool)
+            in_table[np.array(rows, dtype=np.intp)] = True
+        else:
+            in_table = np.fromiter((p in highlight for p in table.paths), dtype=bool, count=len(table))
+        # A path repeated in the table: only its last row is in the tree, and it matches.
+        return in_table[skeleton.order]
+
+    def totals(self, lo: int, hi: int) -> Totals:
+        counts = self.facts.group_elements(lo, hi)
+        flagged, matches = self.facts.flagged, self.matches
+        return Totals(hi - lo, sum(counts), tuple(counts), flagged[hi] - flagged[lo], matches[hi] - matches[lo])
+
+    def module(self, node: _Module, name: str) -> ModuleNode:
+        runs = {run[0]: run for run in node.runs} if self.fold and node.path not in self.unfold else {}
+        children = []
+        i = 0
+        while i < len(node.children):
+            run = runs.get(i)
+            if run is not None:
+                children += self.fold_run(node, run)
+                i = run[1]
+                continue
+            child_name, child = node.children[i]
+            if isinstance(child, _Module):
+                children.append(self.module(child, child_name))
             else:
-                out.append(child)
-        close_run()
+                children.append(ParamNode(child_name, self.infos.row(child),
+                                          bool(self.highlight) and self.paths[child] in self.highlight))
+            i += 1
+        return ModuleNode(name, node.path, tuple(children), self.totals(node.lo, node.hi))
+
+    def fold_run(self, node: _Module, run) -> list:
+        """A run of same-structure blocks, split where their parameters' signatures differ."""
+        first, stop, starts, width = run
+        blocks = self.signature[starts[:, None] + np.arange(width)]
+        same_as_previous = (blocks[1:] == blocks[:-1]).all(axis=1).tolist()
+        out = []
+        begin = first
+        for i in range(first + 1, stop + 1):
+            if i < stop and same_as_previous[i - first - 1]:
+                continue
+            members = node.children[begin:i]
+            block = self.module(members[0][1], members[0][0])
+            if len(members) >= 2:
+                out.append(FoldNode(node.path, tuple(name for name, _ in members), block,
+                                    block.totals.scaled(len(members))))
+            else:
+                out.append(block)
+            begin = i
         return out
-
-    def sum_totals(self, children) -> Totals:
-        params = elements = flagged = matches = 0
-        groups = [0] * self.n_groups
-        for child in children:
-            t = self.leaf_totals(child) if isinstance(child, ParamNode) else child.totals
-            params += t.params
-            elements += t.elements
-            flagged += t.flagged
-            matches += t.matches
-            for i, n in enumerate(t.group_elements):
-                groups[i] += n
-        return Totals(params, elements, tuple(groups), flagged, matches)
-
-
-def _nest(infos: dict[str, ParamInfo]) -> dict:
-    root: dict = {}
-    for path, info in infos.items():
-        *modules, leaf = path.split(".")
-        node = root
-        for part in modules:
-            child = node.setdefault(part, {})
-            if isinstance(child, ParamInfo):
-                raise ValueError(
-                    f"Parameter path {path!r} nests under {child.path!r}, which is itself a "
-                    "parameter; expected module paths and parameter paths to be distinct."
-                )
-            node = child
-        node[leaf] = info
-    return root
 
 
 def build_tree(
@@ -149,9 +306,20 @@ def build_tree(
         >>> tree.root.totals.params, tree.root.totals.group_elements, tree.group_labels
         (4, (48, 10), ('muon', 'adamw'))
     """
-    infos = param_infos(assignment)
     highlight = highlight if isinstance(highlight, (set, frozenset, dict)) else frozenset(highlight)
     unfold = unfold if isinstance(unfold, (set, frozenset)) else frozenset(unfold)
-    builder = _Builder(infos, len(assignment.group_labels), highlight)
-    root = builder.module(root_name, "", _nest(infos), fold, unfold)
-    return ParameterTree(root, tuple(assignment.group_labels))
+    # The last tree built from this assignment: a redraw and the search status that
+    # follows it (or the text form after the HTML) build it once.
+    options = (root_name, bool(fold), frozenset(unfold), frozenset(highlight))
+    last = per_assignment(assignment, "render.last_tree", lambda a: [None])
+    if last[0] is not None and last[0][0] == options:
+        return last[0][1]
+    skeleton = _skeleton(assignment.table)
+    # Row facts depend on the assignment and the structure alone: every redraw of one
+    # assignment (search, unfold, selection) reuses them.
+    facts = per_assignment(assignment, "render.tree_facts", lambda a: _RowFacts(a, skeleton))
+    root = _Builder(assignment, skeleton, facts, fold, unfold, highlight).module(skeleton.root, root_name)
+    tree = ParameterTree(root, tuple(assignment.group_labels))
+    last[0] = (options, tree)  # one assignment of a pair: atomic for other threads
+    return tree
+

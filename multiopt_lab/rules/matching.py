@@ -6,27 +6,40 @@ backtracks, and ``(.|\\w)*z`` never finishes on a 39-character path. RE2
 cannot express backreferences, lookaround, atomic groups or possessive
 repeats; those are refused while parsing, the caret on the construct.
 
+RE2 costs several times Python's ``re`` per call on short paths, so a
+column of paths is matched in few calls: :class:`JoinedPaths` holds the paths
+joined by newlines, and a pattern compiled in multiline mode with RE2's
+``never_nl`` (no match ever spans a newline; ``^`` and ``$`` meet at each
+path's ends) scans them, one call per path that matches (see
+:func:`linear_search`'s ``many``). Patterns whose meaning depends on the
+whole text (``\\A``, ``\\z``, ``\\C``, flags turned off) are matched path by path.
+
 Example:
     >>> literal_glob("*embed*")
     ('contains', 'embed')
     >>> search = linear_search(r"layers\\.\\d+\\.")
     >>> search("model.layers.12.w") is not None, search("model.head.w") is not None
     (True, False)
+    >>> paths = ["model.layers.12.w", "model.head.w", "layers.3.b"]
+    >>> search.many(JoinedPaths.of(paths), np.arange(3)).tolist()
+    [True, False, True]
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left, bisect_right
 from typing import Any, Callable
 
 import numpy as np
 import re2
 
 from multiopt_lab.rules.errors import RuleError
+from multiopt_lab.rules.joined import JoinedPaths, contains_rows, scannable
 from multiopt_lab.rules.nodes import Node
 
-__all__ = ["Match", "literal_glob", "compile_regex", "linear_search", "RegexUnsupported"]
+__all__ = ["Match", "JoinedPaths", "literal_glob", "compile_regex", "linear_search", "RegexUnsupported"]
 
 
 class Match(Node):
@@ -58,6 +71,9 @@ class Match(Node):
         return self.matcher(features[0]) is not None
 
     def column(self, table, rows: np.ndarray) -> list:
+        many = self._scan(table, rows)
+        if many is not None:
+            return many.tolist()
         paths = table.paths if len(rows) == len(table) else [table.paths[i] for i in rows.tolist()]
         if self.literal_test is not None:
             how, text = self.literal_test
@@ -70,6 +86,24 @@ class Match(Node):
             return [p == text for p in paths]
         match = self.matcher
         return [match(p) is not None for p in paths]
+
+    def mask(self, table, rows: np.ndarray) -> np.ndarray:
+        many = self._scan(table, rows) if len(rows) else None
+        return many if many is not None else super().mask(table, rows)
+
+    def _scan(self, table, rows: np.ndarray) -> np.ndarray | None:
+        """Many paths in one scan of the joined paths, or None (then path by path)."""
+        if self.literal_test is None:
+            return _many(self.matcher, table, rows)
+        how, text = self.literal_test
+        return contains_rows(table, rows, text) if how == "contains" else None
+
+
+def _many(matcher, table, rows: np.ndarray) -> np.ndarray | None:
+    """The matcher over ``rows`` in few RE2 calls, or None where it must go path by path."""
+    many = getattr(matcher, "many", None)
+    joined = scannable(table, rows) if many is not None else None
+    return None if joined is None else many(joined, rows)
 
 
 def literal_glob(pattern: str) -> tuple[str, str] | None:
@@ -99,6 +133,14 @@ def literal_glob(pattern: str) -> tuple[str, str] | None:
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
 _OPTIONS.never_capture = True
+# For the scan over joined paths: no match may cross the newline between two paths.
+_JOINED_OPTIONS = re2.Options()
+_JOINED_OPTIONS.log_errors = False
+_JOINED_OPTIONS.never_capture = True
+_JOINED_OPTIONS.never_nl = True
+# Constructs that read the whole text, not the line: \A, \z, \C (any byte, even
+# a newline under never_nl), and flag groups that may turn multiline off.
+_WHOLE_TEXT = re.compile(r"\\[ACz]|\(\?[^):]*-")
 
 _LOOKAROUND = {"(?=": "lookahead (?=...)", "(?!": "negative lookahead (?!...)",
                "(?<=": "lookbehind (?<=...)", "(?<!": "negative lookbehind (?<!...)"}
@@ -148,20 +190,84 @@ def linear_search(pattern: str) -> Callable[[str], Any]:
         compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as err:
         raise RegexUnsupported(*_explain(pattern, err)) from None
-    return _searcher(compiled)
+    search = _searcher(compiled)
+    search.many = _scanner(pattern, search)
+    return search
 
 
-def _searcher(compiled) -> Callable[[str], Any]:
+def _native(compiled):
+    """RE2's own ``Match`` and the unanchored mode, or None when the binding hides them."""
     regexp = getattr(compiled, "_regexp", None)
     anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
     if regexp is None or anchor is None or not hasattr(regexp, "Match"):
+        return None
+    return regexp.Match, anchor
+
+
+# After this many matching rows, a scan where most rows match goes on path by path.
+_DENSE_AFTER = 32
+
+
+def _scanner(pattern: str, search: Callable[[str], Any]):
+    """``many(joined, rows)``: which of ``rows`` (sorted row numbers) the pattern matches,
+    one RE2 call per matching row and one more; None where the pattern reads the whole
+    text, not the path.
+
+    In multiline mode ``^``/``$`` meet at the newlines that end each path, as
+    they meet at the ends of a lone path; ``\\b`` sees a newline as a non-word
+    character, as it sees the end of a lone path; ``never_nl`` keeps every
+    match inside one path. Each call scans forward from the first undecided
+    row, and the next starts after the row it matched: the whole scan reads
+    the text about once, however many rows match.
+    """
+    if _WHOLE_TEXT.search(pattern):
+        return None
+    try:
+        native = _native(re2.compile("(?m)" + pattern, _JOINED_OPTIONS))
+    except re2.error:
+        return None
+    if native is None:
+        return None
+    match, anchor = native
+
+    def many(joined: JoinedPaths, rows: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(rows), dtype=bool)
+        data, starts, end = joined.data, joined.starts, len(joined.data)
+        every_row = len(rows) == len(starts)  # sorted and distinct: row k is rows[k]
+        wanted = None if every_row else rows.tolist()
+        k = hits = 0
+        while k < len(rows):
+            begin = match(anchor, data, starts[k if every_row else wanted[k]], end)[0][0]
+            if begin < 0:
+                break
+            row = bisect_right(starts, begin) - 1  # the path holding the match
+            k = row if every_row else bisect_left(wanted, row, k)  # the rows before it hold none
+            if k < len(rows) and (every_row or wanted[k] == row):
+                found[k] = True
+                k += 1
+                hits += 1
+                if hits >= _DENSE_AFTER and hits * 2 > k:
+                    # Most rows match: a call per row either way, and path by path
+                    # skips the bookkeeping.
+                    paths = joined.paths
+                    rest = range(k, len(rows)) if every_row else wanted[k:]
+                    found[k:] = [search(paths[i]) is not None for i in rest]
+                    break
+        return found
+
+    return many
+
+
+def _searcher(compiled) -> Callable[[str], Any]:
+    native = _native(compiled)
+    if native is None:
         def search(path: str):
             return compiled.search(path.encode("utf-8", "surrogatepass"))
         return search
     # The public search() maps byte offsets back to characters and builds a
     # match object: four times the cost of asking RE2 itself, which is all a
     # rule needs (tests/test_rules.py checks both give the same answers).
-    match = regexp.Match
+    match, anchor = native
 
     def search(path: str):
         data = path.encode("utf-8", "surrogatepass")  # a crafted path must not raise

@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from multiopt_lab.rules.joined import contains_rows
+
 __all__ = ["FEATURES", "Node", "Constant", "Feature", "Compare", "Subscript",
            "Negate", "TupleOf", "EvaluationFailure"]
 
@@ -73,18 +75,26 @@ class Node:
         if len(rows) == 0:
             return np.zeros(0, dtype=bool)
         if self.per_structure:
-            return self._by_structure(table, rows).astype(bool)
+            values, ids = self._per_structure_values(table, rows)
+            return values.astype(bool)[ids]  # truth of each distinct value, then spread
         return np.fromiter(self.column(table, rows), dtype=bool, count=len(rows))
 
     def _by_structure(self, table, rows: np.ndarray) -> np.ndarray:
+        values, ids = self._per_structure_values(table, rows)
+        return values[ids]
+
+    def _per_structure_values(self, table, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The value for each distinct structure among ``rows``, and each row's structure."""
         if self.names & _PER_MODULE:
             ids, row_of, count = table.kind_ids[rows], table.kind_row, table.kind_count
         else:
             ids, row_of, count = table.structure_ids[rows], table.structure_row, len(table.structures)
+        present = np.zeros(count, dtype=bool)
+        present[ids] = True
         values = np.empty(count, dtype=object)
-        for sid in np.unique(ids).tolist():
+        for sid in np.flatnonzero(present).tolist():
             values[sid] = self.row(row_of(sid))
-        return values[ids]
+        return values, ids
 
 
 class Constant(Node):
@@ -159,7 +169,25 @@ class Compare(Node):
     def column(self, table, rows: np.ndarray) -> list:
         if self.per_structure:
             return super().column(table, rows)
+        found = self._scan(table, rows)
+        if found is not None:
+            return found.tolist()
         return _COLUMN_OPS[self.op](_operand(self.left, table, rows), _operand(self.right, table, rows))
+
+    def mask(self, table, rows: np.ndarray) -> np.ndarray:
+        found = self._scan(table, rows) if len(rows) and not self.per_structure else None
+        return found if found is not None else super().mask(table, rows)
+
+    def _scan(self, table, rows: np.ndarray) -> np.ndarray | None:
+        """``"x" in path`` / ``"x" not in path`` in one scan of the joined paths, or None."""
+        if self.op not in ("in", "not in") or not (
+                type(self.left) is Constant and isinstance(self.left.value, str)
+                and isinstance(self.right, Feature) and self.right.name == "path"):
+            return None
+        found = contains_rows(table, rows, self.left.value)
+        if found is None or self.op == "in":
+            return found
+        return ~found
 
 
 class Subscript(Node):
