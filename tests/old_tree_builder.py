@@ -1,4 +1,4 @@
-"""The parameter tree as it was built before folding came first (commit 61d2966), kept as an oracle.
+"""The parameter tree as it was built before folding came first (commit 61d2966, with issue 24's findings), kept as an oracle.
 
 It nests every parameter, computes every module's signature and totals, then
 folds: its result is what ``build_tree`` must still give, node for node.
@@ -9,31 +9,35 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from multiopt_lab.render.params import NEAR_MISS, OVERLAP, ParamInfo, rule_display
+from multiopt_lab.render.params import ParamInfo, flag_of, rule_display
 from multiopt_lab.render.tree_nodes import FoldNode, ModuleNode, ParameterTree, ParamNode, Totals
 
 
 def old_param_infos(assignment) -> dict[str, ParamInfo]:
-    """``param_infos`` of 61d2966: every parameter's info, built eagerly."""
+    """``param_infos`` before folding came first (with issue 24's findings): every
+    parameter's info, built eagerly."""
     table = assignment.table
     labels = assignment.group_labels
     rules = [rule_display(r) for r in assignment.rules]
     diagnostics = assignment.diagnostics
     near_misses = {miss.path: miss for miss in diagnostics.near_misses}
     overlaps = diagnostics.overlaps
+    by_path = diagnostics.by_path
     group_index = assignment.group_index
     infos = {}
     for path, shape, dtype, size, modules in zip(table.paths, table.shapes, table.dtypes,
                                                  table.sizes, table.module_chains):
         group = group_index[path]
-        also, flags, nearly, like = (), (), "", ""
+        also, flags, nearly, like, found = (), (), "", "", tuple(by_path.get(path, ()))
+        if found:
+            flags = tuple(flag_of(f) for f in found if f.flagged)
         if path in near_misses:
             miss = near_misses[path]
-            flags, nearly, like = (NEAR_MISS,), miss.label, f"{miss.like} ({miss.like_kind})"
-        elif path in overlaps:
-            also, flags = tuple(overlaps[path][1:]), (OVERLAP,)
+            nearly, like = miss.label, f"{miss.like} ({miss.like_kind})"
+        if path in overlaps:
+            also = tuple(overlaps[path][1:])
         infos[path] = ParamInfo(path, shape, dtype, size, group, labels[group], rules[group], also,
-                                flags, nearly, like, modules)
+                                flags, nearly, like, modules, found)
     return infos
 
 
