@@ -114,7 +114,7 @@ class TestInProcess:
                 "      like layers.0.attn.q.weight  Linear [8, 8], which 'muon' took\n") in out
         assert main(["check", "clean.toml", "--model", spec, "--no-allow-near-misses"]) == 1
         assert "2 near misses: the fallback 'adamw' took parameters like ones a rule took " \
-               "(allow_near_misses=False)" in capsys.readouterr().out
+               "(allow_near_misses=False)" in " ".join(capsys.readouterr().out.split())
 
     def test_module_rules_need_a_model_not_a_dict(self, project, tmp_path, capsys):
         save_rules(tmp_path / "modules.toml", ["linear", "rest"], ['module == "Linear"'])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from models import cnn, sequential, transformer
@@ -96,7 +98,11 @@ class TestCheck:
         err = info.value
         assert isinstance(err, AssertionError)
         assert len(err.problems) == 4
-        lines = str(err).splitlines()
+        # One bullet a problem; a long one continues on indented lines, broken between words.
+        text = str(err)
+        assert all(len(line) <= 100 for line in text.splitlines())
+        lines = [" ".join(item.split()) for item in re.split(r"\n(?=  - )", text)]
+        lines[1:] = ["  " + line for line in lines[1:]]
         assert lines[0] == "4 problems with the parameter assignment:"
         assert lines[1] == "  - dead rule 'conv' (ndim == 3) matches no parameter"
         assert lines[2].startswith("  - rule 'muon' (" + MUON + ") is shadowed")

@@ -24,18 +24,17 @@ Example:
 from __future__ import annotations
 
 import difflib
-import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from multiopt_lab.display import html_for
 from multiopt_lab.partition.near_misses import NearMiss, block_pattern, find_near_misses
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, glue, wrap, wrap_lines
 
 __all__ = ["Diagnostics", "CoverageError", "NearMiss", "NearMissWarning", "diagnose"]
 
 _MAX_LISTED = 50
-_WIDTH = 88
 # The same parameter in this many numbered blocks or more is listed once: layers.*.norm.weight.
 _FOLD = 3
 
@@ -62,7 +61,8 @@ class CoverageError(AssertionError):
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         lines = [f"{count} {noun} with the parameter assignment:"]
-        lines += [f"  - {p}" for p in self.problems]
+        for problem in self.problems:  # long lists of paths break between paths
+            lines += wrap(problem, DEFAULT_WIDTH, "  - ", "    ")
         super().__init__("\n".join(lines))
 
 
@@ -82,12 +82,9 @@ def _listing(items) -> str:
     return shown + (f", ... and {more:,} more" if more > 0 else "")
 
 
-def _wrapped(items, indent: str) -> list[str]:
+def _wrapped(items, indent: str, width: int | None) -> list[str]:
     """Items joined by commas, wrapped between items (an item is never broken)."""
-    glued = [item.replace(" ", "\u00a0") for item in items]  # textwrap never breaks at U+00A0
-    lines = textwrap.wrap(_listing(glued), _WIDTH, initial_indent=indent, subsequent_indent=indent,
-                          break_long_words=False, break_on_hyphens=False)
-    return [line.replace("\u00a0", " ") for line in lines]
+    return wrap(_listing([glue(item) for item in items]), width, indent)
 
 
 def _folded(items, pattern_of) -> list[tuple[object, int]]:
@@ -249,13 +246,19 @@ class Diagnostics:
         hint = self.hints.get(label)
         return f"; {hint}" if hint else ""
 
-    def lines(self) -> list[str]:
-        """The text form, one line each (what ``print`` shows).
+    def lines(self, width: int | None = DEFAULT_WIDTH) -> list[str]:
+        """The text form, one line each (what ``print`` shows), none wider than ``width``.
+
+        Args:
+            width (int | None, optional): Columns; ``None``: no limit. A long
+                warning breaks between words, a listing between paths.
+                Default: ``100``.
 
         Example:
             >>> Diagnostics((), {}, (), (), (), "adamw").lines()
             ['diagnostics: no warnings (no dead, shadowed or overlapping rule, no empty group, no near miss)']
         """
+        width = check_width(width)
         warnings = self.warnings()
         if warnings:
             lines = [f"diagnostics: {_plural(len(warnings), 'warning')}"]
@@ -272,7 +275,7 @@ class Diagnostics:
             lines.append(f"  ! {_plural(len(self.overlaps), 'parameter')} matched by several "
                          "rules, the first wins:")
             lines += _wrapped(_by_block(f"{p} ({' > '.join(labels)})" for p, labels in
-                                        self.overlaps.items()), "    ")
+                                        self.overlaps.items()), "    ", width)
         reported = set(self.dead_rules) | set(self.shadowed_rules)
         lines += [f"  ! empty group {label!r}" for label in self.empty_groups if label not in reported]
         if self.near_misses:
@@ -283,11 +286,22 @@ class Diagnostics:
         if self.fallback_only:
             lines.append(f"  fallback {self.fallback_label!r} took "
                          f"{_plural(len(self.fallback_only), 'parameter')} no rule matched:")
-            lines += _wrapped(_by_block(self.fallback_only), "    ")
-        return lines
+            lines += _wrapped(_by_block(self.fallback_only), "    ", width)
+        return wrap_lines(lines, width)
+
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
+        """The text form (see :meth:`lines`) as one string.
+
+        Example:
+            >>> print(Diagnostics((), {}, ("conv",), (), ("conv",), "adamw", {"conv": "ndim == 4"}).text(width=30))
+            diagnostics: 1 warning
+              ! dead rule 'conv' (ndim ==
+                4): matches no parameter
+        """
+        return "\n".join(self.lines(width))
 
     def __str__(self) -> str:
-        return "\n".join(self.lines())
+        return self.text()
 
     def __repr__(self) -> str:
         return str(self)

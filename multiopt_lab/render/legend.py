@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from html import escape
 
 from multiopt_lab.palette import group_colour
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, clip, glue, wrap, wrap_lines
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
 from multiopt_lab.render.params import OVERLAP, param_infos, rule_display
@@ -122,8 +123,14 @@ def _listed(paths) -> str:
     return shown + (f" and {more:,} more" if more > 0 else "")
 
 
-def diagnostic_lines(assignment) -> list[str]:
-    """The assignment's warnings in words, one line each; ``[]`` when there is none.
+def diagnostic_lines(assignment, width: int | None = None) -> list[str]:
+    """The assignment's warnings in words, one each; ``[]`` when there is none.
+
+    Args:
+        assignment (Assignment): The assignment to describe.
+        width (int | None, optional): Break each warning between words into
+            lines of at most this many columns (continued two columns in).
+            Default: ``None`` (one line each, whatever its length).
 
     Example:
         >>> import mlx.core as mx
@@ -136,8 +143,8 @@ def diagnostic_lines(assignment) -> list[str]:
     lines = []
     near_misses = diagnostics.near_misses
     if near_misses:
-        described = [f"{m.path} ({m.kind}), like {m.like} ({m.like_kind}), which {m.label!r} took"
-                     for m in near_misses]
+        described = [f"{m.path} {glue(f'({m.kind})')}, like {m.like} {glue(f'({m.like_kind})')}, "
+                     f"which {m.label!r} took" for m in near_misses]
         lines.append(f"! near miss{'es' * (len(described) != 1)} ({len(described):,}): the fallback "
                      f"{diagnostics.fallback_label!r} took {_listed(described)}")
     overlaps = diagnostics.overlaps
@@ -153,23 +160,42 @@ def diagnostic_lines(assignment) -> list[str]:
     empty = [label for label in diagnostics.empty_groups if label not in reported]
     if empty:
         lines.append(f"! empty group: {', '.join(repr(label) for label in empty)}")
-    return lines
+    return wrap_lines(lines, width)
 
 
-def legend_text(assignment, optimizers=None) -> str:
+def legend_text(assignment, optimizers=None, width: int | None = DEFAULT_WIDTH) -> str:
     """The legend as aligned text, followed by the diagnostics in words.
+
+    One row per group when that fits ``width``; otherwise each group's row
+    (label, counts, share) is followed by its optimizer, rule and notes on
+    lines of their own, broken between words. The diagnostics break between
+    words too.
 
     Args:
         assignment (Assignment): The assignment to describe.
         optimizers (MultiOptimizer | Sequence[Optimizer] | None, optional): Source of the
             optimizer column. Default: ``None``.
+        width (int | None, optional): Columns; ``None``: no limit.
+            Default: :data:`~multiopt_lab.text_fit.DEFAULT_WIDTH` (100).
 
     Example:
         >>> import mlx.nn as nn
+        >>> import mlx.optimizers as optim
         >>> from multiopt_lab.partition.assignment import assign
         >>> legend_text(assign(nn.Linear(2, 2), ["ndim == 2"])).splitlines()[0]
         'group    rule        params  elements  share  notes'
+        >>> print(legend_text(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]),
+        ...                   [optim.Muon(0.02), optim.AdamW(1e-3)], width=60))
+        group  params  elements  share
+        muon        1         4    67%
+          optimizer  Muon(lr=0.02, momentum=0.95, weight_decay=0.01)
+          rule       ndim == 2
+        adamw       1         2    33%
+          optimizer  AdamW(lr=0.001, betas=(0.9, 0.999),
+                     weight_decay=0.01, eps=1e-08)
+          rule       (fallback)
     """
+    width = check_width(width)
     rows = legend_rows(assignment, optimizers)
     header = ["group", "optimizer", "rule", "params", "elements", "share", "notes"]
     table = [[r.label, r.optimizer, r.rule, grouped(r.params), grouped(r.elements), r.share, "; ".join(r.notes)]
@@ -178,11 +204,25 @@ def legend_text(assignment, optimizers=None) -> str:
     widths = {i: max(len(header[i]), *(len(t[i]) for t in table)) for i in keep}
     right = {3, 4, 5}
 
-    def line(cells) -> str:
-        return "  ".join(cells[i].rjust(widths[i]) if i in right else cells[i].ljust(widths[i]) for i in keep).rstrip()
+    def line(cells, columns) -> str:
+        return "  ".join(cells[i].rjust(widths[i]) if i in right else cells[i].ljust(widths[i])
+                         for i in columns).rstrip()
 
-    lines = [line(header)] + [line(t) for t in table]
-    return "\n".join(lines + diagnostic_lines(assignment))
+    diagnostics = diagnostic_lines(assignment, width)
+    if width is None or sum(widths.values()) + 2 * (len(keep) - 1) <= width:
+        return "\n".join([line(header, keep)] + [line(t, keep) for t in table] + diagnostics)
+    # Too wide for one row a group: the counts in a row, the words below it.
+    counts = [0, 3, 4, 5]
+    widths[0] = min(widths[0], width - sum(widths[i] + 2 for i in counts[1:]))
+    lines = [line(header, counts)]
+    for t in table:
+        lines.append(line([clip(t[0], widths[0]), *t[1:]], counts))
+        named = [(name, t[i]) for name, i in (("optimizer", 1), ("rule", 2)) if i in keep]
+        for name, text in named:
+            lines += wrap(text, width, f"  {name.ljust(9)}  ", " " * 13)
+        if t[6]:
+            lines += wrap(t[6], width, "  ", "    ")
+    return "\n".join(lines + diagnostics)
 
 
 def legend_html(assignment, optimizers=None) -> str:

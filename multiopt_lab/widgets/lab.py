@@ -30,6 +30,7 @@ from multiopt_lab.widgets.editor import RuleEditorWidget
 from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.static_forms import png_data_url, widget_bundle
 from multiopt_lab.widgets.tree import ParameterTreeWidget
+from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
 
 __all__ = ["LabWidget", "LAB_CSS", "SIDE_BY_SIDE_PX"]
 
@@ -106,8 +107,9 @@ class LabWidget(widgets.VBox):
         super().__init__([style, self.grid])
         self.add_class("mol-lab")
 
-    def text(self) -> str:
-        """The editor (rules, preview), the monitor's line and the tree, as text.
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
+        """The editor (rules, preview), the monitor's line and the tree, as text no wider
+        than ``width`` columns (``None``: no limit).
 
         Example:
             >>> import mlx.optimizers as optim
@@ -118,10 +120,10 @@ class LabWidget(widgets.VBox):
             >>> LabWidget(model, optimizer).text().startswith("Rules (first match wins")
             True
         """
-        parts = [self.editor.text()]
+        parts = [self.editor.text(width=width)]
         if self.monitor is not None:
-            parts.append(self.monitor.text())
-        parts.append(self.tree.text())
+            parts.append(clip(self.monitor.text(), width))
+        parts.append(self.tree.text(width=width))
         return "\n\n".join(parts)
 
     def static_html(self) -> str:

@@ -20,6 +20,7 @@ import ipywidgets as widgets
 
 from multiopt_lab.render.details import details_html
 from multiopt_lab.render.document import render_html, render_text
+from multiopt_lab.text_fit import DEFAULT_WIDTH
 from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.params import param_infos
 from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
@@ -175,8 +176,9 @@ class ParameterTreeWidget(widgets.VBox):
             self.view.html = html
         self._show_search_status()
 
-    def text(self, legend: bool = True) -> str:
-        """The tree as shown (same folding and search marks), in text form.
+    def text(self, legend: bool = True, width: int | None = DEFAULT_WIDTH) -> str:
+        """The tree as shown (same folding and search marks), in text form no
+        wider than ``width`` columns (``None``: no limit; see :func:`~multiopt_lab.render.render_text`).
 
         Example:
             >>> import mlx.optimizers as optim
@@ -189,7 +191,8 @@ class ParameterTreeWidget(widgets.VBox):
             ├── layers          2 params           40  muon 80% | adamw 20%
             ...
         """
-        return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
+        return render_text(self._assignment, self._matching_optimizers(), legend=legend, width=width,
+                           **self._options())
 
     def static_html(self) -> str:
         """The tree as shown, as HTML that needs no kernel (a saved notebook shows it).
