@@ -52,6 +52,7 @@ from multiopt_lab.training.progress import register_notebook_progress
 from multiopt_lab.render import render_html, render_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
 from multiopt_lab.render.reports import diagnostics_html, history_html, moves_html
+from multiopt_lab.reporting import Report, report  # draws curves with matplotlib only when asked
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "ParameterTable",
     "ParameterTreeWidget",
     "PendingRepartition",
+    "Report",
     "Rule",
     "RuleError",
     "RuleEditorWidget",
@@ -90,6 +92,7 @@ __all__ = [
     "render_html",
     "render_text",
     "recipes",
+    "report",
     "rule",
     "rules_from_json",
     "rules_from_toml",
