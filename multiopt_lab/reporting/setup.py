@@ -105,7 +105,8 @@ def sample_schedule(function, last_step: int) -> tuple[tuple[int, float], ...]:
     for step in steps:
         try:
             value = function(mx.array(step))
-            samples.append((step, round(float(value.item() if hasattr(value, "item") else value), 10)))
+            value = float(value.item() if hasattr(value, "item") else value)
+            samples.append((step, float(f"{value:.6g}")))  # float32's digits, no more
         except Exception:  # a user's schedule that cannot be called alone: show none
             return ()
     return tuple(samples)
@@ -125,10 +126,10 @@ def setup_of_optimizer(optimizer, last_step: int = 1000) -> RunSetup:
     Example:
         >>> import mlx.optimizers as optim
         >>> from multiopt_lab import MultiOptimizer
-        >>> opt = MultiOptimizer([optim.SGD(optim.linear_schedule(0.1, 0.0, 10)), optim.Adam(1e-3)], ["ndim == 2"])
+        >>> opt = MultiOptimizer([optim.SGD(optim.step_decay(0.1, 0.5, 5)), optim.Adam(1e-3)], ["ndim == 2"])
         >>> group = setup_of_optimizer(opt, last_step=10).groups[0]
         >>> group.schedule_name, group.schedule[0], group.schedule[-1]
-        ('linear_schedule', (0, 0.1), (10, 0.0))
+        ('step_decay', (0, 0.1), (10, 0.025))
     """
     optimizers = list(getattr(optimizer, "optimizers", None) or ())
     if not optimizers:
