@@ -110,6 +110,8 @@ class TestEveryFormFits:
         assert_fits(assignment.text(width=width), width, assignment.text(width=None))
         assert_fits(format_summary(assignment, with_rules=True, width=width), width,
                     format_summary(assignment, with_rules=True, width=None))
+        summary = assignment.summary()  # a frame: its text form fits the default width
+        assert_fits(repr(summary), DEFAULT_WIDTH, summary.to_string(formatters=summary._formatters(), max_colwidth=None))
 
     def test_moves(self, case, width):
         model, _, assignment = case
