@@ -169,6 +169,15 @@ class TestShortening:
         text = render_text(assignment)
         assert "! 8 flagged below" in text and all(len(line) <= 100 for line in text.splitlines())
 
+    @pytest.mark.parametrize("width", [80, 100])
+    def test_the_tree_keeps_every_warning_whole(self, width):
+        # Tutorial 02's mixture of experts in three groups: long shares, deep names, near misses.
+        model = TinyMoE(10, dims=32, layers=2, heads=2, experts=4, top_k=2)
+        rules = ['module == "Embedding"', 'within("MoEBlock") and module == "Linear" and ndim == 2']
+        text = render_text(mol.assign(model, rules, ["embeddings", "muon", "adamw"]), legend=False, width=width)
+        notes = [line[line.index("!"):].split(";")[0] for line in text.splitlines() if "!" in line]
+        assert len(notes) == 9 and all(re.fullmatch(r"! (\d flagged below|near miss of muon)", n) for n in notes), notes
+
     def test_a_rule_error_shows_the_part_of_a_long_rule_around_the_caret(self):
         text = "ndim == 2 and " + " and ".join(f'glob("*layer_{i}*")' for i in range(20)) + " and ndims == 3"
         with pytest.raises(mol.RuleError) as info:

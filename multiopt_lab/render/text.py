@@ -125,8 +125,8 @@ def _cells(node, labels) -> list[str]:
 
 # The layouts tried in turn: a narrower text gives up the dtype first, then the
 # rule (the legend has every group's rule), deep indentation, the size and the
-# shape. The first that fits with whole names, readable notes and the sizes
-# wins; else the one that keeps the sizes and the most of the names.
+# shape. The first that fits with whole warnings, names and shares, readable
+# notes and the sizes wins; else the best of those that fit (see tree_text).
 _LAYOUTS = (
     (_WIDE, ("shape", "dtype", "size", "rule")),
     (_WIDE, ("shape", "size", "rule")),
@@ -137,7 +137,7 @@ _LAYOUTS = (
     (_NARROW, ()),
 )
 # The least a shortened column keeps: a name segment, a group label, a rule, the notes.
-_MIN_NAME, _MIN_GROUP, _MIN_RULE, _MIN_NOTES = 6, 6, 12, 16
+_MIN_NAME, _MIN_GROUP, _MIN_RULE, _MIN_NOTES = 6, 6, 12, 10
 # Notes this wide read whole in most rows ("! overlap: also sgd, adam"): worth the dtype column.
 _GOOD_NOTES = 26
 
@@ -182,10 +182,19 @@ def _layout(rows, kept: tuple[str, ...], width: int | None) -> dict[str, int] | 
     room = width - fixed
     if least_name + least_group + least_rule + least_notes > room:
         return None
+    # The rule gives way first, then the notes down to their warnings, then the names and
+    # the labels alike, then the rest of the notes.
+    warnings = min(notes, max(least_notes, _warnings_width(rows)))
     rule = min(rule, max(least_rule, room - name - group - notes))
-    notes = min(notes, max(least_notes, room - rule - name - group))
+    notes = min(notes, max(warnings, room - rule - name - group))
     name, group = shrink_widths([name, group], [least_name, least_group], room - rule - notes)
+    notes = min(notes, max(least_notes, room - rule - name - group))
     return {**widths, "name": name, "group": group, "rule": rule, "notes": notes}
+
+
+def _warnings_width(rows) -> int:
+    """How wide the notes must be to show every row's first warning whole (``! near miss of muon``)."""
+    return max((len(r.notes.split("; ")[0]) for r in rows if r.notes.startswith("!")), default=0)
 
 
 def _line(row: _Row, kept: tuple[str, ...], widths: dict[str, int]) -> str:
@@ -242,16 +251,18 @@ def tree_text(tree: ParameterTree, width: int | None = DEFAULT_WIDTH) -> str:
         widths = _layout(rows, kept, width)
         if widths is not None:
             natural = _layout(rows, kept, None)
-            whole_names = widths["name"] == natural["name"]
+            warnings_whole = widths["notes"] >= _warnings_width(rows)
+            whole = widths["name"] == natural["name"] and widths["group"] == natural["group"]
             readable_notes = widths["notes"] >= min(natural["notes"], _GOOD_NOTES)
-            fitting.append(((("size" in kept), whole_names, readable_notes, widths["name"] - natural["name"]),
-                            rows, kept, widths))
-            if whole_names and readable_notes and "size" in kept:
+            fitting.append(((warnings_whole, "size" in kept, whole, readable_notes,
+                             widths["name"] - natural["name"]), rows, kept, widths))
+            if warnings_whole and whole and readable_notes and "size" in kept:
                 break  # nothing better comes after
     if not fitting:  # not even the narrowest layout fits: cut each line
         rows, kept = rows_for[_NARROW], _LAYOUTS[-1][1]
         widths = _layout(rows, kept, None)
         return "\n".join(clip(_line(row, kept, widths), width) for row in rows)
-    # Else the first of the best: the sizes, whole names, readable notes, the least cut off the names.
+    # Else the first of the best: whole warnings, the sizes, whole names and shares, readable
+    # notes, the least cut off the names.
     _, rows, kept, widths = max(fitting, key=lambda f: f[0])
     return "\n".join(_line(row, kept, widths) for row in rows)

@@ -116,7 +116,8 @@ def groups_html(setup: RunSetup, assignment) -> str:
 
 
 def tree_html(assignment, root_name: str) -> str:
-    """The parameter tree (folded repeats, warnings in place), first two levels open.
+    """The parameter tree (folded repeats, warnings in place), four levels open: an mlx-lm
+    model's blocks sit three deep (``Model > model > layers > [0..31]``).
 
     Example:
         >>> import mlx.core as mx
@@ -124,7 +125,7 @@ def tree_html(assignment, root_name: str) -> str:
         >>> "<details" in tree_html(assign({"w": mx.zeros((2, 2))}, ["ndim == 2"]), "model")
         True
     """
-    return render_html(assignment, root_name=root_name, legend=False, open_depth=2)
+    return render_html(assignment, root_name=root_name, legend=False, open_depth=4)
 
 
 def rules_html(setup: RunSetup) -> str:
