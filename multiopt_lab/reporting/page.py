@@ -1,9 +1,13 @@
 """The report's page: one HTML document with its stylesheet inline, no script, no link.
 
+Selectors name the report's class twice: they then outrank JupyterLab's
+rendered-HTML styles (right-aligned cells, shaded code) where a notebook shows it.
+
 Sections fold with ``<details>`` (no JavaScript needed); the colours follow
 the reader's light or dark preference; the figures sit on a light card in
 both. Every style is scoped under ``.mol-run-report`` so that the same
-fragment shows in a notebook without touching the notebook's own styles.
+fragment shows in a notebook without touching the notebook's own styles; there
+it takes JupyterLab's theme colours (light or dark).
 
 Example:
     >>> html = page_html("Run <1>", [("Groups", "<p>x</p>", True)])
@@ -20,32 +24,35 @@ from multiopt_lab.render.html import tree_css
 __all__ = ["REPORT_CSS", "fragment_html", "page_html"]
 
 REPORT_CSS = """
-.mol-run-report{--mol-fg:#1f2328;--mol-muted:#57606a;--mol-bg:#ffffff;--mol-rule:#d0d7de;--mol-card:#f6f8fa;
+.mol-run-report{--mol-fg:var(--jp-content-font-color1,#1f2328);--mol-muted:var(--jp-content-font-color2,#57606a);
+ --mol-bg:var(--jp-layout-color0,#ffffff);--mol-rule:var(--jp-border-color2,#d0d7de);
+ --mol-card:var(--jp-layout-color2,#f6f8fa);
  color:var(--mol-fg);background:var(--mol-bg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;
  max-width:1200px;margin:0 auto;padding:16px 20px}
 @media (prefers-color-scheme: dark){.mol-run-report.mol-page{--mol-fg:#e6edf3;--mol-muted:#9da7b3;
  --mol-bg:#0d1117;--mol-rule:#30363d;--mol-card:#161b22}}
-.mol-run-report h1{font-size:22px;margin:0 0 4px}
-.mol-run-report h2{font-size:17px;margin:0;display:inline}
-.mol-run-report h3{font-size:14px;margin:10px 0 4px}
-.mol-run-report .mol-summary-line{color:var(--mol-muted);margin:0 0 12px}
-.mol-run-report details.mol-section{border-top:1px solid var(--mol-rule);padding:10px 0}
-.mol-run-report details.mol-section>summary{cursor:pointer;margin-bottom:8px}
-.mol-run-report table{border-collapse:collapse;margin:4px 0}
-.mol-run-report th,.mol-run-report td{text-align:left;vertical-align:top;padding:3px 10px 3px 0;
+.mol-run-report.mol-run-report h1{font-size:22px;margin:0 0 4px}
+.mol-run-report.mol-run-report h2{font-size:17px;margin:0;display:inline}
+.mol-run-report.mol-run-report h3{font-size:14px;margin:10px 0 4px}
+.mol-run-report.mol-run-report .mol-summary-line{color:var(--mol-muted);margin:0 0 12px}
+.mol-run-report.mol-run-report details.mol-section{border-top:1px solid var(--mol-rule);padding:10px 0}
+.mol-run-report.mol-run-report details.mol-section>summary{cursor:pointer;margin-bottom:8px}
+.mol-run-report.mol-run-report table{border-collapse:collapse;margin:4px 0}
+.mol-run-report.mol-run-report th,.mol-run-report.mol-run-report td{text-align:left;vertical-align:top;padding:3px 10px 3px 0;
  border-bottom:1px solid var(--mol-rule)}
-.mol-run-report td.mol-num{text-align:right;font-variant-numeric:tabular-nums}
-.mol-run-report code,.mol-run-report pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
- font-size:12.5px;overflow-wrap:anywhere}
-.mol-run-report pre.mol-rules{background:var(--mol-card);padding:10px;border-radius:6px;white-space:pre-wrap}
-.mol-run-report .mol-note{color:var(--mol-muted);font-size:12.5px;margin:4px 0}
-.mol-run-report .mol-group{display:inline-flex;align-items:center;gap:6px;font-weight:600}
-.mol-run-report .mol-swatch{width:10px;height:10px;border-radius:2px;background:var(--mol-c);display:inline-block}
-.mol-run-report .mol-figure{max-width:100%;height:auto;background:#fff;border-radius:6px}
-.mol-run-report .mol-schedule{margin-top:3px;color:var(--mol-muted)}
-.mol-run-report .mol-spark{vertical-align:middle}
-.mol-run-report table.mol-facts th{color:var(--mol-muted);font-weight:500;padding-right:16px}
-.mol-run-report caption{text-align:left;color:var(--mol-muted);font-size:12.5px;padding-bottom:4px}
+.mol-run-report.mol-run-report tr{background:none}
+.mol-run-report.mol-run-report td.mol-num{text-align:right;font-variant-numeric:tabular-nums}
+.mol-run-report.mol-run-report code,.mol-run-report.mol-run-report pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;
+ font-size:12.5px;overflow-wrap:anywhere;background:none;padding:0;color:inherit}
+.mol-run-report.mol-run-report pre.mol-rules{background:var(--mol-card);padding:10px;border-radius:6px;white-space:pre-wrap}
+.mol-run-report.mol-run-report .mol-note{color:var(--mol-muted);font-size:12.5px;margin:4px 0}
+.mol-run-report.mol-run-report .mol-group{display:inline-flex;align-items:center;gap:6px;font-weight:600}
+.mol-run-report.mol-run-report .mol-swatch{width:10px;height:10px;border-radius:2px;background:var(--mol-c);display:inline-block}
+.mol-run-report.mol-run-report .mol-figure{max-width:100%;height:auto;background:#fff;border-radius:6px}
+.mol-run-report.mol-run-report .mol-schedule{margin-top:3px;color:var(--mol-muted)}
+.mol-run-report.mol-run-report .mol-spark{vertical-align:middle}
+.mol-run-report.mol-run-report table.mol-facts th{color:var(--mol-muted);font-weight:500;padding-right:16px}
+.mol-run-report.mol-run-report caption{text-align:left;color:var(--mol-muted);font-size:12.5px;padding-bottom:4px}
 """
 
 

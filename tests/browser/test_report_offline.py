@@ -76,3 +76,30 @@ def test_the_report_reads_offline_without_javascript(browser, report_file, scree
         screenshot(report, f"report-{scheme}")
     finally:
         context.close()
+
+
+def test_the_report_shows_in_a_notebook_in_the_dark_theme(page, scratch_notebook, screenshot):
+    from lab_page import cell_locator, error_outputs, open_notebook, run_all
+
+    code = """\
+import mlx.optimizers as optim
+import multiopt_lab as mol
+from multiopt_lab import examples
+task = examples.sequence_task("reverse", length=4)
+model = examples.TinyGPT(task.vocab_size, dims=16, layers=1, heads=2)
+optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
+history = mol.train(model, optimizer, task.loss_fn, task.batch, steps=20, metrics_every=4, progress=False)
+mol.report(optimizer, model, history)"""
+    open_notebook(page, scratch_notebook("report_in_lab.ipynb", [code]))
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_function("() => document.body.dataset.jpThemeName === 'JupyterLab Dark'")
+    run_all(page)
+    assert error_outputs(page) == []
+    report = cell_locator(page, 1).locator(".mol-run-report")
+    expect(report.locator("svg.mol-figure")).to_be_visible()
+    expect(report.locator("table.mol-groups")).to_contain_text("Muon")
+    text = report.evaluate("e => getComputedStyle(e).color")
+    red, green, blue = (int(v) for v in text[text.index("(") + 1:text.index(")")].split(",")[:3])
+    assert red + green + blue > 450, f"the report's text must follow the dark theme, found {text}"
+    screenshot(report, "report-in-lab-dark")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
