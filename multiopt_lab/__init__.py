@@ -56,6 +56,7 @@ from multiopt_lab.training.progress import register_notebook_progress
 from multiopt_lab.render import render_html, render_text
 from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
 from multiopt_lab.render.reports import diagnostics_html, history_html, moves_html
+from multiopt_lab.reporting import Report, report  # draws curves with matplotlib only when asked
 
 __version__ = "0.1.0"
 
@@ -78,6 +79,7 @@ __all__ = [
     "ParameterTable",
     "ParameterTreeWidget",
     "PendingRepartition",
+    "Report",
     "Rule",
     "RuleError",
     "RuleEditorWidget",
@@ -100,6 +102,7 @@ __all__ = [
     "render_text",
     "recipes",
     "register_optimizer",
+    "report",
     "rule",
     "rules_from_json",
     "rules_from_toml",

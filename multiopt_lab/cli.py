@@ -1,4 +1,9 @@
-"""Command line: guard a project's optimizer filters in CI.
+"""Command line: guard a project's optimizer filters in CI, and report a run.
+
+``python -m multiopt_lab report RULES --model package.module:factory
+--history run.csv -o run.html`` writes a run's one-file HTML report (see
+:mod:`multiopt_lab.reporting`) from a rule file or a checkpoint, the model
+and a saved History; it exits 0, or 2 naming what it could not read.
 
 ``python -m multiopt_lab check RULES.toml --model package.module:factory``
 prints each group's share and the findings (errors, warnings and notes, in
@@ -73,7 +78,7 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``multiopt-lab`` argument parser (subcommand ``check``).
+    """The ``multiopt-lab`` argument parser (subcommands ``check`` and ``report``).
 
     Example:
         >>> build_parser().parse_args(["check", "r.toml", "--model", "m:f"]).allow_fallback
@@ -105,7 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop (exit 2) when reading the rule file, importing and building "
                             "the model and checking it take longer; the message names the "
                             f"phase that was slow (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
+    _add_report_command(commands)
     return parser
+
+
+def _add_report_command(commands) -> None:
+    """``report``: one self-contained HTML page of a run, from the files it left."""
+    report = commands.add_parser(
+        "report", help="write a run's report (groups, optimizers, findings, tree, rules, curves, "
+        "versions) as one HTML file that opens offline",
+        description="Write a one-file HTML report of a run from saved files: the rules (a rule "
+        "file, or a checkpoint written by save_state), the model, and a saved History.")
+    report.add_argument("rules", metavar="RULES",
+                        help="rule file (.toml, .json) or optimizer checkpoint (.safetensors)")
+    report.add_argument("--model", required=True, metavar="MODULE:FACTORY",
+                        help="e.g. mypackage.models:make_model; called with no arguments, it "
+                             "returns an nn.Module or a parameter dict")
+    report.add_argument("--history", metavar="FILE", help="a saved History (.csv or .parquet): "
+                        "the curves, the optimizers of the run and where it ran")
+    report.add_argument("--run", metavar="NAME", help="which run of the History (default: its last)")
+    report.add_argument("--title", help="the page's heading (default: 'Run report: RUN')")
+    report.add_argument("-o", "--output", default="run.html", metavar="FILE.html",
+                        help="where to write the page (default: run.html)")
+    report.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                        help="stop (exit 2) when importing and building the model and the report "
+                             f"take longer (default: {DEFAULT_TIMEOUT_S:g}; 0: no limit)")
 
 
 def load_model(spec: str) -> Any:
@@ -361,4 +390,57 @@ def main(argv: Sequence[str] | None = None, *, process: bool | None = None) -> i
     progress = _Progress()
     if process or (process is None and argv is None):
         _hard_deadline(args.timeout, progress)
-    return _check(args, progress)
+    return _report(args, progress) if args.command == "report" else _check(args, progress)
+
+
+def _report(args: argparse.Namespace, progress: _Progress | None = None) -> int:
+    """``report``: read the files, build the page, write it; 0, or 2 with the reason."""
+    # The report draws (render, and plots for the curves): loaded for this command only.
+    from multiopt_lab.reporting.report import build_report
+    from multiopt_lab.reporting.setup import setup_of_files
+    from multiopt_lab.training.history import History
+
+    if not args.timeout >= 0:
+        return _usage_error(f"--timeout expects seconds >= 0 (0: no limit), got {args.timeout}")
+    if args.run is not None and args.history is None:
+        return _usage_error("--run names a run of a History: pass the History with --history FILE")
+    if not args.output.lower().endswith((".html", ".htm")):
+        return _usage_error(f"--output expects a file name ending in .html, got {args.output!r}")
+
+    progress = progress if progress is not None else _Progress()
+
+    def build():
+        history = None
+        if args.history is not None:
+            progress.enter(f"reading the History {args.history}")
+            try:
+                history = History.load(args.history)
+            except FileNotFoundError:
+                raise UsageError(f"no History file at {args.history!r}") from None
+            except ValueError as err:
+                raise UsageError(f"{args.history} is not a saved History: {err}") from None
+        run = args.run
+        if history is not None and run is None and history.runs:
+            run = history.current_run or history.runs[-1]
+        metadata = history.metadata(run) if history is not None and run in history.runs else None
+        progress.enter(f"reading {args.rules}")
+        setup = setup_of_files(args.rules, metadata)
+        progress.enter(f"importing and building the model {args.model}", " (does it loop?)")
+        model = load_model(args.model)
+        progress.enter("drawing the report")
+        return build_report(setup, model, history, run=run, title=args.title)
+
+    try:
+        page = _within(args.timeout, build)
+        path = page.save(args.output)
+    except (UsageError, RuleFileError, RuleError) as err:
+        return _usage_error(str(err))
+    except (ValueError, TypeError, OSError) as err:
+        return _usage_error(str(err))
+    except TimeoutError:
+        return _usage_error(f"{progress.phase} did not finish within {args.timeout:g} s"
+                            f"{progress.hint}; pass --timeout SECONDS to allow more, or 0 for "
+                            "no limit")
+    _say(f"wrote {path} ({os.path.getsize(path) / 1024:,.0f} KiB): {', '.join(page.sections)}")
+    _say(page.summary)
+    return 0

@@ -72,7 +72,7 @@ class TestSubprocess:
             muon   2 parameters  48 values   82.8%  ndim == 2
             adamw  2 parameters  10 values   17.2%  (fallback)
 
-            diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or broken optimizer contract)
+            diagnostics: nothing found (no dead or shadowed rule, near miss, overlap, broken contract)
               the fallback 'adamw' took 2 parameters no rule matched:
                 layers.0.bias, layers.2.bias
               (no optimizers given: their contracts were not checked)

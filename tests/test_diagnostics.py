@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import mlx.core as mx
@@ -154,6 +155,7 @@ class TestCheck:
         assert [f.kind for f in err.findings] == ["dead_rule", "shadowed_rule", "overlap", "fallback_only"]
         assert err.reasons == ("error", "error", "allow_overlap=False", "allow_fallback=False")
         lines = str(err).splitlines()
+        assert all(len(line) <= 100 for line in lines)  # the text forms' width
         assert lines[0] == "4 problems with the parameter assignment:"
         assert lines[1] == "  - error: rule 'conv' (ndim == 3) matches no parameter"
         assert any(line.startswith("  - error: rule 'muon' (" + MUON[:20]) for line in lines)

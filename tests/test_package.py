@@ -37,7 +37,7 @@ from pathlib import Path
 PACKAGE = Path(multiopt_lab.__file__).parent
 FRONT_END_LIBRARIES = {"ipywidgets", "IPython", "matplotlib", "anywidget", "ipykernel", "traitlets"}
 CORE = ["rules", "partition", "optimizer", "optimizer_file", "training", "io", "distributed",
-        "recipes", "display.py", "palette.py", "cli.py", "device.py", "arguments.py"]
+        "recipes", "display.py", "palette.py", "device.py", "arguments.py", "text_fit.py"]
 # What each layer must not reach: the layers above it and the front-end libraries they use.
 FORBIDDEN = {
     **{core: {"multiopt_lab.live", "multiopt_lab.render", "multiopt_lab.plots",
@@ -47,6 +47,10 @@ FORBIDDEN = {
     "plots": {"multiopt_lab.live", "multiopt_lab.render", "multiopt_lab.widgets",
               "ipywidgets", "IPython", "anywidget", "ipykernel"},
     "live": {"multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
+    # The run report draws with render and plots (matplotlib only when it draws curves).
+    "reporting": {"multiopt_lab.live", "multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
+    # The command line is an application: it may reach the report (lazily), never the front end.
+    "cli.py": {"multiopt_lab.live", "multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
 }
 
 

@@ -77,7 +77,9 @@ class TestSummary:
         summary = a.summary()
         assert summary["share"].between(0, 1).all()  # the frame keeps numbers to compute with
         text = repr(summary)
-        assert LONG_RULE in text
+        # Whole, continued under itself within 100 columns (issue 27), never cut with "...".
+        assert all(len(line) <= 100 for line in text.splitlines())
+        assert LONG_RULE in " ".join(text.split()) and "..." not in text
         share = f"{summary.loc['muon', 'share']:.1%}"
         assert share in text
         html = summary._repr_html_()

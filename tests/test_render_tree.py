@@ -29,7 +29,7 @@ TinyGPT                         40 params           2,728  muon 84% | adamw 16%
 ├── position                    1 param                64  adamw
 │   └── weight                  [8, 8]     float32     64  adamw  (fallback)
 ├── layers                      36 params           2,520  muon 91% | adamw 9%
-│   └── [0..2]                  36 params           2,520  muon 91% | adamw 9%                                                 folded: 3 identical blocks, one shown
+│   └── [0..2]                  36 params           2,520  muon 91% | adamw 9%                                                 3 identical, one shown
 │       ├── norm1               2 params               16  adamw
 │       │   ├── weight          [8]        float32      8  adamw  (fallback)
 │       │   └── bias            [8]        float32      8  adamw  (fallback)
@@ -94,7 +94,7 @@ MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 1 
 │       ├── weight  [8, 8]     float32   64  muon   ndim == 2               also matched by sgd
 │       └── bias    [8]        float32    8  adamw  (fallback)
 ├── norms           4 params             32  sgd 50% | adamw 50%
-│   └── [0..1]      4 params             32  sgd 50% | adamw 50%            folded: 2 identical blocks, one shown
+│   └── [0..1]      4 params             32  sgd 50% | adamw 50%            2 identical, one shown
 │       ├── weight  [8]        float32    8  sgd    glob("*.weight")
 │       └── bias    [8]        float32    8  adamw  (fallback)
 └── head            2 params             36  muon 89% | adamw 11%           ! 1 flagged below
@@ -102,6 +102,47 @@ MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 1 
     └── bias        [4]        float32    4  adamw  (fallback)
 """
 
+
+# The same at the default width (100 columns): the legend puts each group's words under its
+# counts, the warnings break between words, the tree drops the dtype and shortens the notes.
+MISTAKES_100 = """\
+group  params  elements  share
+muon        3       160    75%
+  optimizer  Muon(lr=0.02, momentum=0.95, weight_decay=0.01)
+  rule       ndim == 2
+  ! 3 also matched by later rules
+sgd         2        16     8%
+  optimizer  SGD(lr=0.1)
+  rule       glob("*.weight")
+conv        0         0     0%
+  optimizer  SGD(lr=0.1, momentum=0.9)
+  rule       ndim == 4
+  ! dead rule: matches nothing
+adam        0         0     0%
+  optimizer  Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)
+  rule       glob("head.*") and ndim == 2
+  ! shadowed rule: earlier rules took all it matches
+adamw       5        36    17%
+  optimizer  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)
+  rule       (fallback)
+! matched by several rules, the first wins (3): layers.0.weight (muon > sgd), layers.1.weight (muon
+  > sgd), head.weight (muon > sgd > adam)
+! dead rule 'conv': matches no parameter
+! shadowed rule 'adam': every parameter it matches was taken by an earlier rule
+
+MLP                 10 params  212  muon 75% | sgd 8% | adamw 17%  ! 3 flagged below
+├── layers          4 params   144  muon 89% | adamw 11%           ! 2 flagged below
+│   └── [0..1]      4 params   144  muon 89% | adamw 11%           ! 2 flagged below; 2 identical,…
+│       ├── weight  [8, 8]      64  muon   ndim == 2               ! overlap: also sgd
+│       └── bias    [8]          8  adamw  (fallback)
+├── norms           4 params    32  sgd 50% | adamw 50%
+│   └── [0..1]      4 params    32  sgd 50% | adamw 50%            2 identical, one shown
+│       ├── weight  [8]          8  sgd    glob("*.weight")
+│       └── bias    [8]          8  adamw  (fallback)
+└── head            2 params    36  muon 89% | adamw 11%           ! 1 flagged below
+    ├── weight      [4, 8]      32  muon   ndim == 2               ! overlap: also sgd, adam
+    └── bias        [4]          4  adamw  (fallback)
+"""
 
 # A rule for 2-D matrices on a mixture of experts: the 3-D expert stacks fall to the
 # fallback beside the Linear weights the rule took, and are flagged as near misses.
@@ -115,7 +156,7 @@ TinyMoE                         21 params            1,864  muon 36% | adamw 64%
 ├── embed                       1 param                128  adamw
 │   └── weight                  [16, 8]     float32    128  adamw  (fallback)
 ├── layers                      18 params            1,600  muon 34% | adamw 66%                        ! 4 flagged below
-│   └── [0..1]                  18 params            1,600  muon 34% | adamw 66%                        folded: 2 identical blocks, one shown; ! 4 flagged below
+│   └── [0..1]                  18 params            1,600  muon 34% | adamw 66%                        ! 4 flagged below; 2 identical, one shown
 │       ├── norm1               1 param                  8  adamw
 │       │   └── weight          [8]         float32      8  adamw  (fallback)
 │       ├── attn                4 params               256  muon
@@ -143,6 +184,49 @@ TinyMoE                         21 params            1,864  muon 36% | adamw 64%
     └── weight                  [16, 8]     float32    128  muon   ndim == 2 and module != "Embedding"
 """
 
+# At the default width the rule column is shortened first, the near-miss notes stay whole.
+MOE_BEFORE_100 = """\
+group  rule                                 params  elements  share  notes
+muon   ndim == 2 and module != "Embedding"      11       672    36%
+adamw  (fallback)                               10     1,192    64%  ! 4 near misses of muon
+! near misses (4): the fallback 'adamw' took layers.0.moe.experts.up.weight
+  (SwitchLinear [2, 16, 8]), like layers.0.attn.q.weight (Linear [8, 8]), which 'muon' took,
+  layers.0.moe.experts.down.weight (SwitchLinear [2, 8, 16]), like layers.0.attn.q.weight
+  (Linear [8, 8]), which 'muon' took, layers.1.moe.experts.up.weight (SwitchLinear [2, 16, 8]), like
+  layers.1.attn.q.weight (Linear [8, 8]), which 'muon' took and 1 more
+
+TinyMoE                         21 params   1,864  muon 36% | adamw 64%  ! 4 flagged below
+├── embed                       1 param       128  adamw
+│   └── weight                  [16, 8]       128  adamw  (fallback)
+├── layers                      18 params   1,600  muon 34% | adamw 66%  ! 4 flagged below
+│   └── [0..1]                  18 params   1,600  muon 34% | adamw 66%  ! 4 flagged below; 2 ident…
+│       ├── norm1               1 param         8  adamw
+│       │   └── weight          [8]             8  adamw  (fallback)
+│       ├── attn                4 params      256  muon
+│       │   ├── q               1 param        64  muon
+│       │   │   └── weight      [8, 8]         64  muon   ndim == 2 an…
+│       │   ├── k               1 param        64  muon
+│       │   │   └── weight      [8, 8]         64  muon   ndim == 2 an…
+│       │   ├── v               1 param        64  muon
+│       │   │   └── weight      [8, 8]         64  muon   ndim == 2 an…
+│       │   └── o               1 param        64  muon
+│       │       └── weight      [8, 8]         64  muon   ndim == 2 an…
+│       ├── norm2               1 param         8  adamw
+│       │   └── weight          [8]             8  adamw  (fallback)
+│       └── moe                 3 params      528  muon 3% | adamw 97%   ! 2 flagged below
+│           ├── gate            1 param        16  muon
+│           │   └── weight      [2, 8]         16  muon   ndim == 2 an…
+│           └── experts         2 params      512  adamw                 ! 2 flagged below
+│               ├── up          1 param       256  adamw                 ! 1 flagged below
+│               │   └── weight  [2, 16, 8]    256  adamw  (fallback)     ! near miss of muon
+│               └── down        1 param       256  adamw                 ! 1 flagged below
+│                   └── weight  [2, 8, 16]    256  adamw  (fallback)     ! near miss of muon
+├── norm                        1 param         8  adamw
+│   └── weight                  [8]             8  adamw  (fallback)
+└── head                        1 param       128  muon
+    └── weight                  [16, 8]       128  muon   ndim == 2 an…
+"""
+
 # The same model with a rule that names the layers: no warning, and the fallback quiet.
 MOE_AFTER = """\
 group  rule                                                                       params  elements  share  notes
@@ -153,7 +237,7 @@ TinyMoE                         21 params            1,864  muon 84% | adamw 16%
 ├── embed                       1 param                128  adamw
 │   └── weight                  [16, 8]     float32    128  adamw  (fallback)
 ├── layers                      18 params            1,600  muon 98% | adamw 2%
-│   └── [0..1]                  18 params            1,600  muon 98% | adamw 2%                                                               folded: 2 identical blocks, one shown
+│   └── [0..1]                  18 params            1,600  muon 98% | adamw 2%                                                               2 identical, one shown
 │       ├── norm1               1 param                  8  adamw
 │       │   └── weight          [8]         float32      8  adamw  (fallback)
 │       ├── attn                4 params               256  muon
@@ -196,24 +280,30 @@ class TestExactText:
     def test_transformer_with_tied_embeddings(self):
         model = TinyGPT(16, dims=8, layers=3, heads=2, max_length=8)
         optimizer = gpt_optimizer()
-        assert render_text(optimizer.assign(model), optimizer, root_name="TinyGPT") == GPT.rstrip("\n")
+        assert render_text(optimizer.assign(model), optimizer, root_name="TinyGPT", width=None) == GPT.rstrip("\n")
 
     def test_cnn(self):
         optimizer = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(1e-3)], ["ndim == 4"], labels=["conv", "rest"])
-        assert render_text(optimizer.assign(SmallCNN()), optimizer, root_name="SmallCNN") == CNN.rstrip("\n")
+        assert render_text(optimizer.assign(SmallCNN()), optimizer, root_name="SmallCNN") == CNN.rstrip("\n")  # fits 100
 
     def test_model_with_deliberate_mistakes(self):
         optimizer = mistakes_optimizer()
-        text = render_text(optimizer.assign(MLP(8, [8, 8], 4, norm=True)), optimizer, root_name="MLP")
+        text = render_text(optimizer.assign(MLP(8, [8, 8], 4, norm=True)), optimizer, root_name="MLP", width=None)
         assert text == MISTAKES.rstrip("\n")
+
+    def test_the_default_width_shortens_cells_and_breaks_messages_between_words(self):
+        optimizer = mistakes_optimizer()
+        text = render_text(optimizer.assign(MLP(8, [8, 8], 4, norm=True)), optimizer, root_name="MLP")
+        assert text == MISTAKES_100.rstrip("\n")
 
     def test_near_misses_flagged_then_gone_once_the_rule_names_the_layers(self):
         model = TinyMoE(16, dims=8, layers=2, heads=2, experts=2, top_k=1)
         before = assign(model, ['ndim == 2 and module != "Embedding"'], ["muon", "adamw"])
-        assert render_text(before, root_name="TinyMoE") == MOE_BEFORE.rstrip("\n")
+        assert render_text(before, root_name="TinyMoE", width=None) == MOE_BEFORE.rstrip("\n")
+        assert render_text(before, root_name="TinyMoE") == MOE_BEFORE_100.rstrip("\n")
         rule = 'ndim >= 2 and module in ("Linear", "SwitchLinear") and within("MoEBlock")'
         after = assign(model, [rule], ["muon", "adamw"])
-        assert render_text(after, root_name="TinyMoE") == MOE_AFTER.rstrip("\n")
+        assert render_text(after, root_name="TinyMoE", width=None) == MOE_AFTER.rstrip("\n")
         assert "!" not in MOE_AFTER
 
     def test_an_intended_fallback_shows_no_warning(self):

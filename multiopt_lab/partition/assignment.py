@@ -27,6 +27,7 @@ from multiopt_lab.partition.frames import group_summary, parameter_frame
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.partition.moves import Moves
 from multiopt_lab.partition.text import format_assignment
+from multiopt_lab.text_fit import DEFAULT_WIDTH
 from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics, FindingWarning, diagnose
 from multiopt_lab.display import html_for
 from multiopt_lab.rules.cache import cached_select
@@ -321,9 +322,16 @@ class Assignment:
             labels = self.group_labels
         return assign(self.table, filters, labels, optimizers=self.optimizers if same_groups else None)
 
-    def text(self) -> str:
-        """The assignment as aligned text, grouped by module (exact and stable)."""
-        return format_assignment(self)
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
+        """The assignment as aligned text, grouped by module (exact and stable), no line
+        wider than ``width`` columns (``None``: no limit).
+
+        Example:
+            >>> import mlx.nn as nn
+            >>> assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"]).text().splitlines()[1]
+            'weight     [2, 3]  float32     6  muon   ndim == 2'
+        """
+        return format_assignment(self, width=width)
 
     def __str__(self) -> str:
         return format_assignment(self)

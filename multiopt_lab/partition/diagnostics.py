@@ -43,6 +43,7 @@ from multiopt_lab.partition.findings import (KINDS, SEVERITIES, Finding, Finding
 from multiopt_lab.partition.near_misses import NearMiss, describe_row, find_near_misses
 from multiopt_lab.partition.roles import roles_of
 from multiopt_lab.rules.text import quote_pattern
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, wrap_lines
 
 __all__ = ["Diagnostics", "CoverageError", "Finding", "FindingWarning", "NearMiss", "diagnose"]
 
@@ -216,19 +217,25 @@ class Diagnostics:
             out.append((self.fallback_finding, "allow_fallback=False"))
         return out
 
-    def lines(self) -> list[str]:
-        """The text form, one line each (what ``print`` shows).
+    def lines(self, width: int | None = DEFAULT_WIDTH) -> list[str]:
+        """The text form, one line each (what ``print`` shows), none wider than ``width``.
+
+        Args:
+            width (int | None, optional): Columns; ``None``: no limit. A long
+                warning breaks between words, a listing between paths.
+                Default: ``100``.
 
         Example:
             >>> Diagnostics((), "adamw", contracts_checked=True).lines()
-            ['diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or broken optimizer contract)']
+            ['diagnostics: nothing found (no dead or shadowed rule, near miss, overlap, broken contract)']
         """
+        width = check_width(width)
         counts = [counted(len(self._of(s)), s) for s in SEVERITIES if self._of(s)]
         if counts:
             lines = ["diagnostics: " + ", ".join(counts)]
         else:
-            lines = ["diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or "
-                     "broken optimizer contract)"]
+            lines = ["diagnostics: nothing found (no dead or shadowed rule, near miss, overlap, "
+                     "broken contract)"]
         for finding in self.findings:
             lines += finding.text(indent="  ").splitlines()
         if self.fallback_only:
@@ -236,10 +243,24 @@ class Diagnostics:
             lines += wrapped(by_block(self.fallback_only), "    ")
         if not self.contracts_checked:
             lines.append(f"  ({words.CONTRACTS_UNCHECKED})")
-        return lines
+        return wrap_lines(lines, width)
+
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
+        """The text form (see :meth:`lines`) as one string.
+
+        Example:
+            >>> from multiopt_lab.partition import findings
+            >>> print(Diagnostics((findings.empty_group("adamw"),), "adamw", contracts_checked=True).text(width=40))
+            diagnostics: 1 warning
+              warning: the fallback 'adamw' holds no
+                parameter
+              fix: give the fallback something or
+                make the last rule the fallback
+        """
+        return "\n".join(self.lines(width))
 
     def __str__(self) -> str:
-        return "\n".join(self.lines())
+        return self.text()
 
     def __repr__(self) -> str:
         return str(self)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from multiopt_lab.text_fit import DEFAULT_WIDTH, wrap
+
 __all__ = ["parameter_frame", "group_summary", "GroupSummary"]
 
 
@@ -22,8 +24,8 @@ def _percent(share: float) -> str:
 
 class GroupSummary(pd.DataFrame):
     """The frame :func:`group_summary` returns: a plain ``DataFrame`` to compute with,
-    shown with its shares in percent and every rule whole (a slice or a copy
-    is a plain ``DataFrame``).
+    shown with its shares in percent and every rule whole, a long one continued
+    on the next lines within 100 columns (a slice or a copy is a plain ``DataFrame``).
 
     Example:
         >>> frame = GroupSummary({"count": [1], "size": [6], "share": [1.0], "rule": ["ndim == 2"]})
@@ -39,7 +41,19 @@ class GroupSummary(pd.DataFrame):
         return {"share": _percent} if "share" in self.columns else {}
 
     def __repr__(self) -> str:
-        return self.to_string(formatters=self._formatters(), max_colwidth=None)
+        text = self.to_string(formatters=self._formatters(), max_colwidth=None)
+        if self.columns[-1] != "rule" or max(map(len, text.splitlines()), default=0) <= DEFAULT_WIDTH:
+            return text
+        # A long rule starts at one column and continues under itself, broken between
+        # words: every line within the text forms' width, every rule whole.
+        rest = pd.DataFrame(self).iloc[:, :-1].to_string(formatters=self._formatters())
+        lines = rest.splitlines()
+        header_rows = len(lines) - len(self)
+        start = max(map(len, lines)) + 2
+        out = [lines[0].ljust(start) + "rule", *(line.rstrip() for line in lines[1:header_rows])]
+        for line, rule in zip(lines[header_rows:], self["rule"].tolist()):
+            out += wrap(str(rule), DEFAULT_WIDTH, line.ljust(start), " " * start)
+        return "\n".join(out)
 
     def _repr_html_(self) -> str:
         return self.to_html(formatters=self._formatters(), max_cols=None, max_rows=None,

@@ -12,14 +12,12 @@ Example:
 
 from __future__ import annotations
 
-import textwrap
-
 from multiopt_lab.display import html_for
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, glue, wrap
 
 __all__ = ["Moves"]
 
 _MAX_LISTED = 50
-_WIDTH = 88
 
 
 class Moves(list):
@@ -46,19 +44,34 @@ class Moves(list):
             found.setdefault((move.source, move.target), []).append(move.path)
         return found
 
-    def __str__(self) -> str:
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
+        """What moved, grouped by direction, in lines of at most ``width`` columns
+        (broken between paths; ``None``: no limit).
+
+        Example:
+            >>> from multiopt_lab.partition.assignment import Move
+            >>> print(Moves([Move(f"layers.{i}.attn.weight", "muon", "adamw") for i in range(3)]).text(width=40))
+            3 parameters move:
+              muon -> adamw (3):
+                layers.0.attn.weight,
+                layers.1.attn.weight,
+                layers.2.attn.weight
+        """
+        width = check_width(width)
         if not self:
             return "no parameter moves"
         n = len(self)
         lines = [f"{n:,} parameter{'s move' if n != 1 else ' moves'}:"]
         for (source, target), paths in self.directions().items():
-            shown = ", ".join(paths[:_MAX_LISTED])
+            shown = ", ".join(glue(path) for path in paths[:_MAX_LISTED])
             if len(paths) > _MAX_LISTED:
                 shown += f", ... and {len(paths) - _MAX_LISTED:,} more"
-            head = f"  {_side(source, '(new)')} -> {_side(target, '(gone)')} ({len(paths):,}): "
-            lines += textwrap.wrap(head + shown, _WIDTH, subsequent_indent=" " * 4,
-                                   break_long_words=False, break_on_hyphens=False)
+            head = f"{_side(source, '(new)')} -> {_side(target, '(gone)')} ({len(paths):,}): "
+            lines += wrap(head + shown, width, "  ", " " * 4)
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.text()
 
     def __repr__(self) -> str:
         return str(self)

@@ -13,6 +13,8 @@ Example (``print(assign(model, ["ndim == 2"], ["muon", "adamw"]))``)::
 
 from __future__ import annotations
 
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, clip, clip_path, shrink_widths, wrap
+
 __all__ = ["format_assignment", "format_summary"]
 
 _HEADER = ("parameter", "shape", "dtype", "size", "group", "rule")
@@ -44,8 +46,10 @@ def _rows(assignment) -> list[tuple[str, ...] | str]:
     return rows
 
 
-def format_summary(assignment, with_rules: bool = False) -> str:
+def format_summary(assignment, with_rules: bool = False, width: int | None = DEFAULT_WIDTH) -> str:
     """One aligned line per group: count, values, share (and the rule).
+
+    A rule too long for ``width`` continues on the next lines, broken between words.
 
     Example:
         >>> import mlx.nn as nn
@@ -54,32 +58,46 @@ def format_summary(assignment, with_rules: bool = False) -> str:
         muon   1 parameter   6 values   75.0%  ndim == 2
         adamw  1 parameter   2 values   25.0%  (fallback)
     """
-    lines = _legend(assignment)
-    if with_rules:
-        lines = [f"{line}  {assignment.rule_text(g)}" for g, line in enumerate(lines)]
-    return "\n".join(lines)
+    width = check_width(width)
+    lines = _legend(assignment, width)
+    if not with_rules:
+        return "\n".join(lines)
+    out = []
+    for g, line in enumerate(lines):
+        if width is None or width - len(line) - 2 >= 24:  # the rule beside its group
+            out += wrap(assignment.rule_text(g), width, line + "  ", " " * (len(line) + 2))
+        else:  # too narrow: the rule below it
+            out += [line, *wrap(assignment.rule_text(g), width, "    ")]
+    return "\n".join(out)
 
 
-def _legend(assignment) -> list[str]:
+def _legend(assignment, width: int | None = None) -> list[str]:
     summary = assignment.summary()
-    width = max(len(label) for label in assignment.group_labels)
     count_width = max(len(str(c)) for c in summary["count"])
     size_width = max(len(f"{s:,}") for s in summary["size"])
+    rest = count_width + size_width + 30  # "  N parameters  N values  100.0%"
+    width_limit = None if width is None else max(6, width - rest)
+    width = min(max(len(label) for label in assignment.group_labels), width_limit or 10**9)
     lines = []
     for label, row in summary.iterrows():
         noun = "parameter " if row["count"] == 1 else "parameters"
-        lines.append(f"{label:<{width}}  {row['count']:>{count_width}} {noun}  "
+        lines.append(f"{clip(label, width):<{width}}  {row['count']:>{count_width}} {noun}  "
                      f"{row['size']:>{size_width},} values  {row['share']:6.1%}")
     return lines
 
 
-def format_assignment(assignment, max_rows: int | None = None) -> str:
+def format_assignment(assignment, max_rows: int | None = None, width: int | None = DEFAULT_WIDTH) -> str:
     """Render ``assignment`` as aligned text: rows by module, then a legend per group.
+
+    No line is wider than ``width``: the rule is shortened first (with an
+    ellipsis), then the names and labels; a module's path keeps every
+    segment and shortens the longest.
 
     Args:
         assignment (Assignment): What to render.
         max_rows (int, optional): Show at most this many parameter rows and
             say how many were left out. Default: ``None`` (all).
+        width (int | None, optional): Columns; ``None``: no limit. Default: ``100``.
 
     Example:
         >>> import mlx.nn as nn
@@ -92,6 +110,7 @@ def format_assignment(assignment, max_rows: int | None = None) -> str:
         muon   1 parameter   6 values   75.0%
         adamw  1 parameter   2 values   25.0%
     """
+    width = check_width(width)
     rows = _rows(assignment)
     hidden = 0
     if max_rows is not None:
@@ -108,18 +127,24 @@ def format_assignment(assignment, max_rows: int | None = None) -> str:
         rows = kept
     table_rows = [_HEADER] + [r for r in rows if isinstance(r, tuple)]
     widths = [max(len(r[c]) for r in table_rows) for c in range(len(_HEADER) - 1)]
+    if width is not None:
+        rule = max(len(r[-1]) for r in table_rows)
+        room = width - 2 * (len(_HEADER) - 1) - widths[1] - widths[2] - widths[3]
+        rule = min(rule, max(10, room - widths[0] - widths[4]))
+        widths[0], widths[4] = shrink_widths([widths[0], widths[4]], [8, 6], room - rule)
     right = {3}  # sizes align right
 
     def line(cells: tuple[str, ...]) -> str:
-        parts = [c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(parts + [cells[-1]]).rstrip()
+        parts = [clip(c, w).rjust(w) if k in right else clip(c, w).ljust(w)
+                 for k, (c, w) in enumerate(zip(cells, widths))]
+        return clip("  ".join(parts + [cells[-1]]).rstrip(), width)
 
     out = [line(_HEADER)]
-    out += [line(r) if isinstance(r, tuple) else r for r in rows]
+    out += [line(r) if isinstance(r, tuple) else clip_path(r, width) for r in rows]
     if hidden:
         out.append(f"... {hidden} more parameters (print(assignment) shows all)")
     if not len(assignment.table):
         out.append("(no parameters)")
     out.append("")
-    out += _legend(assignment)
+    out += _legend(assignment, width)
     return "\n".join(out)

@@ -24,6 +24,7 @@ from html import escape
 from multiopt_lab.palette import group_colour
 from multiopt_lab.render.numbers import grouped, shape_text
 from multiopt_lab.render.params import ParamInfo
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, wrap
 
 __all__ = ["details_fields", "details_text", "details_html", "DETAILS_CSS"]
 
@@ -81,8 +82,9 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
     return fields
 
 
-def details_text(info: ParamInfo, optimizer: str = "") -> str:
-    """The details as aligned ``name  value`` lines.
+def details_text(info: ParamInfo, optimizer: str = "", width: int | None = DEFAULT_WIDTH) -> str:
+    """The details as aligned ``name  value`` lines, a long value continued
+    under itself (broken between words) so that no line is wider than ``width``.
 
     Example:
         >>> from multiopt_lab.render.params import param_infos
@@ -92,9 +94,13 @@ def details_text(info: ParamInfo, optimizer: str = "") -> str:
         >>> details_text(param_infos(assignment)["head.weight"]).splitlines()[0]
         'path          head.weight'
     """
+    width = check_width(width)
     fields = details_fields(info, optimizer)
-    width = max(len(name) for name, _ in fields)
-    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in fields)
+    names = max(len(name) for name, _ in fields)
+    lines = []
+    for name, value in fields:
+        lines += wrap(value, width, f"{name.ljust(names)}  ", " " * (names + 2))
+    return "\n".join(lines)
 
 
 def details_html(info: ParamInfo, optimizer: str = "") -> str:

@@ -20,6 +20,7 @@ from multiopt_lab.render.html import tree_css, tree_html
 from multiopt_lab.render.legend import legend_html, legend_text
 from multiopt_lab.render.text import tree_text
 from multiopt_lab.render.tree_model import build_tree
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width
 
 __all__ = ["render_text", "render_html"]
 
@@ -34,8 +35,12 @@ def render_text(
     unfold: Collection[str] = (),
     highlight: Collection[str] = (),
     legend: bool = True,
+    width: int | None = DEFAULT_WIDTH,
 ) -> str:
     """The legend, then a blank line, then the tree, as plain text.
+
+    No line is wider than ``width``: table cells are shortened with an
+    ellipsis (a name inside its segment), sentences break between words.
 
     Args:
         assignment (Assignment): The assignment to show.
@@ -46,6 +51,9 @@ def render_text(
         unfold (Collection[str], optional): Module paths whose runs stay unfolded. Default: ``()``.
         highlight (Collection[str], optional): Paths to mark as search matches. Default: ``()``.
         legend (bool, optional): Include the legend. Default: ``True``.
+        width (int | None, optional): Columns (at least 20); ``None``: no limit.
+            Default: ``100``, which a JupyterLab output 1000 px wide shows
+            without wrapping.
 
     Example:
         >>> from multiopt_lab import assign
@@ -54,10 +62,12 @@ def render_text(
         >>> render_text(assignment, legend=False, root_name="MLP").splitlines()[0]
         'MLP                 4 params           58  muon 83% | adamw 17%'
     """
-    tree = tree_text(build_tree(assignment, root_name=root_name, fold=fold, unfold=unfold, highlight=highlight))
+    width = check_width(width)
+    tree = tree_text(build_tree(assignment, root_name=root_name, fold=fold, unfold=unfold, highlight=highlight),
+                     width)
     if not legend:
         return tree
-    return legend_text(assignment, optimizers) + "\n\n" + tree
+    return legend_text(assignment, optimizers, width) + "\n\n" + tree
 
 
 @checked(assignment=lambda value, where, name: _check_assignment(value, where, name))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from html import escape
 
 from multiopt_lab.palette import group_colour
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, clip, glue, wrap, wrap_lines
 from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab.render.numbers import grouped, percent
 from multiopt_lab.render.params import group_totals, rule_display
@@ -101,9 +102,15 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
     return rows
 
 
-def diagnostic_lines(assignment) -> list[str]:
-    """The assignment's findings, one line each (``!`` before errors and warnings); ``[]`` when
+def diagnostic_lines(assignment, width: int | None = None) -> list[str]:
+    """The assignment's findings, one each (``!`` before errors and warnings); ``[]`` when
     there is none.
+
+    Args:
+        assignment (Assignment): The assignment to describe.
+        width (int | None, optional): Break each finding between words into
+            lines of at most this many columns (continued two columns in).
+            Default: ``None`` (one line each, whatever its length).
 
     Example:
         >>> import mlx.core as mx
@@ -112,23 +119,43 @@ def diagnostic_lines(assignment) -> list[str]:
         >>> print(diagnostic_lines(assign(tree, ["ndim == 2"], ["muon", "adamw"]))[0])
         ! warning: the fallback 'adamw' took 1 parameter that looks like what 'muon' took (the same name and kind of layer, in the same block) in another form: [2, 4, 4] where 'muon' took [4, 4]: experts.weight; fix: add `or ndim == 3` to the rule of 'muon' if they belong with what it took; if they belong to 'adamw', the split is as intended
     """
-    return [_marked(f, f.line(PATHS_SHOWN)) for f in assignment.diagnostics.findings]
+    return wrap_lines([_marked(f, f.line(PATHS_SHOWN)) for f in assignment.diagnostics.findings],
+                      width)
 
 
-def legend_text(assignment, optimizers=None) -> str:
+def legend_text(assignment, optimizers=None, width: int | None = DEFAULT_WIDTH) -> str:
     """The legend as aligned text, followed by the diagnostics in words.
+
+    One row per group when that fits ``width``; otherwise each group's row
+    (label, counts, share) is followed by its optimizer, rule and notes on
+    lines of their own, broken between words. The diagnostics break between
+    words too.
 
     Args:
         assignment (Assignment): The assignment to describe.
         optimizers (MultiOptimizer | Sequence[Optimizer] | None, optional): Source of the
             optimizer column. Default: ``None``.
+        width (int | None, optional): Columns; ``None``: no limit.
+            Default: :data:`~multiopt_lab.text_fit.DEFAULT_WIDTH` (100).
 
     Example:
         >>> import mlx.nn as nn
+        >>> import mlx.optimizers as optim
         >>> from multiopt_lab.partition.assignment import assign
         >>> legend_text(assign(nn.Linear(2, 2), ["ndim == 2"])).splitlines()[0]
         'group    rule        params  elements  share  notes'
+        >>> print(legend_text(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]),
+        ...                   [optim.Muon(0.02), optim.AdamW(1e-3)], width=60))
+        group  params  elements  share
+        muon        1         4    67%
+          optimizer  Muon(lr=0.02, momentum=0.95, weight_decay=0.01)
+          rule       ndim == 2
+        adamw       1         2    33%
+          optimizer  AdamW(lr=0.001, betas=(0.9, 0.999),
+                     weight_decay=0.01, eps=1e-08)
+          rule       (fallback)
     """
+    width = check_width(width)
     rows = legend_rows(assignment, optimizers)
     header = ["group", "optimizer", "rule", "params", "elements", "share", "notes"]
     table = [[r.label, r.optimizer, r.rule, grouped(r.params), grouped(r.elements), r.share, "; ".join(r.notes)]
@@ -137,11 +164,25 @@ def legend_text(assignment, optimizers=None) -> str:
     widths = {i: max(len(header[i]), *(len(t[i]) for t in table)) for i in keep}
     right = {3, 4, 5}
 
-    def line(cells) -> str:
-        return "  ".join(cells[i].rjust(widths[i]) if i in right else cells[i].ljust(widths[i]) for i in keep).rstrip()
+    def line(cells, columns) -> str:
+        return "  ".join(cells[i].rjust(widths[i]) if i in right else cells[i].ljust(widths[i])
+                         for i in columns).rstrip()
 
-    lines = [line(header)] + [line(t) for t in table]
-    return "\n".join(lines + diagnostic_lines(assignment))
+    diagnostics = diagnostic_lines(assignment, width)
+    if width is None or sum(widths.values()) + 2 * (len(keep) - 1) <= width:
+        return "\n".join([line(header, keep)] + [line(t, keep) for t in table] + diagnostics)
+    # Too wide for one row a group: the counts in a row, the words below it.
+    counts = [0, 3, 4, 5]
+    widths[0] = min(widths[0], width - sum(widths[i] + 2 for i in counts[1:]))
+    lines = [line(header, counts)]
+    for t in table:
+        lines.append(line([clip(t[0], widths[0]), *t[1:]], counts))
+        named = [(name, t[i]) for name, i in (("optimizer", 1), ("rule", 2)) if i in keep]
+        for name, text in named:
+            lines += wrap(text, width, f"  {name.ljust(9)}  ", " " * 13)
+        if t[6]:
+            lines += wrap(t[6], width, "  ", "    ")
+    return "\n".join(lines + diagnostics)
 
 
 def legend_html(assignment, optimizers=None) -> str:

@@ -14,7 +14,23 @@ Example:
 
 from __future__ import annotations
 
+from multiopt_lab.text_fit import DEFAULT_WIDTH, ELLIPSIS, wrap
+
 __all__ = ["RuleError"]
+
+
+def _around(line: str, column: int, width: int) -> tuple[str, int]:
+    """At most ``width`` characters of ``line`` that show ``column``, cut ends marked with an
+    ellipsis; and where ``column`` now is."""
+    if len(line) <= width:
+        return line, column
+    start = min(max(0, column - width // 2), len(line) - width + 1)
+    shown = line[start : start + width]
+    if start > 0:
+        shown = ELLIPSIS + shown[1:]
+    if start + width < len(line):
+        shown = shown[:-1] + ELLIPSIS
+    return shown, column - start
 
 
 class RuleError(ValueError):
@@ -47,16 +63,21 @@ class RuleError(ValueError):
         super().__init__(self._render())
 
     def _render(self) -> str:
+        # Lines of at most DEFAULT_WIDTH columns, the first after "RuleError: ": a notebook
+        # breaks a longer line at any character, inside a name.
+        lead = len(type(self).__name__) + 2
+        message = "\n".join(wrap(self.message, DEFAULT_WIDTH, " " * lead, ""))[lead:]
         if self.text is None:
-            return self.message
+            return message
         if self.column is None:
-            return f"{self.message}\n  {self.text}"
-        # Show only the line holding the column (rule files may wrap a rule).
+            return "\n".join([message, *wrap(self.text, DEFAULT_WIDTH, "  ", "    ")])
+        # Show only the line holding the column (rule files may wrap a rule), and of a
+        # long line only the part around the column.
         start = self.text.rfind("\n", 0, self.column) + 1
         end = self.text.find("\n", self.column)
         line = self.text[start : len(self.text) if end < 0 else end]
-        caret = " " * (self.column - start) + "^"
-        return f"{self.message}\n  {line}\n  {caret}"
+        line, column = _around(line, self.column - start, DEFAULT_WIDTH - 2)
+        return f"{message}\n  {line}\n  {' ' * column}^"
 
     def __str__(self) -> str:
         return self._render()

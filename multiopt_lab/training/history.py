@@ -31,6 +31,7 @@ from multiopt_lab.training import history_io
 from multiopt_lab.training.history_files import HistoryFollower, SkippedLines, save_history
 from multiopt_lab.training.history_io import check_name
 from multiopt_lab.training.history_records import SCALAR_GROUP, TOTAL_GROUP, HistoryRecords
+from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
 
 __all__ = ["History", "SCALAR_GROUP", "TOTAL_GROUP", "environment_metadata"]
 
@@ -225,7 +226,14 @@ class History:
         return len(self._records)
 
     def __repr__(self) -> str:
-        return f"History(runs={list(self._records.runs)}, rows={len(self)})"
+        # One line that fits the text forms' width: the first runs, and how many more.
+        runs = [clip(repr(run), 40) for run in self._records.runs]
+        for shown in range(len(runs), 0, -1):
+            more = f", ... {len(runs) - shown:,} more" if shown < len(runs) else ""
+            text = f"History(runs=[{', '.join(runs[:shown])}{more}], rows={len(self)})"
+            if len(text) <= DEFAULT_WIDTH or shown == 1:
+                return text
+        return f"History(runs=[], rows={len(self)})"
 
     def _repr_html_(self) -> str | None:
         # What a notebook shows when a cell ends with train(...): the runs as a small table.

@@ -35,6 +35,7 @@ from multiopt_lab.live.sources import parameter_table, rules_in_force
 from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.widgets.subshell import route_to_subshell
 from multiopt_lab.widgets.tree import ParameterTreeWidget
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, clip, wrap
 
 __all__ = ["RuleEditorWidget"]
 
@@ -184,9 +185,10 @@ class RuleEditorWidget(widgets.VBox):
         self.applier.report_if_done()  # an Apply a training cell took at its next step
         return self._status_text
 
-    def text(self) -> str:
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
         """The rules as typed, their notes, the preview and the status, as text (and the
-        editor's own tree, when it shows one).
+        editor's own tree, when it shows one), in lines of at most ``width`` columns
+        (broken between words; ``None``: no limit).
 
         Example:
             >>> import mlx.optimizers as optim
@@ -201,18 +203,24 @@ class RuleEditorWidget(widgets.VBox):
               adamw  (fallback)
         """
         self.applier.report_if_done()
+        width = check_width(width)
         rows = self._rule_rows()
-        width = max(len(label) for label, _, _, _ in rows)
+        labels = max(len(label) for label, _, _, _ in rows)
+        if width is not None:
+            labels = min(labels, max(6, width // 4))
+        pad = " " * (labels + 4)
         lines = ["Rules (first match wins; the last group takes the rest):"]
         for label, rule_text, error, warning in rows:
-            lines.append(f"  {label.ljust(width)}  {rule_text}".rstrip())
-            lines += [f"  {''.ljust(width)}  {line}" for line in error.splitlines()]
-            lines += [f"  {''.ljust(width)}  ! {line}" for line in warning.splitlines()]
-        lines.append(self._preview_text())
+            lines += wrap(rule_text, width, f"  {clip(label, labels).ljust(labels)}  ", pad + "  ")
+            # An error keeps its lines: the caret under its rule's column.
+            lines += [clip(pad + line, width) for line in error.splitlines()]
+            for line in warning.splitlines():
+                lines += wrap(f"! {line}", width, pad, pad + "  ")
+        lines += wrap(self._preview_text(), width, "", "  ")
         if self._status_text:
-            lines.append(self._status_text)
+            lines += wrap(self._status_text, width, "", "  ")
         if self._own_tree:
-            lines += ["", self.tree.text()]
+            lines += ["", self.tree.text(width=width)]
         return "\n".join(lines)
 
     def static_html(self) -> str:

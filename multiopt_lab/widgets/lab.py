@@ -38,6 +38,7 @@ from multiopt_lab.widgets.editor import RuleEditorWidget
 from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.static_forms import png_data_url, widget_bundle
 from multiopt_lab.widgets.tree import ParameterTreeWidget
+from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
 
 __all__ = ["LabWidget", "LAB_CSS", "SIDE_BY_SIDE_PX"]
 
@@ -122,8 +123,9 @@ class LabWidget(widgets.VBox):
             # Subscribed after the monitor: its last figure is drawn before the lab's output takes it.
             self._unsubscribe = history.subscribe(self._on_history_event)
 
-    def text(self) -> str:
-        """The editor (rules, preview), the monitor's line and the tree, as text.
+    def text(self, width: int | None = DEFAULT_WIDTH) -> str:
+        """The editor (rules, preview), the monitor's line and the tree, as text no wider
+        than ``width`` columns (``None``: no limit).
 
         Example:
             >>> import mlx.optimizers as optim
@@ -134,10 +136,10 @@ class LabWidget(widgets.VBox):
             >>> LabWidget(model, optimizer).text().startswith("Rules (first match wins")
             True
         """
-        parts = [self.editor.text()]
+        parts = [self.editor.text(width=width)]
         if self.monitor is not None:
-            parts.append(self.monitor.text())
-        parts.append(self.tree.text())
+            parts.append(clip(self.monitor.text(), width))
+        parts.append(self.tree.text(width=width))
         return "\n\n".join(parts)
 
     def static_html(self) -> str:

@@ -59,6 +59,7 @@ from PIL import Image
 
 from multiopt_lab.arguments import (checked, function, is_flag, is_text, number, optional,
                                     required_history)
+from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.plots.live import remember_layout
@@ -256,7 +257,8 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         steps = steps[steps["run"].values == self.run]["step"].nunique()
         groups = [g for g in self.history.labels(self.run) if g not in (SCALAR_GROUP, TOTAL_GROUP)]
         shown = f"loss and {len(groups)} groups' metrics" if groups else "loss"
-        return f"Training monitor: run {self.run!r}, {steps:,} steps recorded, {shown}"
+        run = clip(repr(self.run), DEFAULT_WIDTH - 70)  # the line fits the text forms' width
+        return f"Training monitor: run {run}, {steps:,} steps recorded, {shown}"
 
     @property
     def title(self) -> str:

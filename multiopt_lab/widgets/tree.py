@@ -21,6 +21,7 @@ import ipywidgets as widgets
 from multiopt_lab.arguments import check_parameters, checked, is_flag, number
 from multiopt_lab.render.details import details_html
 from multiopt_lab.render.document import render_html, render_text
+from multiopt_lab.text_fit import DEFAULT_WIDTH
 from multiopt_lab.optimizer.describe import describe_optimizer
 from multiopt_lab.render.params import param_infos
 from multiopt_lab.render.search import SearchResult, search_paths, shown_matches
@@ -179,8 +180,9 @@ class ParameterTreeWidget(widgets.VBox):
             self.view.html = html
         self._show_search_status()
 
-    def text(self, legend: bool = True) -> str:
-        """The tree as shown (same folding and search marks), in text form.
+    def text(self, legend: bool = True, width: int | None = DEFAULT_WIDTH) -> str:
+        """The tree as shown (same folding and search marks), in text form no
+        wider than ``width`` columns (``None``: no limit; see :func:`~multiopt_lab.render.render_text`).
 
         Example:
             >>> import mlx.optimizers as optim
@@ -195,7 +197,8 @@ class ParameterTreeWidget(widgets.VBox):
                 ├── weight      [2, 8]    float32  16  muon   ndim == 2      ! Muon on the output head
             ...
         """
-        return render_text(self._assignment, self._matching_optimizers(), legend=legend, **self._options())
+        return render_text(self._assignment, self._matching_optimizers(), legend=legend, width=width,
+                           **self._options())
 
     def static_html(self) -> str:
         """The tree as shown, as HTML that needs no kernel (a saved notebook shows it).
