@@ -287,6 +287,9 @@ ENTRIES = {
     "register_optimizer": (mol.register_optimizer, lambda tmp: dict(cls=_OwnOptimizer),
                            {"cls": ["Adam", optim.Adam(0.1), None], "name": [3]},
                            {"cls": "optimizer class"}),
+    "report": (mol.report, lambda tmp: dict(optimizer=multi(), model=model()),
+               {"optimizer": ["adam", optim.SGD(0.1), None], "model": ["model", 3],
+                "history": ["run.csv", 3], "run": [3], "title": [3]}, {}),
     "mlx_lm.adapters_checksum": (mlx_lm.adapters_checksum, lambda tmp: dict(model=model()),
                                  {"model": MODEL}, {}),
 }
@@ -334,7 +337,7 @@ def test_the_valid_calls_work(tmp_path, comm):
 
 #: Public names that are results, errors or data, not entry points taking user input,
 #: or that take MLX's own arguments (StackedMuon is MLX's Muon; LabFigure matplotlib's Figure).
-NOT_ENTRY_POINTS = {"Finding", "FindingWarning", "Assignment", "CoverageError", "Diagnostics", "DistributedRunError",
+NOT_ENTRY_POINTS = {"Finding", "FindingWarning", "Report", "Assignment", "CoverageError", "Diagnostics", "DistributedRunError",
                     "LoadReport", "Move", "OutOfSyncError", "PendingRepartition", "RuleError",
                     "RuleFileError", "training_in_progress", "recipes", "__version__",
                     "ParameterTable", "LabFigure", "StackedMuon", "ParameterTreeWidget",

@@ -69,8 +69,8 @@ class TestEachFinding:
         d = assign(sequential(), ["ndim == 2"], ["w", "rest"]).diagnostics
         # What the fallback took is information; contracts need the optimizers.
         assert str(d) == (
-            "diagnostics: nothing found (no dead or shadowed rule, near miss, overlap or broken "
-            "optimizer contract)\n"
+            "diagnostics: nothing found (no dead or shadowed rule, near miss, overlap, broken "
+            "contract)\n"
             "  the fallback 'rest' took 2 parameters no rule matched:\n"
             "    layers.0.bias, layers.3.bias\n"
             "  (no optimizers given: their contracts were not checked)"
@@ -205,12 +205,13 @@ class TestOneList:
         a = self.assignment()
         findings = a.diagnostics.findings
         assert {f.kind for f in findings} >= {"dead_rule", "near_miss", "weight_decay"}
-        text, legend, html = str(a.diagnostics), legend_text(a), diagnostics_html(a.diagnostics)
-        tree = tree_text(build_tree(a, fold=False))
+        # The text forms without a width: each finding's words on one line.
+        text, legend, html = a.diagnostics.text(None), legend_text(a, width=None), diagnostics_html(a.diagnostics)
+        tree = tree_text(build_tree(a, fold=False), width=None)
         legend_page = legend_html(a)
         for f in findings:
             assert f.message in legend and f.hint in legend
-            assert f.message.split(":")[0] in text.replace("\n    ", " ")
+            assert f.message.split(":")[0] in text
             assert f.message.replace("'", "&#x27;").split(":")[0] in html
             assert f.short() in legend_page.replace("&#x27;", "'")
             if f.flagged:

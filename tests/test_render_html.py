@@ -170,7 +170,7 @@ class TestDetailsAndExport:
     def test_details_of_a_parameter(self):
         optimizer = MultiOptimizer([optim.Muon(0.02), optim.SGD(0.1), optim.AdamW(1e-3)], ["ndim == 2", "glob('*weight')"])
         info = param_infos(optimizer.assign(MLP(8, [8], 4)))["head.weight"]
-        assert details_text(info) == (
+        assert details_text(info, width=None) == (  # one line a row; the default width wraps
             "path          head.weight\n"
             "shape         [4, 8]\n"
             "dtype         float32\n"

@@ -90,7 +90,7 @@ note: AdamW (group 'adamw', weight_decay=0.01) decays 5 parameters that are norm
 
 MLP                 10 params           212  muon 75% | sgd 8% | adamw 17%  ! 1 flagged below
 ├── layers          4 params            144  muon 89% | adamw 11%
-│   └── [0..1]      4 params            144  muon 89% | adamw 11%           folded: 2 identical blocks, one shown
+│   └── [0..1]      4 params            144  muon 89% | adamw 11%           2 identical, one shown
 │       ├── weight  [8, 8]     float32   64  muon   ndim == 2               also matched by sgd
 │       └── bias    [8]        float32    8  adamw  (fallback)
 ├── norms           4 params             32  sgd 50% | adamw 50%
@@ -110,7 +110,7 @@ group  params  elements  share
 muon        3       160    75%
   optimizer  Muon(lr=0.02, momentum=0.95, weight_decay=0.01)
   rule       ndim == 2
-  ! 3 also matched by later rules
+  ! Muon on the output head (1); also matched by later rules (3)
 sgd         2        16     8%
   optimizer  SGD(lr=0.1)
   rule       glob("*.weight")
@@ -121,26 +121,41 @@ conv        0         0     0%
 adam        0         0     0%
   optimizer  Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08)
   rule       glob("head.*") and ndim == 2
-  ! shadowed rule: earlier rules took all it matches
+  ! shadowed: earlier rules took all it matches
 adamw       5        36    17%
   optimizer  AdamW(lr=0.001, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)
   rule       (fallback)
-! matched by several rules, the first wins (3): layers.0.weight (muon > sgd), layers.1.weight (muon
-  > sgd), head.weight (muon > sgd > adam)
-! dead rule 'conv': matches no parameter
-! shadowed rule 'adam': every parameter it matches was taken by an earlier rule
+  weight decay 0.01 (5)
+! error: rule 'conv' (ndim == 4) matches no parameter; fix: compare it with the parameters' paths,
+  shapes and module classes (assignment.to_frame()), or remove the group
+! error: rule 'adam' (glob("head.*") and ndim == 2) is shadowed: the 1 parameter it matches is taken
+  by earlier rules ('muon'); the first match wins; fix: move 'adam' before 'muon', or narrow the
+  earlier rule
+! warning: Muon (group 'muon') takes the output head head.weight: Muon is for hidden layers; its
+  authors optimise embeddings and classifier heads with AdamW (Keller Jordan's write-up "Muon: An
+  optimizer for hidden layers in neural networks" and the README of github.com/KellerJordan/Muon),
+  as does Moonshot's Moonlight code for embed_tokens and lm_head: head.weight; fix: add `and not
+  glob("head.*")` to the rule of 'muon', so that the fallback 'adamw' takes them
+note: 3 parameters that 'muon' took are also matched by later rules ('sgd', 'adam'); the first match
+  wins, as in MLX's MultiOptimizer: layers.0.weight, layers.1.weight, head.weight; fix: reorder or
+  narrow the rules if a later one should take them
+note: AdamW (group 'adamw', weight_decay=0.01) decays 5 parameters that are norm scales, biases or
+  embeddings; decay regularises weight matrices, but pulls a scale or a bias towards zero and
+  shrinks the embeddings of rare tokens: layers.0.bias, layers.1.bias, norms.0.bias and 2 more; fix:
+  give them a group with weight_decay=0 (multiopt_lab.recipes.no_weight_decay builds one), or keep
+  it if you mean it
 
-MLP                 10 params  212  muon 75% | sgd 8% | adamw 17%  ! 3 flagged below
-├── layers          4 params   144  muon 89% | adamw 11%           ! 2 flagged below
-│   └── [0..1]      4 params   144  muon 89% | adamw 11%           ! 2 flagged below; 2 identical,…
-│       ├── weight  [8, 8]      64  muon   ndim == 2               ! overlap: also sgd
+MLP                 10 params  212  muon 75% | sgd 8% | adamw 17%  ! 1 flagged below
+├── layers          4 params   144  muon 89% | adamw 11%
+│   └── [0..1]      4 params   144  muon 89% | adamw 11%           2 identical, one shown
+│       ├── weight  [8, 8]      64  muon   ndim == 2               also matched by sgd
 │       └── bias    [8]          8  adamw  (fallback)
 ├── norms           4 params    32  sgd 50% | adamw 50%
 │   └── [0..1]      4 params    32  sgd 50% | adamw 50%            2 identical, one shown
 │       ├── weight  [8]          8  sgd    glob("*.weight")
 │       └── bias    [8]          8  adamw  (fallback)
 └── head            2 params    36  muon 89% | adamw 11%           ! 1 flagged below
-    ├── weight      [4, 8]      32  muon   ndim == 2               ! overlap: also sgd, adam
+    ├── weight      [4, 8]      32  muon   ndim == 2               ! Muon on the output head; also…
     └── bias        [4]          4  adamw  (fallback)
 """
 
@@ -188,12 +203,13 @@ TinyMoE                         21 params            1,864  muon 36% | adamw 64%
 MOE_BEFORE_100 = """\
 group  rule                                 params  elements  share  notes
 muon   ndim == 2 and module != "Embedding"      11       672    36%
-adamw  (fallback)                               10     1,192    64%  ! 4 near misses of muon
-! near misses (4): the fallback 'adamw' took layers.0.moe.experts.up.weight
-  (SwitchLinear [2, 16, 8]), like layers.0.attn.q.weight (Linear [8, 8]), which 'muon' took,
-  layers.0.moe.experts.down.weight (SwitchLinear [2, 8, 16]), like layers.0.attn.q.weight
-  (Linear [8, 8]), which 'muon' took, layers.1.moe.experts.up.weight (SwitchLinear [2, 16, 8]), like
-  layers.1.attn.q.weight (Linear [8, 8]), which 'muon' took and 1 more
+adamw  (fallback)                               10     1,192    64%  ! near miss of muon (4)
+! warning: the fallback 'adamw' took 4 parameters that look like what 'muon' took (the same name and
+  kind of layer, in the same block) in another form: SwitchLinear [2, 16, 8] where 'muon' took
+  Linear [8, 8]; SwitchLinear [2, 8, 16] where 'muon' took Linear [8, 8]:
+  layers.0.moe.experts.up.weight, layers.0.moe.experts.down.weight, layers.1.moe.experts.up.weight
+  and 1 more; fix: add `or module == "SwitchLinear"` to the rule of 'muon' if they belong with what
+  it took; if they belong to 'adamw', the split is as intended
 
 TinyMoE                         21 params   1,864  muon 36% | adamw 64%  ! 4 flagged below
 ├── embed                       1 param       128  adamw

@@ -43,7 +43,7 @@ from multiopt_lab.partition.findings import (KINDS, SEVERITIES, Finding, Finding
 from multiopt_lab.partition.near_misses import NearMiss, describe_row, find_near_misses
 from multiopt_lab.partition.roles import roles_of
 from multiopt_lab.rules.text import quote_pattern
-from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, wrap_lines
+from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width, clip, wrap_lines
 
 __all__ = ["Diagnostics", "CoverageError", "Finding", "FindingWarning", "NearMiss", "diagnose"]
 
@@ -236,14 +236,17 @@ class Diagnostics:
         else:
             lines = ["diagnostics: nothing found (no dead or shadowed rule, near miss, overlap, "
                      "broken contract)"]
+        # Messages read best at most words.MESSAGE_WIDTH wide; narrower when asked.
+        measure = None if width is None else min(width, words.MESSAGE_WIDTH)
         for finding in self.findings:
-            lines += finding.text(indent="  ").splitlines()
+            lines += finding.text(indent="  ", width=measure).splitlines()
         if self.fallback_only:
-            lines.append(f"  {self.fallback_finding.message}:")
-            lines += wrapped(by_block(self.fallback_only), "    ")
+            lines += words.wrap_words(f"{self.fallback_finding.message}:", "  ", "    ", measure)
+            lines += wrapped(by_block(self.fallback_only), "    ", width=measure)
         if not self.contracts_checked:
-            lines.append(f"  ({words.CONTRACTS_UNCHECKED})")
-        return wrap_lines(lines, width)
+            lines += words.wrap_words(f"({words.CONTRACTS_UNCHECKED})", "  ", "    ", measure)
+        # A word wider than the width (a very long path) is shortened, never split.
+        return [clip(line, width) for line in wrap_lines(lines[:1], width) + lines[1:]]
 
     def text(self, width: int | None = DEFAULT_WIDTH) -> str:
         """The text form (see :meth:`lines`) as one string.
@@ -252,10 +255,13 @@ class Diagnostics:
             >>> from multiopt_lab.partition import findings
             >>> print(Diagnostics((findings.empty_group("adamw"),), "adamw", contracts_checked=True).text(width=40))
             diagnostics: 1 warning
-              warning: the fallback 'adamw' holds no
-                parameter
-              fix: give the fallback something or
-                make the last rule the fallback
+              warning: the fallback 'adamw' takes no
+                parameter: the rules take them all,
+                and its optimizer only counts steps
+              fix: narrow a rule if some
+                parameters belong to the fallback (a
+                LoRA model's matrices all 2-D?), or
+                drop the group
         """
         return "\n".join(self.lines(width))
 

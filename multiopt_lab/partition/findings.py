@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from multiopt_lab.partition.near_misses import block_pattern
 
 __all__ = ["Finding", "FindingWarning", "SEVERITIES", "KINDS", "CONTRACTS_UNCHECKED", "listed_paths",
-           "counted", "by_block", "wrapped"]
+           "counted", "by_block", "wrapped", "wrap_words", "MESSAGE_WIDTH"]
 
 #: From the most to the least severe.
 SEVERITIES = ("error", "warning", "note")
@@ -52,6 +52,8 @@ KINDS = ("dead_rule", "shadowed_rule", "too_few_dims", "near_miss", "empty_group
 CONTRACTS_UNCHECKED = "no optimizers given: their contracts were not checked"
 
 _WIDTH = 88
+#: The widest a finding's message is wrapped to in the text forms (a readable measure).
+MESSAGE_WIDTH = _WIDTH
 _MAX_LISTED = 50
 # The same parameter in this many numbered blocks or more is listed once: layers.*.norm.weight.
 _FOLD = 3
@@ -108,7 +110,8 @@ class Finding:
         """
         return self.severity != "note"
 
-    def text(self, indent: str = "", max_paths: int = _MAX_LISTED, because: str = "") -> str:
+    def text(self, indent: str = "", max_paths: int = _MAX_LISTED, because: str = "",
+             width: int | None = _WIDTH) -> str:
         """The finding in words: severity and message, the paths (repeated blocks folded), the fix.
 
         Args:
@@ -117,6 +120,10 @@ class Finding:
                 "... and N more". Default: ``50``.
             because (str, optional): Why it matters here, after the severity
                 (``"allow_overlap=False"``). Default: ``""``.
+            width (int | None, optional): Break lines between words (a path, a
+                shape or a piece of rule is never broken) at this many columns;
+                ``None``: the message, the paths and the fix on a line each.
+                Default: ``88``.
 
         Example:
             >>> f = Finding("overlap", "note", ("layers.0.w", "layers.1.w", "layers.2.w"), "a",
@@ -127,11 +134,11 @@ class Finding:
               fix: reorder
         """
         severity = f"{self.severity} ({because})" if because else self.severity
-        lines = _wrap(f"{severity}: {self.message}", indent, indent + "  ")
+        lines = _wrap(f"{severity}: {self.message}", indent, indent + "  ", width)
         if self.paths:
-            lines += wrapped(by_block(self.paths), indent + "    ", max_paths)
+            lines += wrapped(by_block(self.paths), indent + "    ", max_paths, width)
         if self.hint:
-            lines += _wrap(f"fix: {self.hint}", indent + "  ", indent + "    ")
+            lines += _wrap(f"fix: {self.hint}", indent + "  ", indent + "    ", width)
         return "\n".join(lines)
 
     def line(self, shown: int = 3) -> str:
@@ -244,16 +251,29 @@ def by_block(paths) -> list[str]:
 _UNBROKEN = re.compile(r"\[[^\]\n]*\]|`[^`\n]*`")
 
 
-def _wrap(text: str, first: str, rest: str) -> list[str]:
+def _wrap(text: str, first: str, rest: str, width: int | None = _WIDTH) -> list[str]:
+    if width is None:
+        return [first + text]
     glued = _UNBROKEN.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
-    lines = textwrap.wrap(glued, _WIDTH, initial_indent=first, subsequent_indent=rest,
+    lines = textwrap.wrap(glued, width, initial_indent=first, subsequent_indent=rest,
                           break_long_words=False, break_on_hyphens=False)
     return [line.replace("\u00a0", " ") for line in lines]
 
 
-def wrapped(items, indent: str, max_items: int = _MAX_LISTED) -> list[str]:
-    """Items joined by commas, wrapped between items (an item is never broken), cut after
-    ``max_items`` with "... and N more".
+def wrap_words(text: str, first: str, rest: str, width: int | None = _WIDTH) -> list[str]:
+    """``text`` broken between words (a shape or a piece of rule in backquotes kept whole)
+    into lines of ``width`` columns, the first indented by ``first``, the others by ``rest``.
+
+    Example:
+        >>> wrap_words("take `ndim == 2` off", "  ", "    ", 14)
+        ['  take', '    `ndim == 2`', '    off']
+    """
+    return _wrap(text, first, rest, width)
+
+
+def wrapped(items, indent: str, max_items: int = _MAX_LISTED, width: int | None = _WIDTH) -> list[str]:
+    """Items joined by commas, wrapped between items (an item is never broken) in lines of
+    ``width`` columns (``None``: one line), cut after ``max_items`` with "... and N more".
 
     Example:
         >>> wrapped(["a", "b"], "  ")
@@ -263,7 +283,9 @@ def wrapped(items, indent: str, max_items: int = _MAX_LISTED) -> list[str]:
     shown = ", ".join(item.replace(" ", "\u00a0") for item in items[:max_items])  # no break inside
     more = len(items) - max_items
     shown += f", ... and {more:,} more" if more > 0 else ""
-    lines = textwrap.wrap(shown, _WIDTH, initial_indent=indent, subsequent_indent=indent,
+    if width is None:
+        return [indent + shown.replace("\u00a0", " ")]
+    lines = textwrap.wrap(shown, width, initial_indent=indent, subsequent_indent=indent,
                           break_long_words=False, break_on_hyphens=False)
     return [line.replace("\u00a0", " ") for line in lines]
 

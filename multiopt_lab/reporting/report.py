@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import mlx.nn as nn
+import mlx.optimizers as optim
 
+from multiopt_lab.arguments import check_history, check_parameters, checked, is_text, kind, optional
 from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.palette import group_colour
 from multiopt_lab.partition.assignment import assign
@@ -128,7 +130,8 @@ def build_report(setup: RunSetup, model: Any, history: History | None = None, *,
     if not isinstance(model, (nn.Module, dict, list, tuple)):
         raise TypeError(f"model must be an nn.Module or a parameter tree (dict), found {type(model).__name__}")
     run = _check_history(history, run)
-    assignment = assign(model, list(setup.rules), list(setup.labels))
+    assignment = assign(model, list(setup.rules), list(setup.labels),
+                        optimizers=list(setup.optimizers) or None)
     name = root_name or (type(model).__name__ if isinstance(model, nn.Module) else "model")
     table = assignment.table
     summary = (f"{name}: {plural(len(table), 'parameter')}, {grouped(sum(table.sizes))} elements "
@@ -150,6 +153,11 @@ def build_report(setup: RunSetup, model: Any, history: History | None = None, *,
     return Report(title or (f"Run report: {run}" if run else f"Report: {name}"), parts, summary)
 
 
+@checked(optimizer=kind(optim.MultiOptimizer, "a MultiOptimizer (multiopt_lab's or mlx.optimizers')",
+                        "a report describes how groups of parameters are split between optimizers: "
+                        "pass the MultiOptimizer that trains"),
+         model=check_parameters, history=check_history, run=optional(is_text),
+         title=optional(is_text))
 def report(optimizer: Any, model: Any, history: History | None = None, *, run: str | None = None,
            title: str | None = None) -> Report:
     """A one-file report of a run, to save as HTML or show in a notebook.

@@ -41,15 +41,13 @@ _SPARK_METRICS = ("update_ratio", "update_norm", "grad_norm")
 
 
 def findings_html(assignment) -> str:
-    """What the assignment reveals (dead, shadowed, overlapping rules, near misses, ...).
-
-    The one place the report reads the assignment's diagnostics: the findings
-    of a later version replace them here.
+    """The assignment's findings (errors, warnings, notes: dead and shadowed rules, near
+    misses, broken optimizer contracts...), in the words every other surface uses.
 
     Example:
         >>> import mlx.core as mx
         >>> from multiopt_lab.partition.assignment import assign
-        >>> "dead rule" in findings_html(assign({"w": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"]))
+        >>> "matches no parameter" in findings_html(assign({"w": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"]))
         True
     """
     return diagnostics_html(assignment.diagnostics)

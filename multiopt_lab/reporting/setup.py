@@ -74,6 +74,8 @@ class RunSetup:
         rules (tuple): What ``assign`` takes: a ``Rule`` or callable per group but the fallback.
         source (str): Where the setup came from (``"the optimizer"``, a file name).
         notes (tuple[str, ...]): What could not be known (hyperparameters a file does not hold).
+        optimizers (tuple): The optimizers themselves, one per group, when known (their
+            contracts are then checked); empty otherwise.
 
     Example:
         >>> RunSetup((GroupSetup("a", "ndim == 2"), GroupSetup("b", "(fallback)")), ("ndim == 2",), "x").labels
@@ -84,6 +86,7 @@ class RunSetup:
     rules: tuple
     source: str
     notes: tuple[str, ...] = ()
+    optimizers: tuple = ()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -150,7 +153,7 @@ def setup_of_optimizer(optimizer, last_step: int = 1000) -> RunSetup:
             hyperparameters(sub),
             sample_schedule(scheduler, last_step) if scheduler is not None else (),
             _schedule_name(scheduler) if scheduler is not None else ""))
-    return RunSetup(tuple(groups), tuple(rules), "the optimizer")
+    return RunSetup(tuple(groups), tuple(rules), "the optimizer", optimizers=tuple(optimizers))
 
 
 def _checkpoint(path: str) -> tuple[list[str], list[str | None], list[str], list[dict]]:
@@ -218,7 +221,8 @@ def setup_of_files(rules_or_checkpoint: str | os.PathLike, run_metadata: Mapping
                 raise RuleFileError(str(err)) from None
             whole = setup_of_optimizer(MultiOptimizer(optimizers, contents.rules,
                                                       labels=contents.labels))
-            return RunSetup(whole.groups, whole.rules, f"rule file {os.path.basename(path)}")
+            return RunSetup(whole.groups, whole.rules, f"rule file {os.path.basename(path)}",
+                            optimizers=whole.optimizers)
         labels, rules = contents.labels, contents.rules
         classes, settings = [""] * len(labels), [{} for _ in labels]
         source = f"rule file {os.path.basename(path)}"

@@ -196,10 +196,11 @@ class RuleEditorWidget(widgets.VBox):
             >>> from multiopt_lab.examples import MLP
             >>> model = MLP(4, [8], 2)
             >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-            >>> print(*RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:4], sep=chr(10))
+            >>> print(*RuleEditorWidget(model, optimizer, tree=None).text().splitlines()[:5], sep=chr(10))
             Rules (first match wins; the last group takes the rest):
               muon   ndim == 2
-                     ! warning: Muon on the output head (1): head.weight; fix: add `and not glob("head.*")` ...
+                     ! warning: Muon on the output head (1): head.weight; fix: add `and not glob("head.*")` to
+                       the rule of 'muon', so that the fallback 'adamw' takes them
               adamw  (fallback)
         """
         self.applier.report_if_done()

@@ -97,6 +97,11 @@ class LabWidget(widgets.VBox):
         (True, True)
     """
 
+    # Class defaults: close() (also run by ipywidgets' __del__) works on a lab whose
+    # __init__ refused its arguments before setting them.
+    _unsubscribe = None
+    _display_handle = None
+
     @checked(model=check_parameters, optimizer=check_multi_optimizer, history=check_history,
              debounce_seconds=number(low=0))
     def __init__(self, model, optimizer, history=None, *, debounce_seconds: float = 0.3):
