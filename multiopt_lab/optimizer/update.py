@@ -32,7 +32,7 @@ __all__ = ["update_group", "update_groups"]
 
 def update_groups(optimizers: Sequence[Any], plan: RoutingPlan, leaves: FlatLeaves,
                   gradients: Any, parameters: Any, *, batched: bool,
-                  recording: bool) -> tuple[list, list[list]]:
+                  recording: bool, per_parameter: bool = False) -> tuple[list, list[list]]:
     """Every group's update: the new leaves, and per group its ``(gradient, old, new)`` pieces.
 
     Args:
@@ -43,11 +43,17 @@ def update_groups(optimizers: Sequence[Any], plan: RoutingPlan, leaves: FlatLeav
             optimizer that runs its own ``apply_gradients``).
         batched: Update the plan's buckets of small leaves in one call each.
         recording: Return the pieces the metrics need (empty lists otherwise).
+        per_parameter: Return, when recording, ``(leaf index, (gradient, old,
+            new))`` for every leaf of each group, instead of pieces that may
+            cover several leaves (a bucket's concatenation).
     """
     new: list = [None] * len(leaves.paths)
     pieces = [update_group(g, optimizer, plan, leaves, gradients, parameters, new,
-                           batched=batched, recording=recording)
+                           batched=batched, recording=recording and not per_parameter)
               for g, optimizer in enumerate(optimizers)]
+    if recording and per_parameter:
+        grads, params = leaves.gradients, leaves.parameters
+        pieces = [[(i, (grads[i], params[i], new[i])) for i in indices] for indices in plan.indices]
     return new, pieces
 
 
