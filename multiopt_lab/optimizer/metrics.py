@@ -255,7 +255,9 @@ def _leaf_sums_unordered(pieces: Sequence[tuple[Any, Any, Any]]) -> tuple[Any, l
         if len(members) == 1:
             blocks.append(piece_sums(*pieces[members[0]]).reshape(1, 3))
         else:
-            stacked = [mx.stack([pieces[i][k].reshape(-1) for i in members]) for k in range(3)]
+            size = pieces[members[0]][0].size
+            stacked = [mx.concatenate([pieces[i][k].reshape(-1) for i in members]).reshape(-1, size)
+                       for k in range(3)]
             blocks.append(_stacked_leaf_sums(*stacked))
         order += members
     return (mx.concatenate(blocks) if len(blocks) > 1 else blocks[0]), order

@@ -341,7 +341,8 @@ class History:
     def parameter_values(self, metric: str = "update_ratio", run: str | None = None) -> pd.Series:
         """Each parameter's last recorded value of ``metric`` in ``run`` (index: path, tree order).
 
-        Empty when ``run`` recorded no per-parameter ``metric``.
+        Empty when ``run`` recorded no per-parameter ``metric``; the step of
+        the values is in the series' ``attrs["step"]``.
 
         Example:
             >>> h = History()

@@ -220,7 +220,7 @@ class ParameterRecords:
     def latest(self, run: str, metric: str) -> pd.Series:
         """Each parameter's last recorded value of ``metric`` in ``run`` (index: path, tree order).
 
-        Empty when ``run`` has no such value.
+        Empty when ``run`` has no such value; ``attrs["step"]`` holds the last step.
         """
         code = self.runs._index.get(run)
         metric_code = self.metrics._index.get(metric)
@@ -231,15 +231,19 @@ class ParameterRecords:
             columns = block.layout.metrics.tolist()
             if metric_code in columns:
                 names = self.paths.names
-                return pd.Series(block.values[:, columns.index(metric_code)],
-                                 index=pd.Index([names[c] for c in block.layout.paths], name="path"),
-                                 name=metric)
+                found = pd.Series(block.values[:, columns.index(metric_code)],
+                                  index=pd.Index([names[c] for c in block.layout.paths], name="path"),
+                                  name=metric)
+                found.attrs["step"] = block.step
+                return found
         frame = self.frame()
         picked = frame[(frame["run"].cat.codes.to_numpy() == code)
                        & (frame["metric"].cat.codes.to_numpy() == metric_code)]
         last = picked.groupby("path", observed=True, sort=False)["value"].last()
         last.index = pd.Index(last.index.astype(str), name="path")
-        return last.rename(metric)
+        last = last.rename(metric)
+        last.attrs["step"] = int(picked["step"].max()) if len(picked) else None
+        return last
 
     def groups_of(self, run: str) -> dict[str, str]:
         """``{path: group}`` of the parameters recorded in ``run`` (the latest group of each)."""
