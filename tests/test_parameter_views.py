@@ -92,9 +92,15 @@ class TestFigures:
 
     def test_heatmap_puts_the_same_parameter_of_every_block_together(self):
         figure = plot_parameter_heatmap(history_with_an_odd_block(), group_blocks=True)
-        labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
-        assert labels[1:5] == [f"layers.{i}.attn.q.weight" for i in range(4)]
-        assert labels[5:9] == [f"layers.{i}.mlp.up.weight" for i in range(4)]
+        ax = figure.axes[0]
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == ["embed.weight", "layers.*.attn.q.weight [0..3]",
+                          "layers.*.mlp.up.weight [0..3]", "layers.*.norm.weight [0..3]"]
+        assert [round(t, 1) for t in ax.get_yticks()] == [0.5, 3.0, 7.0, 11.0]
+        ratios = ax.collections[0].get_array()[:, 0]
+        odd_rows = [1 + band * 4 + ODD_BLOCK for band in range(3)]  # band b, block i: row 1 + 4b + i
+        assert all(ratios[row] == pytest.approx(0.1) for row in odd_rows)
+        assert all(ratios[row] < 0.01 for row in range(13) if row not in odd_rows)
 
     def test_figures_say_when_nothing_was_recorded(self):
         history = History()

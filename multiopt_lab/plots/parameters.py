@@ -204,8 +204,9 @@ def plot_parameter_heatmap(history: History, metric: str = "update_ratio", *,
     Rows follow the tree (the order of the model's parameters), with a band
     at the left in each parameter's group colour. With ``group_blocks`` the
     same parameter of repeated numbered blocks (``layers.0.mlp.up.weight``,
-    ``layers.1.mlp.up.weight``, ...) sits together, block after block, so a
-    block that behaves differently stands out within its band.
+    ``layers.1.mlp.up.weight``, ...) sits together, block after block, in a
+    band labelled ``layers.*.mlp.up.weight [0..31]``, so a block that
+    behaves differently stands out within its band.
 
     Args:
         history (History): With per-parameter metrics (``per_parameter=True``).
@@ -272,15 +273,19 @@ def plot_parameter_heatmap(history: History, metric: str = "update_ratio", *,
     band_ax.tick_params(axis="y", left=False, labelleft=False)
     for spine in band_ax.spines.values():
         spine.set_visible(False)
-    labelled = _row_labels(paths, max_labels)
-    ax.set_yticks([i + 0.5 for i, _ in labelled])
-    ax.set_yticklabels([p for _, p in labelled], fontsize="x-small")
-    ax.tick_params(axis="y", pad=14, length=0)
     if group_blocks:
-        roles = [_role(p)[0] for p in paths]
-        for i in range(1, len(roles)):
-            if roles[i] != roles[i - 1]:
-                ax.axhline(i, color=matplotlib.rcParams["axes.edgecolor"], linewidth=0.6, alpha=0.6)
+        # One label per band: the parameter's role, with the blocks it spans.
+        bands = _bands(paths)
+        for start, _, _ in bands[1:]:
+            ax.axhline(start, color=matplotlib.rcParams["axes.edgecolor"], linewidth=0.6, alpha=0.6)
+        labelled = _row_labels([label for _, _, label in bands], max_labels)
+        ax.set_yticks([(bands[i][0] + bands[i][1]) / 2 for i, _ in labelled])
+        ax.set_yticklabels([label for _, label in labelled], fontsize="x-small")
+    else:
+        labelled = _row_labels(paths, max_labels)
+        ax.set_yticks([i + 0.5 for i, _ in labelled])
+        ax.set_yticklabels([p for _, p in labelled], fontsize="x-small")
+    ax.tick_params(axis="y", pad=14, length=0)
     ax.set_xlabel("step")
     step_axis(ax)
     colourbar = figure.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
@@ -291,6 +296,20 @@ def plot_parameter_heatmap(history: History, metric: str = "update_ratio", *,
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.06), ncols=len(handles),
                   frameon=False, fontsize="small", borderaxespad=0.0, handlelength=1.0)
     return figure
+
+
+def _bands(paths: Sequence[str]) -> list[tuple[int, int, str]]:
+    """``(first row, end row, label)`` of each run of one role (paths ordered by role)."""
+    bands: list[tuple[int, int, str]] = []
+    start = 0
+    for i in range(1, len(paths) + 1):
+        if i == len(paths) or _role(paths[i])[0] != _role(paths[start])[0]:
+            role, first = _role(paths[start])
+            last = _role(paths[i - 1])[1]
+            label = paths[start] if i - start == 1 else f"{role} [{first}..{last}]"
+            bands.append((start, i, label))
+            start = i
+    return bands
 
 
 def _role_rank(paths: Sequence[str]) -> dict[str, int]:
@@ -420,8 +439,11 @@ def plot_parameter(history: History, path: str, *, run: str | None = None,
             ax.plot(rolled["step"], rolled["value"], color=colour, linewidth=1.2, linestyle="--",
                     alpha=0.7, label=f"group {group}")
         ax.set_title(_TITLES.get(metric, metric), fontsize="small")
-        values = own["value"].to_numpy(dtype=float)
-        if (values > 0).all() and len(values):
+        values = np.concatenate([own["value"].to_numpy(dtype=float),
+                                 rolled["value"].to_numpy(dtype=float)])
+        values = values[np.isfinite(values)]
+        # Log scale where the lines span decades; a linear one reads better within one.
+        if len(values) and (values > 0).all() and values.max() > 20 * values.min():
             ax.set_yscale("log")
         ax.tick_params(labelsize="x-small")
         ax.grid(True, alpha=0.3)
