@@ -2,14 +2,18 @@
 
 Run:  .venv/bin/python benchmarks/bench_per_parameter.py [--quick] [--repeats N]
 
-Two models: mlx-lm's own Qwen3 from a tiny config (hidden 64, 32 layers,
-355 parameter arrays, nothing downloaded) and ``examples.TinyGPT`` (hidden
-64, 2 layers). Each row times the whole step (forward, backward, update,
-``mx.eval``, and on a recorded step reading the metrics into a History, as
-``train()`` does) with a ``MultiOptimizer`` (AdamW on matrices, AdamW on the
-rest), side by side in one process: every variant has its own model, they
-run interleaved in blocks of ten steps after a warm-up, and each ratio is the
-median of the paired ratios to the same step without metrics.
+Two models: mlx-lm's own Qwen3 from a tiny config (hidden 64, 16 layers,
+179 parameter arrays, nothing downloaded; ``--layers 32`` for 355) and
+``examples.TinyGPT`` (hidden 64, 2 layers). Each row times the whole step
+(forward, backward, update, ``mx.eval``, and on a recorded step reading the
+metrics into a History, as ``train()`` does) with a ``MultiOptimizer`` (AdamW
+on matrices, AdamW on the rest), side by side in one process: every variant
+has its own model, they run interleaved in blocks of ten steps after a
+warm-up, and each ratio is the median of the paired ratios to the same step
+without metrics. Times are the process's CPU time (``time.process_time``):
+on a machine shared with other jobs, wall-clock times swing by tens of
+percent from one block to the next while the CPU a step takes does not; the
+wall-clock medians are printed beside them.
 
 Variants: per-group metrics every 10 steps and every step (today's), and
 per-parameter metrics (``per_parameter=True``) every 10 steps and every
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import os
 import statistics
 import sys
@@ -44,7 +49,7 @@ from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
 from multiopt_lab.training.history import History
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import header, race, record  # noqa: E402
+from report import header, record  # noqa: E402
 
 QWEN3 = {"model_type": "qwen3", "hidden_size": 64, "num_hidden_layers": 32,
          "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -117,22 +122,40 @@ def block(build, every, per_parameter, compiled):
     return run
 
 
+def race_cpu(runs, repeats: int, warmup: int) -> tuple[list[list[float]], list[list[float]]]:
+    """CPU and wall seconds of each run, ``repeats`` times, interleaved after ``warmup`` calls each."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    cpu: list[list[float]] = [[] for _ in runs]
+    wall: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            start, start_wall = time.process_time(), time.perf_counter()
+            run()
+            cpu[i].append(time.process_time() - start)
+            wall[i].append(time.perf_counter() - start_wall)
+    return cpu, wall
+
+
 def step_rows(name: str, build, repeats: int) -> None:
     for compiled in (False, True):
         runs = [block(build, every, per_parameter, compiled)
                 for _, every, per_parameter in VARIANTS]
-        times = race(runs, repeats, warmup=2)
+        times, wall = race_cpu(runs, repeats, warmup=2)
         mode = "compile_step" if compiled else "eager"
         size = f"{name}, {runs[0].arrays} arrays"
         base = times[0]
         base_ms = statistics.median(base) * 100  # ms per step (blocks of ten)
-        print(f"\n{size}, {mode}: ms per step (median of {repeats} blocks of 10), "
-              "ratio = median of paired ratios to no metrics")
-        print(f"{'variant':<26}{'ms/step':>10}{'ratio':>8}")
-        for (variant, _, _), variant_times in zip(VARIANTS, times):
+        print(f"\n{size}, {mode}: CPU ms per step (median of {repeats} blocks of 10), "
+              "ratio = median of paired ratios to no metrics; wall-clock beside")
+        print(f"{'variant':<26}{'CPU ms':>9}{'ratio':>8}{'wall ms':>10}{'ratio':>8}")
+        for (variant, _, _), variant_times, variant_wall in zip(VARIANTS, times, wall):
             ratio = statistics.median(t / b for t, b in zip(variant_times, base))
+            wall_ratio = statistics.median(t / b for t, b in zip(variant_wall, wall[0]))
             ms = statistics.median(variant_times) * 100
-            print(f"{variant:<26}{ms:>10.2f}{ratio:>8.3f}", flush=True)
+            print(f"{variant:<26}{ms:>9.2f}{ratio:>8.3f}{statistics.median(variant_wall) * 100:>10.2f}"
+                  f"{wall_ratio:>8.3f}", flush=True)
             if variant != "no metrics":
                 record("bench_per_parameter", f"{mode}, {variant}", ms, base_ms, ratio,
                        f"{mode}, no metrics", size=size)
@@ -193,10 +216,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 4-layer Qwen3, few repetitions")
     parser.add_argument("--repeats", type=int, default=None, help="blocks of ten steps per variant")
+    parser.add_argument("--layers", type=int, default=16, help="Qwen3 layers of the step rows")
     args = parser.parse_args()
-    repeats = args.repeats or (3 if args.quick else 15)
+    repeats = args.repeats or (3 if args.quick else 11)
     header("bench_per_parameter")
-    layers = 4 if args.quick else 32
+    layers = 4 if args.quick else args.layers
     with contextlib.suppress(ImportError):
         importlib.import_module("mlx_lm")
         step_rows(f"mlx-lm Qwen3 {layers}x64", lambda: qwen3(layers), repeats)

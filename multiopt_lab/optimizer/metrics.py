@@ -291,27 +291,80 @@ def leaf_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
     return mx.take(rows, mx.array(_inverse(order), mx.int32), axis=0)
 
 
-def _per_parameter_sums(pieces: Sequence[Sequence[tuple[int, tuple]]]) -> tuple[list, Any]:
-    # pieces: per group, (leaf index, (gradient, old, new)) for every leaf of
-    # the group; every leaf once. Returns each group's sums (the sum of its
-    # leaves' rows) and the (leaves, 3) rows in leaf order.
-    flat = [(i, triple) for group in pieces for i, triple in group]
-    if not flat:
+def _common_width(sizes: Sequence[int]) -> int:
+    # The widest power of two up to 1024 that divides every size (so every offset too).
+    width = 1024
+    while width > 1 and any(size % width for size in sizes):
+        width //= 2
+    return width
+
+
+def _flat_leaf_sums(gradient: Any, old: Any, new: Any, sizes: Sequence[int]) -> tuple[Any, list[int]]:
+    """``(rows, order)`` of the leaves of a bucket's flat concatenation, without copying it.
+
+    The squares are summed over rows of a width that divides every leaf
+    (folded in one fused kernel where the rows are wide), then each leaf's
+    rows are gathered (one small gather per distinct row count).
+    """
+    width = _common_width(sizes)
+    if width >= 4 * FOLDS:
+        # One fused kernel adds FOLDS column slices of every row: each element
+        # is read once and the squares are written at a quarter of full size.
+        part = width // FOLDS
+        slices = [array.reshape(-1, width)[:, k * part:(k + 1) * part]
+                  for array in (gradient, old, new) for k in range(FOLDS)]
+        rows = mx.stack([mx.sum(total, axis=1) for total in _folded_squares(*slices)])
+    else:
+        old32 = _flat32(old)
+        squares = (mx.square(_flat32(new) - old32), mx.square(_flat32(gradient)), mx.square(old32))
+        rows = mx.stack([mx.sum(a.reshape(-1, width), axis=1) if width > 1 else a
+                         for a in squares])
+    by_count: dict[int, list[tuple[int, int]]] = {}
+    start = 0
+    for k, size in enumerate(sizes):
+        count = size // width
+        by_count.setdefault(count, []).append((k, start))
+        start += count
+    blocks, order = [], []
+    for count, members in by_count.items():
+        index = mx.array([[first + j for j in range(count)] for _, first in members], mx.int32)
+        blocks.append(mx.sum(mx.take(rows, index, axis=1), axis=2).T)
+        order += [k for k, _ in members]
+    return (mx.concatenate(blocks) if len(blocks) > 1 else blocks[0]), order
+
+
+def _per_parameter_sums(pieces: Sequence[Sequence[tuple]]) -> tuple[list, Any]:
+    # pieces: per group, ``(leaf index, (gradient, old, new))`` for one leaf or
+    # ``(leaf indices, sizes, (gradient, old, new))`` for a bucket's
+    # concatenation; every leaf once. Returns each group's sums (the sum of
+    # its leaves' rows) and the (leaves, 3) rows in leaf order.
+    singles = [(piece[0], piece[1]) for group in pieces for piece in group if len(piece) == 2]
+    buckets = [piece for group in pieces for piece in group if len(piece) == 3]
+    blocks, leaf_of_row = [], []
+    if singles:
+        rows, order = _leaf_sums_unordered([triple for _, triple in singles])
+        blocks.append(rows)
+        leaf_of_row += [singles[r][0] for r in order]
+    for indices, sizes, flat in buckets:
+        rows, order = _flat_leaf_sums(*flat, sizes)
+        blocks.append(rows)
+        leaf_of_row += [indices[k] for k in order]
+    if not blocks:
         return [mx.zeros((3,), mx.float32) for _ in pieces], mx.zeros((0, 3), mx.float32)
-    rows, order = _leaf_sums_unordered([triple for _, triple in flat])
-    leaf_of_row = [flat[r][0] for r in order]
+    rows = mx.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     position = {leaf: row for row, leaf in enumerate(leaf_of_row)}
     group_rows = []
     for group in pieces:
-        members = [position[i] for i, _ in group]
+        members = [position[leaf] for piece in group
+                   for leaf in ((piece[0],) if len(piece) == 2 else piece[0])]
         if not members:
             group_rows.append(mx.zeros((3,), mx.float32))
         elif members == list(range(members[0], members[0] + len(members))):
             group_rows.append(mx.sum(rows[members[0]:members[0] + len(members)], axis=0))
         else:
             group_rows.append(mx.sum(mx.take(rows, mx.array(members, mx.int32), axis=0), axis=0))
-    in_leaf_order = [position[leaf] for leaf in range(len(flat))]
-    if in_leaf_order != list(range(len(flat))):
+    in_leaf_order = [position[leaf] for leaf in range(len(leaf_of_row))]
+    if in_leaf_order != list(range(len(leaf_of_row))):
         rows = mx.take(rows, mx.array(in_leaf_order, mx.int32), axis=0)
     return group_rows, rows
 
@@ -338,9 +391,10 @@ def metrics_of_update(pieces: Sequence[Sequence[tuple]], optimizers: Sequence[An
 
     ``pieces`` is what ``update_groups`` returns when recording: per group,
     the ``(gradient, old, new)`` arrays of its update, or with
-    ``per_parameter`` ``(leaf index, (gradient, old, new))`` for each of its
-    leaves; then ``"parameter_sums"`` holds one row per leaf (in leaf order)
-    and each group's sums are the sums of its leaves' rows. Nothing is
+    ``per_parameter`` pieces that name their leaves (``(leaf index, triple)``,
+    or ``(leaf indices, sizes, triple)`` for a bucket's concatenation); then
+    ``"parameter_sums"`` holds one row per leaf (in leaf order) and each
+    group's sums are the sums of its leaves' rows. Nothing is
     computed here (the arrays are lazy, or a compiled update's outputs).
 
     Example:
