@@ -314,3 +314,37 @@ def test_inside_mlx_lm_train_they_equal_a_hand_computation(tmp_path):
     for path, values in want.items():
         for name, value in values.items():
             assert abs(recorded[(path, name)] - value) <= RELATIVE * value, (path, name)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_trees_of_mixed_sizes_dtypes_and_optimizers(seed):
+    """Buckets whose leaves share no common width, odd sizes, 3-D stacks, bfloat16: every
+    parameter's sums equal numpy's, with and without the batched update."""
+    rng = np.random.default_rng(seed)
+    shapes = [(int(rng.integers(1, 40)),) for _ in range(6)] + [
+        (int(rng.integers(1, 9)), int(rng.integers(1, 70))) for _ in range(6)] + [
+        (3, 8, 16), (130, 130), (7,)]
+    wide = [(4, 256), (8, 256), (2, 512)]  # a bucket of their own (bfloat16): rows 1024 wide
+    parameters = {f"p{i}": mx.array(rng.standard_normal(shape), dtype=mx.bfloat16 if i % 5 == 4
+                                     else mx.float32) for i, shape in enumerate(shapes)}
+    parameters.update({f"w{i}": mx.array(rng.standard_normal(shape), dtype=mx.bfloat16)
+                       for i, shape in enumerate(wide)})
+    gradients = {k: mx.array(rng.standard_normal(v.shape), dtype=v.dtype) for k, v in parameters.items()}
+    for batch_small in (True, False):
+        optimizer = MultiOptimizer([optim.AdamW(1e-2), optim.SGD(0.1, momentum=0.9), optim.Muon(0.02)],
+                                   ["ndim == 1", 'ndim == 3 or size < 100 or glob("w*")'],
+                                   metrics_every=1,
+                                   per_parameter=True)
+        optimizer.batch_small = batch_small
+        new = optimizer.apply_gradients(gradients, parameters)
+        mx.eval(new, optimizer.state)
+        metrics = optimizer.parameter_metrics
+        for path, old in parameters.items():
+            o = np.array(old.astype(mx.float32), np.float64)
+            n = np.array(new[path].astype(mx.float32), np.float64)
+            g = np.array(gradients[path].astype(mx.float32), np.float64)
+            want = {"update_norm": np.linalg.norm(n - o), "grad_norm": np.linalg.norm(g),
+                    "param_norm": np.linalg.norm(o)}
+            for name, value in want.items():
+                assert metrics[path][name] == pytest.approx(value, rel=RELATIVE), (path, name)
+        assert_rolled_up(optimizer)
