@@ -113,6 +113,17 @@ class TestFiles:
         plain = pd.read_parquet(tmp_path / "h.parameters.parquet")
         assert plain.value.tolist() == history.parameters.value.tolist()
 
+    def test_latest_values_of_a_loaded_history_need_no_frame(self, tmp_path):
+        history = recorded(steps=(1, 11))
+        history.save(tmp_path / "h.csv")
+        loaded = History.load(tmp_path / "h.csv")
+        for metric in ("grad_norm", "update_ratio"):
+            got, want = loaded.parameter_values(metric, run="a"), history.parameter_values(metric, run="a")
+            assert got.to_dict() == want.to_dict() and list(got.index) == list(want.index)
+            assert got.attrs["step"] == 11
+        assert loaded.parameter_groups("a") == history.parameter_groups("a")
+        assert loaded._records.parameters._frame is None, "a monitor's read built the whole frame"
+
     def test_stream_then_follow_gets_every_row(self, tmp_path):
         path = tmp_path / "live.csv"
         early = recorded(steps=(1,))

@@ -114,7 +114,11 @@ class ParameterRecords:
         self._layouts: dict[tuple, _Layout] = {}
         self._length = 0
         self._frame: pd.DataFrame | None = None
-        self._latest: dict[int, _Block] = {}  # run code -> its last block, when it is the last chunk of it
+        # The latest values of each run, read without building the frame (a
+        # monitor asks at every redraw): its last recorded block, or, for rows
+        # read from a file, (path, metric) -> (step, value, group) codes.
+        self._latest: dict[int, _Block] = {}
+        self._latest_rows: dict[int, dict[tuple[int, int], tuple[int, float, int]]] = {}
 
     def __len__(self) -> int:
         return self._length
@@ -135,6 +139,7 @@ class ParameterRecords:
         block = _Block(self.runs.code(run), int(step), layout, values)
         self._chunks.append(block)
         self._latest[block.run] = block
+        self._latest_rows.pop(block.run, None)
         self._length += values.size
         self._frame = None
 
@@ -160,9 +165,27 @@ class ParameterRecords:
                      columns["group"], columns["metric"], frame["value"].to_numpy(np.float64))
         self._chunks.append(rows)
         for run in np.unique(rows.run):
-            self._latest.pop(int(run), None)
+            self._remember_rows(int(run), rows)
         self._length += len(rows.value)
         self._frame = None
+
+    def _remember_rows(self, run: int, rows: _Rows) -> None:
+        # The last row of each (path, metric) of ``run`` in this chunk updates its latest values.
+        mine = np.flatnonzero(rows.run == run)
+        keys = rows.path[mine].astype(np.int64) * (1 << 20) + rows.metric[mine]
+        _, last_from_end = np.unique(keys[::-1], return_index=True)
+        last = mine[len(mine) - 1 - last_from_end]
+        table = {} if run in self._latest else self._latest_rows.get(run, {})
+        block = self._latest.pop(run, None)
+        if block is not None:  # a run continued from a file: keep what its blocks said
+            for r, path in enumerate(block.layout.paths):
+                for c, metric in enumerate(block.layout.metrics):
+                    table[(int(path), int(metric))] = (block.step, float(block.values[r, c]),
+                                                       int(block.layout.groups[r]))
+        for i in last:
+            table[(int(rows.path[i]), int(rows.metric[i]))] = (
+                int(rows.step[i]), float(rows.value[i]), int(rows.group[i]))
+        self._latest_rows[run] = table
 
     def clear(self) -> None:
         """Forget everything."""
@@ -171,6 +194,7 @@ class ParameterRecords:
         self._chunks.clear()
         self._layouts.clear()
         self._latest.clear()
+        self._latest_rows.clear()
         self._length = 0
         self._frame = None
 
@@ -236,14 +260,16 @@ class ParameterRecords:
                                   name=metric)
                 found.attrs["step"] = block.step
                 return found
-        frame = self.frame()
-        picked = frame[(frame["run"].cat.codes.to_numpy() == code)
-                       & (frame["metric"].cat.codes.to_numpy() == metric_code)]
-        last = picked.groupby("path", observed=True, sort=False)["value"].last()
-        last.index = pd.Index(last.index.astype(str), name="path")
-        last = last.rename(metric)
-        last.attrs["step"] = int(picked["step"].max()) if len(picked) else None
-        return last
+        table = self._latest_rows.get(code, {})
+        names = self.paths.names
+        found = [(path, step, value) for (path, code_of_metric), (step, value, _) in table.items()
+                 if code_of_metric == metric_code]
+        found.sort(key=lambda item: item[0])  # codes follow first appearance: tree order
+        series = pd.Series([value for _, _, value in found],
+                           index=pd.Index([names[p] for p, _, _ in found], name="path"),
+                           name=metric, dtype=np.float64)
+        series.attrs["step"] = max((step for _, step, _ in found), default=None)
+        return series
 
     def groups_of(self, run: str) -> dict[str, str]:
         """``{path: group}`` of the parameters recorded in ``run`` (the latest group of each)."""
@@ -254,10 +280,9 @@ class ParameterRecords:
         paths, groups = self.paths.names, self.groups.names
         if block is not None:
             return {paths[p]: groups[g] for p, g in zip(block.layout.paths, block.layout.groups)}
-        frame = self.frame()
-        picked = frame[frame["run"].cat.codes.to_numpy() == code]
-        last = picked.groupby("path", observed=True, sort=False)["group"].last()
-        return {str(path): str(group) for path, group in last.items()}
+        table = self._latest_rows.get(code, {})
+        found = sorted({path: group for (path, _), (_, _, group) in table.items()}.items())
+        return {paths[p]: groups[g] for p, g in found}
 
     def columns(self) -> dict[str, np.ndarray | list]:
         """Plain columns for a file writer: strings as lists, numbers as arrays."""
