@@ -269,6 +269,15 @@ def test_bad_per_parameter_values_are_refused():
     with pytest.raises(ValueError, match="per_parameter=True needs a multiopt_lab MultiOptimizer"):
         train(model, optim.SGD(0.1), lambda m: m(mx.ones((1, 2))).sum(), lambda i: (), 1,
               per_parameter=True, progress=False)
+    pytest.importorskip("mlx_lm")
+    from multiopt_lab.integrations.mlx_lm import LabCallback
+
+    with pytest.raises(TypeError, match="per_parameter to be True, False or None, found 'yes'"):
+        LabCallback(MultiOptimizer([optim.SGD(0.1)]), model, per_parameter="yes")
+    with pytest.raises(ValueError, match="needs a multiopt_lab MultiOptimizer and metrics=True"):
+        LabCallback(MultiOptimizer([optim.SGD(0.1)]), model, metrics=False, per_parameter=True)
+    with pytest.raises(ValueError, match="found SGD"):
+        LabCallback(optim.SGD(0.1), model, per_parameter=True)
 
 
 def test_inside_mlx_lm_train_they_equal_a_hand_computation(tmp_path):
