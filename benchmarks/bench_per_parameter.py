@@ -138,8 +138,8 @@ def race_cpu(runs, repeats: int, warmup: int) -> tuple[list[list[float]], list[l
     return cpu, wall
 
 
-def step_rows(name: str, build, repeats: int) -> None:
-    for compiled in (False, True):
+def step_rows(name: str, build, repeats: int, modes=("eager", "compile_step")) -> None:
+    for compiled in [mode == "compile_step" for mode in modes]:
         runs = [block(build, every, per_parameter, compiled)
                 for _, every, per_parameter in VARIANTS]
         times, wall = race_cpu(runs, repeats, warmup=2)
@@ -217,15 +217,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a 4-layer Qwen3, few repetitions")
     parser.add_argument("--repeats", type=int, default=None, help="blocks of ten steps per variant")
     parser.add_argument("--layers", type=int, default=16, help="Qwen3 layers of the step rows")
+    parser.add_argument("--models", default="qwen3,tinygpt", help="comma-separated: qwen3, tinygpt")
+    parser.add_argument("--modes", default="eager,compile_step", help="comma-separated: eager, compile_step")
+    parser.add_argument("--no-history", action="store_true", help="skip the History size rows")
     args = parser.parse_args()
+    models, modes = args.models.split(","), args.modes.split(",")
     repeats = args.repeats or (3 if args.quick else 11)
     header("bench_per_parameter")
     layers = 4 if args.quick else args.layers
-    with contextlib.suppress(ImportError):
-        importlib.import_module("mlx_lm")
-        step_rows(f"mlx-lm Qwen3 {layers}x64", lambda: qwen3(layers), repeats)
-    step_rows("TinyGPT 2x64", tiny_gpt, repeats)
-    history_rows(32, 100 if args.quick else 1000)
+    if "qwen3" in models:
+        with contextlib.suppress(ImportError):
+            importlib.import_module("mlx_lm")
+            step_rows(f"mlx-lm Qwen3 {layers}x64", lambda: qwen3(layers), repeats, modes)
+    if "tinygpt" in models:
+        step_rows("TinyGPT 2x64", tiny_gpt, repeats, modes)
+    if not args.no_history:
+        history_rows(32, 100 if args.quick else 1000)
 
 
 if __name__ == "__main__":
