@@ -41,6 +41,7 @@ def plan(quick: bool, gpu: bool) -> list[tuple[str, list[str]]]:
         ("bench_optimizer.py", ["--quick"] if quick else steps),
         ("bench_compiled_update.py", ["--quick"] if quick else steps),
         ("bench_training.py", ["--steps", "100", "--repeats", "1"] if quick else []),
+        ("bench_per_parameter.py", ["--quick"] if quick else []),
         ("bench_assign.py", ["--repeat", "5"] if quick else []),
         ("bench_findings.py", ["--sizes", "1000,10000", "--repeat", "3"] if quick else []),
         ("bench_render.py", ["--sizes", "1000,10000", "--repeat", "3"] if quick else []),

@@ -79,6 +79,7 @@ def test_a_failed_write_leaves_the_previous_file_and_no_debris(tmp_path, monkeyp
     target = tmp_path / file_name
     write(target)
     before = target.read_bytes()
+    written = sorted(p.name for p in tmp_path.iterdir())  # a History's CSV has its runs file beside it
 
     def fail_half_way(handle):
         raise OSError(28, "No space left on device")
@@ -88,7 +89,7 @@ def test_a_failed_write_leaves_the_previous_file_and_no_debris(tmp_path, monkeyp
         write(target)
     monkeypatch.undo()
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [file_name], "debris left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == written, "debris left behind"
     read(target)
 
 
@@ -138,7 +139,7 @@ def test_thirty_threads_saving_one_history_do_not_collide(tmp_path):
         thread.join()
     assert errors == []
     assert History.load(target).frame.equals(h.frame)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv", "h.runs.jsonl"]
 
 
 @pytest.fixture

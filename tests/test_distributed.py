@@ -16,6 +16,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
+import pandas as pd
 import pytest
 
 from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
@@ -48,7 +49,8 @@ def load_bytes(path):
 def two_rank_run(tmp_path_factory):
     """8 steps on 2 ranks, and the same 8 global batches in one process."""
     folder = tmp_path_factory.mktemp("data_parallel")
-    common = ["--model", "gpt", "--steps", 8, "--batch-size", 32, "--print-every", 4]
+    common = ["--model", "gpt", "--steps", 8, "--batch-size", 32, "--print-every", 4,
+              "--per-parameter"]
     # A notebook would follow the file like this while the run writes it.
     follower = History.follow(folder / "history.csv")
     run = launch(["-m", SCRIPT, *map(str, [*common, "--history", folder / "history.csv",
@@ -71,6 +73,8 @@ class TestTwoRanks:
         rank0, rank1 = load_bytes(folder / "rank0.safetensors"), load_bytes(folder / "rank1.safetensors")
         assert sorted(rank0) == sorted(rank1)
         assert any(k.startswith("optimizer.states.0.") for k in rank0)
+        # Per-parameter metrics follow the averaged gradients: the same bits on every rank.
+        assert rank0["optimizer.metrics.parameter_sums"].shape[1] == 3
         for key in rank0:
             assert rank0[key].tobytes() == rank1[key].tobytes(), key
 
@@ -96,6 +100,10 @@ class TestTwoRanks:
             assert np.isfinite(rows.value).all()
         assert history.metadata()["ranks"] == 2
         assert history.is_finished()
+        parameters = history.parameters
+        assert sorted(parameters.step.unique()) == list(range(1, 9))
+        assert set(parameters.group.unique()) == {"matrices", "vectors"}
+        pd.testing.assert_frame_equal(follower.parameters, parameters)
         # Printing happens on rank 0 only.
         assert result.stdout.count("step     8") == 1
 

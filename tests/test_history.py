@@ -439,3 +439,82 @@ class TestCraftedFiles:
         path.write_bytes(b"PAR1" + bytes(100))
         with pytest.raises(ValueError, match="not a Parquet history file"):
             History.load(path)
+
+
+OLD_FORM = (HEADER
+            + '#run {"run": "adamw", "metadata": {"labels": ["hidden"], "device": "Device(cpu, 0)"}}\n'
+            + '"adamw",1,"-","loss",2.5\n'
+            + '"adamw",1,"hidden","update_norm",0.0131\n'
+            + '#end {"run": "adamw"}\n'
+            + '#run {"run": "sgd", "metadata": {}}\n'
+            + '"sgd",1,"-","loss",3.0\n')
+
+
+class TestPlainCsv:
+    """Issue 27 item 6: a saved CSV is the frame, for any CSV reader; metadata beside it."""
+
+    def test_pandas_reads_a_saved_csv_into_exactly_the_frame(self, tmp_path):
+        history = sample_history()
+        history.record(3, loss=0.1 + 0.2, run="adam")  # rows of two runs interleaved
+        path = tmp_path / "h.csv"
+        history.save(path)
+        pd.testing.assert_frame_equal(pd.read_csv(path), history.frame, check_exact=True)
+
+    def test_pandas_reads_a_streamed_csv_into_exactly_the_frame(self, tmp_path):
+        path = tmp_path / "live.csv"
+        history = History(path=path)
+        history.start_run("a", {"labels": ["w"]})
+        history.record(1, loss=2.0, metrics={"w": {"update_norm": 1 / 3}})
+        history.end_run()
+        history.start_run("b")
+        history.record(1, loss=float("nan"))
+        pd.testing.assert_frame_equal(pd.read_csv(path), history.frame, check_exact=True)
+        assert History.load(path).metadata("a")["labels"] == ["w"]
+
+    def test_the_run_metadata_lives_beside_the_csv_and_loads_back(self, tmp_path):
+        history = sample_history()
+        history.save(tmp_path / "h.csv")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv", "h.runs.jsonl"]
+        assert "#" not in (tmp_path / "h.csv").read_text().replace("#1", "")
+        loaded = History.load(tmp_path / "h.csv")
+        for run in history.runs:
+            assert loaded.metadata(run) == history.metadata(run)
+        assert loaded.is_finished("adam") and not loaded.is_finished(history.runs[0])
+
+    def test_a_file_of_the_old_form_still_loads(self, tmp_path):
+        path = tmp_path / "old.csv"
+        path.write_text(OLD_FORM)
+        loaded = History.load(path)
+        assert loaded.runs == ("adamw", "sgd")
+        assert loaded.metadata("adamw")["labels"] == ["hidden"]
+        assert loaded.is_finished("adamw") and not loaded.is_finished("sgd")
+        assert loaded.last("update_norm", group="hidden", run="adamw") == 0.0131
+        follower = History.follow(path)
+        pd.testing.assert_frame_equal(follower.frame, loaded.frame)
+
+    def test_saving_again_removes_a_sidecar_the_new_history_has_no_use_for(self, tmp_path):
+        path = tmp_path / "h.csv"
+        sample_history().save(path)
+        History().save(path)
+        assert [p.name for p in tmp_path.iterdir()] == ["h.csv"]
+        assert History.load(path).runs == ()
+
+    def test_a_crafted_runs_file_is_a_value_error_naming_the_line(self, tmp_path):
+        path = tmp_path / "h.csv"
+        sample_history().save(path)
+        (tmp_path / "h.runs.jsonl").write_text('{"event": "run", "run": "a", "metadata": {}}\n'
+                                               '{"event": "start", "run": "a"}\n')
+        with pytest.raises(ValueError, match=r"h.runs.jsonl is not a history runs file: line 2"):
+            History.load(path)
+
+    def test_a_follower_sees_runs_started_and_ended_in_the_runs_file(self, tmp_path):
+        path = tmp_path / "h.csv"
+        writer = History(path=path)
+        follower = History.follow(path)
+        writer.start_run("a", {"labels": ["w"]})
+        follower.refresh()
+        assert follower.runs == ("a",) and follower.metadata("a")["labels"] == ["w"]
+        writer.record(1, loss=1.0)
+        writer.end_run()
+        follower.refresh()
+        assert follower.is_finished("a") and follower.last("loss") == 1.0

@@ -7,7 +7,7 @@
 #   run(command="bash benchmarks/gpu/check.sh", carry=[".whl/b"], timeout_s=590)
 # It installs the carried wheels into /tmp/site, says which device MLX uses,
 # runs the exactness tests against MLX (eager and compiled, compile=True,
-# metrics, skip_nonfinite) on it, a short train() with the monitor writing a
+# metrics, per-parameter metrics against a hand computation, skip_nonfinite) on it, a short train() with the monitor writing a
 # History, and every benchmark (benchmarks/run_all.py); what it measured
 # lands in $OUT: check.log, tests.log, history.csv, monitor.png, run_all.md,
 # run_all.csv. RUN_ALL_ARGS=--quick (a CPU rehearsal) passes --quick to run_all.py.
@@ -45,6 +45,7 @@ say "exactness and optimizer tests on the default device"
 python3 -m pytest -q -p no:cacheprovider -x \
     tests/test_optimizer_exact.py tests/test_compiled_update.py tests/test_metrics.py \
     tests/test_nonfinite.py tests/test_fuzz_routing.py tests/test_optimizer.py \
+    tests/test_parameter_metrics.py \
     2>&1 | tee "$OUT/tests.log" | tail -5
 
 say "train() with the monitor, eager and compile=True"

@@ -3,10 +3,12 @@
 Run:  python benchmarks/gpu/train_check.py --out DIR
 
 TinyGPT on the bundled sequence task, Muon on the hidden matrices and AdamW
-on the rest, per-group metrics every 5 steps, once eager and once with
-``compile=True``. Writes ``DIR/history.csv`` (both runs, the device in each
-run's metadata) and ``DIR/monitor.png`` (the monitor's last figure), and
-prints the device, each run's time per step and its last loss.
+on the rest, per-group and per-parameter metrics every 5 steps, once eager
+and once with ``compile=True``. Writes ``DIR/history.csv`` (both runs, the
+device in each run's metadata, in ``history.runs.jsonl`` beside it; the
+per-parameter rows in ``history.parameters.csv``) and ``DIR/monitor.png``
+(the monitor's last figure), and prints the device, each run's time per
+step and its last loss.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def main() -> int:
             labels=["muon", "adamw"], compile=compiled)
         start = time.perf_counter()
         mol.train(model, optimizer, task.loss_fn, task.batch, steps=args.steps, history=history,
-                  metrics_every=5, run=run, progress=False)
+                  metrics_every=5, per_parameter=True, run=run, progress=False)
         seconds = time.perf_counter() - start
         loss = history.last("loss", run=run)
         print(f"{run:>14}: {1000 * seconds / args.steps:.2f} ms/step, last loss {loss:.4f}, "
@@ -50,7 +52,7 @@ def main() -> int:
     history.save(args.out / "history.csv")
     monitor.figure.savefig(args.out / "monitor.png", dpi=80)
     monitor.close()
-    print(f"written: {args.out / 'history.csv'}, {args.out / 'monitor.png'}")
+    print(f"written: {args.out / 'history.csv'} (and beside it), {args.out / 'monitor.png'}")
     return 0
 
 

@@ -8,7 +8,8 @@ needs Python happens in :class:`LabCallback`:
 
 * at every report (``steps_per_report``) it records into a ``History`` the
   training loss, every group's learning rate (schedules included; mlx-lm
-  logs group 0's only) and the per-group metrics, the validation loss at
+  logs group 0's only) and the per-group metrics (and, with
+  ``per_parameter=True``, every parameter's), the validation loss at
   every evaluation, and it applies an edit requested by the rule editor;
 * passed as ``iterate_batches`` too, it also runs before every step: an
   edit then lands at the very next step, metrics are computed only on the
@@ -269,6 +270,10 @@ class LabCallback(TrainingCallback):
             mlx-lm saves. Default: ``None``.
         metrics (bool, optional): Record the per-group metrics (they turn
             the optimizer's ``metrics_every`` on). Default: ``True``.
+        per_parameter (bool, optional): Also record every parameter's
+            metrics (``history.parameters``), computed in mlx-lm's compiled
+            step on the reported steps; sets the optimizer's
+            ``per_parameter``. ``None``: as the optimizer is set. Default: ``None``.
         save_state (bool, optional): Save the optimizer state with
             :func:`multiopt_lab.save_state` next to the adapters whenever
             mlx-lm saves them (needs ``args``; when ``steps_per_save`` is not
@@ -304,7 +309,8 @@ class LabCallback(TrainingCallback):
     def __init__(self, optimizer: Any, model: Any, history: History | None = None, *,
                  args: Any = None, metrics: bool = True, save_state: bool = False,
                  run: str | None = None, iterate_batches: Callable | None = None,
-                 wrapped_callback: TrainingCallback | None = None, warn_findings: bool = True):
+                 wrapped_callback: TrainingCallback | None = None, warn_findings: bool = True,
+                 per_parameter: bool | None = None):
         where = "LabCallback()"
         check_optimizer(optimizer, where)
         check_model(model, where)
@@ -325,6 +331,14 @@ class LabCallback(TrainingCallback):
         if save_state and args is None:
             raise ValueError("save_state=True needs args (the TrainingArgs given to train), "
                              "to know where mlx-lm saves its adapters and when; pass args=args")
+        if per_parameter is not None:
+            check_flag(per_parameter, where, "per_parameter")
+            if per_parameter and not (metrics and hasattr(optimizer, "per_parameter")):
+                raise ValueError(f"{where}: per_parameter=True needs a multiopt_lab MultiOptimizer "
+                                 f"and metrics=True, found {type(optimizer).__name__} and "
+                                 f"metrics={metrics!r}")
+            if hasattr(optimizer, "per_parameter"):
+                optimizer.per_parameter = per_parameter
         self.optimizer, self.model, self.args = optimizer, model, args
         self.history = history if history is not None else History()
         self.save_state = save_state
@@ -363,8 +377,9 @@ class LabCallback(TrainingCallback):
         scalars = _scalars(train_info, ("tokens_per_second", "peak_memory"))
         if not hasattr(self.optimizer, "learning_rates"):  # one plain optimizer: no groups
             scalars.update(_scalars(train_info, ("learning_rate",)))
-        self.history.record(iteration, loss=train_info.get("train_loss"),
-                            metrics=self._group_values(), run=self.run, **scalars)
+        values, parameters = self._group_values()
+        self.history.record(iteration, loss=train_info.get("train_loss"), metrics=values,
+                            parameters=parameters, run=self.run, **scalars)
         self._save_if_due(iteration)
         if self.args is not None and iteration >= self.args.iters:
             self._stop_training_mark()
@@ -426,12 +441,14 @@ class LabCallback(TrainingCallback):
         report = min(math.ceil(iteration / every) * every, args.iters)
         return iteration + accumulation > report
 
-    def _group_values(self) -> dict | None:
+    def _group_values(self) -> tuple[dict | None, Any]:
+        """Every group's learning rate and new metrics, and the new per-parameter metrics."""
         optimizer = self.optimizer
         values: dict[str, dict[str, float]] = {}
+        parameters = None
         rates = getattr(optimizer, "learning_rates", None)
         if rates is None:
-            return None
+            return None, None
         for label, rate in rates.items():
             values[label] = {"learning_rate": math.nan if rate is None else rate}
         if self._metrics:
@@ -442,7 +459,9 @@ class LabCallback(TrainingCallback):
                     values.setdefault(label, {}).update(
                         {k: v for k, v in metrics.items()
                          if label != TOTAL_LABEL or k != "learning_rate"})
-        return values
+                if getattr(optimizer, "per_parameter", False):
+                    parameters = optimizer.parameter_metrics
+        return values, parameters
 
     def _save_if_due(self, iteration: int, final: bool = False) -> None:
         """Save the state beside the adapters mlx-lm saves at ``iteration`` (if it does):

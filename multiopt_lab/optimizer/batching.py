@@ -51,17 +51,18 @@ class Bucket:
     Attributes:
         indices (list[int]): Leaf indices (flatten order).
         shapes (list[tuple]): Their shapes.
+        sizes (tuple[int, ...]): Their sizes, in elements.
         offsets (list[int]): Split points in the concatenation.
         states (list[dict]): Their per-parameter state dicts.
         keys (tuple[str, ...]): The state entries (all shaped like the parameter).
     """
 
-    __slots__ = ("indices", "shapes", "offsets", "states", "keys")
+    __slots__ = ("indices", "shapes", "sizes", "offsets", "states", "keys")
 
     def __init__(self, indices: list[int], shapes: list[tuple], states: list[dict], keys: tuple):
         self.indices, self.shapes, self.states, self.keys = indices, shapes, states, keys
-        sizes = [_size(s) for s in shapes]
-        self.offsets = list(accumulate(sizes))[:-1]
+        self.sizes = tuple(_size(s) for s in shapes)
+        self.offsets = list(accumulate(self.sizes))[:-1]
 
     def apply(self, apply_single, grads: Sequence[Any], params: Sequence[Any],
               new: list) -> tuple[Any, Any, Any]:

@@ -96,7 +96,7 @@ class CompiledUpdate:
     """Compiled update functions of one ``MultiOptimizer``, kept while they are valid.
 
     Each function runs :func:`~multiopt_lab.optimizer.update.update_groups`
-    (and, when recording, the metrics) for one plan, with the groups' states
+    (and, when recording, the metrics, per parameter too when asked) for one plan, with the groups' states
     as its compiled inputs and outputs.
 
     Attributes:
@@ -119,7 +119,7 @@ class CompiledUpdate:
 
     def apply(self, plan: RoutingPlan, leaves: FlatLeaves, gradients: Any,
               optimizers: Sequence[Any], version: int,
-              recording: bool) -> tuple[list, dict] | None:
+              recording: bool, per_parameter: bool = False) -> tuple[list, dict] | None:
         """``(new parameters in flatten order, metric arrays)``; None: run this step eagerly.
 
         ``version`` is the routing's (a new one compiles again). The first
@@ -140,17 +140,18 @@ class CompiledUpdate:
                 return None
         if self._failed:
             return None
-        function = self._functions.get(recording)
+        variant = (recording, per_parameter)
+        function = self._functions.get(variant)
         if function is not None:
             return function(leaves.gradients, leaves.parameters)
-        function = self._compile(plan, gradients, optimizers, recording)
+        function = self._compile(plan, gradients, optimizers, recording, per_parameter)
         result = self._first_call(function, plan, leaves, optimizers)
         if result is not None:
-            self._functions[recording] = function
+            self._functions[variant] = function
         return result
 
     def _compile(self, plan: RoutingPlan, gradients: Any, optimizers: Sequence[Any],
-                 recording: bool) -> Callable:
+                 recording: bool, per_parameter: bool) -> Callable:
         own_code = any(states is None for states in plan.states)
         template = gradients if own_code else None
         optimizers = list(optimizers)
@@ -160,8 +161,9 @@ class CompiledUpdate:
             grad_tree = rebuild_tree(template, grads) if own_code else None
             param_tree = rebuild_tree(template, params) if own_code else None
             new, pieces = update_groups(optimizers, plan, leaves, grad_tree, param_tree,
-                                        batched=False, recording=recording)
-            return new, (metrics_of_update(pieces, optimizers) if recording else {})
+                                        batched=False, recording=recording,
+                                        per_parameter=per_parameter)
+            return new, (metrics_of_update(pieces, optimizers, per_parameter) if recording else {})
 
         state = [o.state for o in optimizers]
         self.compilations += 1

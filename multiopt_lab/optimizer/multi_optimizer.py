@@ -36,6 +36,7 @@ from multiopt_lab.optimizer.compiled_update import CompiledUpdate
 from multiopt_lab.optimizer.groups import check_filters, group_labels
 from multiopt_lab.optimizer.metrics import metrics_of_update, nonfinite_groups
 from multiopt_lab.optimizer.nonfinite import NonfiniteGuard
+from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
 from multiopt_lab.optimizer.trees import flatten_with_parameters, rebuild_tree
 from multiopt_lab.optimizer.rates import learning_rates_of, set_learning_rates
 from multiopt_lab.optimizer.recorder import MetricsRecorder
@@ -70,6 +71,11 @@ class MultiOptimizer(optim.MultiOptimizer):
             then runs on every step, as in MLX. Default: ``True``.
         metrics_every (int, optional): Record per-group metrics on steps 1,
             1 + k, 1 + 2k, ... Default: ``None`` (off).
+        per_parameter (bool, optional): On the steps metrics are recorded,
+            also record every parameter's update, gradient and parameter
+            norms and update ratio (:attr:`parameter_metrics`), in the same
+            graph; each group's numbers are then the roll-up of its
+            parameters'. Default: ``False``.
         compile (bool, optional): Compile the update of all groups into one
             function per tree structure (an eager loop's update then runs
             in about a third of the time); results then equal the eager
@@ -94,13 +100,15 @@ class MultiOptimizer(optim.MultiOptimizer):
     def __init__(self, optimizers: Sequence[optim.Optimizer], filters: Sequence[Any] = (), *,
                  labels: Sequence[str] | None = None, cache: bool = True,
                  metrics_every: int | None = None, compile: bool = False,
-                 skip_nonfinite: bool = False, warn_findings: bool = True):
+                 skip_nonfinite: bool = False, warn_findings: bool = True,
+                 per_parameter: bool = False):
         check_flag(compile, "MultiOptimizer()", "compile")
         check_flag(cache, "MultiOptimizer()", "cache")
         check_flag(skip_nonfinite, "MultiOptimizer()", "skip_nonfinite")
         check_flag(warn_findings, "MultiOptimizer()", "warn_findings")
+        check_flag(per_parameter, "MultiOptimizer()", "per_parameter")
         router = Router(optimizers, filters, labels, cache)
-        recorder = MetricsRecorder(metrics_every)
+        recorder = MetricsRecorder(metrics_every, per_parameter)
         optim.Optimizer.__init__(self)
         self._router = router
         self._requests = RepartitionRequests()
@@ -256,6 +264,8 @@ class MultiOptimizer(optim.MultiOptimizer):
             _evaluate_here(made)
             self._follow_replaced_states()
             self._initialized = True
+            if self._recorder.per_parameter:
+                self._show_metrics()  # one row per parameter: known now
 
     def apply_gradients(self, gradients: dict, parameters: dict) -> dict:
         """Apply each group's optimizer to its gradients; return the new parameters.
@@ -290,7 +300,9 @@ class MultiOptimizer(optim.MultiOptimizer):
             # MLX's flag: "my state fits the parameters". An outer MultiOptimizer
             # holding this one checks it, and would otherwise re-plan every step.
             self._initialized = True
-            recording = self._recorder.records(lambda: _next_step(optimizers), tracing)
+            recorder = self._recorder
+            recording = recorder.records(lambda: _next_step(optimizers), tracing)
+            per_parameter = recording and recorder.per_parameter
             guard = self._nonfinite
             before = None if guard is None else guard.before(optimizers)
             # 3. Step every group: one compiled function, or group by group. Under
@@ -298,18 +310,20 @@ class MultiOptimizer(optim.MultiOptimizer):
             compiled = None
             if self._compile and not tracing:
                 compiled = self._compiled.apply(plan, leaves, gradients, optimizers,
-                                                self._router.version, recording)
+                                                self._router.version, recording, per_parameter)
             if compiled is not None:
                 new, metrics = compiled
             else:
                 # Under mx.compile the fused per-parameter kernels beat concatenation.
                 new, pieces = update_groups(optimizers, plan, leaves, gradients, parameters,
                                             batched=self.batch_small and not tracing,
-                                            recording=recording)
-                metrics = metrics_of_update(pieces, optimizers) if recording else None
+                                            recording=recording, per_parameter=per_parameter)
+                metrics = (metrics_of_update(pieces, optimizers, per_parameter)
+                           if recording else None)
             # 4. Metrics (lazy arrays, computed with the update), then the NaN/inf guard.
             if recording:
-                self._recorder.store(metrics, tracing)
+                recorder.store(metrics, tracing,
+                               (plan.paths, plan.group_index) if per_parameter else None)
             if guard is not None:
                 new = guard.after(optimizers, before, leaves.gradients, leaves.parameters, new,
                                   plan.indices)
@@ -487,12 +501,33 @@ class MultiOptimizer(optim.MultiOptimizer):
             self._metrics_changes += 1
             self._show_metrics()
 
+    @property
+    def per_parameter(self) -> bool:
+        """Whether recorded steps also record every parameter's metrics (see ``per_parameter=``).
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.1)], metrics_every=10); opt.per_parameter = True
+            >>> opt.per_parameter
+            True
+        """
+        return self._recorder.per_parameter
+
+    @per_parameter.setter
+    def per_parameter(self, per_parameter: bool) -> None:
+        with self._update_lock:
+            if self._recorder.set_per_parameter(per_parameter):
+                self._metrics_changes += 1
+                self._show_metrics()
+
     def _show_metrics(self) -> None:
         # A compiled step keys its traces on the state it captured: with or
         # without the metric arrays are two variants, both kept by MLX.
         recorder = self._recorder
         if recorder.shown:
-            recorder.reserve(len(self.optimizers), self.optimizers[0].state["step"].dtype)
+            plan = self._router.plan
+            recorder.reserve(len(self.optimizers), self.optimizers[0].state["step"].dtype,
+                             None if plan is None else len(plan.paths))
         self._container.show("metrics", recorder.arrays if recorder.shown else None)
 
     @property
@@ -515,6 +550,27 @@ class MultiOptimizer(optim.MultiOptimizer):
     def metrics_step(self) -> int | None:
         """The step :attr:`metrics` belong to (None before any recorded step)."""
         return self._recorder.step(self.labels)
+
+    @property
+    def parameter_metrics(self) -> ParameterMetrics | None:
+        """Every parameter's metrics at the last recorded step (``per_parameter=True``), or None.
+
+        A :class:`~multiopt_lab.optimizer.parameter_metrics.ParameterMetrics`:
+        a mapping ``{path: {"group": label, "update_norm": ..., "grad_norm":
+        ..., "param_norm": ..., "update_ratio": ...}}`` with the whole table
+        as ``values`` (one row per path) and ``to_frame()``. The parameter
+        norm is the norm before the step, and ``update_ratio`` is the update
+        norm divided by it, as for the groups; a group's squared norms are
+        the sums of its parameters' squared norms. Computed on first read.
+
+        Example:
+            >>> import mlx.core as mx, mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.5)], metrics_every=1, per_parameter=True)
+            >>> _ = opt.apply_gradients({"w": mx.array([2.0])}, {"w": mx.array([4.0])})
+            >>> opt.parameter_metrics["w"]
+            {'group': 'sgd', 'update_norm': 1.0, 'grad_norm': 2.0, 'param_norm': 4.0, 'update_ratio': 0.25}
+        """
+        return self._recorder.read_parameters(self.labels)
 
     @property
     def nonfinite_groups(self) -> dict[str, tuple[str, ...]]:

@@ -32,7 +32,7 @@ __all__ = ["update_group", "update_groups"]
 
 def update_groups(optimizers: Sequence[Any], plan: RoutingPlan, leaves: FlatLeaves,
                   gradients: Any, parameters: Any, *, batched: bool,
-                  recording: bool) -> tuple[list, list[list]]:
+                  recording: bool, per_parameter: bool = False) -> tuple[list, list[list]]:
     """Every group's update: the new leaves, and per group its ``(gradient, old, new)`` pieces.
 
     Args:
@@ -43,19 +43,26 @@ def update_groups(optimizers: Sequence[Any], plan: RoutingPlan, leaves: FlatLeav
             optimizer that runs its own ``apply_gradients``).
         batched: Update the plan's buckets of small leaves in one call each.
         recording: Return the pieces the metrics need (empty lists otherwise).
+        per_parameter: Return, when recording, pieces that say which leaves
+            they hold: ``(leaf index, (gradient, old, new))`` for one leaf, or
+            ``(leaf indices, leaf sizes, (gradient, old, new))`` for a bucket's
+            concatenation (its sums per leaf are taken from it, without a copy).
     """
     new: list = [None] * len(leaves.paths)
     pieces = [update_group(g, optimizer, plan, leaves, gradients, parameters, new,
-                           batched=batched, recording=recording)
+                           batched=batched, recording=recording, per_parameter=per_parameter)
               for g, optimizer in enumerate(optimizers)]
     return new, pieces
 
 
 def update_group(g: int, optimizer: Any, plan: RoutingPlan, leaves: FlatLeaves, gradients: Any,
-                 parameters: Any, new: list, *, batched: bool, recording: bool) -> list:
+                 parameters: Any, new: list, *, batched: bool, recording: bool,
+                 per_parameter: bool = False) -> list:
     """Step group ``g``: write its new leaves into ``new``; return its pieces when recording.
 
     Every group's step counter advances, even an empty group's, as in MLX.
+    With ``per_parameter`` each piece says which leaves it holds (see
+    :func:`update_groups`).
     """
     grads, params = leaves.gradients, leaves.parameters
     indices = plan.indices[g]
@@ -63,7 +70,10 @@ def update_group(g: int, optimizer: Any, plan: RoutingPlan, leaves: FlatLeaves, 
     if states is None:
         _run_own_code(optimizer, indices, leaves, gradients, parameters, new,
                       whole=len(plan.states) == 1)
-        return [(grads[i], params[i], new[i]) for i in indices] if recording else []
+        if not recording:
+            return []
+        triples = [(grads[i], params[i], new[i]) for i in indices]
+        return list(zip(indices, triples)) if per_parameter else triples
     for name, scheduler in optimizer._schedulers.items():
         optimizer.state[name] = scheduler(optimizer.step)
     optimizer.state["step"] = optimizer.step + 1
@@ -73,14 +83,15 @@ def update_group(g: int, optimizer: Any, plan: RoutingPlan, leaves: FlatLeaves, 
         for bucket in plan.buckets[g]:
             flat = bucket.apply(apply_single, grads, params, new)
             if recording:
-                pieces.append(flat)
+                pieces.append((tuple(bucket.indices), bucket.sizes, flat) if per_parameter else flat)
         pairs = plan.singles[g]
     else:
         pairs = zip(indices, states)
     for i, state in pairs:
         new[i] = apply_single(grads[i], params[i], state)
         if recording:
-            pieces.append((grads[i], params[i], new[i]))
+            triple = (grads[i], params[i], new[i])
+            pieces.append((i, triple) if per_parameter else triple)
     return pieces
 
 

@@ -4,7 +4,10 @@ Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
 a cell's value), draws into ``ax=`` when given one, colours groups as the
 parameter tree does and accepts ``theme="dark"`` (:func:`retheme` recolours a
 figure already drawn). Legends sit beside the data, never on it; a line
-identical to another is drawn dashed over it and says so. For figures of your own,
+identical to another is drawn dashed over it and says so. Per-parameter metrics
+(``per_parameter=True``) have a heatmap over parameters and steps, the top
+``k`` parameters farthest from their group's median, one parameter's curves
+beside its group's, and the two first in one figure. For figures of your own,
 :func:`lab_axes` is ``plt.subplots`` without pyplot (a :class:`LabFigure`,
 shown once as a PNG, with no extra ipympl canvas under nbval).
 
@@ -28,6 +31,15 @@ from multiopt_lab.plots.figures import (
 )
 from multiopt_lab.plots.marks import mark_step
 from multiopt_lab.plots.overview import plot_training
+from multiopt_lab.plots.parameters import (
+    has_parameter_metrics,
+    parameter_table,
+    plot_parameter,
+    plot_parameter_heatmap,
+    plot_parameter_overview,
+    plot_top_parameters,
+    top_parameters,
+)
 from multiopt_lab.plots.style import LabFigure, lab_axes, retheme, smooth
 
 __all__ = [
@@ -42,6 +54,13 @@ __all__ = [
     "plot_learning_rates",
     "plot_runs",
     "plot_training",
+    "plot_parameter_heatmap",
+    "plot_top_parameters",
+    "plot_parameter",
+    "plot_parameter_overview",
+    "top_parameters",
+    "parameter_table",
+    "has_parameter_metrics",
     "mark_step",
     "retheme",
     "smooth",

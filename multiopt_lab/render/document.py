@@ -13,11 +13,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from multiopt_lab.arguments import checked, found
 from multiopt_lab.render.html import tree_css, tree_html
 from multiopt_lab.render.legend import legend_html, legend_text
+from multiopt_lab.render.param_values import value_cells
 from multiopt_lab.render.text import tree_text
 from multiopt_lab.render.tree_model import build_tree
 from multiopt_lab.text_fit import DEFAULT_WIDTH, check_width
@@ -84,6 +85,8 @@ def render_html(
     open_depth: int = 2,
     legend: bool = True,
     interactive: bool = False,
+    values: Mapping[str, float] | None = None,
+    value_metric: str = "update_ratio",
 ) -> str:
     """A self-contained HTML fragment: stylesheet, legend, diagnostics and tree.
 
@@ -102,6 +105,11 @@ def render_html(
         legend (bool, optional): Include the legend. Default: ``True``.
         interactive (bool, optional): Mark the fragment for the widget's script
             (shows the unfold buttons). Default: ``False``.
+        values (Mapping[str, float] | None, optional): A column with a value
+            per parameter (``History.parameter_values(...)``); a folded run
+            shows the range over its blocks. Default: ``None`` (no column).
+        value_metric (str, optional): The values' metric, for their tooltips.
+            Default: ``"update_ratio"``.
 
     Example:
         >>> from multiopt_lab import assign
@@ -114,8 +122,9 @@ def render_html(
     parts = [f'<div class="mol-root{" mol-interactive" if interactive else ""}"><style>{tree_css()}</style>']
     if legend:
         parts.append(legend_html(assignment, optimizers))
+    cells = None if values is None else value_cells(tree, values, value_metric)
     parts.append(tree_html(tree, open_depth=open_depth, selected=selected, searching=searching,
-                           interactive=interactive))
+                           interactive=interactive, values=cells))
     parts.append("</div>")
     return "".join(parts)
 

@@ -28,6 +28,7 @@ from importlib import resources
 
 from multiopt_lab.render.numbers import grouped, plural, shape_text, share_text
 from multiopt_lab.palette import group_colour
+from multiopt_lab.render.param_values import value_cell_html
 from multiopt_lab.render.text import module_notes, param_notes, walk
 from multiopt_lab.render.tree_model import FoldNode, ParameterTree, ParamNode
 
@@ -63,7 +64,7 @@ def _bar(group_elements) -> str:
     return f'<span class="mol-bar">{spans}</span>'
 
 
-def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
+def _param_row(node: ParamNode, depth: int, selected: str | None, values=None) -> str:
     info = node.info
     classes = ["mol-row", "mol-param"]
     classes += [f"mol-flag-{flag.replace(' ', '-')}" for flag in info.flags]
@@ -85,7 +86,9 @@ def _param_row(node: ParamNode, depth: int, selected: str | None) -> str:
         f'<span class="mol-shape">{shape_text(info.shape)}</span> <span class="mol-dtype">{escape(info.dtype)}</span> '
         f'<span class="mol-elements">{grouped(info.size)}</span> '
         f'<span class="mol-group"><span class="mol-swatch"></span>{escape(info.label)}</span> '
-        f'<span class="mol-rule"{title}>{escape(info.rule)}</span> <span class="mol-notes"{notes_title}>{notes}</span></div>'
+        f'<span class="mol-rule"{title}>{escape(info.rule)}</span> '
+        f'{"" if values is None else value_cell_html(values.get(info.path))}'
+        f'<span class="mol-notes"{notes_title}>{notes}</span></div>'
     )
 
 
@@ -95,7 +98,7 @@ def _module_open(node, depth: int, open_depth: int, searching: bool) -> bool:
     return depth < open_depth
 
 
-def _module_summary(node, depth: int, labels, interactive: bool) -> str:
+def _module_summary(node, depth: int, labels, interactive: bool, values=None) -> str:
     fold = ""
     if interactive and isinstance(node, FoldNode):  # only the widget's script acts on it
         fold = f' <button class="mol-unfold" data-unfold="{escape(node.parent_path)}">unfold</button>'
@@ -106,13 +109,15 @@ def _module_summary(node, depth: int, labels, interactive: bool) -> str:
         f'<span class="mol-elements">{grouped(node.totals.elements)}</span> '
         f'<span class="mol-group mol-shares" style="grid-column:5 / span 2">{_bar(node.totals.group_elements)}'
         f'{escape(share_text(node.totals.group_elements, labels))}</span> '
+        f'{"" if values is None else value_cell_html(None)}'
         f'<span class="mol-notes">{escape(module_notes(node))}{fold}</span></summary>'
     )
 
 
-def _render(node, depth, labels, out, open_depth, searching, selected, interactive) -> None:
+def _render(node, depth, labels, out, open_depth, searching, selected, interactive,
+            values=None) -> None:
     if isinstance(node, ParamNode):
-        out.append(_param_row(node, depth, selected))
+        out.append(_param_row(node, depth, selected, values))
         return
     is_fold = isinstance(node, FoldNode)
     classes = "mol-module mol-fold" if is_fold else "mol-module"
@@ -122,17 +127,18 @@ def _render(node, depth, labels, out, open_depth, searching, selected, interacti
     if _module_open(node, depth, open_depth, searching):
         attributes += " open"
     out.append(f'<details class="{classes}"{attributes}>')
-    out.append(_module_summary(node, depth, labels, interactive))
+    out.append(_module_summary(node, depth, labels, interactive, values))
     out.append('<ul class="mol-children">')
     for child in (node.block.children if is_fold else node.children):
         out.append("<li>")
-        _render(child, depth + 1, labels, out, open_depth, searching, selected, interactive)
+        _render(child, depth + 1, labels, out, open_depth, searching, selected, interactive,
+                values)
         out.append("</li>")
     out.append("</ul></details>")
 
 
 def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None = None,
-              searching: bool = False, interactive: bool = False) -> str:
+              searching: bool = False, interactive: bool = False, values=None) -> str:
     """Render a built tree as HTML (without the stylesheet; see :func:`tree_css`).
 
     Args:
@@ -143,6 +149,9 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
             and dim the rest. Default: ``False``.
         interactive (bool, optional): Add the "unfold" buttons the widget's script
             handles. Default: ``False``.
+        values (dict[str, ValueCell] | None, optional): A value column (before
+            the notes): each parameter row's cell, from
+            :func:`~multiopt_lab.render.param_values.value_cells`. Default: ``None`` (no column).
 
     Returns:
         str: A ``<div class="mol-tree">`` element.
@@ -172,9 +181,12 @@ def tree_html(tree: ParameterTree, *, open_depth: int = 2, selected: str | None 
     # columns: widen the rule column so they never run into the notes.
     shares = max([_BAR_CH + len(share_text(m.totals.group_elements, labels)) for m in modules] + [0])
     widths["rule"] = max(widths["rule"], shares - widths["group"] - 1)
+    if values is not None:
+        widths["value"] = max([len(c.text) + 2 for c in values.values()] + [3])
     style = ";".join(f"--mol-{key}-w:{value}ch" for key, value in widths.items())
-    out = [f'<div class="mol-tree{" mol-searching" if searching else ""}" style="{style}">'
+    classes = "mol-tree" + (" mol-searching" if searching else "") + (" mol-with-values" if values is not None else "")
+    out = [f'<div class="{classes}" style="{style}">'
            '<ul class="mol-children"><li>']
-    _render(tree.root, 0, labels, out, open_depth, searching, selected, interactive)
+    _render(tree.root, 0, labels, out, open_depth, searching, selected, interactive, values)
     out.append("</li></ul></div>")
     return "".join(out)

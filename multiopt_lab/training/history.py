@@ -3,6 +3,8 @@
 One row per ``(run, step, group, metric)``. The loss and any other scalar the
 user records go in group ``"-"`` (:data:`SCALAR_GROUP`); the optimizer's
 global totals in group ``"total"``; each parameter group under its label.
+Per-parameter metrics (``per_parameter=True``) are kept apart, one row per
+``(run, step, path, group, metric)`` in :attr:`History.parameters`.
 
 Example:
     >>> history = History()
@@ -28,8 +30,11 @@ from multiopt_lab.device import describe_facts, device_facts
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.training import history_io
-from multiopt_lab.training.history_files import HistoryFollower, SkippedLines, save_history
+from multiopt_lab.training.history_files import (HistoryFollower, HistoryStream, SkippedLines,
+                                                 read_history, save_history)
 from multiopt_lab.training.history_io import check_name
+from multiopt_lab.training.history_parameters import PARAMETER_COLUMNS
+from multiopt_lab.training.history_sidecars import format_parameter_rows, run_event_lines
 from multiopt_lab.training.history_records import SCALAR_GROUP, TOTAL_GROUP, HistoryRecords
 from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
 
@@ -57,6 +62,40 @@ def _as_float(value: Any, what: str) -> float:
         return float(value.item() if hasattr(value, "item") else value)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{what} must be a scalar number (float or 0-d array), found {value!r}") from error
+
+
+def _parameter_block(parameters: Any) -> tuple[tuple, tuple, tuple, Any]:
+    """``(paths, groups, metrics, values)`` of what ``History.record(parameters=...)`` was given."""
+    if all(hasattr(parameters, name) for name in ("paths", "groups", "metrics", "values")):
+        return (tuple(parameters.paths), tuple(parameters.groups), tuple(parameters.metrics),
+                parameters.values)  # a ParameterMetrics (optimizer.parameter_metrics)
+    if not isinstance(parameters, Mapping):
+        raise TypeError(f"parameters must be optimizer.parameter_metrics or a mapping "
+                        f"{{path: {{'group': label, metric: value, ...}}}}, found "
+                        f"{type(parameters).__name__}")
+    paths, groups, rows, metrics = [], [], [], None
+    for path, values in parameters.items():
+        if not isinstance(values, Mapping) or not isinstance(values.get("group"), str):
+            raise TypeError(f"parameters must map path -> {{'group': label, metric: value, ...}}, "
+                            f"found {path!r}: {values!r:.80}")
+        names = tuple(k for k in values if k != "group")
+        if metrics is None:
+            metrics = names
+        elif set(names) != set(metrics):
+            raise ValueError(f"every parameter needs the same metrics: {paths[0]!r} has "
+                             f"{list(metrics)}, {path!r} has {list(names)}")
+        paths.append(path)
+        groups.append(values["group"])
+        rows.append([_as_float(values[m], f"{path}.{m}") for m in metrics])
+    return tuple(paths), tuple(groups), tuple(metrics or ()), rows
+
+
+def _parameter_text(run: str, step: int, paths: tuple, groups: tuple, metrics: tuple,
+                    values: Any) -> str:
+    rows = [(run, step, path, group, metric, value)
+            for path, group, row in zip(paths, groups, values.tolist())
+            for metric, value in zip(metrics, row)]
+    return format_parameter_rows(rows)
 
 
 def _check_metadata_labels(metadata: Mapping[str, Any]) -> None:
@@ -92,7 +131,8 @@ class History:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self._records = HistoryRecords()
         self._subscribers: list[Subscriber] = []
-        self._writer: history_io.CsvAppender | None = None
+        self._writer: HistoryStream | None = None
+        self._checked_layouts: set[tuple] = set()
         self._follower: HistoryFollower | None = None
         if path is not None:
             check_path(path, "History()", "path")
@@ -166,6 +206,7 @@ class History:
         *,
         loss: Any = None,
         metrics: Mapping[str, Mapping[str, Any]] | None = None,
+        parameters: Any = None,
         run: str | None = None,
         **scalars: Any,
     ) -> None:
@@ -177,6 +218,10 @@ class History:
                 group ``"-"``.
             metrics (Mapping, optional): ``{group: {metric: value}}``, the
                 shape of ``MultiOptimizer.metrics``.
+            parameters (optional): Every parameter's metrics:
+                ``optimizer.parameter_metrics`` (``per_parameter=True``), or
+                ``{path: {"group": label, metric: value, ...}}`` with the same
+                metrics for every path. Kept in :attr:`parameters`.
             run (str, optional): Defaults to the current run (one is started
                 if there is none).
             **scalars: Other scalars (``accuracy=0.9``), group ``"-"``.
@@ -210,6 +255,7 @@ class History:
             for metric, value in values.items():
                 rows.append((group, check_name(str(metric), "metric name"),
                              _as_float(value, f"{group}.{metric}")))
+        block = None if parameters is None else self._checked_block(parameters)
         records = self._records
         with records.lock:
             if run is None:
@@ -218,9 +264,33 @@ class History:
                 self.start_run(run)
             full = [(run, step, group, metric, value) for group, metric, value in rows]
             records.append(full)
+            if block is not None:
+                records.parameters.append_block(run, step, *block)
             if self._writer is not None:
                 self._writer.write_rows(full)
+                if block is not None:
+                    self._writer.write_parameter_text(_parameter_text(run, step, *block))
         self._notify("record")
+
+    def _checked_block(self, parameters: Any) -> tuple:
+        paths, groups, metrics, values = _parameter_block(parameters)
+        layout = (paths, groups, metrics)
+        if layout not in self._checked_layouts:  # names checked once per layout, not per step
+            for what, names in (("parameter path", paths), ("group label", groups),
+                                ("metric name", metrics)):
+                for name in set(names):
+                    check_name(name, what)
+            self._checked_layouts.add(layout)
+        import numpy as np
+
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"parameters: every value must be a number ({error})") from None
+        if array.shape != (len(paths), len(metrics)):
+            raise ValueError(f"parameters: expected {len(paths)} rows of {len(metrics)} values, "
+                             f"found shape {array.shape}")
+        return paths, groups, metrics, array
 
     def __len__(self) -> int:
         return len(self._records)
@@ -263,6 +333,56 @@ class History:
     def frame(self) -> pd.DataFrame:
         """All rows as a DataFrame (run, step, group, metric, value); cached."""
         return self._records.frame()
+
+    @property
+    def parameters(self) -> pd.DataFrame:
+        """Every parameter's recorded metrics: columns run, step, path, group, metric, value.
+
+        One row per (run, step, path, metric), recorded with
+        ``per_parameter=True`` (metrics ``update_norm``, ``grad_norm``,
+        ``param_norm``, ``update_ratio``: the update norm over the parameter
+        norm before the step, as in the group rows). Paths come in tree
+        order; the string columns are categoricals, so a long run stays
+        small. Empty (with these columns) when nothing was recorded; cached
+        until the next record.
+
+        Example:
+            >>> h = History()
+            >>> h.record(1, parameters={"w": {"group": "sgd", "update_norm": 0.5}})
+            >>> h.parameters.to_dict("records")
+            [{'run': 'run1', 'step': 1, 'path': 'w', 'group': 'sgd', 'metric': 'update_norm', 'value': 0.5}]
+        """
+        with self._records.lock:
+            return self._records.parameters.frame()
+
+    def parameter_values(self, metric: str = "update_ratio", run: str | None = None) -> pd.Series:
+        """Each parameter's last recorded value of ``metric`` in ``run`` (index: path, tree order).
+
+        Empty when ``run`` recorded no per-parameter ``metric``; the step of
+        the values is in the series' ``attrs["step"]``.
+
+        Example:
+            >>> h = History()
+            >>> h.record(1, parameters={"w": {"group": "sgd", "update_ratio": 0.5}})
+            >>> h.record(2, parameters={"w": {"group": "sgd", "update_ratio": 0.25}})
+            >>> h.parameter_values().to_dict()
+            {'w': 0.25}
+        """
+        records = self._records
+        with records.lock:
+            return records.parameters.latest(records.resolve(run), metric)
+
+    def parameter_groups(self, run: str | None = None) -> dict[str, str]:
+        """``{path: group}`` of the parameters ``run`` recorded per-parameter metrics for.
+
+        Example:
+            >>> h = History(); h.record(1, parameters={"w": {"group": "sgd", "update_norm": 1.0}})
+            >>> h.parameter_groups()
+            {'w': 'sgd'}
+        """
+        records = self._records
+        with records.lock:
+            return records.parameters.groups_of(records.resolve(run))
 
     def to_frame(self) -> pd.DataFrame:
         """A copy of :attr:`frame` that the caller may change."""
@@ -321,12 +441,20 @@ class History:
 
     # -- files -----------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
-        """Write every run, with its metadata, to ``path``.
+        """Write every run, with its metadata, to ``path`` (and the files beside it).
 
-        ``.parquet`` writes Parquet (needs pyarrow); any other suffix writes
-        the CSV format. The file is written to a fresh temporary file beside
-        ``path`` and renamed over it, so a failure never leaves a
-        half-written file in place, nor any temporary file.
+        ``.parquet`` writes Parquet (needs pyarrow), the run metadata in its
+        schema; any other suffix writes a plain CSV that
+        ``pandas.read_csv(path)`` reads into :attr:`frame`, with the run
+        metadata beside it in ``<name>.runs.jsonl``. Per-parameter rows, when
+        recorded, go to ``<name>.parameters.csv`` (or ``.parameters.parquet``),
+        which ``pandas.read_csv`` reads into :attr:`parameters` (with
+        ``dtype="category"`` for its string columns, to keep it small).
+        Each file is written to a fresh temporary file beside it and renamed
+        over it, so a failure never leaves a half-written file in place, nor
+        any temporary file. (Run, group or path names that read as numbers
+        or as ``NA`` need ``pandas.read_csv(path, dtype=str,
+        keep_default_na=False)`` for the string columns.)
 
         Example:
             >>> import os, tempfile
@@ -341,12 +469,15 @@ class History:
     def load(cls, path: str | os.PathLike) -> "History":
         """Read a history saved with :meth:`save` (or streamed with :meth:`stream_to`).
 
+        The files beside it are read too; a CSV of the earlier form (with
+        ``#run`` lines among the rows) loads as well.
+
         Raises:
             FileNotFoundError: ``path`` does not exist.
             ValueError: The file is not a history file (the line or row is named).
         """
         history = cls()
-        history._records.apply_events(history_io.read_file(path))
+        history._records.apply_events(read_history(path))
         return history
 
     @classmethod
@@ -355,7 +486,8 @@ class History:
 
         Call :meth:`refresh` to read what was appended (only new bytes are
         read), or :meth:`watch` to refresh in a background thread. The file
-        may not exist yet. A line that is not a history line is skipped with
+        may not exist yet; the files beside it (runs, per-parameter rows) are
+        followed too. A line that is not a history line is skipped with
         a warning and counted in :attr:`skipped_lines`; the rows around it
         are kept. A file replaced at that path is read again from its start.
 
@@ -409,11 +541,12 @@ class History:
             self._follower.stop()
 
     def stream_to(self, path: str | os.PathLike) -> None:
-        """Append every later record to ``path`` and flush it at once.
+        """Append every later record to ``path`` (and the files beside it) and flush at once.
 
-        What is already recorded is written first, so the file is complete.
-        An existing non-empty file is refused, so streaming never mixes two
-        histories. Another process can read it with :meth:`follow`.
+        What is already recorded is written first, so the files are
+        complete. An existing non-empty file is refused, so streaming never
+        mixes two histories (files beside an empty or missing one are
+        replaced). Another process can read them with :meth:`follow`.
 
         Raises:
             FileExistsError: ``path`` exists and is not empty.
@@ -426,12 +559,17 @@ class History:
         records = self._records
         with records.lock:
             self.close()
-            writer = history_io.CsvAppender(path)
+            writer = HistoryStream(path)
             try:
                 columns, runs, ended = records.snapshot()
-                for chunk in history_io.csv_chunks(columns, runs, ended):
+                if runs:
+                    writer._runs.write_text(run_event_lines(runs, ended))
+                for chunk in history_io.csv_chunks(columns):
                     if not chunk.startswith(history_io.HEADER):  # the appender wrote it
-                        writer.write_text(chunk)
+                        writer._rows.write_text(chunk)
+                parameters = records.parameters.columns()
+                if len(parameters["value"]):
+                    writer.write_parameter_rows(zip(*(parameters[c] for c in PARAMETER_COLUMNS)))
             except BaseException:
                 writer.close()
                 raise

@@ -1,19 +1,20 @@
 """The file format of a :class:`~multiopt_lab.training.history.History`.
 
-A history file is a CSV file that any tool can read, with one row per
-recorded value and the run metadata on comment lines::
+A history file is a plain CSV file, one row per recorded value, in the
+order they were recorded (``pandas.read_csv(path)`` gives ``history.frame``)::
 
     "run","step","group","metric","value"
-    #run {"run": "adamw", "metadata": {"device": "Device(cpu, 0)", ...}}
     "adamw",1,"-","loss",2.302
     "adamw",10,"hidden","update_norm",0.0131
-    #end {"run": "adamw"}
 
-Strings are always quoted and numbers never are, so a data line starts with
-``"`` and a metadata line with ``#``: the two cannot be confused whatever the
-run or group names are. ``pandas.read_csv(path, comment="#")`` reads the
-rows. The file is append-only, which is what lets another process follow it
-while it is being written (:class:`CsvTail`).
+The run metadata and the per-parameter rows live beside it, in files named
+after it (:mod:`multiopt_lab.training.history_sidecars`): ``run.runs.jsonl``
+and ``run.parameters.csv`` for ``run.csv``. Strings are always quoted and
+numbers never are. Files of the earlier form, with ``#run {json}`` and
+``#end {json}`` comment lines among the rows, still load: a data line starts
+with ``"`` and a metadata line with ``#``, whatever the names are. The files
+are append-only, which is what lets another process follow them while they
+are being written (:class:`CsvTail`).
 
 Example:
     >>> import io
@@ -28,13 +29,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from multiopt_lab.partition.labels import check_label_text
 
 __all__ = ["COLUMNS", "CsvAppender", "CsvTail", "parse_lines", "read_file", "check_name",
-           "csv_chunks"]
+           "csv_chunks", "format_lines"]
 
 COLUMNS = ("run", "step", "group", "metric", "value")
 HEADER = '"run","step","group","metric","value"'
@@ -59,37 +60,21 @@ def format_lines(rows: Iterable[Row]) -> str:
     return buffer.getvalue()
 
 
-def format_run(run: str, metadata: dict[str, Any]) -> str:
-    """The metadata line that opens ``run``."""
-    return _RUN_TAG + json.dumps({"run": run, "metadata": metadata}, default=str) + "\n"
-
-
-def format_end(run: str) -> str:
-    """The line that marks ``run`` as finished."""
-    return _END_TAG + json.dumps({"run": run}) + "\n"
-
-
-def csv_chunks(columns: dict[str, list], runs: dict[str, dict], ended: set[str]) -> Iterator[str]:
-    """The whole CSV file of a history, run by run: header, ``#run``, rows, ``#end``.
+def csv_chunks(columns: dict[str, list], names: Sequence[str] = COLUMNS,
+               header: str = HEADER, chunk_rows: int = 65536) -> Iterator[str]:
+    """The whole CSV text of ``columns``: the header, then the rows in their order.
 
     Example:
         >>> columns = {"run": ["a"], "step": [1], "group": ["-"], "metric": ["loss"], "value": [0.5]}
-        >>> print("".join(csv_chunks(columns, {"a": {}}, {"a"})), end="")
+        >>> print("".join(csv_chunks(columns)), end="")
         "run","step","group","metric","value"
-        #run {"run": "a", "metadata": {}}
         "a",1,"-","loss",0.5
-        #end {"run": "a"}
     """
-    yield _HEADER + "\n"
-    rows = list(zip(*(columns[name] for name in COLUMNS)))
-    by_run: dict[str, list] = {run: [] for run in runs}
-    for row in rows:
-        by_run.setdefault(row[0], []).append(row)
-    for run, run_rows in by_run.items():
-        yield format_run(run, runs.get(run, {}))
-        yield format_lines(run_rows)
-        if run in ended:
-            yield format_end(run)
+    yield header + "\n"
+    count = len(columns[names[0]])
+    for start in range(0, count, chunk_rows):
+        parts = [columns[name][start:start + chunk_rows] for name in names]
+        yield format_lines(zip(*(p.tolist() if hasattr(p, "tolist") else p for p in parts)))
 
 
 def check_name(text: Any, what: str) -> str:
@@ -240,11 +225,13 @@ def _json_record(text: str, tag: str) -> dict:
 
 
 class CsvAppender:
-    """Appends to a history file and flushes after every write.
+    """Appends to a history file (or one beside it) and flushes after every write.
 
     Args:
         path (str | os.PathLike): The file; created with its header if it is
             missing or empty, appended to otherwise.
+        header (str | None, optional): The first line of a new file (None:
+            none). Default: the history file's.
 
     Example:
         >>> import tempfile, os
@@ -254,12 +241,12 @@ class CsvAppender:
         '"a",1,"-","loss",1.0'
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, header: str | None = HEADER) -> None:
         self.path = os.fspath(path)
         new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         self._file: TextIO | None = open(self.path, "a", encoding="utf-8", newline="")
-        if new:
-            self._write(_HEADER + "\n")
+        if new and header is not None:
+            self._write(header + "\n")
 
     def _write(self, text: str) -> None:
         if self._file is None:
@@ -271,17 +258,9 @@ class CsvAppender:
         """Append lines already formatted (:func:`csv_chunks`)."""
         self._write(text)
 
-    def write_rows(self, rows: Iterable[Row]) -> None:
+    def write_rows(self, rows: Iterable[tuple]) -> None:
         """Append data rows."""
         self._write(format_lines(rows))
-
-    def write_run(self, run: str, metadata: dict[str, Any]) -> None:
-        """Append the metadata line of a new run."""
-        self._write(format_run(run, metadata))
-
-    def write_end(self, run: str) -> None:
-        """Append the end marker of ``run``."""
-        self._write(format_end(run))
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -302,6 +281,8 @@ class CsvTail:
 
     Args:
         path (str | os.PathLike): The file; it may not exist yet.
+        parse (Callable, optional): Turns complete lines into events, as
+            :func:`parse_lines` does (its signature). Default: :func:`parse_lines`.
 
     Attributes:
         bad_lines (int): Lines skipped since reading (re)started.
@@ -320,8 +301,9 @@ class CsvTail:
     _SIGNATURE = 64
     _KEEP_BAD = 20
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, parse: Callable = None) -> None:
         self.path = os.fspath(path)
+        self.parse = parse_lines if parse is None else parse
         self.restarted = False
         self._start()
 
@@ -359,7 +341,11 @@ class CsvTail:
         lines = complete.split(b"\n")
         first = self._lines + 1
         self._lines += len(lines)
-        return list(parse_lines(lines, first, self._skip))
+        return list(self.parse(lines, first, self._skip))
+
+    def restart(self) -> None:
+        """Read the file from its start at the next :meth:`read_events`."""
+        self._start()
 
     def _replaced(self, file, info: os.stat_result) -> bool:
         if self._identity is None:
@@ -377,12 +363,8 @@ class CsvTail:
 
 
 def read_file(path: str | os.PathLike) -> list[tuple[str, Any]]:
-    """All events of a history file: CSV, or Parquet written by :func:`write_parquet`."""
+    """All events of the main CSV file of a history (its sidecars are read elsewhere)."""
     path = os.fspath(path)
-    if path.endswith(".parquet"):
-        from multiopt_lab.training.history_parquet import read_parquet
-
-        return read_parquet(path)
     try:
         try:
             with open(path, encoding="utf-8", newline="") as file:

@@ -2,6 +2,8 @@
 
 The rows are the five columns of the CSV format; the run metadata and the
 finished runs are JSON in the schema metadata under the key ``multiopt_lab``.
+Per-parameter rows go to a second file beside it (``run.parameters.parquet``),
+their names dictionary-encoded (``pandas.read_parquet`` gives categoricals).
 
 Example:
     >>> import os, tempfile
@@ -19,8 +21,9 @@ import json
 from typing import Any
 
 from multiopt_lab.training.history_io import COLUMNS
+from multiopt_lab.training.history_parameters import PARAMETER_COLUMNS
 
-__all__ = ["write_parquet", "read_parquet"]
+__all__ = ["write_parquet", "read_parquet", "write_parameters_parquet", "read_parameters_parquet"]
 
 
 def _require_pyarrow():
@@ -115,3 +118,62 @@ def _row(path: str, number: int, row: tuple) -> tuple[str, int, str, str, float]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{path}, row {number}: expected a number as the value, found {value!r}")
     return run, int(step), group, metric, float(value)
+
+
+_PARAMETER_STRINGS = ("run", "path", "group", "metric")
+
+
+def write_parameters_parquet(file: Any, frame: Any) -> None:
+    """Write per-parameter rows (``History.parameters``) as Parquet, names dictionary-encoded."""
+    pa = _require_pyarrow()
+    arrays = {}
+    for name in PARAMETER_COLUMNS:
+        column = frame[name]
+        if name in _PARAMETER_STRINGS:
+            arrays[name] = pa.DictionaryArray.from_arrays(
+                pa.array(column.cat.codes.to_numpy()),
+                pa.array(list(column.cat.categories), pa.string()))
+        else:
+            arrays[name] = pa.array(column.to_numpy(), pa.int64() if name == "step" else pa.float64())
+    pa.parquet.write_table(pa.table(arrays), file)
+
+
+def read_parameters_parquet(path: str) -> Any:
+    """The per-parameter rows of a Parquet file (None when there is none); ValueError for a bad one.
+
+    Example:
+        >>> read_parameters_parquet("missing.parameters.parquet") is None
+        True
+    """
+    import os
+
+    if not os.path.exists(path):
+        return None
+    pa = _require_pyarrow()
+    try:
+        table = pa.parquet.read_table(path)
+    except (pa.ArrowException, OSError, ValueError, TypeError) as err:
+        raise ValueError(f"{path} is not a Parquet per-parameter file: {err}") from None
+    missing = [name for name in PARAMETER_COLUMNS if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{path} is not a per-parameter history file: expected the columns "
+                         f"{list(PARAMETER_COLUMNS)}, found {table.column_names[:10]} (missing {missing})")
+    try:
+        frame = table.select(list(PARAMETER_COLUMNS)).to_pandas()
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot read its columns: {err}") from None
+    import numpy as np
+    import pandas as pd
+
+    for name in _PARAMETER_STRINGS:
+        column = frame[name]
+        values = column.cat.categories if isinstance(column.dtype, pd.CategoricalDtype) else column
+        if column.isna().any() or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"{path}: expected strings in the column {name!r}, found "
+                             f"{column.dtype} {list(values[:3])!r}")
+    for name, kind in (("step", "i"), ("value", "f")):
+        if frame[name].dtype.kind not in (kind, "i") or (name == "step" and frame[name].dtype.kind != "i"):
+            raise ValueError(f"{path}: expected {'whole numbers' if kind == 'i' else 'numbers'} "
+                             f"in the column {name!r}, found {frame[name].dtype}")
+    frame["value"] = frame["value"].astype(np.float64)
+    return frame

@@ -22,6 +22,7 @@ import pandas as pd
 
 from multiopt_lab.partition.labels import SCALAR_LABEL, TOTAL_LABEL
 from multiopt_lab.training.history_io import COLUMNS
+from multiopt_lab.training.history_parameters import ParameterRecords
 
 __all__ = ["HistoryRecords", "SCALAR_GROUP", "TOTAL_GROUP"]
 
@@ -40,6 +41,7 @@ class HistoryRecords:
         runs (dict[str, dict]): Run name -> metadata, oldest first.
         ended (set[str]): Runs marked finished.
         current (str | None): The run records go to by default.
+        parameters (ParameterRecords): The per-parameter rows.
 
     Example:
         >>> records = HistoryRecords(); records.runs["r"] = {}
@@ -56,6 +58,7 @@ class HistoryRecords:
         self.current: str | None = None
         self._last: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._frame: pd.DataFrame | None = None
+        self.parameters = ParameterRecords()
 
     def __len__(self) -> int:
         return len(self.columns["step"])
@@ -85,10 +88,11 @@ class HistoryRecords:
             self._last.clear()
             self.current = None
             self._frame = None
+            self.parameters.clear()
 
     def apply_events(self, events: list[tuple[str, Any]]) -> int:
-        """Add the events of a file (:func:`~multiopt_lab.training.history_io.parse_lines`);
-        returns how many rows they held."""
+        """Add the events of a file (:func:`~multiopt_lab.training.history_io.parse_lines`,
+        ``("parameters", frame)`` for per-parameter rows); returns how many rows they held."""
         rows: list[tuple] = []
         with self.lock:
             for kind, payload in events:
@@ -99,7 +103,11 @@ class HistoryRecords:
                     continue
                 self.append(rows)
                 rows = []
-                if kind == "run":
+                if kind == "parameters":
+                    for run in payload["run"].unique():
+                        self.runs.setdefault(str(run), {})
+                    self.parameters.append_rows(payload)
+                elif kind == "run":
                     name, metadata = payload
                     self.runs[name] = dict(metadata)
                     self.current = name
@@ -108,7 +116,8 @@ class HistoryRecords:
             self.append(rows)
             if self.current is None and self.runs:
                 self.current = next(reversed(self.runs))
-        return sum(1 for kind, _ in events if kind == "row")
+        return sum(1 if kind == "row" else len(payload) if kind == "parameters" else 0
+                   for kind, payload in events)
 
     def snapshot(self) -> tuple[dict[str, list], dict[str, dict], set[str]]:
         """Copies of the columns, the runs and the finished runs, taken under the lock."""

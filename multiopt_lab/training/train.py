@@ -23,7 +23,7 @@ import mlx.optimizers as optim
 from multiopt_lab.arguments import (check_history, check_model, check_optimizer, checked, found,
                                     function, is_flag, is_text, optional)
 from multiopt_lab.optimizer.describe import optimizer_metadata
-from multiopt_lab.optimizer.recorder import check_every
+from multiopt_lab.optimizer.recorder import check_every, check_per_parameter
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab.optimizer.reporting import report_findings
 from multiopt_lab.training.compile_step import compile_step
@@ -104,21 +104,40 @@ def _make_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: Callable, 
     return compile_step(step, model, optimizer)
 
 
-def _optimizer_metrics(optimizer: optim.Optimizer, seen_step: Any, every: int | None) -> tuple[Any, Any]:
-    """The optimizer's metrics if they are new and due (steps 1, 1 + k, ...)."""
+def _optimizer_metrics(optimizer: optim.Optimizer, seen_step: Any,
+                       every: int | None) -> tuple[Any, Any, Any]:
+    """The optimizer's metrics and per-parameter metrics if they are new and due (steps 1, 1 + k, ...)."""
     metrics_step = getattr(optimizer, "metrics_step", None)
     if every is None or metrics_step is None or metrics_step == seen_step:
-        return None, seen_step
+        return None, None, seen_step
     # Keep only steps 1, 1 + k, ... even if the optimizer computed more.
     if (int(metrics_step) - 1) % every:
-        return None, metrics_step
-    return optimizer.metrics or None, metrics_step
+        return None, None, metrics_step
+    parameters = optimizer.parameter_metrics if getattr(optimizer, "per_parameter", False) else None
+    return optimizer.metrics or None, parameters, metrics_step
+
+
+def _set_per_parameter(optimizer: optim.Optimizer, per_parameter: bool | None) -> bool | None:
+    """Set ``optimizer.per_parameter`` (None: leave it); returns the value to restore."""
+    if per_parameter is None:
+        return None
+    check_per_parameter(per_parameter)
+    if not hasattr(optimizer, "per_parameter"):
+        if per_parameter:
+            raise ValueError(f"per_parameter=True needs a multiopt_lab MultiOptimizer (it computes "
+                             f"the metrics inside its update), found {type(optimizer).__name__}; "
+                             "wrap the optimizer: MultiOptimizer([optimizer])")
+        return None
+    previous = optimizer.per_parameter
+    optimizer.per_parameter = per_parameter
+    return previous
 
 
 @checked(model=check_model, optimizer=check_optimizer,
          loss_fn=function("a function (model, *batch) -> scalar loss"), batches=_check_batches,
          history=check_history, compile=is_flag, callbacks=_check_callbacks,
-         progress=_check_progress, run=optional(is_text), warn_findings=is_flag)
+         progress=_check_progress, run=optional(is_text), warn_findings=is_flag,
+         per_parameter=optional(is_flag))
 def train(
     model: nn.Module,
     optimizer: optim.Optimizer,
@@ -134,6 +153,7 @@ def train(
     run: str | None = None,
     distributed: DataParallel | bool | None = None,
     warn_findings: bool = True,
+    per_parameter: bool | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` steps and record what happens.
 
@@ -179,6 +199,9 @@ def train(
             one ``FindingWarning`` each, naming the paths). A
             ``MultiOptimizer`` remembers them and does not warn again;
             ``False`` marks them reported without a warning. Default: ``True``.
+        per_parameter (bool, optional): Also record every parameter's
+            metrics on the recorded steps (``history.parameters``); needs a
+            ``MultiOptimizer``. ``None``: as the optimizer is set. Default: ``None``.
 
     Returns:
         History: ``history`` (or the new one), with this run recorded.
@@ -206,16 +229,23 @@ def train(
             history, progress = History(), False
     next_batch = _batch_source(batches)
     has_metrics = hasattr(optimizer, "metrics_every")
+    previous_per_parameter = _set_per_parameter(optimizer, per_parameter)
     previous_every = optimizer.metrics_every if has_metrics else None
     if has_metrics:
         optimizer.metrics_every = metrics_every
+
+    def restore() -> None:
+        if has_metrics:
+            optimizer.metrics_every = previous_every
+        if previous_per_parameter is not None:
+            optimizer.per_parameter = previous_per_parameter
+
     try:
         # After metrics_every is set: it decides what the optimizer state
         # holds, which a compiled step captures.
         step_fn = _make_step(model, optimizer, loss_fn, compile, parallel)
     except BaseException:
-        if has_metrics:
-            optimizer.metrics_every = previous_every
+        restore()
         raise
     if run is not None and run in history.runs:
         start = history.last_step(run) or 0
@@ -246,9 +276,11 @@ def train(
                 mx.eval(loss, model.state, optimizer.state)
                 if parallel is not None and done == 0:  # other rules on a rank: stop now
                     check_same_partition(parallel.group, optimizer)
-                metrics, seen_metrics_step = _optimizer_metrics(optimizer, seen_metrics_step, metrics_every)
+                metrics, parameters, seen_metrics_step = _optimizer_metrics(
+                    optimizer, seen_metrics_step, metrics_every)
                 loss_value = parallel.reduce({"loss": loss})["loss"] if parallel else loss.item()
-                history.record(index + 1, loss=loss_value, metrics=metrics, run=run)
+                history.record(index + 1, loss=loss_value, metrics=metrics, parameters=parameters,
+                               run=run)
                 done += 1
                 bar.update(done, loss_value)
                 for callback in callbacks:
@@ -259,8 +291,7 @@ def train(
         raise
     finally:
         finish_progress(bar, failure)
-        if has_metrics:
-            optimizer.metrics_every = previous_every
+        restore()
         history.end_run(run)
     if stop.requested and done < steps:
         # A stop the user asked for (Stop button, a callback, the batches ran

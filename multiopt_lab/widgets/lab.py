@@ -60,6 +60,7 @@ LAB_CSS = f"""
 .mol-lab .mol-monitor.mol-monitor {{ flex-direction: row; flex-wrap: wrap; align-items: flex-start; gap: 1ex 2em; }}
 .mol-lab .mol-monitor > .mol-monitor-figure {{ flex: 1 1 40em; max-width: 60em; min-width: 0; }}
 .mol-lab .mol-monitor > .mol-monitor-table {{ flex: 0 1 auto; }}
+.mol-lab .mol-monitor > .mol-monitor-parameters {{ flex: 0 1 auto; }}
 @container mol-lab (min-width: {SIDE_BY_SIDE_PX}px) {{
   .mol-lab .mol-lab-grid.mol-lab-grid {{ grid-template-columns: minmax(22em, 34%) minmax(0, 1fr);
     grid-template-areas: "editor tree" "monitor monitor"; }}
@@ -77,7 +78,10 @@ class LabWidget(widgets.VBox):
         model: The ``nn.Module`` (or parameter tree) being trained.
         optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer.
         history (History, optional): Shown in a
-            :class:`~multiopt_lab.widgets.monitor.TrainingMonitorWidget`. Default: ``None``.
+            :class:`~multiopt_lab.widgets.monitor.TrainingMonitorWidget`; with
+            per-parameter metrics (``per_parameter=True``) the tree also shows
+            each parameter's latest value and curves, and the monitor the
+            parameters farthest from their group's median. Default: ``None``.
         debounce_seconds (float, optional): Editor's quiet time before re-evaluating.
             Default: ``0.3``.
 
@@ -105,7 +109,7 @@ class LabWidget(widgets.VBox):
     @checked(model=check_parameters, optimizer=check_multi_optimizer, history=check_history,
              debounce_seconds=number(low=0))
     def __init__(self, model, optimizer, history=None, *, debounce_seconds: float = 0.3):
-        self.tree = ParameterTreeWidget(model, optimizer)
+        self.tree = ParameterTreeWidget(model, optimizer, history=history)
         self.editor = RuleEditorWidget(model, optimizer, tree=self.tree, debounce_seconds=debounce_seconds)
         self.monitor = None
         self._display_handle = None

@@ -67,7 +67,7 @@ from multiopt_lab.plots.overview import placeholder, plot_training, run_title
 from multiopt_lab.plots.style import retheme
 from multiopt_lab.live.monitor_pacing import RedrawPacer
 from multiopt_lab.widgets.figure_view import FigureView
-from multiopt_lab.widgets.monitor_table import last_values_html
+from multiopt_lab.widgets.monitor_table import last_values_html, top_parameters_html
 from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.widgets.subshell import route_to_subshell
@@ -98,6 +98,10 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         background (bool): Draw on a background thread (the training thread
             only sets a flag); not with a ``theme``, which changes matplotlib's
             global settings while drawing. Default: ``False``.
+        top_k (int): With per-parameter metrics (``per_parameter=True``), a
+            table of the ``top_k`` parameters whose update ratio is farthest
+            from their group's median, at the last recorded step (``0``: none).
+            Default: ``5``.
 
     Example:
         >>> history = History()
@@ -128,7 +132,11 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         clock: Callable[[], float] = time.perf_counter,
         max_interval: float = 1.0,
         background: bool = False,
+        top_k: int = 5,
     ) -> None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise ValueError(f"top_k must be an int >= 0, found {top_k!r}")
+        self.top_k = top_k
         if background and theme is not None:
             raise ValueError(f"background drawing cannot use a theme (got theme={theme!r}): "
                              "a theme changes matplotlib's global settings; pass background=False")
@@ -136,9 +144,11 @@ class TrainingMonitorWidget(ipywidgets.VBox):
                                  clock=clock, background=background)
         self.image = FigureView(alt="loss and per-group metrics")
         self.table = ipywidgets.HTML()
+        self.parameters_table = ipywidgets.HTML()
         self.image.add_class("mol-monitor-figure")
         self.table.add_class("mol-monitor-table")
-        super().__init__(children=[self.image, self.table])
+        self.parameters_table.add_class("mol-monitor-parameters")
+        super().__init__(children=[self.image, self.table, self.parameters_table])
         self.add_class("mol-monitor")
         self.history = history
         #: The run shown: pinned at creation, or by the first run started after it.
@@ -220,6 +230,9 @@ class TrainingMonitorWidget(ipywidgets.VBox):
             self._drawn_dark = dark
         self.image.png = self._render_png()
         self.table.value = last_values_html(self.history, self.run)
+        top = top_parameters_html(self.history, self.run, self.top_k) if self.top_k else ""
+        if top != self.parameters_table.value:
+            self.parameters_table.value = top
 
     def _waiting_for(self) -> str:
         """What the placeholder says while there is nothing to draw; ``""`` once there is."""
@@ -257,6 +270,9 @@ class TrainingMonitorWidget(ipywidgets.VBox):
         steps = steps[steps["run"].values == self.run]["step"].nunique()
         groups = [g for g in self.history.labels(self.run) if g not in (SCALAR_GROUP, TOTAL_GROUP)]
         shown = f"loss and {len(groups)} groups' metrics" if groups else "loss"
+        parameters = len(self.history.parameter_groups(self.run))
+        if parameters:
+            shown += f" and {parameters} parameters' metrics"
         run = clip(repr(self.run), DEFAULT_WIDTH - 70)  # the line fits the text forms' width
         return f"Training monitor: run {run}, {steps:,} steps recorded, {shown}"
 

@@ -1,4 +1,5 @@
-"""The monitor's table: the last value of every metric, one row per group.
+"""The monitor's tables: the last value of every metric, one row per group; and, with
+per-parameter metrics, the parameters farthest from their group's median ratio.
 
 Example:
     >>> from multiopt_lab.training.history import History
@@ -13,9 +14,10 @@ import html
 
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.optimizer.metrics import nonfinite_groups
+from multiopt_lab.plots.parameters import parameter_colour_map, top_parameters
 from multiopt_lab.plots.style import group_colour_map
 
-__all__ = ["last_values_html", "NOT_APPLICABLE"]
+__all__ = ["last_values_html", "top_parameters_html", "NOT_APPLICABLE"]
 
 _METRIC_ORDER = ("loss", "update_norm", "grad_norm", "param_norm", "update_ratio", "learning_rate")
 
@@ -90,3 +92,46 @@ _TABLE_CSS = (
     "table.mol-monitor-values.mol-monitor-values tr>:first-child{text-align:left}"
     "table.mol-monitor-values.mol-monitor-values td.mol-na{color:var(--jp-content-font-color3,#888)}"
 )
+
+
+def _swatch(colour: str) -> str:
+    return (f'<span style="display:inline-block;width:0.8em;height:0.8em;background:{colour};'
+            'margin-right:0.4em"></span>')
+
+
+def top_parameters_html(history: History, run: str | None = None, k: int = 5,
+                        metric: str = "update_ratio") -> str:
+    """The ``k`` parameters whose ``metric`` is farthest from their group's median, as a table.
+
+    ``""`` when the run recorded no per-parameter metrics (the monitor then
+    shows nothing in its place).
+
+    Example:
+        >>> h = History()
+        >>> h.record(1, parameters={p: {"group": "g", "update_ratio": v}
+        ...                         for p, v in (("a", 1e-3), ("b", 1e-3), ("c", 0.2))})
+        >>> 'data-path="c"' in top_parameters_html(h, k=1)
+        True
+    """
+    run = run if run is not None else history.current_run
+    if run is None or run not in history.runs:
+        return ""
+    table = top_parameters(history, metric, k=k, run=run)
+    if table.empty:
+        return ""
+    colours = parameter_colour_map(history, run)
+    rows = []
+    for row in table.itertuples():
+        times = row.times_median
+        far = "" if times != times else (f"{times:.3g}x" if times >= 1 or times == 0
+                                         else f"1/{1 / times:.3g}")
+        rows.append(f'<tr data-path="{html.escape(row.path)}" data-group="{html.escape(row.group)}">'
+                    f'<td>{_swatch(colours.get(row.group, "#8C8C8C"))}{html.escape(row.path)}</td>'
+                    f"<td>{html.escape(row.group)}</td><td>{row.value:.3g}</td><td>{far}</td></tr>")
+    return (
+        f"<style>{_TABLE_CSS}</style>"
+        f'<table class="mol-monitor-values mol-monitor-top"><caption>{html.escape(metric)}: '
+        f"farthest from the group median, step {table.attrs.get('step')}</caption>"
+        f"<tr><th>parameter</th><th>group</th><th>{html.escape(metric)}</th><th>x median</th></tr>"
+        f"{''.join(rows)}</table>"
+    )

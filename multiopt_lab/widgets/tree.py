@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from html import escape
 
 import ipywidgets as widgets
@@ -32,6 +33,7 @@ from multiopt_lab.widgets.static_forms import widget_bundle
 from multiopt_lab.live.sources import assignment_of, optimizers_for, parameter_table, root_name_of
 from multiopt_lab.widgets.tree_view import TreeView
 from multiopt_lab.live.watch import VersionWatcher
+from multiopt_lab.widgets.parameter_details import PARAMETER_METRICS, parameter_curves_html
 
 __all__ = ["ParameterTreeWidget"]
 
@@ -49,6 +51,13 @@ class ParameterTreeWidget(widgets.VBox):
     click on a parameter shows its details; repeated identical blocks fold
     into one row (the "unfold" button or the checkbox opens them).
 
+    Given a ``history`` with per-parameter metrics (``per_parameter=True``),
+    a column shows each parameter's latest value of a metric chosen in the
+    toolbar (a folded row: the range over its blocks; ten times its group's
+    median or more, either way, is marked ``!``), kept up to date while the
+    run records, and a click on a parameter shows its curves over the run
+    beside its group's in the details.
+
     Args:
         model_or_parameters: An ``nn.Module`` (its trainable parameters), a
             parameter tree or a ``ParameterTable``.
@@ -60,6 +69,13 @@ class ParameterTreeWidget(widgets.VBox):
             runs. Default: ``0.2``.
         watch_seconds (float, optional): How often to check whether the optimizer's
             routing changed (then the tree redraws); ``0`` turns it off. Default: ``1.0``.
+        history (History, optional): Where per-parameter metrics are recorded
+            (a value column and curves in the details). Default: ``None``.
+        metric (str, optional): The column's metric: ``update_ratio``,
+            ``update_norm``, ``grad_norm`` or ``param_norm``. Default: ``"update_ratio"``.
+        run (str, optional): The history's run to show. Default: its current run.
+        value_seconds (float, optional): Shortest time between two updates of the
+            column while a run records. Default: ``2.0``.
 
     Example:
         >>> import mlx.optimizers as optim
@@ -77,7 +93,11 @@ class ParameterTreeWidget(widgets.VBox):
              open_depth=number(low=0, integer=True), search_debounce=number(low=0),
              watch_seconds=number(low=0))
     def __init__(self, model_or_parameters, optimizer_or_assignment, *, fold: bool = True,
-                 open_depth: int = 2, search_debounce: float = 0.2, watch_seconds: float = 1.0):
+                 open_depth: int = 2, search_debounce: float = 0.2, watch_seconds: float = 1.0,
+                 history=None, metric: str = "update_ratio", run: str | None = None,
+                 value_seconds: float = 2.0):
+        if metric not in PARAMETER_METRICS:
+            raise ValueError(f"metric must be one of {PARAMETER_METRICS}, found {metric!r}")
         self.model = model_or_parameters
         self.table = parameter_table(model_or_parameters)
         self.source = optimizer_or_assignment
@@ -87,6 +107,12 @@ class ParameterTreeWidget(widgets.VBox):
         self._optimizers = optimizers_for(optimizer_or_assignment)
         self._infos = None
         self.search = _NO_SEARCH
+        #: Where per-parameter values come from (None: no value column).
+        self.history = history
+        self.run = run
+        self.value_seconds = value_seconds
+        self._values_drawn_at = 0.0
+        self._values_step = None
 
         self.search_box = widgets.Text(placeholder="search: attn, *.bias, or a rule like ndim == 1",
                                        continuous_update=True,
@@ -102,7 +128,12 @@ class ParameterTreeWidget(widgets.VBox):
         self.details = widgets.HTML("<i>Click a parameter to see its details.</i>")
         self.details.add_class("mol-details")
         # A status too long for the row goes to the next line whole, never cut mid-word.
-        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.search_status],
+        self.metric_box = widgets.Dropdown(options=list(PARAMETER_METRICS), value=metric,
+                                           description="column", style={"description_width": "auto"},
+                                           layout=widgets.Layout(width="auto", flex="0 0 auto",
+                                                                 display="" if history is not None else "none"))
+        self.metric_box.add_class("mol-value-metric")
+        toolbar = widgets.HBox([self.search_box, self.fold_toggle, self.metric_box, self.search_status],
                                layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__([toolbar, self.view, self.details])
         self.add_class("mol-tree-widget")
@@ -112,6 +143,8 @@ class ParameterTreeWidget(widgets.VBox):
         self.fold_toggle.observe(self._on_fold, "value")
         self.view.observe(lambda _: self.redraw(), "unfold")
         self.view.observe(lambda _: self._show_details(), "selected_path")
+        self.metric_box.observe(lambda _: self.redraw(), "value")
+        self._unsubscribe = history.subscribe(self._on_history) if history is not None else None
         #: Called instead of :meth:`refresh` when the optimizer's routing changes
         #: (the rule editor registers itself here to keep its draft on screen).
         self.source_listeners: list = []
@@ -168,14 +201,60 @@ class ParameterTreeWidget(widgets.VBox):
         debouncer = getattr(self, "_search_debouncer", None)  # absent if __init__ failed
         if debouncer is not None:
             debouncer.cancel()
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
         close_inside(self)
         super().close()
 
+    @property
+    def metric(self) -> str:
+        """The value column's metric (the toolbar's choice)."""
+        return self.metric_box.value
+
+    def parameter_values(self) -> dict[str, float] | None:
+        """``{path: latest value}`` of the column's metric, or None (no history, nothing recorded).
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> from multiopt_lab import History, MultiOptimizer
+            >>> from multiopt_lab.examples import MLP
+            >>> model, history = MLP(4, [8], 2), History()
+            >>> tree = ParameterTreeWidget(model, MultiOptimizer([optim.SGD(0.1)]), history=history)
+            >>> history.record(1, parameters={"head.bias": {"group": "sgd", "update_ratio": 0.5}})
+            >>> tree.parameter_values()
+            {'head.bias': 0.5}
+        """
+        history = self.history
+        if history is None:
+            return None
+        run = self.run if self.run is not None else history.current_run
+        if run is None or run not in history.runs:
+            return None
+        values = history.parameter_values(self.metric, run)
+        self._values_step = values.attrs.get("step")
+        return values.to_dict() if len(values) else None
+
+    def _on_history(self, history, event: str) -> None:
+        # Runs on the training thread: the column follows at most every value_seconds.
+        if event == "end_run" or time.monotonic() - self._values_drawn_at >= self.value_seconds:
+            run = self.run if self.run is not None else history.current_run
+            if run is None or run not in history.runs:
+                return
+            step = history.parameter_values(self.metric, run).attrs.get("step")
+            if step != self._values_step or event == "end_run":
+                self.redraw()
+            if event == "end_run" and self.view.selected_path:
+                self._show_details()  # the curves of the whole run
+
     def redraw(self) -> None:
-        """Render the HTML again from the current assignment, search and folding."""
+        """Render the HTML again from the current assignment, search, folding and values."""
+        values = self.parameter_values()
+        self._values_drawn_at = time.monotonic()
         html = render_html(self._assignment, self._matching_optimizers(), **self._options(),
                            searching=self.search.active, selected=self.view.selected_path or None,
-                           open_depth=self.open_depth, interactive=True)
+                           open_depth=self.open_depth, interactive=True, values=values,
+                           value_metric=self.metric)
         if html != self.view.html:
             self.view.html = html
         self._show_search_status()
@@ -213,7 +292,8 @@ class ParameterTreeWidget(widgets.VBox):
             True
         """
         return render_html(self._assignment, self._matching_optimizers(), **self._options(),
-                           searching=self.search.active, open_depth=self.open_depth)
+                           searching=self.search.active, open_depth=self.open_depth,
+                           values=self.parameter_values(), value_metric=self.metric)
 
     def _repr_mimebundle_(self, **kwargs) -> dict:
         return widget_bundle(self, self.text(), html=self.static_html())
@@ -270,4 +350,8 @@ class ParameterTreeWidget(widgets.VBox):
             return
         optimizers = self._matching_optimizers()
         optimizer = describe_optimizer(optimizers[info.group]) if optimizers else ""
-        self.details.value = details_html(info, optimizer)
+        curves = ""
+        if self.history is not None:
+            run = self.run if self.run is not None else self.history.current_run
+            curves = parameter_curves_html(self.history, path, run)
+        self.details.value = details_html(info, optimizer) + curves

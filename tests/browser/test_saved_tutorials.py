@@ -69,3 +69,32 @@ def test_a_trusted_tutorial_shows_static_widget_forms_and_logs_no_error(page, pa
     panel_text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").inner_text()
     assert "model not found" not in panel_text and "Error displaying widget" not in panel_text
     page_guard.assert_clean()
+
+
+WHICH_PARAMETER = "08_which_parameter.ipynb"
+# A folded row of the tree's value column, unstyled: its cells apart, the range over the four
+# blocks marked far (block 2 is 100x off).
+VALUE_ROW = re.compile(r"^\W*weight\s+\[32, 32\]\s+float32\s+1,024\s+muon\s+within\(\"Block\"\).*?"
+                       r"\s+[\d.e-]+\u2013[\d.e-]+ !$", re.MULTILINE)
+
+
+def test_tutorial_08_reads_unrun_with_its_value_column_and_figures(page, page_guard, screenshot):
+    open_notebook(page, WHICH_PARAMETER)
+    settle(page)
+    tree = output_of(page, 11)
+    expect(tree).to_contain_text("weight")
+    # Rows with a value show it in their own cell; the folded blocks open without a kernel.
+    assert re.search(r"^\W*weight\s+\[10, 32\]\s+float32\s+320\s+adamw\s+\(fallback\)\s+[\d.e-]+$",
+                     tree.inner_text(), re.MULTILINE), tree.inner_text()[:3000]
+    for name in ("[0..3]", "attn", "q"):
+        tree.locator("summary").filter(has_text=re.compile(rf"^\W*{re.escape(name)}\s")).first.click()
+    text = tree.inner_text()
+    assert VALUE_ROW.search(text), f"the tree's value column does not read unstyled:\n{text[:3000]}"
+    screenshot(tree, "tutorial-08-untrusted-tree")
+    for index in (7, 13):  # the heatmap, one parameter's curves
+        image = output_of(page, index).locator("img")
+        expect(image).to_have_count(1)
+        assert image.evaluate("img => img.naturalWidth") > 400
+    panel_text = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").inner_text()
+    assert "model not found" not in panel_text and "Error displaying widget" not in panel_text
+    page_guard.assert_clean()

@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--seed", type=int, default=0, help="seed of the model's initialisation and of the data order")
     add("--history", type=Path, help="CSV file rank 0 streams the History to as it trains")
     add("--metrics-every", type=int, default=1, help="record per-group metrics every this many steps")
+    add("--per-parameter", action="store_true",
+        help="also record every parameter's metrics (equal on every rank: they follow the "
+             "averaged gradients)")
     add("--checkpoint", type=Path, help="folder rank 0 saves a checkpoint to at the end")
     add("--checkpoint-every", type=int, default=0, help="also save every this many steps (0: only at the end)")
     add("--resume", type=Path, help="checkpoint folder every rank loads before training")
@@ -74,6 +77,7 @@ def build(args: argparse.Namespace):
     optimizer = MultiOptimizer(
         [optim.Adam(3e-3), optim.SGD(0.05, momentum=0.9)], ["ndim == 2"],
         labels=["matrices", "vectors"], metrics_every=args.metrics_every,
+        per_parameter=args.per_parameter,
     )
     return model, optimizer, data
 
@@ -113,10 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             # Collective: every rank takes part, rank 0 alone records.
             global_loss = parallel.reduce({"loss": loss})["loss"]
             # The optimizer's metrics are global already (see docs/distributed.md).
-            metrics = optimizer.metrics if optimizer.metrics_step != metrics_seen else None
+            new_metrics = optimizer.metrics_step != metrics_seen
+            metrics = optimizer.metrics if new_metrics else None
+            parameters = optimizer.parameter_metrics if new_metrics and args.per_parameter else None
             metrics_seen = optimizer.metrics_step
             if history is not None:
-                history.record(step + 1, loss=global_loss, metrics=metrics)
+                history.record(step + 1, loss=global_loss, metrics=metrics, parameters=parameters)
             if parallel.is_main and args.print_every and (step + 1) % args.print_every == 0:
                 print(f"step {step + 1:5d}  loss {global_loss:.4f}", flush=True)
             if args.checkpoint and args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
