@@ -315,7 +315,7 @@ def check_number(value: Any, where: str, name: str, *, low: float | None = None,
         bounds.append(f"{'>' if low_open else '>='} {low:g}")
     if high is not None:
         bounds.append(f"{'<' if high_open else '<='} {high:g}")
-    wanted = f"a finite {noun[2:] if integer else 'number'}" + (
+    wanted = ("an integer" if integer else "a finite number") + (
         " " + " and ".join(bounds) if bounds else "")
     number = float(value)
     if (not math.isfinite(number) or (low is not None and (number <= low if low_open else number < low))

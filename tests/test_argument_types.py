@@ -49,6 +49,16 @@ def history():
     return h
 
 
+def parameter_history():
+    h = mol.History()
+    h.start_run("r")
+    for step in (1, 2):
+        h.record(step, loss=1.0, metrics={"sgd": {"update_norm": 0.1}},
+                 parameters={path: {"group": "sgd", "update_norm": 0.1, "update_ratio": 0.01}
+                             for path in ("layers.0.weight", "layers.1.weight")})
+    return h
+
+
 def figure():
     return plots.plot_loss(history())
 
@@ -249,6 +259,21 @@ ENTRIES = {
     "plots.plot_training": (plots.plot_training, lambda tmp: dict(history=history()),
                             {"history": [None, "run.csv"], "run": [3], "smoothing": ["0.5"],
                              "figure": ["figure"]}, {}),
+    # the per-parameter views
+    **{f"plots.{name}": (getattr(plots, name), lambda tmp: dict(history=parameter_history()),
+                         {"history": [None, "run.csv"], "run": [3], "metric": [3], "k": ["3", 0],
+                          "step": ["1"]}, {})
+       for name in ("top_parameters", "plot_top_parameters")},
+    **{f"plots.{name}": (getattr(plots, name), lambda tmp: dict(history=parameter_history()),
+                         {"history": [None, "run.csv"], "run": [3], "metric": [3]}, {})
+       for name in ("parameter_table", "plot_parameter_heatmap", "plot_parameter_overview")},
+    "plots.has_parameter_metrics": (plots.has_parameter_metrics,
+                                    lambda tmp: dict(history=parameter_history()),
+                                    {"history": [None, "run.csv"], "run": [3]}, {}),
+    "plots.plot_parameter": (plots.plot_parameter,
+                             lambda tmp: dict(history=parameter_history(), path="layers.0.weight"),
+                             {"history": [None, "run.csv"], "path": [None, 3], "run": [3],
+                              "width": ["6", 0]}, {}),
     "plots.mark_step": (plots.mark_step, lambda tmp: dict(target=figure(), step=3),
                         {"target": ["figure", None], "step": ["3", None], "label": [3],
                          "label_every_axes": FLAG}, {"target": "Figure"}),

@@ -259,7 +259,7 @@ def test_a_repartition_forgets_the_rows_of_the_old_routing():
 
 
 def test_bad_per_parameter_values_are_refused():
-    with pytest.raises(TypeError, match="per_parameter to be True or False, found 'yes'"):
+    with pytest.raises(TypeError, match="per_parameter must be True or False, found str 'yes'"):
         MultiOptimizer([optim.SGD(0.1)], per_parameter="yes")
     optimizer = MultiOptimizer([optim.SGD(0.1)])
     with pytest.raises(TypeError, match="found 1"):
@@ -272,7 +272,7 @@ def test_bad_per_parameter_values_are_refused():
     pytest.importorskip("mlx_lm")
     from multiopt_lab.integrations.mlx_lm import LabCallback
 
-    with pytest.raises(TypeError, match="per_parameter to be True, False or None, found 'yes'"):
+    with pytest.raises(TypeError, match="per_parameter must be True or False, found str 'yes'"):
         LabCallback(MultiOptimizer([optim.SGD(0.1)]), model, per_parameter="yes")
     with pytest.raises(ValueError, match="needs a multiopt_lab MultiOptimizer and metrics=True"):
         LabCallback(MultiOptimizer([optim.SGD(0.1)]), model, metrics=False, per_parameter=True)

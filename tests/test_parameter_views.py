@@ -62,7 +62,7 @@ class TestFigures:
         assert top_parameters(history, k=1, step=11).attrs["step"] == 11
         with pytest.raises(KeyError, match="no per-parameter 'update_ratio' at step 5"):
             top_parameters(history, step=5)
-        with pytest.raises(ValueError, match="k must be a positive int"):
+        with pytest.raises(ValueError, match="k must be an integer >= 1, found 0"):
             top_parameters(history, k=0)
         assert top_parameters(History()).empty
 

@@ -41,7 +41,7 @@ from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from multiopt_lab.palette import FALLBACK_GREY, group_colour
-from multiopt_lab.plots.style import LabFigure, new_axes, no_data, step_axis, themed
+from multiopt_lab.plots.style import LabFigure, checked_plot, new_axes, no_data, step_axis, themed
 from multiopt_lab.training.history import History
 
 __all__ = ["has_parameter_metrics", "parameter_table", "top_parameters", "plot_parameter_heatmap",
@@ -62,6 +62,7 @@ def _run(history: History, run: str | None) -> str | None:
     return run
 
 
+@checked_plot
 def has_parameter_metrics(history: History, run: str | None = None) -> bool:
     """Whether ``run`` (default: the current one) recorded per-parameter metrics.
 
@@ -92,6 +93,7 @@ def parameter_colour_map(history: History, run: str | None = None) -> dict[str, 
     return {label: group_colour(i) for i, label in enumerate(labels)}
 
 
+@checked_plot
 def parameter_table(history: History, metric: str = "update_ratio", *,
                     run: str | None = None) -> pd.DataFrame:
     """``metric`` of every parameter over the recorded steps: rows paths (tree order), columns steps.
@@ -117,6 +119,7 @@ def parameter_table(history: History, metric: str = "update_ratio", *,
     return table.rename_axis(columns="step")
 
 
+@checked_plot
 def top_parameters(history: History, metric: str = "update_ratio", *, k: int = 10,
                    run: str | None = None, step: int | None = None) -> pd.DataFrame:
     """The ``k`` parameters farthest from their group's median ``metric`` at ``step``.

@@ -105,6 +105,10 @@ PLOT_ARGUMENTS = {
     "legend": is_flag, "include_total": is_flag, "reference": optional(number()),
     "ax": optional(kind(Axes, "a matplotlib Axes")),
     "figure": optional(kind(Figure, "a matplotlib Figure")),
+    # the per-parameter views
+    "k": number(low=1, integer=True), "group_blocks": is_flag,
+    "max_labels": number(low=1, integer=True), "step": optional(number(integer=True)),
+    "path": is_text, "width": number(low=0, low_open=True),
 }
 
 
