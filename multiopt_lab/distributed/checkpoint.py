@@ -35,7 +35,8 @@ from multiopt_lab.arguments import (check_model, check_optimizer, checked, is_fl
                                     optional, is_path)
 from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.io.checkpoint_check import plan_single_state, read_checkpoint
+from multiopt_lab.io.checkpoint_read import read_checkpoint
+from multiopt_lab.io.load_plan import plan_single_state
 from multiopt_lab.distributed.data_parallel import DataParallel
 from multiopt_lab.distributed.status import OtherRankFailed
 

@@ -69,8 +69,9 @@ from mlx.utils import tree_flatten
 from mlx_lm.tuner.trainer import TrainingCallback
 from mlx_lm.tuner.trainer import iterate_batches as mlx_lm_iterate_batches
 
-from multiopt_lab.arguments import (check_callable, check_flag, check_history, check_model,
-                                    check_number, check_optimizer, check_path, check_text, found)
+from multiopt_lab.arguments import (check_callable, check_flag, check_model, check_number,
+                                    check_optimizer, check_path, check_text, found)
+from multiopt_lab.training.arguments import check_history
 from multiopt_lab.io.checkpoint import LoadReport, load_state, state_metadata
 from multiopt_lab.io.checkpoint import save_state as write_state
 from multiopt_lab.io.checksum import checksum

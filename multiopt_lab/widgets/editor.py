@@ -20,7 +20,8 @@ from html import escape
 import ipywidgets as widgets
 import mlx.optimizers as optim
 
-from multiopt_lab.arguments import check_kind, check_number, check_parameters
+from multiopt_lab.arguments import check_kind, check_number
+from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.widgets.copy_button import CopyButton
 from multiopt_lab.widgets.editor_exports import EditorExports
