@@ -158,8 +158,8 @@ def resume(optimizer: Any, model: Any, adapter_file: str | os.PathLike,
     naming both iterations. The state is ``optimizer.safetensors``, or for a
     numbered adapter file (``0000100_adapters.safetensors``) or an
     ``iteration``, ``0000100_optimizer.safetensors``. A state file written
-    without the adapters' checksum (by an older version, or by
-    ``save_state`` itself) is loaded unchecked.
+    without the adapters' checksum (by ``save_state`` itself) is loaded
+    unchecked.
 
     Args:
         optimizer (Optimizer): Where to load (unchanged on any error).
