@@ -175,7 +175,7 @@ def test_the_core_order_names_every_core_unit_once():
     assert all((PACKAGE / unit).exists() for unit in CORE_ORDER), CORE_ORDER
 
 
-def test_the_core_order_check_sees_lazy_string_relative_and_root_imports(tmp_path):
+def test_the_core_order_check_sees_lazy_string_relative_and_root_imports():
     code = ("def late():\n"
             "    from multiopt_lab.training.history import History\n"
             "    import importlib; importlib.import_module('multiopt_lab.partition.table')\n"
