@@ -32,8 +32,7 @@ import mlx.optimizers as optim
 
 __all__ = ["checked", "optional", "number", "is_flag", "is_text", "is_path", "function", "kind",
            "found", "check_kind", "check_model", "check_optimizer", "check_multi_optimizer",
-           "check_history", "required_history", "check_parameters", "check_number", "check_flag",
-           "check_callable", "check_path", "check_text"]
+           "check_number", "check_flag", "check_callable", "check_path", "check_text"]
 
 
 Check = Callable[[Any, str, str], Any]
@@ -149,9 +148,8 @@ def function(expected: str) -> Check:
     return lambda value, where, name: check_callable(value, where, name, expected)
 
 
-def kind(kinds: type | tuple[type, ...] | Callable[[], Any], expected: str, fix: str = "") -> Check:
-    """A check that the argument is an instance of ``kinds`` (or of what a function
-    returns, for classes imported late), described as ``expected``.
+def kind(kinds: type | tuple[type, ...], expected: str, fix: str = "") -> Check:
+    """A check that the argument is an instance of ``kinds``, described as ``expected``.
 
     Example:
         >>> kind(int, "an int")(2.5, "demo()", "rows")
@@ -159,11 +157,7 @@ def kind(kinds: type | tuple[type, ...] | Callable[[], Any], expected: str, fix:
         ...
         TypeError: demo(): rows must be an int, found float 2.5
     """
-    def check(value: Any, where: str, name: str) -> Any:
-        wanted = kinds if isinstance(kinds, (type, tuple)) else kinds()
-        return check_kind(value, wanted, where, name, expected, fix)
-
-    return check
+    return lambda value, where, name: check_kind(value, kinds, where, name, expected, fix)
 
 
 def found(value: Any) -> str:
@@ -243,52 +237,6 @@ def check_multi_optimizer(value: Any, where: str, name: str = "optimizer") -> An
     raise _fail(where, name, "a multiopt_lab MultiOptimizer", value,
                 "build one: multiopt_lab.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], "
                 "['ndim == 2'])")
-
-
-def check_history(value: Any, where: str, name: str = "history", *,
-                  optional: bool = True) -> Any:
-    """A ``History`` (or None when ``optional``), or a TypeError; a file name gets the fix.
-
-    Example:
-        >>> check_history("run.csv", "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): history must be a multiopt_lab History (or None), found str 'run.csv'; to record into the file 'run.csv' pass history=History('run.csv')
-    """
-    from multiopt_lab.training.history import History  # training imports this module
-
-    fix = (f"to record into the file {os.fspath(value)!r} pass {name}=History({os.fspath(value)!r})"
-           if isinstance(value, (str, os.PathLike)) else "pass multiopt_lab.History()")
-    return check_kind(value, History, where, name, "a multiopt_lab History", fix,
-                      optional=optional)
-
-
-def required_history(value: Any, where: str, name: str = "history") -> Any:
-    """:func:`check_history` with None refused (what a figure or monitor draws).
-
-    Example:
-        >>> required_history(None, "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): history must be a multiopt_lab History, found NoneType None; pass multiopt_lab.History()
-    """
-    return check_history(value, where, name, optional=False)
-
-
-def check_parameters(value: Any, where: str, name: str = "parameters") -> Any:
-    """The model, a parameter tree (dict or list of arrays) or a ``ParameterTable``.
-
-    Example:
-        >>> check_parameters("model", "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): parameters must be the model (an mlx.nn.Module), a parameter tree (dict or list) or a ParameterTable, found str 'model'; pass the model, or model.trainable_parameters()
-    """
-    from multiopt_lab.partition.table import ParameterTable
-
-    return check_kind(value, (nn.Module, dict, list, tuple, ParameterTable), where, name,
-                      "the model (an mlx.nn.Module), a parameter tree (dict or list) or a "
-                      "ParameterTable", "pass the model, or model.trainable_parameters()")
 
 
 def check_number(value: Any, where: str, name: str, *, low: float | None = None,

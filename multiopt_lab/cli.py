@@ -334,7 +334,7 @@ def _within(seconds: float, work: Callable[[], Any]) -> Any:
     if not usable:
         return work()
 
-    def stop(signum, frame):
+    def stop(_signum, _frame):
         raise _TimeLimit
 
     previous = signal.signal(signal.SIGALRM, stop)

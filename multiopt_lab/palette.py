@@ -6,17 +6,13 @@ both a white and a near-black (JupyterLab dark theme) background, so the same
 hex codes serve both themes.
 
 Example:
-    >>> group_colour(0)
-    '#0072B2'
-    >>> group_colours(["muon", "adamw"])
-    {'muon': '#0072B2', 'adamw': '#E69F00'}
+    >>> group_colour(0), group_colour(1)
+    ('#0072B2', '#E69F00')
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-__all__ = ["PALETTE", "FALLBACK_GREY", "group_colour", "group_colours"]
+__all__ = ["PALETTE", "FALLBACK_GREY", "group_colour"]
 
 #: Colours in the order groups receive them (blue, orange, bluish green,
 #: vermillion, reddish purple, sky blue, yellow).
@@ -47,16 +43,3 @@ def group_colour(index: int) -> str:
     if index < 0:
         raise ValueError(f"group index must be >= 0, got {index}")
     return PALETTE[index % len(PALETTE)]
-
-
-def group_colours(labels: Sequence[str]) -> dict[str, str]:
-    """Map each group label to its colour, in partition order.
-
-    Args:
-        labels (Sequence[str]): Group labels, first group first.
-
-    Example:
-        >>> group_colours(["sgd"])
-        {'sgd': '#0072B2'}
-    """
-    return {label: group_colour(i) for i, label in enumerate(labels)}

@@ -6,7 +6,9 @@ form writes a line wider than its ``width`` (default :data:`DEFAULT_WIDTH`,
 100 columns, which fits a JupyterLab output at 1000 px with the side bar
 closed). Tables shorten a cell with an ellipsis rather than wrap it (a path
 keeps every segment and shortens the longest ones); sentences break between
-words, never inside one. ``width=None`` means no limit (a file, a log).
+words, never inside one. ``width=None`` means no limit (a file, a log). A
+message that names many paths names a few and counts the rest
+(:func:`describe_paths`).
 
 Example:
     >>> clip_path("model.layers.0.self_attn.kv_a_proj_with_mqa.weight", 40)
@@ -21,7 +23,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 __all__ = ["DEFAULT_WIDTH", "MIN_WIDTH", "ELLIPSIS", "check_width", "clip", "clip_path", "clip_word",
-           "glue", "wrap", "wrap_lines", "shrink_widths"]
+           "glue", "wrap", "wrap_lines", "shrink_widths", "describe_paths"]
 
 #: Columns a text form fills unless told otherwise.
 DEFAULT_WIDTH = 100
@@ -214,3 +216,14 @@ def wrap_lines(lines: Iterable[str], width: int | None, hanging: int = 2) -> lis
         indent = line[: len(line) - len(line.lstrip(" "))]
         out += wrap(line[len(indent):], width, indent, indent + " " * hanging)
     return out
+
+
+def describe_paths(paths: Sequence[str], limit: int = 8) -> str:
+    """Paths quoted and joined for a message, the tail counted rather than listed.
+
+    Example:
+        >>> describe_paths(["a", "b", "c"], limit=2)
+        "'a', 'b' and 1 more"
+    """
+    shown = ", ".join(repr(p) for p in paths[:limit])
+    return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"

@@ -26,7 +26,6 @@ from multiopt_lab.examples import MLP, TinyGPT
 
 pytest.importorskip("mlx_lm")
 from multiopt_lab.integrations import mlx_lm  # noqa: E402
-from mlx_lm.tuner.trainer import TrainingArgs  # noqa: E402
 
 PARAMS_DICT = {"layers": [{"weight": mx.zeros((8, 4)), "bias": mx.zeros((8,))}]}
 MODEL = [None, PARAMS_DICT, "model"]
@@ -99,11 +98,6 @@ def saved_adapters(tmp):
     optimizer.init(model().trainable_parameters())
     mol.save_state(mlx_lm.state_file_for(adapters), optimizer)
     return adapters
-
-
-def training_args(tmp):
-    return TrainingArgs(iters=4, steps_per_report=2, steps_per_save=2,
-                        adapter_file=os.path.join(tmp, "adapters.safetensors"))
 
 
 class _OwnOptimizer(optim.SGD):

@@ -257,5 +257,5 @@ class TestCaching:
     {"a": [(1, {"b": 2}), []], "c": 3, "d": {}}, [], {}, 5, [[[0]]],
 ])
 def test_flatten_matches_mlx_tree_flatten(tree):
-    from multiopt_lab.partition.table import flatten_tree
+    from multiopt_lab.trees.flatten import flatten_tree
     assert flatten_tree(tree) == tree_flatten(tree)

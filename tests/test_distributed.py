@@ -347,6 +347,19 @@ class TestCheckpointInOneProcess:
         with pytest.raises(FileNotFoundError, match="finished checkpoint"):
             load_checkpoint(tmp_path / "ck", model, optimizer)
 
+    def test_a_folder_whose_checkpoint_json_names_no_files_is_refused(self, tmp_path):
+        # Issue 28: folders of unnamed files (model.safetensors, optimizer.safetensors) were
+        # never released; checkpoint.json names the files of every checkpoint there is.
+        model, optimizer = self.make()
+        folder = save_checkpoint(tmp_path / "ck", model, optimizer, step=2)
+        info = json.loads((folder / "checkpoint.json").read_text())
+        for kind, name in info.pop("files").items():
+            (folder / name).rename(folder / f"{kind}.safetensors")
+        (folder / "checkpoint.json").write_text(json.dumps(info))
+        with pytest.raises(ValueError, match=r"checkpoint.json is corrupted: expected the files "
+                                             r"model-<id>.safetensors.*found None"):
+            load_checkpoint(folder, model, optimizer)
+
 
 def _flat(tree):
     from mlx.utils import tree_flatten

@@ -368,11 +368,12 @@ def test_takes_model_then_optimizer_like_every_widget(setup):
     assert editor.model is model and editor.optimizer is optimizer
 
 
-def test_the_old_order_still_works_with_a_deprecation_warning(setup):
+def test_the_swapped_order_is_refused_naming_the_right_one(setup):
+    # Issue 28: the old (optimizer, model) order of a 0.1 package is no longer accepted.
     model, optimizer = setup
-    with pytest.warns(DeprecationWarning, match=r"RuleEditorWidget\(model, optimizer\)"):
-        editor = RuleEditorWidget(optimizer, model, debounce_seconds=0)
-    assert editor.model is model and editor.optimizer is optimizer
+    with pytest.raises(TypeError, match=r"found the optimizer first.*pass "
+                                        r"RuleEditorWidget\(model, optimizer\)"):
+        RuleEditorWidget(optimizer, model, debounce_seconds=0)
 
 
 def test_the_exported_rules_follow_an_apply(setup):

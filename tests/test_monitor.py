@@ -194,7 +194,7 @@ def show(widget, monkeypatch) -> list:
         def update(self, bundle, raw):
             updates.append(bundle)
 
-    monkeypatch.setattr(IPython.display, "display", lambda *objects, **options: DisplayHandle())
+    monkeypatch.setattr(IPython.display, "display", lambda *_objects, **_options: DisplayHandle())
     widget._ipython_display_()  # what display(widget) calls
     return updates
 

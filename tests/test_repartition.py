@@ -159,7 +159,7 @@ def test_compile_step_retraces_after_a_repartition_and_matches_eager():
             mx.eval(stepper(x), model.parameters(), opt.state)
         return model, opt, stepper
 
-    eager_model, eager_opt, _ = run(False)
+    eager_model, _, _ = run(False)
     compiled_model, compiled_opt, stepper = run(True)
     assert stepper.traces == 2
     assert compiled_opt.assign(compiled_model).labels["layers.0.bias"] == "sgd"

@@ -145,11 +145,11 @@ class TestLinearTime:
         return labels, {"version": 1, "group": groups + [{"label": labels[-1]}]}
 
     def test_reading_compares_each_label_a_bounded_number_of_times(self):
-        from multiopt_lab.io.rulefile_data import groups_from_data
+        from multiopt_lab.io.rulefile_data import read_groups
 
         labels, data = self.data()
         CountingLabel.comparisons = 0
-        read, _ = groups_from_data(data, "big.toml")
+        read, _, _ = read_groups(data, "big.toml")
         assert read == labels
         assert CountingLabel.comparisons <= 4 * self.GROUPS, CountingLabel.comparisons
 

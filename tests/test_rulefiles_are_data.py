@@ -38,7 +38,8 @@ CODE = f"__import__('{SENTINEL}').fire()"
 
 # -- static ---------------------------------------------------------------------------------------
 READERS = ["io/rulefile.py", "io/rulefile_data.py", "cli.py", "io/checkpoint.py",
-           "io/checkpoint_check.py", "io/safetensors_reader.py", "io/checksum.py",
+           "io/checkpoint_read.py", "io/expected_state.py", "io/load_plan.py",
+           "io/safetensors_reader.py", "io/checksum.py", "trees/unflatten.py",
            "rules/__init__.py", "rules/rule.py",
            "rules/parser.py", "rules/checks.py", "rules/matching.py", "rules/text.py",
            "rules/nodes.py", "rules/logic.py", "partition/labels.py",

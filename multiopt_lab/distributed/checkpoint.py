@@ -8,8 +8,7 @@ rename is the moment the new checkpoint exists. A save that fails (a full
 disk) or is killed before it leaves the previous checkpoint whole and
 loadable; the files of the previous save are removed only once the new one
 is in place, as is what a killed save left behind. A folder without
-``checkpoint.json`` is an unfinished checkpoint and is refused. Folders
-written before (``model.safetensors``, ``optimizer.safetensors``) still load.
+``checkpoint.json`` is an unfinished checkpoint and is refused.
 
 Every rank waits until rank 0 has written (or failed to write, and then every
 rank raises), so no rank reads a half-written file or keeps training while
@@ -35,17 +34,16 @@ from multiopt_lab.arguments import (check_model, check_optimizer, checked, is_fl
                                     optional, is_path)
 from multiopt_lab.io.atomic import write_atomically, write_text_atomically
 from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.io.checkpoint_check import plan_single_state, read_checkpoint
+from multiopt_lab.io.checkpoint_read import read_checkpoint
+from multiopt_lab.io.load_plan import plan_single_state
 from multiopt_lab.distributed.data_parallel import DataParallel
 from multiopt_lab.distributed.status import OtherRankFailed
 
 __all__ = ["save_checkpoint", "load_checkpoint", "run_on_main"]
 
 INFO_FILE = "checkpoint.json"
-#: The names of the two files before checkpoint.json named them (older folders).
-MODEL_FILE, OPTIMIZER_FILE = "model.safetensors", "optimizer.safetensors"
 #: Files a save writes; any of them that checkpoint.json does not name is left over.
-_SAVED_FILE = re.compile(r"(model|optimizer)(-[0-9a-f]{16})?\.safetensors")
+_SAVED_FILE = re.compile(r"(model|optimizer)-[0-9a-f]{16}\.safetensors")
 
 
 def run_on_main(parallel: DataParallel, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -226,7 +224,7 @@ def _read_info(directory: Path) -> tuple[int | None, dict[str, str]]:
     if not isinstance(info, dict) or not (step is None or type(step) is int):
         raise ValueError(f"{info_file} is corrupted: expected {{\"step\": int or null, ...}}, "
                          f"found {text[:80]!r}")
-    files = info.get("files", {"model": MODEL_FILE, "optimizer": OPTIMIZER_FILE})
+    files = info.get("files")
     if (not isinstance(files, dict) or set(files) != {"model", "optimizer"}
             or not all(isinstance(n, str) and _SAVED_FILE.fullmatch(n) for n in files.values())):
         raise ValueError(f"{info_file} is corrupted: expected the files model-<id>.safetensors "

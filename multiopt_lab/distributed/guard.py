@@ -97,7 +97,7 @@ class RankGuard:
             threading.Thread(target=self._watch, name="RankGuard", daemon=True).start()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, _traceback) -> bool:
         self._done.set()
         if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
             self._write_status(ok=True, error=None)

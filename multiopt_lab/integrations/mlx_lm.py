@@ -69,8 +69,9 @@ from mlx.utils import tree_flatten
 from mlx_lm.tuner.trainer import TrainingCallback
 from mlx_lm.tuner.trainer import iterate_batches as mlx_lm_iterate_batches
 
-from multiopt_lab.arguments import (check_callable, check_flag, check_history, check_model,
-                                    check_number, check_optimizer, check_path, check_text, found)
+from multiopt_lab.arguments import (check_callable, check_flag, check_model, check_number,
+                                    check_optimizer, check_path, check_text, found)
+from multiopt_lab.training.arguments import check_history
 from multiopt_lab.io.checkpoint import LoadReport, load_state, state_metadata
 from multiopt_lab.io.checkpoint import save_state as write_state
 from multiopt_lab.io.checksum import checksum
@@ -157,8 +158,8 @@ def resume(optimizer: Any, model: Any, adapter_file: str | os.PathLike,
     naming both iterations. The state is ``optimizer.safetensors``, or for a
     numbered adapter file (``0000100_adapters.safetensors``) or an
     ``iteration``, ``0000100_optimizer.safetensors``. A state file written
-    without the adapters' checksum (by an older version, or by
-    ``save_state`` itself) is loaded unchecked.
+    without the adapters' checksum (by ``save_state`` itself) is loaded
+    unchecked.
 
     Args:
         optimizer (Optimizer): Where to load (unchanged on any error).

@@ -28,15 +28,18 @@ from typing import Any, Mapping
 
 import mlx.core as mx
 
-from multiopt_lab.arguments import check_flag, check_optimizer, check_parameters, check_path, found
+from multiopt_lab.arguments import check_flag, check_optimizer, check_path, found
+from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.io.atomic import write_atomically
-from multiopt_lab.io.checkpoint_check import (checksum, expected_groups, frozen_or_held,
-                                                metadata_json, per_parameter_paths,
-                                                plan_new_state, read_checkpoint)
+from multiopt_lab.io.checkpoint_read import metadata_json, read_checkpoint
+from multiopt_lab.io.checksum import checksum
+from multiopt_lab.io.expected_state import expected_groups, frozen_or_held
 from multiopt_lab.io.gc_pause import gc_paused
+from multiopt_lab.io.load_plan import plan_new_state
 from multiopt_lab.io.safetensors_reader import read_header
 from multiopt_lab.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab.partition.flat_tree import flatten_tree
+from multiopt_lab.optimizer.state_layout import per_parameter_paths
+from multiopt_lab.trees.flatten import flatten_tree
 
 __all__ = ["save_state", "load_state", "state_metadata", "LoadReport", "FORMAT"]
 

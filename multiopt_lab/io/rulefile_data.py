@@ -7,8 +7,8 @@ keyword arguments (read by :mod:`multiopt_lab.optimizer_file.as_data`; here only
 its shape is checked, so that ``load_rules`` reads any such file).
 
 Example:
-    >>> groups_from_data(groups_to_data(["w", "rest"], ["ndim == 2"]), "inline")
-    (['w', 'rest'], [Rule('ndim == 2', label='w')])
+    >>> read_groups(groups_to_data(["w", "rest"], ["ndim == 2"]), "inline")
+    (['w', 'rest'], [Rule('ndim == 2', label='w')], [None, None])
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.rules import Rule, RuleError, as_rule
 
-__all__ = ["RuleFileError", "VERSION", "groups_to_data", "groups_from_data", "read_groups", "shown"]
+__all__ = ["RuleFileError", "VERSION", "groups_to_data", "read_groups", "shown"]
 
 VERSION = 1
 
@@ -97,17 +97,6 @@ def groups_to_data(labels: Sequence[str], rules: Sequence[Any],
         for group, table in zip(groups, optimizers):
             group["optimizer"] = table
     return {"version": VERSION, "group": groups}
-
-
-def groups_from_data(data: Any, source: str) -> tuple[list[str], list[Rule]]:
-    """The file's data -> ``(labels, rules)``; RuleFileError naming ``source`` otherwise.
-
-    Example:
-        >>> groups_from_data({"group": [{"label": "all"}]}, "inline")
-        (['all'], [])
-    """
-    labels, rules, _ = read_groups(data, source)
-    return labels, rules
 
 
 def read_groups(data: Any, source: str) -> tuple[list[str], list[Rule], list[dict | None]]:

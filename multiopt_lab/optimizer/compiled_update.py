@@ -36,7 +36,8 @@ import mlx.core as mx
 
 from multiopt_lab.optimizer.metrics import metrics_of_update
 from multiopt_lab.optimizer.plan import RoutingPlan
-from multiopt_lab.optimizer.trees import FlatLeaves, rebuild_tree
+from multiopt_lab.optimizer.leaves import FlatLeaves
+from multiopt_lab.trees.rebuild import rebuild_tree
 from multiopt_lab.optimizer.update import update_groups
 
 __all__ = ["CompiledUpdate", "captured_constants"]

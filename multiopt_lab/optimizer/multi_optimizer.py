@@ -30,23 +30,27 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from multiopt_lab.arguments import check_flag, check_parameters
+from multiopt_lab.arguments import check_flag
+from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.display import html_for
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
 from multiopt_lab.optimizer.groups import check_filters, group_labels
 from multiopt_lab.optimizer.metrics import metrics_of_update, nonfinite_groups
 from multiopt_lab.optimizer.nonfinite import NonfiniteGuard
 from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
-from multiopt_lab.optimizer.trees import flatten_with_parameters, rebuild_tree
+from multiopt_lab.optimizer.plan import RoutingPlan
+from multiopt_lab.optimizer.leaves import flatten_with_parameters
 from multiopt_lab.optimizer.rates import learning_rates_of, set_learning_rates
 from multiopt_lab.optimizer.recorder import MetricsRecorder
 from multiopt_lab.optimizer.repartition import Move
 from multiopt_lab.optimizer.reporting import warn_once
 from multiopt_lab.optimizer.requests import PendingRepartition, RepartitionRequests
 from multiopt_lab.optimizer.router import Router
-from multiopt_lab.optimizer.state import StateContainer, install_state, state_mismatches
+from multiopt_lab.optimizer.state import StateContainer, install_state
+from multiopt_lab.optimizer.state_layout import state_mismatches
 from multiopt_lab.optimizer.update import update_groups
 from multiopt_lab.partition.assignment import Assignment
+from multiopt_lab.trees.rebuild import rebuild_tree
 
 __all__ = ["MultiOptimizer"]
 
@@ -235,9 +239,22 @@ class MultiOptimizer(optim.MultiOptimizer):
         return self.update_count, self.optimizers[0]._state.get("step")
 
     @property
-    def _plan(self):
-        # The plan of the last routed structure (None until the next update
-        # after a change); the checkpoint checks read what it routed.
+    def routing_plan(self) -> RoutingPlan | None:
+        """The routing of the last structure stepped on (paths, shapes, dtypes, group of
+        each); None until the next update after any change of the groups or rules.
+
+        ``load_state`` without ``parameters=`` checks a checkpoint against it.
+
+        Example:
+            >>> import mlx.optimizers as optim
+            >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"])
+            >>> opt.routing_plan is None
+            True
+            >>> params = {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}
+            >>> _ = opt.apply_gradients(params, params)
+            >>> opt.routing_plan.paths, opt.routing_plan.group_index
+            (['w', 'b'], [0, 1])
+        """
         return self._router.plan
 
     # -- MLX's API ---------------------------------------------------------------------

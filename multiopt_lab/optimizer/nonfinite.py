@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import mlx.core as mx
 
-from multiopt_lab.optimizer.trees import copy_containers
+from multiopt_lab.trees.rebuild import copy_containers
 
 __all__ = ["NonfiniteGuard", "all_finite", "restore_where"]
 

@@ -9,7 +9,7 @@ inside the sub-optimizer's own state tree, so a step is a flat loop of
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab.optimizer.trees import flatten_with_parameters
+    >>> from multiopt_lab.optimizer.leaves import flatten_with_parameters
     >>> leaves = flatten_with_parameters({"w": mx.zeros((2,))}, {"w": mx.ones((2,))})
     >>> plan = RoutingPlan(leaves.paths, *leaves.signature(), [0], [[0]])
     >>> plan.matches(leaves, []), plan.indices
@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multiopt_lab.optimizer.batching import make_buckets
-from multiopt_lab.optimizer.trees import FlatLeaves, state_entry
+from multiopt_lab.optimizer.leaves import FlatLeaves
+from multiopt_lab.trees.lookup import node_at
 
 __all__ = ["RoutingPlan"]
 
@@ -80,7 +81,7 @@ class RoutingPlan:
                 self.singles.append([])
                 continue
             tree = optimizer.state
-            states = [state_entry(tree, self.paths[i]) for i in self.indices[g]]
+            states = [node_at(tree, self.paths[i]) for i in self.indices[g]]
             self.states.append(states)
             if batch:
                 buckets, single = make_buckets(optimizer, self.indices[g], leaves.gradients,

@@ -17,10 +17,11 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map_with_path
 
 from multiopt_lab.partition.assignment import Move
-from multiopt_lab.optimizer.trees import group_part, has_leaves, state_entry
+from multiopt_lab.optimizer.leaves import group_part
+from multiopt_lab.optimizer.state_layout import existing_entry
+from multiopt_lab.trees.flatten import has_leaves
 
-__all__ = ["Move", "migrated_states", "previous_owners", "moves_between", "existing_entry",
-           "fresh_state_tree"]
+__all__ = ["Move", "migrated_states", "previous_owners", "moves_between", "fresh_state_tree"]
 
 
 def previous_owners(paths: Sequence[str], group_index: Sequence[int],
@@ -66,15 +67,6 @@ def migrated_states(optimizers: Sequence[Any], group_paths: Sequence[Sequence[st
         part = group_part(list(paths), [flat[p] for p in paths], whole)
         trees.append(fresh_state_tree(optimizer, part, kept, fresh))
     return trees
-
-
-def existing_entry(tree: Any, path: str) -> dict | None:
-    """The state dict at ``path`` in ``tree``, or None when there is none."""
-    try:
-        entry = state_entry(tree, path)
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    return entry if isinstance(entry, dict) else None
 
 
 def moves_between(paths: Sequence[str], previous: dict[str, Any], owners: dict[str, Any],

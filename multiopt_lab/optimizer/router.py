@@ -25,19 +25,20 @@ from typing import Any, Sequence
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from multiopt_lab.io.checkpoint_check import describe_paths, template
 from multiopt_lab.optimizer.groups import (check_filters, check_optimizers, filter_list,
                                            group_labels)
+from multiopt_lab.optimizer.leaves import FlatLeaves, group_part, pad_lists_like
 from multiopt_lab.optimizer.plan import RoutingPlan
-from multiopt_lab.optimizer.trees import FlatLeaves, group_part, pad_lists_like
-from multiopt_lab.optimizer.repartition import (Move, existing_entry, migrated_states,
-                                                moves_between, previous_owners)
-from multiopt_lab.optimizer.state import entry_mismatch, install_state
+from multiopt_lab.optimizer.repartition import (Move, migrated_states, moves_between,
+                                                previous_owners)
+from multiopt_lab.optimizer.state import install_state
+from multiopt_lab.optimizer.state_layout import existing_entry, fresh_entry, layout_problem
 from multiopt_lab.partition.assignment import Assignment, assign
 from multiopt_lab.partition.rule_failures import (RuleFailure, assign_despite_failures,
                                                   failure_summary)
 from multiopt_lab.partition.table import ParameterTable
 from multiopt_lab.rules import Rule
+from multiopt_lab.text_fit import describe_paths
 
 __all__ = ["Router", "Change"]
 
@@ -194,22 +195,31 @@ class Router:
         # The state a group already holds (set from a checkpoint, or stepped on
         # parameters that have changed since) must fit these parameters before
         # init merges it: a wrong shape would broadcast silently.
+        # Same keys, shapes and exact dtypes as the group's optimizer makes
+        # (optimizer/state_layout.py): a state of another precision would
+        # change the parameter's dtype at this step.
         wrong = []
+        fresh_by_layout: dict[tuple, dict] = {}
         for i in indices:
             entry = existing_entry(optimizer.state, leaves.paths[i])
             if entry:
                 gradient = leaves.gradients[i]
-                fresh = template(optimizer, gradient.shape, gradient.dtype)
-                problem = entry_mismatch(leaves.paths[i], entry, fresh)
+                layout = (tuple(gradient.shape), gradient.dtype)
+                fresh = fresh_by_layout.get(layout)
+                if fresh is None:
+                    fresh = fresh_by_layout[layout] = fresh_entry(optimizer, *layout)
+                problem = layout_problem(entry, fresh)
                 if problem is not None:
-                    wrong.append(problem)
+                    wrong.append(f"{leaves.paths[i]!r}: {problem[1]}")
         if wrong:
             raise ValueError(
                 f"the state of group {self.labels[g]!r} does not fit these parameters: "
                 f"{'; '.join(wrong[:5])}{f'; and {len(wrong) - 5} more' if len(wrong) > 5 else ''}."
                 " It was set from another model or other rules, or a parameter changed shape "
-                "since it was stepped; nothing was updated (load checkpoints with "
-                "load_state(..., parameters=model) to check them when loading)")
+                "or dtype since it was stepped (model.set_dtype after training: MLX would turn "
+                "the parameter back to the state's dtype); nothing was updated (load "
+                "checkpoints with load_state(..., parameters=model) to check them when loading, "
+                "with strict=False to start what does not fit afresh)")
 
     def _move_states(self, leaves: FlatLeaves, gradients: Any, old_index: list[int],
                      new_index: list[int]) -> None:

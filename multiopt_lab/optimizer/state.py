@@ -36,8 +36,7 @@ from typing import Any, Sequence
 import mlx.core as mx
 import mlx.optimizers as optim
 
-__all__ = ["StateContainer", "install_state", "routing_marker", "state_mismatches",
-           "entry_mismatch"]
+__all__ = ["StateContainer", "install_state", "routing_marker"]
 
 
 def _keeps_its_dict(optimizer: Any) -> bool:
@@ -152,63 +151,3 @@ class StateContainer:
         """A compiled step that captured this state must trace again at its next call."""
         self._generation += 1
         self.tree["routing"] = routing_marker(self._generation)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, mx.array):
-        return f"shape {tuple(value.shape)} {value.dtype}".replace("mlx.core.", "")
-    return type(value).__name__
-
-
-def state_mismatches(live: Any, new: Any, prefix: str = "") -> list[str]:
-    """Where ``new`` holds an array of another shape or dtype than ``live`` at the same place.
-
-    Only places both hold are compared: a state may have entries the live
-    one lacks (parameters not stepped yet), and lack some (initialised later).
-
-    Example:
-        >>> state_mismatches({"learning_rate": mx.array(0.1)},
-        ...                  {"learning_rate": mx.zeros((3, 1, 1))})
-        ['learning_rate: expected shape () float32, found shape (3, 1, 1) float32']
-    """
-    found: list[str] = []
-    if isinstance(live, dict) and isinstance(new, dict):
-        for key, value in live.items():
-            if key in new:
-                found += state_mismatches(value, new[key], f"{prefix}{key}.")
-    elif isinstance(live, (list, tuple)) and isinstance(new, (list, tuple)):
-        for i, (value, other) in enumerate(zip(live, new)):
-            found += state_mismatches(value, other, f"{prefix}{i}.")
-    elif isinstance(live, mx.array):
-        same = isinstance(new, mx.array) and new.shape == live.shape and new.dtype == live.dtype
-        if not same:
-            found.append(f"{prefix[:-1]}: expected {_describe(live)}, found {_describe(new)}")
-    return found
-
-
-def _kind(dtype: Any) -> str:
-    for kind in (mx.complexfloating, mx.floating, mx.integer):
-        if mx.issubdtype(dtype, kind):
-            return str(kind)
-    return str(dtype)
-
-
-def entry_mismatch(path: str, entry: Any, fresh: dict) -> str | None:
-    """How the state ``entry`` of parameter ``path`` differs from a ``fresh`` one; None: it fits.
-
-    Same keys and shapes, and the same kind of dtype (float, complex,
-    integer): the optimizer's own steps may change a float's precision.
-
-    Example:
-        >>> entry_mismatch("w", {"v": mx.zeros((2,), mx.complex64)}, {"v": mx.zeros((2,))})
-        "'w': v expected shape (2,) float32, found shape (2,) complex64"
-    """
-    if not isinstance(entry, dict) or set(entry) != set(fresh):
-        keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-        return f"{path!r}: expected the entries {sorted(fresh)}, found {keys}"
-    for key, value in fresh.items():
-        have = entry[key]
-        if not isinstance(have, mx.array) or have.shape != value.shape \
-                or _kind(have.dtype) != _kind(value.dtype):
-            return f"{path!r}: {key} expected {_describe(value)}, found {_describe(have)}"
-    return None

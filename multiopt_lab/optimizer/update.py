@@ -9,7 +9,7 @@ it. :func:`update_groups` runs it for every group, in order.
 Example:
     >>> import mlx.core as mx, mlx.optimizers as optim
     >>> from multiopt_lab.optimizer.plan import RoutingPlan
-    >>> from multiopt_lab.optimizer.trees import flatten_with_parameters
+    >>> from multiopt_lab.optimizer.leaves import flatten_with_parameters
     >>> sgd = optim.SGD(0.5)
     >>> grads, params = {"w": mx.array([1.0])}, {"w": mx.array([1.0])}
     >>> leaves = flatten_with_parameters(grads, params)
@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from multiopt_lab.optimizer.plan import RoutingPlan
-from multiopt_lab.optimizer.trees import FlatLeaves, group_part, state_entry
+from multiopt_lab.optimizer.leaves import FlatLeaves, group_part
+from multiopt_lab.trees.lookup import node_at
 
 __all__ = ["update_group", "update_groups"]
 
@@ -104,4 +105,4 @@ def _run_own_code(optimizer: Any, indices: list[int], leaves: FlatLeaves, gradie
     part = group_part(paths, [leaves.gradients[i] for i in indices], gradients if whole else None)
     result = optimizer.apply_gradients(part, parameters)
     for i, path in zip(indices, paths):
-        new[i] = state_entry(result, path)
+        new[i] = node_at(result, path)

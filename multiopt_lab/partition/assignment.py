@@ -22,7 +22,8 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from multiopt_lab.arguments import check_parameters, found
+from multiopt_lab.arguments import found
+from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.partition.frames import group_summary, parameter_frame
 from multiopt_lab.partition.labels import check_labels
 from multiopt_lab.partition.moves import Moves

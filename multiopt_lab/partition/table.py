@@ -25,11 +25,13 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from multiopt_lab.partition.flat_tree import StructureKey, dtype_name, flatten_columns, flatten_tree
+from multiopt_lab.partition.structure_key import StructureKey
+from multiopt_lab.rules.features import dtype_name
+from multiopt_lab.trees.flatten import flatten_columns
 from multiopt_lab.partition.modules import flatten_with_modules, module_chains
 from multiopt_lab.rules.joined import JoinedPaths
 
-__all__ = ["ParameterTable", "StructureKey", "dtype_name", "flatten_tree"]
+__all__ = ["ParameterTable"]
 
 
 class ParameterTable:

@@ -28,8 +28,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from multiopt_lab.arguments import (checked, is_flag, is_text, kind, number, optional,
-                                    required_history)
+from multiopt_lab.arguments import checked, is_flag, is_text, kind, number, optional
+from multiopt_lab.training.arguments import required_history
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.display import bundle_for
 from multiopt_lab.palette import FALLBACK_GREY, group_colour

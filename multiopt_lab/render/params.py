@@ -3,7 +3,7 @@
 Each parameter carries the findings of its assignment that concern it
 (``findings``), drawn from ``assignment.diagnostics``; its flags mark the
 likely mistakes among them (errors and warnings: a near miss, Muon on a
-vector...), one word each (:data:`NEAR_MISS`...). Notes (weight decay on a
+vector...), in words (``"near miss"``). Notes (weight decay on a
 norm, a parameter several rules matched) are not flags. A parameter the
 fallback took because no rule matched it carries no flag: that is what the
 fallback is for, and its rule reads ``(fallback)``.
@@ -26,10 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["ParamInfo", "ParamInfos", "Flagged", "param_infos", "flagged_params", "group_totals",
-           "per_assignment", "rule_display", "flag_of", "NEAR_MISS"]
+           "per_assignment", "rule_display", "flag_of"]
 
 #: Flag for a parameter the fallback took that looks like what a rule took.
-NEAR_MISS = "near miss"
 
 
 def flag_of(finding) -> str:
@@ -113,7 +112,7 @@ class Flagged:
         findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
 
     Example:
-        >>> Flagged((NEAR_MISS,), (), "muon", "q.weight (Linear [4, 4])").also_matched
+        >>> Flagged(("near miss",), (), "muon", "q.weight (Linear [4, 4])").also_matched
         ()
     """
 

@@ -26,8 +26,8 @@ class Totals:
         matches (int): Parameters matching the current search.
 
     Example:
-        >>> Totals(1, 4, (4, 0), 0, 0).groups_present
-        (0,)
+        >>> Totals(1, 4, (4, 0), 0, 0).scaled(3).group_elements
+        (12, 0)
     """
 
     params: int
@@ -35,11 +35,6 @@ class Totals:
     group_elements: tuple[int, ...]
     flagged: int
     matches: int
-
-    @property
-    def groups_present(self) -> tuple[int, ...]:
-        """Indices of the groups that own at least one element here."""
-        return tuple(i for i, n in enumerate(self.group_elements) if n)
 
     def scaled(self, factor: int) -> Totals:
         """These totals repeated ``factor`` times (for a folded run)."""

@@ -28,7 +28,9 @@ from typing import Any
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from multiopt_lab.arguments import check_history, check_parameters, checked, is_text, kind, optional
+from multiopt_lab.arguments import checked, is_text, kind, optional
+from multiopt_lab.partition.arguments import check_parameters
+from multiopt_lab.training.arguments import check_history
 from multiopt_lab.io.atomic import write_text_atomically
 from multiopt_lab.palette import group_colour
 from multiopt_lab.partition.assignment import assign

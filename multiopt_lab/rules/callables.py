@@ -11,48 +11,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
 
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.text import operand_text
-from multiopt_lab.partition.table import dtype_name
 
-__all__ = ["CallableRule", "features_of"]
-
-
-_ARRAY_FEATURES = frozenset({"ndim", "shape", "size", "dtype"})
-
-
-def features_of(path: str, array: Any, names: frozenset | None = None) -> tuple:
-    """The feature tuple ``(path, name, ndim, shape, size, dtype)`` of one parameter.
-
-    Args:
-        path (str): The dotted path.
-        array: The parameter (anything with ``shape`` and ``dtype``).
-        names (frozenset, optional): Compute only these features (the others
-            are None): a rule called by MLX on every step reads few. Default: all.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> features_of("fc.weight", mx.zeros((2, 3)))
-        ('fc.weight', 'weight', 2, (2, 3), 6, 'float32')
-    """
-    name = path.rpartition(".")[2]
-    if names is not None and not (names & _ARRAY_FEATURES):
-        return (path, name, None, None, None, None)
-    try:
-        shape = array.shape
-        dtype = dtype_name(array.dtype) if names is None or "dtype" in names else None
-    except AttributeError:
-        raise TypeError(f"parameter {path!r} is a {type(array).__name__}, expected an array "
-                        "with a shape and a dtype") from None
-    if type(shape) is not tuple:
-        shape = tuple(shape)
-    size = math.prod(shape) if names is None or "size" in names else None
-    return (path, name, len(shape), shape, size, dtype)
+__all__ = ["CallableRule"]
 
 
 class CallableRule:

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from multiopt_lab.rules.callables import CallableRule, features_of
+from multiopt_lab.rules.callables import CallableRule
+from multiopt_lab.rules.features import features_of
 from multiopt_lab.rules.errors import RuleError
 from multiopt_lab.rules.nodes import EvaluationFailure, Node
 from multiopt_lab.rules.parser import compile_rule

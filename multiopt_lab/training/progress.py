@@ -283,7 +283,7 @@ class catch_interrupt:
         self.stop = stop
         self.previous = None
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, _signum, _frame) -> None:
         if self.stop.requested:
             raise KeyboardInterrupt
         self.stop.request("interrupted (Ctrl-C)")
@@ -293,7 +293,7 @@ class catch_interrupt:
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *_exc_info) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
             self.previous = None

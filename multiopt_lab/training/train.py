@@ -20,8 +20,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from multiopt_lab.arguments import (check_history, check_model, check_optimizer, checked, found,
-                                    function, is_flag, is_text, optional)
+from multiopt_lab.arguments import (check_model, check_optimizer, checked, found, function,
+                                    is_flag, is_text, optional)
+from multiopt_lab.training.arguments import check_history
 from multiopt_lab.optimizer.describe import optimizer_metadata
 from multiopt_lab.optimizer.recorder import check_every, check_per_parameter
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer

@@ -14,13 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from html import escape
 
 import ipywidgets as widgets
 import mlx.optimizers as optim
 
-from multiopt_lab.arguments import check_kind, check_number, check_parameters
+from multiopt_lab.arguments import check_kind, check_number
+from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.training.loop_activity import is_training
 from multiopt_lab.widgets.copy_button import CopyButton
 from multiopt_lab.widgets.editor_exports import EditorExports
@@ -52,21 +52,21 @@ def _is_editable(optimizer) -> bool:
     return callable(getattr(optimizer, "request_repartition", None))
 
 
-def _model_and_optimizer(model, optimizer):
-    """``(model, optimizer)``, accepting the old ``(optimizer, model)`` order with a warning."""
-    if _is_editable(model) and not _is_editable(optimizer):
-        warnings.warn(
-            "RuleEditorWidget(optimizer, model) is deprecated: pass RuleEditorWidget(model, optimizer), "
-            "the order every multiopt_lab widget takes", DeprecationWarning, stacklevel=3)
-        return optimizer, model
-    if not _is_editable(optimizer):
-        # Name the argument that is an optimizer, whichever place it took.
-        found = model if isinstance(model, optim.Optimizer) and not isinstance(optimizer, optim.Optimizer) else optimizer
+def _check_editable(model, optimizer) -> None:
+    """A TypeError unless ``optimizer`` is a multiopt_lab MultiOptimizer (the order swapped, said)."""
+    if _is_editable(optimizer):
+        return
+    if _is_editable(model):
         raise TypeError(
-            f"RuleEditorWidget edits a multiopt_lab MultiOptimizer, got {type(found).__name__}; "
-            "pass RuleEditorWidget(model, optimizer) with "
-            "optimizer = multiopt_lab.MultiOptimizer(optimizers, filters, labels=...)")
-    return model, optimizer
+            f"RuleEditorWidget takes (model, optimizer), found the optimizer first and "
+            f"{type(optimizer).__name__} second; pass RuleEditorWidget(model, optimizer), the "
+            "order every multiopt_lab widget takes")
+    # Name the argument that is an optimizer, whichever place it took.
+    found = model if isinstance(model, optim.Optimizer) and not isinstance(optimizer, optim.Optimizer) else optimizer
+    raise TypeError(
+        f"RuleEditorWidget edits a multiopt_lab MultiOptimizer, got {type(found).__name__}; "
+        "pass RuleEditorWidget(model, optimizer) with "
+        "optimizer = multiopt_lab.MultiOptimizer(optimizers, filters, labels=...)")
 
 
 class RuleEditorWidget(widgets.VBox):
@@ -81,8 +81,7 @@ class RuleEditorWidget(widgets.VBox):
 
     Args:
         model: The ``nn.Module`` (or parameter tree) the optimizer trains.
-        optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer. The old order
-            ``(optimizer, model)`` still works, with a ``DeprecationWarning``.
+        optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer.
         tree (ParameterTreeWidget, optional): A tree to recolour; by default the
             editor makes one and shows it below itself.
         debounce_seconds (float, optional): Quiet time before re-evaluating. Default: ``0.3``.
@@ -102,7 +101,7 @@ class RuleEditorWidget(widgets.VBox):
 
     def __init__(self, model, optimizer, *, tree: ParameterTreeWidget | None = None,
                  debounce_seconds: float = 0.3):
-        model, optimizer = _model_and_optimizer(model, optimizer)
+        _check_editable(model, optimizer)
         check_parameters(model, "RuleEditorWidget()", "model")
         check_kind(tree, ParameterTreeWidget, "RuleEditorWidget()", "tree",
                    "a ParameterTreeWidget to recolour", optional=True)

@@ -32,8 +32,9 @@ from html import escape
 
 import ipywidgets as widgets
 
-from multiopt_lab.arguments import (check_history, check_multi_optimizer, check_parameters,
-                                    checked, number)
+from multiopt_lab.arguments import check_multi_optimizer, checked, number
+from multiopt_lab.partition.arguments import check_parameters
+from multiopt_lab.training.arguments import check_history
 from multiopt_lab.widgets.editor import RuleEditorWidget
 from multiopt_lab.widgets.editor_parts import close_inside
 from multiopt_lab.widgets.static_forms import png_data_url, widget_bundle

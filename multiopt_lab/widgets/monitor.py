@@ -57,8 +57,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from multiopt_lab.arguments import (checked, function, is_flag, is_text, number, optional,
-                                    required_history)
+from multiopt_lab.arguments import checked, function, is_flag, is_text, number, optional
+from multiopt_lab.training.arguments import required_history
 from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
 from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab.training.loop_activity import is_training

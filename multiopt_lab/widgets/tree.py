@@ -19,7 +19,8 @@ from html import escape
 
 import ipywidgets as widgets
 
-from multiopt_lab.arguments import check_parameters, checked, is_flag, number
+from multiopt_lab.arguments import checked, is_flag, number
+from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.render.details import details_html
 from multiopt_lab.render.document import render_html, render_text
 from multiopt_lab.text_fit import DEFAULT_WIDTH

@@ -1,11 +1,10 @@
-"""The tree walkers of one optimizer step, in one place.
+"""The leaves of one optimizer step, and the part of the tree MLX hands each group.
 
-A step flattens the gradients with their parameters, rebuilds the result
-tree, and (with ``skip_nonfinite``) copies every group's state containers.
-These walkers do that in one pass each; ``benchmarks/bench_tree_walkers.py``
-times them against the ``mlx.utils`` way (``tree_flatten`` + ``tree_map``,
-``tree_map`` with an iterator): 3 to 6 times faster on trees of 51 to 1,539
-arrays, so they stay.
+A step flattens the gradients with their parameters in one pass (checking
+that they fit, path by path, before any state changes);
+``benchmarks/bench_tree_walkers.py`` times it against ``tree_flatten`` with
+a ``tree_map`` over the parameters. Generic tree helpers (flatten, unflatten,
+look up, rebuild) live in :mod:`multiopt_lab.trees`.
 
 Example:
     >>> import mlx.core as mx
@@ -21,8 +20,10 @@ from typing import Any
 
 from mlx.utils import tree_unflatten
 
-__all__ = ["FlatLeaves", "GradientMismatchError", "flatten_with_parameters", "rebuild_tree", "state_entry", "group_part",
-           "has_leaves", "copy_containers", "pad_lists_like"]
+from multiopt_lab.trees.flatten import has_leaves
+
+__all__ = ["FlatLeaves", "GradientMismatchError", "flatten_with_parameters", "group_part",
+           "pad_lists_like"]
 
 
 class GradientMismatchError(ValueError, KeyError):
@@ -141,58 +142,6 @@ def _keys_of(node: Any) -> str:
     return f"have a {type(node).__name__} there"
 
 
-def has_leaves(tree: Any) -> bool:
-    """True when ``tree`` holds at least one leaf (``tree_flatten`` would not be empty).
-
-    Example:
-        >>> has_leaves({"rope": {}, "layers": [{}]}), has_leaves({"w": 1})
-        (False, True)
-    """
-    if isinstance(tree, dict):
-        return any(has_leaves(v) for v in tree.values())
-    if isinstance(tree, (list, tuple)):
-        return any(has_leaves(v) for v in tree)
-    return True
-
-
-def rebuild_tree(template: Any, leaves: list[Any]) -> Any:
-    """A copy of ``template``'s containers with its leaves replaced, in order.
-
-    Example:
-        >>> rebuild_tree({"a": [0, 0], "b": {}}, [1, 2])
-        {'a': [1, 2], 'b': {}}
-    """
-    return _rebuilt(template, iter(leaves))
-
-
-def _rebuilt(node: Any, leaves: Any) -> Any:
-    # Module-level for the same reason as _collect_leaves.
-    if isinstance(node, dict):
-        return {k: _rebuilt(v, leaves) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_rebuilt(v, leaves) for v in node]
-    if isinstance(node, tuple):
-        children = [_rebuilt(v, leaves) for v in node]
-        return type(node)(*children) if hasattr(node, "_fields") else tuple(children)
-    return next(leaves)
-
-
-def state_entry(state: Any, path: str) -> Any:
-    """The per-parameter state dict at ``path`` in a sub-optimizer's state tree.
-
-    Raises:
-        KeyError, IndexError, TypeError: When the tree has no entry there.
-
-    Example:
-        >>> state_entry({"layers": [{"w": {"v": 1}}]}, "layers.0.w")
-        {'v': 1}
-    """
-    node = state
-    for key in path.split(".") if path else ():
-        node = node[int(key)] if isinstance(node, (list, tuple)) else node[key]
-    return node
-
-
 def group_part(paths: list[str], values: list[Any], whole_tree: Any | None = None) -> Any:
     """The sub-tree MLX's ``MultiOptimizer`` hands a group: ``tree_unflatten`` or ``{}``.
 
@@ -211,24 +160,6 @@ def group_part(paths: list[str], values: list[Any], whole_tree: Any | None = Non
     if whole_tree is not None:
         return whole_tree
     return tree_unflatten(list(zip(paths, values))) if paths else {}
-
-
-def copy_containers(tree: Any) -> Any:
-    """New dicts and lists holding the same (immutable) arrays: the update mutates the containers.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> state = {"w": {"v": mx.zeros((2,))}}
-        >>> copy = copy_containers(state)
-        >>> copy["w"] is state["w"], copy["w"]["v"] is state["w"]["v"]
-        (False, True)
-    """
-    if isinstance(tree, dict):
-        return {k: copy_containers(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [copy_containers(v) for v in tree]
-    return tree
-
 
 
 def pad_lists_like(part: Any, state: Any) -> Any:
