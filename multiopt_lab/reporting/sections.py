@@ -158,7 +158,7 @@ def per_parameter_html(history, run: str | None) -> str:
     of the update, gradient and parameter norms that was).
 
     Example:
-        >>> from multiopt_lab.training.history import History
+        >>> from multiopt_lab import History
         >>> h = History()
         >>> for step in (1, 2):
         ...     h.record(step, parameters={"a.w": {"group": "sgd", "update_ratio": 1e-3},
