@@ -136,42 +136,72 @@ class TestEscaping:
             assert text in page, text
 
 
-class RecordedHistory(mol.History):
-    """A History with per-parameter rows, filled by hand in the documented long form
-    (run, step, path, group, metric, value) that ``history.parameters`` holds."""
-
-    def __init__(self, rows):
-        super().__init__()
-        self._parameters = pd.DataFrame(rows, columns=["run", "step", "path", "group", "metric", "value"])
-
-    @property
-    def parameters(self):
-        return self._parameters
-
-
 class TestPerParameter:
-    def rows(self, run="r"):
-        rows = []
+    """The per-parameter section draws what ``multiopt_lab.plots`` draws from
+    ``history.parameters`` (the overview: heatmap and the parameters farthest from their
+    group's median) and lists those parameters, escaped."""
+
+    @staticmethod
+    def recorded(run="r"):
+        history = mol.History()
+        history.start_run(run, {"labels": ["muon", "adamw"]})
         for step in (1, 2, 3):
-            for path, group, ratio in (("layers.0.w", "muon", 0.01 * step), ("<i>b</i>", "adamw", 0.5)):
-                rows += [(run, step, path, group, "update_ratio", ratio), (run, step, path, group, "grad_norm", 2.0)]
-        return rows
+            history.record(step, loss=1.0 / step, parameters={
+                "layers.0.w": {"group": "muon", "update_ratio": 0.01 * step, "grad_norm": 2.0},
+                "layers.1.w": {"group": "muon", "update_ratio": 0.01, "grad_norm": 2.0},
+                "layers.2.w": {"group": "muon", "update_ratio": 0.01, "grad_norm": 2.0},
+                "<i>b</i>": {"group": "adamw", "update_ratio": 0.5, "grad_norm": 2.0}})
+        return history
 
     def test_shown_when_recorded(self):
-        history = RecordedHistory(self.rows())
-        history.record(1, loss=1.0, run="r")
-        html = per_parameter_html(history, "r", {"muon": "#0072B2"})
-        assert "2 parameters, largest update_ratio first" in html
-        assert html.index("&lt;i&gt;b&lt;/i&gt;") < html.index("layers.0.w")  # largest ratio first
-        assert html.count('<svg class="mol-spark"') == 2 and "<i>" not in html
-        model = {"layers": [{"w": mx.zeros((2, 2))}]}
-        optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
-        assert "Per-parameter metrics" in mol.report(optimizer, model, history).sections
+        history = self.recorded()
+        html = per_parameter_html(history, "r")
+        assert html.startswith('<svg class="mol-figure"')
+        assert "update / parameter ratio per parameter" in html  # the heatmap's title, in an XML comment
+        caption = re.search(r"<caption>(.*?)</caption>", html).group(1)
+        assert caption == ("The 4 parameters of 4 farthest from their group's median update-to-parameter "
+                           "ratio at step 3")
+        # Farthest first: layers.0.w is 3x its group's median (0.01) at step 3.
+        paths = re.findall(r'<tr data-path="([^"]*)"', html)
+        assert paths[0] == "layers.0.w" and "3x</td>" in html
+        assert set(paths) == {"layers.0.w", "layers.1.w", "layers.2.w", "&lt;i&gt;b&lt;/i&gt;"}
+        assert "<i>" not in html
+        model = {"layers": [{"w": mx.zeros((2, 2))} for _ in range(3)]}
+        optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"],
+                                       labels=["muon", "adamw"])
+        report = mol.report(optimizer, model, history)
+        assert "Per-parameter metrics" in report.sections
+        section = report.section_html("Per-parameter metrics")
+        assert section.startswith('<svg class="mol-figure"') and section.endswith(html[html.index("</svg>"):])
+
+    def test_a_heatmap_of_many_cells_is_one_picture(self):
+        # 200 parameters over 100 steps: the cells are a picture (with the group band and the
+        # colour bar, three embedded PNGs), not a path per cell.
+        history = mol.History()
+        for step in range(1, 101):
+            history.record(step, parameters={f"layers.{i}.w": {"group": "g", "update_ratio": 1e-3 * (1 + i % 7)}
+                                             for i in range(200)})
+        html = per_parameter_html(history, history.current_run)
+        assert html.count("data:image/png;base64,") == 3 and html.count("<path") < 2000
+        assert len(html) < 400_000, len(html)
+
+    def test_the_report_from_a_per_parameter_run(self):
+        task = examples.sequence_task("reverse", length=4)
+        model = examples.TinyGPT(task.vocab_size, dims=16, layers=1, heads=2)
+        optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], [RULE], labels=["muon", "adamw"])
+        history = mol.train(model, optimizer, task.loss_fn, task.batch, steps=6, metrics_every=3,
+                            per_parameter=True, progress=False)
+        section = mol.report(optimizer, model, history).section_html("Per-parameter metrics")
+        assert "The 10 parameters of 16 farthest" in section and section.count("<tr data-path=") == 10
 
     def test_absent_without_rows_or_for_another_run(self):
-        assert per_parameter_html(mol.History(), None, {}) == ""
-        assert per_parameter_html(RecordedHistory([]), None, {}) == ""
-        assert per_parameter_html(RecordedHistory(self.rows("other")), "r", {}) == ""
+        assert per_parameter_html(mol.History(), None) == ""
+        history = self.recorded("other")
+        history.record(1, loss=1.0, run="r")
+        assert per_parameter_html(history, "r") == ""
+        model = {"w": mx.zeros((2, 2))}
+        optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
+        assert "Per-parameter metrics" not in mol.report(optimizer, model, history, run="r").sections
 
 
 class TestBadInput:

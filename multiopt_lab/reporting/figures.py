@@ -1,5 +1,6 @@
-"""The report's pictures as inline SVG: the training curves (drawn by
-:mod:`multiopt_lab.plots`) and small per-parameter sparklines (drawn here).
+"""The report's pictures as inline SVG: the figures :mod:`multiopt_lab.plots` draws
+(the training curves, the per-parameter overview) and small sparklines of a
+learning-rate schedule (drawn here).
 
 Inline SVG needs no file and no request: the page reads offline, scales
 without blur and keeps working with JavaScript off. matplotlib is imported
@@ -17,18 +18,27 @@ import math
 import re
 from collections.abc import Sequence
 
-__all__ = ["curves_svg", "sparkline"]
+__all__ = ["curves_svg", "figure_svg", "sparkline"]
 
 # The XML prolog and doctype of a standalone SVG file; inside HTML they are noise.
 _PROLOG = re.compile(r"^\s*<\?xml[^>]*>\s*(<!DOCTYPE[^>]*>\s*)?", re.S)
 
 
-def figure_svg(figure) -> str:
+def figure_svg(figure, rasterize_meshes: bool = False) -> str:
     """A matplotlib figure as an ``<svg>`` element to put in HTML (no prolog, no date).
 
     Text is drawn as paths (matplotlib's default): the page needs no font. The
-    labels are also in XML comments, which matplotlib escapes.
+    labels are also in XML comments, which matplotlib escapes. With
+    ``rasterize_meshes`` a heatmap's cells are one embedded PNG (a ``data:``
+    image inside the SVG, no request) instead of a path per cell, which for
+    hundreds of parameters over hundreds of steps would weigh megabytes;
+    axes, labels and lines stay vectors.
     """
+    if rasterize_meshes:
+        from matplotlib.collections import QuadMesh
+
+        for mesh in figure.findobj(QuadMesh):
+            mesh.set_rasterized(True)
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = _PROLOG.sub("", buffer.getvalue())

@@ -32,7 +32,6 @@ from multiopt_lab.arguments import checked, is_text, kind, optional
 from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.training.arguments import check_history
 from multiopt_lab.io.atomic import write_text_atomically
-from multiopt_lab.palette import group_colour
 from multiopt_lab.partition.assignment import assign
 from multiopt_lab.render.numbers import grouped, plural
 from multiopt_lab.reporting import sections
@@ -147,8 +146,7 @@ def build_report(setup: RunSetup, model: Any, history: History | None = None, *,
         summary += f"; run {run!r}: {grouped(last_step or 0)} steps" + (
             f", last loss {loss:.4g}" if loss is not None else "")
         parts.append(("Curves", curves_svg(history, run=run), True))
-        colours = {label: group_colour(i) for i, label in enumerate(setup.labels)}
-        per_parameter = sections.per_parameter_html(history, run, colours)
+        per_parameter = sections.per_parameter_html(history, run)
         if per_parameter:
             parts.append(("Per-parameter metrics", per_parameter, True))
     parts.append(("Environment", sections.environment_html(history, run), True))

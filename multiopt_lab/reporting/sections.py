@@ -26,18 +26,20 @@ from multiopt_lab.device import describe_facts, device_facts
 from multiopt_lab.io.rulefile import rules_to_toml
 from multiopt_lab.palette import group_colour
 from multiopt_lab.render.document import render_html
-from multiopt_lab.render.numbers import grouped, percent
+from multiopt_lab.render.numbers import grouped, percent, plural
 from multiopt_lab.render.reports import diagnostics_html
-from multiopt_lab.reporting.figures import sparkline
+from multiopt_lab.reporting.figures import figure_svg, sparkline
 from multiopt_lab.reporting.setup import RunSetup
 
 __all__ = ["findings_html", "groups_html", "tree_html", "rules_html", "per_parameter_html",
            "environment_html", "facts_html"]
 
-#: Parameters listed in the per-parameter table (the ones with the largest update ratio first).
-PER_PARAMETER_ROWS = 200
-#: The metric drawn as a sparkline per parameter, in order of preference.
-_SPARK_METRICS = ("update_ratio", "update_norm", "grad_norm")
+#: Parameters listed under the per-parameter figure: the farthest from their group's median.
+TOP_PARAMETERS = 10
+#: The per-parameter metric a report shows, in order of preference.
+PARAMETER_METRICS = ("update_ratio", "update_norm", "grad_norm", "param_norm")
+_METRIC_WORDS = {"update_ratio": "update-to-parameter ratio", "update_norm": "update norm",
+                 "grad_norm": "gradient norm", "param_norm": "parameter norm"}
 
 
 def findings_html(assignment) -> str:
@@ -145,46 +147,65 @@ def rules_html(setup: RunSetup) -> str:
     return f'<pre class="mol-rules">{escape(body)}</pre>'
 
 
-def per_parameter_html(history, run: str | None, colours: dict[str, str]) -> str:
-    """The per-parameter metrics a History recorded (``history.parameters``, a long frame of
-    run, step, path, group, metric, value): the last value of each metric per parameter and
-    a sparkline of its update ratio; ``""`` when none were recorded.
+def per_parameter_html(history, run: str | None) -> str:
+    """The per-parameter metrics a History recorded (``per_parameter=True``), as the plots
+    draw them: :func:`~multiopt_lab.plots.plot_parameter_overview` (a heatmap of every
+    parameter over the steps, the same parameter of repeated blocks side by side, and the
+    parameters farthest from their group's median) as inline SVG, then those parameters as
+    a table; ``""`` when ``run`` recorded none.
+
+    The metric is the update-to-parameter ratio (or, where it was not recorded, the first
+    of the update, gradient and parameter norms that was).
 
     Example:
-        >>> per_parameter_html(object(), None, {})
+        >>> from multiopt_lab import History
+        >>> h = History()
+        >>> for step in (1, 2):
+        ...     h.record(step, parameters={"a.w": {"group": "sgd", "update_ratio": 1e-3},
+        ...                                "<b>": {"group": "sgd", "update_ratio": 1e-1}})
+        >>> html = per_parameter_html(h, h.current_run)
+        >>> '<svg class="mol-figure"' in html and "&lt;b&gt;" in html and "<b>" not in html
+        True
+        >>> per_parameter_html(History(), None)
         ''
     """
-    frame = getattr(history, "parameters", None)
-    if frame is None or not hasattr(frame, "empty") or frame.empty:
+    from multiopt_lab.plots import has_parameter_metrics, plot_parameter_overview, top_parameters
+
+    if run is None or not has_parameter_metrics(history, run):
         return ""
-    if run is not None and "run" in frame.columns:
-        frame = frame[frame["run"] == run]
-    if frame.empty:
+    frame = history.parameters
+    recorded = set(frame.loc[frame["run"] == run, "metric"].astype(str))
+    metric = next((m for m in PARAMETER_METRICS if m in recorded), None)
+    if metric is None:
         return ""
-    frame = frame.sort_values("step", kind="stable")
-    metrics = list(dict.fromkeys(frame["metric"].tolist()))
-    spark = next((m for m in _SPARK_METRICS if m in metrics), metrics[0])
-    last = frame.groupby(["path", "metric"], sort=False)["value"].last().unstack("metric")
-    groups = frame.groupby("path", sort=False)["group"].last()
-    series = {path: part["value"].tolist() for path, part in
-              frame[frame["metric"] == spark].groupby("path", sort=False)}
-    order = last[spark].sort_values(ascending=False, na_position="last").index.tolist() \
-        if spark in last.columns else last.index.tolist()
-    head = "".join(f"<th>{escape(m)}</th>" for m in metrics)
+    figure = plot_parameter_overview(history, metric, run=run, k=TOP_PARAMETERS, group_blocks=True,
+                                     theme="light")
+    try:
+        svg = figure_svg(figure, rasterize_meshes=True)
+    finally:
+        figure.clear()
+    top = top_parameters(history, metric, k=TOP_PARAMETERS, run=run)
     rows = []
-    for path in order[:PER_PARAMETER_ROWS]:
-        group = str(groups.get(path, ""))
-        values = "".join(f'<td class="mol-num">{_number(last.at[path, m]) if m in last.columns else ""}</td>'
-                         for m in metrics)
-        line = sparkline(series.get(path, []), colour=colours.get(group, "#8C8C8C"), log=spark.endswith("ratio"))
-        rows.append(f'<tr data-path="{escape(path)}"><td><code>{escape(path)}</code></td>'
-                    f"<td>{escape(group)}</td>{values}<td>{line}</td></tr>")
-    more = len(order) - PER_PARAMETER_ROWS
-    caption = (f"{len(order):,} parameters, largest {escape(spark)} first"
-               + (f"; the first {PER_PARAMETER_ROWS} shown" if more > 0 else ""))
-    return (f'<table class="mol-per-parameter"><caption>{caption}</caption><thead><tr><th>parameter</th>'
-            f"<th>group</th>{head}<th>{escape(spark)} over steps</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    for row in top.itertuples(index=False):
+        rows.append(f'<tr data-path="{escape(str(row.path))}"><td><code>{escape(str(row.path))}</code></td>'
+                    f"<td>{escape(str(row.group))}</td><td class=\"mol-num\">{_number(row.value)}</td>"
+                    f"<td class=\"mol-num\">{_number(row.group_median)}</td>"
+                    f"<td class=\"mol-num\">{_times(row.times_median)}</td></tr>")
+    parameters = len(history.parameter_groups(run))
+    step = top.attrs.get("step")
+    caption = (f"The {plural(len(rows), 'parameter')} of {grouped(parameters)} farthest from their group's "
+               f"median {_METRIC_WORDS[metric]}" + (f" at step {grouped(step)}" if step is not None else ""))
+    return (f"{svg}<table class=\"mol-per-parameter\"><caption>{caption}</caption><thead><tr>"
+            f"<th>parameter</th><th>group</th><th>{escape(metric)}</th><th>group median</th>"
+            f"<th>times the median</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _times(value) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if value != value else f"{value:.3g}x"
 
 
 def _number(value) -> str:

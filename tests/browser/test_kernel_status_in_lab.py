@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from lab_page import cell_locator, error_outputs, open_notebook, start_run_all, wait_for_run_all
-from test_training_in_lab import LAB_CELL, SETUP, still_running, wait_for_step
+from test_training_in_lab import EDITED_RULE, LAB_CELL, SETUP, still_running, wait_for_step
 from test_widgets_in_lab import KERNEL_MS, widen
 
 pytestmark = pytest.mark.browser
@@ -30,7 +30,7 @@ import time
 moved_at = []
 def watch(step, loss, history):
     # The first step that ran under the rule typed in the editor.
-    if not moved_at and optimizer.filters[0].text == "ndim == 2":
+    if not moved_at and optimizer.filters[0].text == {EDITED_RULE!r}:
         moved_at.append(step)
     time.sleep(0.02)  # paced, so the run lasts until Stop on a fast machine too
 history = train(model, optimizer, task.loss_fn, task.batch, {STEPS}, history=history,
@@ -92,7 +92,7 @@ def test_kernel_stays_busy_while_a_cell_trains_and_the_lab_acts_mid_cell(page, l
     log.sample_for(4)  # the monitor's view reports its width and theme: widget messages
 
     editor = lab.locator(".mol-rule-editor")
-    editor.locator(".mol-rule-input textarea").fill("ndim == 2")
+    editor.locator(".mol-rule-input textarea").fill(EDITED_RULE)
     expect(editor.locator(".mol-preview")).to_contain_text("adamw -> muon", timeout=KERNEL_MS)
     log.sample()
     editor.locator(".mol-apply").click()

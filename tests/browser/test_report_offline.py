@@ -28,7 +28,7 @@ def report_file(tmp_path_factory):
                                    ['within("Block") and module == "Linear" and ndim == 2'],
                                    labels=[HOSTILE, "adamw"])
     history = mol.train(model, optimizer, task.loss_fn, task.batch, steps=40, metrics_every=4,
-                        progress=False, run="reverse")
+                        per_parameter=True, progress=False, run="reverse")
     return mol.report(optimizer, model, history).save(tmp_path_factory.mktemp("report") / "run.html")
 
 
@@ -60,10 +60,19 @@ def test_the_report_reads_offline_without_javascript(browser, report_file, scree
         expect(groups).to_contain_text(HOSTILE)  # as text: no image, no handler
         assert page.locator("img").count() == 0 and page.locator("script").count() == 0
         expect(groups).to_contain_text("cosine_decay")
-        figure = report.locator("svg.mol-figure")
+        figure = report.locator('details[data-section="curves"] svg.mol-figure')
         expect(figure).to_be_visible()
         assert figure.bounding_box()["width"] > 600
         expect(report.locator('.mol-tree [data-path="embed.weight"]').first).to_be_visible()
+        # The per-parameter overview as multiopt_lab.plots draws it (inline SVG), then its
+        # farthest parameters as text.
+        per_parameter = report.locator('details[data-section="per-parameter"]')
+        overview = per_parameter.locator("svg.mol-figure")
+        expect(overview).to_be_visible()
+        assert overview.bounding_box()["width"] > 600
+        expect(per_parameter.locator("table.mol-per-parameter caption")).to_contain_text(
+            "The 10 parameters of 28 farthest from their group's median update-to-parameter ratio at step 37")
+        expect(per_parameter.locator("table.mol-per-parameter tbody tr")).to_have_count(10)
         # Folding needs no script: a click on a section's summary closes it.
         rules = report.locator('details[data-section="rules"]')
         expect(rules.locator("pre")).to_be_visible()
@@ -74,6 +83,7 @@ def test_the_report_reads_offline_without_javascript(browser, report_file, scree
             background = page.evaluate("getComputedStyle(document.querySelector('.mol-run-report')).backgroundColor")
             assert background == "rgb(13, 17, 23)", background
         screenshot(report, f"report-{scheme}")
+        screenshot(per_parameter, f"report-per-parameter-{scheme}")
     finally:
         context.close()
 
@@ -87,8 +97,10 @@ import multiopt_lab as mol
 from multiopt_lab import examples
 task = examples.sequence_task("reverse", length=4)
 model = examples.TinyGPT(task.vocab_size, dims=16, layers=1, heads=2)
-optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-history = mol.train(model, optimizer, task.loss_fn, task.batch, steps=20, metrics_every=4, progress=False)
+optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)],
+                               ['within("Block") and module == "Linear" and ndim == 2'], labels=["muon", "adamw"])
+history = mol.train(model, optimizer, task.loss_fn, task.batch, steps=20, metrics_every=4,
+                    per_parameter=True, progress=False)
 mol.report(optimizer, model, history)"""
     open_notebook(page, scratch_notebook("report_in_lab.ipynb", [code]))
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
@@ -96,10 +108,13 @@ mol.report(optimizer, model, history)"""
     run_all(page)
     assert error_outputs(page) == []
     report = cell_locator(page, 1).locator(".mol-run-report")
-    expect(report.locator("svg.mol-figure")).to_be_visible()
+    expect(report.locator('details[data-section="curves"] svg.mol-figure')).to_be_visible()
     expect(report.locator("table.mol-groups")).to_contain_text("Muon")
+    per_parameter = report.locator('details[data-section="per-parameter"]')
+    expect(per_parameter.locator("svg.mol-figure")).to_be_visible()
     text = report.evaluate("e => getComputedStyle(e).color")
     red, green, blue = (int(v) for v in text[text.index("(") + 1:text.index(")")].split(",")[:3])
     assert red + green + blue > 450, f"the report's text must follow the dark theme, found {text}"
     screenshot(report, "report-in-lab-dark")
+    screenshot(per_parameter, "report-in-lab-dark-per-parameter")  # below the fold of the one above
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")

@@ -22,13 +22,23 @@ pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
 
 TUTORIAL = "04_repartition_while_training.ipynb"
-# A parameter row of the tree, every cell apart: name, shape, dtype, size, group, rule.
-PARAMETER_ROW = re.compile(r"^\W*weight\s+\[17, 32\]\s+float32\s+544\s+muon\s+ndim == 2$", re.MULTILINE)
+# A parameter row of the tree, every cell apart: name, shape, dtype, size, group, rule, and the
+# finding the tutorial fixes later (Muon on the embeddings).
+PARAMETER_ROW = re.compile(r"^\W*weight\s+\[17, 32\]\s+float32\s+544\s+muon\s+ndim == 2\s+! Muon on an embedding$",
+                           re.MULTILINE)
 MODULE_ROW = re.compile(r"^\W*model\s+28 params\s+[\d,]+\s+muon \d+% \| adamw \d+%", re.MULTILINE)
 
 
 def output_of(page, cell_index: int):
     return cell_locator(page, cell_index).locator(".jp-OutputArea-output").first
+
+
+def shown_text(output) -> str:
+    """The text a reader sees in ``output`` once scrolled to it: JupyterLab lays out only the
+    cells near the view (CSS content-visibility), and innerText is empty for the others."""
+    output.scroll_into_view_if_needed()
+    expect(output).not_to_have_text("", use_inner_text=True)
+    return output.inner_text()
 
 
 def settle(page) -> None:
@@ -42,13 +52,13 @@ def test_an_untrusted_tutorial_shows_a_readable_tree_without_running(page, page_
     assignment = output_of(page, 2)
     expect(assignment).to_contain_text("weight")
     assert assignment.locator("style").count() == 0, "expected the sanitizer to strip the stylesheet"
-    text = assignment.inner_text()
+    text = shown_text(assignment)
     assert PARAMETER_ROW.search(text), f"tree rows run together without their stylesheet:\n{text[:2000]}"
     assert MODULE_ROW.search(text), text[:2000]
 
-    lab = output_of(page, 20).inner_text()
+    lab = shown_text(output_of(page, 20))
     assert "LabWidget(" not in lab and "model not found" not in lab
-    assert 'ndim == 2 and not glob("embed.*") and not glob("position.*")' in lab
+    assert 'ndim == 2 and module != "Embedding"' in lab
     assert "would move: 4 parameters" in lab
     # The lab's tree shows the draft: the embedding back with AdamW.
     assert re.search(r"^\W*weight\s+\[17, 32\]\s+float32\s+544\s+adamw\s+\(fallback\)", lab, re.MULTILINE), lab[:3000]
