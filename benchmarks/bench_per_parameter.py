@@ -25,8 +25,8 @@ Last, the History a 32-layer model fills when recorded every 10 steps for
 10,000 steps (1,000 recorded steps): its memory, and the time to save and
 load it as CSV and Parquet.
 
-``--history-speed`` times only the History of that model, medians of
-several repetitions: recording a step (in memory, and streaming to a file),
+``--history-speed`` times only the History of that model (CPU time, as the
+step rows: waiting for the disk is left out), medians of several repetitions: recording a step (in memory, and streaming to a file),
 saving and loading CSV and Parquet, following a streamed file (whole, and
 one refresh per recorded step). ``--history-against TREE`` runs that part in
 fresh processes, alternately with this checkout and with the checkout TREE
@@ -229,7 +229,7 @@ def history_rows(layers: int, recorded_steps: int) -> None:
 
 
 def history_speed(layers: int, steps: int, repeats: int) -> dict[str, float]:
-    """Median milliseconds of each History operation (see the module docstring)."""
+    """Median CPU milliseconds of each History operation (see the module docstring)."""
     paths, groups = _long_history_layout(layers)
     rng = np.random.default_rng(0)
     blocks = [ParameterMetrics(1 + 10 * k, paths, groups, rng.random((len(paths), 4)))
@@ -241,7 +241,7 @@ def history_speed(layers: int, steps: int, repeats: int) -> dict[str, float]:
     times: dict[str, list[float]] = {}
 
     def timed(case: str, start: float) -> None:
-        times.setdefault(case, []).append(1e3 * (time.perf_counter() - start))
+        times.setdefault(case, []).append(1e3 * (time.process_time() - start))
 
     def fill(history) -> None:
         history.start_run("long", {"labels": ["muon", "adamw"]})
@@ -251,27 +251,27 @@ def history_speed(layers: int, steps: int, repeats: int) -> dict[str, float]:
     for _ in range(repeats + 1):
         with tempfile.TemporaryDirectory() as folder:
             history = History()
-            start = time.perf_counter()
+            start = time.process_time()
             fill(history)
             timed("record a step (ms)", start)
             times["record a step (ms)"][-1] /= steps
             streamed = os.path.join(folder, "streamed.csv")
             writer = History(streamed)
-            start = time.perf_counter()
+            start = time.process_time()
             fill(writer)
             timed("record a step, streaming (ms)", start)
             times["record a step, streaming (ms)"][-1] /= steps
             writer.close()
-            start = time.perf_counter()
+            start = time.process_time()
             whole = History.follow(streamed)
             whole.frame, whole.parameters  # noqa: B018 - built as a reader would
             timed("follow a streamed file, whole (ms)", start)
             for suffix in ("csv", "parquet") if parquet else ("csv",):
                 path = os.path.join(folder, f"h.{suffix}")
-                start = time.perf_counter()
+                start = time.process_time()
                 history.save(path)
                 timed(f"save {suffix} (ms)", start)
-                start = time.perf_counter()
+                start = time.process_time()
                 loaded = History.load(path)
                 loaded.frame, loaded.parameters  # noqa: B018 - built as a reader would
                 timed(f"load {suffix} (ms)", start)
@@ -283,9 +283,9 @@ def history_speed(layers: int, steps: int, repeats: int) -> dict[str, float]:
             spent = 0.0
             for k, block in enumerate(blocks):
                 writer.record(block.step, loss=1.0, metrics=metrics[k], parameters=block)
-                start = time.perf_counter()
+                start = time.process_time()
                 follower.refresh()
-                spent += time.perf_counter() - start
+                spent += time.process_time() - start
             writer.close()
             times.setdefault("follow, refresh per step (ms)", []).append(1e3 * spent / steps)
             assert len(follower) == len(writer) and len(follower.parameters) == len(writer.parameters)
