@@ -24,6 +24,16 @@ per-group metrics of the same cadence.
 Last, the History a 32-layer model fills when recorded every 10 steps for
 10,000 steps (1,000 recorded steps): its memory, and the time to save and
 load it as CSV and Parquet.
+
+``--history-speed`` times only the History of that model (CPU time, as the
+step rows: waiting for the disk is left out), medians of several repetitions: recording a step (in memory, and streaming to a file),
+saving and loading CSV and Parquet, following a streamed file (whole, and
+one refresh per recorded step). ``--history-against TREE`` runs that part in
+fresh processes, alternately with this checkout and with the checkout TREE
+(another commit of multiopt_lab), and prints both side by side with the
+median of the paired ratios: a before/after comparison under the same
+conditions. It uses only ``History``'s public methods, so it runs against
+older commits as they are.
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -161,7 +173,7 @@ def step_rows(name: str, build, repeats: int, modes=("eager", "compile_step")) -
                        f"{mode}, no metrics", size=size)
 
 
-def history_rows(layers: int, recorded_steps: int) -> None:
+def _long_history_layout(layers: int) -> tuple[list[str], list[str]]:
     paths = ["model.embed_tokens.weight", "model.norm.weight"]
     for i in range(layers):
         paths += [f"model.layers.{i}.{name}" for name in (
@@ -169,7 +181,11 @@ def history_rows(layers: int, recorded_steps: int) -> None:
             "self_attn.o_proj.weight", "self_attn.q_norm.weight", "self_attn.k_norm.weight",
             "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
             "input_layernorm.weight", "post_attention_layernorm.weight")]
-    groups = ["adamw" if "norm" in p or "embed" in p else "muon" for p in paths]
+    return paths, ["adamw" if "norm" in p or "embed" in p else "muon" for p in paths]
+
+
+def history_rows(layers: int, recorded_steps: int) -> None:
+    paths, groups = _long_history_layout(layers)
     rng = np.random.default_rng(0)
     history = History()
     history.start_run("long", {"labels": ["muon", "adamw"]})
@@ -212,6 +228,100 @@ def history_rows(layers: int, recorded_steps: int) -> None:
                    "", size=size)
 
 
+def history_speed(layers: int, steps: int, repeats: int) -> dict[str, float]:
+    """Median CPU milliseconds of each History operation (see the module docstring)."""
+    paths, groups = _long_history_layout(layers)
+    rng = np.random.default_rng(0)
+    blocks = [ParameterMetrics(1 + 10 * k, paths, groups, rng.random((len(paths), 4)))
+              for k in range(steps)]
+    names = ("update_norm", "grad_norm", "param_norm", "update_ratio", "learning_rate")
+    metrics = [{group: dict(zip(names, rng.random(5).tolist())) for group in ("muon", "adamw", "total")}
+               for _ in range(steps)]
+    parquet = importlib.util.find_spec("pyarrow") is not None
+    times: dict[str, list[float]] = {}
+
+    def timed(case: str, start: float) -> None:
+        times.setdefault(case, []).append(1e3 * (time.process_time() - start))
+
+    def fill(history) -> None:
+        history.start_run("long", {"labels": ["muon", "adamw"]})
+        for k, block in enumerate(blocks):
+            history.record(block.step, loss=1.0, metrics=metrics[k], parameters=block)
+
+    for _ in range(repeats + 1):
+        with tempfile.TemporaryDirectory() as folder:
+            history = History()
+            start = time.process_time()
+            fill(history)
+            timed("record a step (ms)", start)
+            times["record a step (ms)"][-1] /= steps
+            streamed = os.path.join(folder, "streamed.csv")
+            writer = History(streamed)
+            start = time.process_time()
+            fill(writer)
+            timed("record a step, streaming (ms)", start)
+            times["record a step, streaming (ms)"][-1] /= steps
+            writer.close()
+            start = time.process_time()
+            whole = History.follow(streamed)
+            whole.frame, whole.parameters  # noqa: B018 - built as a reader would
+            timed("follow a streamed file, whole (ms)", start)
+            for suffix in ("csv", "parquet") if parquet else ("csv",):
+                path = os.path.join(folder, f"h.{suffix}")
+                start = time.process_time()
+                history.save(path)
+                timed(f"save {suffix} (ms)", start)
+                start = time.process_time()
+                loaded = History.load(path)
+                loaded.frame, loaded.parameters  # noqa: B018 - built as a reader would
+                timed(f"load {suffix} (ms)", start)
+            # A follower that refreshes after every recorded step (a monitor's watch thread).
+            live = os.path.join(folder, "live.csv")
+            writer = History(live)
+            writer.start_run("long", {"labels": ["muon", "adamw"]})
+            follower = History.follow(live)
+            spent = 0.0
+            for k, block in enumerate(blocks):
+                writer.record(block.step, loss=1.0, metrics=metrics[k], parameters=block)
+                start = time.process_time()
+                follower.refresh()
+                spent += time.process_time() - start
+            writer.close()
+            times.setdefault("follow, refresh per step (ms)", []).append(1e3 * spent / steps)
+            assert len(follower) == len(writer) and len(follower.parameters) == len(writer.parameters)
+    # The first repetition is the warm-up (imports, pyarrow, caches): left out.
+    return {case: statistics.median(values[1:]) for case, values in times.items()}
+
+
+def history_against(tree: str, layers: int, steps: int, repeats: int, rounds: int) -> None:
+    """The History speed of this checkout and of ``tree``, in alternating fresh processes."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = {"this checkout": here, os.path.basename(os.path.normpath(tree)) or tree: tree}
+    found: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    command = [sys.executable, os.path.abspath(__file__), "--history-speed", "--json",
+               "--history-layers", str(layers), "--history-steps", str(steps),
+               "--history-repeats", str(repeats)]
+    for _ in range(rounds):
+        for name, root in reversed(list(trees.items())):  # the other tree first in each round
+            env = {**os.environ, "PYTHONPATH": root, "MULTIOPT_LAB_BENCH_ROWS": ""}
+            out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            found[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    (ours_name, ours), (base_name, base) = found.items()
+    print(f"\nHistory of {layers} layers, {steps} recorded steps: medians of {rounds} rounds "
+          f"(each the median of {repeats} repetitions in a fresh process), alternating; "
+          f"ratio = median of the paired ratios, this checkout / {base_name}")
+    print(f"{'case':<38}{base_name[:14]:>14}{'this checkout':>15}{'ratio':>8}")
+    for case in ours[0]:
+        if case not in base[0]:
+            continue
+        before = statistics.median(r[case] for r in base)
+        after = statistics.median(r[case] for r in ours)
+        ratio = statistics.median(a[case] / b[case] for a, b in zip(ours, base))
+        print(f"{case:<38}{before:>14.3f}{after:>15.3f}{ratio:>8.3f}")
+        record("bench_per_parameter", f"History {case}", after, before, ratio, base_name,
+               size=f"{layers} layers, {steps} recorded steps")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 4-layer Qwen3, few repetitions")
@@ -220,7 +330,33 @@ def main() -> None:
     parser.add_argument("--models", default="qwen3,tinygpt", help="comma-separated: qwen3, tinygpt")
     parser.add_argument("--modes", default="eager,compile_step", help="comma-separated: eager, compile_step")
     parser.add_argument("--no-history", action="store_true", help="skip the History size rows")
+    parser.add_argument("--history-speed", action="store_true",
+                        help="only the History: record, stream, save, load, follow (medians)")
+    parser.add_argument("--history-against", metavar="TREE",
+                        help="the History speed of this checkout beside the checkout TREE, "
+                             "in alternating fresh processes")
+    parser.add_argument("--history-layers", type=int, default=32)
+    parser.add_argument("--history-steps", type=int, default=200, help="recorded steps")
+    parser.add_argument("--history-repeats", type=int, default=5, help="repetitions in a process")
+    parser.add_argument("--rounds", type=int, default=5, help="processes per tree (--history-against)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.history_against:
+        header("bench_per_parameter")
+        history_against(args.history_against, args.history_layers, args.history_steps,
+                        args.history_repeats, args.rounds)
+        return
+    if args.history_speed:
+        medians = history_speed(args.history_layers, args.history_steps, args.history_repeats)
+        if args.json:
+            print(json.dumps(medians))
+            return
+        header("bench_per_parameter")
+        print(f"\nHistory of {args.history_layers} layers, {args.history_steps} recorded steps, "
+              f"medians of {args.history_repeats} repetitions")
+        for case, ms in medians.items():
+            print(f"{case:<38}{ms:>12.3f}")
+        return
     models, modes = args.models.split(","), args.modes.split(",")
     repeats = args.repeats or (3 if args.quick else 11)
     header("bench_per_parameter")

@@ -191,3 +191,14 @@ def test_the_layering_check_sees_string_imports():
     code = "import importlib\nw = importlib.import_module('multiopt_lab.widgets.progress')\n"
     assert ("multiopt_lab.widgets.progress" in
             [module for _, module in _modules_named(ast.parse(code))])
+
+
+def test_io_never_imports_training():
+    # io/ sits below training/: the History's file formats, stream and follower work on plain
+    # data (io/history_*.py, file_tail.py, line_appender.py); training's History imports them.
+    found = [f"{file.relative_to(PACKAGE)}:{line} imports {module}"
+             for file in _layer_files("io")
+             for line, module in _modules_named(ast.parse(file.read_text(encoding="utf-8")))
+             if module == "multiopt_lab.training" or module.startswith("multiopt_lab.training.")]
+    assert not found, "io/ imports training/ (training may import io, never the reverse):\n" + \
+        "\n".join(found)

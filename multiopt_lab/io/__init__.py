@@ -1,4 +1,7 @@
-"""Files: optimizer checkpoints and rule files (TOML, JSON), written atomically.
+"""Files: optimizer checkpoints, rule files (TOML, JSON) and History files, written atomically.
+
+The History files (``history_*`` modules) work on plain data (rows, run
+metadata, frames, events): ``io`` sits below ``training`` and never imports it.
 
 Example:
     >>> from multiopt_lab.io.rulefile import rules_to_toml

@@ -28,20 +28,17 @@ import pandas as pd
 from multiopt_lab.arguments import check_path
 from multiopt_lab.device import describe_facts, device_facts
 from multiopt_lab.display import html_for
+from multiopt_lab.io.history_files import read_history, save_history
+from multiopt_lab.io.history_follow import HistoryFollower, SkippedLines
+from multiopt_lab.io.history_stream import HistoryStream
 from multiopt_lab.optimizer.describe import optimizer_metadata
-from multiopt_lab.training import history_io
-from multiopt_lab.training.history_files import (HistoryFollower, HistoryStream, SkippedLines,
-                                                 read_history, save_history)
-from multiopt_lab.training.history_io import check_name
-from multiopt_lab.training.history_parameters import PARAMETER_COLUMNS
-from multiopt_lab.training.history_sidecars import format_parameter_rows, run_event_lines
-from multiopt_lab.training.history_records import SCALAR_GROUP, TOTAL_GROUP, HistoryRecords
 from multiopt_lab.text_fit import DEFAULT_WIDTH, clip
+from multiopt_lab.training.history_input import (ParameterInput, check_metadata_labels,
+                                                 check_name, group_rows)
+from multiopt_lab.training.history_records import SCALAR_GROUP, TOTAL_GROUP, HistoryRecords
+from multiopt_lab.training.history_subscribers import Subscriber, Subscribers
 
 __all__ = ["History", "SCALAR_GROUP", "TOTAL_GROUP", "environment_metadata"]
-
-
-Subscriber = Callable[["History", str], None]
 
 
 def environment_metadata() -> dict[str, Any]:
@@ -57,63 +54,17 @@ def environment_metadata() -> dict[str, Any]:
     }
 
 
-def _as_float(value: Any, what: str) -> float:
-    try:
-        return float(value.item() if hasattr(value, "item") else value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{what} must be a scalar number (float or 0-d array), found {value!r}") from error
-
-
-def _parameter_block(parameters: Any) -> tuple[tuple, tuple, tuple, Any]:
-    """``(paths, groups, metrics, values)`` of what ``History.record(parameters=...)`` was given."""
-    if all(hasattr(parameters, name) for name in ("paths", "groups", "metrics", "values")):
-        return (tuple(parameters.paths), tuple(parameters.groups), tuple(parameters.metrics),
-                parameters.values)  # a ParameterMetrics (optimizer.parameter_metrics)
-    if not isinstance(parameters, Mapping):
-        raise TypeError(f"parameters must be optimizer.parameter_metrics or a mapping "
-                        f"{{path: {{'group': label, metric: value, ...}}}}, found "
-                        f"{type(parameters).__name__}")
-    paths, groups, rows, metrics = [], [], [], None
-    for path, values in parameters.items():
-        if not isinstance(values, Mapping) or not isinstance(values.get("group"), str):
-            raise TypeError(f"parameters must map path -> {{'group': label, metric: value, ...}}, "
-                            f"found {path!r}: {values!r:.80}")
-        names = tuple(k for k in values if k != "group")
-        if metrics is None:
-            metrics = names
-        elif set(names) != set(metrics):
-            raise ValueError(f"every parameter needs the same metrics: {paths[0]!r} has "
-                             f"{list(metrics)}, {path!r} has {list(names)}")
-        paths.append(path)
-        groups.append(values["group"])
-        rows.append([_as_float(values[m], f"{path}.{m}") for m in metrics])
-    return tuple(paths), tuple(groups), tuple(metrics or ()), rows
-
-
-def _parameter_text(run: str, step: int, paths: tuple, groups: tuple, metrics: tuple,
-                    values: Any) -> str:
-    rows = [(run, step, path, group, metric, value)
-            for path, group, row in zip(paths, groups, values.tolist())
-            for metric, value in zip(metrics, row)]
-    return format_parameter_rows(rows)
-
-
-def _check_metadata_labels(metadata: Mapping[str, Any]) -> None:
-    labels = metadata.get("labels")
-    if isinstance(labels, (list, tuple)):
-        for label in labels:
-            if isinstance(label, str):
-                check_name(label, "group label")
-
-
 class History:
     """Per-step loss, scalars and per-group optimizer metrics of one or more runs.
 
-    It holds three parts: the records (rows, runs, last values:
-    :class:`~multiopt_lab.training.history_records.HistoryRecords`), a file
-    it streams to (:meth:`stream_to`), and, for :meth:`follow`, the reader
-    of a file another process writes
-    (:class:`~multiopt_lab.training.history_files.HistoryFollower`).
+    A History is its data (rows, per-parameter rows, runs and their
+    metadata: :class:`~multiopt_lab.training.history_records.HistoryRecords`)
+    and its subscribers (:meth:`subscribe`). Its files are handled in
+    :mod:`multiopt_lab.io`, on plain data: :meth:`save` and :meth:`load`
+    (:mod:`~multiopt_lab.io.history_files`), the stream :meth:`stream_to`
+    appends to (:class:`~multiopt_lab.io.history_stream.HistoryStream`), and,
+    for :meth:`follow`, the reader of files another process writes
+    (:class:`~multiopt_lab.io.history_follow.HistoryFollower`).
 
     Args:
         path (str | os.PathLike, optional): Stream every record to this CSV
@@ -130,9 +81,9 @@ class History:
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self._records = HistoryRecords()
-        self._subscribers: list[Subscriber] = []
+        self._subscribers = Subscribers()
+        self._parameter_input = ParameterInput()
         self._writer: HistoryStream | None = None
-        self._checked_layouts: set[tuple] = set()
         self._follower: HistoryFollower | None = None
         if path is not None:
             check_path(path, "History()", "path")
@@ -175,7 +126,7 @@ class History:
                 raise ValueError(f"a run called {name!r} already exists; pick another name or omit it")
             described = {} if optimizer is None else optimizer_metadata(optimizer)
             info = {**environment_metadata(), **described, **dict(metadata or {})}
-            _check_metadata_labels(info)
+            check_metadata_labels(info)
             records.runs[name] = info
             records.current = name
             if self._writer is not None:
@@ -237,25 +188,9 @@ class History:
             >>> h.last("grad_norm", group="total")
             2.0
         """
-        rows = []
         step = int(step)
-        if loss is not None:
-            scalars = {"loss": loss, **scalars}
-        for metric, value in scalars.items():
-            rows.append((SCALAR_GROUP, check_name(metric, "metric name"), _as_float(value, metric)))
-        for group, values in (metrics or {}).items():
-            if not isinstance(values, Mapping):
-                raise TypeError(f"metrics must map group -> {{metric: value}}, found {group!r}: {values!r}")
-            group = check_name(str(group), "group label")
-            if group == SCALAR_GROUP:
-                raise ValueError(f"metrics holds the group {SCALAR_GROUP!r}, which is the group of "
-                                 "the loss and other scalars; record those as keyword arguments "
-                                 "(history.record(step, loss=..., accuracy=...)), or name the "
-                                 "group otherwise")
-            for metric, value in values.items():
-                rows.append((group, check_name(str(metric), "metric name"),
-                             _as_float(value, f"{group}.{metric}")))
-        block = None if parameters is None else self._checked_block(parameters)
+        rows = group_rows(loss, metrics, scalars)
+        block = None if parameters is None else self._parameter_input.check(parameters)
         records = self._records
         with records.lock:
             if run is None:
@@ -269,28 +204,8 @@ class History:
             if self._writer is not None:
                 self._writer.write_rows(full)
                 if block is not None:
-                    self._writer.write_parameter_text(_parameter_text(run, step, *block))
+                    self._writer.write_parameter_block(run, step, *block)
         self._notify("record")
-
-    def _checked_block(self, parameters: Any) -> tuple:
-        paths, groups, metrics, values = _parameter_block(parameters)
-        layout = (paths, groups, metrics)
-        if layout not in self._checked_layouts:  # names checked once per layout, not per step
-            for what, names in (("parameter path", paths), ("group label", groups),
-                                ("metric name", metrics)):
-                for name in set(names):
-                    check_name(name, what)
-            self._checked_layouts.add(layout)
-        import numpy as np
-
-        try:
-            array = np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"parameters: every value must be a number ({error})") from None
-        if array.shape != (len(paths), len(metrics)):
-            raise ValueError(f"parameters: expected {len(paths)} rows of {len(metrics)} values, "
-                             f"found shape {array.shape}")
-        return paths, groups, metrics, array
 
     def __len__(self) -> int:
         return len(self._records)
@@ -463,7 +378,7 @@ class History:
             >>> History.load(path).last("loss")
             1.0
         """
-        save_history(self._records, path)
+        save_history(path, self._records.snapshot())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":
@@ -498,7 +413,7 @@ class History:
             0
         """
         history = cls()
-        history._follower = HistoryFollower(path, history._records, history._notify)
+        history._follower = HistoryFollower(path)
         history.refresh()
         return history
 
@@ -513,7 +428,15 @@ class History:
         Raises:
             ValueError: This history does not follow a file.
         """
-        return self._following("refresh").refresh()
+        update = self._following("refresh").refresh(self._apply_followed)
+        if update.changed:
+            self._notify("refresh")
+        if update.ended:
+            self._notify("end_run")
+        return update.rows
+
+    def _apply_followed(self, events: list, restarted: bool) -> None:
+        self._records.apply_events(events, reset=restarted)
 
     @property
     def skipped_lines(self) -> SkippedLines:
@@ -533,7 +456,7 @@ class History:
         (an unreadable file, a subscriber that raises) does not stop it.
         Stop with :meth:`stop_watching`.
         """
-        self._following("watch").watch(interval)
+        self._following("watch").watch(self.refresh, interval)
 
     def stop_watching(self) -> None:
         """Stop the thread :meth:`watch` started (no-op if none)."""
@@ -551,28 +474,10 @@ class History:
         Raises:
             FileExistsError: ``path`` exists and is not empty.
         """
-        path = os.fspath(path)
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            raise FileExistsError(
-                f"{path!r} already holds data; stream to a new file, or load it with History.load()"
-            )
         records = self._records
         with records.lock:
+            writer = HistoryStream(path, records.snapshot())  # refuses a file that holds data
             self.close()
-            writer = HistoryStream(path)
-            try:
-                columns, runs, ended = records.snapshot()
-                if runs:
-                    writer._runs.write_text(run_event_lines(runs, ended))
-                for chunk in history_io.csv_chunks(columns):
-                    if not chunk.startswith(history_io.HEADER):  # the appender wrote it
-                        writer._rows.write_text(chunk)
-                parameters = records.parameters.columns()
-                if len(parameters["value"]):
-                    writer.write_parameter_rows(zip(*(parameters[c] for c in PARAMETER_COLUMNS)))
-            except BaseException:
-                writer.close()
-                raise
             self._writer = writer
 
     def close(self) -> None:
@@ -596,14 +501,7 @@ class History:
             >>> seen
             ['start_run', 'record']
         """
-        self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def _notify(self, event: str) -> None:
-        for callback in list(self._subscribers):
-            callback(self, event)
+        self._subscribers.notify(self, event)

@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["PARAMETER_COLUMNS", "ParameterRecords", "Codes"]
+from multiopt_lab.io.history_data import PARAMETER_COLUMNS
 
-#: The columns of ``History.parameters`` and of its files.
-PARAMETER_COLUMNS = ("run", "step", "path", "group", "metric", "value")
+__all__ = ["ParameterRecords", "Codes"]
 
 
 class Codes:
@@ -237,10 +236,6 @@ class ParameterRecords:
             "value": joined["value"],
         })
 
-    def run_names(self) -> list[str]:
-        """Runs with per-parameter rows, in order of first appearance."""
-        return list(self.runs.names)
-
     def latest(self, run: str, metric: str) -> pd.Series:
         """Each parameter's last recorded value of ``metric`` in ``run`` (index: path, tree order).
 
@@ -283,9 +278,3 @@ class ParameterRecords:
         table = self._latest_rows.get(code, {})
         found = sorted({path: group for (path, _), (_, _, group) in table.items()}.items())
         return {paths[p]: groups[g] for p, g in found}
-
-    def columns(self) -> dict[str, np.ndarray | list]:
-        """Plain columns for a file writer: strings as lists, numbers as arrays."""
-        frame = self.frame()
-        return {name: (frame[name].astype(object).tolist() if name in ("run", "path", "group", "metric")
-                       else frame[name].to_numpy()) for name in PARAMETER_COLUMNS}

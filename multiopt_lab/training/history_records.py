@@ -1,7 +1,9 @@
 """What a History holds: the tidy rows, the runs and their metadata, and the reads of them.
 
 :class:`HistoryRecords` is the part of :class:`~multiopt_lab.training.history.History`
-that stores; ``History`` adds recording, files and subscribers around it.
+that stores; ``History`` adds recording and subscribers around it, and hands
+plain data to its files (:mod:`multiopt_lab.io`), whose events come back
+through :meth:`HistoryRecords.apply_events`.
 Every change and every read that spans several fields holds :attr:`lock`.
 
 Example:
@@ -20,8 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from multiopt_lab.io.history_data import COLUMNS, Event, HistoryData
 from multiopt_lab.partition.labels import SCALAR_LABEL, TOTAL_LABEL
-from multiopt_lab.training.history_io import COLUMNS
 from multiopt_lab.training.history_parameters import ParameterRecords
 
 __all__ = ["HistoryRecords", "SCALAR_GROUP", "TOTAL_GROUP"]
@@ -90,11 +92,17 @@ class HistoryRecords:
             self._frame = None
             self.parameters.clear()
 
-    def apply_events(self, events: list[tuple[str, Any]]) -> int:
-        """Add the events of a file (:func:`~multiopt_lab.training.history_io.parse_lines`,
-        ``("parameters", frame)`` for per-parameter rows); returns how many rows they held."""
+    def apply_events(self, events: list[Event], *, reset: bool = False) -> None:
+        """Add the events a file reader gave (:mod:`~multiopt_lab.io.history_data`), in order.
+
+        With ``reset``, forget everything first (a followed file was
+        replaced: the events are the whole history again), under the same
+        lock, so no reader sees the history empty.
+        """
         rows: list[tuple] = []
         with self.lock:
+            if reset:
+                self.reset()
             for kind, payload in events:
                 if kind == "row":
                     if payload[0] not in self.runs:
@@ -116,14 +124,14 @@ class HistoryRecords:
             self.append(rows)
             if self.current is None and self.runs:
                 self.current = next(reversed(self.runs))
-        return sum(1 if kind == "row" else len(payload) if kind == "parameters" else 0
-                   for kind, payload in events)
 
-    def snapshot(self) -> tuple[dict[str, list], dict[str, dict], set[str]]:
-        """Copies of the columns, the runs and the finished runs, taken under the lock."""
+    def snapshot(self) -> HistoryData:
+        """Copies of the rows, the runs and the finished runs, and the per-parameter
+        frame, taken under the lock: what a file writer needs."""
         with self.lock:
-            return ({name: list(values) for name, values in self.columns.items()},
-                    {name: dict(info) for name, info in self.runs.items()}, set(self.ended))
+            return HistoryData({name: list(values) for name, values in self.columns.items()},
+                               {name: dict(info) for name, info in self.runs.items()},
+                               set(self.ended), self.parameters.frame())
 
     # -- reads -------------------------------------------------------------
     def resolve(self, run: str | None) -> str:

@@ -7,12 +7,11 @@ their names dictionary-encoded (``pandas.read_parquet`` gives categoricals).
 
 Example:
     >>> import os, tempfile
-    >>> from multiopt_lab.training.history import History
     >>> path = os.path.join(tempfile.mkdtemp(), "run.parquet")
-    >>> history = History(); history.record(1, loss=0.5, run="adam")
-    >>> history.save(path)
-    >>> History.load(path).last("loss", run="adam")
-    0.5
+    >>> columns = {"run": ["adam"], "step": [1], "group": ["-"], "metric": ["loss"], "value": [0.5]}
+    >>> write_parquet(path, columns, {"adam": {"lr": 0.1}}, {"adam"})
+    >>> read_parquet(path)
+    [('run', ('adam', {'lr': 0.1})), ('row', ('adam', 1, '-', 'loss', 0.5)), ('end', 'adam')]
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from multiopt_lab.training.history_io import COLUMNS
-from multiopt_lab.training.history_parameters import PARAMETER_COLUMNS
+from multiopt_lab.io.history_data import COLUMNS, PARAMETER_COLUMNS, Event
 
 __all__ = ["write_parquet", "read_parquet", "write_parameters_parquet", "read_parameters_parquet"]
 
@@ -56,7 +54,7 @@ def write_parquet(file: Any, columns: dict[str, list], runs: dict[str, dict], en
     pa.parquet.write_table(table, file)
 
 
-def read_parquet(path: str) -> list[tuple[str, Any]]:
+def read_parquet(path: str) -> list[Event]:
     """The events of a Parquet history file; ValueError saying what is wrong with a bad one.
 
     Example:
@@ -80,7 +78,7 @@ def read_parquet(path: str) -> list[tuple[str, Any]]:
         raise ValueError(f"{path} is not a history file: expected the columns {list(COLUMNS)}, "
                          f"found {table.column_names[:10]} (missing {missing})")
     runs, ended = _metadata(path, (table.schema.metadata or {}).get(b"multiopt_lab"))
-    events: list[tuple[str, Any]] = [("run", (name, data)) for name, data in runs.items()]
+    events: list[Event] = [("run", (name, data)) for name, data in runs.items()]
     try:
         columns = table.select(list(COLUMNS)).to_pydict()
     except (pa.ArrowException, ValueError, TypeError) as err:
@@ -125,11 +123,15 @@ _PARAMETER_STRINGS = ("run", "path", "group", "metric")
 
 def write_parameters_parquet(file: Any, frame: Any) -> None:
     """Write per-parameter rows (``History.parameters``) as Parquet, names dictionary-encoded."""
+    import pandas as pd
+
     pa = _require_pyarrow()
     arrays = {}
     for name in PARAMETER_COLUMNS:
         column = frame[name]
         if name in _PARAMETER_STRINGS:
+            if not isinstance(column.dtype, pd.CategoricalDtype):
+                column = column.astype("category")
             arrays[name] = pa.DictionaryArray.from_arrays(
                 pa.array(column.cat.codes.to_numpy()),
                 pa.array(list(column.cat.categories), pa.string()))
