@@ -41,6 +41,3 @@ _.leaf_sums                 # per-parameter sums in the pieces' order, checked a
 _.details_text              # the text twin of details_html, which the tests compare exactly
 _.clear_selection_cache     # a test starts from an empty rule cache
 _.running; _.wait_closed    # a test awaits the monitor pacer's thread instead of sleeping
-
-# -- left to the History split of issue 28 (training/history*, being moved to io/ meanwhile) --
-_.load_events; _._format_row; _.last_error; _.watching; _.run_names

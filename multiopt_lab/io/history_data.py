@@ -58,7 +58,7 @@ class HistoryData:
     Example:
         >>> data = HistoryData({"run": ["a"], "step": [1], "group": ["-"],
         ...                     "metric": ["loss"], "value": [0.5]}, {"a": {}})
-        >>> data.row_count, len(data.parameters)
+        >>> len(data.columns["step"]), len(data.parameters)
         (1, 0)
     """
 
@@ -66,11 +66,6 @@ class HistoryData:
     runs: dict[str, dict[str, Any]]
     ended: set[str] = field(default_factory=set)
     parameters: pd.DataFrame = field(default_factory=_no_parameters)
-
-    @property
-    def row_count(self) -> int:
-        """How many rows :attr:`columns` holds."""
-        return len(self.columns[COLUMNS[0]])
 
 
 def count_rows(events: Iterable[Event]) -> int:

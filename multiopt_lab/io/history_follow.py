@@ -105,10 +105,6 @@ class HistoryFollower:
         path (str | os.PathLike): The history file (it may not exist yet);
             the files beside it are followed too.
 
-    Attributes:
-        last_error (BaseException | None): The last failure of a refresh on
-            the :meth:`watch` thread.
-
     Example:
         >>> import os, tempfile
         >>> follower = HistoryFollower(os.path.join(tempfile.mkdtemp(), "h.csv"))
@@ -122,7 +118,7 @@ class HistoryFollower:
         self.tail = FileTail(self.path, parse_lines)
         self.runs_tail = FileTail(runs_path, parse_run_lines)
         self.parameters_tail = FileTail(parameters_path, parse_parameter_lines)
-        self.last_error: BaseException | None = None
+        self._errors_seen: set[str] = set()
         # One refresh at a time, from reading to applying: the watch thread and
         # a caller's refresh must not apply two reads out of order.
         self._lock = threading.RLock()
@@ -182,8 +178,8 @@ class HistoryFollower:
     def watch(self, refresh: Callable[[], object], interval: float) -> None:
         """Call ``refresh()`` every ``interval`` seconds on a daemon thread (one at a time).
 
-        A call that raises does not stop the thread; its error is kept in
-        :attr:`last_error`.
+        A call that raises does not stop the thread; each distinct error is
+        reported once as a ``RuntimeWarning``.
         """
         if self._thread is not None and self._thread.is_alive():
             return
@@ -197,7 +193,11 @@ class HistoryFollower:
             try:
                 refresh()
             except Exception as error:  # noqa: BLE001 - a monitor must not stop for one bad read
-                self.last_error = error
+                said = f"{type(error).__name__}: {error}"
+                if said not in self._errors_seen:  # each distinct error once, not every interval
+                    self._errors_seen.add(said)
+                    warnings.warn(f"following {self.path}: {said}; following goes on",
+                                  RuntimeWarning, stacklevel=1)
 
     def stop(self) -> None:
         """Stop the thread :meth:`watch` started (no-op if none)."""
@@ -205,8 +205,3 @@ class HistoryFollower:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-
-    @property
-    def watching(self) -> bool:
-        """Whether the watch thread runs."""
-        return self._thread is not None and self._thread.is_alive()
