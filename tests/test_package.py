@@ -37,7 +37,8 @@ from pathlib import Path
 PACKAGE = Path(multiopt_lab.__file__).parent
 FRONT_END_LIBRARIES = {"ipywidgets", "IPython", "matplotlib", "anywidget", "ipykernel", "traitlets"}
 CORE = ["rules", "partition", "optimizer", "optimizer_file", "training", "io", "distributed",
-        "recipes", "display.py", "palette.py", "device.py", "arguments.py", "text_fit.py"]
+        "recipes", "display.py", "palette.py", "device.py", "arguments.py", "text_fit.py",
+        "mlx_internals.py"]
 # What each layer must not reach: the layers above it and the front-end libraries they use.
 FORBIDDEN = {
     **{core: {"multiopt_lab.live", "multiopt_lab.render", "multiopt_lab.plots",

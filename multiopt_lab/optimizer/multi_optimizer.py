@@ -32,6 +32,7 @@ from mlx.utils import tree_flatten
 
 from multiopt_lab.arguments import check_flag, check_parameters
 from multiopt_lab.display import html_for
+from multiopt_lab.mlx_internals import init_base, install_state_dict, mark_initialized, state_dict
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
 from multiopt_lab.optimizer.groups import check_filters, group_labels
 from multiopt_lab.optimizer.metrics import metrics_of_update, nonfinite_groups
@@ -109,7 +110,7 @@ class MultiOptimizer(optim.MultiOptimizer):
         check_flag(per_parameter, "MultiOptimizer()", "per_parameter")
         router = Router(optimizers, filters, labels, cache)
         recorder = MetricsRecorder(metrics_every, per_parameter)
-        optim.Optimizer.__init__(self)
+        init_base(self)  # MLX's MultiOptimizer.__init__ would assign the read-only groups
         self._router = router
         self._requests = RepartitionRequests()
         self._recorder = recorder
@@ -117,14 +118,15 @@ class MultiOptimizer(optim.MultiOptimizer):
         self._compiled = CompiledUpdate()
         self._compile = compile
         self._container = StateContainer(router.optimizers)
-        self._state = self._container.tree
+        # MLX's methods and an outer multi-optimizer read the one state dict.
+        install_state_dict(self, self._container.tree)
         self._show_metrics()
         self._container.show("nonfinite", None if self._nonfinite is None else self._nonfinite.arrays)
         self._replacements = 0
         # Arrays made on this thread are bound to its stream until evaluated
         # (a schedule's first value is lazy): evaluated, any thread may train.
         try:
-            mx.eval(self._state)
+            mx.eval(self._container.tree)
         except RuntimeError:
             pass  # made on another thread: only that thread can compute them
         #: Whether the last update ran inside ``mx.compile`` (its replays
@@ -232,7 +234,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> before[0] == opt.activity[0] and before[1] is opt.activity[1]
             True
         """
-        return self.update_count, self.optimizers[0]._state.get("step")
+        return self.update_count, (state_dict(self.optimizers[0]) or {}).get("step")
 
     @property
     def _plan(self):
@@ -260,10 +262,11 @@ class MultiOptimizer(optim.MultiOptimizer):
             tree = _trainable(parameters)
             leaves = flatten_with_parameters(tree, tree)
             made = _arrays_made_by(lambda: self._router.plan_for(leaves, tree, parameters,
-                                                                 self.batch_small), self._state)
+                                                                 self.batch_small),
+                                   self._container.tree)
             _evaluate_here(made)
             self._follow_replaced_states()
-            self._initialized = True
+            mark_initialized(self)
             if self._recorder.per_parameter:
                 self._show_metrics()  # one row per parameter: known now
 
@@ -299,7 +302,7 @@ class MultiOptimizer(optim.MultiOptimizer):
                 self._report_findings()
             # MLX's flag: "my state fits the parameters". An outer MultiOptimizer
             # holding this one checks it, and would otherwise re-plan every step.
-            self._initialized = True
+            mark_initialized(self)
             recorder = self._recorder
             recording = recorder.records(lambda: _next_step(optimizers), tracing)
             per_parameter = recording and recorder.per_parameter
@@ -357,7 +360,7 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         self._recorder.verify()
         self._follow_replaced_states()
-        return self._state
+        return self._container.tree
 
     @state.setter
     def state(self, state: dict) -> None:
