@@ -41,8 +41,9 @@ FRONT_END_LIBRARIES = {"ipywidgets", "IPython", "matplotlib", "anywidget", "ipyk
 # this order (docs/architecture.md says the same):
 CORE_ORDER = [
     # Utilities that know none of the package's concepts: text widths, colours, the
-    # backend, the display registry, argument checks of plain kinds.
-    "text_fit.py", "palette.py", "device.py", "display.py", "arguments.py",
+    # backend, the display registry, argument checks of plain kinds; MLX's private
+    # side behind one adapter.
+    "text_fit.py", "palette.py", "device.py", "display.py", "arguments.py", "mlx_internals.py",
     # Trees of arrays (flatten, unflatten, look up): what every folder above walks.
     "trees",
     # The rule language: reads one parameter's path, shape, dtype and module.

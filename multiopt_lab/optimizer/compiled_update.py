@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import mlx.core as mx
 
+from multiopt_lab.mlx_internals import own_attributes, schedules, state_dict
 from multiopt_lab.optimizer.metrics import metrics_of_update
 from multiopt_lab.optimizer.plan import RoutingPlan
 from multiopt_lab.optimizer.leaves import FlatLeaves
@@ -78,13 +79,12 @@ def captured_constants(optimizer: Any) -> tuple:
     if isinstance(subs, (list, tuple)):
         return (type(optimizer), getattr(optimizer, "version", None),
                 tuple(captured_constants(o) for o in subs))
-    found: list = [type(optimizer)]
-    for name, value in vars(optimizer).items():
-        if name == "_schedulers":
-            found.append((name, tuple((k, id(f)) for k, f in value.items())))
-        elif name != "_initialized" and (frozen := _frozen(value)) is not _SKIPPED:
+    found: list = [type(optimizer),
+                   ("schedules", tuple((k, id(f)) for k, f in schedules(optimizer).items()))]
+    for name, value in own_attributes(optimizer).items():
+        if (frozen := _frozen(value)) is not _SKIPPED:
             found.append((name, frozen))
-    state = getattr(optimizer, "_state", None)
+    state = state_dict(optimizer)
     for name, value in (state.items() if isinstance(state, dict) else ()):
         if isinstance(value, mx.array):
             found.append((name, value.shape, value.dtype))

@@ -16,6 +16,8 @@ from typing import Any
 
 import mlx.core as mx
 
+from multiopt_lab.mlx_internals import schedules
+
 __all__ = ["describe_optimizer", "short_optimizer", "optimizers_of", "hyperparameters",
            "optimizer_metadata", "rule_text"]
 
@@ -55,7 +57,7 @@ def hyperparameters(optimizer) -> dict[str, str]:
     state = getattr(optimizer, "state", None)
     if isinstance(state, dict) and "learning_rate" in state:
         value = _number(state["learning_rate"])
-        scheduled = "learning_rate" in getattr(optimizer, "_schedulers", {})
+        scheduled = "learning_rate" in schedules(optimizer)
         found["lr"] = f"schedule({value})" if scheduled else value
     for attribute, shown, show_zero in _MAIN:
         value = getattr(optimizer, attribute, None)

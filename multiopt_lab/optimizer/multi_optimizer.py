@@ -33,13 +33,14 @@ from mlx.utils import tree_flatten
 from multiopt_lab.arguments import check_flag
 from multiopt_lab.partition.arguments import check_parameters
 from multiopt_lab.display import html_for
+from multiopt_lab.mlx_internals import init_base, install_state_dict, mark_initialized, state_dict
 from multiopt_lab.optimizer.compiled_update import CompiledUpdate
 from multiopt_lab.optimizer.groups import check_filters, group_labels
 from multiopt_lab.optimizer.metrics import metrics_of_update, nonfinite_groups
 from multiopt_lab.optimizer.nonfinite import NonfiniteGuard
 from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
 from multiopt_lab.optimizer.plan import RoutingPlan
-from multiopt_lab.optimizer.leaves import flatten_with_parameters
+from multiopt_lab.optimizer.leaves import FlatLeaves, flatten_with_parameters
 from multiopt_lab.optimizer.rates import learning_rates_of, set_learning_rates
 from multiopt_lab.optimizer.recorder import MetricsRecorder
 from multiopt_lab.optimizer.repartition import Move
@@ -113,7 +114,7 @@ class MultiOptimizer(optim.MultiOptimizer):
         check_flag(per_parameter, "MultiOptimizer()", "per_parameter")
         router = Router(optimizers, filters, labels, cache)
         recorder = MetricsRecorder(metrics_every, per_parameter)
-        optim.Optimizer.__init__(self)
+        init_base(self)  # MLX's MultiOptimizer.__init__ would assign the read-only groups
         self._router = router
         self._requests = RepartitionRequests()
         self._recorder = recorder
@@ -121,23 +122,23 @@ class MultiOptimizer(optim.MultiOptimizer):
         self._compiled = CompiledUpdate()
         self._compile = compile
         self._container = StateContainer(router.optimizers)
-        self._state = self._container.tree
+        # MLX's methods and an outer multi-optimizer read the one state dict.
+        install_state_dict(self, self._container.tree)
         self._show_metrics()
         self._container.show("nonfinite", None if self._nonfinite is None else self._nonfinite.arrays)
-        self._replacements = 0
         # Arrays made on this thread are bound to its stream until evaluated
         # (a schedule's first value is lazy): evaluated, any thread may train.
         try:
-            mx.eval(self._state)
+            mx.eval(self._container.tree)
         except RuntimeError:
             pass  # made on another thread: only that thread can compute them
-        #: Whether the last update ran inside ``mx.compile`` (its replays
-        #: then run no Python of ours), whether one ever did (a compiled step
-        #: may then hold a trace of the old routing), and whether anything
-        #: calls ``between_steps`` instead.
-        self._last_update_traced = False
+        #: Whether an update ever ran inside ``mx.compile``: a compiled step may
+        #: then hold a trace of the old routing, so a new routing marks the state.
         self._ever_traced = False
-        self._between_steps_called = False
+        #: How updates arrive: "eager"; "traced" (the last one inside ``mx.compile``,
+        #: and nothing calls ``between_steps``: a request would wait unseen, so
+        #: ``request_repartition`` warns); "between_steps" (called: requests land there).
+        self._driven_by = "eager"
         #: Update small parameters of elementwise optimizers in one call per
         #: bucket (same bits, fewer kernels; see ``optimizer.batching``).
         self.batch_small = True
@@ -236,7 +237,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> before[0] == opt.activity[0] and before[1] is opt.activity[1]
             True
         """
-        return self.update_count, self.optimizers[0]._state.get("step")
+        return self.update_count, (state_dict(self.optimizers[0]) or {}).get("step")
 
     @property
     def routing_plan(self) -> RoutingPlan | None:
@@ -272,15 +273,15 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         check_parameters(parameters, "init()")
         with self._update_lock:
+            self._follow_replaced_states()
             self._router.invalidate()
             # The model itself may be given: rules reading module kinds need it.
             tree = _trainable(parameters)
             leaves = flatten_with_parameters(tree, tree)
-            made = _arrays_made_by(lambda: self._router.plan_for(leaves, tree, parameters,
-                                                                 self.batch_small), self._state)
+            made = _arrays_made_by(lambda: self._plan_for(leaves, tree, parameters),
+                                   self._container.tree)
             _evaluate_here(made)
-            self._follow_replaced_states()
-            self._initialized = True
+            mark_initialized(self)
             if self._recorder.per_parameter:
                 self._show_metrics()  # one row per parameter: known now
 
@@ -307,16 +308,16 @@ class MultiOptimizer(optim.MultiOptimizer):
             leaves = flatten_with_parameters(gradients, parameters)
             optimizers = self.optimizers
             tracing = _is_tracing(optimizers[0].state.get("step"))
-            self._last_update_traced = tracing
             self._ever_traced = self._ever_traced or tracing
+            if self._driven_by != "between_steps":
+                self._driven_by = "traced" if tracing else "eager"
             self._follow_replaced_states()
-            plan = self._router.plan_for(leaves, gradients, parameters, self.batch_small)
-            self._follow_replaced_states()
+            plan = self._plan_for(leaves, gradients, parameters)
             if self.warn_findings and self._findings_version != self._router.version:
                 self._report_findings()
             # MLX's flag: "my state fits the parameters". An outer MultiOptimizer
             # holding this one checks it, and would otherwise re-plan every step.
-            self._initialized = True
+            mark_initialized(self)
             recorder = self._recorder
             recording = recorder.records(lambda: _next_step(optimizers), tracing)
             per_parameter = recording and recorder.per_parameter
@@ -363,7 +364,10 @@ class MultiOptimizer(optim.MultiOptimizer):
         ``state = [model.state, optimizer.state]`` sees every later change.
         Setting it checks the new state against the live one first (the
         shape and dtype of every array both hold; the error names the path)
-        and changes nothing when it does not fit.
+        and changes nothing when it does not fit. Reading it changes nothing:
+        a group's state set on its own optimizer (``opt.optimizers[0].state =
+        ...``) is taken into this dict at the next step boundary
+        (:meth:`update`, :meth:`init` or :meth:`between_steps`).
 
         Example:
             >>> import mlx.optimizers as optim
@@ -372,9 +376,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             >>> held is opt.state, list(held)
             (True, ['states'])
         """
-        self._recorder.verify()
-        self._follow_replaced_states()
-        return self._state
+        return self._container.tree
 
     @state.setter
     def state(self, state: dict) -> None:
@@ -412,22 +414,36 @@ class MultiOptimizer(optim.MultiOptimizer):
                 self._recorder.store(metrics, tracing=False)
             self._show_metrics()
             self._router.invalidate()
-            self._container.sync(self.optimizers, refresh=True)
+            self._show_new_states()
+
+    def _follow_replaced_states(self) -> None:
+        # The step boundary (update, init, between_steps), the one place that
+        # looks: a group's state dict replaced from outside (opt.optimizers[0].state
+        # = ...) has its contents put into the dict the state and any compiled
+        # step hold, and the routing is planned again.
+        if self._container.sync(self.optimizers):
+            self._router.invalidate()
             if self._ever_traced:
                 self._container.routing_changed()
 
-    def _follow_replaced_states(self) -> None:
-        # The group's state trees were replaced (a repartition, or cache=False
-        # moving a parameter), or a group's state was set from outside: the
-        # container holds the new contents, and compiled steps trace again.
-        router = self._router
-        replaced = router.replacements != self._replacements
-        self._replacements = router.replacements
-        if self._container.sync(router.optimizers, refresh=replaced) and not replaced:
-            router.invalidate()
-            replaced = True
-        if replaced and self._ever_traced:
+    def _show_new_states(self) -> None:
+        # We replaced the groups' state trees (a repartition, the state setter, a
+        # parameter moved by cache=False): the state shows them (a nested
+        # multi-optimizer's view is read again), and compiled steps trace again.
+        self._container.sync(self.optimizers, refresh=True)
+        if self._ever_traced:
             self._container.routing_changed()
+
+    def _plan_for(self, leaves: FlatLeaves, gradients: Any, parameters: Any) -> RoutingPlan:
+        # The routing plan of these leaves; with cache=False a parameter that
+        # changes group moves its state there, replacing the groups' state trees.
+        router = self._router
+        replacements = router.replacements
+        try:
+            return router.plan_for(leaves, gradients, parameters, self.batch_small)
+        finally:
+            if router.replacements != replacements:
+                self._show_new_states()
 
     # -- learning rates and the step ---------------------------------------------------
     @property
@@ -723,7 +739,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             self._router.commit(change)
             self._recorder.clear()
             self._show_metrics()
-            self._follow_replaced_states()
+            self._show_new_states()
         if change.note:
             warnings.warn(f"repartition: {change.note}", RuntimeWarning, stacklevel=2)
         return change.moves
@@ -749,7 +765,7 @@ class MultiOptimizer(optim.MultiOptimizer):
         rules = check_filters(filters, self.optimizers, self.cache)
         checked = None if labels is None else group_labels(labels, self.optimizers)
         pending = self._requests.submit(PendingRepartition(rules, checked))
-        if self._last_update_traced and not self._between_steps_called:
+        if self._driven_by == "traced":
             warnings.warn(
                 "this optimizer trains inside a step compiled with mx.compile, whose replays do "
                 "not run its Python code, and nothing calls optimizer.between_steps(model) "
@@ -787,7 +803,8 @@ class MultiOptimizer(optim.MultiOptimizer):
         """
         check_parameters(parameters, "between_steps()")
         with self._update_lock:
-            self._between_steps_called = True
+            self._driven_by = "between_steps"
+            self._follow_replaced_states()
             # Called before every step: build the parameter tree only when it is needed.
             if self._requests.pending is not None:
                 self.apply_pending_repartition(parameters)

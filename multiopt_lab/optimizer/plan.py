@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from multiopt_lab.mlx_internals import is_initialized, state_dict
 from multiopt_lab.optimizer.batching import make_buckets
 from multiopt_lab.optimizer.leaves import FlatLeaves
 from multiopt_lab.trees.lookup import node_at
@@ -66,7 +67,7 @@ class RoutingPlan:
         if shapes != self.shapes or dtypes != self.dtypes:
             return False
         return all(
-            o._initialized and o._state is tree
+            is_initialized(o) and state_dict(o) is tree
             for o, tree in zip(optimizers, self.state_trees)
         )
 
@@ -90,4 +91,4 @@ class RoutingPlan:
                 buckets, single = [], range(len(states))
             self.buckets.append(buckets)
             self.singles.append([(self.indices[g][k], states[k]) for k in single])
-        self.state_trees = [o._state for o in optimizers]
+        self.state_trees = [state_dict(o) for o in optimizers]

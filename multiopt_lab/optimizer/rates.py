@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Sequence
 
 from multiopt_lab.arguments import check_number, found
+from multiopt_lab.mlx_internals import schedules
 
 __all__ = ["learning_rates_of", "set_learning_rates"]
 
@@ -58,7 +59,7 @@ def set_learning_rates(optimizers: Sequence[Any], labels: Sequence[str],
         raise KeyError(f"no group {', '.join(map(repr, unknown))}; the groups are "
                        f"{', '.join(map(repr, labels))}")
     by_label = dict(zip(labels, optimizers))
-    scheduled = [label for label in rates if "learning_rate" in by_label[label]._schedulers]
+    scheduled = [label for label in rates if "learning_rate" in schedules(by_label[label])]
     if scheduled:
         raise ValueError(f"group(s) {', '.join(map(repr, scheduled))} follow a learning-rate "
                          "schedule, which would overwrite the value on the next step; "

@@ -29,6 +29,10 @@ from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics, Parameter
 
 __all__ = ["MetricsRecorder", "check_every", "check_per_parameter"]
 
+_LOST = ("the metrics computed inside mx.compile were not among its outputs, so they are lost: "
+         "capture the optimizer's state itself (state = [model.state, optimizer.state]) in the "
+         "compiled function, or use multiopt_lab.compile_step")
+
 
 def check_every(every: Any) -> int | None:
     """``every`` if it is a positive int or None, else a ValueError.
@@ -153,7 +157,13 @@ class MetricsRecorder:
         """Keep this update's metric arrays (lazy, or a trace's placeholders).
 
         ``layout``: the paths and group indices of the ``parameter_sums`` rows.
+        Inside a trace whose inputs do not hold :attr:`arrays` (the
+        optimizer's state was not captured whole), the metrics could never
+        leave it: they are not kept, and a warning says so.
         """
+        if tracing and not self._captured():
+            warnings.warn(_LOST, stacklevel=4)  # the line that called optimizer.update
+            return
         self.arrays.update(arrays)
         if layout is not None:
             self._layout = (tuple(layout[0]), tuple(layout[1]))
@@ -161,6 +171,19 @@ class MetricsRecorder:
         # Inside a plain mx.compile whose state does not carry them out, the
         # placeholders would be all that is left: look at them once later.
         self._unverified = tracing
+
+    def _captured(self) -> bool:
+        # mx.compile puts placeholders in place of the arrays of the state it
+        # captured (evaluating one raises ValueError): a concrete array here
+        # means the dict holding the metrics is not among its inputs.
+        held = self.arrays.get("step")
+        if held is None:
+            return True  # nothing to tell by: kept, and verified when read
+        try:
+            mx.eval(held)
+        except ValueError:
+            return True
+        return False
 
     def clear(self) -> None:
         """Forget the last recorded step (its groups may be gone)."""
@@ -179,11 +202,7 @@ class MetricsRecorder:
             return  # still inside the trace: look again later
         except RuntimeError:
             self.arrays.clear()
-            warnings.warn(
-                "the metrics computed inside mx.compile were not among its outputs, so they "
-                "are lost: capture the optimizer's state itself (state = [model.state, "
-                "optimizer.state]) in the compiled function, or use multiopt_lab.compile_step",
-                stacklevel=4)
+            warnings.warn(_LOST, stacklevel=4)
         self._unverified = False
 
     def read(self, labels: Sequence[str]) -> dict | None:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import mlx.nn as nn
-import mlx.optimizers as optim
 
 from multiopt_lab.optimizer.groups import (check_filters, check_optimizers, filter_list,
                                            group_labels)
+from multiopt_lab.mlx_internals import runs_own_update
 from multiopt_lab.optimizer.leaves import FlatLeaves, group_part, pad_lists_like
 from multiopt_lab.optimizer.plan import RoutingPlan
 from multiopt_lab.optimizer.repartition import (Move, migrated_states, moves_between,
@@ -177,8 +177,7 @@ class Router:
         shapes, dtypes = leaves.signature()
         plan = RoutingPlan(list(leaves.paths), shapes, dtypes, group_index, indices)
         whole = gradients if len(self.optimizers) == 1 else None
-        runs_own_code = [type(o).apply_gradients is not optim.Optimizer.apply_gradients
-                         for o in self.optimizers]
+        runs_own_code = [runs_own_update(o) for o in self.optimizers]
         for g, optimizer in enumerate(self.optimizers):  # check all before changing any
             if not runs_own_code[g]:
                 self._check_state_fits(g, optimizer, leaves, indices[g])

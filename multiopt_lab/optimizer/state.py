@@ -34,15 +34,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import mlx.core as mx
-import mlx.optimizers as optim
+
+from multiopt_lab.mlx_internals import (install_state_dict, keeps_state_dict, mark_initialized,
+                                        state_dict)
 
 __all__ = ["StateContainer", "install_state", "routing_marker"]
-
-
-def _keeps_its_dict(optimizer: Any) -> bool:
-    # MLX's own ``state`` property returns the one dict ``_state``; an
-    # optimizer that overrides it (a multi-optimizer) builds its own view.
-    return type(optimizer).state is optim.Optimizer.state
 
 
 def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
@@ -57,15 +53,15 @@ def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
         >>> install_state(sgd, {"step": mx.array(5, mx.uint64)}); held is sgd.state, held["step"].item()
         (True, 5)
     """
-    if _keeps_its_dict(optimizer):
-        home = optimizer._state
+    if keeps_state_dict(optimizer):
+        home = state_dict(optimizer)
         if home is not tree:
             contents = dict(tree)
             home.clear()
             home.update(contents)
     else:
         optimizer.state = tree
-    optimizer._initialized = initialized
+    mark_initialized(optimizer, initialized)
 
 
 def routing_marker(generation: int) -> tuple:
@@ -113,21 +109,21 @@ class StateContainer:
         states, owners = self.tree["states"], self.optimizers
         changed = False
         for i, optimizer in enumerate(optimizers):
-            plain = _keeps_its_dict(optimizer)
+            plain = keeps_state_dict(optimizer)
             if i < len(states) and owners[i] is optimizer:
                 if not plain:
                     if refresh:
                         states[i] = optimizer.state
                     continue
-                if states[i] is optimizer._state:
+                if states[i] is state_dict(optimizer):
                     continue
                 home = states[i]
-                contents = dict(optimizer._state)
+                contents = dict(state_dict(optimizer))
                 home.clear()
                 home.update(contents)
-                optimizer._state = home
+                install_state_dict(optimizer, home)
             else:
-                own = optimizer._state if plain else optimizer.state
+                own = state_dict(optimizer) if plain else optimizer.state
                 if i < len(states):
                     states[i], owners[i] = own, optimizer
                 else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from multiopt_lab.mlx_internals import advance_step
 from multiopt_lab.optimizer.plan import RoutingPlan
 from multiopt_lab.optimizer.leaves import FlatLeaves, group_part
 from multiopt_lab.trees.lookup import node_at
@@ -75,9 +76,7 @@ def update_group(g: int, optimizer: Any, plan: RoutingPlan, leaves: FlatLeaves, 
             return []
         triples = [(grads[i], params[i], new[i]) for i in indices]
         return list(zip(indices, triples)) if per_parameter else triples
-    for name, scheduler in optimizer._schedulers.items():
-        optimizer.state[name] = scheduler(optimizer.step)
-    optimizer.state["step"] = optimizer.step + 1
+    advance_step(optimizer)  # schedules, then the step counter, as MLX's apply_gradients
     apply_single = optimizer.apply_single
     pieces: list = []
     if batched:

@@ -1,12 +1,13 @@
 """Learning-rate schedules as data: MLX's schedules described, and built back from the description.
 
 MLX's schedules (``optim.cosine_decay(1e-3, 1000)``, ``optim.join_schedules(...)``)
-are plain closures: nothing on them says what they are. This module reads
-them, in one place (the adapter :func:`_mlx_schedule_arguments`): a function
-made by one of ``mlx.optimizers.schedulers``' factories keeps that factory's
-arguments in its closure, under the argument names. A schedule becomes a
-table of plain data, and the same factory called with the same numbers makes
-a schedule that gives the same values to the last bit::
+are plain closures: nothing on them says what they are. A function made by
+one of ``mlx.optimizers.schedulers``' factories keeps that factory's
+arguments in its closure, under the argument names, which the adapter to
+MLX's private side reads
+(:func:`multiopt_lab.mlx_internals.schedule_arguments`). A schedule becomes
+a table of plain data, and the same factory called with the same numbers
+makes a schedule that gives the same values to the last bit::
 
     {schedule = "cosine_decay", init = 0.001, decay_steps = 1000, end = 0.0}
 
@@ -36,6 +37,7 @@ import mlx.core as mx
 import mlx.optimizers.schedulers as mlx_schedulers
 
 from multiopt_lab.io.rulefile_data import shown
+from multiopt_lab.mlx_internals import schedule_arguments, schedules
 
 __all__ = ["ScaledSchedule", "SCHEDULES", "SCALED", "schedule_to_data", "schedule_from_data",
            "plain_value", "schedulers_of"]
@@ -75,37 +77,14 @@ class ScaledSchedule:
 
 
 def schedulers_of(optimizer: Any) -> dict[str, Callable]:
-    """``{argument name: schedule}`` of an MLX optimizer (MLX keeps them in ``_schedulers``).
+    """``{argument name: schedule}`` of an MLX optimizer (a copy: see :func:`~multiopt_lab.mlx_internals.schedules`).
 
     Example:
         >>> import mlx.optimizers as optim
         >>> sorted(schedulers_of(optim.SGD(optim.linear_schedule(0.0, 1.0, 10))))
         ['learning_rate']
     """
-    found = getattr(optimizer, "_schedulers", None)
-    return dict(found) if isinstance(found, dict) else {}
-
-
-def _mlx_schedule_arguments(function: Any) -> tuple[str, dict[str, Any]] | None:
-    """``(factory name, its arguments)`` of a schedule MLX's factories made; None for any other.
-
-    The adapter to MLX's private side: its schedules are closures named
-    ``<factory>.<locals>.schedule`` whose free variables are the factory's
-    arguments. A version of MLX that builds them otherwise makes this return
-    None (and ``tests/test_optimizer_file.py`` fail by name), never a wrong value.
-    """
-    code, cells = getattr(function, "__code__", None), getattr(function, "__closure__", None)
-    if code is None or cells is None or getattr(function, "__module__", None) != mlx_schedulers.__name__:
-        return None
-    name, inside, _ = getattr(function, "__qualname__", "").partition(".<locals>.")
-    factory = SCHEDULES.get(name)
-    if not inside or factory is None:
-        return None
-    parameters = list(inspect.signature(factory).parameters)
-    if sorted(code.co_freevars) != sorted(parameters):
-        return None
-    values = {free: cell.cell_contents for free, cell in zip(code.co_freevars, cells)}
-    return name, {parameter: values[parameter] for parameter in parameters}
+    return dict(schedules(optimizer))
 
 
 def _describe_function(function: Any) -> str:
@@ -130,7 +109,7 @@ def schedule_to_data(schedule: Any) -> dict[str, Any]:
     if isinstance(schedule, ScaledSchedule):
         return {"schedule": SCALED, "factor": plain_value(schedule.factor, "its factor"),
                 "base": schedule_to_data(schedule.schedule)}
-    found = _mlx_schedule_arguments(schedule)
+    found = schedule_arguments(schedule)
     if found is None:
         raise ValueError(
             f"{_describe_function(schedule)} is not one of MLX's schedules, the ones a file "

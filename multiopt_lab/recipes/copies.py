@@ -22,6 +22,7 @@ from typing import Any
 import mlx.optimizers as optim
 
 from multiopt_lab.arguments import check_optimizer
+from multiopt_lab.mlx_internals import schedules, set_schedule
 # Rule files describe a scaled schedule, so it lives with the schedules.
 from multiopt_lab.optimizer_file.schedules import ScaledSchedule
 
@@ -64,12 +65,9 @@ def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
         0.25
     """
     twin = fresh_copy(optimizer)
-    # MLX keeps schedules in Optimizer._schedulers and evaluates them into the
-    # state at every update; there is no public way to replace one.
-    schedule = optimizer._schedulers.get("learning_rate")
-    if schedule is not None:
-        twin._schedulers["learning_rate"] = ScaledSchedule(schedule, factor)
-        twin.state["learning_rate"] = twin._schedulers["learning_rate"](optimizer.step)
+    schedule = schedules(optimizer).get("learning_rate")
+    if schedule is not None:  # MLX has no public way to replace a schedule
+        set_schedule(twin, "learning_rate", ScaledSchedule(schedule, factor), optimizer.step)
     else:
         rate = float(optimizer.learning_rate.item())
         twin.learning_rate = rate * factor

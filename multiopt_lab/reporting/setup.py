@@ -27,6 +27,7 @@ from typing import Any
 import mlx.core as mx
 
 from multiopt_lab.io.rulefile import RuleFileError, read_rule_file
+from multiopt_lab.mlx_internals import schedules
 from multiopt_lab.optimizer.describe import hyperparameters, rule_text
 from multiopt_lab.optimizer.groups import group_labels
 from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
@@ -147,7 +148,7 @@ def setup_of_optimizer(optimizer, last_step: int = 1000) -> RunSetup:
     rules = list(getattr(optimizer, "filters", ()))[: len(optimizers) - 1]
     groups = []
     for i, (label, sub) in enumerate(zip(labels, optimizers)):
-        scheduler = getattr(sub, "_schedulers", {}).get("learning_rate")
+        scheduler = schedules(sub).get("learning_rate")
         groups.append(GroupSetup(
             str(label), rule_text(rules[i]) if i < len(rules) else "(fallback)", type(sub).__name__,
             hyperparameters(sub),

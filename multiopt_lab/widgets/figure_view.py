@@ -17,12 +17,11 @@ Example:
 
 from __future__ import annotations
 
-import sys
-
 import anywidget
 import traitlets
 
 from multiopt_lab.plots.style import retheme
+from multiopt_lab.widgets.ipykernel_internals import running_kernel
 from multiopt_lab.widgets.static_forms import widget_bundle
 
 __all__ = ["FigureView", "figure_bundle"]
@@ -106,9 +105,7 @@ class FigureView(anywidget.AnyWidget):
 
 
 def _in_kernel() -> bool:
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return getattr(shell, "kernel", None) is not None
+    return running_kernel() is not None
 
 
 def figure_bundle(figure) -> dict | None:

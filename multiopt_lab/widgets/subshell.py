@@ -3,11 +3,12 @@
 A kernel handles widget messages (a click, a keystroke) on its main thread,
 which is busy while a cell trains, so a plain handler runs only after the
 cell ends. ipykernel 7 can run *subshells*: threads with their own event
-loop. Routing a widget's comm to one (through ``Comm._reply_subshell_for``,
-which ipykernel 7.x consults for every incoming comm message) has its
-messages handled at once, on that thread. Checked against ipykernel 7.4 with
-a real kernel (``tests/test_monitor.py``) and in JupyterLab
-(``tests/browser/test_training_in_lab.py``).
+loop. Routing a widget's comm to one (through the hook ipykernel 7.x
+consults for every incoming comm message) has its messages handled at once,
+on that thread. What this needs of ipykernel's private side is read in one
+module, :mod:`multiopt_lab.widgets.ipykernel_internals`. Checked against
+ipykernel 7.4 with a real kernel (``tests/test_subshell_status.py``) and in
+JupyterLab (``tests/browser/test_training_in_lab.py``).
 
 The kernel's status while a cell runs. A subshell publishes ``busy`` and
 ``idle`` on IOPub for every message it handles, with that message as the
@@ -35,11 +36,15 @@ Example:
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 
 import ipywidgets
+
+from multiopt_lab.widgets.ipykernel_internals import (can_route, create_subshell,
+                                                      main_shell_thread, request_parent,
+                                                      route_comm, running_kernel, shell_channel,
+                                                      wrap_status_publisher)
 
 __all__ = ["route_to_subshell", "keep_statuses_off_the_kernel_state"]
 
@@ -56,41 +61,26 @@ UNTRACKED_PARENT_TYPE = "comm_info_request"
 
 def _kernel_subshell() -> str | None:
     """A subshell of the running kernel (created once), or None where there is none."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    kernel = getattr(shell, "kernel", None)
-    channel = getattr(kernel, "shell_channel_thread", None)
-    if channel is None or threading.current_thread() is not getattr(channel, "parent_thread", None):
+    kernel = running_kernel()
+    channel = shell_channel(kernel)
+    main_thread = main_shell_thread(channel)
+    if channel is None or threading.current_thread() is not main_thread:
         return None
     with _subshell_lock:
         if id(kernel) in _subshell:
             return _subshell[id(kernel)]
-        try:
-            manager = channel.manager
-            created: dict[str, str] = {}
-            ready = threading.Event()
-
-            def create() -> None:
-                # The manager only creates subshells on the shell channel thread.
-                try:
-                    created["id"] = manager._create_subshell()
-                finally:
-                    ready.set()
-
-            channel.io_loop.add_callback(create)
-            if not ready.wait(5.0) or "id" not in created:
-                return None
-        except Exception:  # a kernel whose internals differ: fall back, never break training
+        created = create_subshell(channel)
+        if created is None:  # a kernel whose internals differ: fall back, never break training
             return None
-        keep_statuses_off_the_kernel_state(kernel, channel.parent_thread)
-        _subshell[id(kernel)] = created["id"]
-        return created["id"]
+        keep_statuses_off_the_kernel_state(kernel, main_thread)
+        _subshell[id(kernel)] = created
+        return created
 
 
 def keep_statuses_off_the_kernel_state(kernel, main_thread: threading.Thread) -> bool:
     """Have ``kernel``'s subshells report comm messages without moving the kernel's state.
 
-    Wraps the kernel's ``_publish_status`` once: the main thread's statuses
+    Wraps the kernel's status publisher once: the main thread's statuses
     are followed (busy from its ``busy`` to its ``idle``), and while it is busy
     a status published on any other thread for a comm message carries a
     parent header whose ``msg_type`` is :data:`UNTRACKED_PARENT_TYPE` (the
@@ -104,7 +94,7 @@ def keep_statuses_off_the_kernel_state(kernel, main_thread: threading.Thread) ->
 
     Returns:
         bool: ``True`` if the statuses are now kept off (or already were),
-        ``False`` for a kernel without ``_publish_status`` (left as it is).
+        ``False`` for a kernel without a status publisher (left as it is).
 
     Example:
         >>> import threading
@@ -119,29 +109,25 @@ def keep_statuses_off_the_kernel_state(kernel, main_thread: threading.Thread) ->
         >>> kernel.sent[-1]["header"]
         {'msg_id': '7', 'msg_type': 'comm_info_request', 'subshell_msg_type': 'comm_msg'}
     """
-    publish = getattr(kernel, "_publish_status", None)
-    if publish is None:
-        return False
-    if getattr(publish, "_multiopt_lab_wrapped", False):
-        return True
     # Called on the main thread in the middle of a request: the main shell is busy.
     main_busy = [True]
 
-    def publish_status(status, channel, parent=None):
-        if channel == "shell":
-            if threading.current_thread() is main_thread:
-                main_busy[0] = status == "busy"
-            elif main_busy[0]:
-                parent = parent or kernel.get_parent(channel)
-                header = parent.get("header") or {}
-                if header.get("msg_type") in COMM_MESSAGES:
-                    parent = {**parent, "header": {**header, "msg_type": UNTRACKED_PARENT_TYPE,
-                                                   "subshell_msg_type": header["msg_type"]}}
-        return publish(status, channel, parent)
+    def keeping_off(publish: Callable) -> Callable:
+        def publish_status(status, channel, parent=None):
+            if channel == "shell":
+                if threading.current_thread() is main_thread:
+                    main_busy[0] = status == "busy"
+                elif main_busy[0]:
+                    parent = parent or request_parent(kernel, channel)
+                    header = parent.get("header") or {}
+                    if header.get("msg_type") in COMM_MESSAGES:
+                        parent = {**parent, "header": {**header,
+                                                       "msg_type": UNTRACKED_PARENT_TYPE,
+                                                       "subshell_msg_type": header["msg_type"]}}
+            return publish(status, channel, parent)
+        return publish_status
 
-    publish_status._multiopt_lab_wrapped = True
-    kernel._publish_status = publish_status
-    return True
+    return wrap_status_publisher(kernel, keeping_off)
 
 
 def route_to_subshell(widget: ipywidgets.Widget, when: Callable[[], bool] | None = None) -> bool:
@@ -164,10 +150,10 @@ def route_to_subshell(widget: ipywidgets.Widget, when: Callable[[], bool] | None
     """
     subshell = _kernel_subshell()
     comm = getattr(widget, "comm", None)
-    if subshell is None or comm is None or not hasattr(comm, "_reply_subshell_for"):
+    if subshell is None or not can_route(comm):
         return False
     if when is None:
-        comm._reply_subshell_for = lambda data, default: subshell
+        route_comm(comm, lambda data, default: subshell)
     else:
-        comm._reply_subshell_for = lambda data, default: subshell if when() else default
+        route_comm(comm, lambda data, default: subshell if when() else default)
     return True
