@@ -41,3 +41,4 @@ _.leaf_sums                 # per-parameter sums in the pieces' order, checked a
 _.details_text              # the text twin of details_html, which the tests compare exactly
 _.clear_selection_cache     # a test starts from an empty rule cache
 _.running; _.wait_closed    # a test awaits the monitor pacer's thread instead of sleeping
+_.PRIVATE_NAMES             # the adapters' lists of private names the lint tests scan for
