@@ -37,9 +37,9 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.rules.cache import clear_selection_cache
-from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.rules.cache import clear_selection_cache
+from multiopt_lab._src.partition.table import ParameterTable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402
@@ -180,7 +180,7 @@ def main() -> None:
 
     def forget_changed_rule():
         # Keep the 4 unchanged rules cached, drop only the changed ones.
-        from multiopt_lab.rules import cache as rule_cache
+        from multiopt_lab._src.rules import cache as rule_cache
         for key in [k for k in rule_cache._selections if "ndim" in str(k[0]) and "attn" in str(k[0])]:
             del rule_cache._selections[key]
 

@@ -36,9 +36,9 @@ import time
 
 import mlx.optimizers as optim
 
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.partition.table import ParameterTable
-from multiopt_lab.render.params import param_infos
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.partition.table import ParameterTable
+from multiopt_lab._src.render.params import param_infos
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_assign import Model  # noqa: E402

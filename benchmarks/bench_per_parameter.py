@@ -57,8 +57,8 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from multiopt_lab import MultiOptimizer, compile_step, examples
-from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
-from multiopt_lab.training.history import History
+from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
+from multiopt_lab._src.training.history import History
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402

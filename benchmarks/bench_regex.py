@@ -22,8 +22,8 @@ import sys
 
 import numpy as np
 
-from multiopt_lab.rules.joined import JoinedPaths
-from multiopt_lab.rules.matching import linear_search
+from multiopt_lab._src.rules.joined import JoinedPaths
+from multiopt_lab._src.rules.matching import linear_search
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, median_seconds, record  # noqa: E402

@@ -30,11 +30,11 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from multiopt_lab.live.rule_draft import evaluate_draft
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.render.document import render_html
-from multiopt_lab.widgets.editor import RuleEditorWidget
+from multiopt_lab._src.live.rule_draft import evaluate_draft
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.render.document import render_html
+from multiopt_lab._src.widgets.editor import RuleEditorWidget
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, race, record  # noqa: E402

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import mlx.nn as nn
 
-import multiopt_lab.io.rulefile_data as rulefile_data
-from multiopt_lab.io.rulefile import load_rules
-from multiopt_lab.optimizer_file.save_load import load_optimizer
-from multiopt_lab.partition.labels import TOTAL_LABEL
+import multiopt_lab._src.io.rulefile_data as rulefile_data
+from multiopt_lab._src.io.rulefile import load_rules
+from multiopt_lab._src.optimizer_file.save_load import load_optimizer
+from multiopt_lab._src.partition.labels import TOTAL_LABEL
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402

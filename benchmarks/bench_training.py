@@ -38,15 +38,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from multiopt_lab import examples
-from multiopt_lab.training.history import History
+from multiopt_lab._src.training.history import History
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.training.progress import StopSignal, TextProgress
-from multiopt_lab.training.train import train
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.training.progress import StopSignal, TextProgress
+from multiopt_lab._src.training.train import train
 from multiopt_lab.plots import plot_training
-from multiopt_lab.widgets.monitor import TrainingMonitorWidget
+from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
 
 TASK = examples.sequence_task("reverse", length=4, batch_size=32)
 

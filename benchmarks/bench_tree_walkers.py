@@ -22,8 +22,8 @@ import mlx.core as mx
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab.optimizer.leaves import flatten_with_parameters
-from multiopt_lab.trees.rebuild import copy_containers, rebuild_tree
+from multiopt_lab._src.optimizer.leaves import flatten_with_parameters
+from multiopt_lab._src.trees.rebuild import copy_containers, rebuild_tree
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_optimizer import Stack  # noqa: E402  (the same model as the step benchmark)

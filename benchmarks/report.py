@@ -24,7 +24,7 @@ import time
 
 import mlx.core as mx
 
-from multiopt_lab.device import describe_device
+from multiopt_lab._src.device import describe_device
 
 ROWS_FILE = "MULTIOPT_LAB_BENCH_ROWS"
 

@@ -79,7 +79,7 @@ def main() -> int:
 
     import mlx.core as mx
 
-    from multiopt_lab.device import describe_device, device_facts
+    from multiopt_lab._src.device import describe_device, device_facts
 
     gpu = mx.default_device().type == mx.gpu
     args.out.mkdir(parents=True, exist_ok=True)

@@ -11,24 +11,24 @@ Example:
     Rule('ndim == 2 and not glob("*embed*")')
 """
 
-from multiopt_lab.device import require_backend
+from multiopt_lab._src.device import require_backend
 
 require_backend()  # one clear message on Linux without mlx[cpu] / mlx[cuda*]
 
-from multiopt_lab.partition.assignment import Assignment, Move, assign
-from multiopt_lab.io.checkpoint import LoadReport, load_state, save_state
-from multiopt_lab.training.compile_step import CompiledStep, compile_step
-from multiopt_lab.partition.diagnostics import CoverageError, Diagnostics
-from multiopt_lab.partition.findings import Finding, FindingWarning
-from multiopt_lab.partition.contracts import OptimizerContract, declare_contract
-from multiopt_lab.distributed.data_parallel import DataParallel, OutOfSyncError
-from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.distributed.launch import DistributedRunError, launch
-from multiopt_lab.training.history import History
-from multiopt_lab.training.loop_activity import training_in_progress
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.optimizer.requests import PendingRepartition
-from multiopt_lab.io.rulefile import (
+from multiopt_lab._src.partition.assignment import Assignment, Move, assign
+from multiopt_lab._src.io.checkpoint import LoadReport, load_state, save_state
+from multiopt_lab._src.training.compile_step import CompiledStep, compile_step
+from multiopt_lab._src.partition.diagnostics import CoverageError, Diagnostics
+from multiopt_lab._src.partition.findings import Finding, FindingWarning
+from multiopt_lab._src.partition.contracts import OptimizerContract, declare_contract
+from multiopt_lab._src.distributed.data_parallel import DataParallel, OutOfSyncError
+from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab._src.distributed.launch import DistributedRunError, launch
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.training.loop_activity import training_in_progress
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.optimizer.requests import PendingRepartition
+from multiopt_lab._src.io.rulefile import (
     RuleFileError,
     load_rules,
     rules_from_json,
@@ -37,9 +37,9 @@ from multiopt_lab.io.rulefile import (
     rules_to_toml,
     save_rules,
 )
-from multiopt_lab.optimizer_file.classes import register_optimizer
-from multiopt_lab.optimizer_file.save_load import load_optimizer, save_optimizer
-from multiopt_lab.rules import (
+from multiopt_lab._src.optimizer_file.classes import register_optimizer
+from multiopt_lab._src.optimizer_file.save_load import load_optimizer, save_optimizer
+from multiopt_lab._src.rules import (
     Rule,
     RuleError,
     as_rule,
@@ -48,15 +48,15 @@ from multiopt_lab.rules import (
     by_regex,
     rule,
 )
-from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab._src.partition.table import ParameterTable
 from multiopt_lab import recipes
-from multiopt_lab.training.train import train
-from multiopt_lab.display import register_bundle, register_html
-from multiopt_lab.training.progress import register_notebook_progress
-from multiopt_lab.render import render_html, render_text
-from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
-from multiopt_lab.render.reports import diagnostics_html, history_html, moves_html
-from multiopt_lab.reporting import Report, report  # draws curves with matplotlib only when asked
+from multiopt_lab._src.training.train import train
+from multiopt_lab._src.display import register_bundle, register_html
+from multiopt_lab._src.training.progress import register_notebook_progress
+from multiopt_lab._src.render import render_html, render_text
+from multiopt_lab._src.render.rich import assignment_repr_html, optimizer_repr_html
+from multiopt_lab._src.render.reports import diagnostics_html, history_html, moves_html
+from multiopt_lab._src.reporting import Report, report  # draws curves with matplotlib only when asked
 
 __version__ = "0.1.0"
 
@@ -131,7 +131,7 @@ register_html("history", history_html)
 def _notebook_progress(total, stop):
     # The package sits above every layer, so it may reach the widgets; lazily,
     # because ipywidgets is loaded only when a notebook trains.
-    from multiopt_lab.widgets.progress import NotebookProgress
+    from multiopt_lab._src.widgets.progress import NotebookProgress
 
     return NotebookProgress(total, stop)
 
@@ -142,7 +142,7 @@ register_notebook_progress(_notebook_progress)
 def _figure_view(figure):
     # A figure in a notebook kernel shows in a view that follows the page's
     # theme; the widgets (ipywidgets) load only when a figure is displayed.
-    from multiopt_lab.widgets.figure_view import figure_bundle
+    from multiopt_lab._src.widgets.figure_view import figure_bundle
 
     return figure_bundle(figure)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from multiopt_lab.render.params import ParamInfo, flag_of, rule_display
-from multiopt_lab.render.tree_nodes import FoldNode, ModuleNode, ParameterTree, ParamNode, Totals
+from multiopt_lab._src.render.params import ParamInfo, flag_of, rule_display
+from multiopt_lab._src.render.tree_nodes import FoldNode, ModuleNode, ParameterTree, ParamNode, Totals
 
 
 def old_param_infos(assignment) -> dict[str, ParamInfo]:

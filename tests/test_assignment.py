@@ -9,10 +9,10 @@ import pytest
 from mlx.utils import tree_flatten
 
 from models import cnn, groups_by_mlx, sequential, transformer
-from multiopt_lab.partition.assignment import Assignment, Move, assign
-from multiopt_lab.rules.cache import clear_selection_cache
-from multiopt_lab.rules import RuleError, rule
-from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab._src.partition.assignment import Assignment, Move, assign
+from multiopt_lab._src.rules.cache import clear_selection_cache
+from multiopt_lab._src.rules import RuleError, rule
+from multiopt_lab._src.partition.table import ParameterTable
 
 MUON = 'ndim == 2 and not glob("*embed*") and "lm_head" not in path'
 
@@ -257,5 +257,5 @@ class TestCaching:
     {"a": [(1, {"b": 2}), []], "c": 3, "d": {}}, [], {}, 5, [[[0]]],
 ])
 def test_flatten_matches_mlx_tree_flatten(tree):
-    from multiopt_lab.trees.flatten import flatten_tree
+    from multiopt_lab._src.trees.flatten import flatten_tree
     assert flatten_tree(tree) == tree_flatten(tree)

@@ -18,15 +18,15 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
 
-import multiopt_lab.io.atomic as atomic
-from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.io.atomic import write_atomically, write_text_atomically
-from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.io.rulefile import load_rules, save_rules
-from multiopt_lab.optimizer_file.save_load import load_optimizer, save_optimizer
-from multiopt_lab.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.training.history import History
+import multiopt_lab._src.io.atomic as atomic
+from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab._src.io.atomic import write_atomically, write_text_atomically
+from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab._src.io.rulefile import load_rules, save_rules
+from multiopt_lab._src.optimizer_file.save_load import load_optimizer, save_optimizer
+from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.training.history import History
 
 
 def optimizer():

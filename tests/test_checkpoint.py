@@ -9,9 +9,9 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_map, tree_unflatten
 
-from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 from trees import flat
 
 

@@ -9,9 +9,9 @@ import textwrap
 import mlx.core as mx
 import pytest
 
-from multiopt_lab.device import describe_device
-from multiopt_lab.cli import main
-from multiopt_lab.io.rulefile import save_rules
+from multiopt_lab._src.device import describe_device
+from multiopt_lab._src.cli import main
+from multiopt_lab._src.io.rulefile import save_rules
 
 FACTORY = textwrap.dedent("""
     import mlx.core as mx
@@ -270,7 +270,7 @@ class TestHostileInputs:
         assert done.returncode == 2 and "did not stop within 1 s" in done.stderr
 
     def test_the_time_limit_has_a_default(self):
-        from multiopt_lab.cli import build_parser
+        from multiopt_lab._src.cli import build_parser
 
         args = build_parser().parse_args(["check", "r.toml", "--model", "m:f"])
         assert args.timeout > 0

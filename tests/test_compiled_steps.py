@@ -177,7 +177,7 @@ def test_the_editors_applier_waits_while_a_compiled_step_replays():
     # same: applying the request from the editor's side then would race the step.
     import asyncio
 
-    from multiopt_lab.live.applier import Applier
+    from multiopt_lab._src.live.applier import Applier
 
     model, opt = make()
     step, state = compiled_step(model, opt)

@@ -7,8 +7,8 @@ import sys
 import mlx.core as mx
 
 import multiopt_lab as mol
-from multiopt_lab.device import describe_device, device_facts
-from multiopt_lab.training.progress import StopSignal, TextProgress
+from multiopt_lab._src.device import describe_device, device_facts
+from multiopt_lab._src.training.progress import StopSignal, TextProgress
 
 
 def test_importing_without_a_backend_names_the_extras():
@@ -18,7 +18,7 @@ def test_importing_without_a_backend_names_the_extras():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("multiopt_lab.device.BackendMissingError: expected an MLX backend")
+    assert last.startswith("multiopt_lab._src.device.BackendMissingError: expected an MLX backend")
     for extra in ("multiopt_lab[cpu]", "multiopt_lab[cuda13]", "multiopt_lab[cuda12]"):
         assert extra in last
 

@@ -12,9 +12,9 @@ import pytest
 import multiopt_lab as mol
 from multiopt_lab.examples import TinyMoE
 from models import cnn, sequential, transformer
-from multiopt_lab.partition.assignment import CoverageError, assign
-from multiopt_lab.partition.diagnostics import Diagnostics
-from multiopt_lab.partition.findings import Finding, FindingWarning
+from multiopt_lab._src.partition.assignment import CoverageError, assign
+from multiopt_lab._src.partition.diagnostics import Diagnostics
+from multiopt_lab._src.partition.findings import Finding, FindingWarning
 
 MUON = 'ndim == 2 and not glob("*embed*") and "lm_head" not in path'
 
@@ -196,11 +196,11 @@ class TestOneList:
                           optimizers=[optim.AdamW(1e-3), optim.Muon(0.02), optim.AdamW(1e-3)])
 
     def test_the_same_words_everywhere(self):
-        from multiopt_lab.live.rule_draft import group_warning
-        from multiopt_lab.render.legend import legend_html, legend_text
-        from multiopt_lab.render.reports import diagnostics_html
-        from multiopt_lab.render.text import tree_text
-        from multiopt_lab.render.tree_model import build_tree
+        from multiopt_lab._src.live.rule_draft import group_warning
+        from multiopt_lab._src.render.legend import legend_html, legend_text
+        from multiopt_lab._src.render.reports import diagnostics_html
+        from multiopt_lab._src.render.text import tree_text
+        from multiopt_lab._src.render.tree_model import build_tree
 
         a = self.assignment()
         findings = a.diagnostics.findings

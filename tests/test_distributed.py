@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multiopt_lab.distributed.data_parallel import DataParallel, data_parallel
-from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.distributed.guard import RankGuard
-from multiopt_lab.distributed.status import read_status
-from multiopt_lab.distributed.launch import DistributedRunError, launch
-from multiopt_lab.training.history import History
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.distributed.data_parallel import DataParallel, data_parallel
+from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab._src.distributed.guard import RankGuard
+from multiopt_lab._src.distributed.status import read_status
+from multiopt_lab._src.distributed.launch import DistributedRunError, launch
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 SCRIPT = "multiopt_lab.examples.scripts.train_data_parallel"
 LIMIT_S = 90  # generous: the machine is shared; a healthy run takes a few seconds
@@ -170,8 +170,8 @@ class TestFailures:
 
 HANG_SCRIPT = textwrap.dedent("""
     import sys, time
-    from multiopt_lab.distributed.data_parallel import DataParallel
-    from multiopt_lab.distributed.guard import RankGuard
+    from multiopt_lab._src.distributed.data_parallel import DataParallel
+    from multiopt_lab._src.distributed.guard import RankGuard
     parallel = DataParallel()
     timeout = float(sys.argv[1]) or None
     with RankGuard(parallel.group, step_timeout_s=timeout) as guard:
@@ -195,7 +195,7 @@ def _alive(pid):
 COLLECTIVES_SCRIPT = textwrap.dedent("""
     import json, sys
     import mlx.core as mx, mlx.nn as nn
-    from multiopt_lab.distributed.data_parallel import DataParallel, OutOfSyncError
+    from multiopt_lab._src.distributed.data_parallel import DataParallel, OutOfSyncError
     parallel = DataParallel()
     rank, seen = parallel.rank, {}
 
@@ -372,10 +372,10 @@ TRAIN_SCRIPT = textwrap.dedent("""
     import mlx.core as mx, mlx.optimizers as optim
     from mlx.utils import tree_flatten
     from multiopt_lab import examples
-    from multiopt_lab.distributed.data_parallel import DataParallel
-    from multiopt_lab.training.history import History
-    from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-    from multiopt_lab.training.train import train
+    from multiopt_lab._src.distributed.data_parallel import DataParallel
+    from multiopt_lab._src.training.history import History
+    from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    from multiopt_lab._src.training.train import train
     folder, ranks = sys.argv[1], int(sys.argv[2])
     parallel = DataParallel()
     mx.random.seed(parallel.rank)  # train() starts every rank from rank 0's parameters
@@ -447,7 +447,7 @@ class TestWhoFailedFirst:
     def test_a_taken_port_is_given_up_for_another(self, monkeypatch):
         import socket
 
-        import multiopt_lab.distributed.launch as launching
+        import multiopt_lab._src.distributed.launch as launching
 
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
@@ -473,10 +473,10 @@ def _run_dir(message):
 OTHER_RULES_SCRIPT = textwrap.dedent("""
     import mlx.core as mx, mlx.optimizers as optim
     from multiopt_lab import examples
-    from multiopt_lab.distributed.data_parallel import DataParallel
-    from multiopt_lab.distributed.guard import RankGuard
-    from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-    from multiopt_lab.training.train import train
+    from multiopt_lab._src.distributed.data_parallel import DataParallel
+    from multiopt_lab._src.distributed.guard import RankGuard
+    from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    from multiopt_lab._src.training.train import train
     parallel = DataParallel()
     with RankGuard(parallel.group, step_timeout_s=30) as guard:
         task = examples.sequence_task("reverse", batch_size=16, seed=3)
@@ -489,7 +489,7 @@ OTHER_RULES_SCRIPT = textwrap.dedent("""
 
 class TestFailureOrder:
     def test_a_consequence_reported_first_still_comes_after_its_cause(self):
-        from multiopt_lab.distributed.status import failure_lines
+        from multiopt_lab._src.distributed.status import failure_lines
 
         statuses = [{"ok": False, "step": 3, "error": "OSError: disk full", "time": 10.2},
                     {"ok": False, "step": 3, "error": "OtherRankFailed: write failed on another "
@@ -497,7 +497,7 @@ class TestFailureOrder:
         assert failure_lines(statuses, "")[0].startswith("rank 0 failed after step 3: OSError")
 
     def test_a_watchdog_timeout_is_a_consequence(self):
-        from multiopt_lab.distributed.status import failure_lines
+        from multiopt_lab._src.distributed.status import failure_lines
 
         statuses = [{"ok": False, "step": 1, "error": "no step finished", "time": 1.0,
                      "timed_out": True},
@@ -505,7 +505,7 @@ class TestFailureOrder:
         assert failure_lines(statuses, "")[0].startswith("rank 1 failed")
 
     def test_sigterm_is_the_launcher_and_sigkill_is_not(self):
-        from multiopt_lab.distributed.status import failure_lines
+        from multiopt_lab._src.distributed.status import failure_lines
 
         lines = failure_lines([{"ok": False, "step": 4, "error": "RuntimeError: [ring] peer "
                                 "closed", "time": 9.0}, {"ok": None, "step": 4, "time": 8.0},
@@ -516,7 +516,7 @@ class TestFailureOrder:
         assert lines[-1] == "rank 2 was stopped by the launcher"
 
     def test_the_partition_is_compared_with_rules_and_layout(self):
-        from multiopt_lab.distributed.sync import partition_description
+        from multiopt_lab._src.distributed.sync import partition_description
 
         def stepped(rules):
             opt = MultiOptimizer([optim.Adam(1e-2), optim.SGD(0.1)], rules)

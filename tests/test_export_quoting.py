@@ -13,9 +13,9 @@ import mlx.optimizers as optim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab.io.rulefile import data_to_json, data_to_toml
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.render.export import export_text, rules_python
+from multiopt_lab._src.io.rulefile import data_to_json, data_to_toml
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.render.export import export_text, rules_python
 
 # Any text: line breaks (\n, \r, \u2028, \x85), quotes, backslashes, NUL, code, emoji...
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)

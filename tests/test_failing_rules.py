@@ -18,8 +18,8 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab as mol
-from multiopt_lab.rules.cache import clear_selection_cache  # private: the cache this test bypasses
-from multiopt_lab.partition.rule_failures import assign_despite_failures
+from multiopt_lab._src.rules.cache import clear_selection_cache  # private: the cache this test bypasses
+from multiopt_lab._src.partition.rule_failures import assign_despite_failures
 
 
 def loss(model, x):

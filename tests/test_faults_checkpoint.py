@@ -20,11 +20,11 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten
 
-import multiopt_lab.io.atomic as atomic
-import multiopt_lab.io.checkpoint as checkpoint
-from multiopt_lab.io.checkpoint import FORMAT, load_state, save_state
-from multiopt_lab.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+import multiopt_lab._src.io.atomic as atomic
+import multiopt_lab._src.io.checkpoint as checkpoint
+from multiopt_lab._src.io.checkpoint import FORMAT, load_state, save_state
+from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 
 def parameters(width=3):
@@ -182,7 +182,7 @@ def test_a_crafted_key_cannot_exhaust_memory(tmp_path, key, message):
 
 
 def test_a_list_index_of_leading_zeros_or_other_digits_is_an_index(tmp_path):
-    from multiopt_lab.trees.unflatten import unflatten
+    from multiopt_lab._src.trees.unflatten import unflatten
 
     assert unflatten([("a.0000000001", 1), ("a.0", 2)]) == {"a": [2, 1]}
     assert unflatten([("a.\u0661", 1)]) == {"a": [{}, 1]}  # ARABIC-INDIC DIGIT ONE, as int() reads it
@@ -241,8 +241,8 @@ def test_an_interrupted_save_leaves_the_previous_file(saved, monkeypatch, stage)
 
 SAVER = textwrap.dedent("""
     import sys, mlx.core as mx, mlx.optimizers as optim
-    from multiopt_lab.io.checkpoint import save_state
-    from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+    from multiopt_lab._src.io.checkpoint import save_state
+    from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
     opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 2"])
     params = {"w": mx.ones((256, 256)), "b": mx.ones((256,))}
     step = 0
@@ -280,7 +280,7 @@ class TestDistributedCheckpointFiles:
     def folder(tmp_path, optimizer=None):
         import mlx.nn as nn
 
-        from multiopt_lab.distributed.checkpoint import save_checkpoint
+        from multiopt_lab._src.distributed.checkpoint import save_checkpoint
 
         mx.random.seed(0)
         model = nn.Linear(3, 2)
@@ -298,7 +298,7 @@ class TestDistributedCheckpointFiles:
     def test_a_crafted_list_index_cannot_exhaust_memory(self, tmp_path, strict, which):
         import mlx.nn as nn
 
-        from multiopt_lab.distributed.checkpoint import load_checkpoint
+        from multiopt_lab._src.distributed.checkpoint import load_checkpoint
 
         folder, model, _ = self.folder(tmp_path)
         file = self.files(folder)[which]
@@ -314,7 +314,7 @@ class TestDistributedCheckpointFiles:
     def test_a_truncated_file_is_named(self, tmp_path, which):
         import mlx.nn as nn
 
-        from multiopt_lab.distributed.checkpoint import load_checkpoint
+        from multiopt_lab._src.distributed.checkpoint import load_checkpoint
 
         folder, *_ = self.folder(tmp_path, MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)],
                                                           ["ndim == 2"]))
@@ -334,7 +334,7 @@ class TestDistributedCheckpointFiles:
     def test_a_crafted_checkpoint_json_is_a_value_error(self, tmp_path, text):
         import mlx.nn as nn
 
-        from multiopt_lab.distributed.checkpoint import load_checkpoint
+        from multiopt_lab._src.distributed.checkpoint import load_checkpoint
 
         folder, *_ = self.folder(tmp_path)
         (folder / "checkpoint.json").write_text(text)
@@ -379,7 +379,7 @@ class TestStateCheckedAgainstTheLiveOptimizer:
     def test_a_plain_mlx_optimizer_in_a_checkpoint_folder_is_checked_too(self, tmp_path):
         import mlx.nn as nn
 
-        from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
+        from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
 
         model, sgd = nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9)
         sgd.init(model.trainable_parameters())
@@ -405,7 +405,7 @@ class TestOnePassReader:
     and a clear refusal of any header mx.load would not read."""
 
     def test_every_dtype_reads_as_mx_load_reads_it(self, tmp_path):
-        from multiopt_lab.io.safetensors_reader import SafetensorsFile
+        from multiopt_lab._src.io.safetensors_reader import SafetensorsFile
 
         mx.random.seed(0)
         bits = mx.random.randint(0, 2**31 - 1, (2, 3), mx.int32)

@@ -6,9 +6,9 @@ import matplotlib.colors as mcolors
 import pytest
 
 from multiopt_lab.plots import plot_update_ratios
-from multiopt_lab.training.history import History
+from multiopt_lab._src.training.history import History
 from multiopt_lab.widgets import figure_view
-from multiopt_lab.widgets.monitor import TrainingMonitorWidget
+from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
 from test_plots import make_history, two_group_history
 
 pytestmark = pytest.mark.usefixtures("recorded_comm")

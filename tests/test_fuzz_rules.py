@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab.rules.text import MAX_LENGTH
-from multiopt_lab.rules import RuleError, rule
-from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab._src.rules.text import MAX_LENGTH
+from multiopt_lab._src.rules import RuleError, rule
+from multiopt_lab._src.partition.table import ParameterTable
 
 # Generous for a loaded 2-core CI machine; a real hang or blow-up is orders larger.
 SECONDS_PER_RULE = 2.0

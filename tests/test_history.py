@@ -12,7 +12,7 @@ import mlx.core as mx
 import pandas as pd
 import pytest
 
-from multiopt_lab.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab._src.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 
 METRICS = {
     "matrices": {"update_norm": 0.5, "grad_norm": 2.0, "param_norm": 10.0, "update_ratio": 0.05, "learning_rate": 0.01},
@@ -187,7 +187,7 @@ class TestFiles:
         writer = textwrap.dedent(
             f"""
             import sys, time
-            from multiopt_lab.training.history import History
+            from multiopt_lab._src.training.history import History
             history = History(path={str(path)!r})
             history.start_run("remote", {{"labels": ["w"]}})
             for step in range(1, 31):

@@ -1,6 +1,6 @@
 """A History's files on plain data, without a History: io/history_*.py.
 
-These test private modules' own units (multiopt_lab.io.history_files,
+These test private modules' own units (multiopt_lab._src.io.history_files,
 history_stream, history_follow): the formats take rows, run metadata and frames
 and give back events, so that io/ never needs training/. What a user sees goes
 through History in test_history.py and test_history_parameters.py.
@@ -14,10 +14,10 @@ import threading
 import pandas as pd
 import pytest
 
-from multiopt_lab.io.history_data import HistoryData, count_rows
-from multiopt_lab.io.history_files import read_history, save_history
-from multiopt_lab.io.history_follow import HistoryFollower
-from multiopt_lab.io.history_stream import HistoryStream
+from multiopt_lab._src.io.history_data import HistoryData, count_rows
+from multiopt_lab._src.io.history_files import read_history, save_history
+from multiopt_lab._src.io.history_follow import HistoryFollower
+from multiopt_lab._src.io.history_stream import HistoryStream
 
 COLUMNS = {"run": ["a", "a", "b"], "step": [1, 2, 1], "group": ["-", "w", "-"],
            "metric": ["loss", "update_norm", "loss"], "value": [2.0, 0.5, 3.0]}

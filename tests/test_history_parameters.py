@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
-from multiopt_lab.training.history import History
+from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
+from multiopt_lab._src.training.history import History
 
 COLUMNS = ["run", "step", "path", "group", "metric", "value"]
 
@@ -140,7 +140,7 @@ class TestFiles:
         writer = textwrap.dedent(f"""
             import time
             import numpy as np
-            from multiopt_lab.training.history import History
+            from multiopt_lab._src.training.history import History
             history = History(path={str(path)!r})
             history.start_run("remote", {{"labels": ["muon", "adamw"]}})
             for step in range(1, 21):

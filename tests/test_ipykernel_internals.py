@@ -1,4 +1,4 @@
-"""The adapter to ipykernel's private side (``multiopt_lab/widgets/ipykernel_internals.py``), checked.
+"""The adapter to ipykernel's private side (``multiopt_lab/_src/widgets/ipykernel_internals.py``), checked.
 
 Each test checks one thing the adapter relies on against the installed
 ipykernel and, when a new one changes it, fails naming the attribute
@@ -32,7 +32,7 @@ if int(ipykernel.__version__.split(".")[0]) < 7:
 def changed(attribute: str, found: str, need: str) -> str:
     """The failure message: which ipykernel attribute changed, how, and what of ours needs it."""
     return (f"ipykernel {ipykernel.__version__}: {attribute} {found}; multiopt_lab needs it to "
-            f"{need} (adapt multiopt_lab/widgets/ipykernel_internals.py)")
+            f"{need} (adapt multiopt_lab/_src/widgets/ipykernel_internals.py)")
 
 
 def parameters(function) -> list[str]:
@@ -132,5 +132,5 @@ def test_a_status_publisher_is_wrapped_once():
 def test_no_other_module_reads_them():
     found = reads_outside("widgets/ipykernel_internals.py", internals.PRIVATE_NAMES)
     assert not found, ("ipykernel's private attributes used outside "
-                       "multiopt_lab/widgets/ipykernel_internals.py (call a function of the "
+                       "multiopt_lab/_src/widgets/ipykernel_internals.py (call a function of the "
                        "adapter instead):\n" + "\n".join(found))

@@ -13,9 +13,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab.partition.table import ParameterTable
-from multiopt_lab.rules import rule
-from multiopt_lab.rules.joined import JoinedPaths, contains_rows
+from multiopt_lab._src.partition.table import ParameterTable
+from multiopt_lab._src.rules import rule
+from multiopt_lab._src.rules.joined import JoinedPaths, contains_rows
 
 ZERO = mx.zeros((2,))
 PATHS = st.lists(st.text(alphabet="ab.1é_\ud800", max_size=6), min_size=16, max_size=60, unique=True)

@@ -14,15 +14,15 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-import multiopt_lab.partition.assignment as assignment_module
-import multiopt_lab.render.params as params_module
-import multiopt_lab.render.search as search_module
-import multiopt_lab.render.tree_model as tree_model
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.render.document import render_html, render_text
-from multiopt_lab.render.tree_model import build_tree
-from multiopt_lab.widgets.editor import RuleEditorWidget
+import multiopt_lab._src.partition.assignment as assignment_module
+import multiopt_lab._src.render.params as params_module
+import multiopt_lab._src.render.search as search_module
+import multiopt_lab._src.render.tree_model as tree_model
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.render.document import render_html, render_text
+from multiopt_lab._src.render.tree_model import build_tree
+from multiopt_lab._src.widgets.editor import RuleEditorWidget
 
 pytestmark = pytest.mark.usefixtures("recorded_comm")
 

@@ -8,10 +8,10 @@ import sys
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.training.history import History
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.examples.models import MLP
-from multiopt_lab.widgets.lab import LabWidget
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.examples.models import MLP
+from multiopt_lab._src.widgets.lab import LabWidget
 from widget_comm import sent
 
 
@@ -36,7 +36,7 @@ def test_editor_drives_the_tree_beside_it(setup):
 
 
 def test_side_by_side_from_the_lab_s_own_width_stacked_below(setup):
-    from multiopt_lab.widgets.lab import LAB_CSS, SIDE_BY_SIDE_PX
+    from multiopt_lab._src.widgets.lab import LAB_CSS, SIDE_BY_SIDE_PX
 
     lab = LabWidget(*setup, debounce_seconds=0)
     assert "mol-lab-grid" in lab.grid._dom_classes
@@ -56,7 +56,7 @@ def test_with_a_history_the_monitor_comes_last(setup):
 
 
 def test_the_widgets_layer_loads_matplotlib_only_for_the_monitor():
-    code = ("import sys; import multiopt_lab.widgets.lab, multiopt_lab.render.document; "
+    code = ("import sys; import multiopt_lab._src.widgets.lab, multiopt_lab._src.render.document; "
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

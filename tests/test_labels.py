@@ -19,7 +19,7 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab as mol
-from multiopt_lab.partition.labels import (RESERVED_LABELS, check_label_text, check_labels,
+from multiopt_lab._src.partition.labels import (RESERVED_LABELS, check_label_text, check_labels,
                                            label_text_problem)
 
 #: Characters that end a line or control a terminal, and ones that reorder text.

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab.training.compile_step import compile_step
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.training.compile_step import compile_step
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 
 def setup(every=1, big=False):
@@ -76,7 +76,7 @@ def test_recorded_on_steps_one_then_every_k():
 
 
 def test_state_holds_metrics_only_while_on_and_checkpoints_skip_them(tmp_path):
-    from multiopt_lab.io.checkpoint import save_state
+    from multiopt_lab._src.io.checkpoint import save_state
 
     model, opt = setup(every=1)
     opt.update(model, grads_for(model))
@@ -210,7 +210,7 @@ def numpy_sums(gradient, old, new):
 
 @pytest.mark.parametrize("n", [5, 9000, 16385, 3 * 8192, 65536, (1 << 20) + 3])
 def test_group_sums_match_numpy_at_every_size(n):
-    from multiopt_lab.optimizer.metrics import group_sums, piece_sums
+    from multiopt_lab._src.optimizer.metrics import group_sums, piece_sums
 
     g, old, new = (mx.random.normal((n,), key=mx.random.key(i)) for i in range(3))
     got = np.array(group_sums([piece_sums(g, old, new), piece_sums(g[:7], old[:7], new[:7])]))
@@ -219,7 +219,7 @@ def test_group_sums_match_numpy_at_every_size(n):
 
 
 def test_pieces_sums_concatenate_small_pieces_and_match_numpy():
-    from multiopt_lab.optimizer.metrics import pieces_sums
+    from multiopt_lab._src.optimizer.metrics import pieces_sums
 
     shapes = [(3,), (64, 64), (8192,), (9000,), (130, 130), (1,)]
     pieces = []
@@ -237,7 +237,7 @@ def test_pieces_sums_concatenate_small_pieces_and_match_numpy():
 
 @pytest.mark.parametrize("dtype", [mx.bfloat16, mx.float16])
 def test_large_low_precision_pieces_match_numpy_eager_and_compiled(dtype):
-    from multiopt_lab.optimizer.metrics import piece_sums
+    from multiopt_lab._src.optimizer.metrics import piece_sums
 
     # Above the stacked size, in a 2-D shape whose size is no multiple of 1024,
     # then a second size through the same (shape-independent) fused kernel.
@@ -251,7 +251,7 @@ def test_large_low_precision_pieces_match_numpy_eager_and_compiled(dtype):
 
 
 def test_large_transposed_and_3d_pieces_match_numpy():
-    from multiopt_lab.optimizer.metrics import piece_sums
+    from multiopt_lab._src.optimizer.metrics import piece_sums
 
     # Gradients can be non-contiguous views (a transpose's) and parameters N-D:
     # the folded kernel slices a flat copy, never the strided view itself.
@@ -265,7 +265,7 @@ def test_large_transposed_and_3d_pieces_match_numpy():
 
 
 def test_many_small_pieces_of_a_few_sizes_match_numpy():
-    from multiopt_lab.optimizer.metrics import ACROSS, pieces_sums
+    from multiopt_lab._src.optimizer.metrics import ACROSS, pieces_sums
 
     # A transformer stack's leaves: many pieces of one size (more than one
     # fold's worth, and a lone leftover), a few of another, one of a third,
@@ -287,7 +287,7 @@ def test_many_small_pieces_of_a_few_sizes_match_numpy():
 
 
 def test_empty_and_scalar_pieces_fold_too():
-    from multiopt_lab.optimizer.metrics import pieces_sums
+    from multiopt_lab._src.optimizer.metrics import pieces_sums
 
     empty = (mx.zeros((0,)), mx.zeros((0,)), mx.zeros((0,)))
     scalar = (mx.array(2.0), mx.array(1.0), mx.array(3.0))  # update 2, gradient 2, old 1

@@ -1,4 +1,4 @@
-"""The adapter to MLX's private side (``multiopt_lab/mlx_internals.py``), checked against the installed MLX.
+"""The adapter to MLX's private side (``multiopt_lab/_src/mlx_internals.py``), checked against the installed MLX.
 
 Each test checks one thing the adapter relies on and, when a new MLX changes
 it, fails naming the MLX attribute ("mlx.optimizers.Optimizer no longer has
@@ -27,7 +27,7 @@ BOOKKEEPING = ("_initialized", "_state", "_schedulers")
 def changed(attribute: str, found: str, need: str) -> str:
     """The failure message: which MLX attribute changed, how, and what of ours needs it."""
     return (f"mlx {mx.__version__}: {attribute} {found}; multiopt_lab needs it to {need} "
-            "(adapt multiopt_lab/mlx_internals.py)")
+            "(adapt multiopt_lab/_src/mlx_internals.py)")
 
 
 def builtin_optimizers() -> dict[str, type]:
@@ -243,14 +243,14 @@ class TestScheduleClosures:
 
 
 class TestNoOtherModuleReadsThem:
-    """Only ``multiopt_lab/mlx_internals.py`` names MLX's private attributes."""
+    """Only ``multiopt_lab/_src/mlx_internals.py`` names MLX's private attributes."""
 
     CLASSES = {"Optimizer": frozenset({"state", "apply_gradients", "__init__"}),
                "MultiOptimizer": frozenset({"state", "apply_gradients", "__init__"})}
 
     def test_the_package(self):
         found = reads_outside("mlx_internals.py", internals.PRIVATE_NAMES, self.CLASSES)
-        assert not found, ("MLX's private attributes used outside multiopt_lab/mlx_internals.py "
+        assert not found, ("MLX's private attributes used outside multiopt_lab/_src/mlx_internals.py "
                            "(call a function of the adapter instead):\n" + "\n".join(found))
 
     def test_the_scan_sees_each_form(self):

@@ -24,10 +24,10 @@ from mlx_lm.tuner.trainer import TrainingArgs, train  # noqa: E402
 
 from mlx_lm_models import build, token_dataset  # noqa: E402
 from multiopt_lab import MultiOptimizer  # noqa: E402
-from multiopt_lab.io.checkpoint import state_metadata  # noqa: E402
+from multiopt_lab._src.io.checkpoint import state_metadata  # noqa: E402
 from multiopt_lab.integrations.mlx_lm import (ADAPTERS_KEY, ITERATION_KEY, LabCallback,  # noqa: E402
                                               adapters_checksum, resume, state_file_for)
-from multiopt_lab.io.checksum import checksum  # noqa: E402
+from multiopt_lab._src.io.checksum import checksum  # noqa: E402
 
 
 def lora_llama():

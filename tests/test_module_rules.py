@@ -235,7 +235,7 @@ class TestLanguage:
         assert first == ("fc.weight", "fc.bias") and second == ()
 
     def test_rule_files_and_the_cli_keep_module_rules(self, tmp_path):
-        from multiopt_lab.cli import main
+        from multiopt_lab._src.cli import main
 
         path = tmp_path / "rules.toml"
         mol.save_rules(path, ["muon", "adamw"], ['within("Block") and module == "Linear" and ndim == 2'])
@@ -254,7 +254,7 @@ class TestLanguage:
 
 class TestSearchBox:
     def test_a_class_name_finds_what_such_modules_hold(self):
-        from multiopt_lab.render.search import search_paths
+        from multiopt_lab._src.render.search import search_paths
 
         model = mlx_lm_models.build("mixtral")
         a = mol.assign(model, ["ndim == 2"])
@@ -271,7 +271,7 @@ class TestSearchBox:
 
 
 def test_paths_that_are_not_the_models_are_named():
-    from multiopt_lab.partition.modules import module_chains
+    from multiopt_lab._src.partition.modules import module_chains
 
     model = TinyGPT(16, dims=8, layers=1, heads=2)
     with pytest.raises(ValueError, match="'extra.weight' is not in the model given \\(TinyGPT\\)"):

@@ -17,14 +17,14 @@ import comm
 import ipywidgets
 import pytest
 
-from multiopt_lab.device import describe_device
-from multiopt_lab.training.history import History
-from multiopt_lab.palette import group_colour
-from multiopt_lab.training.progress import StopSignal
+from multiopt_lab._src.device import describe_device
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.palette import group_colour
+from multiopt_lab._src.training.progress import StopSignal
 from multiopt_lab.widgets import monitor as monitor_module
-from multiopt_lab.widgets.monitor import TrainingMonitorWidget, last_values_html
-from multiopt_lab.widgets.progress import NotebookProgress
-from multiopt_lab.widgets.subshell import route_to_subshell
+from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget, last_values_html
+from multiopt_lab._src.widgets.progress import NotebookProgress
+from multiopt_lab._src.widgets.subshell import route_to_subshell
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -334,10 +334,10 @@ SETUP_CELL = """
 import time
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab.training.history import History
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.training.train import train
-from multiopt_lab.widgets.monitor import TrainingMonitorWidget
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.training.train import train
+from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
 data = examples.digits()
 """
 

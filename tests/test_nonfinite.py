@@ -2,7 +2,7 @@
 
 The skip tests need the hook in ``optimizer/multi_optimizer.py`` (``MultiOptimizer(...,
 skip_nonfinite=True)``); until it is applied they skip with that reason. The
-guard itself (:mod:`multiopt_lab.optimizer.nonfinite`) is tested directly too.
+guard itself (:mod:`multiopt_lab._src.optimizer.nonfinite`) is tested directly too.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map_with_path
 
-from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.training.history import History
-from multiopt_lab.optimizer.nonfinite import NonfiniteGuard, all_finite, restore_where
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.optimizer.nonfinite import NonfiniteGuard, all_finite, restore_where
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 NAN, INF = float("nan"), float("inf")
 
@@ -94,7 +94,7 @@ def test_metrics_flag_an_update_that_overflows_from_a_finite_gradient():
 
 
 def test_monitor_table_marks_the_nonfinite_group():
-    from multiopt_lab.widgets.monitor import last_values_html
+    from multiopt_lab._src.widgets.monitor import last_values_html
 
     history = History()
     history.record(1, loss=1.0, metrics={"sgd": {"grad_norm": 1.0, "update_norm": 0.1},

@@ -14,12 +14,12 @@ from mlx.utils import tree_flatten
 
 import multiopt_lab as mol
 from multiopt_lab import recipes
-from multiopt_lab.cli import main
+from multiopt_lab._src.cli import main
 from multiopt_lab.examples import TinyGPT, TinyMoE
-from multiopt_lab.io.rulefile import RuleFileError, load_rules, save_rules
-from multiopt_lab.optimizer_file.as_data import optimizer_from_data, optimizer_to_data
-from multiopt_lab.optimizer_file.classes import MLX_CLASSES
-from multiopt_lab.optimizer_file.schedules import SCHEDULES, schedule_from_data, schedule_to_data
+from multiopt_lab._src.io.rulefile import RuleFileError, load_rules, save_rules
+from multiopt_lab._src.optimizer_file.as_data import optimizer_from_data, optimizer_to_data
+from multiopt_lab._src.optimizer_file.classes import MLX_CLASSES
+from multiopt_lab._src.optimizer_file.schedules import SCHEDULES, schedule_from_data, schedule_to_data
 
 RULES = ['within("Block") and module == "Linear" and ndim == 2', 'module == "Embedding"']
 LABELS = ["muon", "embed", "rest"]

@@ -66,23 +66,23 @@ CORE_ORDER = [
 CORE = CORE_ORDER
 # What each layer must not reach: the layers above it and the front-end libraries they use.
 FORBIDDEN = {
-    **{core: {"multiopt_lab.live", "multiopt_lab.render", "multiopt_lab.plots",
+    **{core: {"multiopt_lab._src.live", "multiopt_lab._src.render", "multiopt_lab.plots",
               "multiopt_lab.widgets", *FRONT_END_LIBRARIES} for core in CORE},
-    "render": {"multiopt_lab.live", "multiopt_lab.plots", "multiopt_lab.widgets",
+    "render": {"multiopt_lab._src.live", "multiopt_lab.plots", "multiopt_lab.widgets",
                *FRONT_END_LIBRARIES},
-    "plots": {"multiopt_lab.live", "multiopt_lab.render", "multiopt_lab.widgets",
+    "plots": {"multiopt_lab._src.live", "multiopt_lab._src.render", "multiopt_lab.widgets",
               "ipywidgets", "IPython", "anywidget", "ipykernel"},
     "live": {"multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
     # The run report draws with render and plots (matplotlib only when it draws curves).
-    "reporting": {"multiopt_lab.live", "multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
+    "reporting": {"multiopt_lab._src.live", "multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
     # The command line is an application: it may reach the report (lazily), never the front end.
-    "cli.py": {"multiopt_lab.live", "multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
+    "cli.py": {"multiopt_lab._src.live", "multiopt_lab.widgets", *FRONT_END_LIBRARIES - {"matplotlib"}},
 }
 
 
 def _modules_named(tree: ast.AST, package: str = ""):
     """Every module an AST imports, by statement or by an ``import_module("...")`` string;
-    ``package`` (``multiopt_lab.io``) resolves relative imports."""
+    ``package`` (``multiopt_lab._src.io``) resolves relative imports."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -178,19 +178,19 @@ def test_the_core_order_names_every_core_unit_once():
 
 def test_the_core_order_check_sees_lazy_string_relative_and_root_imports():
     code = ("def late():\n"
-            "    from multiopt_lab.training.history import History\n"
-            "    import importlib; importlib.import_module('multiopt_lab.partition.table')\n"
+            "    from multiopt_lab._src.training.history import History\n"
+            "    import importlib; importlib.import_module('multiopt_lab._src.partition.table')\n"
             "    from ..training import history\n"
             "    from multiopt_lab import History\n")
-    named = [module for _, module in _modules_named(ast.parse(code), "multiopt_lab.rules")]
+    named = [module for _, module in _modules_named(ast.parse(code), "multiopt_lab._src.rules")]
     units = {_unit_of(m) for m in named}
     assert {"training", "partition", "multiopt_lab"} <= units, named
-    assert "multiopt_lab.training.history" in named  # the relative import, resolved
+    assert "multiopt_lab._src.training.history" in named  # the relative import, resolved
 
 
 def test_the_layering_check_sees_string_imports():
-    code = "import importlib\nw = importlib.import_module('multiopt_lab.widgets.progress')\n"
-    assert ("multiopt_lab.widgets.progress" in
+    code = "import importlib\nw = importlib.import_module('multiopt_lab._src.widgets.progress')\n"
+    assert ("multiopt_lab._src.widgets.progress" in
             [module for _, module in _modules_named(ast.parse(code))])
 
 
@@ -200,6 +200,6 @@ def test_io_never_imports_training():
     found = [f"{file.relative_to(PACKAGE)}:{line} imports {module}"
              for file in _layer_files("io")
              for line, module in _modules_named(ast.parse(file.read_text(encoding="utf-8")))
-             if module == "multiopt_lab.training" or module.startswith("multiopt_lab.training.")]
+             if module == "multiopt_lab._src.training" or module.startswith("multiopt_lab._src.training.")]
     assert not found, "io/ imports training/ (training may import io, never the reverse):\n" + \
         "\n".join(found)

@@ -22,7 +22,7 @@ import pytest
 from mlx.utils import tree_flatten, tree_unflatten
 
 from multiopt_lab import MultiOptimizer, compile_step, train
-from multiopt_lab.optimizer.metrics import leaf_sums
+from multiopt_lab._src.optimizer.metrics import leaf_sums
 
 RELATIVE = 1e-5
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from multiopt_lab.training.history import History
-from multiopt_lab.palette import FALLBACK_GREY, group_colour
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.palette import FALLBACK_GREY, group_colour
 from multiopt_lab.plots import (
     plot_grad_norms,
     plot_learning_rates,

@@ -20,8 +20,8 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab.rules import RuleError, by_regex, rule
-from multiopt_lab.rules.matching import RegexUnsupported, linear_search
+from multiopt_lab._src.rules import RuleError, by_regex, rule
+from multiopt_lab._src.rules.matching import RegexUnsupported, linear_search
 
 MLX_LM_PATH = "model.layers.0.self_attn.q_proj.weight"  # 39 characters
 
@@ -156,7 +156,7 @@ SCAN_PATHS = st.lists(st.text(alphabet="ab.1x é_", max_size=8), min_size=1, max
 
 
 def scan(pattern, paths, rows=None):
-    from multiopt_lab.rules.matching import JoinedPaths
+    from multiopt_lab._src.rules.matching import JoinedPaths
     import numpy as np
     search = linear_search(pattern)
     rows = np.arange(len(paths)) if rows is None else np.asarray(rows, dtype=np.intp)
@@ -198,14 +198,14 @@ def test_patterns_that_read_the_whole_text_are_matched_path_by_path(pattern):
     assert linear_search(pattern).many is None
     r = rule(f"regex({pattern!r})")
     paths = {f"p{i}": mx.zeros((2,)) for i in range(40)} | {"a": mx.zeros((2,)), "ab": mx.zeros((2,))}
-    from multiopt_lab.partition.assignment import assign
+    from multiopt_lab._src.partition.assignment import assign
     chosen = assign(paths, [r]).paths_of("group_0")
     assert chosen == tuple(p for p in paths if r(p, mx.zeros((2,))))
 
 
 def test_a_path_holding_a_newline_is_matched_path_by_path():
-    from multiopt_lab.partition.assignment import assign
-    from multiopt_lab.rules.matching import JoinedPaths
+    from multiopt_lab._src.partition.assignment import assign
+    from multiopt_lab._src.rules.matching import JoinedPaths
     tree = {f"p{i}": mx.zeros((2,)) for i in range(40)} | {"a\nb": mx.zeros((2,))}
     assert JoinedPaths.of(list(tree)) is None
     assert assign(tree, ['regex("^b")']).paths_of("group_0") == ()

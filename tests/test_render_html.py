@@ -8,16 +8,16 @@ from html.parser import HTMLParser
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.palette import group_colour
-from multiopt_lab.examples.models import MLP, TinyGPT
-from multiopt_lab.render.details import details_html, details_text
-from multiopt_lab.render.document import render_html
-from multiopt_lab.render.html import tree_css
-from multiopt_lab.render.export import rules_python
-from multiopt_lab.render.params import param_infos
-from multiopt_lab.render.search import search_paths
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.palette import group_colour
+from multiopt_lab._src.examples.models import MLP, TinyGPT
+from multiopt_lab._src.render.details import details_html, details_text
+from multiopt_lab._src.render.document import render_html
+from multiopt_lab._src.render.html import tree_css
+from multiopt_lab._src.render.export import rules_python
+from multiopt_lab._src.render.params import param_infos
+from multiopt_lab._src.render.search import search_paths
 
 VOID = {"br", "hr", "img", "input", "meta", "link", "col", "wbr"}
 
@@ -210,7 +210,7 @@ class TestDetailsAndExport:
 class TestRichDisplayAndLayering:
     def test_assignment_and_optimizer_repr_html(self, gpt):
         model, optimizer, assignment = gpt
-        from multiopt_lab.render.rich import assignment_repr_html, optimizer_repr_html
+        from multiopt_lab._src.render.rich import assignment_repr_html, optimizer_repr_html
 
         assert balanced(assignment_repr_html(assignment)) and 'data-path="embed.weight"' in assignment_repr_html(assignment)
         with_model = optimizer_repr_html(optimizer, model)
@@ -222,7 +222,7 @@ class TestRichDisplayAndLayering:
         import subprocess
         import sys
 
-        code = ("import sys, multiopt_lab.render; "
+        code = ("import sys, multiopt_lab._src.render; "
                 "print(sorted(m for m in ('ipywidgets', 'IPython', 'matplotlib') if m in sys.modules))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "[]"

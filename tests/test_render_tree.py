@@ -6,14 +6,14 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.examples.models import MLP, SmallCNN, TinyGPT
-from multiopt_lab.examples.moe import TinyMoE
-from multiopt_lab.render.document import render_text
-from multiopt_lab.optimizer.describe import describe_optimizer, optimizers_of
-from multiopt_lab.render.numbers import human_count, percent, share_text
-from multiopt_lab.render.tree_model import FoldNode, ModuleNode, ParamNode, build_tree
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.examples.models import MLP, SmallCNN, TinyGPT
+from multiopt_lab._src.examples.moe import TinyMoE
+from multiopt_lab._src.render.document import render_text
+from multiopt_lab._src.optimizer.describe import describe_optimizer, optimizers_of
+from multiopt_lab._src.render.numbers import human_count, percent, share_text
+from multiopt_lab._src.render.tree_model import FoldNode, ModuleNode, ParamNode, build_tree
 
 MATRICES = 'ndim == 2 and not glob("*embed*") and not glob("position*")'
 

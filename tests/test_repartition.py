@@ -8,9 +8,9 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab.training.compile_step import compile_step
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.rules import RuleError
+from multiopt_lab._src.training.compile_step import compile_step
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.rules import RuleError
 
 
 def model_and_grads(seed=0):

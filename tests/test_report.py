@@ -23,8 +23,8 @@ import pytest
 
 import multiopt_lab as mol
 from multiopt_lab import examples
-from multiopt_lab.cli import main
-from multiopt_lab.reporting.sections import per_parameter_html
+from multiopt_lab._src.cli import main
+from multiopt_lab._src.reporting.sections import per_parameter_html
 
 HOSTILE = '<img src=x onerror="alert(1)">'
 RULE = 'within("Block") and module == "Linear" and ndim == 2'

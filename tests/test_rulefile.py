@@ -7,10 +7,10 @@ import json
 import pytest
 
 from models import transformer
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.io.rulefile import (RuleFileError, load_rules, rules_from_json, rules_from_toml,
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.io.rulefile import (RuleFileError, load_rules, rules_from_json, rules_from_toml,
                                         rules_to_json, rules_to_toml, save_rules)
-from multiopt_lab.rules import by_glob, by_regex, rule
+from multiopt_lab._src.rules import by_glob, by_regex, rule
 
 LABELS = ["muon", "nodecay", "quoted", "adamw"]
 RULES = ['ndim == 2 and not glob("*embed*")', by_regex(r"\.bias$") | 'name == "b"', "name == 'it''s'"]
@@ -145,7 +145,7 @@ class TestLinearTime:
         return labels, {"version": 1, "group": groups + [{"label": labels[-1]}]}
 
     def test_reading_compares_each_label_a_bounded_number_of_times(self):
-        from multiopt_lab.io.rulefile_data import read_groups
+        from multiopt_lab._src.io.rulefile_data import read_groups
 
         labels, data = self.data()
         CountingLabel.comparisons = 0

@@ -28,10 +28,10 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab
-from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.cli import main
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.io.rulefile import RuleFileError, load_rules, save_rules
+from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab._src.cli import main
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.io.rulefile import RuleFileError, load_rules, save_rules
 
 SENTINEL = "_multiopt_lab_rulefile_sentinel"
 CODE = f"__import__('{SENTINEL}').fire()"

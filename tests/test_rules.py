@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab.rules import Rule, RuleError, as_rule, by_glob, by_ndim, by_regex, rule
-from multiopt_lab.partition.table import ParameterTable
+from multiopt_lab._src.rules import Rule, RuleError, as_rule, by_glob, by_ndim, by_regex, rule
+from multiopt_lab._src.partition.table import ParameterTable
 
 PARAMS = {
     "embed": {"weight": mx.zeros((10, 4))},

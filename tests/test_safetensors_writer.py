@@ -10,11 +10,11 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.io.checkpoint import load_state, save_state
-from multiopt_lab.io.checksum import checksum, file_checksum
-from multiopt_lab.io.safetensors_reader import SafetensorsFile
-from multiopt_lab.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab._src.io.checksum import checksum, file_checksum
+from multiopt_lab._src.io.safetensors_reader import SafetensorsFile
+from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 
 def every_kind_of_array() -> dict:

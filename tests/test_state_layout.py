@@ -8,7 +8,7 @@ dtype its ``init_single`` gave it, step after step, and so do the states our
 own update (batched or not) and our checkpoints hold. A state of another
 precision, which the kind rule let through, silently changes the
 parameter's dtype at the next step. So the rule is exact, in one place
-(``multiopt_lab/optimizer/state_layout.py``), for both.
+(``multiopt_lab/_src/optimizer/state_layout.py``), for both.
 """
 
 import os
@@ -20,7 +20,7 @@ import pytest
 from mlx.utils import tree_flatten
 
 from multiopt_lab import MultiOptimizer, load_state, save_state
-from multiopt_lab.optimizer.state_layout import fresh_entry, layout_problem
+from multiopt_lab._src.optimizer.state_layout import fresh_entry, layout_problem
 
 DTYPES = [mx.float32, mx.bfloat16, mx.float16]
 SHAPES = [(3,), (4, 6), (2, 4, 6)]

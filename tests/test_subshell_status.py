@@ -17,7 +17,7 @@ pytest.importorskip("ipykernel")
 SETUP = """
 import time
 import ipywidgets
-from multiopt_lab.widgets.subshell import route_to_subshell
+from multiopt_lab._src.widgets.subshell import route_to_subshell
 button = ipywidgets.Button(description="Stop")
 clicks = []
 button.on_click(lambda _: clicks.append(time.monotonic()))

@@ -16,7 +16,7 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab as mol
-from multiopt_lab.training.progress import StopSignal, TextProgress
+from multiopt_lab._src.training.progress import StopSignal, TextProgress
 
 
 def make():
@@ -135,7 +135,7 @@ def test_the_text_progress_bar_shows_a_failure():
 
 
 def test_the_notebook_progress_bar_shows_a_failure(recorded_comm):
-    from multiopt_lab.widgets.progress import NotebookProgress
+    from multiopt_lab._src.widgets.progress import NotebookProgress
 
     model, opt = make()
 

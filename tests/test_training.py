@@ -10,12 +10,12 @@ import mlx.optimizers as optim
 import pytest
 
 from multiopt_lab import examples
-from multiopt_lab.training.history import History
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.training.progress import StopSignal, TextProgress, catch_interrupt, format_seconds
-from multiopt_lab.device import describe_device
-from multiopt_lab.optimizer.describe import optimizer_metadata
-from multiopt_lab.training.train import train
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.training.progress import StopSignal, TextProgress, catch_interrupt, format_seconds
+from multiopt_lab._src.device import describe_device
+from multiopt_lab._src.optimizer.describe import optimizer_metadata
+from multiopt_lab._src.training.train import train
 
 
 def losses(history: History, run: str | None = None) -> list[float]:

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab.examples.models import MLP, SmallCNN, TinyGPT
-from multiopt_lab.examples.moe import TinyMoE
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.render.html import tree_html
-from multiopt_lab.render.params import group_totals, param_infos
-from multiopt_lab.render.search import search_paths, shown_matches
-from multiopt_lab.render.text import tree_text
-from multiopt_lab.render.tree_model import build_tree
+from multiopt_lab._src.examples.models import MLP, SmallCNN, TinyGPT
+from multiopt_lab._src.examples.moe import TinyMoE
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.render.html import tree_html
+from multiopt_lab._src.render.params import group_totals, param_infos
+from multiopt_lab._src.render.search import search_paths, shown_matches
+from multiopt_lab._src.render.text import tree_text
+from multiopt_lab._src.render.tree_model import build_tree
 
 from mlx_lm_models import ALL, build
 from old_tree_builder import old_build_tree, old_param_infos

@@ -9,12 +9,12 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab.partition.assignment import assign
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.palette import group_colour
-from multiopt_lab.examples.models import MLP, TinyGPT
-from multiopt_lab.live.debounce import Debouncer
-from multiopt_lab.widgets.tree import ParameterTreeWidget
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.palette import group_colour
+from multiopt_lab._src.examples.models import MLP, TinyGPT
+from multiopt_lab._src.live.debounce import Debouncer
+from multiopt_lab._src.widgets.tree import ParameterTreeWidget
 from widget_comm import sent
 
 

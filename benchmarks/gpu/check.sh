@@ -37,7 +37,7 @@ fi
 export PYTHONPATH="/tmp/site:$PWD"
 python3 - <<'PY' || exit 2
 import mlx.core as mx
-from multiopt_lab.device import describe_device, device_facts
+from multiopt_lab._src.device import describe_device, device_facts
 print("default device:", mx.default_device(), "|", describe_device(), "|", device_facts())
 PY
 

@@ -22,7 +22,7 @@ import mlx.optimizers as optim
 
 import multiopt_lab as mol
 from multiopt_lab import examples
-from multiopt_lab.device import describe_device
+from multiopt_lab._src.device import describe_device
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ Example:
     ()
 """
 
-from multiopt_lab.examples.data import (
+from multiopt_lab._src.examples.data import (
     Digits,
     SequenceTask,
     accuracy,
@@ -20,8 +20,8 @@ from multiopt_lab.examples.data import (
     masked_cross_entropy_loss,
     sequence_task,
 )
-from multiopt_lab.examples.models import MLP, SmallCNN, TinyGPT
-from multiopt_lab.examples.moe import TinyMoE
+from multiopt_lab._src.examples.models import MLP, SmallCNN, TinyGPT
+from multiopt_lab._src.examples.moe import TinyMoE
 
 __all__ = [
     "MLP",

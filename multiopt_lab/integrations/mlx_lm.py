@@ -69,18 +69,18 @@ from mlx.utils import tree_flatten
 from mlx_lm.tuner.trainer import TrainingCallback
 from mlx_lm.tuner.trainer import iterate_batches as mlx_lm_iterate_batches
 
-from multiopt_lab.arguments import (check_callable, check_flag, check_model, check_number,
+from multiopt_lab._src.arguments import (check_callable, check_flag, check_model, check_number,
                                     check_optimizer, check_path, check_text, found)
-from multiopt_lab.training.arguments import check_history
-from multiopt_lab.io.checkpoint import LoadReport, load_state, state_metadata
-from multiopt_lab.io.checkpoint import save_state as write_state
-from multiopt_lab.io.checksum import checksum
-from multiopt_lab.io.safetensors_reader import SafetensorsFile, read_header
-from multiopt_lab.optimizer.describe import optimizer_metadata
-from multiopt_lab.optimizer.reporting import report_findings
-from multiopt_lab.partition.labels import TOTAL_LABEL
-from multiopt_lab.training.history import History
-from multiopt_lab.training.loop_activity import training_in_progress
+from multiopt_lab._src.training.arguments import check_history
+from multiopt_lab._src.io.checkpoint import LoadReport, load_state, state_metadata
+from multiopt_lab._src.io.checkpoint import save_state as write_state
+from multiopt_lab._src.io.checksum import checksum
+from multiopt_lab._src.io.safetensors_reader import SafetensorsFile, read_header
+from multiopt_lab._src.optimizer.describe import optimizer_metadata
+from multiopt_lab._src.optimizer.reporting import report_findings
+from multiopt_lab._src.partition.labels import TOTAL_LABEL
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.training.loop_activity import training_in_progress
 
 __all__ = ["LabCallback", "resume", "state_file_for", "adapters_checksum"]
 

@@ -1,4 +1,4 @@
-"""Matplotlib figures of a :class:`~multiopt_lab.training.history.History`.
+"""Matplotlib figures of a :class:`~multiopt_lab._src.training.history.History`.
 
 Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
 a cell's value), draws into ``ax=`` when given one, colours groups as the
@@ -12,14 +12,14 @@ beside its group's, and the two first in one figure. For figures of your own,
 shown once as a PNG, with no extra ipympl canvas under nbval).
 
 Example:
-    >>> from multiopt_lab.training.history import History
+    >>> from multiopt_lab._src.training.history import History
     >>> from multiopt_lab.plots import plot_loss
     >>> history = History(); history.record(1, loss=1.0); history.record(2, loss=0.5)
     >>> plot_loss(history).axes[0].get_lines()[0].get_ydata().tolist()
     [1.0, 0.5]
 """
 
-from multiopt_lab.plots.figures import (
+from multiopt_lab._src.plots.figures import (
     REFERENCE_RATIO,
     plot_grad_norms,
     plot_group_metric,
@@ -29,9 +29,9 @@ from multiopt_lab.plots.figures import (
     plot_update_norms,
     plot_update_ratios,
 )
-from multiopt_lab.plots.marks import mark_step
-from multiopt_lab.plots.overview import plot_training
-from multiopt_lab.plots.parameters import (
+from multiopt_lab._src.plots.marks import mark_step
+from multiopt_lab._src.plots.overview import plot_training
+from multiopt_lab._src.plots.parameters import (
     has_parameter_metrics,
     parameter_table,
     plot_parameter,
@@ -40,7 +40,7 @@ from multiopt_lab.plots.parameters import (
     plot_top_parameters,
     top_parameters,
 )
-from multiopt_lab.plots.style import LabFigure, lab_axes, retheme, smooth
+from multiopt_lab._src.plots.style import LabFigure, lab_axes, retheme, smooth
 
 __all__ = [
     "LabFigure",

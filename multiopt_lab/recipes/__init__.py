@@ -22,9 +22,9 @@ Example:
     True
 """
 
-from multiopt_lab.recipes.layerwise import layerwise_lr_decay
-from multiopt_lab.recipes.lora_plus import lora_plus
-from multiopt_lab.recipes.muon import StackedMuon, muon
-from multiopt_lab.recipes.weight_decay import no_weight_decay
+from multiopt_lab._src.recipes.layerwise import layerwise_lr_decay
+from multiopt_lab._src.recipes.lora_plus import lora_plus
+from multiopt_lab._src.recipes.muon import StackedMuon, muon
+from multiopt_lab._src.recipes.weight_decay import no_weight_decay
 
 __all__ = ["muon", "no_weight_decay", "lora_plus", "layerwise_lr_decay", "StackedMuon"]

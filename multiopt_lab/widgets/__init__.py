@@ -15,16 +15,16 @@ Example:
     True
 """
 
-from multiopt_lab.widgets.editor import RuleEditorWidget
-from multiopt_lab.widgets.lab import LabWidget
-from multiopt_lab.widgets.tree import ParameterTreeWidget
+from multiopt_lab._src.widgets.editor import RuleEditorWidget
+from multiopt_lab._src.widgets.lab import LabWidget
+from multiopt_lab._src.widgets.tree import ParameterTreeWidget
 
 __all__ = ["LabWidget", "ParameterTreeWidget", "RuleEditorWidget", "TrainingMonitorWidget"]
 
 
 def __getattr__(name):
     if name == "TrainingMonitorWidget":
-        from multiopt_lab.widgets.monitor import TrainingMonitorWidget
+        from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
 
         return TrainingMonitorWidget
     raise AttributeError(f"module 'multiopt_lab.widgets' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The kernel says Busy for as long as a cell trains, while the lab's widgets act mid-cell.
 
 Widget messages that arrive while a cell trains are handled on a kernel
-subshell (``multiopt_lab.widgets.subshell``), and a subshell reports busy and
+subshell (``multiopt_lab._src.widgets.subshell``), and a subshell reports busy and
 idle for each message it handles. Unless those reports are kept out of the
 kernel's own state, JupyterLab's status bar and the server's ``/api/kernels``
 say Idle a second or two into a training cell: anything that waits for the

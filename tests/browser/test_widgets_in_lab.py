@@ -11,7 +11,7 @@ import re
 import pytest
 
 from lab_page import cell_locator, error_outputs, open_notebook, run_all, run_new_cell
-from multiopt_lab.palette import group_colour
+from multiopt_lab._src.palette import group_colour
 
 pytestmark = pytest.mark.browser
 # Without Playwright the harness skips (or, in CI, fails) every browser test; do not crash collection.
@@ -23,18 +23,18 @@ KERNEL_MS = 20_000
 SETUP = """\
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 model = examples.TinyGPT(16, dims=32, layers=3, heads=2, max_length=16)
 optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)],
                            ['ndim == 2 and not glob("*embed*")'], labels=["muon", "adamw"])"""
 
 TREE_CELL = """\
-from multiopt_lab.widgets.tree import ParameterTreeWidget
+from multiopt_lab._src.widgets.tree import ParameterTreeWidget
 ParameterTreeWidget(model, optimizer)"""
 
 LAB_CELL = """\
-from multiopt_lab.widgets.lab import LabWidget
+from multiopt_lab._src.widgets.lab import LabWidget
 LabWidget(model, optimizer)"""
 
 
@@ -183,7 +183,7 @@ def test_editor_recolours_tree_reports_errors_and_applies(page, scratch_notebook
 
 LOCKED_IN = """\
 import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
 for layer in model.layers:

@@ -26,13 +26,13 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from multiopt_lab.distributed.data_parallel import DataParallel
-from multiopt_lab.distributed.checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab.distributed.guard import RankGuard
-from multiopt_lab.distributed.sync import check_same_partition
-from multiopt_lab.training.history import History
-from multiopt_lab.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab.optimizer.describe import optimizer_metadata
+from multiopt_lab._src.distributed.data_parallel import DataParallel
+from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab._src.distributed.guard import RankGuard
+from multiopt_lab._src.distributed.sync import check_same_partition
+from multiopt_lab._src.training.history import History
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.optimizer.describe import optimizer_metadata
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,0 +1,1 @@
+"""The implementation of :mod:`multiopt_lab.examples` (private)."""

@@ -1,0 +1,197 @@
+"""Recipes on top of recipes: a recipe given a MultiOptimizer splits each of its groups.
+
+``layerwise_lr_decay(model, no_weight_decay(model, optim.AdamW(1e-3)))``
+gives every level of the model its scaled learning rate *and* leaves its
+norms and biases undecayed, as timm's ``param_groups_layer_decay`` does. The
+groups of the optimizer given come first (first match wins, so their order
+decides), each split by the recipe: group ``g`` with rule ``r`` becomes
+``g/level`` with rule ``r and level_rule``, under a copy of ``g``'s
+optimizer changed as the recipe changes it (scaled learning rate, no weight
+decay...). Splits that hold no parameter of the model are left out, and the
+last group left is the fallback. The optimizer given is not changed; its
+settings (``cache``, ``metrics_every``, ``compile``, ``skip_nonfinite``)
+carry over.
+
+Example:
+    >>> import mlx.optimizers as optim
+    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> groups = given_groups(MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 1"],
+    ...                                      labels=["bias", "rest"]), "demo", "optimizer")
+    >>> [(g.label, g.rule and g.rule.text) for g in groups]
+    [('bias', 'ndim == 1'), ('rest', None)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import mlx.optimizers as optim
+import numpy as np
+
+from multiopt_lab._src.optimizer.groups import default_labels
+from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab._src.recipes.copies import check_fresh, fresh_copy
+from multiopt_lab._src.rules import Rule, as_rule
+
+__all__ = ["Group", "is_multi", "given_groups", "both", "split_groups", "expand_groups",
+           "settings_of", "build_optimizer"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group a recipe builds.
+
+    Attributes:
+        label (str): Its label.
+        rule (Rule | None): Its rule; None for the fallback (the last group).
+        optimizer (Optimizer): Its own optimizer object.
+
+    Example:
+        >>> Group("decay", None, optim.AdamW(1e-3)).label
+        'decay'
+    """
+
+    label: str
+    rule: Rule | None
+    optimizer: optim.Optimizer
+
+
+def is_multi(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is a MultiOptimizer (ours or MLX's): groups to split.
+
+    Example:
+        >>> is_multi(optim.SGD(0.1))
+        False
+    """
+    return isinstance(optimizer, optim.MultiOptimizer)
+
+
+def given_groups(optimizer: Any, recipe: str, argument: str) -> list[Group] | None:
+    """The groups of a MultiOptimizer given to a recipe, checked fresh; None for one optimizer.
+
+    Raises:
+        TypeError: ``optimizer`` is not an MLX optimizer.
+        ValueError: It (or one of its groups' optimizers) has stepped already.
+
+    Example:
+        >>> given_groups(optim.SGD(0.1), "demo", "optimizer") is None
+        True
+    """
+    if not is_multi(optimizer):
+        check_fresh(optimizer, recipe, argument)
+        return None
+    optimizers = list(optimizer.optimizers)
+    labels = getattr(optimizer, "labels", None) or default_labels(optimizers)
+    for label, sub in zip(labels, optimizers):
+        check_fresh(sub, recipe, f"{argument}'s group {label!r}")
+    filters = list(optimizer.filters)
+    if not isinstance(optimizer, MultiOptimizer):
+        filters = filters[: len(optimizers) - 1]  # MLX appends a catch-all for the last one
+    rules = [as_rule(f) for f in filters] + [None]
+    return [Group(label, rule, sub) for label, rule, sub in zip(labels, rules, optimizers)]
+
+
+def both(first: Any, second: Any) -> Rule | None:
+    """``first and second`` as one rule; None stands for "every parameter".
+
+    Example:
+        >>> both(Rule("ndim == 2"), "not glob('*embed*')").text
+        "ndim == 2 and not glob('*embed*')"
+        >>> both(None, None) is None
+        True
+    """
+    if first is None:
+        return None if second is None else as_rule(second)
+    if second is None:
+        return as_rule(first)
+    return as_rule(first) & as_rule(second)
+
+
+def split_groups(given: Sequence[Group],
+                 parts_of: Callable[[Group], list[tuple[str, Any, optim.Optimizer]] | None]
+                 ) -> list[Group]:
+    """Split each given group into the recipe's parts, given groups first (their order rules).
+
+    ``parts_of(group)`` returns ``(label, rule or None, optimizer)`` per part,
+    the last one's rule None (it takes the rest of the group); or None to keep
+    the group whole (the recipe changes nothing for its optimizer).
+
+    Example:
+        >>> given = [Group("bias", Rule("ndim == 1"), optim.SGD(0.1)), Group("rest", None, optim.SGD(0.1))]
+        >>> parts = lambda g: [("big", "size > 4", g.optimizer), ("small", None, g.optimizer)]
+        >>> [(g.label, g.rule and g.rule.text) for g in split_groups(given, parts)]
+        [('bias/big', 'ndim == 1 and size > 4'), ('bias/small', 'ndim == 1'), ('rest/big', 'size > 4'), ('rest/small', None)]
+    """
+    groups: list[Group] = []
+    for group in given:
+        parts = parts_of(group)
+        if parts is None:
+            groups.append(Group(group.label, group.rule, fresh_copy(group.optimizer)))
+            continue
+        for label, rule, optimizer in parts:
+            groups.append(Group(f"{group.label}/{label}", both(group.rule, rule), optimizer))
+    return groups
+
+
+def expand_groups(groups: Sequence[tuple[str, Any, Any]]) -> list[Group]:
+    """Recipe groups whose optimizer may be a MultiOptimizer's groups: those expand in place.
+
+    ``groups``: ``(label, rule or None, optimizer or list[Group])``; a list
+    becomes ``label/inner`` groups with rule ``rule and inner_rule``.
+
+    Example:
+        >>> inner = [Group("bias", Rule("ndim == 1"), optim.SGD(0.1)), Group("rest", None, optim.SGD(0.1))]
+        >>> [g.label for g in expand_groups([("muon", "ndim == 2", optim.SGD(0.1)), ("adamw", None, inner)])]
+        ['muon', 'adamw/bias', 'adamw/rest']
+    """
+    out: list[Group] = []
+    for label, rule, optimizer in groups:
+        if isinstance(optimizer, list):
+            out += [Group(f"{label}/{g.label}", both(rule, g.rule), fresh_copy(g.optimizer))
+                    for g in optimizer]
+        else:
+            out.append(Group(label, None if rule is None else as_rule(rule), optimizer))
+    return out
+
+
+def settings_of(optimizer: Any) -> dict[str, Any]:
+    """The MultiOptimizer settings to carry over from a given one (none for MLX's).
+
+    Example:
+        >>> settings_of(optim.SGD(0.1))
+        {}
+    """
+    if not isinstance(optimizer, MultiOptimizer):
+        return {}
+    return {"cache": optimizer.cache, "metrics_every": optimizer.metrics_every,
+            "compile": optimizer.compile, "skip_nonfinite": optimizer.skip_nonfinite}
+
+
+def build_optimizer(table: Any, groups: Sequence[Group], settings: dict[str, Any] | None = None,
+                    drop_empty: bool = False) -> MultiOptimizer:
+    """The MultiOptimizer of ``groups`` (the last one the fallback).
+
+    With ``drop_empty``, groups that hold no parameter of ``table`` are left
+    out (a composition makes some: no norm is a hidden matrix), and the last
+    group left becomes the fallback: for these parameters nothing changes.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> groups = [Group("a", Rule("ndim == 3"), optim.SGD(0.1)), Group("b", None, optim.SGD(0.1))]
+        >>> build_optimizer({"w": mx.zeros((2,))}, groups, drop_empty=True).labels
+        ('b',)
+    """
+    groups = list(groups)
+    if drop_empty and len(groups) > 1:
+        winners = np.asarray(assign(table, [g.rule for g in groups[:-1]],
+                                    [g.label for g in groups]).winners)
+        held = set(np.unique(winners).tolist())
+        kept = [g for i, g in enumerate(groups) if i in held]
+        if kept and kept[-1] is not groups[-1]:
+            last = kept[-1]
+            kept[-1] = Group(last.label, None, last.optimizer)
+        groups = kept or groups[-1:]
+    return MultiOptimizer([g.optimizer for g in groups], [g.rule for g in groups[:-1]],
+                          labels=[g.label for g in groups], **(settings or {}))

@@ -1,0 +1,281 @@
+"""Per-parameter facts read off an assignment, shared by every renderer.
+
+Each parameter carries the findings of its assignment that concern it
+(``findings``), drawn from ``assignment.diagnostics``; its flags mark the
+likely mistakes among them (errors and warnings: a near miss, Muon on a
+vector...), in words (``"near miss"``). Notes (weight decay on a
+norm, a parameter several rules matched) are not flags. A parameter the
+fallback took because no rule matched it carries no flag: that is what the
+fallback is for, and its rule reads ``(fallback)``.
+
+Example:
+    >>> import mlx.core as mx
+    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))},
+    ...         "norm": {"weight": mx.zeros((4,))}}
+    >>> infos = param_infos(assign(tree, ["ndim == 2"], ["muon", "adamw"]))
+    >>> infos["experts.weight"].flags, infos["experts.weight"].nearly, infos["norm.weight"].flags
+    (('near miss',), 'muon', ())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ParamInfo", "ParamInfos", "Flagged", "param_infos", "flagged_params", "group_totals",
+           "per_assignment", "rule_display", "flag_of"]
+
+#: Flag for a parameter the fallback took that looks like what a rule took.
+
+
+def flag_of(finding) -> str:
+    """The flag a finding puts on its rows: its kind in words (``"near miss"``).
+
+    Example:
+        >>> from multiopt_lab._src.partition import findings
+        >>> flag_of(findings.too_few_dims("muon", "Muon", 2, "", ["b"], "adamw"))
+        'too few dims'
+    """
+    return finding.kind.replace("_", " ")
+
+
+@dataclass(frozen=True, slots=True)
+class ParamInfo:
+    """What the tree shows about one parameter.
+
+    Attributes:
+        path (str): Dotted path (``layers.0.attn.q.weight``).
+        shape (tuple[int, ...]): Array shape.
+        dtype (str): Array dtype (``float32``).
+        size (int): Number of elements.
+        group (int): Index of its group in the partition.
+        label (str): Its group's label.
+        rule (str): The rule that matched, as shown (``(fallback)`` for the fallback).
+        also_matched (tuple[str, ...]): Labels of later rules that matched too.
+        flags (tuple[str, ...]): Its likely mistakes (findings of severity error
+            or warning), one word each (:func:`flag_of`).
+        nearly (str): For a near miss, the label of the rule it nearly matched; else ``""``.
+        like (str): For a near miss, the parameter that rule took which it resembles,
+            with its module class and shape; else ``""``.
+        modules (tuple[str, ...] | None): Class names from the model down to the
+            module holding it (None when the model was not at hand).
+        findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
+
+    Example:
+        >>> ParamInfo("w", (2,), "float32", 2, 0, "sgd", "(fallback)", (), ()).size
+        2
+    """
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    size: int
+    group: int
+    label: str
+    rule: str
+    also_matched: tuple[str, ...]
+    flags: tuple[str, ...]
+    nearly: str = ""
+    like: str = ""
+    modules: tuple[str, ...] | None = None
+    findings: tuple = ()
+
+
+def rule_display(rule) -> str:
+    """How a group's rule is shown: its expression, ``<callable name>``, or ``(fallback)``.
+
+    Args:
+        rule (Rule | None): A rule from ``Assignment.rules``; ``None`` is the fallback.
+
+    Example:
+        >>> rule_display(None)
+        '(fallback)'
+    """
+    if rule is None:
+        return "(fallback)"
+    return rule.describe()
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """What a parameter some finding concerns carries beyond its group (the others carry nothing).
+
+    Attributes:
+        flags (tuple[str, ...]): Its likely mistakes (findings of severity error
+            or warning), one word each (:func:`flag_of`); empty for notes only.
+        also_matched (tuple[str, ...]): Labels of later rules that matched too.
+        nearly (str): For a near miss, the label of the rule it nearly matched.
+        like (str): For a near miss, the parameter it resembles (class and shape).
+        findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
+
+    Example:
+        >>> Flagged(("near miss",), (), "muon", "q.weight (Linear [4, 4])").also_matched
+        ()
+    """
+
+    flags: tuple[str, ...]
+    also_matched: tuple[str, ...] = ()
+    nearly: str = ""
+    like: str = ""
+    findings: tuple = ()
+
+
+def flagged_params(assignment) -> dict[str, Flagged]:
+    """path -> :class:`Flagged`, for the parameters a finding concerns or several rules
+    matched; computed once per assignment and read by every surface (the tree's rows and
+    folds, the legend, the details pane).
+
+    This is where a per-parameter finding becomes a flag on its row.
+
+    Example:
+        >>> import mlx.core as mx
+        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> tree = {"w": mx.zeros((2, 2))}
+        >>> flagged = flagged_params(assign(tree, ["ndim == 2", "ndim >= 1"], ["muon", "sgd", "adamw"]))
+        >>> flagged["w"].flags, flagged["w"].also_matched  # an overlap is a note: no flag
+        ((), ('sgd',))
+    """
+    return per_assignment(assignment, "render.flagged_params", _flagged_params)
+
+
+def _flagged_params(assignment) -> dict[str, Flagged]:
+    diagnostics = assignment.diagnostics
+    near = {miss.path: miss for miss in diagnostics.near_misses}  # the last of a path is shown
+    # overlaps: path -> labels of every rule that matched it, the winner first.
+    overlaps = diagnostics.overlaps
+    by_path = diagnostics.by_path
+    found: dict[str, Flagged] = {}
+    for path in dict.fromkeys([*by_path, *near, *overlaps]):
+        findings = tuple(by_path.get(path, ()))
+        miss = near.get(path)
+        found[path] = Flagged(
+            tuple(flag_of(f) for f in findings if f.flagged),
+            tuple(overlaps[path][1:]) if path in overlaps else (),
+            miss.label if miss is not None else "",
+            f"{miss.like} ({miss.like_kind})" if miss is not None else "",
+            findings)
+    return found
+
+
+_UNFLAGGED = Flagged(())
+
+
+class ParamInfos(Mapping):
+    """path -> :class:`ParamInfo` of one assignment, each built when first asked for.
+
+    A folded tree of 50,000 parameters shows a few hundred: only those are built.
+    Iterates in parameter order (one entry per distinct path).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> infos = param_infos(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))
+        >>> infos["bias"].label, len(infos), "nope" in infos
+        ('adamw', 2, False)
+    """
+
+    def __init__(self, assignment):
+        self._assignment = assignment
+        self._table = assignment.table
+        self._flags = flagged_params(assignment)
+        self._rules = [rule_display(r) for r in assignment.rules]
+        self._winners = assignment.winners
+        self._built: dict[int, ParamInfo] = {}
+
+    def row(self, row: int) -> ParamInfo:
+        """The info of the parameter in table row ``row``."""
+        info = self._built.get(row)
+        if info is None:
+            table = self._table
+            path, group = table.paths[row], int(self._winners[row])
+            flagged = self._flags.get(path)
+            flagged = flagged if flagged is not None else _UNFLAGGED
+            info = self._built[row] = ParamInfo(
+                path, table.shapes[row], table.dtypes[row], table.sizes[row], group,
+                self._assignment.group_labels[group], self._rules[group], flagged.also_matched,
+                flagged.flags, flagged.nearly, flagged.like, table.module_chains[row],
+                flagged.findings)
+        return info
+
+    def __getitem__(self, path: str) -> ParamInfo:
+        try:
+            row = self._table.index(path)
+        except KeyError:
+            raise KeyError(path) from None
+        return self.row(row)
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            self._table.index(path)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self):
+        paths, rows = self._table.paths, self._table.distinct_rows
+        return iter(paths) if len(rows) == len(paths) else (paths[i] for i in rows.tolist())
+
+    def __len__(self) -> int:
+        return len(self._table.distinct_rows)
+
+
+def param_infos(assignment) -> ParamInfos:
+    """One :class:`ParamInfo` per path, in the assignment's parameter order.
+
+    A mapping computed once per assignment (the tree, the legend and the details pane
+    all read it), each entry built on first use.
+
+    Args:
+        assignment (Assignment): The assignment to read.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> list(param_infos(assign(nn.Linear(2, 2), ["ndim == 2"])))
+        ['weight', 'bias']
+    """
+    return per_assignment(assignment, "render.param_infos", ParamInfos)
+
+
+def group_totals(assignment) -> tuple[list[int], list[int]]:
+    """Parameters and elements per group, in partition order (a path repeated in the table
+    counted once, as the tree shows it).
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> group_totals(assign(nn.Linear(2, 3), ["ndim == 2"]))
+        ([1, 1], [6, 3])
+    """
+    return per_assignment(assignment, "render.group_totals", _group_totals)
+
+
+def _group_totals(assignment) -> tuple[list[int], list[int]]:
+    table = assignment.table
+    n_groups = len(assignment.group_labels)
+    rows = table.distinct_rows
+    winners = np.asarray(assignment.winners, dtype=np.intp)[rows]
+    sizes = np.array(table.sizes, dtype=np.int64)[rows] if len(rows) else np.zeros(0, np.int64)
+    params = np.bincount(winners, minlength=n_groups)
+    elements = np.zeros(n_groups, dtype=np.int64)
+    np.add.at(elements, winners, sizes)
+    return params.tolist(), elements.tolist()
+
+
+def per_assignment(assignment, key: str, compute):
+    """``assignment.memo(key, compute)``: computed once per assignment and shared by every
+    surface; computed each time for an assignment-like object without a memo.
+
+    Example:
+        >>> import mlx.nn as nn
+        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> a = assign(nn.Linear(2, 2), ["ndim == 2"])
+        >>> first = per_assignment(a, "example.paths", lambda a: list(a.table.paths))
+        >>> first is per_assignment(a, "example.paths", lambda a: list(a.table.paths))
+        True
+    """
+    memo = getattr(assignment, "memo", None)
+    return memo(key, compute) if callable(memo) else compute(assignment)

@@ -1,7 +1,0 @@
-"""Data-parallel training on ``mx.distributed``: sync checks, checkpoints, launching ranks.
-
-Example:
-    >>> from multiopt_lab.distributed.data_parallel import DataParallel
-    >>> DataParallel().size
-    1
-"""
