@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.rules.cache (benchmarks measure internals).
 """How long routing a 10,000-parameter tree takes: multiopt_lab.assign vs MLX.
 
 Run: ``.venv/bin/python benchmarks/bench_assign.py [--parameters 10000] [--repeat 15]``
@@ -37,9 +38,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 
-from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab import ParameterTable, assign
 from multiopt_lab._src.rules.cache import clear_selection_cache
-from multiopt_lab._src.partition.table import ParameterTable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402

@@ -25,8 +25,7 @@ import time
 import mlx.core as mx
 import mlx.optimizers as optim
 
-from multiopt_lab._src.io.checkpoint import load_state, save_state
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer, load_state, save_state
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, median_seconds, record  # noqa: E402

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_optimizer import (Block, Stack, clone, make_models, matrices,  # noqa: E402
                              per_step, race, row, run_each_size, ten)
 
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer  # noqa: E402
+from multiopt_lab import MultiOptimizer  # noqa: E402
 
 
 def _block_forward(block: Block, x: mx.array) -> mx.array:

@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.render.params (benchmarks measure internals).
 """What the findings cost on top of an assignment, at 1k, 10k and 50k parameter arrays.
 
 Run: ``.venv/bin/python benchmarks/bench_findings.py [--sizes 1000,10000,50000] [--repeat 9]``
@@ -36,8 +37,7 @@ import time
 
 import mlx.optimizers as optim
 
-from multiopt_lab._src.partition.assignment import assign
-from multiopt_lab._src.partition.table import ParameterTable
+from multiopt_lab import ParameterTable, assign
 from multiopt_lab._src.render.params import param_infos
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

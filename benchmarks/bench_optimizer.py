@@ -28,8 +28,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab._src.training.compile_step import compile_step
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer, compile_step
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, race, record  # noqa: E402

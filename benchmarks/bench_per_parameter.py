@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.optimizer.parameter_metrics (benchmarks measure internals).
 """What per-parameter metrics cost in a whole training step, beside the per-group ones.
 
 Run:  .venv/bin/python benchmarks/bench_per_parameter.py [--quick] [--repeats N]
@@ -56,9 +57,8 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten
 
-from multiopt_lab import MultiOptimizer, compile_step, examples
+from multiopt_lab import History, MultiOptimizer, compile_step, examples
 from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
-from multiopt_lab._src.training.history import History
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402

@@ -1,3 +1,5 @@
+# Imports the private modules multiopt_lab._src.rules.joined, multiopt_lab._src.rules.matching
+#   (benchmarks measure internals).
 """``regex()`` in rules: RE2 (what rules use) against Python's ``re`` (what they used).
 
 Run: ``.venv/bin/python benchmarks/bench_regex.py [--limit 20] [--repeat 9]``

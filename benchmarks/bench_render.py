@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.live.rule_draft (benchmarks measure internals).
 """Speed of the rule editor's keystroke and of the tree's HTML, at 1k, 10k and 50k parameter arrays.
 
 The models are transformers of 78 parameter arrays per block (attention,
@@ -30,11 +31,8 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
+from multiopt_lab import MultiOptimizer, RuleEditorWidget, assign, render_html
 from multiopt_lab._src.live.rule_draft import evaluate_draft
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.partition.assignment import assign
-from multiopt_lab._src.render.document import render_html
-from multiopt_lab._src.widgets.editor import RuleEditorWidget
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, race, record  # noqa: E402

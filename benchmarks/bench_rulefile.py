@@ -1,3 +1,5 @@
+# Imports the private modules multiopt_lab._src.io.rulefile_data, multiopt_lab._src.partition.labels
+#   (benchmarks measure internals).
 """How long reading a rule file takes as its groups grow: linear, up to 100,000 groups.
 
 Run: ``.venv/bin/python benchmarks/bench_rulefile.py [--groups 1000 10000 20000 100000] [--repeat 3]``
@@ -33,8 +35,7 @@ from pathlib import Path
 import mlx.nn as nn
 
 import multiopt_lab._src.io.rulefile_data as rulefile_data
-from multiopt_lab._src.io.rulefile import load_rules
-from multiopt_lab._src.optimizer_file.save_load import load_optimizer
+from multiopt_lab import load_optimizer, load_rules
 from multiopt_lab._src.partition.labels import TOTAL_LABEL
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

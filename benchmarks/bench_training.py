@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.training.progress (benchmarks measure internals).
 """What recording and watching a run costs, and how fast a big History plots.
 
 Run: ``.venv/bin/python benchmarks/bench_training.py [--steps 100] [--repeats 5]``
@@ -37,16 +38,13 @@ import mlx.optimizers as optim
 import numpy as np
 from matplotlib.figure import Figure
 
-from multiopt_lab import examples
-from multiopt_lab._src.training.history import History
+from multiopt_lab import History, examples
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer, TrainingMonitorWidget, train
 from multiopt_lab._src.training.progress import StopSignal, TextProgress
-from multiopt_lab._src.training.train import train
 from multiopt_lab.plots import plot_training
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
 
 TASK = examples.sequence_task("reverse", length=4, batch_size=32)
 

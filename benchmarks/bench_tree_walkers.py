@@ -1,3 +1,5 @@
+# Imports the private modules multiopt_lab._src.optimizer.leaves, multiopt_lab._src.trees.rebuild
+#   (benchmarks measure internals).
 """The optimizer's own tree walkers against ``mlx.utils``, on the trees one step walks.
 
 Run:  .venv/bin/python benchmarks/bench_tree_walkers.py [--quick]

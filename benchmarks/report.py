@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.device (benchmarks measure internals).
 """What every benchmark shares: a header naming the device, timing, and rows for run_all.py.
 
 Each benchmark prints its own table as it goes. With the environment variable

@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.device (benchmarks measure internals).
 """Every benchmark in one go: the device, one table (markdown and CSV), the time each took.
 
 Run:  .venv/bin/python benchmarks/run_all.py [--quick] [--out DIR]

@@ -24,6 +24,7 @@ from multiopt_lab._src.partition.contracts import OptimizerContract, declare_con
 from multiopt_lab._src.distributed.data_parallel import DataParallel, OutOfSyncError
 from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
 from multiopt_lab._src.distributed.launch import DistributedRunError, launch
+from multiopt_lab._src.distributed.guard import RankGuard
 from multiopt_lab._src.training.history import History
 from multiopt_lab._src.training.loop_activity import training_in_progress
 from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
@@ -58,7 +59,7 @@ from multiopt_lab._src.render.rich import assignment_repr_html, optimizer_repr_h
 from multiopt_lab._src.render.reports import diagnostics_html, history_html, moves_html
 from multiopt_lab._src.reporting import Report, report  # draws curves with matplotlib only when asked
 
-__version__ = "0.1.0"
+from multiopt_lab._src.version import __version__
 
 __all__ = [
     "Assignment",
@@ -79,6 +80,7 @@ __all__ = [
     "ParameterTable",
     "ParameterTreeWidget",
     "PendingRepartition",
+    "RankGuard",
     "Report",
     "Rule",
     "RuleError",

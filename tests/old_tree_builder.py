@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.render.params,
+#   multiopt_lab._src.render.tree_nodes.
 """The parameter tree as it was built before folding came first (commit 61d2966, with issue 24's findings), kept as an oracle.
 
 It nests every parameter, computes every module's signature and totals, then
@@ -10,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from multiopt_lab._src.render.params import ParamInfo, flag_of, rule_display
-from multiopt_lab._src.render.tree_nodes import FoldNode, ModuleNode, ParameterTree, ParamNode, Totals
+from multiopt_lab._src.render.tree_nodes import (
+    FoldNode, ModuleNode, ParamNode, ParameterTree, Totals,
+)
 
 
 def old_param_infos(assignment) -> dict[str, ParamInfo]:

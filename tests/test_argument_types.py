@@ -198,6 +198,9 @@ ENTRIES = {
                    {}),
     "DataParallel": (mol.DataParallel, lambda tmp: dict(group=None), {"group": ["ring", 3]}, {}),
     "launch": (mol.launch, lambda tmp: None, {"command": ["python train.py", None, 3]}, {}),
+    "RankGuard": (mol.RankGuard, lambda tmp: dict(step_timeout_s=60, run_dir=tmp),
+                  {"group": ["ring", 3], "step_timeout_s": ["60", 0, -1.0, float("nan")],
+                   "run_dir": [3, 1.5]}, {}),
     # recipes
     "recipes.muon": (recipes.muon, lambda tmp: dict(model=TinyGPT(16, dims=8, layers=2, heads=2)),
                      {"model": MODEL, "muon": ["muon", optim.Muon], "adamw": ["adamw", 3]}, {}),

@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.rules.cache,
+#   multiopt_lab._src.trees.flatten.
 """assign(): routing identical to MultiOptimizer on real mlx.nn models, and the Assignment API."""
 
 from __future__ import annotations
@@ -9,10 +11,8 @@ import pytest
 from mlx.utils import tree_flatten
 
 from models import cnn, groups_by_mlx, sequential, transformer
-from multiopt_lab._src.partition.assignment import Assignment, Move, assign
+from multiopt_lab import Assignment, Move, ParameterTable, RuleError, assign, rule
 from multiopt_lab._src.rules.cache import clear_selection_cache
-from multiopt_lab._src.rules import RuleError, rule
-from multiopt_lab._src.partition.table import ParameterTable
 
 MUON = 'ndim == 2 and not glob("*embed*") and "lm_head" not in path'
 

@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.io.atomic,
+#   multiopt_lab._src.io.safetensors_writer.
 """Files written whole: one atomic writer (io/atomic.py) behind every file the package saves.
 
 For each writer (optimizer state, distributed checkpoint, rule file, History
@@ -19,14 +21,12 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab._src.io.atomic as atomic
-from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
+from multiopt_lab import (
+    History, MultiOptimizer, load_checkpoint, load_optimizer, load_rules, load_state,
+    save_checkpoint, save_optimizer, save_rules, save_state,
+)
 from multiopt_lab._src.io.atomic import write_atomically, write_text_atomically
-from multiopt_lab._src.io.checkpoint import load_state, save_state
-from multiopt_lab._src.io.rulefile import load_rules, save_rules
-from multiopt_lab._src.optimizer_file.save_load import load_optimizer, save_optimizer
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.training.history import History
 
 
 def optimizer():

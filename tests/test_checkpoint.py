@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.io.safetensors_writer's own unit.
 """save_state / load_state: MLX's layout both ways, metadata, atomic writes, clear refusals."""
 
 import json
@@ -9,9 +10,8 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_map, tree_unflatten
 
-from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab import MultiOptimizer, load_state, save_state
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 from trees import flat
 
 

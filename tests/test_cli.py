@@ -1,3 +1,4 @@
+# Tests the private modules' own units: multiopt_lab._src.cli, multiopt_lab._src.device.
 """The command line: `python -m multiopt_lab check RULES --model module:factory`."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import textwrap
 import mlx.core as mx
 import pytest
 
+from multiopt_lab import save_rules
+from multiopt_lab.__main__ import main
 from multiopt_lab._src.device import describe_device
-from multiopt_lab._src.cli import main
-from multiopt_lab._src.io.rulefile import save_rules
 
 FACTORY = textwrap.dedent("""
     import mlx.core as mx

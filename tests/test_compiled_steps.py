@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.live.applier's own unit.
 """A step compiled once, MLX's way, follows every change of the optimizer (issue 13, defect 1).
 
 ``mx.compile(step, inputs=state, outputs=state)`` with ``state = [model.state,

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.optimizer.compiled_update's own unit.
 """MultiOptimizer(compile=True): same results as eager, compiled once, recompiled when it must."""
 
 import warnings
@@ -10,9 +11,8 @@ import pytest
 from mlx.utils import tree_flatten, tree_map
 
 from models import transformer
-from multiopt_lab._src.training.compile_step import compile_step
+from multiopt_lab import MultiOptimizer, compile_step
 from multiopt_lab._src.optimizer.compiled_update import captured_constants
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 COMBOS = {
     "sgd_adamw": lambda: [optim.SGD(0.05, momentum=0.9, weight_decay=1e-3), optim.AdamW(1e-2)],
@@ -333,7 +333,7 @@ def test_a_nested_multioptimizer_compiles_once():
 
 
 def test_a_loaded_checkpoint_compiles_again_and_resumes_like_eager(tmp_path):
-    from multiopt_lab._src.io.checkpoint import load_state, save_state
+    from multiopt_lab import load_state, save_state
 
     eager_model, compiled_model, eager, compiled = pair()
     run_both(eager, compiled, eager_model, compiled_model, steps=2)

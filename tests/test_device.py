@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.device,
+#   multiopt_lab._src.training.progress.
 """The backend and device a run uses: named where a run is, and a clear error without one."""
 
 import io

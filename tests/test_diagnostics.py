@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.live.rule_draft,
+#   multiopt_lab._src.render.legend, multiopt_lab._src.render.reports,
+#   multiopt_lab._src.render.text, multiopt_lab._src.render.tree_model.
 """The findings of an assignment: each kind, their one list, check() and CoverageError."""
 
 from __future__ import annotations
@@ -12,9 +15,7 @@ import pytest
 import multiopt_lab as mol
 from multiopt_lab.examples import TinyMoE
 from models import cnn, sequential, transformer
-from multiopt_lab._src.partition.assignment import CoverageError, assign
-from multiopt_lab._src.partition.diagnostics import Diagnostics
-from multiopt_lab._src.partition.findings import Finding, FindingWarning
+from multiopt_lab import CoverageError, Diagnostics, Finding, FindingWarning, assign
 
 MUON = 'ndim == 2 and not glob("*embed*") and "lm_head" not in path'
 

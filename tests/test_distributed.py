@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.distributed.data_parallel,
+#   multiopt_lab._src.distributed.launch, multiopt_lab._src.distributed.status,
+#   multiopt_lab._src.distributed.sync.
 """Data-parallel training over mx.distributed: two real ranks on localhost.
 
 The multi-rank tests start ``mlx.launch --backend ring -n 2`` through
@@ -19,13 +22,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multiopt_lab._src.distributed.data_parallel import DataParallel, data_parallel
-from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab._src.distributed.guard import RankGuard
+from multiopt_lab import (
+    DataParallel, DistributedRunError, History, MultiOptimizer, RankGuard, launch, load_checkpoint,
+    save_checkpoint,
+)
+from multiopt_lab._src.distributed.data_parallel import data_parallel
 from multiopt_lab._src.distributed.status import read_status
-from multiopt_lab._src.distributed.launch import DistributedRunError, launch
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 SCRIPT = "multiopt_lab.examples.scripts.train_data_parallel"
 LIMIT_S = 90  # generous: the machine is shared; a healthy run takes a few seconds
@@ -170,8 +172,8 @@ class TestFailures:
 
 HANG_SCRIPT = textwrap.dedent("""
     import sys, time
-    from multiopt_lab._src.distributed.data_parallel import DataParallel
-    from multiopt_lab._src.distributed.guard import RankGuard
+    from multiopt_lab import DataParallel
+    from multiopt_lab import RankGuard
     parallel = DataParallel()
     timeout = float(sys.argv[1]) or None
     with RankGuard(parallel.group, step_timeout_s=timeout) as guard:
@@ -195,7 +197,7 @@ def _alive(pid):
 COLLECTIVES_SCRIPT = textwrap.dedent("""
     import json, sys
     import mlx.core as mx, mlx.nn as nn
-    from multiopt_lab._src.distributed.data_parallel import DataParallel, OutOfSyncError
+    from multiopt_lab import DataParallel, OutOfSyncError
     parallel = DataParallel()
     rank, seen = parallel.rank, {}
 
@@ -372,10 +374,10 @@ TRAIN_SCRIPT = textwrap.dedent("""
     import mlx.core as mx, mlx.optimizers as optim
     from mlx.utils import tree_flatten
     from multiopt_lab import examples
-    from multiopt_lab._src.distributed.data_parallel import DataParallel
-    from multiopt_lab._src.training.history import History
-    from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-    from multiopt_lab._src.training.train import train
+    from multiopt_lab import DataParallel
+    from multiopt_lab import History
+    from multiopt_lab import MultiOptimizer
+    from multiopt_lab import train
     folder, ranks = sys.argv[1], int(sys.argv[2])
     parallel = DataParallel()
     mx.random.seed(parallel.rank)  # train() starts every rank from rank 0's parameters
@@ -473,10 +475,10 @@ def _run_dir(message):
 OTHER_RULES_SCRIPT = textwrap.dedent("""
     import mlx.core as mx, mlx.optimizers as optim
     from multiopt_lab import examples
-    from multiopt_lab._src.distributed.data_parallel import DataParallel
-    from multiopt_lab._src.distributed.guard import RankGuard
-    from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-    from multiopt_lab._src.training.train import train
+    from multiopt_lab import DataParallel
+    from multiopt_lab import RankGuard
+    from multiopt_lab import MultiOptimizer
+    from multiopt_lab import train
     parallel = DataParallel()
     with RankGuard(parallel.group, step_timeout_s=30) as guard:
         task = examples.sequence_task("reverse", batch_size=16, seed=3)

@@ -1,4 +1,10 @@
-"""Every docstring example of the installed package runs and prints what it shows.
+"""Every docstring example of the public API runs and prints what it shows.
+
+The public API (docs/api.md): the modules outside ``multiopt_lab/_src`` (the
+package, the documented modules and the entry points), the names their
+``__all__`` exports, and those names' methods and properties (their classes'
+and their package base classes'). Private modules have no examples: their
+behaviour is tested by the tests of their own unit.
 
 One test per docstring that holds examples, so the run counts them. An example
 may carry ``# doctest: +SKIP`` only where it cannot run on a test machine (a
@@ -11,8 +17,10 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import inspect
 import pkgutil
 import re
+import types
 
 import pytest
 
@@ -21,22 +29,71 @@ import multiopt_lab
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
+def public_modules() -> list[types.ModuleType]:
+    """The package and every module of it outside ``multiopt_lab._src``."""
+    modules = [multiopt_lab]
+    for info in pkgutil.walk_packages(multiopt_lab.__path__, "multiopt_lab.",
+                                      onerror=lambda name: None):
+        if not info.name.startswith("multiopt_lab._src"):
+            modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def _package_classes(klass: type) -> list[type]:
+    """A class and the classes of this package it inherits from (their methods are its methods)."""
+    return [k for k in klass.__mro__ if k.__module__.startswith("multiopt_lab")]
+
+
 def _docstring_tests() -> list[doctest.DocTest]:
     finder = doctest.DocTestFinder(exclude_empty=True)
-    found = []
-    for info in pkgutil.walk_packages(multiopt_lab.__path__, "multiopt_lab."):
-        module = importlib.import_module(info.name)
-        for test in finder.find(module, info.name):
-            if test.examples:
-                found.append(test)
-    return sorted(found, key=lambda t: t.name)
+    found: dict[str, doctest.DocTest] = {}
+    seen: set[int] = set()
+
+    def add(tests):
+        for test in tests:
+            if test.examples and test.name not in found:
+                found[test.name] = test
+
+    for module in public_modules():
+        if module.__name__.endswith(".__main__"):
+            continue  # running its main on import is not a test; the command line has its own
+        # The module's docstring and what the module itself defines.
+        add(finder.find(module, module.__name__))
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if id(obj) in seen or getattr(obj, "__module__", "") == module.__name__:
+                continue  # shown already, or defined in the module itself (found above)
+            seen.add(id(obj))
+            if inspect.isclass(obj):
+                for klass in _package_classes(obj):
+                    add(finder.find(klass, f"{module.__name__}.{name}"
+                                    + ("" if klass is obj else f"({klass.__name__})")))
+            elif inspect.isroutine(obj):
+                add(finder.find(obj, f"{module.__name__}.{name}"))
+    return sorted(found.values(), key=lambda t: t.name)
 
 
 TESTS = _docstring_tests()
 
 
-def test_the_package_has_docstring_examples():
+def test_the_public_api_has_docstring_examples():
+    # Every public name has one (tests/test_package.py checks that), with their methods' too.
     assert sum(len(t.examples) for t in TESTS) > 500
+
+
+def test_examples_live_on_public_names_only():
+    # A docstring under _src with an example must be one the public API shows (a public
+    # class's method, say); a private module's or helper's examples would test internals.
+    public = {(t.filename, t.docstring) for t in TESTS}
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    private = []
+    for info in pkgutil.walk_packages(multiopt_lab.__path__, "multiopt_lab."):
+        if info.name.startswith("multiopt_lab._src"):
+            module = importlib.import_module(info.name)
+            private += [f"{t.name} ({t.filename}:{t.lineno})" for t in finder.find(module, info.name)
+                        if t.examples and (t.filename, t.docstring) not in public]
+    assert not private, ("docstring examples on private code (move the example to the public "
+                         "name that shows this, or make it a unit test):\n" + "\n".join(sorted(private)))
 
 
 @pytest.mark.parametrize("docstring", TESTS, ids=[t.name for t in TESTS])

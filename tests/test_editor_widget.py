@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.optimizer_file.as_data,
+#   multiopt_lab._src.optimizer_file.save_load, multiopt_lab._src.palette.
 """RuleEditorWidget without a browser: type rules, click buttons, check what the kernel sends."""
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten
 
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer, RuleEditorWidget
 from multiopt_lab._src.palette import group_colour
-from multiopt_lab._src.examples.models import MLP
-from multiopt_lab._src.widgets.editor import RuleEditorWidget
+from multiopt_lab.examples import MLP
 import sys
 
-from multiopt_lab._src.cli import main as cli_main
-from multiopt_lab._src.io.rulefile import load_rules
+from multiopt_lab import load_optimizer, load_rules
+from multiopt_lab.__main__ import main as cli_main
 from multiopt_lab._src.optimizer_file.as_data import optimizer_to_data
-from multiopt_lab._src.optimizer_file.save_load import load_optimizer, optimizer_file_text
+from multiopt_lab._src.optimizer_file.save_load import optimizer_file_text
 from widget_comm import copy_click, sent, click
 
 
@@ -147,7 +148,7 @@ def test_the_toml_export_loads_with_load_rules_load_optimizer_and_the_cli(setup,
     loaded = load_optimizer(tmp_path / "exported.toml", model)
     assert [optimizer_to_data(o) for o in loaded.optimizers] == [optimizer_to_data(o) for o in optimizer.optimizers]
     (tmp_path / "mlp_factory.py").write_text(
-        "from multiopt_lab._src.examples.models import MLP\ndef make():\n    return MLP(8, [8, 8], 4)\n")
+        "from multiopt_lab.examples import MLP\ndef make():\n    return MLP(8, [8, 8], 4)\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     assert cli_main(["check", "exported.toml", "--model", "mlp_factory:make"]) == 0

@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.io.rulefile,
+#   multiopt_lab._src.render.export.
 """Every generated text quotes what it writes: for ANY label and rule text, the exported Python parses
 to exactly the expected assignments and calls nothing else, and the TOML and JSON read back the
 same strings (issue 26 item 1: "Copy as Python" wrote a label into a ``# {label}`` comment, so a
@@ -13,8 +15,8 @@ import mlx.optimizers as optim
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from multiopt_lab import MultiOptimizer
 from multiopt_lab._src.io.rulefile import data_to_json, data_to_toml
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab._src.render.export import export_text, rules_python
 
 # Any text: line breaks (\n, \r, \u2028, \x85), quotes, backslashes, NUL, code, emoji...

@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.partition.rule_failures,
+#   multiopt_lab._src.rules.cache.
 """A rule that starts failing never locks the user in.
 
 ``shape[1] == 8`` works while the biases are frozen; unfreezing them makes

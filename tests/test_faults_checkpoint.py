@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.io.atomic,
+#   multiopt_lab._src.io.checkpoint, multiopt_lab._src.io.safetensors_reader,
+#   multiopt_lab._src.io.safetensors_writer, multiopt_lab._src.trees.unflatten.
 """Checkpoint faults: truncated, corrupted, wrong-model, wrong-version files; interrupted saves.
 
 Every bad file gives a ``ValueError`` that names the file and the problem and
@@ -22,9 +25,9 @@ from mlx.utils import tree_flatten
 
 import multiopt_lab._src.io.atomic as atomic
 import multiopt_lab._src.io.checkpoint as checkpoint
-from multiopt_lab._src.io.checkpoint import FORMAT, load_state, save_state
+from multiopt_lab import MultiOptimizer, load_state, save_state
+from multiopt_lab._src.io.checkpoint import FORMAT
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 
 def parameters(width=3):
@@ -241,8 +244,8 @@ def test_an_interrupted_save_leaves_the_previous_file(saved, monkeypatch, stage)
 
 SAVER = textwrap.dedent("""
     import sys, mlx.core as mx, mlx.optimizers as optim
-    from multiopt_lab._src.io.checkpoint import save_state
-    from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    from multiopt_lab import save_state
+    from multiopt_lab import MultiOptimizer
     opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.01)], ["ndim == 2"])
     params = {"w": mx.ones((256, 256)), "b": mx.ones((256,))}
     step = 0
@@ -280,7 +283,7 @@ class TestDistributedCheckpointFiles:
     def folder(tmp_path, optimizer=None):
         import mlx.nn as nn
 
-        from multiopt_lab._src.distributed.checkpoint import save_checkpoint
+        from multiopt_lab import save_checkpoint
 
         mx.random.seed(0)
         model = nn.Linear(3, 2)
@@ -298,7 +301,7 @@ class TestDistributedCheckpointFiles:
     def test_a_crafted_list_index_cannot_exhaust_memory(self, tmp_path, strict, which):
         import mlx.nn as nn
 
-        from multiopt_lab._src.distributed.checkpoint import load_checkpoint
+        from multiopt_lab import load_checkpoint
 
         folder, model, _ = self.folder(tmp_path)
         file = self.files(folder)[which]
@@ -314,7 +317,7 @@ class TestDistributedCheckpointFiles:
     def test_a_truncated_file_is_named(self, tmp_path, which):
         import mlx.nn as nn
 
-        from multiopt_lab._src.distributed.checkpoint import load_checkpoint
+        from multiopt_lab import load_checkpoint
 
         folder, *_ = self.folder(tmp_path, MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)],
                                                           ["ndim == 2"]))
@@ -334,7 +337,7 @@ class TestDistributedCheckpointFiles:
     def test_a_crafted_checkpoint_json_is_a_value_error(self, tmp_path, text):
         import mlx.nn as nn
 
-        from multiopt_lab._src.distributed.checkpoint import load_checkpoint
+        from multiopt_lab import load_checkpoint
 
         folder, *_ = self.folder(tmp_path)
         (folder / "checkpoint.json").write_text(text)
@@ -379,7 +382,7 @@ class TestStateCheckedAgainstTheLiveOptimizer:
     def test_a_plain_mlx_optimizer_in_a_checkpoint_folder_is_checked_too(self, tmp_path):
         import mlx.nn as nn
 
-        from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
+        from multiopt_lab import load_checkpoint, save_checkpoint
 
         model, sgd = nn.Linear(3, 2), optim.SGD(0.1, momentum=0.9)
         sgd.init(model.trainable_parameters())

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.widgets.figure_view's own unit.
 """Figures follow what the page reports: its theme (dark or light) and, for the monitor, its width."""
 
 from __future__ import annotations
@@ -5,10 +6,9 @@ from __future__ import annotations
 import matplotlib.colors as mcolors
 import pytest
 
+from multiopt_lab import History, TrainingMonitorWidget
+from multiopt_lab._src.widgets import figure_view
 from multiopt_lab.plots import plot_update_ratios
-from multiopt_lab._src.training.history import History
-from multiopt_lab.widgets import figure_view
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
 from test_plots import make_history, two_group_history
 
 pytestmark = pytest.mark.usefixtures("recorded_comm")

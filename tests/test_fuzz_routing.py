@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlx.utils import tree_map_with_path
 
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.rules import as_rule
+from multiopt_lab import MultiOptimizer, as_rule
 from trees import flat
 
 CI = settings(max_examples=60, deadline=None, derandomize=True, print_blob=True,

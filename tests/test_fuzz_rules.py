@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.rules.text's own unit.
 """Fuzzing the rule language: any text parses into a rule or raises RuleError, and runs no code.
 
 Hostile fragments (imports, dunder chains, format-string tricks, lambdas,
@@ -20,9 +21,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from multiopt_lab import ParameterTable, RuleError, rule
 from multiopt_lab._src.rules.text import MAX_LENGTH
-from multiopt_lab._src.rules import RuleError, rule
-from multiopt_lab._src.partition.table import ParameterTable
 
 # Generous for a loaded 2-core CI machine; a real hang or blow-up is orders larger.
 SECONDS_PER_RULE = 2.0

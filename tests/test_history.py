@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.training.history's own unit.
 """History: recording, tidy frame, runs, save/load, streaming and following a file."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import mlx.core as mx
 import pandas as pd
 import pytest
 
-from multiopt_lab._src.training.history import SCALAR_GROUP, TOTAL_GROUP, History
+from multiopt_lab import History
+from multiopt_lab._src.training.history import SCALAR_GROUP, TOTAL_GROUP
 
 METRICS = {
     "matrices": {"update_norm": 0.5, "grad_norm": 2.0, "param_norm": 10.0, "update_ratio": 0.05, "learning_rate": 0.01},
@@ -187,7 +189,7 @@ class TestFiles:
         writer = textwrap.dedent(
             f"""
             import sys, time
-            from multiopt_lab._src.training.history import History
+            from multiopt_lab import History
             history = History(path={str(path)!r})
             history.start_run("remote", {{"labels": ["w"]}})
             for step in range(1, 31):

@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.io.history_data,
+#   multiopt_lab._src.io.history_files, multiopt_lab._src.io.history_follow,
+#   multiopt_lab._src.io.history_stream.
 """A History's files on plain data, without a History: io/history_*.py.
 
 These test private modules' own units (multiopt_lab._src.io.history_files,

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.optimizer.parameter_metrics's own unit.
 """History.parameters (issue 25): per-parameter rows, compact, through CSV, Parquet and follow."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from multiopt_lab import History
 from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
-from multiopt_lab._src.training.history import History
 
 COLUMNS = ["run", "step", "path", "group", "metric", "value"]
 
@@ -140,7 +141,7 @@ class TestFiles:
         writer = textwrap.dedent(f"""
             import time
             import numpy as np
-            from multiopt_lab._src.training.history import History
+            from multiopt_lab import History
             history = History(path={str(path)!r})
             history.start_run("remote", {{"labels": ["muon", "adamw"]}})
             for step in range(1, 21):

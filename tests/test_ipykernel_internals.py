@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.widgets.ipykernel_internals's own unit.
 """The adapter to ipykernel's private side (``multiopt_lab/_src/widgets/ipykernel_internals.py``), checked.
 
 Each test checks one thing the adapter relies on against the installed
@@ -21,7 +22,7 @@ ipykernel = pytest.importorskip("ipykernel")
 from ipykernel.comm import Comm  # noqa: E402
 from ipykernel.kernelbase import Kernel  # noqa: E402
 
-from multiopt_lab.widgets import ipykernel_internals as internals  # noqa: E402
+from multiopt_lab._src.widgets import ipykernel_internals as internals  # noqa: E402
 from private_reads import reads_outside  # noqa: E402
 
 if int(ipykernel.__version__.split(".")[0]) < 7:
@@ -130,7 +131,7 @@ def test_a_status_publisher_is_wrapped_once():
 
 
 def test_no_other_module_reads_them():
-    found = reads_outside("widgets/ipykernel_internals.py", internals.PRIVATE_NAMES)
+    found = reads_outside("_src/widgets/ipykernel_internals.py", internals.PRIVATE_NAMES)
     assert not found, ("ipykernel's private attributes used outside "
                        "multiopt_lab/_src/widgets/ipykernel_internals.py (call a function of the "
                        "adapter instead):\n" + "\n".join(found))

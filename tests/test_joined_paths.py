@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.rules.joined's own unit.
 """Path tests answered for many rows in one scan of the joined paths (issue 24).
 
 ``glob("*x*")``, ``"x" in path`` and ``regex()`` over a column ask once
@@ -13,8 +14,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab._src.partition.table import ParameterTable
-from multiopt_lab._src.rules import rule
+from multiopt_lab import ParameterTable, rule
 from multiopt_lab._src.rules.joined import JoinedPaths, contains_rows
 
 ZERO = mx.zeros((2,))

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.widgets.lab's own unit.
 """LabWidget without a browser: editor, tree and monitor wired together."""
 
 from __future__ import annotations
@@ -8,10 +9,8 @@ import sys
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.examples.models import MLP
-from multiopt_lab._src.widgets.lab import LabWidget
+from multiopt_lab import History, LabWidget, MultiOptimizer
+from multiopt_lab.examples import MLP
 from widget_comm import sent
 
 

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.partition.labels's own unit.
 """Labels: one rule for every entry point (partition/labels.py).
 
 A label is one line of printable text: no control character (category Cc),
@@ -19,8 +20,9 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab as mol
-from multiopt_lab._src.partition.labels import (RESERVED_LABELS, check_label_text, check_labels,
-                                           label_text_problem)
+from multiopt_lab._src.partition.labels import (
+    RESERVED_LABELS, check_label_text, check_labels, label_text_problem,
+)
 
 #: Characters that end a line or control a terminal, and ones that reorder text.
 BAD = ["\n", "\r", "\r\n", "\t", "\x00", "\x1b", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85",

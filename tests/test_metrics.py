@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.optimizer.metrics's own unit.
 """Per-group metrics: values, cadence, non-finite flags, eager and compiled."""
 
 import math
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab._src.training.compile_step import compile_step
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer, compile_step
 
 
 def setup(every=1, big=False):
@@ -76,7 +76,7 @@ def test_recorded_on_steps_one_then_every_k():
 
 
 def test_state_holds_metrics_only_while_on_and_checkpoints_skip_them(tmp_path):
-    from multiopt_lab._src.io.checkpoint import save_state
+    from multiopt_lab import save_state
 
     model, opt = setup(every=1)
     opt.update(model, grads_for(model))

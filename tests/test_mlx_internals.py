@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.mlx_internals's own unit.
 """The adapter to MLX's private side (``multiopt_lab/_src/mlx_internals.py``), checked against the installed MLX.
 
 Each test checks one thing the adapter relies on and, when a new MLX changes
@@ -17,8 +18,8 @@ import mlx.optimizers.schedulers as mlx_schedulers
 import pytest
 from mlx.utils import tree_flatten
 
-from multiopt_lab import mlx_internals as internals
 from multiopt_lab import MultiOptimizer
+from multiopt_lab._src import mlx_internals as internals
 from private_reads import private_reads, reads_outside
 
 BOOKKEEPING = ("_initialized", "_state", "_schedulers")
@@ -249,7 +250,7 @@ class TestNoOtherModuleReadsThem:
                "MultiOptimizer": frozenset({"state", "apply_gradients", "__init__"})}
 
     def test_the_package(self):
-        found = reads_outside("mlx_internals.py", internals.PRIVATE_NAMES, self.CLASSES)
+        found = reads_outside("_src/mlx_internals.py", internals.PRIVATE_NAMES, self.CLASSES)
         assert not found, ("MLX's private attributes used outside multiopt_lab/_src/mlx_internals.py "
                            "(call a function of the adapter instead):\n" + "\n".join(found))
 

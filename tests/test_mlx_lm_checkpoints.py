@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.io.checkpoint,
+#   multiopt_lab._src.io.checksum.
 """LabCallback(save_state=True) inside mlx-lm's own trainer: every adapter file mlx-lm writes
 has the optimizer state of the same iteration beside it, whatever the cadence, and
 ``resume`` refuses adapters and a state from different iterations, naming both.

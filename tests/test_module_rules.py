@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.partition.modules,
+#   multiopt_lab._src.render.search.
 """Rules that read the model: ``module``, ``modules`` and ``within``, on real mlx-lm architectures."""
 
 from __future__ import annotations
@@ -235,7 +237,7 @@ class TestLanguage:
         assert first == ("fc.weight", "fc.bias") and second == ()
 
     def test_rule_files_and_the_cli_keep_module_rules(self, tmp_path):
-        from multiopt_lab._src.cli import main
+        from multiopt_lab.__main__ import main
 
         path = tmp_path / "rules.toml"
         mol.save_rules(path, ["muon", "adamw"], ['within("Block") and module == "Linear" and ndim == 2'])

@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.device, multiopt_lab._src.palette,
+#   multiopt_lab._src.training.progress, multiopt_lab._src.widgets.monitor,
+#   multiopt_lab._src.widgets.progress, multiopt_lab._src.widgets.subshell.
 """TrainingMonitorWidget and the notebook progress bar, without a browser.
 
 Widgets are tested through a comm that records what the kernel would send;
@@ -17,12 +20,12 @@ import comm
 import ipywidgets
 import pytest
 
+from multiopt_lab import History, TrainingMonitorWidget
 from multiopt_lab._src.device import describe_device
-from multiopt_lab._src.training.history import History
 from multiopt_lab._src.palette import group_colour
 from multiopt_lab._src.training.progress import StopSignal
-from multiopt_lab.widgets import monitor as monitor_module
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget, last_values_html
+from multiopt_lab._src.widgets import monitor as monitor_module
+from multiopt_lab._src.widgets.monitor import last_values_html
 from multiopt_lab._src.widgets.progress import NotebookProgress
 from multiopt_lab._src.widgets.subshell import route_to_subshell
 
@@ -334,10 +337,10 @@ SETUP_CELL = """
 import time
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.training.train import train
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
+from multiopt_lab import History
+from multiopt_lab import MultiOptimizer
+from multiopt_lab import train
+from multiopt_lab import TrainingMonitorWidget
 data = examples.digits()
 """
 

@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.optimizer.nonfinite,
+#   multiopt_lab._src.widgets.monitor.
 """NaN and inf: flagged per group in metrics and in the monitor; ``skip_nonfinite`` skips the step.
 
 The skip tests need the hook in ``optimizer/multi_optimizer.py`` (``MultiOptimizer(...,
@@ -15,10 +17,8 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map_with_path
 
-from multiopt_lab._src.io.checkpoint import load_state, save_state
-from multiopt_lab._src.training.history import History
+from multiopt_lab import History, MultiOptimizer, load_state, save_state
 from multiopt_lab._src.optimizer.nonfinite import NonfiniteGuard, all_finite, restore_where
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 NAN, INF = float("nan"), float("inf")
 

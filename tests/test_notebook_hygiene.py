@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SANITIZE_FILE = NOTEBOOKS / "nbval_sanitize.cfg"
 NAME_PATTERN = re.compile(r"\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb")
+# A tutorial teaches the public API: its cells (code and text) never name the private modules.
+PRIVATE = re.compile(r"multiopt_lab[./]_src\b")
 
 _spec = importlib.util.spec_from_file_location("strip_widget_state", REPO / "tools" / "strip_widget_state.py")
 strip_widget_state = importlib.util.module_from_spec(_spec)
@@ -53,6 +55,10 @@ def hygiene_problems(path: Path) -> list[str]:
         problems.append("first cell is not a markdown cell starting with a '# Title' line")
     elif "learn" not in first.source.lower():
         problems.append("first cell does not say what the reader will learn (e.g. 'You will learn ...')")
+    private = [i for i, cell in enumerate(notebook.cells) if PRIVATE.search(cell.source)]
+    if private:
+        problems.append(f"cells {private} name multiopt_lab's private implementation (_src): "
+                        "use the public names (docs/api.md)")
     counts = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
     not_run = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code" and cell.execution_count is None]
     if not_run:
@@ -103,6 +109,10 @@ def test_hygiene_accepts_a_clean_notebook(tmp_path):
     ("01_groups.ipynb", lambda cells, meta: cells.pop(0), "first cell is not a markdown"),
     ("01_groups.ipynb", lambda cells, meta: cells[0].update(source="# Groups\n\nRules."), "will learn"),
     ("01_groups.ipynb", lambda cells, meta: meta.pop("kernelspec"), "kernelspec"),
+    ("01_groups.ipynb", lambda cells, meta: cells[1].update(source="from multiopt_lab._src.rules import rule"),
+     "private implementation"),
+    ("01_groups.ipynb", lambda cells, meta: cells[0].update(source=cells[0].source + " See multiopt_lab/_src/rules/."),
+     "private implementation"),
 ])
 def test_hygiene_reports_each_problem(tmp_path, name, spoil, expected):
     cells = _good_cells()

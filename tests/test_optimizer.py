@@ -6,8 +6,7 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.rules import Rule, RuleError
+from multiopt_lab import MultiOptimizer, Rule, RuleError
 
 
 def small_model():

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer
 
 
 class MLP(nn.Module):
@@ -93,7 +93,7 @@ def _pair(model_name, combo):
 
 
 def _as_callable(text):
-    from multiopt_lab._src.rules import rule
+    from multiopt_lab import rule
 
     return rule(text)  # a Rule is a plain (path, array) -> bool for MLX
 
@@ -243,7 +243,7 @@ def _arrays(shapes, key):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_random_trees_rules_and_mixes_match_mlx(case):
-    from multiopt_lab._src.rules import RuleError, rule
+    from multiopt_lab import RuleError, rule
 
     shapes, factories, picks, seed = case
     params_ours = _arrays(shapes, seed)

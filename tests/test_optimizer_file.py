@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.optimizer_file.as_data,
+#   multiopt_lab._src.optimizer_file.classes, multiopt_lab._src.optimizer_file.schedules.
 """save_optimizer / load_optimizer: a whole MultiOptimizer in a rule file, rebuilt to the last bit."""
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import pytest
 from mlx.utils import tree_flatten
 
 import multiopt_lab as mol
-from multiopt_lab import recipes
-from multiopt_lab._src.cli import main
-from multiopt_lab.examples import TinyGPT, TinyMoE
-from multiopt_lab._src.io.rulefile import RuleFileError, load_rules, save_rules
+from multiopt_lab import RuleFileError, load_rules, recipes, save_rules
+from multiopt_lab.__main__ import main
 from multiopt_lab._src.optimizer_file.as_data import optimizer_from_data, optimizer_to_data
 from multiopt_lab._src.optimizer_file.classes import MLX_CLASSES
-from multiopt_lab._src.optimizer_file.schedules import SCHEDULES, schedule_from_data, schedule_to_data
+from multiopt_lab._src.optimizer_file.schedules import (
+    SCHEDULES, schedule_from_data, schedule_to_data,
+)
+from multiopt_lab.examples import TinyGPT, TinyMoE
 
 RULES = ['within("Block") and module == "Linear" and ndim == 2', 'module == "Embedding"']
 LABELS = ["muon", "embed", "rest"]

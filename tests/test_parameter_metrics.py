@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.optimizer.metrics's own unit.
 """Per-parameter metrics (issue 25): each parameter's norms, eager and compiled, rolled up by group.
 
 Every value is checked against a hand computation from snapshots of the

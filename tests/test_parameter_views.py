@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.optimizer.parameter_metrics,
+#   multiopt_lab._src.palette.
 """The per-parameter views (issue 25): heatmap, top k, one parameter's curves, the tree's column
 and details, the monitor's table. The browser tests look at them in JupyterLab."""
 
@@ -10,13 +12,13 @@ import mlx.optimizers as optim
 import numpy as np
 import pytest
 
-from multiopt_lab import MultiOptimizer, examples
+from multiopt_lab import History, MultiOptimizer, examples, render_html
 from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
 from multiopt_lab._src.palette import group_colour
-from multiopt_lab.plots import (plot_parameter, plot_parameter_heatmap, plot_parameter_overview,
-                                plot_top_parameters, top_parameters)
-from multiopt_lab._src.render import render_html
-from multiopt_lab._src.training.history import History
+from multiopt_lab.plots import (
+    plot_parameter, plot_parameter_heatmap, plot_parameter_overview, plot_top_parameters,
+    top_parameters,
+)
 
 pytestmark = pytest.mark.usefixtures("recorded_comm")
 
@@ -142,7 +144,7 @@ class TestTree:
                        metrics={g: {"update_ratio": 1e-3} for g in optimizer.labels})
 
     def test_no_history_no_column(self):
-        from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+        from multiopt_lab import ParameterTreeWidget
 
         model, optimizer = self.model()
         tree = ParameterTreeWidget(model, optimizer)
@@ -150,7 +152,7 @@ class TestTree:
         assert tree.metric_box.layout.display == "none"
 
     def test_the_column_shows_the_latest_values_and_a_fold_their_range(self):
-        from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+        from multiopt_lab import ParameterTreeWidget
 
         model, optimizer = self.model()
         history = History()
@@ -177,7 +179,7 @@ class TestTree:
         assert 'class="mol-value' in tree.static_html()
 
     def test_the_column_follows_a_recording_run(self):
-        from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+        from multiopt_lab import ParameterTreeWidget
 
         model, optimizer = self.model()
         history = History()
@@ -188,7 +190,7 @@ class TestTree:
         assert re.search(r'data-path="embed.weight"[^>]*>.*?>0.5 !</span>', tree.view.html)
 
     def test_a_click_shows_the_curves_beside_the_details(self):
-        from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+        from multiopt_lab import ParameterTreeWidget
 
         model, optimizer = self.model()
         history = History()
@@ -202,7 +204,7 @@ class TestTree:
                          r'[^>]*><img src="data:image/png;base64,', tree.details.value)
 
     def test_bad_metric_is_refused(self):
-        from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+        from multiopt_lab import ParameterTreeWidget
 
         model, optimizer = self.model()
         with pytest.raises(ValueError, match="metric must be one of"):
@@ -217,7 +219,7 @@ class TestTree:
 
 class TestMonitor:
     def test_the_table_of_farthest_parameters_follows_the_run(self):
-        from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
+        from multiopt_lab import TrainingMonitorWidget
 
         history = History()
         monitor = TrainingMonitorWidget(history, top_k=3, max_rate=1e9)
@@ -241,14 +243,14 @@ class TestMonitor:
         monitor.close()
 
     def test_top_k_is_checked(self):
-        from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
+        from multiopt_lab import TrainingMonitorWidget
 
         with pytest.raises(ValueError, match="top_k must be an int >= 0"):
             TrainingMonitorWidget(History(), top_k=-1)
 
 
 def test_the_lab_passes_its_history_to_the_tree():
-    from multiopt_lab._src.widgets.lab import LabWidget
+    from multiopt_lab import LabWidget
 
     model = examples.MLP(4, [8], 2)
     optimizer = MultiOptimizer([optim.SGD(0.1)])

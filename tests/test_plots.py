@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.palette's own unit.
 """Figures: what each draws (lines, labels, colours, scales), on new or given axes, in a dark theme."""
 
 from __future__ import annotations
@@ -7,17 +8,11 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from multiopt_lab._src.training.history import History
+from multiopt_lab import History
 from multiopt_lab._src.palette import FALLBACK_GREY, group_colour
 from multiopt_lab.plots import (
-    plot_grad_norms,
-    plot_learning_rates,
-    plot_loss,
-    plot_runs,
-    plot_training,
-    plot_update_norms,
-    plot_update_ratios,
-    smooth,
+    plot_grad_norms, plot_learning_rates, plot_loss, plot_runs, plot_training, plot_update_norms,
+    plot_update_ratios, smooth,
 )
 
 LABELS = ["embed", "matrices", "vectors"]

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.rules.matching's own unit.
 """``regex()`` in rules: linear-time matching (RE2) whatever the pattern, clear refusals.
 
 Python's ``re`` backtracks: ``(.|\\w)*z`` never finished on a 39-character
@@ -20,7 +21,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab._src.rules import RuleError, by_regex, rule
+from multiopt_lab import RuleError, by_regex, rule
 from multiopt_lab._src.rules.matching import RegexUnsupported, linear_search
 
 MLX_LM_PATH = "model.layers.0.self_attn.q_proj.weight"  # 39 characters
@@ -198,13 +199,13 @@ def test_patterns_that_read_the_whole_text_are_matched_path_by_path(pattern):
     assert linear_search(pattern).many is None
     r = rule(f"regex({pattern!r})")
     paths = {f"p{i}": mx.zeros((2,)) for i in range(40)} | {"a": mx.zeros((2,)), "ab": mx.zeros((2,))}
-    from multiopt_lab._src.partition.assignment import assign
+    from multiopt_lab import assign
     chosen = assign(paths, [r]).paths_of("group_0")
     assert chosen == tuple(p for p in paths if r(p, mx.zeros((2,))))
 
 
 def test_a_path_holding_a_newline_is_matched_path_by_path():
-    from multiopt_lab._src.partition.assignment import assign
+    from multiopt_lab import assign
     from multiopt_lab._src.rules.matching import JoinedPaths
     tree = {f"p{i}": mx.zeros((2,)) for i in range(40)} | {"a\nb": mx.zeros((2,))}
     assert JoinedPaths.of(list(tree)) is None

@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.palette, multiopt_lab._src.render.details,
+#   multiopt_lab._src.render.export, multiopt_lab._src.render.html, multiopt_lab._src.render.params,
+#   multiopt_lab._src.render.rich, multiopt_lab._src.render.search.
 """HTML form (smoke and structure), search, details and the rule export."""
 
 from __future__ import annotations
@@ -8,16 +11,14 @@ from html.parser import HTMLParser
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab._src.partition.assignment import assign
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer, assign, render_html
 from multiopt_lab._src.palette import group_colour
-from multiopt_lab._src.examples.models import MLP, TinyGPT
 from multiopt_lab._src.render.details import details_html, details_text
-from multiopt_lab._src.render.document import render_html
-from multiopt_lab._src.render.html import tree_css
 from multiopt_lab._src.render.export import rules_python
+from multiopt_lab._src.render.html import tree_css
 from multiopt_lab._src.render.params import param_infos
 from multiopt_lab._src.render.search import search_paths
+from multiopt_lab.examples import MLP, TinyGPT
 
 VOID = {"br", "hr", "img", "input", "meta", "link", "col", "wbr"}
 

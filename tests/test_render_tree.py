@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.optimizer.describe,
+#   multiopt_lab._src.render.numbers, multiopt_lab._src.render.tree_model.
 """Exact text of the parameter tree and legend, and the tree model's folding rules."""
 
 from __future__ import annotations
@@ -6,14 +8,11 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab._src.partition.assignment import assign
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.examples.models import MLP, SmallCNN, TinyGPT
-from multiopt_lab._src.examples.moe import TinyMoE
-from multiopt_lab._src.render.document import render_text
+from multiopt_lab import MultiOptimizer, assign, render_text
 from multiopt_lab._src.optimizer.describe import describe_optimizer, optimizers_of
 from multiopt_lab._src.render.numbers import human_count, percent, share_text
 from multiopt_lab._src.render.tree_model import FoldNode, ModuleNode, ParamNode, build_tree
+from multiopt_lab.examples import MLP, SmallCNN, TinyGPT, TinyMoE
 
 MATRICES = 'ndim == 2 and not glob("*embed*") and not glob("position*")'
 

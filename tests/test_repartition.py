@@ -8,9 +8,7 @@ import mlx.optimizers as optim
 import pytest
 from mlx.utils import tree_flatten, tree_map
 
-from multiopt_lab._src.training.compile_step import compile_step
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.rules import RuleError
+from multiopt_lab import MultiOptimizer, RuleError, compile_step
 
 
 def model_and_grads(seed=0):

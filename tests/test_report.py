@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.reporting.sections's own unit.
 """``multiopt_lab.report`` and ``python -m multiopt_lab report``: a run as one HTML file.
 
 Issue 27: users wrapped ``render_html`` in pages of their own to send a run
@@ -23,7 +24,7 @@ import pytest
 
 import multiopt_lab as mol
 from multiopt_lab import examples
-from multiopt_lab._src.cli import main
+from multiopt_lab.__main__ import main
 from multiopt_lab._src.reporting.sections import per_parameter_html
 
 HOSTILE = '<img src=x onerror="alert(1)">'

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.io.rulefile_data's own unit.
 """Rules and labels to and from JSON and TOML."""
 
 from __future__ import annotations
@@ -7,10 +8,10 @@ import json
 import pytest
 
 from models import transformer
-from multiopt_lab._src.partition.assignment import assign
-from multiopt_lab._src.io.rulefile import (RuleFileError, load_rules, rules_from_json, rules_from_toml,
-                                        rules_to_json, rules_to_toml, save_rules)
-from multiopt_lab._src.rules import by_glob, by_regex, rule
+from multiopt_lab import (
+    RuleFileError, assign, by_glob, by_regex, load_rules, rule, rules_from_json, rules_from_toml,
+    rules_to_json, rules_to_toml, save_rules,
+)
 
 LABELS = ["muon", "nodecay", "quoted", "adamw"]
 RULES = ['ndim == 2 and not glob("*embed*")', by_regex(r"\.bias$") | 'name == "b"', "name == 'it''s'"]

@@ -28,10 +28,10 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab
-from multiopt_lab._src.io.checkpoint import load_state, save_state
-from multiopt_lab._src.cli import main
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.io.rulefile import RuleFileError, load_rules, save_rules
+from multiopt_lab import (
+    MultiOptimizer, RuleFileError, load_rules, load_state, save_rules, save_state,
+)
+from multiopt_lab.__main__ import main
 
 SENTINEL = "_multiopt_lab_rulefile_sentinel"
 CODE = f"__import__('{SENTINEL}').fire()"
@@ -51,7 +51,7 @@ FORBIDDEN_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "yaml", "
 
 
 def _module_source(relative: str) -> str:
-    return (Path(multiopt_lab.__file__).parent / relative).read_text(encoding="utf-8")
+    return (Path(multiopt_lab.__file__).parent / "_src" / relative).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("relative", READERS)

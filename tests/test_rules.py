@@ -12,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab._src.rules import Rule, RuleError, as_rule, by_glob, by_ndim, by_regex, rule
-from multiopt_lab._src.partition.table import ParameterTable
+from multiopt_lab import ParameterTable, Rule, RuleError, as_rule, by_glob, by_ndim, by_regex, rule
 
 PARAMS = {
     "embed": {"weight": mx.zeros((10, 4))},

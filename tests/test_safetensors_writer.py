@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.io.checksum,
+#   multiopt_lab._src.io.safetensors_reader, multiopt_lab._src.io.safetensors_writer.
 """The safetensors files save_state writes: readable by MLX, in key order, refusals by name."""
 
 from __future__ import annotations
@@ -10,11 +12,10 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab._src.io.checkpoint import load_state, save_state
+from multiopt_lab import MultiOptimizer, load_state, save_state
 from multiopt_lab._src.io.checksum import checksum, file_checksum
 from multiopt_lab._src.io.safetensors_reader import SafetensorsFile
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 
 
 def every_kind_of_array() -> dict:

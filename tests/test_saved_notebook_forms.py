@@ -83,7 +83,7 @@ RUN = [
 import mlx.optimizers as optim
 from multiopt_lab import examples, History, MultiOptimizer, train
 from multiopt_lab.widgets import LabWidget, ParameterTreeWidget
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
+from multiopt_lab import TrainingMonitorWidget
 from multiopt_lab.plots import plot_training
 
 task = examples.sequence_task("reverse", length=4, batch_size=16)

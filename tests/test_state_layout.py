@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.optimizer.state_layout's own unit.
 """One rule for whether a state fits its parameters: keys, shapes and exact dtypes.
 
 Issue 28: the checkpoint loader compared dtypes exactly while the router,

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.widgets.subshell's own unit.
 """A kernel stays busy while a cell runs, even as a subshell handles widget messages.
 
 Drives a real ipykernel as JupyterLab would (a comm message per click) and

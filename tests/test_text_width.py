@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.partition.text, multiopt_lab._src.render,
+#   multiopt_lab._src.render.params, multiopt_lab._src.render.text,
+#   multiopt_lab._src.render.tree_model, multiopt_lab._src.text_fit.
 """Every text form fits a width: cells shortened with an ellipsis, messages broken between words.
 
 Issue 27: the text tree was about 175 characters wide, and a notebook shows
@@ -17,14 +20,14 @@ import mlx.optimizers as optim
 import pytest
 
 import multiopt_lab as mol
-from multiopt_lab._src.examples.models import MLP
-from multiopt_lab._src.examples.moe import TinyMoE
+from multiopt_lab import render_text
 from multiopt_lab._src.partition.text import format_assignment, format_summary
-from multiopt_lab._src.render import details_text, legend_text, render_text
+from multiopt_lab._src.render import details_text, legend_text
 from multiopt_lab._src.render.params import param_infos
 from multiopt_lab._src.render.text import tree_text
 from multiopt_lab._src.render.tree_model import build_tree
 from multiopt_lab._src.text_fit import DEFAULT_WIDTH, ELLIPSIS, clip_path, wrap
+from multiopt_lab.examples import MLP, TinyMoE
 
 WIDTHS = (60, 80, 100, 120)
 MLX_LM = ("llama", "qwen3_moe", "deepseek_v3", "mixtral", "llama+qlora")

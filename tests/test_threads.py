@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.training.progress,
+#   multiopt_lab._src.widgets.progress.
 """Edits from any thread, training on any other (issue 13, defect 2).
 
 MLX binds a lazy array to the stream of the thread that created it: state

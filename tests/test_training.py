@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.device,
+#   multiopt_lab._src.optimizer.describe, multiopt_lab._src.training.progress.
 """train(): learning, metrics of a MultiOptimizer, clean stops, batches, compile."""
 
 from __future__ import annotations
@@ -9,13 +11,12 @@ import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab import examples
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.training.progress import StopSignal, TextProgress, catch_interrupt, format_seconds
+from multiopt_lab import History, MultiOptimizer, examples, train
 from multiopt_lab._src.device import describe_device
 from multiopt_lab._src.optimizer.describe import optimizer_metadata
-from multiopt_lab._src.training.train import train
+from multiopt_lab._src.training.progress import (
+    StopSignal, TextProgress, catch_interrupt, format_seconds,
+)
 
 
 def losses(history: History, run: str | None = None) -> list[float]:

@@ -1,3 +1,6 @@
+# Tests the private modules' own units: multiopt_lab._src.render.html,
+#   multiopt_lab._src.render.params, multiopt_lab._src.render.search, multiopt_lab._src.render.text,
+#   multiopt_lab._src.render.tree_model.
 """Folding before drawing gives the tree the old builder gave, node for node.
 
 ``build_tree`` now builds only what the folded view shows (issue 24): the
@@ -17,14 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multiopt_lab._src.examples.models import MLP, SmallCNN, TinyGPT
-from multiopt_lab._src.examples.moe import TinyMoE
-from multiopt_lab._src.partition.assignment import assign
+from multiopt_lab import assign
 from multiopt_lab._src.render.html import tree_html
 from multiopt_lab._src.render.params import group_totals, param_infos
 from multiopt_lab._src.render.search import search_paths, shown_matches
 from multiopt_lab._src.render.text import tree_text
 from multiopt_lab._src.render.tree_model import build_tree
+from multiopt_lab.examples import MLP, SmallCNN, TinyGPT, TinyMoE
 
 from mlx_lm_models import ALL, build
 from old_tree_builder import old_build_tree, old_param_infos

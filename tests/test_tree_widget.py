@@ -1,3 +1,4 @@
+# Tests the private modules' own units: multiopt_lab._src.live.debounce, multiopt_lab._src.palette.
 """ParameterTreeWidget without a browser: a dummy comm records what the kernel sends."""
 
 from __future__ import annotations
@@ -9,12 +10,10 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab._src.partition.assignment import assign
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.palette import group_colour
-from multiopt_lab._src.examples.models import MLP, TinyGPT
+from multiopt_lab import MultiOptimizer, ParameterTreeWidget, assign
 from multiopt_lab._src.live.debounce import Debouncer
-from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+from multiopt_lab._src.palette import group_colour
+from multiopt_lab.examples import MLP, TinyGPT
 from widget_comm import sent
 
 

@@ -21,13 +21,11 @@ import pytest
 from ipywidgets.widgets.tests.utils import DummyComm, setup_test_comm, teardown_test_comm
 from mlx.utils import tree_flatten
 
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.examples.models import MLP
-from multiopt_lab._src.widgets.editor import RuleEditorWidget
-from multiopt_lab._src.widgets.lab import LabWidget
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
-from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+from multiopt_lab import (
+    History, LabWidget, MultiOptimizer, ParameterTreeWidget, RuleEditorWidget,
+    TrainingMonitorWidget,
+)
+from multiopt_lab.examples import MLP
 
 
 class CountedComm(DummyComm):

@@ -8,14 +8,11 @@ import base64
 import mlx.optimizers as optim
 import pytest
 
-from multiopt_lab._src.examples.models import MLP
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.render.document import render_html
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.widgets.editor import RuleEditorWidget
-from multiopt_lab._src.widgets.lab import LabWidget
-from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget
-from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+from multiopt_lab import (
+    History, LabWidget, MultiOptimizer, ParameterTreeWidget, RuleEditorWidget,
+    TrainingMonitorWidget, render_html,
+)
+from multiopt_lab.examples import MLP
 
 pytestmark = pytest.mark.usefixtures("recorded_comm")
 

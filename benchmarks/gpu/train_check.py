@@ -1,3 +1,4 @@
+# Imports the private module multiopt_lab._src.device (benchmarks measure internals).
 """A short run on the default device as a user would make it: train() with the monitor, saved.
 
 Run:  python benchmarks/gpu/train_check.py --out DIR

@@ -1,4 +1,4 @@
-"""Matplotlib figures of a :class:`~multiopt_lab._src.training.history.History`.
+"""Matplotlib figures of a :class:`~multiopt_lab.History`.
 
 Every function returns a ``matplotlib.figure.Figure`` (shown once when it is
 a cell's value), draws into ``ax=`` when given one, colours groups as the
@@ -12,7 +12,7 @@ beside its group's, and the two first in one figure. For figures of your own,
 shown once as a PNG, with no extra ipympl canvas under nbval).
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> from multiopt_lab.plots import plot_loss
     >>> history = History(); history.record(1, loss=1.0); history.record(2, loss=0.5)
     >>> plot_loss(history).axes[0].get_lines()[0].get_ydata().tolist()

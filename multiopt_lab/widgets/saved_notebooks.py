@@ -2,8 +2,7 @@
 
 A widget's output holds its live view (``application/vnd.jupyter.widget-view+json``,
 a reference to a model in the kernel) next to forms that need no kernel: the
-text, HTML and PNG every widget of this package writes
-(:mod:`multiopt_lab._src.widgets.static_forms`). JupyterLab and Notebook 7 show
+text, HTML and PNG every widget of this package writes. JupyterLab and Notebook 7 show
 the view of a trusted notebook whenever an output has one; once the kernel
 that held the model is gone (the notebook reopened later, sent to someone),
 the view can only say "Error displaying widget: model not found", although

@@ -1,3 +1,5 @@
+# Tests the private modules' own units: multiopt_lab._src.optimizer_file.as_data,
+#   multiopt_lab._src.render.export.
 """The rule editor's "Copy as TOML" / "Copy as Python" in JupyterLab: the clipboard gets the text.
 
 Chromium opens the clipboard to a page on 127.0.0.1 (a secure context) in a
@@ -14,11 +16,10 @@ import mlx.optimizers as optim
 import pytest
 
 from lab_page import cell_locator, error_outputs, open_notebook, run_all
-from multiopt_lab import load_optimizer, load_rules
-from multiopt_lab.examples import TinyGPT
+from multiopt_lab import MultiOptimizer, load_optimizer, load_rules
 from multiopt_lab._src.optimizer_file.as_data import optimizer_to_data
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab._src.render.export import export_text
+from multiopt_lab.examples import TinyGPT
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -28,8 +29,8 @@ KERNEL_MS = 20_000
 SETUP = """\
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.widgets.editor import RuleEditorWidget
+from multiopt_lab import MultiOptimizer
+from multiopt_lab import RuleEditorWidget
 
 model = examples.TinyGPT(16, dims=32, layers=2, heads=2, max_length=16)
 schedule = optim.join_schedules([optim.linear_schedule(0.0, 1e-3, 10), optim.cosine_decay(1e-3, 90)], [10])

@@ -32,12 +32,12 @@ expect = pytest.importorskip("playwright.sync_api").expect
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELLS = [
     SETUP,
-    "from multiopt_lab._src.widgets.tree import ParameterTreeWidget\nParameterTreeWidget(model, optimizer)",
-    "from multiopt_lab._src.widgets.monitor import TrainingMonitorWidget\n"
+    "from multiopt_lab import ParameterTreeWidget\nParameterTreeWidget(model, optimizer)",
+    "from multiopt_lab import TrainingMonitorWidget\n"
     "display(TrainingMonitorWidget(history))\n"
     "train(model, optimizer, task.loss_fn, task.batch, 40, history=history, metrics_every=5)",
     "from multiopt_lab.plots import plot_training\nplot_training(history)",
-    "from multiopt_lab._src.widgets.lab import LabWidget\nLabWidget(model, optimizer, history)",
+    "from multiopt_lab import LabWidget\nLabWidget(model, optimizer, history)",
 ]
 TREE, MONITOR, FIGURE, LAB = 2, 3, 4, 5
 # A parameter row of the tree, open at its first levels (the position embedding): name, shape,

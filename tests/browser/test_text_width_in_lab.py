@@ -36,7 +36,7 @@ def saved_outputs() -> list[str]:
     legend, a CoverageError and a RuleError."""
     pytest.importorskip("mlx_lm")
     from mlx_lm_models import build
-    from multiopt_lab._src.examples.moe import TinyMoE
+    from multiopt_lab.examples import TinyMoE
 
     model = build("llama+lora")
     lora = mol.MultiOptimizer([optim.Adam(1e-3), optim.Adam(8e-3)], ['glob("*lora_a") or glob("*mlp*lora_b")'],

@@ -30,9 +30,9 @@ EDITED_RULE = 'within("Block") and module == "Linear" and ndim == 2'
 SETUP = f"""\
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.training.train import train
+from multiopt_lab import History
+from multiopt_lab import MultiOptimizer
+from multiopt_lab import train
 
 task = examples.sequence_task("reverse", length=4, batch_size=16)
 model = examples.TinyGPT(task.vocab_size, dims=32, layers=2, heads=2, max_length=8)
@@ -40,7 +40,7 @@ optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(3e-3)], [{FIRST_RULE!r
 history = History()"""
 
 LAB_CELL = """\
-from multiopt_lab._src.widgets.lab import LabWidget
+from multiopt_lab import LabWidget
 lab = LabWidget(model, optimizer, history)
 # A figure takes about 0.2 s to draw on the 2-core test machine: the default
 # budget (2.5 % of the time spent drawing) would redraw only every ~7 s.
@@ -207,8 +207,8 @@ import mlx.optimizers as optim
 from mlx_lm.tuner.trainer import TrainingArgs, train as mlx_lm_train
 from mlx_lm.tuner.utils import linear_to_lora_layers
 from multiopt_lab.integrations.mlx_lm import LabCallback
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-from multiopt_lab._src.training.history import History
+from multiopt_lab import MultiOptimizer
+from multiopt_lab import History
 
 llama = importlib.import_module("mlx_lm.models.llama")
 mx.random.seed(0)

@@ -1,3 +1,4 @@
+# Tests the private module multiopt_lab._src.palette's own unit.
 """The parameter tree and the rule editor, used as a person would in JupyterLab.
 
 Each test writes a scratch notebook with a small TinyGPT, runs it, then
@@ -23,18 +24,18 @@ KERNEL_MS = 20_000
 SETUP = """\
 import mlx.optimizers as optim
 from multiopt_lab import examples
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer
 
 model = examples.TinyGPT(16, dims=32, layers=3, heads=2, max_length=16)
 optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)],
                            ['ndim == 2 and not glob("*embed*")'], labels=["muon", "adamw"])"""
 
 TREE_CELL = """\
-from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+from multiopt_lab import ParameterTreeWidget
 ParameterTreeWidget(model, optimizer)"""
 
 LAB_CELL = """\
-from multiopt_lab._src.widgets.lab import LabWidget
+from multiopt_lab import LabWidget
 LabWidget(model, optimizer)"""
 
 
@@ -183,7 +184,7 @@ def test_editor_recolours_tree_reports_errors_and_applies(page, scratch_notebook
 
 LOCKED_IN = """\
 import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+from multiopt_lab import MultiOptimizer
 
 model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
 for layer in model.layers:

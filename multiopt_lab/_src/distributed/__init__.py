@@ -1,7 +1,7 @@
 """Data-parallel training on ``mx.distributed``: sync checks, checkpoints, launching ranks.
 
 Example:
-    >>> from multiopt_lab._src.distributed.data_parallel import DataParallel
+    >>> from multiopt_lab import DataParallel
     >>> DataParallel().size
     1
 """

@@ -1,7 +1,7 @@
 """Checkpoints in data-parallel training: rank 0 writes, every rank reads.
 
 A checkpoint is a folder: ``model-<id>.safetensors`` (the parameters),
-``optimizer-<id>.safetensors`` (:func:`~multiopt_lab._src.io.checkpoint.save_state`)
+``optimizer-<id>.safetensors`` (:func:`~multiopt_lab.save_state`)
 and ``checkpoint.json`` (the step and the names of those two files). Each
 save writes two new files, then replaces ``checkpoint.json`` atomically: that
 rename is the moment the new checkpoint exists. A save that fails (a full

@@ -5,7 +5,7 @@ When one rank raises, the others are usually blocked in a collective
 fails them too, but a rank that hangs without dying (a deadlock, a stuck
 data loader, a peer on a dead network) would keep them waiting forever.
 :class:`RankGuard` writes a one-line status per rank (read by
-:func:`multiopt_lab._src.distributed.launch.launch` to name the rank that
+:func:`multiopt_lab.launch` to name the rank that
 failed first) and runs a watchdog that stops the rank when no step finishes
 in time.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from multiopt_lab._src.arguments import checked, found, is_path, number, optional
 from multiopt_lab._src.distributed.status import RUN_DIR_ENV, OtherRankFailed, status_path
 from multiopt_lab._src.io.atomic import write_text_atomically
 
@@ -58,6 +59,7 @@ class RankGuard:
         2
     """
 
+    @checked(step_timeout_s=optional(number(low=0, low_open=True)), run_dir=optional(is_path))
     def __init__(
         self,
         group: mx.distributed.Group | None = None,
@@ -65,10 +67,9 @@ class RankGuard:
         step_timeout_s: float | None = None,
         run_dir: str | os.PathLike | None = None,
     ):
-        if step_timeout_s is not None and not step_timeout_s > 0:
-            raise ValueError(
-                f"Expected step_timeout_s > 0 seconds or None, found {step_timeout_s!r}."
-            )
+        if group is not None and not isinstance(group, mx.distributed.Group):
+            raise TypeError(f"RankGuard(): group must be an mx.distributed.Group (what "
+                            f"mx.distributed.init() returns) or None, found {found(group)}")
         group = group if group is not None else mx.distributed.init()
         self.rank, self.size = group.rank(), group.size()
         self.step_timeout_s = step_timeout_s

@@ -5,7 +5,7 @@ error, but its own exit status is 0 either way (MLX 0.32). :func:`launch`
 wraps it for scripts, tests and notebooks: a wall-clock limit that stops
 every rank, output kept in files, and a :class:`DistributedRunError` that
 names the rank that failed first (from the status that
-:class:`~multiopt_lab._src.distributed.guard.RankGuard` writes, or else from
+:class:`~multiopt_lab.RankGuard` writes, or else from
 the launcher's own warnings).
 """
 
@@ -46,7 +46,7 @@ class DistributedRunError(RuntimeError):
     Example:
         >>> launch(["-c", "raise SystemExit(3)"], ranks=1, timeout_s=60).wait()
         Traceback (most recent call last):
-        multiopt_lab._src.distributed.launch.DistributedRunError: Data-parallel run of 1 ranks failed.
+        multiopt_lab.DistributedRunError: Data-parallel run of 1 ranks failed.
           rank 0 exited with code 3 without reporting an error
         Logs in ...
     """

@@ -1,8 +1,8 @@
 """The status file each rank of a data-parallel run leaves behind.
 
-:class:`~multiopt_lab._src.distributed.guard.RankGuard` writes
+:class:`~multiopt_lab.RankGuard` writes
 ``rank-<r>.json`` into the run folder (``$MULTIOPT_LAB_RUN_DIR``);
-:func:`~multiopt_lab._src.distributed.launch.launch` reads them, with the
+:func:`~multiopt_lab.launch` reads them, with the
 launcher's own messages for ranks that wrote none, to say which rank failed
 first.
 
@@ -35,7 +35,7 @@ _STOPPED_BY_LAUNCHER = (None, "-15")
 class OtherRankFailed(RuntimeError):
     """Raised on the ranks that stop because another rank failed (its error is the cause).
 
-    :class:`~multiopt_lab._src.distributed.guard.RankGuard` marks such a failure
+    :class:`~multiopt_lab.RankGuard` marks such a failure
     as a consequence, so the launcher names the rank that failed first even
     when a consequence was reported a moment earlier.
 

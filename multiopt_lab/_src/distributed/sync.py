@@ -1,8 +1,8 @@
 """Bit-exact agreement between ranks: broadcast a tree, check it is in sync.
 
 Plain functions of a ``mx.distributed`` group, called by :meth:`DataParallel.broadcast
-<multiopt_lab._src.distributed.data_parallel.DataParallel.broadcast>` and
-:meth:`~multiopt_lab._src.distributed.data_parallel.DataParallel.check_in_sync`. Arrays
+<multiopt_lab.DataParallel.broadcast>` and
+:meth:`~multiopt_lab.DataParallel.check_in_sync`. Arrays
 travel as raw bytes (one ``all_sum`` where every rank but rank 0 adds
 zeros), so nothing is rounded: ``-0.0`` and NaN payloads arrive unchanged.
 :func:`check_same_partition` compares the optimizer's groups, rules and state

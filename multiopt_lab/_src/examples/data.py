@@ -8,7 +8,7 @@
 
 Every data set offers ``batch(step)``: the batch of a step, the same for the
 same seed and step however it is consumed, which is what
-:func:`~multiopt_lab._src.training.train.train` accepts as ``batches``.
+:func:`~multiopt_lab.train` accepts as ``batches``.
 
 Example:
     >>> task = sequence_task("reverse", length=4, seed=0)

@@ -9,7 +9,7 @@ order (:mod:`~multiopt_lab._src.io.safetensors_writer`): header, then the bytes.
 
 Example:
     >>> import tempfile, os, mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab import MultiOptimizer
     >>> opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.1)], ["ndim == 2"])
     >>> params = {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}
     >>> opt.init(params)
@@ -60,7 +60,7 @@ class LoadReport:
 
     Example:
         >>> import os, tempfile, mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> opt = MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)], ["ndim == 2"])
         >>> opt.init({"w": mx.zeros((2, 2))})
         >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors"); save_state(path, opt)
@@ -165,7 +165,7 @@ def load_state(file: str | os.PathLike, optimizer: Any, strict: bool = True, *,
 
     Example:
         >>> import os, tempfile, mlx.nn as nn, mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> model = nn.Linear(3, 2)
         >>> opt = MultiOptimizer([optim.Adam(0.1), optim.SGD(0.1)], ["ndim == 2"])
         >>> opt.init(model.trainable_parameters())

@@ -2,7 +2,7 @@
 
 Example:
     >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab import MultiOptimizer
     >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"])
     >>> expected_groups(opt, {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))})
     [{'w': ((2, 2), mlx.core.float32)}, {'b': ((2,), mlx.core.float32)}]
@@ -31,7 +31,7 @@ def expected_groups(optimizer: Any, parameters: Any) -> list[dict[str, tuple]] |
 
     Example:
         >>> import mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> expected_groups(MultiOptimizer([optim.SGD(0.1)]), None) is None  # never stepped
         True
     """

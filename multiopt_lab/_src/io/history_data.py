@@ -1,6 +1,6 @@
 """A History as plain data: what its files hold and what their readers give back.
 
-The files of a :class:`~multiopt_lab._src.training.history.History` (modules
+The files of a :class:`~multiopt_lab.History` (modules
 ``history_*`` of this folder) know nothing of the class: a writer is handed
 a :class:`HistoryData` (columns, runs, finished runs, per-parameter frame),
 and a reader returns *events*, tuples the History applies in order:

@@ -6,8 +6,8 @@ inline error that says to pass the model.
 
 Example:
     >>> import mlx.nn as nn, mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-    >>> from multiopt_lab._src.partition.table import ParameterTable
+    >>> from multiopt_lab import MultiOptimizer
+    >>> from multiopt_lab import ParameterTable
     >>> model = nn.Sequential(nn.Embedding(8, 4), nn.Linear(4, 4))
     >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
     >>> table = ParameterTable.from_tree(model)
@@ -111,8 +111,8 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
 
     Example:
         >>> import mlx.nn as nn, mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import MultiOptimizer
+        >>> from multiopt_lab import ParameterTable
         >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
         >>> table = ParameterTable.from_tree(nn.Linear(2, 2).parameters())  # a dict: no modules
         >>> draft = evaluate_draft(['module == "Linear"'], optimizer, table, optimizer.assign(table))

@@ -47,7 +47,7 @@ def root_name_of(model_or_parameters) -> str:
 
 
 def is_assignment(value) -> bool:
-    """Whether ``value`` looks like an :class:`~multiopt_lab._src.partition.assignment.Assignment`."""
+    """Whether ``value`` looks like an :class:`~multiopt_lab.Assignment`."""
     return all(hasattr(value, name) for name in ("group_index", "group_labels", "table", "diagnostics"))
 
 
@@ -99,7 +99,7 @@ def rules_in_force(optimizer, table: ParameterTable) -> tuple:
 
     Example:
         >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["shape[1] == 8"])
         >>> table = parameter_table({"w": mx.zeros((4, 8)), "b": mx.zeros((8,))})
         >>> assignment, failures = rules_in_force(opt, table)

@@ -2,7 +2,7 @@
 
 Example:
     >>> import mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab import MultiOptimizer
     >>> MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"]).labels
     ('muon', 'adamw')
 """

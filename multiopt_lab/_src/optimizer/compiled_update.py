@@ -18,7 +18,7 @@ no new compilation.
 
 Example:
     >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab import MultiOptimizer
     >>> opt = MultiOptimizer([optim.SGD(0.5)], compile=True)
     >>> for _ in range(3):
     ...     new = opt.apply_gradients({"w": mx.array([1.0])}, {"w": mx.array([1.0])})
@@ -105,7 +105,7 @@ class CompiledUpdate:
 
     Example:
         >>> import mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> MultiOptimizer([optim.SGD(0.1)], compile=True).compilations
         0
     """

@@ -145,7 +145,7 @@ def rule_text(rule: Any) -> str:
     """A rule as a user wrote it: its expression, or the function's name.
 
     Example:
-        >>> from multiopt_lab._src.rules import rule
+        >>> from multiopt_lab import rule
         >>> rule_text(rule("ndim == 2")), rule_text(len)
         ('ndim == 2', 'len')
     """

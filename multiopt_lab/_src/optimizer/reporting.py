@@ -3,7 +3,7 @@
 ``train()``, the mlx-lm ``LabCallback`` and a ``MultiOptimizer``'s first
 update (and its first update after a repartition) report the findings of
 the assignment they train with: each finding of severity error or warning
-becomes one :class:`~multiopt_lab._src.partition.findings.FindingWarning` naming
+becomes one :class:`~multiopt_lab.FindingWarning` naming
 its paths. A multiopt_lab ``MultiOptimizer`` remembers what it reported, so
 the three never warn twice about the same finding; ``warn_findings=False``
 on any of them marks the findings reported without warning.
@@ -34,9 +34,10 @@ from multiopt_lab._src.partition.findings import Finding, FindingWarning
 
 __all__ = ["warn_once", "assignment_for", "report_findings"]
 
-# A finding's warning points at the user's line: the first frame outside these.
-_LIBRARY_FOLDERS = tuple(os.path.abspath(folder) + os.sep for folder in (
-    os.path.dirname(os.path.dirname(__file__)), *mlx.__path__))
+# A finding's warning points at the user's line: the first frame outside these (the whole
+# package, public modules included: this file is multiopt_lab/_src/optimizer/reporting.py).
+_PACKAGE_FOLDER = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_LIBRARY_FOLDERS = tuple(os.path.abspath(folder) + os.sep for folder in (_PACKAGE_FOLDER, *mlx.__path__))
 
 
 def _user_stacklevel() -> int:

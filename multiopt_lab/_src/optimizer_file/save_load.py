@@ -5,7 +5,7 @@
 group; :func:`load_optimizer` builds the same ``MultiOptimizer`` back, whose
 updates equal the original's to the last bit. The file is data: class names
 are looked up among MLX's optimizers and the registered ones
-(:func:`~multiopt_lab._src.optimizer_file.classes.register_optimizer`), schedules among
+(:func:`~multiopt_lab.register_optimizer`), schedules among
 MLX's schedule functions; nothing is imported or evaluated.
 
 Not in the file: the optimizer's state (``save_state`` writes it) and the
@@ -160,7 +160,7 @@ def load_optimizer(path: str | os.PathLike, model: Any, **options: Any) -> Multi
     """Build the ``MultiOptimizer`` a rule file describes, for ``model``.
 
     Every group of the file must have an optimizer (:func:`save_optimizer`
-    writes one per group); :func:`~multiopt_lab._src.io.rulefile.load_rules` reads
+    writes one per group); :func:`~multiopt_lab.load_rules` reads
     the rules alone. The optimizer is initialised for ``model``'s trainable
     parameters (``optimizer.init(model)``), so a rule that fails on this
     model fails here, and rules reading ``module`` see the model's layers.

@@ -9,7 +9,7 @@ evaluated on.
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 2"]).labels
     {'w': 'group_0', 'b': 'group_1'}
 """

@@ -3,7 +3,7 @@
 :func:`diagnose` reads the assignment (which rule matched which parameter,
 which group won), the model (module classes, shapes, where each parameter
 sits) and, when known, each group's optimizer, and returns
-:class:`Diagnostics`: the :class:`~multiopt_lab._src.partition.findings.Finding` s
+:class:`Diagnostics`: the :class:`~multiopt_lab.Finding` s
 (dead and shadowed rules, near misses, optimizer contracts broken,
 overlaps, an empty fallback, weight decay on norms) and what only the
 fallback took (information: that is MLX's design). Nothing depends on how a
@@ -14,7 +14,7 @@ line, warnings at training time) draws these findings; the words are in
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> a = assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"])
     >>> [(f.kind, f.severity) for f in a.diagnostics.findings]
     [('dead_rule', 'error')]
@@ -455,7 +455,7 @@ def diagnose(table, masks: np.ndarray, winners: np.ndarray, labels, rule_texts,
 
     Example:
         >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> t = ParameterTable.from_tree({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))})
         >>> d = diagnose(t, np.array([[True, True]]), np.array([0, 0]), ["muon", "adamw"], {},
         ...              optimizers=[optim.Muon(0.02), optim.AdamW(1e-3)])

@@ -2,7 +2,7 @@
 
 Example:
     >>> import mlx.nn as nn
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> a = assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"])
     >>> group_summary(a)[["count", "size"]].to_dict("index")
     {'muon': {'count': 1, 'size': 6}, 'adamw': {'count': 1, 'size': 2}}
@@ -74,7 +74,7 @@ def parameter_frame(assignment) -> pd.DataFrame:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> parameter_frame(assign(nn.Linear(3, 2), ["ndim == 2"]))["group"].tolist()
         ['group_0', 'group_1']
     """
@@ -108,7 +108,7 @@ def group_summary(assignment) -> pd.DataFrame:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> group_summary(assign(nn.Linear(3, 2), ["ndim == 2"]))["share"].tolist()
         [0.75, 0.25]
     """

@@ -1,7 +1,7 @@
 """What moved between two assignments: a list of moves that prints as a grouped summary.
 
 Example:
-    >>> from multiopt_lab._src.partition.assignment import Move
+    >>> from multiopt_lab import Move
     >>> moves = Moves([Move("a.w", "muon", "adamw"), Move("b.w", "muon", "adamw")])
     >>> print(moves)
     2 parameters move:
@@ -35,7 +35,7 @@ class Moves(list):
         """``(source, target)`` -> the paths moving that way, in order of first appearance.
 
         Example:
-            >>> from multiopt_lab._src.partition.assignment import Move
+            >>> from multiopt_lab import Move
             >>> Moves([Move("w", "sgd", None)]).directions()
             {('sgd', None): ['w']}
         """
@@ -49,7 +49,7 @@ class Moves(list):
         (broken between paths; ``None``: no limit).
 
         Example:
-            >>> from multiopt_lab._src.partition.assignment import Move
+            >>> from multiopt_lab import Move
             >>> print(Moves([Move(f"layers.{i}.attn.weight", "muon", "adamw") for i in range(3)]).text(width=40))
             3 parameters move:
               muon -> adamw (3):

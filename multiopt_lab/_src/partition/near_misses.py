@@ -32,7 +32,7 @@ the rule's optimizer could not train at all is never a near miss of it.
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> tree = {"layers": [{"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}]}
     >>> assign(tree, ["ndim == 2"], ["muon", "adamw"]).diagnostics.near_misses[0].path
     'layers.0.experts.weight'
@@ -115,7 +115,7 @@ def describe_row(table, i: int) -> str:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> describe_row(ParameterTable.from_tree(nn.Linear(2, 3)), 0)
         'Linear [3, 2]'
     """
@@ -143,7 +143,7 @@ def find_near_misses(table, winners: np.ndarray, labels, unfit=None,
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> t = ParameterTable.from_tree(nn.Linear(2, 2))
         >>> find_near_misses(t, np.array([0, 1]), ["muon", "adamw"])
         ()

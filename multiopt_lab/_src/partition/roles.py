@@ -17,7 +17,7 @@ are not told apart, only dimensions are.
 
 Example:
     >>> from multiopt_lab.examples import MLP
-    >>> from multiopt_lab._src.partition.table import ParameterTable
+    >>> from multiopt_lab import ParameterTable
     >>> roles = roles_of(ParameterTable.from_tree(MLP(4, [8], 2)))
     >>> roles.head.tolist(), roles.vector.tolist()
     ([False, False, True, False], [False, True, False, True])
@@ -51,7 +51,7 @@ class Roles:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> roles_of(ParameterTable.from_tree({"w": mx.zeros((2, 2))})).known_modules
         False
     """
@@ -72,7 +72,7 @@ def roles_of(table) -> Roles:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> roles_of(ParameterTable.from_tree(nn.Embedding(10, 4))).embedding.tolist()
         [True]
     """

@@ -1,7 +1,7 @@
 """Assign with rules that fail on some parameters: the rest is still routed, the failures kept.
 
 A rule such as ``shape[1] == 8`` works until a 1-D parameter reaches it
-(the biases are unfrozen): then :func:`~multiopt_lab._src.partition.assignment.assign`
+(the biases are unfrozen): then :func:`~multiopt_lab.assign`
 raises, as MLX's ``MultiOptimizer`` would at its next update. That is right
 for an update, but whoever must *replace* the failing rule (a repartition,
 the rule editor opening on the optimizer) still needs to know where every
@@ -59,7 +59,7 @@ def assign_despite_failures(parameters: Any, filters: Sequence[Any],
                             labels: Sequence[str] | None = None, *,
                             optimizers: Sequence[Any] | None = None
                             ) -> tuple[Assignment, tuple[RuleFailure, ...]]:
-    """:func:`~multiopt_lab._src.partition.assignment.assign`, except that a rule failing on a
+    """:func:`~multiopt_lab.assign`, except that a rule failing on a
     parameter is taken as not matching it; returns the assignment and the failures.
 
     Without failures the assignment equals ``assign``'s. A rule that does not

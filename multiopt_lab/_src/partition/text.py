@@ -53,7 +53,7 @@ def format_summary(assignment, with_rules: bool = False, width: int | None = DEF
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> print(format_summary(assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"]), with_rules=True))
         muon   1 parameter   6 values   75.0%  ndim == 2
         adamw  1 parameter   2 values   25.0%  (fallback)
@@ -101,7 +101,7 @@ def format_assignment(assignment, max_rows: int | None = None, width: int | None
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> print(format_assignment(assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"])))
         parameter  shape   dtype    size  group  rule
         weight     [2, 3]  float32     6  muon   ndim == 2

@@ -5,7 +5,7 @@ given one, colours each group as the parameter tree does (by its position in
 the partition) and takes ``theme=None | "light" | "dark"``.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> history = History()
     >>> history.start_run("demo", {"labels": ["matrices", "vectors"]})
     'demo'

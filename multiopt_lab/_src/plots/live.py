@@ -6,8 +6,8 @@ lines get their new data and the axes rescale: no axes, lines, legends or
 tick objects are made again, which roughly halves the cost of a redraw.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
-    >>> from multiopt_lab._src.plots.overview import plot_training
+    >>> from multiopt_lab import History
+    >>> from multiopt_lab.plots import plot_training
     >>> history = History(); history.record(1, loss=2.0)
     >>> figure = plot_training(history)
     >>> history.record(2, loss=1.0)
@@ -41,7 +41,7 @@ def layout_key(history: History, run: str | None, smoothing: float, theme: str |
     """What decides the figure's layout: run, groups, metrics present and options (not the values).
 
     Example:
-        >>> from multiopt_lab._src.training.history import History
+        >>> from multiopt_lab import History
         >>> h = History(); h.record(1, loss=1.0); key = layout_key(h, None, 0.0, None)
         >>> h.record(2, loss=0.5); layout_key(h, None, 0.0, None) == key
         True
@@ -80,7 +80,7 @@ def update_in_place(figure: Figure, key: tuple, history: History, run: str | Non
     """Give the figure's lines their new data if its layout is ``key``; return whether it did.
 
     Args:
-        figure (Figure): A figure :func:`~multiopt_lab._src.plots.overview.plot_training` drew.
+        figure (Figure): A figure :func:`~multiopt_lab.plots.plot_training` drew.
         key (tuple): :func:`layout_key` of what is to be drawn now.
         history (History): The data.
         run (str, optional): The run (default: the current one).

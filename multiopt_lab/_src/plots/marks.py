@@ -5,8 +5,8 @@ it reads apart from the dashed grey reference ratio and from the groups'
 coloured lines.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
-    >>> from multiopt_lab._src.plots.figures import plot_loss
+    >>> from multiopt_lab import History
+    >>> from multiopt_lab.plots import plot_loss
     >>> h = History(); h.record(1, loss=2.0); h.record(2, loss=1.0)
     >>> figure = mark_step(plot_loss(h), 1.5, "rules edited")
     >>> [text.get_text() for text in figure.axes[0].texts]

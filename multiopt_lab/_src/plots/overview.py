@@ -6,7 +6,7 @@ the panels rather than on the data. The title names the run and the device
 it ran on (from the run's metadata).
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> history = History(); history.record(1, loss=2.0)
     >>> [ax.get_title() for ax in plot_training(history).axes]
     ['loss']

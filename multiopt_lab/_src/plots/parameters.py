@@ -15,7 +15,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> h = History(); h.start_run("r", {"labels": ["muon", "adamw"]})
     'r'
     >>> for step in (1, 11):

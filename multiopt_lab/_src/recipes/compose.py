@@ -14,7 +14,7 @@ carry over.
 
 Example:
     >>> import mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab import MultiOptimizer
     >>> groups = given_groups(MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 1"],
     ...                                      labels=["bias", "rest"]), "demo", "optimizer")
     >>> [(g.label, g.rule and g.rule.text) for g in groups]

@@ -299,7 +299,7 @@ def require_groups(recipe: str, model: nn.Module, table, rules, labels, why: dic
         ValueError: A group would hold no parameter.
 
     Example:
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> require_groups("demo", nn.Linear(2, 2), ParameterTable.from_tree(nn.Linear(2, 2)),
         ...                ["ndim == 2"], ["w", "b"], {})
     """

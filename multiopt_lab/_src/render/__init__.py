@@ -1,7 +1,7 @@
 """Text and HTML forms of parameter trees and legends (no IPython, no ipywidgets).
 
 Example:
-    >>> from multiopt_lab._src.render import render_text
+    >>> from multiopt_lab import render_text
     >>> from multiopt_lab import assign
     >>> from multiopt_lab.examples import MLP
     >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])

@@ -10,7 +10,7 @@ rule matched: that is its job, not a finding.
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> tree = {"fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
     >>> print(legend_text(assign(tree, ["ndim == 2", "ndim == 3"], ["muon", "conv", "adamw"])))
     group  rule        params  elements  share  notes
@@ -80,7 +80,7 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> [row.label for row in legend_rows(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))]
         ['muon', 'adamw']
     """
@@ -114,7 +114,7 @@ def diagnostic_lines(assignment, width: int | None = None) -> list[str]:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}
         >>> print(diagnostic_lines(assign(tree, ["ndim == 2"], ["muon", "adamw"]))[0])
         ! warning: the fallback 'adamw' took 1 parameter that looks like what 'muon' took (the same name and kind of layer, in the same block) in another form: [2, 4, 4] where 'muon' took [4, 4]: experts.weight; fix: add `or ndim == 3` to the rule of 'muon' if they belong with what it took; if they belong to 'adamw', the split is as intended
@@ -141,7 +141,7 @@ def legend_text(assignment, optimizers=None, width: int | None = DEFAULT_WIDTH) 
     Example:
         >>> import mlx.nn as nn
         >>> import mlx.optimizers as optim
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> legend_text(assign(nn.Linear(2, 2), ["ndim == 2"])).splitlines()[0]
         'group    rule        params  elements  share  notes'
         >>> print(legend_text(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]),
@@ -197,7 +197,7 @@ def legend_html(assignment, optimizers=None) -> str:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> legend_html(assign(nn.Linear(2, 2), ["ndim == 2"])).startswith('<table class="mol-legend"')
         True
     """

@@ -10,7 +10,7 @@ fallback is for, and its rule reads ``(fallback)``.
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))},
     ...         "norm": {"weight": mx.zeros((4,))}}
     >>> infos = param_infos(assign(tree, ["ndim == 2"], ["muon", "adamw"]))
@@ -132,7 +132,7 @@ def flagged_params(assignment) -> dict[str, Flagged]:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> tree = {"w": mx.zeros((2, 2))}
         >>> flagged = flagged_params(assign(tree, ["ndim == 2", "ndim >= 1"], ["muon", "sgd", "adamw"]))
         >>> flagged["w"].flags, flagged["w"].also_matched  # an overlap is a note: no flag
@@ -171,7 +171,7 @@ class ParamInfos(Mapping):
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> infos = param_infos(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))
         >>> infos["bias"].label, len(infos), "nope" in infos
         ('adamw', 2, False)
@@ -233,7 +233,7 @@ def param_infos(assignment) -> ParamInfos:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> list(param_infos(assign(nn.Linear(2, 2), ["ndim == 2"])))
         ['weight', 'bias']
     """
@@ -246,7 +246,7 @@ def group_totals(assignment) -> tuple[list[int], list[int]]:
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> group_totals(assign(nn.Linear(2, 3), ["ndim == 2"]))
         ([1, 1], [6, 3])
     """
@@ -271,7 +271,7 @@ def per_assignment(assignment, key: str, compute):
 
     Example:
         >>> import mlx.nn as nn
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> a = assign(nn.Linear(2, 2), ["ndim == 2"])
         >>> first = per_assignment(a, "example.paths", lambda a: list(a.table.paths))
         >>> first is per_assignment(a, "example.paths", lambda a: list(a.table.paths))

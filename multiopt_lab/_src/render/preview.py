@@ -1,7 +1,7 @@
 """What a rule edit would move, in words: "12 parameters, 1.3 M elements: adamw -> muon".
 
 Example:
-    >>> from multiopt_lab._src.partition.assignment import Move
+    >>> from multiopt_lab import Move
     >>> move_lines([Move("w", "adamw", "muon")], {"w": 4096})
     ['1 parameter, 4,096 elements: adamw -> muon']
 """

@@ -5,7 +5,7 @@ Registered by the package for ``Diagnostics._repr_html_`` and
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> a = assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"])
     >>> diagnostics_html(a.diagnostics).startswith('<div class="mol-report mol-diagnostics-report">')
     True
@@ -35,7 +35,7 @@ def diagnostics_html(diagnostics) -> str:
     what the fallback took. Every word is the finding's own.
 
     Example:
-        >>> from multiopt_lab._src.partition.diagnostics import Diagnostics
+        >>> from multiopt_lab import Diagnostics
         >>> "nothing found" in diagnostics_html(Diagnostics((), "adamw"))
         True
     """
@@ -78,7 +78,7 @@ def history_html(history) -> str:
     """A History as a small table: one row per run (see ``History.summary``).
 
     Example:
-        >>> from multiopt_lab._src.training.history import History
+        >>> from multiopt_lab import History
         >>> h = History(); h.record(3, loss=0.25, run="demo")
         >>> "<td>demo</td>" in history_html(h) and "<td>0.25</td>" in history_html(h)
         True

@@ -9,7 +9,7 @@ else is a rule expression (``ndim == 1 and size > 100``, ``module ==
 
 Example:
     >>> import mlx.nn as nn
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> assignment = assign(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), ["ndim == 2"])
     >>> search_paths(assignment, "0.w").paths
     ('layers.0.weight',)
@@ -104,7 +104,7 @@ def shown_matches(tree) -> int:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> from multiopt_lab._src.render.tree_model import build_tree
         >>> a = assign({"a": {"weight": mx.zeros((2,))}}, [])
         >>> shown_matches(build_tree(a, highlight={"a.weight"}))

@@ -13,7 +13,7 @@ not flagged.
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.assignment import assign
+    >>> from multiopt_lab import assign
     >>> from multiopt_lab._src.render.tree_model import build_tree
     >>> tree = {"embed": {"weight": mx.zeros((8, 4))}, "fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
     >>> print(tree_text(build_tree(assign(tree, ["ndim == 2"], ["muon", "adamw"]))))
@@ -85,7 +85,7 @@ def walk(node, prefix: str = "", guide: str = "", guides: tuple[str, str, str, s
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> from multiopt_lab._src.render.tree_model import build_tree
         >>> tree = build_tree(assign({"embed": {"weight": mx.zeros((2,))}}, []))
         >>> [n.name for _, n in walk(tree.root)]
@@ -235,7 +235,7 @@ def tree_text(tree: ParameterTree, width: int | None = DEFAULT_WIDTH) -> str:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> from multiopt_lab._src.render.tree_model import build_tree
         >>> tree_text(build_tree(assign({"w": mx.zeros((2, 2))}, ["ndim == 2"], ["muon", "adamw"]))).splitlines()[0]
         'model  1 param           4  muon'

@@ -1,6 +1,6 @@
 """The intermediate parameter tree that the text and HTML forms both lower.
 
-An :class:`~multiopt_lab._src.partition.assignment.Assignment` is flat (path -> group);
+An :class:`~multiopt_lab.Assignment` is flat (path -> group);
 :func:`build_tree` nests it by module path (``layers.3.attn.q.weight`` sits
 under ``layers`` > ``3`` > ``attn`` > ``q``), adds per-module totals and folds
 runs of numbered sibling blocks that have the same structure *and* the same
@@ -286,7 +286,7 @@ def build_tree(
     """Nest an assignment by module path, with totals and folded repeats.
 
     Args:
-        assignment (Assignment): What :func:`multiopt_lab._src.partition.assignment.assign` returned.
+        assignment (Assignment): What :func:`multiopt_lab.assign` returned.
         root_name (str, optional): Name shown on the root row. Default: ``"model"``.
         fold (bool, optional): Fold runs of identical numbered blocks. Default: ``True``.
         unfold (Collection[str], optional): Module paths whose runs stay unfolded

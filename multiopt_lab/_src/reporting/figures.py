@@ -49,12 +49,12 @@ def curves_svg(history, run: str | None = None) -> str:
     """The run's loss, update norms, update-to-parameter ratios and learning rates, as SVG.
 
     Example:
-        >>> from multiopt_lab._src.training.history import History
+        >>> from multiopt_lab import History
         >>> h = History(); h.record(1, loss=1.0); h.record(2, loss=0.5)
         >>> curves_svg(h).startswith('<svg class="mol-figure"')
         True
     """
-    from multiopt_lab.plots import plot_training
+    from multiopt_lab._src.plots.overview import plot_training
 
     figure = plot_training(history, run=run, theme="light")
     try:

@@ -30,6 +30,7 @@ from multiopt_lab._src.render.numbers import grouped, percent, plural
 from multiopt_lab._src.render.reports import diagnostics_html
 from multiopt_lab._src.reporting.figures import figure_svg, sparkline
 from multiopt_lab._src.reporting.setup import RunSetup
+from multiopt_lab._src.version import __version__
 
 __all__ = ["findings_html", "groups_html", "tree_html", "rules_html", "per_parameter_html",
            "environment_html", "facts_html"]
@@ -48,7 +49,7 @@ def findings_html(assignment) -> str:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> "matches no parameter" in findings_html(assign({"w": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"]))
         True
     """
@@ -121,7 +122,7 @@ def tree_html(assignment, root_name: str) -> str:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.assignment import assign
+        >>> from multiopt_lab import assign
         >>> "<details" in tree_html(assign({"w": mx.zeros((2, 2))}, ["ndim == 2"]), "model")
         True
     """
@@ -169,7 +170,7 @@ def per_parameter_html(history, run: str | None) -> str:
         >>> per_parameter_html(History(), None)
         ''
     """
-    from multiopt_lab.plots import has_parameter_metrics, plot_parameter_overview, top_parameters
+    from multiopt_lab._src.plots.parameters import has_parameter_metrics, plot_parameter_overview, top_parameters
 
     if run is None or not has_parameter_metrics(history, run):
         return ""
@@ -231,11 +232,9 @@ def environment_html(history, run: str | None) -> str:
         >>> "mlx" in environment_html(None, None)
         True
     """
-    import multiopt_lab
-
     facts = device_facts()
     here = [("device", describe_facts(facts)), ("backend", facts.get("backend", "")),
-            ("mlx", mx.__version__), ("multiopt_lab", multiopt_lab.__version__),
+            ("mlx", mx.__version__), ("multiopt_lab", __version__),
             ("python", platform.python_version()), ("platform", platform.platform()),
             ("numpy", _version("numpy")), ("pandas", _version("pandas")),
             ("matplotlib", _version("matplotlib")),

@@ -6,8 +6,8 @@ selections come back from here. Rules that may depend on parameter values
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.rules import by_ndim
-    >>> from multiopt_lab._src.partition.table import ParameterTable
+    >>> from multiopt_lab import by_ndim
+    >>> from multiopt_lab import ParameterTable
     >>> table = ParameterTable.from_tree({"w": mx.zeros((2, 2))})
     >>> cached_select(by_ndim(2), table) is cached_select(by_ndim(2), table)
     True

@@ -9,7 +9,7 @@ holds a newline, the rows asked about are sorted and not too sparse), and
 
 Example:
     >>> import mlx.core as mx
-    >>> from multiopt_lab._src.partition.table import ParameterTable
+    >>> from multiopt_lab import ParameterTable
     >>> table = ParameterTable.from_tree({f"layer{i}": {"w": mx.zeros((1,))} for i in range(20)})
     >>> contains_rows(table, np.arange(20), "r17").nonzero()[0].tolist()
     [17]
@@ -36,7 +36,7 @@ class JoinedPaths:
     """Paths joined by newlines as UTF-8 bytes, with where each one starts.
 
     Built once per table (:attr:`ParameterTable.joined_paths
-    <multiopt_lab._src.partition.table.ParameterTable.joined_paths>`); :meth:`of`
+    <multiopt_lab.ParameterTable.joined_paths>`); :meth:`of`
     gives None when a path holds a newline itself (then every pattern is
     matched path by path).
 
@@ -80,7 +80,7 @@ def scannable(table, rows: np.ndarray) -> JoinedPaths | None:
 
     Example:
         >>> import mlx.core as mx
-        >>> from multiopt_lab._src.partition.table import ParameterTable
+        >>> from multiopt_lab import ParameterTable
         >>> table = ParameterTable.from_tree({f"w{i}": mx.zeros((1,)) for i in range(20)})
         >>> scannable(table, np.arange(20)).starts[:3], scannable(table, np.arange(3))
         ([0, 3, 6], None)

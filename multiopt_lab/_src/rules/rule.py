@@ -125,7 +125,7 @@ class Rule:
 
         Example:
             >>> import mlx.core as mx
-            >>> from multiopt_lab._src.partition.table import ParameterTable
+            >>> from multiopt_lab import ParameterTable
             >>> t = ParameterTable.from_tree({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))})
             >>> Rule("ndim == 2").select(t).tolist()
             [True, False]

@@ -1,7 +1,7 @@
 """Training runs: :func:`train`, the :class:`History` it records, progress and stopping.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> History().runs
     ()
 """

@@ -2,7 +2,7 @@
 
 MLX's own pattern, ``mx.compile(step, inputs=state, outputs=state)`` with
 ``state = [model.state, optimizer.state]``, already follows every change of
-a :class:`~multiopt_lab._src.optimizer.multi_optimizer.MultiOptimizer` (its state
+a :class:`~multiopt_lab.MultiOptimizer` (its state
 is one dict, changed in place; see :mod:`multiopt_lab._src.optimizer.state`).
 :func:`compile_step` adds what needs Python between two calls, which a
 replayed trace never runs: it calls ``optimizer.between_steps`` before every
@@ -12,7 +12,7 @@ without them, so they cost nothing).
 
 Example:
     >>> import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+    >>> from multiopt_lab import MultiOptimizer
     >>> model = nn.Linear(3, 1)
     >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.01)], ["ndim == 2"])
     >>> grad_fn = nn.value_and_grad(model, lambda m, x: m(x).sum())
@@ -132,7 +132,7 @@ def compile_step(step: Callable, model: Any, optimizer: Any,
 
     Example:
         >>> import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> model = nn.Linear(3, 2)
         >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.01)], ["ndim == 2"])
         >>> loss_and_grad = nn.value_and_grad(model, lambda m, x: m(x).sum())

@@ -1,6 +1,6 @@
 """What a History holds: the tidy rows, the runs and their metadata, and the reads of them.
 
-:class:`HistoryRecords` is the part of :class:`~multiopt_lab._src.training.history.History`
+:class:`HistoryRecords` is the part of :class:`~multiopt_lab.History`
 that stores; ``History`` adds recording and subscribers around it, and hands
 plain data to its files (:mod:`multiopt_lab._src.io`), whose events come back
 through :meth:`HistoryRecords.apply_events`.

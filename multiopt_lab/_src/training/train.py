@@ -160,7 +160,7 @@ def train(
 
     Each step computes ``loss_fn(model, *batch)`` and its gradients with
     ``nn.value_and_grad``, updates the model and records the loss. With a
-    :class:`~multiopt_lab._src.optimizer.multi_optimizer.MultiOptimizer` the per-group
+    :class:`~multiopt_lab.MultiOptimizer` the per-group
     metrics are recorded every ``metrics_every`` steps; with a plain
     ``mlx.optimizers`` optimizer only the loss is.
 
@@ -210,7 +210,7 @@ def train(
     Example:
         >>> import mlx.optimizers as optim
         >>> from multiopt_lab import examples
-        >>> from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
+        >>> from multiopt_lab import MultiOptimizer
         >>> data = examples.digits()
         >>> optimizer = MultiOptimizer([optim.Adam(1e-2), optim.SGD(0.1)], ["ndim == 2"], labels=["matrices", "vectors"])
         >>> history = train(examples.MLP(64, 32, 10), optimizer, data.loss_fn, data.batch, 30, progress=False)

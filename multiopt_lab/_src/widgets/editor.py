@@ -1,7 +1,7 @@
 """RuleEditorWidget: edit a MultiOptimizer's rules live, preview the moves, apply.
 
 Example:
-    >>> from multiopt_lab._src.widgets.editor import RuleEditorWidget
+    >>> from multiopt_lab import RuleEditorWidget
     >>> import mlx.optimizers as optim
     >>> from multiopt_lab import MultiOptimizer
     >>> from multiopt_lab.examples import MLP

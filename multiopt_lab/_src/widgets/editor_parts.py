@@ -1,7 +1,7 @@
 """Small building blocks of the rule editor's layout.
 
 Example:
-    >>> from multiopt_lab._src.rules import rule
+    >>> from multiopt_lab import rule
     >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
     >>> field.value
     'ndim == 2'
@@ -106,7 +106,7 @@ def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
         tuple: ``(row, field, error, warning)`` widgets.
 
     Example:
-        >>> from multiopt_lab._src.rules import rule
+        >>> from multiopt_lab import rule
         >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
         >>> field.value, "mol-rule-input" in field._dom_classes
         ('ndim == 2', True)

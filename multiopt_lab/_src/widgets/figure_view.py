@@ -109,7 +109,7 @@ def _in_kernel() -> bool:
 
 
 def figure_bundle(figure) -> dict | None:
-    """A :class:`~multiopt_lab._src.plots.style.LabFigure` shown in a view that follows the page's theme.
+    """A :class:`~multiopt_lab.plots.LabFigure` shown in a view that follows the page's theme.
 
     The bundle holds the view, the PNG (what a saved notebook keeps) and the
     figure's ``repr``; when the page reports its dark theme the figure is
@@ -117,7 +117,7 @@ def figure_bundle(figure) -> dict | None:
     figure shows its PNG).
 
     Example:
-        >>> from multiopt_lab._src.plots.style import LabFigure
+        >>> from multiopt_lab.plots import LabFigure
         >>> figure_bundle(LabFigure(figsize=(1, 1))) is None   # no kernel in a doctest
         True
     """

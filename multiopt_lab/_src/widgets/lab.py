@@ -15,7 +15,7 @@ ends and whenever the editor's status changes (an Apply landed), so a saved
 notebook shows the lab after the run, not as it was displayed.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> import mlx.optimizers as optim
     >>> from multiopt_lab import MultiOptimizer
     >>> from multiopt_lab.examples import MLP
@@ -79,7 +79,7 @@ class LabWidget(widgets.VBox):
         model: The ``nn.Module`` (or parameter tree) being trained.
         optimizer (MultiOptimizer): A ``multiopt_lab`` MultiOptimizer.
         history (History, optional): Shown in a
-            :class:`~multiopt_lab._src.widgets.monitor.TrainingMonitorWidget`; with
+            :class:`~multiopt_lab.TrainingMonitorWidget`; with
             per-parameter metrics (``per_parameter=True``) the tree also shows
             each parameter's latest value and curves, and the monitor the
             parameters farthest from their group's median. Default: ``None``.

@@ -37,7 +37,7 @@ To watch a run another process writes (a terminal, a cluster job)::
     TrainingMonitorWidget(history)       # the cell returns; the figure keeps updating
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> history = History()
     >>> monitor = TrainingMonitorWidget(history)
     >>> history.record(1, loss=1.0)

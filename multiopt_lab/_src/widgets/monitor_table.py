@@ -2,7 +2,7 @@
 per-parameter metrics, the parameters farthest from their group's median ratio.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> h = History(); h.record(1, loss=0.5)
     >>> "0.5" in last_values_html(h)
     True

@@ -7,7 +7,7 @@ backend into a PNG: it needs no interactive backend and stays readable in a
 saved notebook.
 
 Example:
-    >>> from multiopt_lab._src.training.history import History
+    >>> from multiopt_lab import History
     >>> h = History()
     >>> h.record(1, parameters={"w": {"group": "g", "update_ratio": 1e-3}})
     >>> parameter_curves_html(h, "w", None).startswith('<figure class="mol-parameter-curves"')

@@ -1,7 +1,7 @@
 """ParameterTreeWidget: the coloured parameter tree, with search, folding and details.
 
 Example:
-    >>> from multiopt_lab._src.widgets.tree import ParameterTreeWidget
+    >>> from multiopt_lab import ParameterTreeWidget
     >>> import mlx.optimizers as optim
     >>> from multiopt_lab import MultiOptimizer
     >>> from multiopt_lab.examples import MLP
@@ -262,7 +262,7 @@ class ParameterTreeWidget(widgets.VBox):
 
     def text(self, legend: bool = True, width: int | None = DEFAULT_WIDTH) -> str:
         """The tree as shown (same folding and search marks), in text form no
-        wider than ``width`` columns (``None``: no limit; see :func:`~multiopt_lab._src.render.render_text`).
+        wider than ``width`` columns (``None``: no limit; see :func:`~multiopt_lab.render_text`).
 
         Example:
             >>> import mlx.optimizers as optim

@@ -74,7 +74,7 @@ class TreeView(anywidget.AnyWidget):
     """Shows tree HTML and reports clicks on parameters and unfold buttons.
 
     Attributes:
-        html (str): The HTML fragment to show (from :func:`multiopt_lab._src.render.render_html`).
+        html (str): The HTML fragment to show (from :func:`multiopt_lab.render_html`).
         selected_path (str): Path of the last clicked parameter, ``""`` for none.
         unfold (list[str]): Module paths whose folded runs the user unfolded.
 

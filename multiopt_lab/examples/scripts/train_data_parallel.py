@@ -26,12 +26,10 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from multiopt_lab._src.distributed.data_parallel import DataParallel
-from multiopt_lab._src.distributed.checkpoint import load_checkpoint, save_checkpoint
-from multiopt_lab._src.distributed.guard import RankGuard
+from multiopt_lab import (
+    DataParallel, History, MultiOptimizer, RankGuard, load_checkpoint, save_checkpoint,
+)
 from multiopt_lab._src.distributed.sync import check_same_partition
-from multiopt_lab._src.training.history import History
-from multiopt_lab._src.optimizer.multi_optimizer import MultiOptimizer
 from multiopt_lab._src.optimizer.describe import optimizer_metadata
 
 
