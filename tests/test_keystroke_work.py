@@ -96,3 +96,16 @@ def test_each_form_of_one_assignment_reuses_its_tree_and_flags():
     render_text(assignment)
     render_html(assignment)
     assert params_module.flagged_params(assignment) is flags
+
+
+def test_notes_on_every_norm_are_not_turned_into_rows_of_flags():
+    # AdamW decays 300 norm scales: one note, no flag. Flags are worked out for the
+    # flagged few (the tree folds by them); a note rides along in a shown row's details.
+    model = stacked_model()
+    assignment = assign(model, ["ndim == 2"], ["sgd", "adamw"],
+                        optimizers=[optim.SGD(0.1), optim.AdamW(1e-3, weight_decay=0.1)])
+    notes = [f for f in assignment.diagnostics.findings if f.kind == "weight_decay"]
+    assert len(notes) == 1 and len(notes[0].paths) == 300
+    assert params_module.flagged_params(assignment) == {}
+    info = params_module.param_infos(assignment)["layers.0.norm.weight"]
+    assert info.flags == () and info.findings == tuple(notes)

@@ -39,7 +39,7 @@ from multiopt_lab._src.display import html_for
 from multiopt_lab._src.partition import findings as words
 from multiopt_lab._src.partition.contracts import contract_of, weight_decay_of
 from multiopt_lab._src.partition.findings import (KINDS, SEVERITIES, Finding, FindingWarning,
-                                             counted, by_block, wrapped)
+                                             counted, wrapped)
 from multiopt_lab._src.partition.near_misses import NearMiss, describe_row, find_near_misses
 from multiopt_lab._src.partition.roles import roles_of
 from multiopt_lab._src.rules.text import quote_pattern
@@ -171,6 +171,17 @@ class Diagnostics:
         """
         return tuple(f for f in self.findings if f.group == label)
 
+    def findings_for(self, path: str) -> tuple[Finding, ...]:
+        """The findings concerning one parameter, notes included, in the list's order.
+
+        Example:
+            >>> from multiopt_lab._src.partition import findings
+            >>> d = Diagnostics((findings.overlap("a", ["w"], ["b"]),), "b")
+            >>> [f.kind for f in d.findings_for("w")], d.findings_for("v")
+            (['overlap'], ())
+        """
+        return tuple(f for f in self.findings if path in f.path_set)
+
     @cached_property
     def by_path(self) -> dict[str, tuple[Finding, ...]]:
         """path -> the findings concerning it, for the paths some finding concerns."""
@@ -180,7 +191,7 @@ class Diagnostics:
                 found.setdefault(path, []).append(finding)
         return {path: tuple(items) for path, items in found.items()}
 
-    @property
+    @cached_property
     def fallback_finding(self) -> Finding | None:
         """What only the fallback took, as a finding (``check(allow_fallback=False)``
         fails on it); None when every parameter matched a rule."""
@@ -242,7 +253,7 @@ class Diagnostics:
             lines += finding.text(indent="  ", width=measure).splitlines()
         if self.fallback_only:
             lines += words.wrap_words(f"{self.fallback_finding.message}:", "  ", "    ", measure)
-            lines += wrapped(by_block(self.fallback_only), "    ", width=measure)
+            lines += wrapped(self.fallback_finding.blocks, "    ", width=measure)
         if not self.contracts_checked:
             lines += words.wrap_words(f"({words.CONTRACTS_UNCHECKED})", "  ", "    ", measure)
         # A word wider than the width (a very long path) is shortened, never split.

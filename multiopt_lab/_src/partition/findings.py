@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 from multiopt_lab._src.partition.near_misses import block_pattern
 
@@ -90,6 +92,27 @@ class Finding:
         if self.severity not in SEVERITIES:
             raise ValueError(f"expected a severity in {SEVERITIES}, found {self.severity!r}")
 
+    @cached_property
+    def blocks(self) -> tuple[str, ...]:
+        """:attr:`paths`, those repeated in every numbered block folded
+        (``layers.*.norm.weight (in 32 blocks)``): worked out once, read by every surface.
+
+        Example:
+            >>> Finding("overlap", "note", ("l.0.w", "l.1.w", "l.2.w"), "a", "m", "h", "t").blocks
+            ('l.*.w (in 3 blocks)',)
+        """
+        return tuple(by_block(self.paths))
+
+    @cached_property
+    def path_set(self) -> frozenset[str]:
+        """:attr:`paths` as a set, for asking whether it concerns one parameter.
+
+        Example:
+            >>> "w" in Finding("overlap", "note", ("w",), "a", "m", "h", "t").path_set
+            True
+        """
+        return frozenset(self.paths)
+
     @property
     def key(self) -> tuple:
         """``(kind, severity, group, paths)``: what identifies a finding, whatever the rules' wording.
@@ -136,7 +159,7 @@ class Finding:
         severity = f"{self.severity} ({because})" if because else self.severity
         lines = _wrap(f"{severity}: {self.message}", indent, indent + "  ", width)
         if self.paths:
-            lines += wrapped(by_block(self.paths), indent + "    ", max_paths, width)
+            lines += wrapped(self.blocks, indent + "    ", max_paths, width)
         if self.hint:
             lines += _wrap(f"fix: {self.hint}", indent + "  ", indent + "    ", width)
         return "\n".join(lines)
@@ -150,7 +173,7 @@ class Finding:
         """
         text = f"{self.severity}: {self.message}"
         if self.paths:
-            text += f": {listed_paths(self.paths, shown)}"
+            text += f": {_listed(self.blocks, shown)}"
         return text + (f"; fix: {self.hint}" if self.hint else "")
 
     def brief(self, shown: int = 2) -> str:
@@ -162,7 +185,7 @@ class Finding:
         """
         text = f"{self.severity}: {self.short()}"
         if self.paths:
-            text += f": {listed_paths(self.paths, shown)}"
+            text += f": {_listed(self.blocks, shown)}"
         return text + (f"; fix: {self.hint}" if self.hint else "")
 
     def short(self) -> str:
@@ -214,7 +237,10 @@ def listed_paths(paths, shown: int = 3) -> str:
         >>> listed_paths(["layers.0.w", "layers.1.w", "layers.2.w", "head.w"])
         'layers.*.w (in 3 blocks), head.w'
     """
-    items = by_block(paths)
+    return _listed(by_block(paths), shown)
+
+
+def _listed(items, shown: int) -> str:
     more = len(items) - shown
     return ", ".join(items[:shown]) + (f" and {more:,} more" if more > 0 else "")
 
@@ -222,18 +248,31 @@ def listed_paths(paths, shown: int = 3) -> str:
 def _folded(items, pattern_of) -> list[tuple[object, int]]:
     """``(item, count)`` in order; an item repeated in ``_FOLD`` or more blocks appears once."""
     items = list(items)
-    counts: dict = {}
-    for item in items:
-        counts[pattern_of(item)] = counts.get(pattern_of(item), 0) + 1
+    patterns = [pattern_of(item) for item in items]  # once each: tens of thousands of paths
+    counts = Counter(patterns)
     out, seen = [], set()
-    for item in items:
-        pattern = pattern_of(item)
+    for item, pattern in zip(items, patterns):
         if counts[pattern] < _FOLD:
             out.append((item, 1))
         elif pattern not in seen:
             seen.add(pattern)
             out.append((item, counts[pattern]))
     return out
+
+
+# A path's block pattern, kept: the editor recomputes findings on every keystroke over the
+# same paths. Bounded, so that a long session over many models does not grow without end.
+_PATTERNS: dict[str, str] = {}
+_MAX_PATTERNS = 1 << 18
+
+
+def _block_pattern(path: str) -> str:
+    pattern = _PATTERNS.get(path)
+    if pattern is None:
+        if len(_PATTERNS) >= _MAX_PATTERNS:
+            _PATTERNS.clear()
+        pattern = _PATTERNS[path] = block_pattern(path)
+    return pattern
 
 
 def by_block(paths) -> list[str]:
@@ -243,8 +282,8 @@ def by_block(paths) -> list[str]:
         >>> by_block(["l.0.b", "l.1.b", "l.2.b", "head.b"])
         ['l.*.b (in 3 blocks)', 'head.b']
     """
-    return [path if n == 1 else f"{block_pattern(path)} (in {n:,} blocks)"
-            for path, n in _folded(paths, block_pattern)]
+    return [path if n == 1 else f"{_block_pattern(path)} (in {n:,} blocks)"
+            for path, n in _folded(paths, _block_pattern)]
 
 
 # Never broken across lines: a shape ``[4, 32, 64]``, a piece of rule in backquotes.

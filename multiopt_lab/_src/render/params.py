@@ -101,7 +101,7 @@ def rule_display(rule) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Flagged:
-    """What a parameter some finding concerns carries beyond its group (the others carry nothing).
+    """What a flagged, overlapping or nearly matched parameter carries beyond its group.
 
     Attributes:
         flags (tuple[str, ...]): Its likely mistakes (findings of severity error
@@ -120,12 +120,11 @@ class Flagged:
     also_matched: tuple[str, ...] = ()
     nearly: str = ""
     like: str = ""
-    findings: tuple = ()
 
 
 def flagged_params(assignment) -> dict[str, Flagged]:
-    """path -> :class:`Flagged`, for the parameters a finding concerns or several rules
-    matched; computed once per assignment and read by every surface (the tree's rows and
+    """path -> :class:`Flagged`, for the parameters an error or a warning concerns, or
+    several rules matched; computed once per assignment and read by every surface (the tree's rows and
     folds, the legend, the details pane).
 
     This is where a per-parameter finding becomes a flag on its row.
@@ -146,17 +145,22 @@ def _flagged_params(assignment) -> dict[str, Flagged]:
     near = {miss.path: miss for miss in diagnostics.near_misses}  # the last of a path is shown
     # overlaps: path -> labels of every rule that matched it, the winner first.
     overlaps = diagnostics.overlaps
-    by_path = diagnostics.by_path
+    # Only errors and warnings flag a row; a note (weight decay on every norm of a
+    # 50,000-array model) rides along in the details, looked up when a row is shown.
+    flags: dict[str, list[str]] = {}
+    for finding in diagnostics.findings:
+        if finding.flagged:
+            flag = flag_of(finding)
+            for path in finding.paths:
+                flags.setdefault(path, []).append(flag)
     found: dict[str, Flagged] = {}
-    for path in dict.fromkeys([*by_path, *near, *overlaps]):
-        findings = tuple(by_path.get(path, ()))
+    for path in dict.fromkeys([*flags, *near, *overlaps]):
         miss = near.get(path)
         found[path] = Flagged(
-            tuple(flag_of(f) for f in findings if f.flagged),
+            tuple(flags.get(path, ())),
             tuple(overlaps[path][1:]) if path in overlaps else (),
             miss.label if miss is not None else "",
-            f"{miss.like} ({miss.like_kind})" if miss is not None else "",
-            findings)
+            f"{miss.like} ({miss.like_kind})" if miss is not None else "")
     return found
 
 
@@ -197,7 +201,7 @@ class ParamInfos(Mapping):
                 path, table.shapes[row], table.dtypes[row], table.sizes[row], group,
                 self._assignment.group_labels[group], self._rules[group], flagged.also_matched,
                 flagged.flags, flagged.nearly, flagged.like, table.module_chains[row],
-                flagged.findings)
+                self._assignment.diagnostics.findings_for(path))
         return info
 
     def __getitem__(self, path: str) -> ParamInfo:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from html import escape
 
-from multiopt_lab._src.partition.findings import CONTRACTS_UNCHECKED, by_block
+from multiopt_lab._src.partition.findings import CONTRACTS_UNCHECKED
 
 __all__ = ["diagnostics_html", "moves_html", "history_html"]
 
@@ -43,13 +43,13 @@ def diagnostics_html(diagnostics) -> str:
     head, *_ = d.lines()
     items = []
     for f in d.findings:
-        paths = _items(by_block(f.paths)) if f.paths else ""
+        paths = _items(f.blocks) if f.paths else ""
         fix = f'<div class="mol-fix">fix: {escape(f.hint)}</div>' if f.hint else ""
         items.append(f'<li class="mol-{f.severity}" data-kind="{escape(f.kind)}">'
                      f"<b>{escape(f.severity)}</b>: {escape(f.message)}{paths}{fix}</li>")
     if d.fallback_only:
         items.append(f'<li class="mol-info">{escape(d.fallback_finding.message)}'
-                     f"{_items(by_block(d.fallback_only))}</li>")
+                     f"{_items(d.fallback_finding.blocks)}</li>")
     if not d.contracts_checked:
         items.append(f'<li class="mol-info">{escape(CONTRACTS_UNCHECKED)}</li>')
     return (f'<div class="mol-report mol-diagnostics-report"><div>{escape(head)}</div>'
