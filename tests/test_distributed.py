@@ -298,7 +298,7 @@ class TestOneProcess:
         assert status["error"] == "KeyError: 'lost'"
 
     def test_rank_guard_rejects_a_bad_timeout(self):
-        with pytest.raises(ValueError, match="step_timeout_s > 0"):
+        with pytest.raises(ValueError, match="step_timeout_s must be a finite number > 0, found 0"):
             RankGuard(step_timeout_s=0)
 
 

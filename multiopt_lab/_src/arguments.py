@@ -7,15 +7,6 @@ where the model is needed) gets one clear ``TypeError`` naming the call,
 the argument, what it must be, what it is, and what to pass instead,
 rather than an ``AttributeError`` from deep inside. Values of the right
 kind but out of range (``ratio=inf``) get a ``ValueError`` the same way.
-
-Example:
-    >>> import mlx.nn as nn
-    >>> check_model(nn.Linear(2, 2), "demo()") is not None
-    True
-    >>> check_model({"w": 1}, "demo()")
-    Traceback (most recent call last):
-    ...
-    TypeError: demo(): model must be an mlx.nn.Module (the model itself), found dict {'w': 1}; pass the model itself, not model.parameters()
 """
 
 from __future__ import annotations
@@ -46,15 +37,6 @@ def checked(**checks: Check) -> Callable:
     ``where`` is ``"name()"`` of the function or class. The checks are the
     ``check_*`` functions here, or :func:`optional`, :func:`number`,
     :func:`is_flag`, :func:`is_text`, :func:`is_path`, :func:`function`, :func:`kind`.
-
-    Example:
-        >>> @checked(steps=number(low=0, integer=True))
-        ... def run(steps):
-        ...     return steps
-        >>> run(steps="10")
-        Traceback (most recent call last):
-        ...
-        TypeError: run(): steps must be an integer, found str '10'
     """
     def decorate(function: Callable) -> Callable:
         signature = inspect.signature(function)
@@ -83,10 +65,6 @@ def checked(**checks: Check) -> Callable:
 
 def optional(check: Check) -> Check:
     """``check``, with None accepted.
-
-    Example:
-        >>> optional(check_model)(None, "demo()", "model") is None
-        True
     """
     def check_or_none(value: Any, where: str, name: str) -> Any:
         return None if value is None else check(value, where, name)
@@ -96,76 +74,42 @@ def optional(check: Check) -> Check:
 
 def number(**bounds: Any) -> Check:
     """A :func:`check_number` with these bounds, as a check.
-
-    Example:
-        >>> number(low=0)(-1, "demo()", "rate")
-        Traceback (most recent call last):
-        ...
-        ValueError: demo(): rate must be a finite number >= 0, found -1
     """
     return lambda value, where, name: check_number(value, where, name, **bounds)
 
 
 def is_flag(value: Any, where: str, name: str) -> bool:
     """:func:`check_flag` as a check.
-
-    Example:
-        >>> is_flag(True, "demo()", "log")
-        True
     """
     return check_flag(value, where, name)
 
 
 def is_text(value: Any, where: str, name: str) -> str:
     """:func:`check_text` as a check.
-
-    Example:
-        >>> is_text("loss", "demo()", "metric")
-        'loss'
     """
     return check_text(value, where, name)
 
 
 def is_path(value: Any, where: str, name: str) -> Any:
     """:func:`check_path` as a check.
-
-    Example:
-        >>> is_path("run.csv", "demo()", "file")
-        'run.csv'
     """
     return check_path(value, where, name)
 
 
 def function(expected: str) -> Check:
     """A check that the argument is callable, described as ``expected``.
-
-    Example:
-        >>> function("a function (model, batch) -> loss")(3, "demo()", "loss_fn")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): loss_fn must be a function (model, batch) -> loss, found int 3
     """
     return lambda value, where, name: check_callable(value, where, name, expected)
 
 
 def kind(kinds: type | tuple[type, ...], expected: str, fix: str = "") -> Check:
     """A check that the argument is an instance of ``kinds``, described as ``expected``.
-
-    Example:
-        >>> kind(int, "an int")(2.5, "demo()", "rows")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): rows must be an int, found float 2.5
     """
     return lambda value, where, name: check_kind(value, kinds, where, name, expected, fix)
 
 
 def found(value: Any) -> str:
     """How a wrong argument is shown: its type and the start of its repr.
-
-    Example:
-        >>> found("run.csv")
-        "str 'run.csv'"
     """
     try:
         shown = repr(value)
@@ -184,10 +128,6 @@ def _fail(where: str, name: str, expected: str, value: Any, fix: str) -> TypeErr
 def check_kind(value: Any, kinds: type | tuple[type, ...], where: str, name: str,
                expected: str, fix: str = "", *, optional: bool = False) -> Any:
     """``value`` if it is an instance of ``kinds`` (or None when ``optional``); else TypeError.
-
-    Example:
-        >>> check_kind(3, int, "demo()", "steps", "an int")
-        3
     """
     if value is None and optional:
         return value
@@ -198,10 +138,6 @@ def check_kind(value: Any, kinds: type | tuple[type, ...], where: str, name: str
 
 def check_model(value: Any, where: str, name: str = "model", *, optional: bool = False) -> Any:
     """The model (an ``nn.Module``), or a TypeError saying so.
-
-    Example:
-        >>> check_model(None, "demo()", optional=True) is None
-        True
     """
     fix = ("pass the model itself, not model.parameters()" if isinstance(value, (dict, list))
            else "pass the nn.Module that trains")
@@ -211,10 +147,6 @@ def check_model(value: Any, where: str, name: str = "model", *, optional: bool =
 
 def check_optimizer(value: Any, where: str, name: str = "optimizer") -> Any:
     """An MLX optimizer (a ``MultiOptimizer`` included), or a TypeError saying so.
-
-    Example:
-        >>> check_optimizer(optim.SGD(0.1), "demo()").learning_rate.item()
-        0.10000000149011612
     """
     fix = ("pass an optimizer object such as optim.AdamW(1e-3), not its name"
            if isinstance(value, str) else "pass an mlx.optimizers optimizer or a "
@@ -225,12 +157,6 @@ def check_optimizer(value: Any, where: str, name: str = "optimizer") -> Any:
 
 def check_multi_optimizer(value: Any, where: str, name: str = "optimizer") -> Any:
     """A multiopt_lab ``MultiOptimizer`` (what widgets edit), or a TypeError saying so.
-
-    Example:
-        >>> check_multi_optimizer("adam", "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): optimizer must be a multiopt_lab MultiOptimizer, found str 'adam'; build one: multiopt_lab.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ['ndim == 2'])
     """
     if callable(getattr(value, "request_repartition", None)):
         return value
@@ -245,12 +171,6 @@ def check_number(value: Any, where: str, name: str, *, low: float | None = None,
     """A finite real number (not a bool) within ``[low, high]`` (an end left out with
     ``low_open`` / ``high_open``); an int when ``integer``. TypeError for another kind,
     ValueError out of range.
-
-    Example:
-        >>> check_number(float("inf"), "demo()", "ratio", low=0, low_open=True)
-        Traceback (most recent call last):
-        ...
-        ValueError: demo(): ratio must be a finite number > 0, found inf
     """
     if value is None and optional:
         return value
@@ -275,12 +195,6 @@ def check_number(value: Any, where: str, name: str, *, low: float | None = None,
 
 def check_flag(value: Any, where: str, name: str) -> bool:
     """``True`` or ``False`` (numpy's bools too), or a TypeError.
-
-    Example:
-        >>> check_flag("no", "demo()", "embeddings")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): embeddings must be True or False, found str 'no'
     """
     if isinstance(value, bool) or type(value).__name__ == "bool_":
         return bool(value)
@@ -290,10 +204,6 @@ def check_flag(value: Any, where: str, name: str) -> bool:
 def check_callable(value: Any, where: str, name: str, expected: str, *,
                    optional: bool = False) -> Any:
     """A callable (or None when ``optional``), or a TypeError describing the signature.
-
-    Example:
-        >>> check_callable(len, "demo()", "loss_fn", "a function (model, batch) -> loss")
-        <built-in function len>
     """
     if (value is None and optional) or callable(value):
         return value
@@ -302,12 +212,6 @@ def check_callable(value: Any, where: str, name: str, expected: str, *,
 
 def check_path(value: Any, where: str, name: str) -> Any:
     """A file or folder path (``str`` or ``os.PathLike``), or a TypeError.
-
-    Example:
-        >>> check_path(3, "demo()", "file")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): file must be a path (str or os.PathLike), found int 3
     """
     if isinstance(value, (str, os.PathLike)):
         return value
@@ -316,9 +220,5 @@ def check_path(value: Any, where: str, name: str) -> Any:
 
 def check_text(value: Any, where: str, name: str, *, optional: bool = False) -> Any:
     """A ``str`` (or None when ``optional``), or a TypeError.
-
-    Example:
-        >>> check_text("loss", "demo()", "metric")
-        'loss'
     """
     return check_kind(value, str, where, name, "a str", "", optional=optional)

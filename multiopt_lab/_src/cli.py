@@ -31,10 +31,6 @@ same exit status.
 that name is used as is). The current directory is importable. With a model
 (not a parameter dict), rules may read ``module`` and ``modules``. Text that
 the terminal cannot show (a lone surrogate in a path) is printed escaped.
-
-Example:
-    >>> main(["check", "missing.toml", "--model", "x:y"])  # the error goes to stderr
-    2
 """
 
 from __future__ import annotations
@@ -70,19 +66,11 @@ DEFAULT_TIMEOUT_S = 120.0
 
 class UsageError(Exception):
     """A problem with the command line's inputs (exit status 2).
-
-    Example:
-        >>> str(UsageError("--model expects MODULE:FACTORY"))
-        '--model expects MODULE:FACTORY'
     """
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``multiopt-lab`` argument parser (subcommands ``check`` and ``report``).
-
-    Example:
-        >>> build_parser().parse_args(["check", "r.toml", "--model", "m:f"]).allow_fallback
-        True
     """
     parser = argparse.ArgumentParser(prog=PROG, description="Check how rules split a model's "
                                      "parameters between optimizers.")
@@ -143,11 +131,6 @@ def load_model(spec: str) -> Any:
     Raises:
         UsageError: The spec is malformed, the import or the factory fails or
             exits, or the result is neither an ``nn.Module`` nor a dict/list tree.
-
-    Example:
-        >>> load_model("json:loads")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        multiopt_lab._src.cli.UsageError: calling json:loads failed: TypeError: ...
     """
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
@@ -232,11 +215,6 @@ def _drop_stdout() -> None:
 
 class _Progress:
     """The phase ``check`` is in, so that the time limit names what was slow.
-
-    Example:
-        >>> progress = _Progress(); progress.enter("reading the rule file r.toml", " (too big?)")
-        >>> progress.phase + progress.hint
-        'reading the rule file r.toml (too big?)'
     """
 
     def __init__(self) -> None:
@@ -376,11 +354,6 @@ def main(argv: Sequence[str] | None = None, *, process: bool | None = None) -> i
             hangs out of reach of the time limit's signal ends it.
             Default: ``None`` (True when ``argv`` is None, i.e. read from
             the command line).
-
-    Example:
-        >>> main(["check", "--help"])  # doctest: +ELLIPSIS
-        usage: multiopt-lab check [-h] --model MODULE:FACTORY ...
-        0
     """
     parser = build_parser()
     try:

@@ -4,13 +4,6 @@ Core objects ask this registry for their HTML; the package's ``__init__``
 (which sits above every layer) registers the render layer's functions. So
 ``core`` keeps pointing down only, and a notebook still shows an
 ``Assignment`` or a ``MultiOptimizer`` as a coloured tree.
-
-Example:
-    >>> register_html("example", lambda obj: f"<b>{obj}</b>")
-    >>> html_for("example", 3)
-    '<b>3</b>'
-    >>> html_for("unknown", 3) is None
-    True
 """
 
 from __future__ import annotations
@@ -29,19 +22,12 @@ def register_html(kind: str, renderer: Callable[[Any], str]) -> None:
     Args:
         kind (str): ``"assignment"`` or ``"optimizer"``.
         renderer (Callable): Returns an HTML fragment.
-
-    Example:
-        >>> register_html("example", str)
     """
     _renderers[kind] = renderer
 
 
 def html_for(kind: str, obj: Any) -> str | None:
     """The HTML of ``obj``, or None (IPython then shows the text form).
-
-    Example:
-        >>> html_for("nothing registered", object()) is None
-        True
     """
     renderer = _renderers.get(kind)
     return None if renderer is None else renderer(obj)
@@ -56,21 +42,12 @@ def register_bundle(kind: str, bundler: Callable[[Any], dict | None]) -> None:
     Args:
         kind (str): ``"figure"``.
         bundler (Callable): Returns a mime bundle, or None to fall back.
-
-    Example:
-        >>> register_bundle("example", lambda obj: {"text/plain": str(obj)})
-        >>> bundle_for("example", 3)
-        {'text/plain': '3'}
     """
     _bundlers[kind] = bundler
 
 
 def bundle_for(kind: str, obj: Any) -> dict | None:
     """The mime bundle of ``obj``, or None (the object then shows its own forms).
-
-    Example:
-        >>> bundle_for("nothing registered", object()) is None
-        True
     """
     bundler = _bundlers.get(kind)
     return None if bundler is None else bundler(obj)

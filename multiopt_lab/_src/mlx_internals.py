@@ -11,14 +11,6 @@ package goes through a function here, each saying what it relies on and why
 we need it; nothing else names these attributes (``tests/test_mlx_internals.py``
 checks both: each reliance against the installed MLX, failing with the
 attribute's name, and that no other module reads them).
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> sgd = optim.SGD(optim.linear_schedule(0.0, 1.0, 10))
-    >>> sorted(schedules(sgd)), state_dict(sgd) is sgd.state, is_initialized(sgd)
-    (['learning_rate'], True, False)
-    >>> schedule_arguments(schedules(sgd)["learning_rate"])
-    ('linear_schedule', {'init': 0.0, 'end': 1.0, 'steps': 10})
 """
 
 from __future__ import annotations
@@ -51,11 +43,6 @@ def state_dict(optimizer: Any) -> dict | None:
     plan keeps references into it, a compiled step captured it, and reading
     it directly bypasses a subclass whose ``state`` property builds a view
     (a multi-optimizer).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1); state_dict(sgd) is sgd.state
-        True
     """
     return getattr(optimizer, "_state", None)
 
@@ -68,12 +55,6 @@ def install_state_dict(optimizer: Any, tree: dict) -> None:
     compiled step holds, that dict must become the optimizer's own again
     without a re-initialisation, and a ``MultiOptimizer`` hands MLX its one
     state dict for good.
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1); home = {"step": mx.array(3, mx.uint64)}
-        >>> install_state_dict(sgd, home); sgd.state is home
-        True
     """
     optimizer._state = tree
 
@@ -85,11 +66,6 @@ def is_initialized(optimizer: Any) -> bool:
     ``apply_gradients`` calls ``init`` while it is clear. Why: a cached
     routing plan stays valid only while every group's optimizer still holds
     the state it bound (a state set from outside clears the flag).
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1); sgd.init({"w": mx.zeros((2,))}); is_initialized(sgd)
-        True
     """
     return bool(getattr(optimizer, "_initialized", False))
 
@@ -100,11 +76,6 @@ def mark_initialized(optimizer: Any, initialized: bool = True) -> None:
     Why: we initialise groups' states ourselves (leaf by leaf, moving state
     between groups), and an outer multi-optimizer holding a
     ``MultiOptimizer`` reads the flag to decide whether to call its ``init``.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1); mark_initialized(sgd); is_initialized(sgd)
-        True
     """
     optimizer._initialized = initialized
 
@@ -117,11 +88,6 @@ def schedules(optimizer: Any) -> Mapping[str, Callable]:
     ``apply_gradients`` evaluates each into the state at every step. Why: we
     reproduce that step, tell scheduled learning rates apart, and describe
     schedules as data. Empty for an object without them.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sorted(schedules(optim.SGD(optim.linear_schedule(0.0, 1.0, 10))))
-        ['learning_rate']
     """
     found = getattr(optimizer, "_schedulers", None)
     return found if isinstance(found, dict) else _NO_SCHEDULES
@@ -134,12 +100,6 @@ def set_schedule(optimizer: Any, name: str, schedule: Callable, step: Any) -> No
     ``Optimizer._maybe_schedule`` does for a callable argument. Why: MLX has
     no public way to replace a schedule (a recipe's scaled copy of a
     learning-rate schedule).
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1); set_schedule(sgd, "learning_rate", lambda s: mx.array(0.5), sgd.step)
-        >>> sorted(schedules(sgd)), sgd.learning_rate.item()
-        (['learning_rate'], 0.5)
     """
     optimizer._schedulers[name] = schedule
     optimizer.state[name] = schedule(step)
@@ -152,12 +112,6 @@ def advance_step(optimizer: Any) -> None:
     state (``_schedulers``), then the step counter goes up by one. Why: the
     update steps each group leaf by leaf (or bucket by bucket) with the
     optimizer's own ``apply_single``, and must match MLX to the last bit.
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> sgd = optim.SGD(optim.linear_schedule(1.0, 0.0, 10))
-        >>> advance_step(sgd); advance_step(sgd); sgd.step.item(), round(sgd.learning_rate.item(), 3)
-        (2, 0.9)
     """
     state = optimizer.state
     for name, scheduler in schedules(optimizer).items():
@@ -174,13 +128,6 @@ def init_base(optimizer: Any) -> None:
     read-only properties, which MLX's ``MultiOptimizer.__init__`` would
     assign; the base ``__init__`` gives the bookkeeping MLX's methods
     expect (``_initialized``, ``_state``, ``_schedulers``).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> class Custom(optim.Optimizer):
-        ...     def __init__(self): init_base(self)
-        >>> sorted(Custom().state)
-        ['step']
     """
     optim.Optimizer.__init__(optimizer)
 
@@ -192,11 +139,6 @@ def keeps_state_dict(optimizer: Any) -> bool:
     such an optimizer's state dict can be filled in place (a compiled step
     keeps it); one that overrides ``state`` (a multi-optimizer) builds its own
     and is set through its setter.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> keeps_state_dict(optim.AdamW(1e-3)), keeps_state_dict(optim.MultiOptimizer([optim.SGD(0.1)]))
-        (True, False)
     """
     return type(optimizer).state is optim.Optimizer.state
 
@@ -208,11 +150,6 @@ def runs_own_update(optimizer: Any) -> bool:
     (:func:`advance_step`, then ``apply_single``: same bits, routing cached);
     one that overrides it (a nested multi-optimizer, a clipping wrapper) is
     handed its part of the tree, as MLX's ``MultiOptimizer`` does.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> runs_own_update(optim.SGD(0.1)), runs_own_update(optim.MultiOptimizer([optim.SGD(0.1)]))
-        (False, True)
     """
     return type(optimizer).apply_gradients is not optim.Optimizer.apply_gradients
 
@@ -223,11 +160,6 @@ def own_attributes(optimizer: Any) -> dict[str, Any]:
     Why: these are its hyperparameters (``momentum``, ``betas``...), which a
     compiled update bakes in as constants; MLX's bookkeeping is read through
     the functions above.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sorted(own_attributes(optim.SGD(0.1, momentum=0.9)))
-        ['dampening', 'momentum', 'nesterov', 'weight_decay']
     """
     return {name: value for name, value in vars(optimizer).items() if name not in _BOOKKEEPING}
 
@@ -243,13 +175,6 @@ def schedule_arguments(function: Any) -> tuple[str, dict[str, Any]] | None:
     describes a schedule as its factory and numbers. A version of MLX that
     builds them otherwise makes this return None (and
     ``tests/test_mlx_internals.py`` fail by name), never a wrong value.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> schedule_arguments(optim.step_decay(0.1, 0.5, 10))
-        ('step_decay', {'init': 0.1, 'decay_rate': 0.5, 'step_size': 10})
-        >>> schedule_arguments(lambda step: step) is None
-        True
     """
     code, cells = getattr(function, "__code__", None), getattr(function, "__closure__", None)
     if code is None or cells is None or getattr(function, "__module__", None) != mlx_schedulers.__name__:

@@ -9,12 +9,6 @@ keeps every segment and shortens the longest ones); sentences break between
 words, never inside one. ``width=None`` means no limit (a file, a log). A
 message that names many paths names a few and counts the rest
 (:func:`describe_paths`).
-
-Example:
-    >>> clip_path("model.layers.0.self_attn.kv_a_proj_with_mqa.weight", 40)
-    'model.layers.0.self_attn.kv_a_pr….weight'
-    >>> wrap("the fallback 'adamw' took model.layers.0.mlp.gate.weight", 32, subsequent_indent="  ")
-    ["the fallback 'adamw' took", '  model.layers.0.mlp.gate.weight']
 """
 
 from __future__ import annotations
@@ -42,13 +36,6 @@ def check_width(width) -> int | None:
 
     Raises:
         ValueError: ``width`` is not a whole number >= :data:`MIN_WIDTH` (or ``None``).
-
-    Example:
-        >>> check_width(80), check_width(None)
-        (80, None)
-        >>> check_width(5)
-        Traceback (most recent call last):
-        ValueError: width must be a whole number of columns >= 20, or None for no limit; got 5
     """
     if width is None:
         return None
@@ -60,10 +47,6 @@ def check_width(width) -> int | None:
 
 def clip(text: str, width: int | None) -> str:
     """``text`` cut to ``width`` columns, the last one an ellipsis when anything was cut.
-
-    Example:
-        >>> clip("ndim == 2 and not glob('*embed*')", 12)
-        'ndim == 2 a…'
     """
     if width is None or len(text) <= width:
         return text
@@ -78,12 +61,6 @@ def shrink_widths(natural: Sequence[int], minimum: Sequence[int], total: int) ->
     The natural widths when they fit; otherwise every width is capped at one
     level (the largest that fits), so that a long column is cut before a
     short one is touched. When even the minimums do not fit, the minimums.
-
-    Example:
-        >>> shrink_widths([40, 10, 160], [6, 6, 10], 100)
-        [40, 10, 50]
-        >>> shrink_widths([40, 10, 160], [6, 6, 10], 60)
-        [25, 10, 25]
     """
     natural = list(natural)
     minimum = [min(m, n) for m, n in zip(minimum, natural)]
@@ -111,10 +88,6 @@ def clip_path(path: str, width: int | None, separator: str = ".") -> str:
     """A dotted path in ``width`` columns: every segment kept, the longest shortened inside.
 
     Falls back to :func:`clip` when even two characters a segment do not fit.
-
-    Example:
-        >>> clip_path("layers.0.attention_projection.weight", 28)
-        'layers.0.attention_p….weight'
     """
     if width is None or len(path) <= width:
         return path
@@ -128,10 +101,6 @@ def clip_path(path: str, width: int | None, separator: str = ".") -> str:
 
 def clip_word(word: str, width: int | None) -> str:
     """One word in ``width`` columns: a path (``a.b.c``) by :func:`clip_path`, else :func:`clip`.
-
-    Example:
-        >>> clip_word("model.layers.0.mlp.gate.weight,", 24)
-        'mod….lay….0.mlp.gate.we…'
     """
     if width is None or len(word) <= width:
         return word
@@ -144,12 +113,6 @@ def glue(text: str) -> str:
     """``text`` with spaces :func:`wrap` never breaks at (it writes them back as spaces).
 
     For an item that reads as one: ``(SwitchLinear [2, 16, 8])``.
-
-    Example:
-        >>> wrap("a " + glue("(Linear [8, 8])") + " b", 20)
-        ['a (Linear [8, 8]) b']
-        >>> wrap("took " + glue("(Linear [8, 8])"), 16)
-        ['took', '(Linear [8, 8])']
     """
     return text.replace(" ", _GLUE)
 
@@ -168,10 +131,6 @@ def wrap(text: str, width: int | None, indent: str = "", subsequent_indent: str 
         indent (str, optional): Put before the first line. Default: ``""``.
         subsequent_indent (str | None, optional): Put before the others.
             Default: ``indent``.
-
-    Example:
-        >>> wrap("one two three four", 10)
-        ['one two', 'three four']
     """
     later = indent if subsequent_indent is None else subsequent_indent
     lines: list[str] = []
@@ -206,10 +165,6 @@ def _wrap_line(text: str, width: int | None, first: str, later: str) -> list[str
 def wrap_lines(lines: Iterable[str], width: int | None, hanging: int = 2) -> list[str]:
     """Each line wrapped between words; its continuation lines indented ``hanging``
     columns past its own indentation.
-
-    Example:
-        >>> wrap_lines(["  ! dead rule 'conv': matches no parameter"], 30)
-        ["  ! dead rule 'conv': matches", '    no parameter']
     """
     out: list[str] = []
     for line in lines:
@@ -220,10 +175,6 @@ def wrap_lines(lines: Iterable[str], width: int | None, hanging: int = 2) -> lis
 
 def describe_paths(paths: Sequence[str], limit: int = 8) -> str:
     """Paths quoted and joined for a message, the tail counted rather than listed.
-
-    Example:
-        >>> describe_paths(["a", "b", "c"], limit=2)
-        "'a', 'b' and 1 more"
     """
     shown = ", ".join(repr(p) for p in paths[:limit])
     return shown if len(paths) <= limit else f"{shown} and {len(paths) - limit} more"

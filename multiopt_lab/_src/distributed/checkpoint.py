@@ -50,10 +50,6 @@ def run_on_main(parallel: DataParallel, fn: Callable[..., Any], *args: Any, **kw
     """Call ``fn`` on rank 0 only; every rank waits and raises if it failed.
 
     Returns ``fn``'s result on rank 0 and ``None`` on the other ranks.
-
-    Example:
-        >>> run_on_main(DataParallel(), print, "only rank 0 says this")
-        only rank 0 says this
     """
     return _agreed(parallel, fn, args, kwargs, everywhere=False)
 

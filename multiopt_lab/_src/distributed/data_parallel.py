@@ -221,10 +221,6 @@ def data_parallel(distributed: "DataParallel | bool | None" = None) -> DataParal
 
     Returns:
         DataParallel | None: ``None`` for a plain single-process loop.
-
-    Example:
-        >>> data_parallel(None) is None   # not started by mlx.launch
-        True
     """
     if isinstance(distributed, DataParallel):
         return distributed

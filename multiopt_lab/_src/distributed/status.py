@@ -5,11 +5,6 @@
 :func:`~multiopt_lab.launch` reads them, with the
 launcher's own messages for ranks that wrote none, to say which rank failed
 first.
-
-Example:
-    >>> failure_lines([{"ok": True, "step": 3}, {"ok": False, "step": 1,
-    ...                 "error": "ValueError: bad", "time": 0.0}], "")
-    ['rank 1 failed after step 1: ValueError: bad']
 """
 
 from __future__ import annotations
@@ -38,19 +33,11 @@ class OtherRankFailed(RuntimeError):
     :class:`~multiopt_lab.RankGuard` marks such a failure
     as a consequence, so the launcher names the rank that failed first even
     when a consequence was reported a moment earlier.
-
-    Example:
-        >>> isinstance(OtherRankFailed("rank 0 failed"), RuntimeError)
-        True
     """
 
 
 def status_path(run_dir: str | os.PathLike, rank: int) -> Path:
     """Where rank ``rank`` writes its status JSON inside ``run_dir``.
-
-    Example:
-        >>> status_path("/tmp/run", 1).name
-        'rank-1.json'
     """
     return Path(run_dir) / f"rank-{rank}.json"
 
@@ -60,10 +47,6 @@ def read_status(run_dir: str | os.PathLike, rank: int) -> dict | None:
 
     ``ok`` is ``None`` while the rank runs (or if it died without a word),
     ``True`` when it finished, ``False`` when it failed.
-
-    Example:
-        >>> read_status("/nonexistent", 0) is None
-        True
     """
     try:
         return json.loads(status_path(run_dir, rank).read_text())
@@ -84,14 +67,6 @@ def failure_lines(statuses: list, launcher_stderr: str) -> list[str]:
         statuses (list): One status dict (or ``None``) per rank.
         launcher_stderr (str): ``mlx.launch``'s stderr, for the ranks that
             wrote no status.
-
-    Example:
-        >>> failure_lines([None, None], "[WARN] Node with rank 1 exited with code 3")
-        ['rank 1 exited with code 3 without reporting an error']
-        >>> failure_lines([{"ok": False, "step": 2, "error": "RuntimeError: [ring] recv",
-        ...                 "time": 5.0}, {"ok": None, "step": 2}],
-        ...               "Node with rank 1 exited with code -9")[0]
-        'rank 1 was killed by signal 9 (SIGKILL: the out-of-memory killer, or a user) after step 2'
     """
     exits = {int(m[1]): m[2] for m in _NODE_EXIT.finditer(launcher_stderr)}
     found = []
@@ -131,10 +106,6 @@ def _signal_name(number: int) -> str:
 
 def progress_lines(statuses: list) -> list[str]:
     """Where each rank was, for a run stopped at its time limit.
-
-    Example:
-        >>> progress_lines([{"ok": None, "step": 4}, None])[0]
-        'rank 0 was still running, last report after step 4'
     """
     lines = []
     for rank, status in enumerate(statuses):

@@ -7,11 +7,6 @@ travel as raw bytes (one ``all_sum`` where every rank but rank 0 adds
 zeros), so nothing is rounded: ``-0.0`` and NaN payloads arrive unchanged.
 :func:`check_same_partition` compares the optimizer's groups, rules and state
 layout across ranks (a rank with other rules would train out of sync).
-
-Example:
-    >>> group = mx.distributed.init()
-    >>> broadcast(group, {"w": mx.ones(2)})["w"].tolist()
-    [1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -38,10 +33,6 @@ class OutOfSyncError(RuntimeError):
 
 def broadcast(group: Any, tree: Any) -> Any:
     """Rank 0's copy of ``tree`` on every rank of ``group``, bit for bit.
-
-    Example:
-        >>> broadcast(mx.distributed.init(), {"n": 3})
-        {'n': 3}
     """
     flat = _array_leaves(tree)
     if group.size() == 1:
@@ -58,9 +49,6 @@ def broadcast(group: Any, tree: Any) -> Any:
 def check_in_sync(group: Any, tree: Any, what: str = "tree") -> None:
     """Raise :class:`OutOfSyncError` on every rank if ``tree`` differs anywhere from rank
     0's, bit for bit.
-
-    Example:
-        >>> check_in_sync(mx.distributed.init(), {"w": mx.ones(2)}, "parameters")
     """
     flat = _array_leaves(tree)
     size = group.size()
@@ -91,9 +79,6 @@ def check_in_sync(group: Any, tree: Any, what: str = "tree") -> None:
 def check_same_structure(group: Any, flat: list, what: str) -> None:
     """Raise on every rank unless all ranks hold the same paths, shapes and dtypes (a
     collective on mismatched arrays would fail or hang).
-
-    Example:
-        >>> check_same_structure(mx.distributed.init(), [("w", mx.ones(2))], "parameters")
     """
     layout = repr([(path, leaf.shape, str(leaf.dtype)) for path, leaf in flat])
     _check_same_text(group, layout, f"Expected the {what} to have the same paths, shapes and "
@@ -106,11 +91,6 @@ def partition_description(optimizer: Any) -> str:
     """What must be equal on every rank for an optimizer to step alike: its class, its
     groups (labels, rules, sub-optimizer classes) and the paths, shapes and dtypes of
     its state.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> partition_description(optim.SGD(0.1)).startswith("('SGD'")
-        True
     """
     labels = getattr(optimizer, "labels", None)
     rules = [getattr(r, "text", None) or getattr(r, "describe", lambda: repr(r))()
@@ -127,10 +107,6 @@ def check_same_partition(group: Any, optimizer: Any) -> None:
     """Raise :class:`OutOfSyncError` on every rank unless all ranks split the parameters
     alike: the same groups, rules and state layout. Call it after the first step
     (``train()`` does): a rank with other rules would go on training out of sync.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> check_same_partition(mx.distributed.init(), optim.SGD(0.1))
     """
     if group.size() == 1:
         return

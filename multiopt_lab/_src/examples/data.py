@@ -9,12 +9,6 @@
 Every data set offers ``batch(step)``: the batch of a step, the same for the
 same seed and step however it is consumed, which is what
 :func:`~multiopt_lab.train` accepts as ``batches``.
-
-Example:
-    >>> task = sequence_task("reverse", length=4, seed=0)
-    >>> inputs, targets, mask = task.batch(0)
-    >>> inputs.shape, targets.shape, mask.shape
-    ((32, 8), (32, 8), (32, 8))
 """
 
 from __future__ import annotations

@@ -3,13 +3,6 @@
 Each mixes matrices (what Muon and friends are for), vectors (biases, norm
 scales) and, for :class:`TinyGPT`, an embedding that may double as the output
 head: exactly the parameters a careless rule puts in the wrong group.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from mlx.utils import tree_flatten
-    >>> model = TinyGPT(vocab_size=16, dims=32, layers=1, heads=2)
-    >>> [path for path, _ in tree_flatten(model.parameters())][:3]
-    ['embed.weight', 'position.weight', 'layers.0.norm1.weight']
 """
 
 from __future__ import annotations

@@ -16,14 +16,6 @@ distributed checkpoint, rule files, a saved History) goes through
 * the folder is the destination's as written (``dirname``), never a path
   normalised as text, so ``..`` after a symlinked folder means what the OS
   says it means.
-
-Example:
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
-    >>> write_text_atomically(path, "first\\n")
-    >>> write_atomically(path, lambda file: file.write(b"second\\n"))
-    >>> open(path).read(), sorted(os.listdir(os.path.dirname(path)))
-    ('second\\n', ['notes.txt'])
 """
 
 from __future__ import annotations
@@ -43,11 +35,6 @@ _ATTEMPTS = 32
 
 def temporary_name(path: str | os.PathLike) -> str:
     """A fresh hidden name beside ``path``: ``.<name>.<random>.tmp`` in the same folder.
-
-    Example:
-        >>> name = os.path.basename(temporary_name("/tmp/run.csv"))
-        >>> name.startswith(".run.csv.") and name.endswith(".tmp")
-        True
     """
     path = os.fspath(path)
     folder, name = os.path.split(path)
@@ -70,13 +57,6 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
         IsADirectoryError: ``path`` names a folder.
         OSError: The folder is missing or not writable, the disk is full...;
             ``path`` is then unchanged and no temporary file remains.
-
-    Example:
-        >>> import tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "data.bin")
-        >>> write_atomically(path, lambda file: file.write(bytes(3)))
-        >>> os.path.getsize(path)
-        3
     """
     path = os.fspath(path)
     if not os.path.basename(path) or os.path.isdir(path):
@@ -103,13 +83,6 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object
 def write_text_atomically(path: str | os.PathLike, text: str, encoding: str = "utf-8", *,
                           durable: bool = True) -> None:
     """:func:`write_atomically` for text (written as ``encoding``, newlines as given).
-
-    Example:
-        >>> import tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "rules.toml")
-        >>> write_text_atomically(path, "[[group]]\\n")
-        >>> open(path).read()
-        '[[group]]\\n'
     """
     data = text.encode(encoding)
     write_atomically(path, lambda file: file.write(data), durable=durable)

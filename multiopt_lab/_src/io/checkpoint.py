@@ -6,17 +6,6 @@ The arrays are ``tree_flatten(optimizer.state)`` (``states.0.step``,
 writes, so either optimizer loads the other's file. The metadata adds the
 labels, the rule texts and each group's paths. The file is written in key
 order (:mod:`~multiopt_lab._src.io.safetensors_writer`): header, then the bytes.
-
-Example:
-    >>> import tempfile, os, mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> opt = MultiOptimizer([optim.SGD(0.1, momentum=0.9), optim.Adam(0.1)], ["ndim == 2"])
-    >>> params = {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}
-    >>> opt.init(params)
-    >>> path = os.path.join(tempfile.mkdtemp(), "opt.safetensors")
-    >>> save_state(path, opt)
-    >>> load_state(path, opt, parameters=params).loaded
-    ('w', 'b')
 """
 
 from __future__ import annotations
@@ -225,13 +214,6 @@ def state_metadata(file: str | os.PathLike) -> dict[str, str]:
 
     Raises:
         ValueError: The file is missing, truncated or not safetensors.
-
-    Example:
-        >>> import os, tempfile, mlx.optimizers as optim
-        >>> path = os.path.join(tempfile.mkdtemp(), "sgd.safetensors")
-        >>> save_state(path, optim.SGD(0.1), metadata={"iteration": "8"})
-        >>> state_metadata(path)["iteration"]
-        '8'
     """
     try:
         return read_header(os.fspath(file))

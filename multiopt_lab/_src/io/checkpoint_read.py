@@ -1,9 +1,4 @@
 """Read a checkpoint file: its arrays, its metadata and its state tree, or say what is wrong.
-
-Example:
-    >>> read_checkpoint("missing.safetensors")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: cannot read the checkpoint missing.safetensors: it is missing, truncated ...
 """
 
 from __future__ import annotations
@@ -28,11 +23,6 @@ def read_checkpoint(file: str, index: dict[str, Any] | None = None,
     a file with metadata ``crc32`` must match it (:mod:`~multiopt_lab._src.io.checksum`).
     ``index`` receives :func:`~multiopt_lab._src.trees.unflatten.unflatten`'s index of the
     tree, ``kinds`` each array's ``(shape, dtype)`` by key.
-
-    Example:
-        >>> read_checkpoint("missing.safetensors")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ValueError: cannot read the checkpoint missing.safetensors: it is missing, truncated ...
     """
     try:
         with SafetensorsFile(file) as stored:
@@ -73,10 +63,6 @@ def _check_keys(keys: list[str]) -> None:
 
 def metadata_json(metadata: dict, key: str, file: str) -> Any:
     """``json.loads(metadata[key])`` (None when absent); ValueError naming the key when broken.
-
-    Example:
-        >>> metadata_json({"labels": '["a"]'}, "labels", "f"), metadata_json({}, "labels", "f")
-        (['a'], None)
     """
     if key not in metadata:
         return None

@@ -1,11 +1,4 @@
 """What an optimizer expects a checkpoint to hold: each group's paths, shapes and dtypes.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"])
-    >>> expected_groups(opt, {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))})
-    [{'w': ((2, 2), mlx.core.float32)}, {'b': ((2,), mlx.core.float32)}]
 """
 
 from __future__ import annotations
@@ -28,12 +21,6 @@ def expected_groups(optimizer: Any, parameters: Any) -> list[dict[str, tuple]] |
 
     From ``parameters`` when given (routed with the optimizer's rules), else
     from the structure the optimizer last stepped on (its ``routing_plan``).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> expected_groups(MultiOptimizer([optim.SGD(0.1)]), None) is None  # never stepped
-        True
     """
     n = len(optimizer.optimizers)
     groups: list[dict[str, tuple]] = [{} for _ in range(n)]
@@ -73,15 +60,6 @@ def frozen_or_held(optimizer: Any, parameters: Any,
     the rules fail on (``shape[1]`` on a bias) may sit in any group.
 
     Returns None when ``expected`` is None (nothing is checked then).
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1, momentum=0.9)
-        >>> sgd.init({"w": mx.zeros((2,)), "b": mx.zeros((2,))})
-        >>> class One:  # one group, no rules
-        ...     optimizers, filters = [sgd], []
-        >>> list(frozen_or_held(One(), None, [{"w": ((2,), mx.float32)}])[0])
-        ['b']
     """
     if expected is None:
         return None

@@ -5,17 +5,6 @@ for the next read. A line the parser refuses is skipped and counted, never
 the lines around it. A file replaced at that path (another file renamed over
 it, as an atomic save does) or rewritten from its start, even by a longer
 file, is read again from its beginning, and :attr:`FileTail.restarted` says so.
-
-Example:
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "log.txt")
-    >>> words = lambda lines, first, bad: [("line", line.decode()) for line in lines]
-    >>> tail = FileTail(path, words); tail.read_events()
-    []
-    >>> with open(path, "w") as file:
-    ...     _ = file.write("one\\ntw")
-    >>> tail.read_events()
-    [('line', 'one')]
 """
 
 from __future__ import annotations
@@ -46,12 +35,6 @@ class FileTail:
             and read it from its start.
         bad_lines (int): Lines skipped since reading (re)started.
         last_bad (list[BadLine]): The last few skipped lines.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "missing.csv")
-        >>> FileTail(path, lambda lines, first, bad: lines).read_events()
-        []
     """
 
     #: Bytes before the read offset compared on every read: a file rewritten

@@ -5,14 +5,6 @@ and tuples. Each 700 new containers the collector runs, and its older
 generations walk everything alive (the model and the tree being built): that
 cost half the time of a load. Reference counting still frees all that is
 dropped meanwhile; only cycles wait until the collector is back.
-
-Example:
-    >>> import gc
-    >>> with gc_paused():
-    ...     gc.isenabled()
-    False
-    >>> gc.isenabled()
-    True
 """
 
 from __future__ import annotations

@@ -15,10 +15,6 @@ the rows, still load: a data line starts with ``"`` and a metadata line with
 ``#``, whatever the names are. The file is append-only while a History
 streams to it, which is what lets another process follow it
 (:mod:`~multiopt_lab._src.io.history_follow`).
-
-Example:
-    >>> list(parse_lines(['"a",1,"-","loss",0.5']))
-    [('row', ('a', 1, '-', 'loss', 0.5))]
 """
 
 from __future__ import annotations
@@ -58,12 +54,6 @@ def csv_chunks(columns: dict[str, Any], names: Sequence[str] = COLUMNS,
         header (str | None, optional): The first line (None: none, to append
             to a file that has it). Default: :data:`HEADER`.
         chunk_rows (int, optional): Rows per chunk. Default: ``65536``.
-
-    Example:
-        >>> columns = {"run": ["a"], "step": [1], "group": ["-"], "metric": ["loss"], "value": [0.5]}
-        >>> print("".join(csv_chunks(columns)), end="")
-        "run","step","group","metric","value"
-        "a",1,"-","loss",0.5
     """
     if header is not None:
         yield header + "\n"
@@ -91,11 +81,6 @@ def parse_lines(lines: Iterable[str | bytes], first_line: int = 1,
     Raises:
         ValueError: A line is neither a row nor a metadata line (without ``bad``),
             naming the line number.
-
-    Example:
-        >>> list(parse_lines(['"a",1,"-","loss",0.5', 'oops'], bad=lambda n, why: print(n, why)))
-        2 expected a quoted CSV row or a '#' metadata line, found 'oops'
-        [('row', ('a', 1, '-', 'loss', 0.5))]
     """
     rows: list[tuple[int, str | bytes]] = []  # consecutive data lines: one csv pass (fast)
     for number, line in enumerate(lines, first_line):

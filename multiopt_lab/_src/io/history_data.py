@@ -10,11 +10,6 @@ and a reader returns *events*, tuples the History applies in order:
 * ``("end", name)``: a run ended;
 * ``("parameters", frame)``: per-parameter rows, a frame with the
   columns :data:`PARAMETER_COLUMNS`.
-
-Example:
-    >>> events = [("run", ("a", {})), ("row", ("a", 1, "-", "loss", 0.5)), ("end", "a")]
-    >>> count_rows(events)
-    1
 """
 
 from __future__ import annotations
@@ -54,12 +49,6 @@ class HistoryData:
         ended (set[str]): The runs marked finished.
         parameters (pandas.DataFrame): The per-parameter rows
             (:data:`PARAMETER_COLUMNS`; string columns may be categoricals).
-
-    Example:
-        >>> data = HistoryData({"run": ["a"], "step": [1], "group": ["-"],
-        ...                     "metric": ["loss"], "value": [0.5]}, {"a": {}})
-        >>> len(data.columns["step"]), len(data.parameters)
-        (1, 0)
     """
 
     columns: dict[str, list]

@@ -12,17 +12,6 @@ and ``run.parameters.parquet`` (:mod:`~multiopt_lab._src.io.history_parquet`).
 Each file is written through :func:`~multiopt_lab._src.io.atomic.write_atomically`;
 a file beside it with nothing to hold is not written, and one left there by
 an earlier save is removed (it would be read with the new file).
-
-Example:
-    >>> import os, tempfile
-    >>> from multiopt_lab._src.io.history_data import HistoryData
-    >>> data = HistoryData({"run": ["a"], "step": [1], "group": ["-"], "metric": ["loss"],
-    ...                     "value": [0.5]}, {"a": {"lr": 0.1}})
-    >>> path = os.path.join(tempfile.mkdtemp(), "h.csv"); save_history(path, data)
-    >>> sorted(os.listdir(os.path.dirname(path)))
-    ['h.csv', 'h.runs.jsonl']
-    >>> read_history(path)
-    [('run', ('a', {'lr': 0.1})), ('row', ('a', 1, '-', 'loss', 0.5))]
 """
 
 from __future__ import annotations
@@ -44,12 +33,6 @@ __all__ = ["sidecar_paths", "save_history", "read_history"]
 
 def sidecar_paths(path: str | os.PathLike) -> tuple[str, str]:
     """``(runs file, per-parameter file)`` beside the history file ``path``.
-
-    Example:
-        >>> sidecar_paths("out/run.csv")
-        ('out/run.runs.jsonl', 'out/run.parameters.csv')
-        >>> sidecar_paths("h.parquet")
-        ('h.runs.jsonl', 'h.parameters.parquet')
     """
     path = os.fspath(path)
     stem, suffix = os.path.splitext(path)
@@ -73,14 +56,6 @@ def _writing(chunks: Callable) -> Callable[[BinaryIO], None]:
 def save_history(path: str | os.PathLike, data: HistoryData) -> None:
     """Write ``data`` to ``path``: Parquet for ``.parquet``, a plain CSV otherwise, and the
     files beside it; each whole or not at all (the main file last).
-
-    Example:
-        >>> import os, tempfile
-        >>> data = HistoryData({"run": ["a"], "step": [1], "group": ["-"], "metric": ["loss"],
-        ...                     "value": [0.5]}, {"a": {}})
-        >>> path = os.path.join(tempfile.mkdtemp(), "h.csv"); save_history(path, data)
-        >>> open(path).read().splitlines()[1]
-        '"a",1,"-","loss",0.5'
     """
     path = os.fspath(path)
     runs_path, parameters_path = sidecar_paths(path)

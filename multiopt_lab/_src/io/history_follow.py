@@ -9,18 +9,6 @@ are kept. When any of the files is replaced (an atomic save renamed over
 it) or rewritten from its start, all are read again from their start and
 the update says so, so the reader starts afresh. :meth:`~HistoryFollower.watch`
 refreshes on a daemon thread that outlives any failure of one refresh.
-
-Example:
-    >>> import os, tempfile
-    >>> from multiopt_lab._src.io.history_stream import HistoryStream
-    >>> path = os.path.join(tempfile.mkdtemp(), "h.csv")
-    >>> follower = HistoryFollower(path)
-    >>> stream = HistoryStream(path); stream.write_run("a", {})
-    >>> stream.write_rows([("a", 1, "-", "loss", 0.5)])
-    >>> update = follower.refresh(lambda events, restarted: None)
-    >>> update.events, update.rows
-    ([('run', ('a', {})), ('row', ('a', 1, '-', 'loss', 0.5))], 1)
-    >>> stream.close()
 """
 
 from __future__ import annotations
@@ -48,10 +36,6 @@ class SkippedLines:
     Attributes:
         count (int): How many since the file was (re)read from its start.
         last (tuple[tuple[int, str], ...]): The last few: (line number, what is wrong).
-
-    Example:
-        >>> print(SkippedLines(1, ((7, "expected 5 fields"),)))
-        1 line skipped; line 7: expected 5 fields
     """
 
     count: int = 0
@@ -72,11 +56,6 @@ class FollowedUpdate:
         events (list): The events, in the order to apply them.
         restarted (bool): A file was replaced: the events are the whole
             history again, to apply to an empty one.
-
-    Example:
-        >>> update = FollowedUpdate([("row", ("a", 1, "-", "loss", 0.5)), ("end", "a")], False)
-        >>> update.rows, update.changed, update.ended
-        (1, True, True)
     """
 
     events: list[Event]
@@ -104,12 +83,6 @@ class HistoryFollower:
     Args:
         path (str | os.PathLike): The history file (it may not exist yet);
             the files beside it are followed too.
-
-    Example:
-        >>> import os, tempfile
-        >>> follower = HistoryFollower(os.path.join(tempfile.mkdtemp(), "h.csv"))
-        >>> follower.refresh(lambda events, restarted: None).rows, str(follower.skipped)
-        (0, 'no line skipped')
     """
 
     def __init__(self, path: str | os.PathLike) -> None:

@@ -6,14 +6,6 @@ strings quoted and numbers not, and ``pandas.read_csv`` reads it (with
 ``dtype="category"`` for the string columns, to keep it small). It is
 written only when per-parameter rows were recorded, and is append-only
 while a History streams to it, so another process can follow it.
-
-Example:
-    >>> text = format_parameter_block("a", 1, ("w",), ("sgd",), ("update_norm",), [[0.5]])
-    >>> text
-    '"a",1,"w","sgd","update_norm",0.5\\n'
-    >>> events = list(parse_parameter_lines([text]))
-    >>> events[0][0], events[0][1].to_dict("records")
-    ('parameters', [{'run': 'a', 'step': 1, 'path': 'w', 'group': 'sgd', 'metric': 'update_norm', 'value': 0.5}])
 """
 
 from __future__ import annotations
@@ -78,11 +70,6 @@ def _parameter_row(line: str | bytes) -> tuple | None:
 def parse_parameter_lines(lines: Iterable[str | bytes], first_line: int = 1,
                           bad: Callable[[int, str], None] | None = None) -> Iterator[Event]:
     """One event ``("parameters", frame)`` for the rows among ``lines`` (none without rows).
-
-    Example:
-        >>> events = list(parse_parameter_lines(['"a",1,"w","sgd","update_norm",0.5']))
-        >>> events[0][0], events[0][1].value.tolist()
-        ('parameters', [0.5])
     """
     lines = list(lines)
     try:  # one csv pass over the whole batch (fast); line by line to name a bad one
@@ -146,12 +133,6 @@ def read_parameter_csv(path: str) -> pd.DataFrame | None:
 
 def parameter_csv_chunks(frame: pd.DataFrame, header: bool = True) -> Iterator[str]:
     """The CSV text of per-parameter rows (``History.parameters``), in chunks.
-
-    Example:
-        >>> frame = parameters_frame([("a", 1, "w", "sgd", "update_norm", 0.5)])
-        >>> print("".join(parameter_csv_chunks(frame)), end="")
-        "run","step","path","group","metric","value"
-        "a",1,"w","sgd","update_norm",0.5
     """
     columns = {name: (frame[name].astype(object).to_numpy() if name in _STRINGS
                       else frame[name].to_numpy()) for name in PARAMETER_COLUMNS}

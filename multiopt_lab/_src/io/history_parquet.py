@@ -4,14 +4,6 @@ The rows are the five columns of the CSV format; the run metadata and the
 finished runs are JSON in the schema metadata under the key ``multiopt_lab``.
 Per-parameter rows go to a second file beside it (``run.parameters.parquet``),
 their names dictionary-encoded (``pandas.read_parquet`` gives categoricals).
-
-Example:
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "run.parquet")
-    >>> columns = {"run": ["adam"], "step": [1], "group": ["-"], "metric": ["loss"], "value": [0.5]}
-    >>> write_parquet(path, columns, {"adam": {"lr": 0.1}}, {"adam"})
-    >>> read_parquet(path)
-    [('run', ('adam', {'lr': 0.1})), ('row', ('adam', 1, '-', 'loss', 0.5)), ('end', 'adam')]
 """
 
 from __future__ import annotations
@@ -56,15 +48,6 @@ def write_parquet(file: Any, columns: dict[str, list], runs: dict[str, dict], en
 
 def read_parquet(path: str) -> list[Event]:
     """The events of a Parquet history file; ValueError saying what is wrong with a bad one.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "not.parquet")
-        >>> with open(path, "wb") as file:
-        ...     _ = file.write(b"PAR1 but nothing else")
-        >>> read_parquet(path)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ValueError: ... is not a Parquet history file: ...
     """
     pa = _require_pyarrow()
     try:
@@ -142,10 +125,6 @@ def write_parameters_parquet(file: Any, frame: Any) -> None:
 
 def read_parameters_parquet(path: str) -> Any:
     """The per-parameter rows of a Parquet file (None when there is none); ValueError for a bad one.
-
-    Example:
-        >>> read_parameters_parquet("missing.parameters.parquet") is None
-        True
     """
     import os
 

@@ -4,10 +4,6 @@
 ``{"event": "run", "run": name, "metadata": {...}}`` when a run starts and
 ``{"event": "end", "run": name}`` when it ends. It is append-only while a
 History streams to it, so another process can follow it.
-
-Example:
-    >>> list(parse_run_lines(['{"event": "end", "run": "a"}']))
-    [('end', 'a')]
 """
 
 from __future__ import annotations
@@ -24,10 +20,6 @@ __all__ = ["format_run_event", "format_end_event", "run_event_lines", "parse_run
 
 def format_run_event(run: str, metadata: dict[str, Any]) -> str:
     """The line of the runs file that starts ``run``.
-
-    Example:
-        >>> format_run_event("a", {"lr": 0.1})
-        '{"event": "run", "run": "a", "metadata": {"lr": 0.1}}\\n'
     """
     return json.dumps({"event": "run", "run": run, "metadata": metadata}, default=str) + "\n"
 
@@ -39,11 +31,6 @@ def format_end_event(run: str) -> str:
 
 def run_event_lines(runs: dict[str, dict], ended: Iterable[str]) -> str:
     """The whole runs file: every run's start, then the ends (empty when no run).
-
-    Example:
-        >>> print(run_event_lines({"a": {}}, {"a"}), end="")
-        {"event": "run", "run": "a", "metadata": {}}
-        {"event": "end", "run": "a"}
     """
     ended = set(ended)
     return "".join([format_run_event(run, info) for run, info in runs.items()]
@@ -57,12 +44,6 @@ def parse_run_lines(lines: Iterable[str | bytes], first_line: int = 1,
     A line that is not such an event raises a ValueError naming it, or goes
     to ``bad(line_number, problem)`` and is skipped (as
     :func:`~multiopt_lab._src.io.history_csv.parse_lines` does).
-
-    Example:
-        >>> list(parse_run_lines(['{"event": "run", "run": "a", "metadata": {}}', "", "x"],
-        ...                      bad=lambda n, why: print(n, why)))
-        3 not valid JSON (Expecting value: line 1 column 1 (char 0))
-        [('run', ('a', {}))]
     """
     for number, line in enumerate(lines, first_line):
         try:

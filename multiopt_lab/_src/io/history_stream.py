@@ -5,14 +5,6 @@ runs file, the per-parameter file), appended to while the History records,
 so that another process can follow them
 (:mod:`~multiopt_lab._src.io.history_follow`) and a crash loses at most the line
 being written.
-
-Example:
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "h.csv")
-    >>> stream = HistoryStream(path); stream.write_run("a", {})
-    >>> stream.write_rows([("a", 1, "-", "loss", 1.0)]); stream.close()
-    >>> open(path).read().splitlines()
-    ['"run","step","group","metric","value"', '"a",1,"-","loss",1.0']
 """
 
 from __future__ import annotations
@@ -47,14 +39,6 @@ class HistoryStream:
     Raises:
         FileExistsError: ``path`` exists and is not empty (streaming never
             mixes two histories).
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "h.csv")
-        >>> HistoryStream(path).close()
-        >>> HistoryStream(path).close()  # it holds a header now: never mixed with another history
-        Traceback (most recent call last):
-        FileExistsError: ...
     """
 
     def __init__(self, path: str | os.PathLike, data: HistoryData | None = None) -> None:

@@ -1,11 +1,4 @@
 """Append text to a file and flush it at once, so another process reads it as it comes.
-
-Example:
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "h.csv")
-    >>> out = LineAppender(path, header="x,y"); out.write("1,2\\n"); out.close()
-    >>> open(path).read().splitlines()
-    ['x,y', '1,2']
 """
 
 from __future__ import annotations
@@ -24,13 +17,6 @@ class LineAppender:
             is missing or empty, appended to otherwise.
         header (str | None, optional): The first line of a new file, without
             its newline (None: none). Default: ``None``.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "runs.jsonl")
-        >>> out = LineAppender(path); out.write('{"run": "a"}\\n'); out.close()
-        >>> open(path).read()
-        '{"run": "a"}\\n'
     """
 
     def __init__(self, path: str | os.PathLike, header: str | None = None) -> None:

@@ -5,17 +5,6 @@ optimizer makes for that parameter (:mod:`~multiopt_lab._src.optimizer.state_lay
 keys, shapes, exact dtypes), every optimizer-wide entry against the live one.
 A strict plan raises naming every mismatch; otherwise what fits is loaded and
 the rest initialised.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> sgd = optim.SGD(0.1, momentum=0.9)
-    >>> state = {"step": mx.array(1, mx.uint64), "w": {"v": mx.zeros((2,), mx.float16)}}
-    >>> plan_single_state(sgd, state, {"w": mx.zeros((2,))}, True, "f")
-    Traceback (most recent call last):
-    ...
-    ValueError: the checkpoint f does not match this optimizer:
-      the optimizer: different state dtypes for 'w' (w: 'v' is float16, expected float32)
-    load it into an optimizer with the same rules and model, or pass strict=False to load what matches and initialise the rest
 """
 
 from __future__ import annotations
@@ -54,14 +43,6 @@ def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str
     throughout in one comparison. ``optional``:
     :func:`~multiopt_lab._src.io.expected_state.frozen_or_held`'s, the state a group
     may also hold (frozen parameters), loaded when it fits.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1, momentum=0.9)
-        >>> sub = {"step": mx.array(1, mx.uint64), "w": {"v": mx.ones((2,))}}
-        >>> plan_new_state(_AsOneGroup(sgd), [sub], [["w"]], [{"w": ((2,), mx.float32)}],
-        ...                True, "f")[1]["loaded"]
-        ('w',)
     """
     if expected is not None and kinds is not None:
         loaded = _all_as_expected(optimizer, subs, stored_paths, expected, kinds)
@@ -128,13 +109,6 @@ def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool
                       name: str) -> tuple[dict, dict[str, tuple]]:
     """:func:`plan_new_state` for one MLX optimizer (not a multi-optimizer): its state
     against ``parameters`` (the trainable ones) and its live optimizer-wide entries.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1, momentum=0.9)
-        >>> state = {"step": mx.array(1, mx.uint64), "w": {"v": mx.zeros((2,), mx.complex64)}}
-        >>> plan_single_state(sgd, state, {"w": mx.zeros((2,))}, False, "f")[1]["initialised"]
-        ('w',)
     """
     want = {}
     if parameters is not None:

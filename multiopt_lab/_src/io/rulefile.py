@@ -25,11 +25,6 @@ Only rule expressions can be saved: a Python callable cannot. Every file,
 whoever asks for it (``save_rules``, ``save_optimizer``, the editor's "Copy
 as TOML"), is written by :func:`data_to_toml` or :func:`data_to_json`, which
 quote every label, rule and value they write.
-
-Example:
-    >>> text = rules_to_toml(["muon", "adamw"], ["ndim == 2"])
-    >>> rules_from_toml(text)
-    (['muon', 'adamw'], [Rule('ndim == 2', label='muon')])
 """
 
 from __future__ import annotations
@@ -91,10 +86,6 @@ def rules_to_json(labels: Sequence[str], rules: Sequence[Any]) -> str:
 
 def data_to_json(data: dict) -> str:
     """A rule file's data (:func:`~multiopt_lab._src.io.rulefile_data.groups_to_data`) as JSON text.
-
-    Example:
-        >>> data_to_json({"version": 1, "group": [{"label": "all"}]}).splitlines()[1]
-        '  "version": 1,'
     """
     try:
         return json.dumps(data, indent=2, allow_nan=False)
@@ -140,16 +131,6 @@ def data_to_toml(data: dict) -> str:
 
     One ``[[group]]`` block per group (label, rule) and, when the group has
     one, its ``[group.optimizer]`` table with one argument per line.
-
-    Example:
-        >>> data = {"version": 1, "group": [{"label": "all", "optimizer": {"class": "SGD", "learning_rate": 0.1}}]}
-        >>> print(data_to_toml(data).split("version = 1")[1].strip())
-        [[group]]
-        label = "all"
-        <BLANKLINE>
-        [group.optimizer]
-        class = "SGD"
-        learning_rate = 0.1
     """
     # tomli_w would write each optimizer's schedule as a table of its own, far
     # from its group; write the blocks here and let tomli_w quote the strings.
@@ -248,10 +229,6 @@ def _toml_data(text: str, source: str) -> Any:
 
 def file_kind(path: Path) -> str:
     """``"toml"`` or ``"json"`` from a file's extension; RuleFileError for any other.
-
-    Example:
-        >>> file_kind(Path("rules.TOML"))
-        'toml'
     """
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".json"):
@@ -261,10 +238,6 @@ def file_kind(path: Path) -> str:
 
 def rule_file_text(data: dict, kind: str) -> str:
     """The text of a rule file of ``kind`` (``"toml"`` or ``"json"``) holding ``data``.
-
-    Example:
-        >>> rule_file_text({"version": 1, "group": [{"label": "all"}]}, "json").endswith("}\\n")
-        True
     """
     if kind == "toml":
         return data_to_toml(data)
@@ -295,10 +268,6 @@ def save_rules(path: str | os.PathLike, labels: Sequence[str], rules: Sequence[A
 
 class RuleFileContents(NamedTuple):
     """What a rule file holds: labels, rules and (None where absent) each group's optimizer table.
-
-    Example:
-        >>> RuleFileContents(["all"], [], [None]).labels
-        ['all']
     """
 
     labels: list[str]
@@ -308,13 +277,6 @@ class RuleFileContents(NamedTuple):
 
 def read_rule_file(path: str | os.PathLike) -> RuleFileContents:
     """Read every group of a .toml or .json rule file, its optimizer table included.
-
-    Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "rules.json")
-        >>> save_rules(path, ["muon", "adamw"], ["ndim == 2"])
-        >>> read_rule_file(path).optimizers
-        [None, None]
     """
     path = Path(path)
     kind = file_kind(path)

@@ -5,10 +5,6 @@ groups in partition order, the last one the fallback, without a rule. A
 group may also hold its ``optimizer``: a table with a string ``class`` and
 keyword arguments (read by :mod:`multiopt_lab._src.optimizer_file.as_data`; here only
 its shape is checked, so that ``load_rules`` reads any such file).
-
-Example:
-    >>> read_groups(groups_to_data(["w", "rest"], ["ndim == 2"]), "inline")
-    (['w', 'rest'], [Rule('ndim == 2', label='w')], [None, None])
 """
 
 from __future__ import annotations
@@ -35,10 +31,6 @@ class RuleFileError(ValueError):
 def shown(value: Any, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for any value a file can hold (an
     integer of 5,000 digits cannot even be turned into text whole).
-
-    Example:
-        >>> shown(10 ** 5000)
-        'an integer of about 5001 digits'
     """
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
         # str() refuses integers over 4,300 digits: count them from the bits.
@@ -68,10 +60,6 @@ def groups_to_data(labels: Sequence[str], rules: Sequence[Any],
         optimizers (Sequence[dict], optional): One table per group, already
             described as data (:func:`multiopt_lab._src.optimizer_file.as_data.optimizer_to_data`).
             Default: ``None`` (labels and rules only).
-
-    Example:
-        >>> groups_to_data(["w", "rest"], ["ndim == 2"])["group"]
-        [{'label': 'w', 'rule': 'ndim == 2'}, {'label': 'rest'}]
     """
     rules = list(rules)
     if len(rules) == len(labels) and rules and rules[-1] is None:
@@ -101,10 +89,6 @@ def groups_to_data(labels: Sequence[str], rules: Sequence[Any],
 
 def read_groups(data: Any, source: str) -> tuple[list[str], list[Rule], list[dict | None]]:
     """The file's data -> ``(labels, rules, optimizer tables)`` (None for a group without one).
-
-    Example:
-        >>> read_groups({"group": [{"label": "all", "optimizer": {"class": "SGD"}}]}, "inline")
-        (['all'], [], [{'class': 'SGD'}])
     """
     if not isinstance(data, dict) or not isinstance(data.get("group"), list) or not data["group"]:
         raise RuleFileError(f"{source}: expected a list of groups under the key 'group' "

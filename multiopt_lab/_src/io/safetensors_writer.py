@@ -7,15 +7,6 @@ another, written straight from each array's buffer (no copy). The file is
 a plain safetensors file: ``mx.load`` and any safetensors reader read it.
 Because the bytes lie in key order, a checksum over the arrays in key order
 (:mod:`~multiopt_lab._src.io.checksum`) is one pass over the file's data.
-
-Example:
-    >>> import io, mlx.core as mx
-    >>> laid_out = SafetensorsArrays({"b": mx.ones((2,)), "a": mx.array(1)})
-    >>> laid_out.keys, laid_out.layouts[0]
-    (['a', 'b'], ((), mlx.core.int32))
-    >>> out = io.BytesIO(); laid_out.write(out, {"note": "hi"})
-    >>> out.getvalue()[8:60]
-    b'{"__metadata__":{"note":"hi"},"a":{"dtype":"I32","sh'
 """
 
 from __future__ import annotations
@@ -50,10 +41,6 @@ class SafetensorsArrays:
         ValueError: A value is not an ``mx.array``, or its dtype has no
             safetensors name (``float64``); the message names the key.
 
-    Example:
-        >>> SafetensorsArrays({"w": mx.zeros((2,), mx.float64)})
-        Traceback (most recent call last):
-        ValueError: cannot save 'w': safetensors has no name for float64 (it holds bool, \
 integers, float16, bfloat16, float32 and complex64); cast it, e.g. to float32, before saving
     """
 
@@ -92,10 +79,6 @@ integers, float16, bfloat16, float32 and complex64); cast it, e.g. to float32, b
 
     def crc32(self, crc: int = 0) -> int:
         """``zlib.crc32`` of every array's bytes in key order (the file's data), after ``crc``.
-
-        Example:
-            >>> SafetensorsArrays({"a": mx.zeros((1,), mx.uint8)}).crc32() == zlib.crc32(b"\\0")
-            True
         """
         for view in self._views:
             crc = zlib.crc32(view, crc)

@@ -9,18 +9,6 @@ step's replay, see ``MultiOptimizer.activity``), or outside a running event
 loop, the applier applies the request itself with
 ``apply_pending_repartition``. Either way the optimizer either takes the whole
 new partition or, on error, stays exactly as it was.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab.examples import MLP
-    >>> model = MLP(4, [8], 2)
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-    >>> done = []
-    >>> applier = Applier(optimizer, model, on_done=done.append)
-    >>> applier.apply(["ndim == 1"], optimizer.labels)   # no event loop runs here: applied at once
-    >>> [(move.path, move.source, move.target) for move in done[0].moves]
-    [('layers.0.weight', 'muon', 'adamw'), ('layers.0.bias', 'adamw', 'muon'), ('head.weight', 'muon', 'adamw'), ('head.bias', 'adamw', 'muon')]
 """
 
 from __future__ import annotations
@@ -60,15 +48,6 @@ class Applier:
         poll_seconds (float, optional): How often to look at the request. Default: ``0.2``.
         idle_seconds (float, optional): No update for this long means no training runs,
             so apply directly. Default: ``0.6``.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> from multiopt_lab.examples import MLP
-        >>> model = MLP(4, [8], 2)
-        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-        >>> Applier(optimizer, model, print).waiting
-        False
     """
 
     def __init__(self, optimizer, parameters, on_done: Callable, *, poll_seconds: float = 0.2,
@@ -112,18 +91,6 @@ class Applier:
         call ``on_done``, runs only once the cell ends. Whoever reads the outcome
         first (the editor's status, its text form) asks here; ``on_done`` is
         called once per request either way.
-
-        Example:
-            >>> import mlx.core as mx
-            >>> import mlx.optimizers as optim
-            >>> from multiopt_lab import MultiOptimizer
-            >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(1e-3)], ["ndim == 2"])
-            >>> done = []
-            >>> applier = Applier(optimizer, {"w": mx.zeros((2, 2))}, on_done=done.append)
-            >>> applier.pending = optimizer.request_repartition(["ndim == 1"])
-            >>> optimizer.between_steps({"w": mx.zeros((2, 2))})  # the training loop's step boundary
-            >>> applier.report_if_done(), applier.report_if_done(), len(done)
-            (True, False, 1)
         """
         pending = self.pending
         if pending is None or not pending.done or pending is self._reported:

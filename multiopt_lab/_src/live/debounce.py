@@ -7,12 +7,6 @@ callback runs on the kernel's main thread like any widget handler and never
 races a training loop cell. With ``seconds <= 0``, or outside any running loop
 (a plain script, a unit test), the callback runs at once; :meth:`flush` runs a
 pending call now.
-
-Example:
-    >>> calls = []
-    >>> debounced = Debouncer(0, lambda: calls.append(1))
-    >>> debounced(); calls
-    [1]
 """
 
 from __future__ import annotations
@@ -29,11 +23,6 @@ class Debouncer:
     Args:
         seconds (float): Quiet time before the callback runs; ``<= 0`` runs it at once.
         callback (Callable[[], None]): What to run.
-
-    Example:
-        >>> d = Debouncer(0.3, print)
-        >>> d.pending
-        False
     """
 
     def __init__(self, seconds: float, callback: Callable[[], None]):
@@ -65,9 +54,6 @@ class Debouncer:
 
     def flush(self) -> None:
         """Run a pending call now (nothing happens when none is pending).
-
-        Example:
-            >>> Debouncer(1.0, print).flush()
         """
         if self._handle is not None:
             self.cancel()

@@ -11,13 +11,6 @@ training thread only sets a flag. MLX releases the GIL while it computes
 (``mx.eval``), so where a core is free the figure is drawn while the next
 step runs; where none is (a busy 2-core machine) it costs as much as drawing
 in place, plus the contention for the GIL.
-
-Example:
-    >>> drawn = []
-    >>> pacer = RedrawPacer(lambda: drawn.append(1), background=False)
-    >>> pacer.poke(); pacer.poke()       # the second comes too soon: it waits
-    >>> len(drawn), pacer.pending
-    (1, True)
 """
 
 from __future__ import annotations
@@ -40,10 +33,6 @@ class RedrawPacer:
             whatever the budget. Default: ``1.0``.
         clock (Callable[[], float]): Time source. Default: ``time.perf_counter``.
         background (bool): Draw on a background thread. Default: ``False``.
-
-    Example:
-        >>> RedrawPacer(lambda: None, max_rate=4, background=False).interval
-        0.25
     """
 
     def __init__(self, draw: Callable[[], None], *, max_rate: float = 4.0, budget: float = 0.025,
@@ -79,11 +68,6 @@ class RedrawPacer:
     @property
     def running(self) -> bool:
         """True while the background drawing thread lives (it stops soon after :meth:`close`).
-
-        Example:
-            >>> pacer = RedrawPacer(lambda: None, background=True)
-            >>> pacer.poke(); pacer.close(); pacer.wait_closed(5.0); pacer.running
-            False
         """
         thread = self._thread
         return thread is not None and thread.is_alive()

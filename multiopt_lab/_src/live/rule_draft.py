@@ -3,18 +3,6 @@
 The table the editor holds comes from the model, so typed rules may read
 ``module`` and ``modules``; from a bare parameter dict such a rule is an
 inline error that says to pass the model.
-
-Example:
-    >>> import mlx.nn as nn, mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab import ParameterTable
-    >>> model = nn.Sequential(nn.Embedding(8, 4), nn.Linear(4, 4))
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
-    >>> table = ParameterTable.from_tree(model)
-    >>> draft = evaluate_draft(['ndim == 2 and module == "Linear"'], optimizer, table, optimizer.assign(table))
-    >>> draft.ok, draft.moves
-    (True, 1 parameter moves:
-      muon -> adamw (1): layers.0.weight)
 """
 
 from __future__ import annotations
@@ -32,10 +20,6 @@ _EMPTY = "a rule cannot be empty; type an expression such as: ndim == 2"
 
 def rule_field_text(current) -> str:
     """What a rule's text field shows: its expression, or ``""`` for a Python callable.
-
-    Example:
-        >>> rule_field_text(rule("ndim == 1"))
-        'ndim == 1'
     """
     return current.text if current.text is not None else ""
 
@@ -74,11 +58,6 @@ def parse_rules(texts: Sequence[str], current: Sequence, labels: Sequence[str]):
 
     Returns:
         tuple[list[Rule], dict[str, RuleError]]: Rules (``None`` where in error) and errors.
-
-    Example:
-        >>> rules, errors = parse_rules(["ndim =="], [rule("ndim == 2")], ["muon", "adamw"])
-        >>> list(errors)
-        ['muon']
     """
     rules, errors = [], {}
     for text, old, label in zip(texts, current, labels):
@@ -108,16 +87,6 @@ def evaluate_draft(texts: Sequence[str], optimizer, table, current_assignment) -
         optimizer (MultiOptimizer): Supplies labels and the current rules.
         table (ParameterTable): The parameters.
         current_assignment (Assignment): What the optimizer does now.
-
-    Example:
-        >>> import mlx.nn as nn, mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> from multiopt_lab import ParameterTable
-        >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
-        >>> table = ParameterTable.from_tree(nn.Linear(2, 2).parameters())  # a dict: no modules
-        >>> draft = evaluate_draft(['module == "Linear"'], optimizer, table, optimizer.assign(table))
-        >>> draft.ok, "pass the model" in str(draft.errors["muon"])
-        (False, True)
     """
     labels = tuple(optimizer.labels)
     current = tuple(optimizer.filters)
@@ -140,14 +109,5 @@ def group_warning(assignment, label: str) -> str:
     if none. Errors and warnings only, one line each (the finding's title, paths and fix;
     the whole message and the notes are in the legend and the diagnostics). The fallback catching what no rule matched is its job, not
     a warning; the fallback catching a near miss (a parameter like what a rule took) is one.
-
-    Example:
-        >>> group_warning(assign({}, ["ndim == 2"], ["muon", "adamw"]), "muon")
-        "error: dead rule: matches nothing; fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group"
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "norm": {"weight": mx.zeros((4,))}}
-        >>> a = assign(tree, ["True"], ["muon", "adamw"], optimizers=[optim.Muon(0.02), optim.AdamW(1e-3)])
-        >>> group_warning(a, "muon")
-        "error: Muon below 2-D (1): norm.weight; fix: add `and ndim >= 2` to the rule of 'muon', so that the fallback 'adamw' takes them"
     """
     return "\n".join(f.brief(2) for f in assignment.diagnostics.for_group(label) if f.flagged)

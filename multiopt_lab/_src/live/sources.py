@@ -1,9 +1,4 @@
 """Turn what a user hands a widget (a model, an optimizer...) into tables and assignments.
-
-Example:
-    >>> import mlx.nn as nn
-    >>> root_name_of(nn.Linear(2, 2))
-    'Linear'
 """
 
 from __future__ import annotations
@@ -25,21 +20,12 @@ def parameter_table(model_or_parameters) -> ParameterTable:
     A widget keeps its table while the model trains: it holds shapes and
     dtypes (:meth:`ParameterTable.without_values`), not the arrays of the
     moment it was built, which training would otherwise leave pinned.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> parameter_table(nn.Linear(2, 3)).paths
-        ('weight', 'bias')
     """
     return ParameterTable.from_tree(model_or_parameters).without_values()
 
 
 def root_name_of(model_or_parameters) -> str:
     """The root row's name: the model's class name, else ``"model"``.
-
-    Example:
-        >>> root_name_of({"w": None})
-        'model'
     """
     if callable(getattr(model_or_parameters, "trainable_parameters", None)):
         return type(model_or_parameters).__name__
@@ -62,11 +48,6 @@ def assignment_of(source, table: ParameterTable):
 
     Raises:
         TypeError: For anything else.
-
-    Example:
-        >>> import mlx.nn as nn, mlx.optimizers as optim
-        >>> assignment_of(optim.SGD(0.1), parameter_table(nn.Linear(2, 2))).group_labels
-        ('sgd',)
     """
     if is_assignment(source):
         return source
@@ -96,15 +77,6 @@ def rules_in_force(optimizer, table: ParameterTable) -> tuple:
     """``(assignment, failures)`` of a MultiOptimizer's rules on ``table``, even when a rule
     fails on some parameters (see
     :func:`~multiopt_lab._src.partition.rule_failures.assign_despite_failures`).
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["shape[1] == 8"])
-        >>> table = parameter_table({"w": mx.zeros((4, 8)), "b": mx.zeros((8,))})
-        >>> assignment, failures = rules_in_force(opt, table)
-        >>> assignment.labels, [f.path for f in failures]
-        ({'w': 'sgd', 'b': 'adam'}, ['b'])
     """
     failures: tuple[RuleFailure, ...]
     assignment, failures = assign_despite_failures(table, optimizer.filters, optimizer.labels,
@@ -114,11 +86,6 @@ def rules_in_force(optimizer, table: ParameterTable) -> tuple:
 
 def optimizers_for(source):
     """The optimizers behind ``source``, one per group, or ``None`` for an assignment.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> [type(o).__name__ for o in optimizers_for(optim.SGD(0.1))]
-        ['SGD']
     """
     if is_assignment(source):
         return None

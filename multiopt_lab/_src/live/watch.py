@@ -6,18 +6,6 @@ plain integer every ``seconds`` on the running asyncio loop (never touching an
 MLX array, which a training thread may be using) and calls back on a change.
 Without a running loop (a script, a unit test) it does nothing; call
 :meth:`check` by hand there.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab.examples import MLP
-    >>> model = MLP(4, [8], 2)
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-    >>> watcher = VersionWatcher(optimizer, lambda: print("changed"))
-    >>> _ = optimizer.repartition(["ndim == 1"], model)
-    >>> watcher.check()
-    changed
-    True
 """
 
 from __future__ import annotations
@@ -38,10 +26,6 @@ class VersionWatcher:
         seconds (float, optional): Polling period; ``<= 0`` disables polling. Default: ``1.0``.
         alive (Callable[[], bool], optional): Polling stops once this returns False
             (e.g. the widget was closed). Default: always alive.
-
-    Example:
-        >>> VersionWatcher(object(), print).check()
-        False
     """
 
     def __init__(self, source, callback: Callable[[], None], seconds: float = 1.0,

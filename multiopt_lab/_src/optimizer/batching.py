@@ -9,11 +9,6 @@ parameters gives, element for element, the very same floating-point
 operations, hence the same bits; the results are split back into views.
 Parameters larger than :data:`MAX_BATCHED_SIZE` elements stay one call each:
 for them the copies would cost more than the launches they save.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> is_elementwise(optim.AdamW(1e-3)), is_elementwise(optim.Muon(0.02))
-    (True, False)
 """
 
 from __future__ import annotations
@@ -36,11 +31,6 @@ _ELEMENTWISE = frozenset({optim.SGD, optim.RMSprop, optim.Adagrad, optim.AdaDelt
 
 def is_elementwise(optimizer: Any) -> bool:
     """True for MLX optimizers whose ``apply_single`` acts element by element.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> is_elementwise(optim.Adafactor())
-        False
     """
     return type(optimizer) in _ELEMENTWISE
 
@@ -104,14 +94,6 @@ def make_buckets(optimizer: Any, indices: Sequence[int], grads: Sequence[Any],
     dtypes and the same state keys, every state entry shaped like its
     parameter. Returns ``(buckets, single_positions)``, positions being
     indices into ``indices``.
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> g = [mx.zeros((3,)), mx.zeros((2,))]
-        >>> s = [{"v": mx.zeros((3,))}, {"v": mx.zeros((2,))}]
-        >>> buckets, single = make_buckets(optim.SGD(0.1, momentum=0.9), [0, 1], g, g, s)
-        >>> buckets[0].indices, single
-        ([0, 1], [])
     """
     if not is_elementwise(optimizer):
         return [], list(range(len(indices)))

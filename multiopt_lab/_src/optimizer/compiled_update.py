@@ -15,15 +15,6 @@ Python-number hyperparameter of a sub-optimizer (``momentum``,
 an array in a sub-optimizer's top-level state. Learning rates and steps are
 arrays in the state, so schedules and ``optimizer.learning_rate = x`` need
 no new compilation.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> opt = MultiOptimizer([optim.SGD(0.5)], compile=True)
-    >>> for _ in range(3):
-    ...     new = opt.apply_gradients({"w": mx.array([1.0])}, {"w": mx.array([1.0])})
-    >>> new["w"].item(), opt.compilations
-    (0.5, 1)
 """
 
 from __future__ import annotations
@@ -67,13 +58,6 @@ def captured_constants(optimizer: Any) -> tuple:
     state the value of a non-array or the shape and dtype of an array. A
     nested ``MultiOptimizer`` is described by its own optimizers (and its
     ``version``), not by its counters.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1, momentum=0.9)
-        >>> before = captured_constants(sgd); sgd.momentum = 0.5
-        >>> captured_constants(sgd) == before
-        False
     """
     subs = getattr(optimizer, "optimizers", None)
     if isinstance(subs, (list, tuple)):
@@ -102,12 +86,6 @@ class CompiledUpdate:
 
     Attributes:
         compilations (int): How many update functions were compiled so far.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> MultiOptimizer([optim.SGD(0.1)], compile=True).compilations
-        0
     """
 
     def __init__(self) -> None:

@@ -3,11 +3,6 @@
 The legend, the editor and the tree show :func:`describe_optimizer` and
 :func:`short_optimizer`; a run's metadata in a History holds
 :func:`optimizer_metadata`. All of them read the same hyperparameters.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> describe_optimizer(optim.SGD(learning_rate=0.1, momentum=0.9))
-    'SGD(lr=0.1, momentum=0.9)'
 """
 
 from __future__ import annotations
@@ -47,11 +42,6 @@ def hyperparameters(optimizer) -> dict[str, str]:
 
     Args:
         optimizer (mlx.optimizers.Optimizer): Any MLX optimizer.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> hyperparameters(optim.Adam(learning_rate=1e-3))
-        {'lr': '0.001', 'betas': '(0.9, 0.999)', 'eps': '1e-08'}
     """
     found = {}
     state = getattr(optimizer, "state", None)
@@ -74,11 +64,6 @@ def describe_optimizer(optimizer) -> str:
 
     Args:
         optimizer (mlx.optimizers.Optimizer | None): The optimizer; ``None`` gives ``""``.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> describe_optimizer(optim.Muon(learning_rate=0.02))
-        'Muon(lr=0.02, momentum=0.95, weight_decay=0.01)'
     """
     if optimizer is None:
         return ""
@@ -94,11 +79,6 @@ def short_optimizer(optimizer) -> str:
 
     Args:
         optimizer (mlx.optimizers.Optimizer | None): The optimizer; ``None`` gives ``""``.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> short_optimizer(optim.Muon(learning_rate=0.02))
-        'Muon lr=0.02 mom=0.95 wd=0.01'
     """
     if optimizer is None:
         return ""
@@ -117,10 +97,6 @@ def optimizers_of(source, n_groups: int):
 
     Raises:
         ValueError: When the number of optimizers differs from ``n_groups``.
-
-    Example:
-        >>> optimizers_of(None, 2) is None
-        True
     """
     if source is None:
         return None
@@ -143,11 +119,6 @@ def _scalar_state(optimizer) -> dict[str, float]:
 
 def rule_text(rule: Any) -> str:
     """A rule as a user wrote it: its expression, or the function's name.
-
-    Example:
-        >>> from multiopt_lab import rule
-        >>> rule_text(rule("ndim == 2")), rule_text(len)
-        ('ndim == 2', 'len')
     """
     text = getattr(rule, "text", None)
     if isinstance(text, str):
@@ -161,11 +132,6 @@ def optimizer_metadata(optimizer) -> dict[str, Any]:
     For a multi-optimizer: the group ``labels``, the ``rules`` (their text,
     or the function's name) and one entry per sub-optimizer with its scalar
     hyperparameters (the current learning rate of a schedule included).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> optimizer_metadata(optim.SGD(0.5))
-        {'optimizer': 'SGD', 'optimizers': [{'class': 'SGD', 'learning_rate': 0.5}]}
     """
     parts = list(getattr(optimizer, "optimizers", None) or [optimizer])
     info: dict[str, Any] = {

@@ -1,9 +1,4 @@
 """Group labels and filters of a MultiOptimizer: defaults and validation.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> default_labels([optim.AdamW(1e-3), optim.AdamW(1e-2), optim.SGD(0.1)])
-    ('adamw', 'adamw_2', 'sgd')
 """
 
 from __future__ import annotations
@@ -22,11 +17,6 @@ __all__ = ["default_labels", "group_labels", "filter_list", "check_filters", "ch
 
 def default_labels(optimizers: Sequence[Any]) -> tuple[str, ...]:
     """One label per optimizer from its class name, made unique with ``_2``, ``_3``...
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> default_labels([optim.Muon(0.02), optim.AdamW(1e-3)])
-        ('muon', 'adamw')
     """
     labels: list[str] = []
     taken: set[str] = set()
@@ -51,13 +41,6 @@ def group_labels(labels: Sequence[str] | None, optimizers: Sequence[Any]) -> tup
     The checks are :func:`multiopt_lab._src.partition.labels.check_labels`'s (one
     non-empty, distinct string per optimizer, one line of printable text,
     never ``"total"`` or ``"-"``).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> group_labels(["matrices", "rest"], [optim.SGD(0.1), optim.SGD(0.1)])
-        ('matrices', 'rest')
-        >>> group_labels(None, [optim.SGD(0.1), optim.SGD(0.1)])
-        ('sgd', 'sgd_2')
     """
     if labels is None:
         return default_labels(optimizers)
@@ -66,11 +49,6 @@ def group_labels(labels: Sequence[str] | None, optimizers: Sequence[Any]) -> tup
 
 def check_optimizers(optimizers: Any) -> list[Any]:
     """A non-empty list of MLX optimizers, or a clear error.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> len(check_optimizers((optim.SGD(0.1),)))
-        1
     """
     if isinstance(optimizers, Optimizer) or not _is_sequence(optimizers):
         raise TypeError(f"optimizers must be a list of mlx.optimizers optimizers, one per group, "
@@ -101,10 +79,6 @@ def _is_sequence(value: Any) -> bool:
 def filter_list(filters: Any) -> list:
     """``filters`` as a list: one rule (a string, a Rule, a callable) becomes a list of one;
     anything else that is not a list of them is a TypeError.
-
-    Example:
-        >>> filter_list("ndim == 2")
-        ['ndim == 2']
     """
     if isinstance(filters, (str, Rule)) or callable(filters):
         return [filters]
@@ -122,11 +96,6 @@ def check_filters(filters: Any, optimizers: Sequence[Any], cache: bool) -> tuple
         ValueError: On a wrong count (MLX's message, plus the fix), or when a
             rule expression reads values while the routing cache is on.
         RuleError: When a rule string does not parse.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> [r.text for r in check_filters(["ndim == 2"], [optim.SGD(0.1)] * 2, True)]
-        ['ndim == 2']
     """
     filters = filter_list(filters)
     needed = len(optimizers) - 1

@@ -5,12 +5,6 @@ that they fit, path by path, before any state changes);
 ``benchmarks/bench_tree_walkers.py`` times it against ``tree_flatten`` with
 a ``tree_map`` over the parameters. Generic tree helpers (flatten, unflatten,
 look up, rebuild) live in :mod:`multiopt_lab._src.trees`.
-
-Example:
-    >>> import mlx.core as mx
-    >>> leaves = flatten_with_parameters({"w": mx.zeros((2,))}, {"w": mx.ones((2,))})
-    >>> leaves.paths
-    ['w']
 """
 
 from __future__ import annotations
@@ -32,10 +26,6 @@ class GradientMismatchError(ValueError, KeyError):
     A ``ValueError`` (what MLX raises on a shape it cannot broadcast) and a
     ``KeyError`` (what it raises on a missing key), so code written for
     either keeps working; the message names the path and what was expected.
-
-    Example:
-        >>> str(GradientMismatchError("no parameter at 'z'"))
-        "no parameter at 'z'"
     """
 
     __str__ = Exception.__str__
@@ -74,12 +64,6 @@ def flatten_with_parameters(gradients: Any, parameters: Any) -> FlatLeaves:
         GradientMismatchError: A gradient has no parameter at its path, is
             not an array, or has another shape than its parameter (the
             message names the path, the expected and the found shape).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> flat = flatten_with_parameters({"a": [mx.ones(2)], "rope": {}}, {"a": [mx.zeros(2)]})
-        >>> flat.paths, flat.parameters[0].tolist()
-        (['a.0'], [0.0, 0.0])
     """
     leaves = FlatLeaves([], [], [])
     wrong: list[str] = []
@@ -150,12 +134,6 @@ def group_part(paths: list[str], values: list[Any], whole_tree: Any | None = Non
         whole_tree: With a single optimizer MLX hands over the gradient tree
             unchanged (empty dicts of parameterless modules included); pass
             it here to get the same.
-
-    Example:
-        >>> group_part(["a.0"], [1])
-        {'a': [1]}
-        >>> group_part([], [])
-        {}
     """
     if whole_tree is not None:
         return whole_tree
@@ -168,10 +146,6 @@ def pad_lists_like(part: Any, state: Any) -> Any:
     Freezing trailing list entries (``layers.2`` of 3) after training gives a
     shorter gradient list than the state holds; MLX's ``Optimizer.init``
     indexes the gradients by the state's length and raises IndexError.
-
-    Example:
-        >>> pad_lists_like({"layers": [1]}, {"layers": [{}, {}]})
-        {'layers': [1, {}]}
     """
     if isinstance(part, dict) and isinstance(state, dict):
         return {k: pad_lists_like(v, state[k]) if k in state else v for k, v in part.items()}

@@ -13,12 +13,6 @@ parameter in flatten order) and each group's sums are the sums of its
 parameters' rows: the group numbers are the roll-up of the parameter ones.
 The parameter norm is the norm *before* the step, for the groups as for the
 parameters, and the ratio divides by it.
-
-Example:
-    >>> import mlx.core as mx
-    >>> sums = group_sums([piece_sums(mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))])
-    >>> [round(x, 3) for x in sums.tolist()]
-    [1.0, 9.0, 1.0]
 """
 
 from __future__ import annotations
@@ -46,10 +40,6 @@ def is_metrics_step(step: int, every: int | None) -> bool:
 
     Steps 1, 1 + every, 1 + 2 * every, ... are recorded, so the first step
     always is.
-
-    Example:
-        >>> [s for s in range(1, 25) if is_metrics_step(s, 10)]
-        [1, 11, 21]
     """
     return every is not None and (step - 1) % every == 0
 
@@ -125,10 +115,6 @@ def piece_sums(gradient: Any, old: Any, new: Any) -> Any:
 
     A piece is one parameter or the flat concatenation a batched update
     already built (so no extra copy is made). Sums are in float32.
-
-    Example:
-        >>> piece_sums(mx.array([3.0]), mx.array([1.0]), mx.array([0.0])).tolist()
-        [1.0, 9.0, 1.0]
     """
     if gradient.size <= _STACKED_SIZE:
         old_flat = _flat32(old)
@@ -138,10 +124,6 @@ def piece_sums(gradient: Any, old: Any, new: Any) -> Any:
 
 def group_sums(pieces: Sequence[Any]) -> Any:
     """Add the :func:`piece_sums` of one group's pieces (zeros for an empty group).
-
-    Example:
-        >>> group_sums([]).tolist()
-        [0.0, 0.0, 0.0]
     """
     if not pieces:
         return mx.zeros((3,), mx.float32)
@@ -160,11 +142,6 @@ def pieces_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
     ones are concatenated first, so the count of kernels grows far slower
     than the count of pieces. Large ones are reduced one by one (a copy
     would cost more than the kernels it saves).
-
-    Example:
-        >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
-        >>> pieces_sums([one, one]).tolist()
-        [2.0, 18.0, 2.0]
     """
     small = [piece for piece in pieces if piece[0].size <= CONCATENATED_SIZE]
     sums = [piece_sums(*piece) for piece in pieces if piece[0].size > CONCATENATED_SIZE]
@@ -276,12 +253,6 @@ def leaf_sums(pieces: Sequence[tuple[Any, Any, Any]]) -> Any:
     Each piece is ``(gradient, old, new)`` of one parameter; the rows follow
     the pieces' order. Small pieces of one size are stacked and reduced
     together; sums are in float32, added in short runs.
-
-    Example:
-        >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
-        >>> two = (mx.array([1.0, 1.0]), mx.array([2.0, 2.0]), mx.array([2.0, 2.0]))
-        >>> leaf_sums([one, two, one]).tolist()
-        [[1.0, 9.0, 1.0], [0.0, 2.0, 8.0], [1.0, 9.0, 1.0]]
     """
     if not pieces:
         return mx.zeros((0, 3), mx.float32)
@@ -371,11 +342,6 @@ def _per_parameter_sums(pieces: Sequence[Sequence[tuple]]) -> tuple[list, Any]:
 
 def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any) -> dict[str, Any]:
     """The lazy arrays a recorded step stores: ``sums`` (groups x 3), ``learning_rates``, ``step``.
-
-    Example:
-        >>> m = metric_arrays([mx.zeros((3,))], [mx.array(0.1)], mx.array(1))
-        >>> m["sums"].shape, m["learning_rates"].shape
-        ((1, 3), (1,))
     """
     rates = [
         mx.array(math.nan, mx.float32) if r is None
@@ -396,13 +362,6 @@ def metrics_of_update(pieces: Sequence[Sequence[tuple]], optimizers: Sequence[An
     ``"parameter_sums"`` holds one row per leaf (in leaf order) and each
     group's sums are the sums of its leaves' rows. Nothing is
     computed here (the arrays are lazy, or a compiled update's outputs).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.5)
-        >>> one = (mx.array([3.0]), mx.array([1.0]), mx.array([0.0]))
-        >>> metrics_of_update([[one]], [sgd])["sums"].tolist()
-        [[1.0, 9.0, 1.0]]
     """
     rates = [o.state.get("learning_rate") for o in optimizers]
     if not per_parameter:

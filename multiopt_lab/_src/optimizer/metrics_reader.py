@@ -1,11 +1,4 @@
 """Turning the stored metric arrays into Python floats, once per recorded step.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab._src.optimizer.metrics import metric_arrays
-    >>> arrays = metric_arrays([mx.array([4.0, 1.0, 16.0])], [mx.array(0.5)], mx.array(3))
-    >>> MetricsReader().read(arrays, ("sgd",))["sgd"]["update_norm"]
-    2.0
 """
 
 from __future__ import annotations
@@ -23,13 +16,6 @@ __all__ = ["MetricsReader", "nonfinite_groups"]
 
 class MetricsReader:
     """Materialises stored metric arrays into floats, once per recorded step.
-
-    Example:
-        >>> from multiopt_lab._src.optimizer.metrics import metric_arrays
-        >>> reader = MetricsReader()
-        >>> arrays = metric_arrays([mx.array([4.0, 1.0, 16.0])], [mx.array(0.5)], mx.array(3))
-        >>> reader.read(arrays, ("sgd",))["sgd"]["update_ratio"]
-        0.5
     """
 
     def __init__(self) -> None:
@@ -82,11 +68,6 @@ def nonfinite_groups(metrics: dict | None) -> dict[str, tuple[str, ...]]:
     """Groups whose gradient or update had an inf or a NaN, and which of the two.
 
     A norm whose sum of squares overflows float32 is flagged too (it is inf).
-
-    Example:
-        >>> m = {"a": {"grad_norm": float("nan"), "update_norm": 1.0}, "total": {}}
-        >>> nonfinite_groups(m)
-        {'a': ('gradient',)}
     """
     found: dict[str, tuple[str, ...]] = {}
     for label, values in (metrics or {}).items():

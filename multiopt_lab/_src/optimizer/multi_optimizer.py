@@ -10,13 +10,6 @@ a :class:`~multiopt_lab._src.optimizer.nonfinite.NonfiniteGuard` (optional), a
 (one dict for the optimizer's lifetime, changed in place, so a step compiled
 with ``inputs=state, outputs=state`` follows every change). One update is
 :meth:`MultiOptimizer.apply_gradients`, below, top to bottom.
-
-Example:
-    >>> import mlx.nn as nn, mlx.optimizers as optim
-    >>> model = nn.Linear(4, 2)
-    >>> opt = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
-    >>> opt.labels, opt.assign(model.parameters()).labels["bias"]
-    (('muon', 'adamw'), 'adamw')
 """
 
 from __future__ import annotations

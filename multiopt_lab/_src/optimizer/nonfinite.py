@@ -10,16 +10,6 @@ No value is read back to Python, so the step stays lazy (no sync) and the
 same code runs inside ``mx.compile``. The guard's arrays (skipped-step count,
 per-group flags of the last step) live in the optimizer's ``state`` under
 ``"nonfinite"`` so a compiled step carries them out.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> sgd = optim.SGD(0.5, momentum=0.9)
-    >>> guard = NonfiniteGuard(1)
-    >>> params, grads = [mx.array([1.0])], [mx.array([float("nan")])]
-    >>> sgd.init({"0": params[0]}); states = guard.before([sgd])
-    >>> new = [sgd.apply_single(grads[0], params[0], sgd.state["0"])]
-    >>> guard.after([sgd], states, grads, params, new, [[0]])[0].item(), guard.skipped_steps
-    (1.0, 1)
 """
 
 from __future__ import annotations
@@ -37,10 +27,6 @@ def all_finite(arrays: Sequence[Any]) -> mx.array:
     """A lazy scalar bool: True when every element of every array is finite.
 
     Integer arrays are always finite; an empty list gives True.
-
-    Example:
-        >>> all_finite([mx.array([1.0, 2.0]), mx.array([float("inf")])]).item()
-        False
     """
     flags = [mx.all(mx.isfinite(a)) for a in arrays if mx.issubdtype(a.dtype, mx.inexact)]
     if not flags:
@@ -61,11 +47,6 @@ def restore_where(keep_new: mx.array, current: Any, before: Any) -> None:
 
     Containers are updated in place because the optimizer holds references to
     them. A leaf ``before`` lacks (state created by this update) is left as is.
-
-    Example:
-        >>> state = {"m": mx.array([2.0])}
-        >>> restore_where(mx.array(False), state, {"m": mx.array([1.0])}); state["m"].item()
-        1.0
     """
     if isinstance(current, dict) and isinstance(before, dict):
         for key, value in current.items():
@@ -98,11 +79,6 @@ class NonfiniteGuard:
         arrays (dict): ``{"skipped": int32 count, "finite": bool per group of
             the last step}``; the same dict object for the guard's lifetime
             (a compiled step's state holds it).
-
-    Example:
-        >>> guard = NonfiniteGuard(2)
-        >>> guard.skipped_steps, guard.nonfinite_indices()
-        (0, ())
     """
 
     def __init__(self, groups: int):

@@ -7,14 +7,6 @@ paths, their group labels and a ``(parameters, 4)`` float64 table of
 ``update_norm``, ``grad_norm``, ``param_norm`` and ``update_ratio``. One
 array for all parameters keeps a recorded step cheap to hand to a History,
 however many parameters the model has.
-
-Example:
-    >>> import mlx.core as mx
-    >>> reader = ParameterMetricsReader()
-    >>> sums = mx.array([[1.0, 4.0, 100.0], [0.0, 1.0, 4.0]])
-    >>> metrics = reader.read(sums, 7, ("w", "b"), ("muon", "adamw"))
-    >>> metrics["w"]
-    {'group': 'muon', 'update_norm': 1.0, 'grad_norm': 2.0, 'param_norm': 10.0, 'update_ratio': 0.1}
 """
 
 from __future__ import annotations
@@ -36,10 +28,6 @@ def norms_of_sums(sums: np.ndarray) -> np.ndarray:
     The ratio is the update norm over the parameter norm before the step, as
     for the groups: 0 when both are 0, inf when only the parameter's is, NaN
     when either is NaN. A negative sum (not a sum of squares) gives NaN.
-
-    Example:
-        >>> norms_of_sums(np.array([[4.0, 1.0, 16.0], [1.0, 0.0, 0.0]])).tolist()
-        [[2.0, 1.0, 4.0, 0.5], [1.0, 0.0, 0.0, inf]]
     """
     sums = np.asarray(sums, dtype=np.float64).reshape(-1, 3)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -60,11 +48,6 @@ class ParameterMetrics(Mapping):
         values (numpy.ndarray): ``(len(paths), 4)`` float64, columns as :attr:`metrics`.
         metrics (tuple[str, ...]): ``update_norm``, ``grad_norm``, ``param_norm``,
             ``update_ratio`` (update norm / parameter norm before the step).
-
-    Example:
-        >>> pm = ParameterMetrics(3, ("w",), ("sgd",), np.array([[1.0, 2.0, 4.0, 0.25]]))
-        >>> pm["w"]["update_ratio"], pm.to_frame().columns.tolist()
-        (0.25, ['path', 'group', 'metric', 'value'])
     """
 
     metrics = PARAMETER_METRIC_NAMES
@@ -97,11 +80,6 @@ class ParameterMetrics(Mapping):
 
     def to_frame(self):
         """One row per (path, metric): columns path, group, metric, value.
-
-        Example:
-            >>> pm = ParameterMetrics(1, ("w",), ("sgd",), np.array([[1.0, 2.0, 4.0, 0.25]]))
-            >>> pm.to_frame().value.tolist()
-            [1.0, 2.0, 4.0, 0.25]
         """
         import pandas as pd
 
@@ -116,12 +94,6 @@ class ParameterMetrics(Mapping):
 
 class ParameterMetricsReader:
     """Turns the stored per-parameter sums into a :class:`ParameterMetrics`, once per step.
-
-    Example:
-        >>> reader = ParameterMetricsReader()
-        >>> sums = mx.array([[1.0, 1.0, 1.0]])
-        >>> reader.read(sums, 1, ("w",), ("sgd",)) is reader.read(sums, 1, ("w",), ("sgd",))
-        True
     """
 
     def __init__(self) -> None:

@@ -6,14 +6,6 @@ a structure (paths, shapes, dtypes): it remembers which leaf goes to which
 group and holds direct references to each leaf's per-parameter state dict
 inside the sub-optimizer's own state tree, so a step is a flat loop of
 ``apply_single`` calls.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab._src.optimizer.leaves import flatten_with_parameters
-    >>> leaves = flatten_with_parameters({"w": mx.zeros((2,))}, {"w": mx.ones((2,))})
-    >>> plan = RoutingPlan(leaves.paths, *leaves.signature(), [0], [[0]])
-    >>> plan.matches(leaves, []), plan.indices
-    (True, [[0]])
 """
 
 from __future__ import annotations

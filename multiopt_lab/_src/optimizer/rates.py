@@ -1,9 +1,4 @@
 """Per-group learning rates of a multi-group optimizer: read every group's, set some by label.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> learning_rates_of([optim.SGD(0.5), optim.Adam(0.25)], ("sgd", "adam"))
-    {'sgd': 0.5, 'adam': 0.25}
 """
 
 from __future__ import annotations
@@ -19,11 +14,6 @@ __all__ = ["learning_rates_of", "set_learning_rates"]
 
 def learning_rates_of(optimizers: Sequence[Any], labels: Sequence[str]) -> dict[str, float | None]:
     """``{label: current learning rate}`` (a schedule's current value; None when there is none).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> learning_rates_of([optim.SGD(optim.linear_schedule(1.0, 0.0, 4))], ("sgd",))
-        {'sgd': 1.0}
     """
     rates = {}
     for label, optimizer in zip(labels, optimizers):
@@ -40,12 +30,6 @@ def set_learning_rates(optimizers: Sequence[Any], labels: Sequence[str],
         KeyError: A label that names no group.
         ValueError: A group whose learning rate follows a schedule (the
             next step would overwrite the value).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd, adam = optim.SGD(0.5), optim.Adam(0.25)
-        >>> set_learning_rates([sgd, adam], ("sgd", "adam"), {"adam": 0.5}); adam.learning_rate.item()
-        0.5
     """
     if not isinstance(rates, Mapping):
         raise TypeError(f"learning_rates must be a dict {{group label: rate}}, found "

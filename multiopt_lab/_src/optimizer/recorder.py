@@ -9,11 +9,6 @@ floats when read. With ``per_parameter`` the dict also holds
 ``"parameter_sums"`` (one row per parameter), and the recorder remembers the
 paths and group labels those rows belong to (set when the update that made
 them ran or was traced: a compiled step replays the same rows).
-
-Example:
-    >>> recorder = MetricsRecorder(10)
-    >>> [step for step in range(1, 25) if recorder.records(step, tracing=False)]
-    [1, 11, 21]
 """
 
 from __future__ import annotations
@@ -36,10 +31,6 @@ _LOST = ("the metrics computed inside mx.compile were not among its outputs, so 
 
 def check_every(every: Any) -> int | None:
     """``every`` if it is a positive int or None, else a ValueError.
-
-    Example:
-        >>> check_every(10)
-        10
     """
     if every is None:
         return None
@@ -50,10 +41,6 @@ def check_every(every: Any) -> int | None:
 
 def check_per_parameter(per_parameter: Any) -> bool:
     """``per_parameter`` if it is True or False, else a TypeError.
-
-    Example:
-        >>> check_per_parameter(True)
-        True
     """
     if not isinstance(per_parameter, bool):
         raise TypeError(f"expected per_parameter to be True or False, found {per_parameter!r}")
@@ -76,10 +63,6 @@ class MetricsRecorder:
         traced (bool): Whether an update traced by ``mx.compile`` records.
             A trace is replayed as it is, so this picks one of two variants
             of a compiled step; ``between_steps(record_metrics=...)`` sets it.
-
-    Example:
-        >>> MetricsRecorder(None).records(1, tracing=False)
-        False
     """
 
     def __init__(self, every: int | None, per_parameter: bool = False):
@@ -122,10 +105,6 @@ class MetricsRecorder:
         """Whether the update to step ``step`` (1-based, or a function that reads it) records.
 
         The step is read only when metrics are on and the update is eager.
-
-        Example:
-            >>> MetricsRecorder(10).records(2, tracing=True)
-            True
         """
         if self.every is None:
             return False

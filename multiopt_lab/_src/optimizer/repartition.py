@@ -1,12 +1,4 @@
 """Moving parameters between groups: state follows the optimizer, never half applied.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> sgd, adam = optim.SGD(0.1, momentum=0.9), optim.Adam(0.1)
-    >>> params = {"w": mx.ones((2,)), "b": mx.ones((2,))}
-    >>> trees = migrated_states([sgd, adam], [["w"], ["b"]], params, previous={})
-    >>> sorted(trees[0]), sorted(trees[1]["b"])
-    (['learning_rate', 'step', 'w'], ['m', 'v'])
 """
 
 from __future__ import annotations
@@ -27,10 +19,6 @@ __all__ = ["Move", "migrated_states", "previous_owners", "moves_between", "fresh
 def previous_owners(paths: Sequence[str], group_index: Sequence[int],
                     optimizers: Sequence[Any]) -> dict[str, Any]:
     """``path -> optimizer object`` under the current routing.
-
-    Example:
-        >>> previous_owners(["w"], [0], ["opt"])
-        {'w': 'opt'}
     """
     return {p: optimizers[g] for p, g in zip(paths, group_index)}
 
@@ -77,11 +65,6 @@ def moves_between(paths: Sequence[str], previous: dict[str, Any], owners: dict[s
         paths: Paths in flatten order.
         previous, owners: ``path -> optimizer`` before and after.
         old_labels, new_labels: ``id(optimizer) -> label`` before and after.
-
-    Example:
-        >>> a, b = object(), object()
-        >>> moves_between(["w"], {"w": a}, {"w": b}, {id(a): "x"}, {id(b): "y"})
-        [Move(path='w', source='x', target='y')]
     """
     moves = []
     for path in paths:
@@ -103,12 +86,6 @@ def fresh_state_tree(optimizer: Any, part: Any, kept: dict[str, dict],
     arrays are appended to ``fresh`` when given. They are lazy: MLX binds
     them to the stream of the thread that creates them, so a repartition
     made on another thread than the training loop's evaluates them first.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1, momentum=0.9)
-        >>> sorted(fresh_state_tree(sgd, {"w": mx.ones((2,))}, {}))
-        ['learning_rate', 'step', 'w']
     """
     def entry(path: str, parameter: Any) -> dict:
         found = kept.get(path)

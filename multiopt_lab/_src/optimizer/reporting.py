@@ -7,15 +7,6 @@ becomes one :class:`~multiopt_lab.FindingWarning` naming
 its paths. A multiopt_lab ``MultiOptimizer`` remembers what it reported, so
 the three never warn twice about the same finding; ``warn_findings=False``
 on any of them marks the findings reported without warning.
-
-Example:
-    >>> import warnings
-    >>> import mlx.nn as nn, mlx.optimizers as optim
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     _ = report_findings(optim.Muon(0.02), nn.Linear(4, 4))
-    >>> print(caught[0].message.finding.paths)
-    ('bias',)
 """
 
 from __future__ import annotations
@@ -61,12 +52,6 @@ def warn_once(findings, seen: set, warn: bool = True) -> list[Finding]:
 
     Returns:
         list[Finding]: The findings newly reported.
-
-    Example:
-        >>> from multiopt_lab._src.partition import findings
-        >>> seen = set()
-        >>> warn_once([findings.overlap("a", ["w"], ["b"])], seen)  # a note: never warned
-        []
     """
     new = [f for f in findings if f.flagged and f.key not in seen]
     stacklevel = _user_stacklevel() if warn and new else 1
@@ -83,11 +68,6 @@ def assignment_for(optimizer: Any, model: Any) -> Assignment | None:
     A multiopt_lab ``MultiOptimizer`` (its rules), MLX's ``MultiOptimizer``
     (its filters) or any MLX optimizer (one group holding everything); None
     for anything else.
-
-    Example:
-        >>> import mlx.nn as nn, mlx.optimizers as optim
-        >>> assignment_for(optim.AdamW(1e-3), nn.Linear(2, 2)).group_labels
-        ('adamw',)
     """
     if callable(getattr(optimizer, "assign", None)) and hasattr(optimizer, "labels"):
         return optimizer.assign(model)
@@ -110,11 +90,6 @@ def report_findings(optimizer: Any, model: Any, warn: bool = True) -> list[Findi
 
     Returns:
         list[Finding]: The findings newly reported.
-
-    Example:
-        >>> import mlx.nn as nn, mlx.optimizers as optim
-        >>> report_findings(optim.AdamW(1e-3), nn.Linear(2, 2))  # only a note: no warning
-        []
     """
     seen = getattr(optimizer, "reported_findings", None)
     if seen is None:

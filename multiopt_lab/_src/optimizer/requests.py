@@ -4,12 +4,6 @@ The live rule editor calls ``MultiOptimizer.request_repartition`` while a
 training loop runs; the optimizer takes the request from a
 :class:`RepartitionRequests` at its next update (or at
 ``between_steps``) and applies it whole, or not at all.
-
-Example:
-    >>> requests = RepartitionRequests()
-    >>> pending = requests.submit(PendingRepartition(("ndim == 1",), None))
-    >>> requests.take() is pending, requests.take()
-    (True, None)
 """
 
 from __future__ import annotations
@@ -72,13 +66,6 @@ class PendingRepartition:
 
 class RepartitionRequests:
     """At most one pending request, handed from the thread that asks to the one that trains.
-
-    Example:
-        >>> requests = RepartitionRequests()
-        >>> first = requests.submit(PendingRepartition(("ndim == 1",), None))
-        >>> second = requests.submit(PendingRepartition(("ndim == 2",), None))
-        >>> first.done, str(first.error), requests.pending is second
-        (True, 'replaced by a later request', True)
     """
 
     def __init__(self) -> None:

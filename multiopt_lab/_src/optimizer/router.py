@@ -7,14 +7,6 @@ builds one (checking the state the groups already hold before any is
 initialised). It repartitions in two halves, so that nothing is changed
 unless everything could be computed: :meth:`Router.prepare` computes the new
 groups and state trees, :meth:`Router.commit` installs them.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> router = Router([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 2"], None, cache=True)
-    >>> params = {"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}
-    >>> change = router.prepare(["ndim == 1"], params)
-    >>> router.commit(change); change.moves
-    [Move(path='w', source='sgd', target='adam'), Move(path='b', source='adam', target='sgd')]
 """
 
 from __future__ import annotations
@@ -84,11 +76,6 @@ class Router:
         version (int): Goes up whenever the routing changes.
         replacements (int): Goes up whenever the groups' state trees were
             replaced (their dicts kept, their contents new).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> Router([optim.SGD(0.1)], [], None, cache=True).labels
-        ('sgd',)
     """
 
     def __init__(self, optimizers: Sequence[Any], filters: Sequence[Any],

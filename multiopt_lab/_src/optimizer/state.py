@@ -18,15 +18,6 @@ such change of an optimizer that a compiled step has traced, the state holds
 ``"routing"``: a few 0-d arrays whose dtypes spell a new number in binary,
 so the next call traces again, also under ``mx.compile(...,
 shapeless=True)``. :func:`multiopt_lab.save_state` leaves it out.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> sgd = optim.SGD(0.1)
-    >>> container = StateContainer([sgd])
-    >>> state = container.tree
-    >>> install_state(sgd, {"step": sgd.step, "learning_rate": sgd.learning_rate})
-    >>> container.routing_changed(); state is container.tree, state["states"][0] is sgd.state
-    (True, True)
 """
 
 from __future__ import annotations
@@ -46,12 +37,6 @@ def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
 
     ``initialized=False`` is what MLX's ``state`` setter says: "check this
     state against the parameters before the next step".
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sgd = optim.SGD(0.1); held = sgd.state
-        >>> install_state(sgd, {"step": mx.array(5, mx.uint64)}); held is sgd.state, held["step"].item()
-        (True, 5)
     """
     if keeps_state_dict(optimizer):
         home = state_dict(optimizer)
@@ -66,10 +51,6 @@ def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
 
 def routing_marker(generation: int) -> tuple:
     """0-d arrays whose dtypes spell ``generation`` in binary (bool_ for 0, uint8 for 1).
-
-    Example:
-        >>> [a.dtype == mx.uint8 for a in routing_marker(2)]
-        [True, False]
     """
     return tuple(mx.array(0, mx.uint8) if bit == "1" else mx.array(False)
                  for bit in format(generation, "b"))
@@ -83,12 +64,6 @@ class StateContainer:
 
     Attributes:
         tree (dict): The dict ``MultiOptimizer.state`` returns, for its lifetime.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> container = StateContainer([optim.SGD(0.1)])
-        >>> list(container.tree), container.sync(container.optimizers)
-        (['states'], False)
     """
 
     def __init__(self, optimizers: Sequence[Any]):

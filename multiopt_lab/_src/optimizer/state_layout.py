@@ -12,14 +12,6 @@ float32 momentum turns a bfloat16 weight into float32 at the next step. The
 same rule serves a checkpoint being loaded (:mod:`multiopt_lab._src.io`) and a
 state already held when a new structure is routed
 (:class:`~multiopt_lab._src.optimizer.router.Router`).
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> fresh = fresh_entry(optim.Adam(0.1), (2,), mx.bfloat16)
-    >>> sorted(fresh), fresh["m"].dtype == mx.bfloat16
-    (['m', 'v'], True)
-    >>> layout_problem({"m": mx.zeros((2,)), "v": mx.zeros((2,))}, fresh)
-    ('dtypes', "'m' is float32, expected bfloat16")
 """
 
 from __future__ import annotations
@@ -41,11 +33,6 @@ Layout = list[tuple[str, tuple, Any]]
 def fresh_entry(optimizer: Any, shape: tuple, dtype: Any) -> dict:
     """A fresh per-parameter state for ``shape``/``dtype``, as ``optimizer`` makes it
     (lazy zeros, never computed).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sorted(fresh_entry(optim.SGD(0.1, momentum=0.9), (3,), mx.float32))
-        ['v']
     """
     state: dict = {}
     optimizer.init_single(mx.zeros(shape, dtype), state)  # lazy: never computed
@@ -54,10 +41,6 @@ def fresh_entry(optimizer: Any, shape: tuple, dtype: Any) -> dict:
 
 def layout_of(fresh: dict) -> Layout:
     """``(key, shape, dtype)`` of each array of a fresh entry, read once for many paths.
-
-    Example:
-        >>> layout_of({"v": mx.zeros((2, 2))})
-        [('v', (2, 2), mlx.core.float32)]
     """
     return [(key, tuple(want.shape), want.dtype) for key, want in fresh.items()]
 
@@ -72,13 +55,6 @@ def layout_problem(entry: Any, fresh: dict, layout: Layout | None = None
         entry: The state held or stored for one parameter.
         fresh (dict): What the optimizer makes for that parameter.
         layout (optional): :func:`layout_of` ``(fresh)``, when checking many entries.
-
-    Example:
-        >>> fresh = {"v": mx.zeros((2, 2))}
-        >>> layout_problem({"v": mx.zeros((2, 2), mx.float16)}, fresh)
-        ('dtypes', "'v' is float16, expected float32")
-        >>> layout_problem({"v": mx.zeros((2,))}, fresh)
-        ('shapes', "'v' has shape (2,), expected (2, 2)")
     """
     if not isinstance(entry, dict) or entry.keys() != fresh.keys():
         found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
@@ -101,11 +77,6 @@ def top_level_problems(stored: dict, live: dict) -> dict[str, str]:
     An entry the live state has must keep its shape and dtype; one it lacks
     must be a real scalar (a learning rate of shape (3, 1, 1) would broadcast
     every parameter to three copies; a complex one would make them complex).
-
-    Example:
-        >>> top_level_problems({"learning_rate": mx.zeros((3, 1, 1))},
-        ...                    {"learning_rate": mx.array(0.1)})
-        {'learning_rate': 'shape (3, 1, 1) and dtype float32, expected shape () and float32'}
     """
     problems = {}
     for key, value in stored.items():
@@ -136,11 +107,6 @@ def state_mismatches(live: Any, new: Any, prefix: str = "") -> list[str]:
 
     Only places both hold are compared: a state may have entries the live
     one lacks (parameters not stepped yet), and lack some (initialised later).
-
-    Example:
-        >>> state_mismatches({"learning_rate": mx.array(0.1)},
-        ...                  {"learning_rate": mx.zeros((3, 1, 1))})
-        ['learning_rate: expected shape () float32, found shape (3, 1, 1) float32']
     """
     found: list[str] = []
     if isinstance(live, dict) and isinstance(new, dict):
@@ -159,10 +125,6 @@ def state_mismatches(live: Any, new: Any, prefix: str = "") -> list[str]:
 
 def existing_entry(tree: Any, path: str) -> dict | None:
     """The per-parameter state dict at ``path`` in a group's state tree, or None.
-
-    Example:
-        >>> existing_entry({"layers": [{"w": {"v": 1}}]}, "layers.0.w"), existing_entry({}, "w")
-        ({'v': 1}, None)
     """
     entry = node_at(tree, path)
     return entry if isinstance(entry, dict) else None
@@ -171,11 +133,6 @@ def existing_entry(tree: Any, path: str) -> dict | None:
 def per_parameter_paths(flat: list[tuple[str, Any]], prefix: str = "") -> list[str]:
     """The per-parameter paths of flattened state keys under ``prefix``, in order, each
     once: every key but its last part; optimizer-wide entries (``step``) have none.
-
-    Example:
-        >>> per_parameter_paths([("states.0.step", 1), ("states.0.w.m", 2), ("states.0.w.v", 3),
-        ...                      ("states.1.b.v", 4)], "states.0.")
-        ['w']
     """
     paths: dict[str, None] = {}  # ordered, each path once
     start = len(prefix)

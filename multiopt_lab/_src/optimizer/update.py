@@ -5,19 +5,6 @@
 counter, then ``apply_single`` per leaf (or per bucket of small leaves, see
 ``batching``), or the optimizer's own ``apply_gradients`` when it overrides
 it. :func:`update_groups` runs it for every group, in order.
-
-Example:
-    >>> import mlx.core as mx, mlx.optimizers as optim
-    >>> from multiopt_lab._src.optimizer.plan import RoutingPlan
-    >>> from multiopt_lab._src.optimizer.leaves import flatten_with_parameters
-    >>> sgd = optim.SGD(0.5)
-    >>> grads, params = {"w": mx.array([1.0])}, {"w": mx.array([1.0])}
-    >>> leaves = flatten_with_parameters(grads, params)
-    >>> plan = RoutingPlan(leaves.paths, *leaves.signature(), [0], [[0]])
-    >>> sgd.init(grads); plan.bind_states([sgd], [False], leaves)
-    >>> new, pieces = update_groups([sgd], plan, leaves, grads, params, batched=True, recording=False)
-    >>> new[0].item(), sgd.step.item()
-    (0.5, 1)
 """
 
 from __future__ import annotations

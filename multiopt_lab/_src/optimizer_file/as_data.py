@@ -16,13 +16,6 @@ of the same name. The description is checked by building an optimizer from
 it and describing that one again: both must agree, or saving refuses. An
 argument that is ``None`` where its default is ``None`` is left out (TOML has
 no null).
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> optimizer_to_data(optim.SGD(0.1, momentum=0.9))
-    {'class': 'SGD', 'learning_rate': 0.1, 'momentum': 0.9, 'weight_decay': 0.0, 'dampening': 0.0, 'nesterov': False}
-    >>> optimizer_from_data({"class": "SGD", "learning_rate": 0.1}).learning_rate.item()
-    0.10000000149011612
 """
 
 from __future__ import annotations
@@ -125,11 +118,6 @@ def optimizer_to_data(optimizer: Any) -> dict[str, Any]:
         ValueError: A class a file cannot name (neither MLX's nor registered),
             a schedule that is not MLX's, an argument that is not plain data
             or that the class does not keep under its name.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> optimizer_to_data(optim.Muon(0.02))
-        {'class': 'Muon', 'learning_rate': 0.02, 'momentum': 0.95, 'weight_decay': 0.01, 'nesterov': True, 'ns_steps': 5}
     """
     if not isinstance(optimizer, optim.Optimizer):
         raise ValueError(f"expected an mlx.optimizers optimizer, found {shown(optimizer)}")
@@ -151,11 +139,6 @@ def optimizer_from_data(data: Any, where: str = "the optimizer") -> optim.Optimi
         ValueError: Not a table, an unknown class, unknown or missing
             arguments, values that are not data, a bad schedule, or arguments
             the class refuses (the message names ``where`` and the fix).
-
-    Example:
-        >>> opt = optimizer_from_data({"class": "AdamW", "learning_rate": 1e-3, "weight_decay": 0.1})
-        >>> type(opt).__name__, opt.weight_decay
-        ('AdamW', 0.1)
     """
     if not isinstance(data, dict) or not isinstance(data.get(_CLASS_KEY), str):
         raise ValueError(f"{where}: expected a table with a string 'class' (TOML: "

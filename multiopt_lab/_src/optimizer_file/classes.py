@@ -4,12 +4,6 @@ A file names a class by a string (``class = "AdamW"``). Reading it looks the
 name up in a table made when this module loads (the optimizer classes of
 ``mlx.optimizers``) and in the registry; nothing named in a file is ever
 imported.
-
-Example:
-    >>> optimizer_class("AdamW").__name__
-    'AdamW'
-    >>> class_name(optimizer_class("Muon"))
-    'Muon'
 """
 
 from __future__ import annotations
@@ -116,10 +110,6 @@ def optimizer_class(name: Any) -> type:
 
     Raises:
         ValueError: For any other name (with the names known).
-
-    Example:
-        >>> optimizer_class("SGD").__module__
-        'mlx.optimizers.optimizers'
     """
     if isinstance(name, str):
         with _lock:
@@ -142,11 +132,6 @@ def class_name(cls: type) -> str:
 
     Raises:
         ValueError: For a class neither MLX's nor registered (the message says how to register).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> class_name(optim.AdamW)
-        'AdamW'
     """
     with _lock:
         name = _names.get(cls)

@@ -11,34 +11,6 @@ MLX's schedule functions; nothing is imported or evaluated.
 Not in the file: the optimizer's state (``save_state`` writes it) and the
 options of a run (``metrics_every``, ``compile``, ``skip_nonfinite``: pass
 them to :func:`load_optimizer`).
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
-    >>> print(optimizer_file_text(optimizer).split("version = 1")[1].strip())
-    [[group]]
-    label = "muon"
-    rule = 'ndim == 2'
-    <BLANKLINE>
-    [group.optimizer]
-    class = "Muon"
-    learning_rate = 0.02
-    momentum = 0.95
-    weight_decay = 0.01
-    nesterov = true
-    ns_steps = 5
-    <BLANKLINE>
-    [[group]]
-    label = "adamw"
-    <BLANKLINE>
-    [group.optimizer]
-    class = "AdamW"
-    learning_rate = 0.001
-    betas = [0.9, 0.999]
-    eps = 1e-08
-    weight_decay = 0.01
-    bias_correction = false
 """
 
 from __future__ import annotations
@@ -81,12 +53,6 @@ def optimizer_file_data(optimizer: MultiOptimizer) -> dict:
     Raises:
         RuleFileError: A group whose rule is a Python callable, or whose
             optimizer cannot be described (the message names the group and the fix).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> optimizer_file_data(MultiOptimizer([optim.SGD(0.1)], labels=["all"]))["group"]
-        [{'label': 'all', 'optimizer': {'class': 'SGD', 'learning_rate': 0.1, 'momentum': 0.0, 'weight_decay': 0.0, 'dampening': 0.0, 'nesterov': False}}]
     """
     _check_multi(optimizer, "save_optimizer")
     labels, filters = list(optimizer.labels), list(optimizer.filters)
@@ -106,12 +72,6 @@ def optimizer_file_text(optimizer: MultiOptimizer, kind: str = "toml") -> str:
     """The text :func:`save_optimizer` writes (``kind``: ``"toml"`` or ``"json"``).
 
     The rule editor's "Copy as TOML" puts this text on the clipboard.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> 'class = "SGD"' in optimizer_file_text(MultiOptimizer([optim.SGD(0.1)]))
-        True
     """
     return rule_file_text(optimizer_file_data(optimizer), kind)
 

@@ -17,14 +17,6 @@ makes a schedule that gives the same values to the last bit::
 your own Python function cannot be described: use MLX's, or a constant.
 Reading a file never imports or runs anything it names: only the factories
 of ``mlx.optimizers.schedulers`` can be called, with numbers.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> data = schedule_to_data(optim.cosine_decay(1e-3, 1000))
-    >>> data
-    {'schedule': 'cosine_decay', 'init': 0.001, 'decay_steps': 1000, 'end': 0.0}
-    >>> schedule_from_data(data)(500).item() == optim.cosine_decay(1e-3, 1000)(500).item()
-    True
 """
 
 from __future__ import annotations
@@ -59,11 +51,6 @@ class ScaledSchedule:
     Args:
         schedule (Callable): The schedule, ``step -> value``.
         factor (float): The constant it is multiplied by.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> ScaledSchedule(lambda step: mx.array(0.1), 0.5)(mx.array(0)).item()
-        0.05000000074505806
     """
 
     def __init__(self, schedule: Callable[[Any], Any], factor: float):
@@ -78,11 +65,6 @@ class ScaledSchedule:
 
 def schedulers_of(optimizer: Any) -> dict[str, Callable]:
     """``{argument name: schedule}`` of an MLX optimizer (a copy: see :func:`~multiopt_lab._src.mlx_internals.schedules`).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sorted(schedulers_of(optim.SGD(optim.linear_schedule(0.0, 1.0, 10))))
-        ['learning_rate']
     """
     return dict(schedules(optimizer))
 
@@ -99,12 +81,6 @@ def schedule_to_data(schedule: Any) -> dict[str, Any]:
     Raises:
         ValueError: For a schedule that is not MLX's (your own function, a
             lambda) or whose arguments are not plain numbers.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> warmup = optim.linear_schedule(0.0, 1e-3, 100)
-        >>> schedule_to_data(optim.join_schedules([warmup, optim.cosine_decay(1e-3, 900)], [100]))["schedules"][0]
-        {'schedule': 'linear_schedule', 'init': 0.0, 'end': 0.001, 'steps': 100}
     """
     if isinstance(schedule, ScaledSchedule):
         return {"schedule": SCALED, "factor": plain_value(schedule.factor, "its factor"),
@@ -127,10 +103,6 @@ def plain_value(value: Any, where: str, schedules: bool = False) -> Any:
     """``value`` as file data (bool, int, float, str, lists of them), or a ValueError naming ``where``.
 
     Tuples become lists; with ``schedules=True`` a schedule inside becomes its table.
-
-    Example:
-        >>> plain_value((0.9, 0.999), "betas")
-        [0.9, 0.999]
     """
     if isinstance(value, (bool, str)):
         return value
@@ -159,12 +131,6 @@ def schedule_from_data(data: Any, where: str = "the schedule") -> Callable:
     Raises:
         ValueError: An unknown schedule, unknown or missing arguments, or
             values the factory refuses (the message names ``where``).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> decay = schedule_from_data({"schedule": "step_decay", "init": 0.1, "decay_rate": 0.5, "step_size": 10})
-        >>> decay(mx.array(20)).item()
-        0.02500000037252903
     """
     if not isinstance(data, dict) or not isinstance(data.get("schedule"), str):
         raise ValueError(f"{where}: expected a table with a string 'schedule' (e.g. "

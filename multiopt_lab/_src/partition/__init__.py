@@ -6,10 +6,4 @@ findings, optimizer contracts included when the optimizers are given) and
 its tables;
 :class:`ParameterTable` is the flat, columnar view of a tree that rules are
 evaluated on.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 2"]).labels
-    {'w': 'group_0', 'b': 'group_1'}
 """

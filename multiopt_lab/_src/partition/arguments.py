@@ -1,10 +1,5 @@
 """Checks of a ``parameters`` argument (a model, a tree or a table), beside the generic
 ones of :mod:`multiopt_lab._src.arguments`.
-
-Example:
-    >>> import mlx.nn as nn
-    >>> check_parameters(nn.Linear(2, 2), "demo()") is not None
-    True
 """
 
 from __future__ import annotations
@@ -21,12 +16,6 @@ __all__ = ["check_parameters"]
 
 def check_parameters(value: Any, where: str, name: str = "parameters") -> Any:
     """The model, a parameter tree (dict or list of arrays) or a ``ParameterTable``.
-
-    Example:
-        >>> check_parameters("model", "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): parameters must be the model (an mlx.nn.Module), a parameter tree (dict or list) or a ParameterTable, found str 'model'; pass the model, or model.trainable_parameters()
     """
     return check_kind(value, (nn.Module, dict, list, tuple, ParameterTable), where, name,
                       "the model (an mlx.nn.Module), a parameter tree (dict or list) or a "

@@ -1,14 +1,6 @@
 """Apply ordered rules to a parameter tree exactly as ``MultiOptimizer`` routes it.
 
 First match wins; the last group is the fallback and takes no rule.
-
-Example:
-    >>> import mlx.core as mx
-    >>> params = {"embed": {"weight": mx.zeros((10, 4))},
-    ...           "fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
-    >>> a = assign(params, ['ndim == 2 and not glob("*embed*")'], ["muon", "adamw"])
-    >>> a.labels
-    {'embed.weight': 'adamw', 'fc.weight': 'muon', 'fc.bias': 'adamw'}
 """
 
 from __future__ import annotations

@@ -12,11 +12,6 @@ parameters against the contract of its optimizer's class.
 Contracts are looked up along the class's method resolution order: a
 subclass of ``optim.Muon`` has Muon's contract unless it declares its own
 with :func:`declare_contract`.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> contract_of(optim.Muon(0.02)).min_ndim, contract_of(optim.Adam(1e-3))
-    (2, None)
 """
 
 from __future__ import annotations
@@ -149,11 +144,6 @@ def declare_contract(optimizer_class: type, contract: OptimizerContract | None) 
 
 def contract_of(optimizer) -> OptimizerContract | None:
     """The contract of ``optimizer``'s class (the nearest declared along its MRO), or None.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> contract_of(optim.AdamW(1e-3)).weight_decay
-        'weight_decay'
     """
     for cls in type(optimizer).__mro__:
         if cls in _CONTRACTS:
@@ -163,11 +153,6 @@ def contract_of(optimizer) -> OptimizerContract | None:
 
 def weight_decay_of(optimizer, contract: OptimizerContract | None) -> float:
     """The weight decay ``optimizer`` applies, per its contract (0 when none or unreadable).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> weight_decay_of(optim.SGD(0.1, weight_decay=1e-4), contract_of(optim.SGD(0.1)))
-        0.0001
     """
     if contract is None or contract.weight_decay is None:
         return 0.0

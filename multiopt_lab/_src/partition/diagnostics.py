@@ -11,20 +11,6 @@ rule is written: two partitions that give the same assignment give the same
 findings. Every surface (tree, legend, editor, ``check()``, the command
 line, warnings at training time) draws these findings; the words are in
 :mod:`multiopt_lab._src.partition.findings`.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> a = assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"])
-    >>> [(f.kind, f.severity) for f in a.diagnostics.findings]
-    [('dead_rule', 'error')]
-    >>> print(a.diagnostics)
-    diagnostics: 1 error
-      error: rule 'conv' (ndim == 3) matches no parameter
-        fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group
-      the fallback 'adamw' took 2 parameters no rule matched:
-        w, b
-      (no optimizers given: their contracts were not checked)
 """
 
 from __future__ import annotations
@@ -463,15 +449,6 @@ def diagnose(table, masks: np.ndarray, winners: np.ndarray, labels, rule_texts,
             module classes say. Default: ``None``.
         optimizers (Sequence[Optimizer], optional): One per group, to check
             their contracts. Default: ``None`` (not checked).
-
-    Example:
-        >>> import mlx.core as mx, mlx.optimizers as optim
-        >>> from multiopt_lab import ParameterTable
-        >>> t = ParameterTable.from_tree({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))})
-        >>> d = diagnose(t, np.array([[True, True]]), np.array([0, 0]), ["muon", "adamw"], {},
-        ...              optimizers=[optim.Muon(0.02), optim.AdamW(1e-3)])
-        >>> [(f.kind, f.paths) for f in d.findings]
-        [('too_few_dims', ('b',)), ('empty_group', ())]
     """
     paths = table.paths
     labels = tuple(labels)

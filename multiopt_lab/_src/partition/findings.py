@@ -20,13 +20,6 @@ Kinds, by severity:
 * notes: ``overlap`` (a parameter several rules match: the first wins, as
   MLX's ``MultiOptimizer`` does), ``weight_decay`` (an optimizer decays
   norms, biases or embeddings).
-
-Example:
-    >>> f = Finding("dead_rule", "error", (), "conv", "rule 'conv' (ndim == 3) matches no parameter",
-    ...             "compare the rule with the shapes in assignment.to_frame()", "dead rule")
-    >>> print(f.text())
-    error: rule 'conv' (ndim == 3) matches no parameter
-      fix: compare the rule with the shapes in assignment.to_frame()
 """
 
 from __future__ import annotations
@@ -222,20 +215,12 @@ class FindingWarning(UserWarning):
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``"1 parameter"``, ``"3 parameters"``.
-
-    Example:
-        >>> counted(2, "near miss", "near misses")
-        '2 near misses'
     """
     return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def listed_paths(paths, shown: int = 3) -> str:
     """``a, b, c and 4 more``: a few paths (repeated blocks folded) for one line.
-
-    Example:
-        >>> listed_paths(["layers.0.w", "layers.1.w", "layers.2.w", "head.w"])
-        'layers.*.w (in 3 blocks), head.w'
     """
     return _listed(by_block(paths), shown)
 
@@ -277,10 +262,6 @@ def _block_pattern(path: str) -> str:
 
 def by_block(paths) -> list[str]:
     """Paths, those repeated in every numbered block folded: ``layers.*.norm.weight (in 32 blocks)``.
-
-    Example:
-        >>> by_block(["l.0.b", "l.1.b", "l.2.b", "head.b"])
-        ['l.*.b (in 3 blocks)', 'head.b']
     """
     return [path if n == 1 else f"{_block_pattern(path)} (in {n:,} blocks)"
             for path, n in _folded(paths, _block_pattern)]
@@ -302,10 +283,6 @@ def _wrap(text: str, first: str, rest: str, width: int | None = _WIDTH) -> list[
 def wrap_words(text: str, first: str, rest: str, width: int | None = _WIDTH) -> list[str]:
     """``text`` broken between words (a shape or a piece of rule in backquotes kept whole)
     into lines of ``width`` columns, the first indented by ``first``, the others by ``rest``.
-
-    Example:
-        >>> wrap_words("take `ndim == 2` off", "  ", "    ", 14)
-        ['  take', '    `ndim == 2`', '    off']
     """
     return _wrap(text, first, rest, width)
 
@@ -313,10 +290,6 @@ def wrap_words(text: str, first: str, rest: str, width: int | None = _WIDTH) -> 
 def wrapped(items, indent: str, max_items: int = _MAX_LISTED, width: int | None = _WIDTH) -> list[str]:
     """Items joined by commas, wrapped between items (an item is never broken) in lines of
     ``width`` columns (``None``: one line), cut after ``max_items`` with "... and N more".
-
-    Example:
-        >>> wrapped(["a", "b"], "  ")
-        ['  a, b']
     """
     items = list(items)
     shown = ", ".join(item.replace(" ", "\u00a0") for item in items[:max_items])  # no break inside

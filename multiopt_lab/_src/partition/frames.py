@@ -1,11 +1,4 @@
 """pandas views of an assignment: one row per parameter, one row per group.
-
-Example:
-    >>> import mlx.nn as nn
-    >>> from multiopt_lab import assign
-    >>> a = assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"])
-    >>> group_summary(a)[["count", "size"]].to_dict("index")
-    {'muon': {'count': 1, 'size': 6}, 'adamw': {'count': 1, 'size': 2}}
 """
 
 from __future__ import annotations
@@ -26,11 +19,6 @@ class GroupSummary(pd.DataFrame):
     """The frame :func:`group_summary` returns: a plain ``DataFrame`` to compute with,
     shown with its shares in percent and every rule whole, a long one continued
     on the next lines within 100 columns (a slice or a copy is a plain ``DataFrame``).
-
-    Example:
-        >>> frame = GroupSummary({"count": [1], "size": [6], "share": [1.0], "rule": ["ndim == 2"]})
-        >>> print(repr(frame).splitlines()[1])
-        0      1     6  100.0%  ndim == 2
     """
 
     @property
@@ -71,12 +59,6 @@ def parameter_frame(assignment) -> pd.DataFrame:
     class of the module holding it, what rules read as ``module``; None when
     the assignment was made from a parameter dict). The words mean what
     they mean in rules: ``module`` is a class, ``module_path`` a path.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> parameter_frame(assign(nn.Linear(3, 2), ["ndim == 2"]))["group"].tolist()
-        ['group_0', 'group_1']
     """
     table, labels, rules = assignment.table, assignment.group_labels, assignment.rules
     winners = assignment.winners.tolist()
@@ -105,12 +87,6 @@ def group_summary(assignment) -> pd.DataFrame:
     Columns: ``count`` (parameters), ``size`` (values, exact integers),
     ``share`` (fraction of all values; 0 for an empty tree) and ``rule``
     (``(fallback)`` for the last group).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> group_summary(assign(nn.Linear(3, 2), ["ndim == 2"]))["share"].tolist()
-        [0.75, 0.25]
     """
     n_groups = len(assignment.group_labels)
     counts = np.bincount(assignment.winners, minlength=n_groups).astype(np.int64)

@@ -15,14 +15,6 @@ with the same rules and the same messages:
 * a label is none of :data:`RESERVED_LABELS`: ``"total"`` (the totals over all
   groups in the metrics) and ``"-"`` (a ``History``'s loss and other scalars);
 * the labels of one partition are distinct.
-
-Example:
-    >>> check_labels(["muon", "adamw"], 1)
-    ('muon', 'adamw')
-    >>> check_label_text("a\\nb")
-    Traceback (most recent call last):
-    ...
-    ValueError: the group label 'a\\nb' holds a line break ('\\n' at position 1, U+000A); a label must be one line of printable text (a line break or control character would break every file and text that shows it); remove it
 """
 
 from __future__ import annotations
@@ -57,10 +49,6 @@ def label_text_problem(text: str) -> tuple[int, str] | None:
 
     Time is linear in the text: printable ASCII, the usual case, is checked
     in one C-level call.
-
-    Example:
-        >>> label_text_problem("adamw"), label_text_problem("a\\u2028b")
-        (None, (1, 'line break'))
     """
     if text.isascii() and text.isprintable():
         return None
@@ -85,10 +73,6 @@ def check_label_text(text: Any, what: str = "group label") -> str:
     Args:
         text: The candidate.
         what (str, optional): What it names, for the message. Default: ``"group label"``.
-
-    Example:
-        >>> check_label_text("lora_b")
-        'lora_b'
     """
     if not isinstance(text, str):
         raise TypeError(f"the {what} must be a str, found {type(text).__name__} {text!r:.60}")
@@ -118,10 +102,6 @@ def check_labels(labels: Sequence[str] | None, n_filters: int) -> tuple[str, ...
         ValueError: On a wrong count, a label that is not a non-empty
             string of one line of printable text (:func:`check_label_text`),
             a repeat, or a reserved label (``"total"``, ``"-"``).
-
-    Example:
-        >>> check_labels(None, 1)
-        ('group_0', 'group_1')
     """
     if labels is None:
         return tuple(f"group_{i}" for i in range(n_filters + 1))

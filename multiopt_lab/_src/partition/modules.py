@@ -6,13 +6,6 @@ tree and the model together once; :func:`module_chains` walks the model
 along paths, sharing the walk between paths with a common prefix. Both cost
 time linear in the size of the tree, and intern each distinct chain of
 classes once.
-
-Example:
-    >>> import mlx.nn as nn
-    >>> model = nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2))
-    >>> ids, chains = module_chains(model, ["layers.0.weight", "layers.1.bias"])
-    >>> [chains[i] for i in ids]
-    [('Sequential', 'Linear'), ('Sequential', 'LayerNorm')]
 """
 
 from __future__ import annotations
@@ -30,12 +23,6 @@ _FAMILIES = ("Linear", "Embedding", "Norm", "Conv1d", "Conv2d", "Conv3d")
 
 class ChainIndex:
     """Interned chains of class names: each distinct chain is built and stored once.
-
-    Example:
-        >>> index = ChainIndex("Model")
-        >>> block = index.child(index.root, "Block")
-        >>> index.chains[index.child(block, "Linear")]
-        ('Model', 'Block', 'Linear')
     """
 
     def __init__(self, root_name: str):
@@ -62,13 +49,6 @@ def flatten_with_modules(tree: Any, model: nn.Module) -> tuple[list, list[int], 
     Returns:
         tuple: ``(items, chain_ids, chains)``: the ``(path, leaf)`` pairs,
         one chain id per leaf, and the chains by id.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> model = nn.Sequential(nn.Linear(2, 2))
-        >>> items, ids, chains = flatten_with_modules(model.parameters(), model)
-        >>> [p for p, _ in items], [chains[i] for i in ids]
-        (['layers.0.weight', 'layers.0.bias'], [('Sequential', 'Linear'), ('Sequential', 'Linear')])
     """
     index = ChainIndex(type(model).__name__)
     items: list = []
@@ -116,12 +96,6 @@ def module_chains(model: nn.Module, paths: Iterable[str]) -> tuple[list[int], li
 
     Raises:
         ValueError: A path does not lead to anything in ``model``.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> ids, chains = module_chains(nn.Sequential(nn.Linear(2, 3), nn.ReLU()), ["layers.0.weight"])
-        >>> chains[ids[0]]
-        ('Sequential', 'Linear')
     """
     index = ChainIndex(type(model).__name__)
     memo: dict[str, tuple[Any, int]] = {"": (model, index.root)}
@@ -162,10 +136,6 @@ def family(class_name: str | None) -> str | None:
     """What kind of layer a class is, whatever its storage: ``"Linear"`` for
     ``QuantizedLinear``, ``LoRALinear``, ``SwitchLinear``; ``"Norm"`` for
     ``RMSNorm`` and ``LayerNorm``; other classes are their own family.
-
-    Example:
-        >>> family("QuantizedSwitchLinear"), family("RMSNorm"), family("MoEGate")
-        ('Linear', 'Norm', 'MoEGate')
     """
     if class_name is None:
         return None

@@ -1,13 +1,4 @@
 """What moved between two assignments: a list of moves that prints as a grouped summary.
-
-Example:
-    >>> from multiopt_lab import Move
-    >>> moves = Moves([Move("a.w", "muon", "adamw"), Move("b.w", "muon", "adamw")])
-    >>> print(moves)
-    2 parameters move:
-      muon -> adamw (2): a.w, b.w
-    >>> moves == [Move("a.w", "muon", "adamw"), Move("b.w", "muon", "adamw")]
-    True
 """
 
 from __future__ import annotations
@@ -25,19 +16,10 @@ class Moves(list):
 
     ``source`` is None for a parameter only the other side has (shown as
     ``(new)``), ``target`` None for one it lacks (``(gone)``).
-
-    Example:
-        >>> Moves([])
-        no parameter moves
     """
 
     def directions(self) -> dict[tuple, list[str]]:
         """``(source, target)`` -> the paths moving that way, in order of first appearance.
-
-        Example:
-            >>> from multiopt_lab import Move
-            >>> Moves([Move("w", "sgd", None)]).directions()
-            {('sgd', None): ['w']}
         """
         found: dict[tuple, list[str]] = {}
         for move in self:
@@ -47,15 +29,6 @@ class Moves(list):
     def text(self, width: int | None = DEFAULT_WIDTH) -> str:
         """What moved, grouped by direction, in lines of at most ``width`` columns
         (broken between paths; ``None``: no limit).
-
-        Example:
-            >>> from multiopt_lab import Move
-            >>> print(Moves([Move(f"layers.{i}.attn.weight", "muon", "adamw") for i in range(3)]).text(width=40))
-            3 parameters move:
-              muon -> adamw (3):
-                layers.0.attn.weight,
-                layers.1.attn.weight,
-                layers.2.attn.weight
         """
         width = check_width(width)
         if not self:

@@ -29,13 +29,6 @@ is the likely mistake, not its look-alikes: a rule's group that took a norm
 Muon cannot train does not make the norms the fallback took near misses
 (the contract finding names the misplaced norm instead), and a parameter
 the rule's optimizer could not train at all is never a near miss of it.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> tree = {"layers": [{"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}]}
-    >>> assign(tree, ["ndim == 2"], ["muon", "adamw"]).diagnostics.near_misses[0].path
-    'layers.0.experts.weight'
 """
 
 from __future__ import annotations
@@ -61,10 +54,6 @@ class NearMiss(NamedTuple):
         kind (str): Module class and shape of ``path`` (``"SwitchLinear [2, 4, 4]"``;
             the shape alone without a model).
         like_kind (str): The same for ``like``.
-
-    Example:
-        >>> NearMiss("a.w", "muon", "b.w", "SwitchLinear [2, 4, 4]", "Linear [4, 4]").label
-        'muon'
     """
 
     path: str
@@ -84,10 +73,6 @@ _FIRST_NUMBER = re.compile(r"(?:^|\.)\d+\.")
 
 def block_of(path: str) -> str:
     """The block a path sits in: its prefix up to the first numbered part, ``""`` for none.
-
-    Example:
-        >>> block_of("model.layers.3.mlp.layers.0.weight"), block_of("lm_head.weight")
-        ('model.layers.3', '')
     """
     found = _FIRST_NUMBER.search(path)
     return path[:found.end() - 1] if found else ""
@@ -95,10 +80,6 @@ def block_of(path: str) -> str:
 
 def block_pattern(path: str) -> str:
     """The path with its block number replaced by ``*``: the same parameter in every block.
-
-    Example:
-        >>> block_pattern("model.layers.3.mlp.layers.0.weight"), block_pattern("lm_head.weight")
-        ('model.layers.*.mlp.layers.0.weight', 'lm_head.weight')
     """
     parts = path.split(".")
     for i, part in enumerate(parts[:-1]):
@@ -112,12 +93,6 @@ def block_pattern(path: str) -> str:
 def describe_row(table, i: int) -> str:
     """``"SwitchLinear [4, 32, 64]"``: a parameter's module class and shape (the shape alone
     without the model).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import ParameterTable
-        >>> describe_row(ParameterTable.from_tree(nn.Linear(2, 3)), 0)
-        'Linear [3, 2]'
     """
     shape = "[" + ", ".join(map(str, table.shapes[i])) + "]"
     kind = table.module_names[i]
@@ -140,13 +115,6 @@ def find_near_misses(table, winners: np.ndarray, labels, unfit=None,
         untrainable (numpy.ndarray, optional): The same shape: the group's
             optimizer cannot train that parameter (an error); it is never a
             near miss of that group. Default: ``None``.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import ParameterTable
-        >>> t = ParameterTable.from_tree(nn.Linear(2, 2))
-        >>> find_near_misses(t, np.array([0, 1]), ["muon", "adamw"])
-        ()
     """
     n_rules = len(labels) - 1
     winners = np.asarray(winners)

@@ -14,13 +14,6 @@ other weights of 2 or more dimensions (``lm_head``, an MLP's ``head``). A
 head tied to the embedding is the embedding. Without the model (a
 parameter dict) module classes are unknown: stacks, embeddings and heads
 are not told apart, only dimensions are.
-
-Example:
-    >>> from multiopt_lab.examples import MLP
-    >>> from multiopt_lab import ParameterTable
-    >>> roles = roles_of(ParameterTable.from_tree(MLP(4, [8], 2)))
-    >>> roles.head.tolist(), roles.vector.tolist()
-    ([False, False, True, False], [False, True, False, True])
 """
 
 from __future__ import annotations
@@ -48,12 +41,6 @@ class Roles:
         head (numpy.ndarray): The output head's weight.
         known_modules (bool): The table knows module classes (stacks,
             embeddings and heads can be told apart).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import ParameterTable
-        >>> roles_of(ParameterTable.from_tree({"w": mx.zeros((2, 2))})).known_modules
-        False
     """
 
     ndim: np.ndarray
@@ -69,12 +56,6 @@ _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def roles_of(table) -> Roles:
     """The :class:`Roles` of a parameter table's rows (computed once per table).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import ParameterTable
-        >>> roles_of(ParameterTable.from_tree(nn.Embedding(10, 4))).embedding.tolist()
-        [True]
     """
     try:
         return _CACHE[table]

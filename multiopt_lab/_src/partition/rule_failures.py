@@ -11,13 +11,6 @@ rules, as if it had said False), and each failure is returned with its rule
 and path. Failing rows are found by halving the rows a bulk evaluation
 fails on, so a few failures among many parameters cost a few bulk
 evaluations, not one per parameter.
-
-Example:
-    >>> import mlx.core as mx
-    >>> params = {"w": mx.zeros((4, 8)), "b": mx.zeros((8,))}
-    >>> assignment, failures = assign_despite_failures(params, ["shape[1] == 8"], ["sgd", "adam"])
-    >>> assignment.labels, [(f.label, f.path) for f in failures]
-    ({'w': 'sgd', 'b': 'adam'}, [('sgd', 'b')])
 """
 
 from __future__ import annotations
@@ -44,10 +37,6 @@ class RuleFailure:
         label (str): The group whose rule failed.
         path (str): The parameter it failed on.
         error (RuleError): What it said (with the rule text and the column).
-
-    Example:
-        >>> RuleFailure("sgd", "b", RuleError("index 1 is out of range")).path
-        'b'
     """
 
     label: str
@@ -75,12 +64,6 @@ def assign_despite_failures(parameters: Any, filters: Sequence[Any],
 
     Returns:
         tuple: ``(Assignment, (RuleFailure, ...))``, failures in rule order, then path order.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> a, failures = assign_despite_failures({"w": mx.zeros((2, 2))}, ["ndim == 2"])
-        >>> a.labels, failures
-        ({'w': 'group_0'}, ())
     """
     filters = list(filters)
     labels = check_labels(labels, len(filters))
@@ -126,10 +109,6 @@ def _select_around_failures(rule: Rule, table: ParameterTable, rows: np.ndarray,
 
 def failure_summary(failures: Sequence[RuleFailure], limit: int = 3) -> str:
     """One line per failing rule: its group, how many parameters, the first error.
-
-    Example:
-        >>> print(failure_summary([RuleFailure("sgd", "b", RuleError("index 1 is out of range"))]))
-        the rule of 'sgd' fails on 1 parameter ('b'): index 1 is out of range
     """
     by_label: dict[str, list[RuleFailure]] = {}
     for failure in failures:

@@ -1,9 +1,4 @@
 """A parameter table's structure (paths, shapes, dtypes) as one hashable key.
-
-Example:
-    >>> items = (("w",), (0,), (((2,), "float32"),))
-    >>> StructureKey(items) == StructureKey(tuple(items))
-    True
 """
 
 from __future__ import annotations
@@ -19,11 +14,6 @@ class StructureKey:
 
     Hashing a tuple of ten thousand triples costs about a millisecond each
     time; this wrapper hashes once and compares by identity first.
-
-    Example:
-        >>> items = (("w",), (0,), (((2,), "float32"),))
-        >>> StructureKey(items) == StructureKey(tuple(items))
-        True
     """
 
     __slots__ = ("items", "_hash", "__weakref__")
@@ -39,11 +29,6 @@ class StructureKey:
         Two tables of one model (the rule editor's and the tree's) then hold the
         same key object, and every cache lookup between them compares by
         identity instead of comparing every path.
-
-        Example:
-            >>> items = (("w",), (0,), (((2,), "float32"),))
-            >>> StructureKey.shared(items) is StructureKey.shared(tuple(items))
-            True
         """
         key = cls(items)
         with _SHARED_LOCK:

@@ -3,14 +3,6 @@
 Built from a model, it also knows which modules hold each parameter (what
 rules read as ``module`` and ``modules``); built from a parameter dict, it
 does not, and a rule that reads them says to pass the model.
-
-Example:
-    >>> import mlx.core as mx, mlx.nn as nn
-    >>> table = ParameterTable.from_tree({"w": mx.zeros((2, 3)), "b": [mx.zeros((3,))]})
-    >>> table.paths, table.shapes, table.dtypes, table.has_modules
-    (('w', 'b.0'), ((2, 3), (3,)), ('float32', 'float32'), False)
-    >>> ParameterTable.from_tree(nn.Sequential(nn.Linear(2, 2))).module_names
-    ('Linear', 'Linear')
 """
 
 from __future__ import annotations

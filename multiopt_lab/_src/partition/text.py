@@ -50,13 +50,6 @@ def format_summary(assignment, with_rules: bool = False, width: int | None = DEF
     """One aligned line per group: count, values, share (and the rule).
 
     A rule too long for ``width`` continues on the next lines, broken between words.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> print(format_summary(assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"]), with_rules=True))
-        muon   1 parameter   6 values   75.0%  ndim == 2
-        adamw  1 parameter   2 values   25.0%  (fallback)
     """
     width = check_width(width)
     lines = _legend(assignment, width)
@@ -98,17 +91,6 @@ def format_assignment(assignment, max_rows: int | None = None, width: int | None
         max_rows (int, optional): Show at most this many parameter rows and
             say how many were left out. Default: ``None`` (all).
         width (int | None, optional): Columns; ``None``: no limit. Default: ``100``.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> print(format_assignment(assign(nn.Linear(3, 2), ["ndim == 2"], ["muon", "adamw"])))
-        parameter  shape   dtype    size  group  rule
-        weight     [2, 3]  float32     6  muon   ndim == 2
-        bias       [2]     float32     2  adamw  (fallback)
-        <BLANKLINE>
-        muon   1 parameter   6 values   75.0%
-        adamw  1 parameter   2 values   25.0%
     """
     width = check_width(width)
     rows = _rows(assignment)

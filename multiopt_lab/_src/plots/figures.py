@@ -3,17 +3,6 @@
 Each function returns a ``matplotlib.figure.Figure``, draws into ``ax`` when
 given one, colours each group as the parameter tree does (by its position in
 the partition) and takes ``theme=None | "light" | "dark"``.
-
-Example:
-    >>> from multiopt_lab import History
-    >>> history = History()
-    >>> history.start_run("demo", {"labels": ["matrices", "vectors"]})
-    'demo'
-    >>> for step in range(1, 4):
-    ...     history.record(step, loss=1 / step, metrics={"matrices": {"update_ratio": 1e-3}, "vectors": {"update_ratio": 1e-4}})
-    >>> figure = plot_update_ratios(history)
-    >>> [line.get_label() for line in figure.axes[0].get_lines()][:2]
-    ['matrices', 'vectors']
 """
 
 from __future__ import annotations
@@ -109,15 +98,6 @@ def draw_group_lines(ax: Axes, found: dict, order, colours: dict, styles: dict |
     show) and says so: in its legend label (``"vectors (= matrices)"``) or,
     with ``note_same="title"``, in the axes' title (when a figure-wide legend
     serves several axes).
-
-    Example:
-        >>> import numpy as np
-        >>> from matplotlib.figure import Figure
-        >>> ax = Figure().add_subplot(); same = (np.array([1, 2]), np.array([1e-3, 1e-3]))
-        >>> draw_group_lines(ax, {"a": same, "b": same}, ["a", "b"], {"a": "C0", "b": "C1"})
-        {'b': 'a'}
-        >>> [line.get_label() for line in ax.get_lines()]
-        ['a', 'b (= a)']
     """
     styles = styles or {}
     equal = same_as(found, order)

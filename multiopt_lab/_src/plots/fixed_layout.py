@@ -7,15 +7,6 @@ estimates in pixels instead: room on the left for tick labels and the y
 label, a title row with the figure's legend (or two rows when the figure is
 too narrow for both), the panels' titles (wrapped onto two lines when they
 would overflow their panel) and the step labels at the bottom.
-
-Example:
-    >>> from matplotlib.figure import Figure
-    >>> figure = Figure(figsize=(6, 4), dpi=80)
-    >>> axes = figure.subplots(2, 2)
-    >>> _ = axes[0, 0].set_title("update / parameter ratio (vectors = matrices)")
-    >>> fit_layout(figure, rows=2, columns=2)
-    >>> "\\n" in axes[0, 0].get_title()
-    True
 """
 
 from __future__ import annotations
@@ -42,11 +33,6 @@ def _text_px(figure: Figure, text: str, size) -> float:
 
 def legend_fits_beside_title(figure: Figure, title: str, labels) -> bool:
     """Whether the figure's title and a one-row legend of ``labels`` share the top row.
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> legend_fits_beside_title(Figure(figsize=(10, 6), dpi=80), "run · cpu", ["a", "b"])
-        True
     """
     width = figure.get_figwidth() * figure.dpi
     small = _font_px(figure, "small")

@@ -4,17 +4,6 @@ The training monitor redraws the same figure every second. When nothing
 changed but the data (same run, same groups and metrics, same options), the
 lines get their new data and the axes rescale: no axes, lines, legends or
 tick objects are made again, which roughly halves the cost of a redraw.
-
-Example:
-    >>> from multiopt_lab import History
-    >>> from multiopt_lab.plots import plot_training
-    >>> history = History(); history.record(1, loss=2.0)
-    >>> figure = plot_training(history)
-    >>> history.record(2, loss=1.0)
-    >>> update_in_place(figure, layout_key(history, None, 0.0, None), history, None, 0.0)
-    True
-    >>> figure.axes[0].get_lines()[0].get_ydata().tolist()
-    [2.0, 1.0]
 """
 
 from __future__ import annotations
@@ -39,12 +28,6 @@ _LEGEND_ROWS = "_multiopt_lab_legend_rows"
 
 def layout_key(history: History, run: str | None, smoothing: float, theme: str | None) -> tuple:
     """What decides the figure's layout: run, groups, metrics present and options (not the values).
-
-    Example:
-        >>> from multiopt_lab import History
-        >>> h = History(); h.record(1, loss=1.0); key = layout_key(h, None, 0.0, None)
-        >>> h.record(2, loss=0.5); layout_key(h, None, 0.0, None) == key
-        True
     """
     run = run if run is not None else history.current_run
     if run is None or run not in history.runs:
@@ -55,10 +38,6 @@ def layout_key(history: History, run: str | None, smoothing: float, theme: str |
 
 def remember_layout(figure: Figure, key: tuple, legend_rows: int = 0) -> None:
     """Note the layout just drawn into ``figure`` (``None``: drawn by hand, redraw afresh).
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> remember_layout(Figure(), None)
     """
     setattr(figure, _KEY, key)
     setattr(figure, _LEGEND_ROWS, legend_rows)

@@ -3,14 +3,6 @@
 The mark is a solid vertical line in the text colour with a short label, so
 it reads apart from the dashed grey reference ratio and from the groups'
 coloured lines.
-
-Example:
-    >>> from multiopt_lab import History
-    >>> from multiopt_lab.plots import plot_loss
-    >>> h = History(); h.record(1, loss=2.0); h.record(2, loss=1.0)
-    >>> figure = mark_step(plot_loss(h), 1.5, "rules edited")
-    >>> [text.get_text() for text in figure.axes[0].texts]
-    ['rules edited']
 """
 
 from __future__ import annotations

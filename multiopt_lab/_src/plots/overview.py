@@ -4,12 +4,6 @@ Loss, update norm, update-to-parameter ratio and learning rate share one
 step axis and one legend (the groups, and the reference ratio), placed above
 the panels rather than on the data. The title names the run and the device
 it ran on (from the run's metadata).
-
-Example:
-    >>> from multiopt_lab import History
-    >>> history = History(); history.record(1, loss=2.0)
-    >>> [ax.get_title() for ax in plot_training(history).axes]
-    ['loss']
 """
 
 from __future__ import annotations
@@ -33,12 +27,6 @@ __all__ = ["plot_training", "has_group_metrics", "run_title", "placeholder"]
 
 def run_title(history: History, run: str | None) -> str:
     """``"healthy · cpu (AMD EPYC)"``: the run and the device its metadata names.
-
-    Example:
-        >>> h = History(); h.start_run("demo", {"backend": "cpu", "device_name": "Test CPU"})
-        'demo'
-        >>> run_title(h, "demo")
-        'demo · cpu (Test CPU)'
     """
     run = run if run is not None else history.current_run
     if run is None or run not in history.runs:
@@ -49,11 +37,6 @@ def run_title(history: History, run: str | None) -> str:
 
 def placeholder(figure: Figure, text: str) -> Figure:
     """Clear ``figure`` and say ``text`` in its middle, large, with no empty axes.
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> placeholder(Figure(), "waiting for the first step").texts[0].get_text()
-        'waiting for the first step'
     """
     figure.clear()
     figure.text(0.5, 0.5, text, ha="center", va="center", fontsize=14,

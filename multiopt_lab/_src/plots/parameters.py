@@ -12,18 +12,6 @@
   group's (the tree's details pane shows it).
 * :func:`plot_parameter_overview`: the heatmap and the top ``k`` in one
   figure (what a report shows).
-
-Example:
-    >>> import numpy as np
-    >>> from multiopt_lab import History
-    >>> h = History(); h.start_run("r", {"labels": ["muon", "adamw"]})
-    'r'
-    >>> for step in (1, 11):
-    ...     h.record(step, parameters={"a.w": {"group": "muon", "update_ratio": 1e-3},
-    ...                                "b.w": {"group": "muon", "update_ratio": 1e-1},
-    ...                                "c.w": {"group": "muon", "update_ratio": 1e-3}})
-    >>> top_parameters(h, k=1).path.tolist()
-    ['b.w']
 """
 
 from __future__ import annotations
@@ -79,11 +67,6 @@ def parameter_colour_map(history: History, run: str | None = None) -> dict[str, 
 
     Groups the run's metadata names take their partition colour; others
     follow in order of first appearance.
-
-    Example:
-        >>> h = History(); h.record(1, parameters={"w": {"group": "x", "update_norm": 1.0}})
-        >>> parameter_colour_map(h)
-        {'x': '#0072B2'}
     """
     run = _run(history, run)
     labels = list(history.labels(run)) if run is not None else []

@@ -4,10 +4,6 @@ Figures are made with ``matplotlib.figure.Figure`` rather than pyplot, so
 returning one from a notebook cell shows it once (pyplot would show it a
 second time at the end of the cell) and nothing accumulates in pyplot's
 figure list.
-
-Example:
-    >>> smooth([1.0, 0.0, 0.0], 0.5).round(3).tolist()
-    [1.0, 0.333, 0.143]
 """
 
 from __future__ import annotations
@@ -185,11 +181,6 @@ def lab_axes(rows: int = 1, columns: int = 1, *, figsize: tuple[float, float] | 
 
 def new_axes(ax: Axes | None, size: tuple[float, float] = (7.2, 3.6)) -> tuple[Figure, Axes]:
     """The caller's axes, or a new figure with one axes (wide enough for a legend beside it).
-
-    Example:
-        >>> figure, ax = new_axes(None)
-        >>> [round(float(x), 1) for x in figure.get_size_inches()]
-        [7.2, 3.6]
     """
     if ax is not None:
         return ax.figure, ax
@@ -199,12 +190,6 @@ def new_axes(ax: Axes | None, size: tuple[float, float] = (7.2, 3.6)) -> tuple[F
 
 def group_colour_map(history: History, run: str | None = None) -> dict[str, str]:
     """Colour of each group of ``run``: the tree's colour by partition position; grey for totals and scalars.
-
-    Example:
-        >>> h = History(); h.start_run("r", {"labels": ["muon", "adamw"]})
-        'r'
-        >>> group_colour_map(h)["adamw"]
-        '#E69F00'
     """
     colours = {label: group_colour(i) for i, label in enumerate(history.labels(run))}
     colours[TOTAL_GROUP] = FALLBACK_GREY
@@ -228,15 +213,6 @@ def optimizer_colour_map(history: History, run: str | None = None) -> tuple[dict
 
     Returns:
         tuple[dict, dict]: ``{group: colour}`` and ``{group: line style}`` for ``run``.
-
-    Example:
-        >>> h = History()
-        >>> for name, classes in (("a", ["SGD"]), ("b", ["Adam", "SGD"])):
-        ...     _ = h.start_run(name, {"labels": [c.lower() for c in classes],
-        ...                            "optimizers": [{"class": c} for c in classes]})
-        >>> colours, styles = optimizer_colour_map(h, "b")
-        >>> colours["sgd"] == group_colour(0), colours["adam"] == group_colour(1), styles
-        (True, True, {'adam': '-', 'sgd': '-'})
     """
     order: dict[str, int] = {}
     for name in history.runs:
@@ -259,14 +235,6 @@ def group_colours_used(history: History) -> int:
     """How many palette colours groups can take in ``history``'s figures (by place or by optimizer class).
 
     Figures of runs start their colours after these, so no run wears a group's colour.
-
-    Example:
-        >>> h = History()
-        >>> for name, classes in (("a", ["SGD"]), ("b", ["Adam"]), ("c", ["Muon", "Adam"])):
-        ...     _ = h.start_run(name, {"labels": [c.lower() for c in classes],
-        ...                            "optimizers": [{"class": c} for c in classes]})
-        >>> group_colours_used(h)   # two groups at most, three optimizer classes
-        3
     """
     groups = max((len(history.labels(name)) for name in history.runs), default=0)
     classes = {cls for name in history.runs for cls in _optimizer_classes(history, name).values()}
@@ -278,12 +246,6 @@ def same_as(found: dict, order) -> dict[str, str]:
 
     Two identical lines drawn the same way hide each other; callers draw the
     later one dashed and say which it equals.
-
-    Example:
-        >>> import numpy as np
-        >>> one = (np.array([1, 2]), np.array([0.5, 0.5]))
-        >>> same_as({"a": one, "b": one, "c": (one[0], np.array([1.0, 2.0]))}, ["a", "b", "c"])
-        {'b': 'a'}
     """
     equal: dict[str, str] = {}
     for i, label in enumerate(order):
@@ -300,12 +262,6 @@ def same_as(found: dict, order) -> dict[str, str]:
 
 def note_same_in_title(ax: Axes, equal: dict[str, str]) -> bool:
     """Say in the axes' title which lines equal which (``"learning rate (b = a)"``); return whether it changed.
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> ax = Figure().add_subplot(); _ = ax.set_title("learning rate")
-        >>> note_same_in_title(ax, {"b": "a"}), ax.get_title()
-        (True, 'learning rate (b = a)')
     """
     before = ax.get_title()
     base = re.split(r"\s\(", before, maxsplit=1)[0]
@@ -318,22 +274,12 @@ def note_same_in_title(ax: Axes, equal: dict[str, str]) -> bool:
 
 def step_axis(ax: Axes) -> None:
     """Ticks at whole steps only (no ``2.5`` on a 20-step axis).
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> step_axis(Figure().add_subplot())
     """
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins="auto", integer=True))
 
 
 def legend_beside(ax: Axes) -> None:
     """The axes' legend to its right, outside the data (a constrained layout makes room).
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> ax = Figure().add_subplot(); _ = ax.plot([1, 2], label="a"); legend_beside(ax)
-        >>> ax.get_legend().get_texts()[0].get_text()
-        'a'
     """
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small", frameon=False)
 
@@ -380,12 +326,6 @@ def steady_limits(ax: Axes, spread: float = 0.1) -> bool:
 
     Returns:
         bool: Whether the axes were flat (and changed).
-
-    Example:
-        >>> from matplotlib.figure import Figure
-        >>> ax = Figure().add_subplot(); _ = ax.plot([1, 2], [1e-3, 1e-3])
-        >>> steady_limits(ax), [round(float(v), 6) for v in ax.get_ylim()]
-        (True, [0.0009, 0.0011])
     """
     values = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
     values = np.concatenate(values) if values else np.empty(0)

@@ -11,14 +11,6 @@ decay...). Splits that hold no parameter of the model are left out, and the
 last group left is the fallback. The optimizer given is not changed; its
 settings (``cache``, ``metrics_every``, ``compile``, ``skip_nonfinite``)
 carry over.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> groups = given_groups(MultiOptimizer([optim.SGD(0.1), optim.Adam(0.1)], ["ndim == 1"],
-    ...                                      labels=["bias", "rest"]), "demo", "optimizer")
-    >>> [(g.label, g.rule and g.rule.text) for g in groups]
-    [('bias', 'ndim == 1'), ('rest', None)]
 """
 
 from __future__ import annotations
@@ -47,10 +39,6 @@ class Group:
         label (str): Its label.
         rule (Rule | None): Its rule; None for the fallback (the last group).
         optimizer (Optimizer): Its own optimizer object.
-
-    Example:
-        >>> Group("decay", None, optim.AdamW(1e-3)).label
-        'decay'
     """
 
     label: str
@@ -60,10 +48,6 @@ class Group:
 
 def is_multi(optimizer: Any) -> bool:
     """Whether ``optimizer`` is a MultiOptimizer (ours or MLX's): groups to split.
-
-    Example:
-        >>> is_multi(optim.SGD(0.1))
-        False
     """
     return isinstance(optimizer, optim.MultiOptimizer)
 
@@ -74,10 +58,6 @@ def given_groups(optimizer: Any, recipe: str, argument: str) -> list[Group] | No
     Raises:
         TypeError: ``optimizer`` is not an MLX optimizer.
         ValueError: It (or one of its groups' optimizers) has stepped already.
-
-    Example:
-        >>> given_groups(optim.SGD(0.1), "demo", "optimizer") is None
-        True
     """
     if not is_multi(optimizer):
         check_fresh(optimizer, recipe, argument)
@@ -95,12 +75,6 @@ def given_groups(optimizer: Any, recipe: str, argument: str) -> list[Group] | No
 
 def both(first: Any, second: Any) -> Rule | None:
     """``first and second`` as one rule; None stands for "every parameter".
-
-    Example:
-        >>> both(Rule("ndim == 2"), "not glob('*embed*')").text
-        "ndim == 2 and not glob('*embed*')"
-        >>> both(None, None) is None
-        True
     """
     if first is None:
         return None if second is None else as_rule(second)
@@ -117,12 +91,6 @@ def split_groups(given: Sequence[Group],
     ``parts_of(group)`` returns ``(label, rule or None, optimizer)`` per part,
     the last one's rule None (it takes the rest of the group); or None to keep
     the group whole (the recipe changes nothing for its optimizer).
-
-    Example:
-        >>> given = [Group("bias", Rule("ndim == 1"), optim.SGD(0.1)), Group("rest", None, optim.SGD(0.1))]
-        >>> parts = lambda g: [("big", "size > 4", g.optimizer), ("small", None, g.optimizer)]
-        >>> [(g.label, g.rule and g.rule.text) for g in split_groups(given, parts)]
-        [('bias/big', 'ndim == 1 and size > 4'), ('bias/small', 'ndim == 1'), ('rest/big', 'size > 4'), ('rest/small', None)]
     """
     groups: list[Group] = []
     for group in given:
@@ -140,11 +108,6 @@ def expand_groups(groups: Sequence[tuple[str, Any, Any]]) -> list[Group]:
 
     ``groups``: ``(label, rule or None, optimizer or list[Group])``; a list
     becomes ``label/inner`` groups with rule ``rule and inner_rule``.
-
-    Example:
-        >>> inner = [Group("bias", Rule("ndim == 1"), optim.SGD(0.1)), Group("rest", None, optim.SGD(0.1))]
-        >>> [g.label for g in expand_groups([("muon", "ndim == 2", optim.SGD(0.1)), ("adamw", None, inner)])]
-        ['muon', 'adamw/bias', 'adamw/rest']
     """
     out: list[Group] = []
     for label, rule, optimizer in groups:
@@ -158,10 +121,6 @@ def expand_groups(groups: Sequence[tuple[str, Any, Any]]) -> list[Group]:
 
 def settings_of(optimizer: Any) -> dict[str, Any]:
     """The MultiOptimizer settings to carry over from a given one (none for MLX's).
-
-    Example:
-        >>> settings_of(optim.SGD(0.1))
-        {}
     """
     if not isinstance(optimizer, MultiOptimizer):
         return {}
@@ -176,12 +135,6 @@ def build_optimizer(table: Any, groups: Sequence[Group], settings: dict[str, Any
     With ``drop_empty``, groups that hold no parameter of ``table`` are left
     out (a composition makes some: no norm is a hidden matrix), and the last
     group left becomes the fallback: for these parameters nothing changes.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> groups = [Group("a", Rule("ndim == 3"), optim.SGD(0.1)), Group("b", None, optim.SGD(0.1))]
-        >>> build_optimizer({"w": mx.zeros((2,))}, groups, drop_empty=True).labels
-        ('b',)
     """
     groups = list(groups)
     if drop_empty and len(groups) > 1:

@@ -4,13 +4,6 @@ A recipe gives each group its own optimizer object (MLX's ``MultiOptimizer``
 needs one per group), built from the one the user passed, which must not
 have stepped yet: its copies start from the same hyperparameters and an
 empty state.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> scaled_copy(optim.AdamW(1e-3), 16).learning_rate.item()
-    0.01600000075995922
-    >>> without_weight_decay(optim.AdamW(1e-3, weight_decay=0.1)).weight_decay
-    0.0
 """
 
 from __future__ import annotations
@@ -31,10 +24,6 @@ __all__ = ["fresh_copy", "scaled_copy", "without_weight_decay", "ScaledSchedule"
 
 def check_fresh(optimizer: Any, recipe: str, argument: str) -> optim.Optimizer:
     """``optimizer`` if it is an MLX optimizer that has not stepped yet; else a clear error.
-
-    Example:
-        >>> check_fresh(optim.SGD(0.1), "demo", "optimizer").learning_rate.item()
-        0.10000000149011612
     """
     check_optimizer(optimizer, f"{recipe}()", argument)
     held = [k for k, v in optimizer.state.items() if isinstance(v, (dict, list, tuple))]
@@ -47,22 +36,12 @@ def check_fresh(optimizer: Any, recipe: str, argument: str) -> optim.Optimizer:
 
 def fresh_copy(optimizer: optim.Optimizer) -> optim.Optimizer:
     """An independent copy of an optimizer that has not stepped: same hyperparameters.
-
-    Example:
-        >>> original = optim.SGD(0.1, momentum=0.9)
-        >>> twin = fresh_copy(original)
-        >>> twin is not original and twin.momentum == 0.9
-        True
     """
     return copy.deepcopy(optimizer)
 
 
 def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
     """A copy whose learning rate (a constant or a schedule) is ``factor`` times the original's.
-
-    Example:
-        >>> scaled_copy(optim.SGD(0.5), 0.5).learning_rate.item()
-        0.25
     """
     twin = fresh_copy(optimizer)
     schedule = schedules(optimizer).get("learning_rate")
@@ -84,10 +63,6 @@ def without_weight_decay(optimizer: optim.Optimizer) -> optim.Optimizer:
 
     Raises:
         ValueError: The optimizer has no weight decay to remove.
-
-    Example:
-        >>> without_weight_decay(optim.SGD(0.1, weight_decay=1e-4)).weight_decay
-        0.0
     """
     decay = getattr(optimizer, "weight_decay", None)
     if decay is None:

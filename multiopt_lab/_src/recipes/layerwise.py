@@ -1,11 +1,4 @@
 """The layer-wise learning-rate decay recipe: one group per block, slower towards the input.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab.examples import TinyGPT
-    >>> opt = layerwise_lr_decay(TinyGPT(16, dims=8, layers=2, heads=2), optim.AdamW(1e-3), decay=0.5)
-    >>> opt.labels, [round(o.learning_rate.item(), 6) for o in opt.optimizers]
-    (('embed', 'block_0', 'block_1', 'top'), [0.000125, 0.00025, 0.0005, 0.001])
 """
 
 from __future__ import annotations

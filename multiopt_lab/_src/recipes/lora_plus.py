@@ -1,15 +1,4 @@
 """The LoRA+ recipe: the B matrices of LoRA adapters learn ``ratio`` times faster.
-
-Example:
-    >>> import mlx.nn as nn, mlx.optimizers as optim
-    >>> class Adapter(nn.Module):  # the shape of mlx-lm's LoRALinear
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.lora_a, self.lora_b = mx.zeros((8, 2)), mx.zeros((2, 8))
-    >>> import mlx.core as mx
-    >>> opt = lora_plus(nn.Sequential(Adapter()), optim.AdamW(1e-4))
-    >>> opt.filters[0].text, [round(o.learning_rate.item(), 6) for o in opt.optimizers]
-    ('name == "lora_b" and module == "Adapter"', [0.0016, 0.0001])
 """
 
 from __future__ import annotations

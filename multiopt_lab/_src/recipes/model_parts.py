@@ -5,12 +5,6 @@ The blocks are the longest run of modules a model keeps in a list
 the one holding the most values. A recipe's rules name them by class
 (``within("TransformerBlock")``) when that class appears nowhere else, and
 by path (``glob("model.layers.*")``) otherwise.
-
-Example:
-    >>> from multiopt_lab.examples import TinyGPT
-    >>> blocks = find_blocks(TinyGPT(16, dims=8, layers=2, heads=2))
-    >>> blocks.path, blocks.count, blocks.scope
-    ('layers', 2, 'within("Block")')
 """
 
 from __future__ import annotations
@@ -42,10 +36,6 @@ class Blocks:
         scope (str): A rule that matches every parameter inside them.
         indices (tuple[int, ...] | None): The positions in the list that hold
             blocks; None: all of them.
-
-    Example:
-        >>> Blocks("layers", 2, ("Block",), 'within("Block")').block(1)
-        'glob("layers.1.*")'
     """
 
     path: str
@@ -71,20 +61,12 @@ class Blocks:
 
 def glob_literal(text: str) -> str:
     """``text`` as a glob pattern that matches exactly it: ``*``, ``?`` and ``[`` bracketed.
-
-    Example:
-        >>> glob_literal("heads.a*b")
-        'heads.a[*]b'
     """
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def glob_under(prefix: str) -> str:
     """A rule matching every parameter under the module at ``prefix``.
-
-    Example:
-        >>> glob_under("layers.3")
-        'glob("layers.3.*")'
     """
     return f"glob({quote_pattern(glob_literal(prefix) + '.*')})"
 
@@ -93,10 +75,6 @@ def within_text(class_name: str) -> str:
     """A rule matching every parameter inside a module of class ``class_name``:
     ``within("Block")``, or ``"My-Block" in modules`` for a name that is not an identifier
     (a class made with ``type()`` may have any name; ``within`` takes identifiers only).
-
-    Example:
-        >>> within_text("Block"), within_text("My-Block")
-        ('within("Block")', '"My-Block" in modules')
     """
     if class_name.isidentifier():
         return f"within({quote_pattern(class_name)})"
@@ -107,10 +85,6 @@ def modules_of(model: nn.Module) -> list[tuple[str, Any]]:
     """Every module of ``model`` with its path, and the lists of modules, depth first.
 
     Returns ``(path, module)`` for modules and ``(path, [modules])`` for lists.
-
-    Example:
-        >>> [p for p, _ in modules_of(nn.Sequential(nn.Linear(2, 2)))]
-        ['', 'layers', 'layers.0']
     """
     found: list[tuple[str, Any]] = [("", model)]
     _collect(model, "", found)
@@ -141,11 +115,6 @@ def find_blocks(model: nn.Module) -> Blocks | None:
     Every entry of the list counts (an ``nn.Sequential``'s ``Linear`` and
     ``ReLU`` layers too): what :func:`~multiopt_lab.recipes.layerwise_lr_decay`
     splits by. See :func:`hidden_blocks` for the repeated blocks alone.
-
-    Example:
-        >>> from multiopt_lab.examples import SmallCNN
-        >>> find_blocks(SmallCNN()) is None
-        True
     """
     parts = modules_of(model)
     lists = [(path, members) for path, members in parts if isinstance(members, list)]
@@ -165,14 +134,6 @@ def hidden_blocks(model: nn.Module) -> Blocks | None:
     layer family (``Linear``, ``Embedding``, norms, convolutions, and their
     LoRA or quantized forms). In a list that mixes both (blocks, then a head
     ``Linear``), only the blocks count.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> hidden_blocks(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))) is None
-        True
-        >>> from multiopt_lab.examples import TinyGPT
-        >>> hidden_blocks(TinyGPT(16, dims=8, layers=2, heads=2)).scope
-        'within("Block")'
     """
     parts = modules_of(model)
     found = []
@@ -220,10 +181,6 @@ def level_labels(names: list[str]) -> list[str]:
     A character a label may not hold is written as its escape (``\\n``,
     ``\\x1b``); a reserved name gets ``_group``; a repeat gets ``_2``, ``_3``...,
     never one of the names given.
-
-    Example:
-        >>> level_labels(["total", "classifier", "classifier", "a\\nb"])
-        ['total_group', 'classifier', 'classifier_2', 'a\\\\nb']
     """
     def clean(name: str) -> str:
         text = "".join(c if label_text_problem(c) is None else _escape(c) for c in name)
@@ -251,20 +208,12 @@ def _escape(char: str) -> str:
 
 def any_of(conditions: list[str]) -> str:
     """``a``, or ``(a or b)`` for several: ready to sit inside an ``and``.
-
-    Example:
-        >>> any_of(['within("A")', 'within("B")'])
-        '(within("A") or within("B"))'
     """
     return conditions[0] if len(conditions) == 1 else "(" + " or ".join(conditions) + ")"
 
 
 def kinds_text(kinds) -> str:
     """``module == "Linear"``, or ``module in ("Linear", "LoRALinear")`` for several.
-
-    Example:
-        >>> kinds_text(["Linear"]), kinds_text(["Linear", "LoRALinear"])
-        ('module == "Linear"', 'module in ("Linear", "LoRALinear")')
     """
     kinds = list(dict.fromkeys(kinds))
     if len(kinds) == 1:
@@ -276,10 +225,6 @@ def is_layer_kind(kind: str | None, of: str) -> bool:
     """A trainable layer of family ``of`` (``"Linear"``, ``"Embedding"``), not a quantized one.
 
     Quantized layers store packed integers, frozen; they are never a recipe's target.
-
-    Example:
-        >>> is_layer_kind("LoRALinear", "Linear"), is_layer_kind("QuantizedLinear", "Linear")
-        (True, False)
     """
     return kind is not None and family(kind) == of and not kind.startswith("Quantized")
 
@@ -297,11 +242,6 @@ def require_groups(recipe: str, model: nn.Module, table, rules, labels, why: dic
 
     Raises:
         ValueError: A group would hold no parameter.
-
-    Example:
-        >>> from multiopt_lab import ParameterTable
-        >>> require_groups("demo", nn.Linear(2, 2), ParameterTable.from_tree(nn.Linear(2, 2)),
-        ...                ["ndim == 2"], ["w", "b"], {})
     """
     assignment = assign(table, rules, labels)
     for label in labels:

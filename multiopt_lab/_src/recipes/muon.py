@@ -1,10 +1,4 @@
 """The Muon recipe, and the Muon that orthogonalises each matrix of a stack.
-
-Example:
-    >>> from multiopt_lab.examples import TinyGPT
-    >>> optimizer = muon(TinyGPT(16, dims=8, layers=2, heads=2))
-    >>> optimizer.labels, optimizer.filters[0].text
-    (('muon', 'adamw'), 'within("Block") and module == "Linear" and ndim == 2')
 """
 
 from __future__ import annotations

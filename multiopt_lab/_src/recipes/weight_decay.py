@@ -1,10 +1,4 @@
 """The no-weight-decay recipe: norms, biases and embeddings are not decayed.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab.examples import TinyGPT
-    >>> no_weight_decay(TinyGPT(16, dims=8, layers=1, heads=2), optim.AdamW(1e-3)).filters[0].text
-    'ndim <= 1 or module == "Embedding"'
 """
 
 from __future__ import annotations

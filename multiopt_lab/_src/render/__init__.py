@@ -1,13 +1,4 @@
 """Text and HTML forms of parameter trees and legends (no IPython, no ipywidgets).
-
-Example:
-    >>> from multiopt_lab import render_text
-    >>> from multiopt_lab import assign
-    >>> from multiopt_lab.examples import MLP
-    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-    >>> print(render_text(assignment, legend=False))
-    model               4 params           58  muon 83% | adamw 17%
-    ├── layers ...
 """
 
 from multiopt_lab._src.render.details import details_html, details_text

@@ -1,20 +1,4 @@
 """What the tree says about one parameter when it is clicked.
-
-Example:
-    >>> from multiopt_lab._src.render.params import param_infos
-    >>> from multiopt_lab import assign
-    >>> from multiopt_lab.examples import MLP
-    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-    >>> print(details_text(param_infos(assignment)["head.bias"]))
-    path          head.bias
-    shape         [2]
-    dtype         float32
-    size          2
-    group         adamw
-    module        Linear
-    inside        MLP
-    matched rule  (fallback)
-    also matched  no other rule
 """
 
 from __future__ import annotations
@@ -49,15 +33,6 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
     Args:
         info (ParamInfo): The parameter.
         optimizer (str, optional): Its group's optimizer, described. Default: ``""`` (left out).
-
-    Example:
-        >>> from multiopt_lab._src.render.params import param_infos
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab.examples import MLP
-        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-        >>> info = param_infos(assignment)["head.weight"]
-        >>> [name for name, _ in details_fields(info, "Muon(lr=0.02)")][4:6]
-        ['group', 'optimizer']
     """
     fields = [
         ("path", info.path),
@@ -85,14 +60,6 @@ def details_fields(info: ParamInfo, optimizer: str = "") -> list[tuple[str, str]
 def details_text(info: ParamInfo, optimizer: str = "", width: int | None = DEFAULT_WIDTH) -> str:
     """The details as aligned ``name  value`` lines, a long value continued
     under itself (broken between words) so that no line is wider than ``width``.
-
-    Example:
-        >>> from multiopt_lab._src.render.params import param_infos
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab.examples import MLP
-        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-        >>> details_text(param_infos(assignment)["head.weight"]).splitlines()[0]
-        'path          head.weight'
     """
     width = check_width(width)
     fields = details_fields(info, optimizer)
@@ -105,14 +72,6 @@ def details_text(info: ParamInfo, optimizer: str = "", width: int | None = DEFAU
 
 def details_html(info: ParamInfo, optimizer: str = "") -> str:
     """The details as a small table (``mol-details-table``) coloured by group, with its stylesheet.
-
-    Example:
-        >>> from multiopt_lab._src.render.params import param_infos
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab.examples import MLP
-        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-        >>> '<table class="mol-details-table" data-path="head.weight"' in details_html(param_infos(assignment)["head.weight"])
-        True
     """
     rows = "".join(
         f'<tr data-field="{escape(name)}"><th>{escape(name)}</th><td>{escape(value)}</td></tr>'

@@ -1,14 +1,4 @@
 """Whole renderings: legend, diagnostics and tree together, as text or HTML.
-
-Example:
-    >>> from multiopt_lab import assign
-    >>> from multiopt_lab.examples import MLP
-    >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-    >>> print(render_text(assignment))
-    group  rule        params  elements  share  notes
-    ...
-    model               4 params           58  muon 83% | adamw 17%
-    ...
 """
 
 from __future__ import annotations

@@ -8,16 +8,6 @@ comment, so whatever a label holds (a line break, a quote, code), the text
 parses to the same assignments and calls nothing but the optimizers' classes
 and schedules. A Python callable rule appears by its name when that name is
 an identifier (define it above), else as ``None`` with a fixed comment.
-
-Example:
-    >>> print(rules_python(["muon", "adamw"], ["ndim == 2"]))
-    # First match wins; the last group is the fallback.
-    labels = ['muon', 'adamw']
-    filters = [
-        'ndim == 2',  # labels[0]
-    ]
-    # optimizer = MultiOptimizer(optimizers, filters, labels=labels)
-    # or, live: optimizer.repartition(filters, model.trainable_parameters(), labels=labels)
 """
 
 from __future__ import annotations
@@ -116,24 +106,6 @@ def rules_python(labels: Sequence[str], rules: Sequence, optimizers: Sequence | 
             optimizer: written as the code that builds it (its class and every
             argument, as :func:`multiopt_lab.save_optimizer` would), ``None``
             with a comment for one that cannot be. Default: ``None``.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> print(rules_python(["w", "rest"], ["ndim == 2"], [optim.SGD(0.1), optim.Adam(1e-3)]))
-        # First match wins; the last group is the fallback.
-        import mlx.optimizers as optim
-        from multiopt_lab import MultiOptimizer
-        <BLANKLINE>
-        labels = ['w', 'rest']
-        filters = [
-            'ndim == 2',  # labels[0]
-        ]
-        optimizers = [
-            optim.SGD(learning_rate=0.1, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False),  # labels[0]
-            optim.Adam(learning_rate=0.001, betas=[0.9, 0.999], eps=1e-08, bias_correction=False),  # labels[1]
-        ]
-        optimizer = MultiOptimizer(optimizers, filters, labels=labels)
-        # or, to change a live optimizer's rules: optimizer.repartition(filters, model.trainable_parameters(), labels=labels)
     """
     _check(labels, rules)
     lines = [f"labels = {list(labels)!r}", "filters = ["]
@@ -170,10 +142,6 @@ def rules_python(labels: Sequence[str], rules: Sequence, optimizers: Sequence | 
 class Export(NamedTuple):
     """What an export holds: its ``text`` ("" when nothing can be written) and, when the text
     is not the whole optimizer or is empty, the ``problem`` in words.
-
-    Example:
-        >>> Export("labels = ['all']", "").problem
-        ''
     """
 
     text: str
@@ -189,14 +157,6 @@ def export_text(optimizer: Any, form: str) -> Export:
     described (a schedule of your own), the file holds the labels and rules
     alone and ``problem`` says why; rules that are Python callables give no
     file at all (``text`` is ``""``).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> optimizer = MultiOptimizer([optim.SGD(0.1), optim.Adam(1e-3)], ["ndim == 2"])
-        >>> export = export_text(optimizer, "toml")
-        >>> export.text.splitlines()[6:8], export.problem
-        (['label = "sgd"', "rule = 'ndim == 2'"], '')
     """
     if form not in EXPORT_FORMS:
         raise ValueError(f"expected form 'python', 'toml' or 'json', got {form!r}")

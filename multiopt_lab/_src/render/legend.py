@@ -7,17 +7,6 @@ for errors and warnings). Below the table, each finding on one line. All
 the words come from the assignment's findings
 (:mod:`multiopt_lab._src.partition.findings`). The fallback row counts what no
 rule matched: that is its job, not a finding.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> tree = {"fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
-    >>> print(legend_text(assign(tree, ["ndim == 2", "ndim == 3"], ["muon", "conv", "adamw"])))
-    group  rule        params  elements  share  notes
-    muon   ndim == 2        1        16    80%
-    conv   ndim == 3        0         0     0%  ! dead rule: matches nothing
-    adamw  (fallback)       1         4    20%
-    ! error: rule 'conv' (ndim == 3) matches no parameter; fix: compare it with the parameters' paths, shapes and module classes (assignment.to_frame()), or remove the group
 """
 
 from __future__ import annotations
@@ -77,12 +66,6 @@ def legend_rows(assignment, optimizers=None) -> list[LegendRow]:
         assignment (Assignment): The assignment to describe.
         optimizers (MultiOptimizer | Sequence[Optimizer] | None, optional): Where the
             optimizer column comes from. Default: ``None`` (column left empty).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> [row.label for row in legend_rows(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))]
-        ['muon', 'adamw']
     """
     labels = assignment.group_labels
     opts = optimizers_of(optimizers, len(labels))
@@ -111,13 +94,6 @@ def diagnostic_lines(assignment, width: int | None = None) -> list[str]:
         width (int | None, optional): Break each finding between words into
             lines of at most this many columns (continued two columns in).
             Default: ``None`` (one line each, whatever its length).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))}}
-        >>> print(diagnostic_lines(assign(tree, ["ndim == 2"], ["muon", "adamw"]))[0])
-        ! warning: the fallback 'adamw' took 1 parameter that looks like what 'muon' took (the same name and kind of layer, in the same block) in another form: [2, 4, 4] where 'muon' took [4, 4]: experts.weight; fix: add `or ndim == 3` to the rule of 'muon' if they belong with what it took; if they belong to 'adamw', the split is as intended
     """
     return wrap_lines([_marked(f, f.line(PATHS_SHOWN)) for f in assignment.diagnostics.findings],
                       width)
@@ -137,23 +113,6 @@ def legend_text(assignment, optimizers=None, width: int | None = DEFAULT_WIDTH) 
             optimizer column. Default: ``None``.
         width (int | None, optional): Columns; ``None``: no limit.
             Default: :data:`~multiopt_lab._src.text_fit.DEFAULT_WIDTH` (100).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import assign
-        >>> legend_text(assign(nn.Linear(2, 2), ["ndim == 2"])).splitlines()[0]
-        'group    rule        params  elements  share  notes'
-        >>> print(legend_text(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]),
-        ...                   [optim.Muon(0.02), optim.AdamW(1e-3)], width=60))
-        group  params  elements  share
-        muon        1         4    67%
-          optimizer  Muon(lr=0.02, momentum=0.95, weight_decay=0.01)
-          rule       ndim == 2
-        adamw       1         2    33%
-          optimizer  AdamW(lr=0.001, betas=(0.9, 0.999),
-                     weight_decay=0.01, eps=1e-08)
-          rule       (fallback)
     """
     width = check_width(width)
     rows = legend_rows(assignment, optimizers)
@@ -194,12 +153,6 @@ def legend_html(assignment, optimizers=None) -> str:
         assignment (Assignment): The assignment to describe.
         optimizers (MultiOptimizer | Sequence[Optimizer] | None, optional): Source of the
             optimizer column. Default: ``None``.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> legend_html(assign(nn.Linear(2, 2), ["ndim == 2"])).startswith('<table class="mol-legend"')
-        True
     """
     rows = legend_rows(assignment, optimizers)
     show_optimizer = any(r.optimizer for r in rows)

@@ -1,10 +1,4 @@
 """Number and share formatting shared by the text and HTML forms.
-
-Example:
-    >>> human_count(1_300_000)
-    '1.3 M'
-    >>> percent(1, 300)
-    '<1%'
 """
 
 from __future__ import annotations
@@ -14,20 +8,12 @@ __all__ = ["grouped", "human_count", "percent", "plural", "shape_text", "share_t
 
 def grouped(n: int) -> str:
     """``n`` with thousands separators.
-
-    Example:
-        >>> grouped(110592)
-        '110,592'
     """
     return f"{n:,}"
 
 
 def human_count(n: int) -> str:
     """A short count for prose: ``950``, ``12.3 k``, ``1.3 M``, ``7.2 G``.
-
-    Example:
-        >>> human_count(12_345)
-        '12.3 k'
     """
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= limit:
@@ -39,10 +25,6 @@ def percent(part: int, whole: int) -> str:
     """``part / whole`` as a whole percentage that never rounds a share away.
 
     A share that is neither none nor all never shows as ``0%`` or ``100%``.
-
-    Example:
-        >>> percent(999, 1000)
-        '>99%'
     """
     if whole <= 0 or part <= 0:
         return "0%"
@@ -58,20 +40,12 @@ def percent(part: int, whole: int) -> str:
 
 def plural(n: int, word: str) -> str:
     """``1 param``, ``2 params``.
-
-    Example:
-        >>> plural(2, "param")
-        '2 params'
     """
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def shape_text(shape) -> str:
     """``[256, 64]``; ``[]`` for a scalar.
-
-    Example:
-        >>> shape_text((256, 64))
-        '[256, 64]'
     """
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
@@ -82,10 +56,6 @@ def share_text(group_elements, labels) -> str:
     Args:
         group_elements (Sequence[int]): Elements per group, partition order.
         labels (Sequence[str]): Group labels, partition order.
-
-    Example:
-        >>> share_text([82, 18], ["muon", "adamw"])
-        'muon 82% | adamw 18%'
     """
     total = sum(group_elements)
     present = [(labels[i], n) for i, n in enumerate(group_elements) if n]

@@ -6,15 +6,6 @@ shows, on the row standing for all of them, the range over the blocks. A
 value far from its group's median (ten times or more, either way) is
 marked, so the odd one out shows without sorting. Both lowerings draw these
 cells; only the HTML form has the column today.
-
-Example:
-    >>> from multiopt_lab import assign
-    >>> from multiopt_lab.examples import MLP
-    >>> from multiopt_lab._src.render.tree_model import build_tree
-    >>> tree = build_tree(assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"]))
-    >>> cells = value_cells(tree, {"head.weight": 1e-3, "layers.0.weight": 2e-3}, "update_ratio")
-    >>> cells["head.weight"]
-    ValueCell(text='0.001', title='update_ratio 0.001 (median of muon: 0.0015)', far=False)
 """
 
 from __future__ import annotations
@@ -137,10 +128,6 @@ def _distance(value: float, median: float | None) -> float:
 
 def value_cell_html(cell: ValueCell | None) -> str:
     """The ``<span class="mol-value">`` of one row (empty for a row without a value).
-
-    Example:
-        >>> value_cell_html(ValueCell("0.5", "update_ratio 0.5", True))
-        '<span class="mol-value mol-value-far" title="update_ratio 0.5">0.5 !</span> '
     """
     if cell is None:
         return '<span class="mol-value"></span> '

@@ -7,15 +7,6 @@ vector...), in words (``"near miss"``). Notes (weight decay on a
 norm, a parameter several rules matched) are not flags. A parameter the
 fallback took because no rule matched it carries no flag: that is what the
 fallback is for, and its rule reads ``(fallback)``.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> tree = {"q": {"weight": mx.zeros((4, 4))}, "experts": {"weight": mx.zeros((2, 4, 4))},
-    ...         "norm": {"weight": mx.zeros((4,))}}
-    >>> infos = param_infos(assign(tree, ["ndim == 2"], ["muon", "adamw"]))
-    >>> infos["experts.weight"].flags, infos["experts.weight"].nearly, infos["norm.weight"].flags
-    (('near miss',), 'muon', ())
 """
 
 from __future__ import annotations
@@ -33,11 +24,6 @@ __all__ = ["ParamInfo", "ParamInfos", "Flagged", "param_infos", "flagged_params"
 
 def flag_of(finding) -> str:
     """The flag a finding puts on its rows: its kind in words (``"near miss"``).
-
-    Example:
-        >>> from multiopt_lab._src.partition import findings
-        >>> flag_of(findings.too_few_dims("muon", "Muon", 2, "", ["b"], "adamw"))
-        'too few dims'
     """
     return finding.kind.replace("_", " ")
 
@@ -63,10 +49,6 @@ class ParamInfo:
         modules (tuple[str, ...] | None): Class names from the model down to the
             module holding it (None when the model was not at hand).
         findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
-
-    Example:
-        >>> ParamInfo("w", (2,), "float32", 2, 0, "sgd", "(fallback)", (), ()).size
-        2
     """
 
     path: str
@@ -89,10 +71,6 @@ def rule_display(rule) -> str:
 
     Args:
         rule (Rule | None): A rule from ``Assignment.rules``; ``None`` is the fallback.
-
-    Example:
-        >>> rule_display(None)
-        '(fallback)'
     """
     if rule is None:
         return "(fallback)"
@@ -110,10 +88,6 @@ class Flagged:
         nearly (str): For a near miss, the label of the rule it nearly matched.
         like (str): For a near miss, the parameter it resembles (class and shape).
         findings (tuple[Finding, ...]): Every finding that concerns it, notes included.
-
-    Example:
-        >>> Flagged(("near miss",), (), "muon", "q.weight (Linear [4, 4])").also_matched
-        ()
     """
 
     flags: tuple[str, ...]
@@ -128,14 +102,6 @@ def flagged_params(assignment) -> dict[str, Flagged]:
     folds, the legend, the details pane).
 
     This is where a per-parameter finding becomes a flag on its row.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> tree = {"w": mx.zeros((2, 2))}
-        >>> flagged = flagged_params(assign(tree, ["ndim == 2", "ndim >= 1"], ["muon", "sgd", "adamw"]))
-        >>> flagged["w"].flags, flagged["w"].also_matched  # an overlap is a note: no flag
-        ((), ('sgd',))
     """
     return per_assignment(assignment, "render.flagged_params", _flagged_params)
 
@@ -172,13 +138,6 @@ class ParamInfos(Mapping):
 
     A folded tree of 50,000 parameters shows a few hundred: only those are built.
     Iterates in parameter order (one entry per distinct path).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> infos = param_infos(assign(nn.Linear(2, 2), ["ndim == 2"], ["muon", "adamw"]))
-        >>> infos["bias"].label, len(infos), "nope" in infos
-        ('adamw', 2, False)
     """
 
     def __init__(self, assignment):
@@ -234,12 +193,6 @@ def param_infos(assignment) -> ParamInfos:
 
     Args:
         assignment (Assignment): The assignment to read.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> list(param_infos(assign(nn.Linear(2, 2), ["ndim == 2"])))
-        ['weight', 'bias']
     """
     return per_assignment(assignment, "render.param_infos", ParamInfos)
 
@@ -247,12 +200,6 @@ def param_infos(assignment) -> ParamInfos:
 def group_totals(assignment) -> tuple[list[int], list[int]]:
     """Parameters and elements per group, in partition order (a path repeated in the table
     counted once, as the tree shows it).
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> group_totals(assign(nn.Linear(2, 3), ["ndim == 2"]))
-        ([1, 1], [6, 3])
     """
     return per_assignment(assignment, "render.group_totals", _group_totals)
 
@@ -272,14 +219,6 @@ def _group_totals(assignment) -> tuple[list[int], list[int]]:
 def per_assignment(assignment, key: str, compute):
     """``assignment.memo(key, compute)``: computed once per assignment and shared by every
     surface; computed each time for an assignment-like object without a memo.
-
-    Example:
-        >>> import mlx.nn as nn
-        >>> from multiopt_lab import assign
-        >>> a = assign(nn.Linear(2, 2), ["ndim == 2"])
-        >>> first = per_assignment(a, "example.paths", lambda a: list(a.table.paths))
-        >>> first is per_assignment(a, "example.paths", lambda a: list(a.table.paths))
-        True
     """
     memo = getattr(assignment, "memo", None)
     return memo(key, compute) if callable(memo) else compute(assignment)

@@ -1,9 +1,4 @@
 """What a rule edit would move, in words: "12 parameters, 1.3 M elements: adamw -> muon".
-
-Example:
-    >>> from multiopt_lab import Move
-    >>> move_lines([Move("w", "adamw", "muon")], {"w": 4096})
-    ['1 parameter, 4,096 elements: adamw -> muon']
 """
 
 from __future__ import annotations
@@ -25,10 +20,6 @@ def move_lines(moves: Sequence, sizes: Mapping[str, int]) -> list[str]:
     Args:
         moves (Sequence[Move]): From ``Assignment.diff`` or ``MultiOptimizer.repartition``.
         sizes (Mapping[str, int]): path -> number of elements.
-
-    Example:
-        >>> move_lines([], {})
-        []
     """
     pairs: dict[tuple, list[int]] = {}
     for move in moves:
@@ -44,10 +35,6 @@ def move_lines(moves: Sequence, sizes: Mapping[str, int]) -> list[str]:
 
 def move_summary(moves: Sequence, sizes: Mapping[str, int]) -> str:
     """The lines of :func:`move_lines` joined, or ``"no parameter moves"``.
-
-    Example:
-        >>> move_summary([], {})
-        'no parameter moves'
     """
     lines = move_lines(moves, sizes)
     return "\n".join(lines) if lines else "no parameter moves"

@@ -2,13 +2,6 @@
 
 Registered by the package for ``Diagnostics._repr_html_`` and
 ``Moves._repr_html_``; the text forms live with the objects themselves.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> a = assign({"w": mx.zeros((2, 2)), "b": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"])
-    >>> diagnostics_html(a.diagnostics).startswith('<div class="mol-report mol-diagnostics-report">')
-    True
 """
 
 from __future__ import annotations
@@ -33,11 +26,6 @@ def _items(values) -> str:
 def diagnostics_html(diagnostics) -> str:
     """The diagnostics as a list: one item per finding (severity, message, paths, fix), then
     what the fallback took. Every word is the finding's own.
-
-    Example:
-        >>> from multiopt_lab import Diagnostics
-        >>> "nothing found" in diagnostics_html(Diagnostics((), "adamw"))
-        True
     """
     d = diagnostics
     head, *_ = d.lines()
@@ -58,11 +46,6 @@ def diagnostics_html(diagnostics) -> str:
 
 def moves_html(moves) -> str:
     """What moved, one row per direction: from, to, how many, which.
-
-    Example:
-        >>> from multiopt_lab._src.partition.moves import Moves
-        >>> moves_html(Moves([]))
-        '<div class="mol-report mol-moves">no parameter moves</div>'
     """
     if not moves:
         return '<div class="mol-report mol-moves">no parameter moves</div>'
@@ -76,12 +59,6 @@ def moves_html(moves) -> str:
 
 def history_html(history) -> str:
     """A History as a small table: one row per run (see ``History.summary``).
-
-    Example:
-        >>> from multiopt_lab import History
-        >>> h = History(); h.record(3, loss=0.25, run="demo")
-        >>> "<td>demo</td>" in history_html(h) and "<td>0.25</td>" in history_html(h)
-        True
     """
     summary = history.summary()
     if summary.empty:

@@ -6,17 +6,6 @@ path glob; without a wildcard it matches anywhere in the path (``attn`` means
 (``SwitchLinear``): then it finds the parameters inside such modules. Anything
 else is a rule expression (``ndim == 1 and size > 100``, ``module ==
 "RMSNorm"``), parsed by :func:`multiopt_lab._src.rules.rule`.
-
-Example:
-    >>> import mlx.nn as nn
-    >>> from multiopt_lab import assign
-    >>> assignment = assign(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), ["ndim == 2"])
-    >>> search_paths(assignment, "0.w").paths
-    ('layers.0.weight',)
-    >>> search_paths(assignment, "LayerNorm").summary()
-    'module LayerNorm: 2 matches'
-    >>> search_paths(assignment, 'module == "Linear" and ndim == 1').paths
-    ('layers.0.bias',)
 """
 
 from __future__ import annotations
@@ -52,10 +41,6 @@ class SearchResult:
         kind (str): ``"none"`` (empty query), ``"glob"``, ``"module"`` (a class name) or ``"rule"``.
         paths (tuple[str, ...]): Matching paths, in parameter order.
         error (RuleError | None): Why a rule query could not be used.
-
-    Example:
-        >>> SearchResult("", "none", (), None).active
-        False
     """
 
     query: str
@@ -75,12 +60,6 @@ class SearchResult:
             shown (int, optional): Matching rows the tree shows; when folded
                 blocks hide some matches the line says how many are visible.
                 Default: ``None`` (all are).
-
-        Example:
-            >>> SearchResult("x", "glob", ("a.x",)).summary()
-            'glob *x*: 1 match'
-            >>> SearchResult("x", "glob", ("a.x", "b.x", "c.x")).summary(shown=1)
-            'glob *x*: 3 matches (1 shown; unfold for the rest)'
         """
         if self.kind == "none":
             return ""
@@ -101,14 +80,6 @@ def shown_matches(tree) -> int:
     Args:
         tree (ParameterTree): From :func:`~multiopt_lab._src.render.tree_model.build_tree`
             with ``highlight=`` the search's paths.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab._src.render.tree_model import build_tree
-        >>> a = assign({"a": {"weight": mx.zeros((2,))}}, [])
-        >>> shown_matches(build_tree(a, highlight={"a.weight"}))
-        1
     """
     return sum(1 for _, node in walk(tree.root) if isinstance(node, ParamNode) and node.matched)
 
@@ -122,15 +93,6 @@ def search_paths(assignment, query: str) -> SearchResult:
 
     Returns:
         SearchResult: Never raises for a bad rule: the error is in ``.error``.
-
-    Example:
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab.examples import MLP
-        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-        >>> search_paths(assignment, "*.bias").kind
-        'glob'
-        >>> search_paths(assignment, "ndim ==").error is not None   # a bad rule: no exception
-        True
     """
     query = query.strip()
     table = assignment.table

@@ -10,19 +10,6 @@ warning: a near miss, Muon on a vector...) in the findings' own short words,
 and count them on every module above; a parameter later rules also matched
 says which; what the fallback took is shown by its rule, ``(fallback)``,
 not flagged.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import assign
-    >>> from multiopt_lab._src.render.tree_model import build_tree
-    >>> tree = {"embed": {"weight": mx.zeros((8, 4))}, "fc": {"weight": mx.zeros((4, 4)), "bias": mx.zeros((4,))}}
-    >>> print(tree_text(build_tree(assign(tree, ["ndim == 2"], ["muon", "adamw"]))))
-    model           3 params           52  muon 92% | adamw 8%
-    ├── embed       1 param            32  muon
-    │   └── weight  [8, 4]    float32  32  muon   ndim == 2
-    └── fc          2 params           20  muon 80% | adamw 20%
-        ├── weight  [4, 4]    float32  16  muon   ndim == 2
-        └── bias    [4]       float32   4  adamw  (fallback)
 """
 
 from __future__ import annotations
@@ -40,15 +27,6 @@ _NARROW = ("├ ", "└ ", "│ ", "  ")
 
 def param_notes(node: ParamNode) -> str:
     """Likely mistakes, other rules that matched, and search mark of one parameter, as shown in its row.
-
-    Example:
-        >>> from multiopt_lab._src.partition import findings
-        >>> from multiopt_lab._src.render.params import ParamInfo
-        >>> error = findings.too_few_dims("muon", "Muon", 2, "", ["w"], "adamw")
-        >>> info = ParamInfo("w", (2,), "float32", 2, 0, "muon", "ndim < 3", ("adamw",), ("too few dims",),
-        ...                  findings=(error,))
-        >>> param_notes(ParamNode("w", info, matched=True))
-        '! Muon below 2-D; also matched by adamw; <- match'
     """
     notes = [f"! {finding.title}" for finding in node.info.findings if finding.flagged]
     if node.info.also_matched:
@@ -60,11 +38,6 @@ def param_notes(node: ParamNode) -> str:
 
 def module_notes(node) -> str:
     """Folding, warnings and search counts of a module or folded run.
-
-    Example:
-        >>> from multiopt_lab._src.render.tree_nodes import Totals
-        >>> module_notes(ModuleNode("attn", "attn", (), Totals(4, 64, (64,), 1, 0)))
-        '! 1 flagged below'
     """
     notes = []
     if isinstance(node, FoldNode):
@@ -82,14 +55,6 @@ def walk(node, prefix: str = "", guide: str = "", guides: tuple[str, str, str, s
 
     ``prefix`` is the box-drawing indentation of the row (four columns a level,
     or whatever ``guides``, a (branch, last, pipe, blank) tuple, gives).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab._src.render.tree_model import build_tree
-        >>> tree = build_tree(assign({"embed": {"weight": mx.zeros((2,))}}, []))
-        >>> [n.name for _, n in walk(tree.root)]
-        ['model', 'embed', 'weight']
     """
     yield prefix, node
     branch, last_branch, pipe, blank = guides
@@ -232,13 +197,6 @@ def tree_text(tree: ParameterTree, width: int | None = DEFAULT_WIDTH) -> str:
 
     Returns:
         str: The rows joined by newlines, without trailing spaces.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab._src.render.tree_model import build_tree
-        >>> tree_text(build_tree(assign({"w": mx.zeros((2, 2))}, ["ndim == 2"], ["muon", "adamw"]))).splitlines()[0]
-        'model  1 param           4  muon'
     """
     width = check_width(width)
     labels = tree.group_labels

@@ -14,15 +14,6 @@ assignment a run of such siblings is split where the blocks' parameters
 differ in group, flags or search match, compared a whole run at once in
 numpy; module totals come from prefix sums. The cost of a redraw is the
 size of what is shown, not of the model.
-
-Example:
-    >>> from multiopt_lab import assign
-    >>> from multiopt_lab.examples import TinyGPT
-    >>> tree = build_tree(assign(TinyGPT(16, dims=8, layers=3), ["ndim == 2"]))
-    >>> [child.name for child in tree.root.children]
-    ['embed', 'position', 'layers', 'norm']
-    >>> [child.name for child in tree.root.children[2].children]   # three identical blocks, folded
-    ['[0..2]']
 """
 
 from __future__ import annotations
@@ -297,14 +288,6 @@ def build_tree(
 
     Returns:
         ParameterTree: The root (whose ``path`` is ``""``) and the group labels.
-
-    Example:
-        >>> from multiopt_lab import assign
-        >>> from multiopt_lab.examples import MLP
-        >>> assignment = assign(MLP(4, [8], 2), ["ndim == 2"], ["muon", "adamw"])
-        >>> tree = build_tree(assignment)
-        >>> tree.root.totals.params, tree.root.totals.group_elements, tree.group_labels
-        (4, (48, 10), ('muon', 'adamw'))
     """
     highlight = highlight if isinstance(highlight, (set, frozenset, dict)) else frozenset(highlight)
     unfold = unfold if isinstance(unfold, (set, frozenset)) else frozenset(unfold)

@@ -1,8 +1,4 @@
 """The nodes of the intermediate parameter tree (see :mod:`multiopt_lab._src.render.tree_model`).
-
-Example:
-    >>> Totals(2, 10, (10, 0), 0, 0).scaled(3).elements
-    30
 """
 
 from __future__ import annotations
@@ -24,10 +20,6 @@ class Totals:
         group_elements (tuple[int, ...]): Elements per group, in partition order.
         flagged (int): Parameters carrying a diagnostic flag.
         matches (int): Parameters matching the current search.
-
-    Example:
-        >>> Totals(1, 4, (4, 0), 0, 0).scaled(3).group_elements
-        (12, 0)
     """
 
     params: int

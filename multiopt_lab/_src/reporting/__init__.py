@@ -9,14 +9,6 @@ path and rule. ``python -m multiopt_lab report`` makes one from saved files.
 
 This layer sits above ``render`` and ``plots`` (it draws with both);
 matplotlib is imported only when a report draws curves.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> import multiopt_lab as mol
-    >>> from multiopt_lab.examples import MLP
-    >>> optimizer = mol.MultiOptimizer([optim.SGD(0.1), optim.Adam(1e-3)], ["ndim == 2"])
-    >>> report(optimizer, MLP(4, [8], 2)).title
-    'Report: MLP'
 """
 
 from multiopt_lab._src.reporting.report import Report, build_report, report

@@ -5,10 +5,6 @@ learning-rate schedule (drawn here).
 Inline SVG needs no file and no request: the page reads offline, scales
 without blur and keeps working with JavaScript off. matplotlib is imported
 only when a report draws curves.
-
-Example:
-    >>> sparkline([1.0, 0.5, 0.25]).startswith('<svg class="mol-spark"')
-    True
 """
 
 from __future__ import annotations
@@ -47,12 +43,6 @@ def figure_svg(figure, rasterize_meshes: bool = False) -> str:
 
 def curves_svg(history, run: str | None = None) -> str:
     """The run's loss, update norms, update-to-parameter ratios and learning rates, as SVG.
-
-    Example:
-        >>> from multiopt_lab import History
-        >>> h = History(); h.record(1, loss=1.0); h.record(2, loss=0.5)
-        >>> curves_svg(h).startswith('<svg class="mol-figure"')
-        True
     """
     from multiopt_lab._src.plots.overview import plot_training
 
@@ -66,12 +56,6 @@ def curves_svg(history, run: str | None = None) -> str:
 def sparkline(values: Sequence[float], width: int = 120, height: int = 24, colour: str = "#0072B2",
               log: bool = False) -> str:
     """A tiny line of ``values`` (NaN and, with ``log``, values <= 0 left out), as an ``<svg>``.
-
-    Example:
-        >>> "polyline" in sparkline([3.0, 2.0, float("nan"), 1.0])
-        True
-        >>> sparkline([])
-        ''
     """
     points = [(i, math.log10(v) if log else v) for i, v in enumerate(values)
               if v == v and not (log and v <= 0) and math.isfinite(v)]

@@ -5,18 +5,6 @@ the groups with their optimizers and settings, the findings, the parameter
 tree, the rules as a rule file, the training curves, the per-parameter
 metrics when recorded, and the device and library versions. ``save`` writes
 one file that opens offline, makes no request and needs no JavaScript.
-
-Example:
-    >>> import os, tempfile, mlx.optimizers as optim
-    >>> import multiopt_lab as mol
-    >>> from multiopt_lab.examples import MLP
-    >>> optimizer = mol.MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"])
-    >>> run = mol.report(optimizer, MLP(4, [8], 2))
-    >>> run.sections
-    ('Groups and optimizers', 'Findings', 'Parameter tree', 'Rules', 'Environment')
-    >>> path = run.save(os.path.join(tempfile.mkdtemp(), "run.html"))
-    >>> open(path, encoding="utf-8").read().startswith("<!DOCTYPE html>")
-    True
 """
 
 from __future__ import annotations
@@ -120,13 +108,6 @@ def build_report(setup: RunSetup, model: Any, history: History | None = None, *,
 
     :func:`report` calls it with the setup of a live optimizer; the command
     line with the setup read from files.
-
-    Example:
-        >>> from multiopt_lab._src.reporting.setup import GroupSetup, RunSetup
-        >>> from multiopt_lab.examples import MLP
-        >>> setup = RunSetup((GroupSetup("m", "ndim == 2"), GroupSetup("rest", "(fallback)")), ("ndim == 2",), "x")
-        >>> build_report(setup, MLP(4, [8], 2)).summary
-        'MLP: 4 parameters, 58 elements in 2 groups'
     """
     if not isinstance(model, (nn.Module, dict, list, tuple)):
         raise TypeError(f"model must be an nn.Module or a parameter tree (dict), found {type(model).__name__}")

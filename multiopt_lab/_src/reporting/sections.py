@@ -4,13 +4,6 @@ Labels, rule texts, parameter paths, run names and file names come from the
 user (or from a file someone sent them): every one goes through
 :func:`html.escape`, so that a label such as ``<img src=x onerror=...>``
 shows as text and runs nothing.
-
-Example:
-    >>> from multiopt_lab._src.reporting.setup import GroupSetup, RunSetup
-    >>> setup = RunSetup((GroupSetup("<b>a</b>", "ndim == 2", "SGD", {"lr": "0.1"}),
-    ...                   GroupSetup("rest", "(fallback)", "Adam", {})), ("ndim == 2",), "the optimizer")
-    >>> "&lt;b&gt;a&lt;/b&gt;" in groups_html(setup, None)
-    True
 """
 
 from __future__ import annotations
@@ -46,22 +39,12 @@ _METRIC_WORDS = {"update_ratio": "update-to-parameter ratio", "update_norm": "up
 def findings_html(assignment) -> str:
     """The assignment's findings (errors, warnings, notes: dead and shadowed rules, near
     misses, broken optimizer contracts...), in the words every other surface uses.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> "matches no parameter" in findings_html(assign({"w": mx.zeros((2,))}, ["ndim == 3"], ["conv", "adamw"]))
-        True
     """
     return diagnostics_html(assignment.diagnostics)
 
 
 def facts_html(facts) -> str:
     """``(name, value)`` pairs as a two-column table, values escaped.
-
-    Example:
-        >>> facts_html([("run", "<r>")])
-        '<table class="mol-facts"><tr><th>run</th><td>&lt;r&gt;</td></tr></table>'
     """
     rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
     return f'<table class="mol-facts">{rows}</table>'
@@ -83,12 +66,6 @@ def _schedule(group) -> str:
 def groups_html(setup: RunSetup, assignment) -> str:
     """One row per group: colour and label, optimizer and settings, learning rate or schedule,
     rule, and (with an assignment) parameters, elements and share.
-
-    Example:
-        >>> from multiopt_lab._src.reporting.setup import GroupSetup, RunSetup
-        >>> setup = RunSetup((GroupSetup("rest", "(fallback)", "Adam", {"lr": "0.001"}),), (), "x")
-        >>> "Adam" in groups_html(setup, None)
-        True
     """
     counts = elements = None
     if assignment is not None:
@@ -119,25 +96,12 @@ def groups_html(setup: RunSetup, assignment) -> str:
 def tree_html(assignment, root_name: str) -> str:
     """The parameter tree (folded repeats, warnings in place), four levels open: an mlx-lm
     model's blocks sit three deep (``Model > model > layers > [0..31]``).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import assign
-        >>> "<details" in tree_html(assign({"w": mx.zeros((2, 2))}, ["ndim == 2"]), "model")
-        True
     """
     return render_html(assignment, root_name=root_name, legend=False, open_depth=4)
 
 
 def rules_html(setup: RunSetup) -> str:
     """The rules as a rule file (TOML) anyone can load back with ``multiopt_lab.load_rules``.
-
-    Example:
-        >>> from multiopt_lab._src.reporting.setup import GroupSetup, RunSetup
-        >>> setup = RunSetup((GroupSetup("a", 'glob("*</pre>*")'), GroupSetup("b", "(fallback)")),
-        ...                  ('glob("*</pre>*")',), "x")
-        >>> "&lt;/pre&gt;" in rules_html(setup)
-        True
     """
     texts = [getattr(rule, "text", rule) for rule in setup.rules]
     if all(isinstance(t, str) for t in texts):
@@ -157,18 +121,6 @@ def per_parameter_html(history, run: str | None) -> str:
 
     The metric is the update-to-parameter ratio (or, where it was not recorded, the first
     of the update, gradient and parameter norms that was).
-
-    Example:
-        >>> from multiopt_lab import History
-        >>> h = History()
-        >>> for step in (1, 2):
-        ...     h.record(step, parameters={"a.w": {"group": "sgd", "update_ratio": 1e-3},
-        ...                                "<b>": {"group": "sgd", "update_ratio": 1e-1}})
-        >>> html = per_parameter_html(h, h.current_run)
-        >>> '<svg class="mol-figure"' in html and "&lt;b&gt;" in html and "<b>" not in html
-        True
-        >>> per_parameter_html(History(), None)
-        ''
     """
     from multiopt_lab._src.plots.parameters import has_parameter_metrics, plot_parameter_overview, top_parameters
 
@@ -227,10 +179,6 @@ def _version(package: str) -> str:
 def environment_html(history, run: str | None) -> str:
     """Where the run was recorded (from the History) and where the report was made: device,
     backend, mlx, multiopt_lab, Python and platform.
-
-    Example:
-        >>> "mlx" in environment_html(None, None)
-        True
     """
     facts = device_facts()
     here = [("device", describe_facts(facts)), ("backend", facts.get("backend", "")),

@@ -7,13 +7,6 @@ live optimizer does; one with rules alone gives the labels and rules, a
 checkpoint the labels, rules, classes and learning rates, and a History's run
 metadata the classes and learning rates: :func:`setup_of_files` says what it
 could not know.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> setup = setup_of_optimizer(MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"]))
-    >>> setup.labels, setup.groups[0].settings["lr"]
-    (('muon', 'adamw'), '0.02')
 """
 
 from __future__ import annotations
@@ -52,10 +45,6 @@ class GroupSetup:
         schedule (tuple[tuple[int, float], ...]): ``(step, learning rate)`` samples
             of a learning-rate schedule; empty for a constant rate.
         schedule_name (str): The schedule's function (``cosine_decay``), or ``""``.
-
-    Example:
-        >>> GroupSetup("adamw", "(fallback)", "AdamW", {"lr": "0.001"}).optimizer
-        'AdamW'
     """
 
     label: str
@@ -77,10 +66,6 @@ class RunSetup:
         notes (tuple[str, ...]): What could not be known (hyperparameters a file does not hold).
         optimizers (tuple): The optimizers themselves, one per group, when known (their
             contracts are then checked); empty otherwise.
-
-    Example:
-        >>> RunSetup((GroupSetup("a", "ndim == 2"), GroupSetup("b", "(fallback)")), ("ndim == 2",), "x").labels
-        ('a', 'b')
     """
 
     groups: tuple[GroupSetup, ...]
@@ -102,11 +87,6 @@ def _schedule_name(function) -> str:
 
 def sample_schedule(function, last_step: int) -> tuple[tuple[int, float], ...]:
     """``(step, value)`` of a schedule at the start, quarters and end of ``last_step`` steps.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> sample_schedule(optim.linear_schedule(0.0, 1.0, 100), 100)
-        ((0, 0.0), (25, 0.25), (50, 0.5), (75, 0.75), (100, 1.0))
     """
     steps = sorted({round(f * max(1, last_step)) for f in _SCHEDULE_POINTS})
     samples = []
@@ -130,14 +110,6 @@ def setup_of_optimizer(optimizer, last_step: int = 1000) -> RunSetup:
 
     Raises:
         TypeError: ``optimizer`` is not a multi-optimizer (no ``optimizers``).
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> opt = MultiOptimizer([optim.SGD(optim.step_decay(0.1, 0.5, 5)), optim.Adam(1e-3)], ["ndim == 2"])
-        >>> group = setup_of_optimizer(opt, last_step=10).groups[0]
-        >>> group.schedule_name, group.schedule[0], group.schedule[-1]
-        ('step_decay', (0, 0.1), (10, 0.025))
     """
     optimizers = list(getattr(optimizer, "optimizers", None) or ())
     if not optimizers:
@@ -189,16 +161,6 @@ def setup_of_files(rules_or_checkpoint: str | os.PathLike, run_metadata: Mapping
     Raises:
         RuleFileError: An unreadable rule file, or an optimizer in it that cannot be built.
         ValueError: A checkpoint without groups, or one whose rules are Python callables.
-
-    Example:
-        >>> import os, tempfile
-        >>> from multiopt_lab import save_rules
-        >>> path = os.path.join(tempfile.mkdtemp(), "rules.toml"); save_rules(path, ["muon", "adamw"], ["ndim == 2"])
-        >>> meta = {"labels": ["muon", "adamw"], "optimizers": [{"class": "Muon", "learning_rate": 0.02},
-        ...                                                    {"class": "AdamW", "learning_rate": 0.001}]}
-        >>> setup = setup_of_files(path, meta)
-        >>> [(g.label, g.optimizer, g.settings) for g in setup.groups]
-        [('muon', 'Muon', {'lr': '0.02'}), ('adamw', 'AdamW', {'lr': '0.001'})]
     """
     path = os.fspath(rules_or_checkpoint)
     notes = []

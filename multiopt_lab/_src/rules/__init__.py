@@ -22,12 +22,6 @@ straight into ``mlx.optimizers.MultiOptimizer`` as a filter. The language
 Types are checked while parsing (``ndim == "2"`` is refused with a caret);
 text length, nesting and pattern sizes are bounded. Plain Python callables
 ``(path, array) -> bool`` are accepted wherever a rule is (:func:`as_rule`).
-
-Example:
-    >>> import mlx.core as mx
-    >>> muon = rule('ndim == 2 and not glob("*embed*")', label="muon")
-    >>> muon("layers.0.q.weight", mx.zeros((4, 4))), muon("embed.weight", mx.zeros((9, 4)))
-    (True, False)
 """
 
 from __future__ import annotations

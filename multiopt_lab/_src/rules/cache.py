@@ -3,14 +3,6 @@
 Re-assigning after one rule changed re-evaluates only that rule: the others'
 selections come back from here. Rules that may depend on parameter values
 (callables not declared structural) are never cached.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import by_ndim
-    >>> from multiopt_lab import ParameterTable
-    >>> table = ParameterTable.from_tree({"w": mx.zeros((2, 2))})
-    >>> cached_select(by_ndim(2), table) is cached_select(by_ndim(2), table)
-    True
 """
 
 from __future__ import annotations
@@ -57,9 +49,6 @@ def cached_select(rule, table) -> np.ndarray:
 
 def clear_selection_cache() -> None:
     """Forget every cached selection (tests and memory-conscious callers).
-
-    Example:
-        >>> clear_selection_cache()
     """
     with _lock:
         _selections.clear()

@@ -2,11 +2,6 @@
 
 Failures inside the callable, and results that are not bools, are reported
 as :class:`RuleError` naming the parameter they happened on.
-
-Example:
-    >>> import mlx.core as mx
-    >>> CallableRule(lambda p, a: p.endswith("bias")).call("fc.bias", mx.zeros((2,)))
-    True
 """
 
 from __future__ import annotations
@@ -29,10 +24,6 @@ class CallableRule:
         structural (bool, optional): True if the result depends only on the
             path, shape and dtype (never on values). None reads a
             ``structural`` attribute on the function, defaulting to False.
-
-    Example:
-        >>> CallableRule(len, structural=True).structural
-        True
     """
 
     def __init__(self, function: Callable[[str, Any], Any], structural: bool | None = None):

@@ -2,10 +2,6 @@
 
 Helpers of :mod:`multiopt_lab._src.rules.parser`; ``compiler`` below is its
 ``_Compiler`` (for ``compile``, ``column`` and ``error``).
-
-Example:
-    >>> literal_kind(3), literal_kind("a"), literal_kind(None)
-    ('int', 'str', None)
 """
 
 from __future__ import annotations
@@ -46,10 +42,6 @@ def literal_kind(value: Any) -> str | None:
 
 def function_list(functions: tuple[str, ...]) -> str:
     """``glob(), regex() and within()``: the functions in words.
-
-    Example:
-        >>> function_list(("glob", "regex"))
-        'glob() and regex()'
     """
     calls = [f + "()" for f in functions]
     return calls[0] if len(calls) == 1 else ", ".join(calls[:-1]) + " and " + calls[-1]

@@ -3,13 +3,6 @@
 ``RuleError`` lives in its own module so the parser, the evaluator and
 ``rules.py`` can all raise it without importing each other; import it from
 ``multiopt_lab._src.rules`` (or ``multiopt_lab``).
-
-Example:
-    >>> err = RuleError("unknown name 'ndims'; did you mean 'ndim'?", "ndims == 2", 0)
-    >>> print(err)
-    unknown name 'ndims'; did you mean 'ndim'?
-      ndims == 2
-      ^
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
 """What a rule reads of one parameter: its path, name, ndim, shape, size and dtype.
-
-Example:
-    >>> import mlx.core as mx
-    >>> features_of("fc.weight", mx.zeros((2, 3)))
-    ('fc.weight', 'weight', 2, (2, 3), 6, 'float32')
 """
 
 from __future__ import annotations
@@ -18,11 +13,6 @@ _DTYPE_NAMES: dict[Any, str] = {}
 
 def dtype_name(dtype: Any) -> str:
     """The short name of an MLX or NumPy dtype, as a rule compares it (``dtype == "bfloat16"``).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> dtype_name(mx.bfloat16)
-        'bfloat16'
     """
     try:
         return _DTYPE_NAMES[dtype]
@@ -46,11 +36,6 @@ def features_of(path: str, array: Any, names: frozenset | None = None) -> tuple:
         array: The parameter (anything with ``shape`` and ``dtype``).
         names (frozenset, optional): Compute only these features (the others
             are None): a rule called by MLX on every step reads few. Default: all.
-
-    Example:
-        >>> import mlx.core as mx
-        >>> features_of("fc.weight", mx.zeros((2, 3)))
-        ('fc.weight', 'weight', 2, (2, 3), 6, 'float32')
     """
     name = path.rpartition(".")[2]
     if names is not None and not (names & _ARRAY_FEATURES):

@@ -6,15 +6,6 @@ matches, and one more. :func:`scannable` says when that is possible (no path
 holds a newline, the rows asked about are sorted and not too sparse), and
 :func:`contains_rows` is ``text in path`` for many rows (``glob("*x*")``,
 ``"x" in path``). The regex scan is in :mod:`multiopt_lab._src.rules.matching`.
-
-Example:
-    >>> import mlx.core as mx
-    >>> from multiopt_lab import ParameterTable
-    >>> table = ParameterTable.from_tree({f"layer{i}": {"w": mx.zeros((1,))} for i in range(20)})
-    >>> contains_rows(table, np.arange(20), "r17").nonzero()[0].tolist()
-    [17]
-    >>> contains_rows(table, np.arange(20), "layer") is None   # in every path: path by path
-    True
 """
 
 from __future__ import annotations
@@ -44,12 +35,6 @@ class JoinedPaths:
         data (bytes): The paths joined by ``b"\\n"``.
         starts (list[int]): Byte offset of each path in ``data``.
         paths (Sequence[str]): The paths themselves.
-
-    Example:
-        >>> JoinedPaths.of(["a.w", "b.é"]).starts
-        [0, 4]
-        >>> JoinedPaths.of(["a\\nb"]) is None
-        True
     """
 
     __slots__ = ("data", "starts", "paths")
@@ -77,13 +62,6 @@ def scannable(table, rows: np.ndarray) -> JoinedPaths | None:
     A scan walks the rows in order (they come sorted from ``assign`` and the
     logic nodes: anything else goes path by path) and reads the text between
     them (far fewer rows than the table also go path by path).
-
-    Example:
-        >>> import mlx.core as mx
-        >>> from multiopt_lab import ParameterTable
-        >>> table = ParameterTable.from_tree({f"w{i}": mx.zeros((1,)) for i in range(20)})
-        >>> scannable(table, np.arange(20)).starts[:3], scannable(table, np.arange(3))
-        ([0, 3, 6], None)
     """
     if len(rows) < FEW_ROWS:
         return None
@@ -98,10 +76,6 @@ def scannable(table, rows: np.ndarray) -> JoinedPaths | None:
 def contains_rows(table, rows: np.ndarray, text: str) -> np.ndarray | None:
     """``[text in table.paths[i] for i in rows]`` as bools, in one scan; None where a scan
     cannot answer or would cost more (the text is in many paths): then ask path by path.
-
-    Example:
-        >>> contains_rows(None, np.arange(2), "w") is None   # no table to scan
-        True
     """
     joined = scannable(table, rows)
     if joined is None or "\n" in text:  # a newline would match across two paths

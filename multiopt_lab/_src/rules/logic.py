@@ -3,11 +3,6 @@
 ``and`` evaluates each operand only on the rows every earlier operand left
 True (``or``: left False), so bulk evaluation keeps Python's short-circuit:
 an operand never sees a row the per-parameter form would not show it.
-
-Example:
-    >>> from multiopt_lab._src.rules.parser import compile_rule
-    >>> type(compile_rule("ndim == 1 or size > 3")).__name__
-    'Or'
 """
 
 from __future__ import annotations

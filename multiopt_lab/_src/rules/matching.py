@@ -13,16 +13,6 @@ joined by newlines, and a pattern compiled in multiline mode with RE2's
 path's ends) scans them, one call per path that matches (see
 :func:`linear_search`'s ``many``). Patterns whose meaning depends on the
 whole text (``\\A``, ``\\z``, ``\\C``, flags turned off) are matched path by path.
-
-Example:
-    >>> literal_glob("*embed*")
-    ('contains', 'embed')
-    >>> search = linear_search(r"layers\\.\\d+\\.")
-    >>> search("model.layers.12.w") is not None, search("model.head.w") is not None
-    (True, False)
-    >>> paths = ["model.layers.12.w", "model.head.w", "layers.3.b"]
-    >>> search.many(JoinedPaths.of(paths), np.arange(3)).tolist()
-    [True, False, True]
 """
 
 from __future__ import annotations
@@ -108,10 +98,6 @@ def _many(matcher, table, rows: np.ndarray) -> np.ndarray | None:
 
 def literal_glob(pattern: str) -> tuple[str, str] | None:
     """The plain string test a glob amounts to, or None if it needs a regex.
-
-    Example:
-        >>> literal_glob("*embed*"), literal_glob("*.bias"), literal_glob("a*b")
-        (('contains', 'embed'), ('suffix', '.bias'), None)
     """
     if any(c in pattern for c in "?["):
         return None
@@ -153,13 +139,6 @@ class RegexUnsupported(ValueError):
     Attributes:
         message (str): What is wrong and what to write instead.
         index (int): Where in the pattern (0-based character offset).
-
-    Example:
-        >>> try:
-        ...     linear_search(r"(a)\\1")
-        ... except RegexUnsupported as err:
-        ...     print(err.index, err.message.split(":")[0])
-        3 backreferences (\\1, (?P=name)) are not supported
     """
 
     def __init__(self, message: str, index: int):
@@ -176,10 +155,6 @@ def linear_search(pattern: str) -> Callable[[str], Any]:
     Raises:
         RegexUnsupported: The pattern is invalid or needs what RE2 lacks
             (backreferences, lookaround, atomic groups, possessive repeats, ``\\Z``).
-
-    Example:
-        >>> linear_search("(.|\\\\w)*z")("layers.0.self_attn.q_proj.weight" * 4) is None
-        True
     """
     try:
         pattern.encode("utf-8")

@@ -14,11 +14,6 @@ Each node evaluates two ways:
   operand only on the rows the left one leaves open, so
   ``ndim == 2 and shape[1] > 8`` never indexes a 1-D shape, exactly as the
   row form would.
-
-Example:
-    >>> from multiopt_lab._src.rules.parser import compile_rule
-    >>> compile_rule("ndim == 2").row(("w", "w", 2, (3, 4), 12, "float32", None, None))
-    True
 """
 
 from __future__ import annotations

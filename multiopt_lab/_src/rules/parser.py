@@ -3,10 +3,6 @@
 The limits on size and nesting live in :mod:`multiopt_lab._src.rules.text`
 and are checked before ``ast.parse`` runs; ``regex()`` patterns are
 compiled with RE2 (linear-time matching) in :mod:`multiopt_lab._src.rules.matching`.
-
-Example:
-    >>> compile_rule("shape[-1] == 64").row((None, None, 2, (8, 64), 512, "float32"))
-    True
 """
 
 from __future__ import annotations
@@ -31,10 +27,6 @@ def compile_rule(text: str) -> Node:
 
     Args:
         text (str): The rule, e.g. ``'ndim == 2 and not glob("*embed*")'``.
-
-    Example:
-        >>> compile_rule("ndim == 2").names
-        frozenset({'ndim'})
     """
     if not isinstance(text, str):
         raise TypeError(f"a rule expression must be a str, got {type(text).__name__}")

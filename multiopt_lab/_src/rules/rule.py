@@ -1,10 +1,6 @@
 """The :class:`Rule` object: an expression rule or a wrapped callable, and :func:`as_rule`.
 
 Import these from :mod:`multiopt_lab._src.rules` (or ``multiopt_lab``).
-
-Example:
-    >>> as_rule("ndim == 2", label="muon")
-    Rule('ndim == 2', label='muon')
 """
 
 from __future__ import annotations

@@ -5,10 +5,6 @@ cannot hang or crash the process: at most ``MAX_LENGTH`` characters,
 ``MAX_NESTING`` open brackets (checked with the non-recursive tokenizer),
 ``MAX_DEPTH`` levels of syntax tree, string literals and patterns of at most
 ``MAX_LITERAL`` characters.
-
-Example:
-    >>> kind_name("int")
-    'an int'
 """
 
 from __future__ import annotations
@@ -65,10 +61,6 @@ BINOPS = {"Pow": "'**'", "BitAnd": "'&' (write 'and')", "BitOr": "'|' (write 'or
 
 def needs_model_message(names) -> str:
     """Why a rule reading ``module``/``modules`` cannot run on a bare parameter tree.
-
-    Example:
-        >>> needs_model_message({"module"}).split(";")[0]
-        'this rule reads module, the class of the module holding each parameter, which is known only from the model itself'
     """
     read = " and ".join(sorted(set(names) & MODULE_NAMES)) or "module"
     return (f"this rule reads {read}, the class of the module holding each parameter, which is "
@@ -79,10 +71,6 @@ def needs_model_message(names) -> str:
 
 def flat_text(text: str) -> str:
     r"""``text`` as one line without surrounding blanks, as the parser reads it.
-
-    Example:
-        >>> flat_text(" ndim == 2\n and size > 1 ")
-        'ndim == 2  and size > 1'
     """
     return text.replace("\r", " ").replace("\n", " ").replace("\t", " ").strip()
 
@@ -115,10 +103,6 @@ def operand_text(text: str, word: str) -> str:
     """``text`` ready to be an operand of ``and``/``or``/``not``: parenthesised
     only where Python's precedence (not > and > or) needs it, and under
     ``not`` around a comparison, for readability.
-
-    Example:
-        >>> operand_text("ndim == 1 or size > 2", "and")
-        '(ndim == 1 or size > 2)'
     """
     text = flat_text(text)
     top = ast.parse(text, mode="eval").body
@@ -131,10 +115,6 @@ def operand_text(text: str, word: str) -> str:
 
 def quote_pattern(pattern: str) -> str:
     """A string literal for ``pattern`` in a rule: raw when it reads better.
-
-    Example:
-        >>> print(quote_pattern(r"layers\\.\\d+"))
-        r"layers\\.\\d+"
     """
     if not isinstance(pattern, str):
         raise TypeError(f"expected a pattern string, got {type(pattern).__name__}")

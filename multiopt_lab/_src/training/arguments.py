@@ -1,8 +1,4 @@
 """Checks of a ``History`` argument, beside the generic ones of :mod:`multiopt_lab._src.arguments`.
-
-Example:
-    >>> check_history(None, "demo()") is None
-    True
 """
 
 from __future__ import annotations
@@ -19,12 +15,6 @@ __all__ = ["check_history", "required_history"]
 def check_history(value: Any, where: str, name: str = "history", *,
                   optional: bool = True) -> Any:
     """A ``History`` (or None when ``optional``), or a TypeError; a file name gets the fix.
-
-    Example:
-        >>> check_history("run.csv", "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): history must be a multiopt_lab History (or None), found str 'run.csv'; to record into the file 'run.csv' pass history=History('run.csv')
     """
     fix = (f"to record into the file {os.fspath(value)!r} pass {name}=History({os.fspath(value)!r})"
            if isinstance(value, (str, os.PathLike)) else "pass multiopt_lab.History()")
@@ -34,11 +24,5 @@ def check_history(value: Any, where: str, name: str = "history", *,
 
 def required_history(value: Any, where: str, name: str = "history") -> Any:
     """:func:`check_history` with None refused (what a figure or monitor draws).
-
-    Example:
-        >>> required_history(None, "demo()")
-        Traceback (most recent call last):
-        ...
-        TypeError: demo(): history must be a multiopt_lab History, found NoneType None; pass multiopt_lab.History()
     """
     return check_history(value, where, name, optional=False)

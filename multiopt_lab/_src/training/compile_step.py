@@ -9,20 +9,6 @@ replayed trace never runs: it calls ``optimizer.between_steps`` before every
 step (a repartition requested from another thread lands there, whole), and
 records metrics only on steps 1, 1 + k, ... (the other steps replay a trace
 without them, so they cost nothing).
-
-Example:
-    >>> import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> model = nn.Linear(3, 1)
-    >>> opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.01)], ["ndim == 2"])
-    >>> grad_fn = nn.value_and_grad(model, lambda m, x: m(x).sum())
-    >>> def step(x):
-    ...     loss, grads = grad_fn(model, x)
-    ...     opt.update(model, grads)
-    ...     return loss
-    >>> train_step = compile_step(step, model, opt)
-    >>> mx.eval(train_step(mx.ones((2, 3)))); int(opt.step.item())
-    1
 """
 
 from __future__ import annotations

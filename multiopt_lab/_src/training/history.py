@@ -5,15 +5,6 @@ user records go in group ``"-"`` (:data:`SCALAR_GROUP`); the optimizer's
 global totals in group ``"total"``; each parameter group under its label.
 Per-parameter metrics (``per_parameter=True``) are kept apart, one row per
 ``(run, step, path, group, metric)`` in :attr:`History.parameters`.
-
-Example:
-    >>> history = History()
-    >>> history.record(1, loss=2.5)
-    >>> history.record(2, loss=2.0, metrics={"adam": {"update_norm": 0.1}})
-    >>> history.frame.shape
-    (3, 5)
-    >>> history.last("loss")
-    2.0
 """
 
 from __future__ import annotations
@@ -43,10 +34,6 @@ __all__ = ["History", "SCALAR_GROUP", "TOTAL_GROUP", "environment_metadata"]
 
 def environment_metadata() -> dict[str, Any]:
     """Where and when a run happens: device, backend, mlx version, start time.
-
-    Example:
-        >>> sorted(environment_metadata())[:5]
-        ['backend', 'created', 'device', 'device_name', 'mlx_version']
     """
     return {
         **device_facts(),

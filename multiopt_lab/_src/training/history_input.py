@@ -5,10 +5,6 @@ names (runs, groups, metrics, parameter paths) follow the character rule of
 every label, so that a file can hold them; per-parameter metrics come as
 ``optimizer.parameter_metrics`` or as ``{path: {"group": label, metric: value}}``.
 A bad value raises before anything is recorded.
-
-Example:
-    >>> group_rows(2.0, {"adam": {"update_norm": 0.5}}, {"accuracy": 0.75})
-    [('-', 'loss', 2.0), ('-', 'accuracy', 0.75), ('adam', 'update_norm', 0.5)]
 """
 
 from __future__ import annotations
@@ -25,10 +21,6 @@ __all__ = ["as_float", "check_name", "check_metadata_labels", "group_rows", "Par
 
 def as_float(value: Any, what: str) -> float:
     """``value`` as a float; TypeError naming ``what`` for a value that is not a scalar number.
-
-    Example:
-        >>> as_float(np.float32(0.5), "loss")
-        0.5
     """
     try:
         return float(value.item() if hasattr(value, "item") else value)
@@ -40,10 +32,6 @@ def check_name(text: Any, what: str) -> str:
     """``text`` if a history file can store it as a run, group, metric or path name; else
     ValueError (:func:`~multiopt_lab._src.partition.labels.check_label_text`: one line of
     printable text, no control characters, no lone surrogates).
-
-    Example:
-        >>> check_name("adamw", "group label")
-        'adamw'
     """
     return check_label_text(text, what)
 
@@ -117,11 +105,6 @@ def _parameter_block(parameters: Any) -> tuple[tuple, tuple, tuple, Any]:
 class ParameterInput:
     """Checks the per-parameter metrics given to ``History.record``; the names of a
     layout (paths, groups, metrics) are checked once, not at every step.
-
-    Example:
-        >>> checked = ParameterInput().check({"w": {"group": "sgd", "update_norm": 0.5}})
-        >>> checked[:3], checked[3].tolist()
-        ((('w',), ('sgd',), ('update_norm',)), [[0.5]])
     """
 
     def __init__(self) -> None:

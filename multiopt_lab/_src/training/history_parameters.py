@@ -9,14 +9,6 @@ the long frame (run, step, path, group, metric, value) with categorical
 string columns (integer codes, one copy of each name), built once and
 cached until the next record. Rows read from a file are kept as one block of
 explicit columns.
-
-Example:
-    >>> import numpy as np
-    >>> records = ParameterRecords()
-    >>> records.append_block("a", 1, ("w", "b"), ("muon", "adamw"), ("update_norm",),
-    ...                      np.array([[0.5], [0.25]]))
-    >>> records.frame().to_dict("records")[1]
-    {'run': 'a', 'step': 1, 'path': 'b', 'group': 'adamw', 'metric': 'update_norm', 'value': 0.25}
 """
 
 from __future__ import annotations
@@ -35,10 +27,6 @@ __all__ = ["ParameterRecords", "Codes"]
 
 class Codes:
     """Strings numbered in order of first appearance (the categories of one column).
-
-    Example:
-        >>> codes = Codes(); codes.code("b"), codes.code("a"), codes.code("b"), codes.names
-        (0, 1, 0, ['b', 'a'])
     """
 
     def __init__(self) -> None:
@@ -99,12 +87,6 @@ class ParameterRecords:
     """Per-parameter values of every run: blocks of one recorded step each, and rows from files.
 
     Not locked by itself: the History's records hold their lock around it.
-
-    Example:
-        >>> records = ParameterRecords()
-        >>> records.append_block("a", 1, ("w",), ("sgd",), ("update_ratio",), np.array([[1e-3]]))
-        >>> len(records), records.latest("a", "update_ratio").to_dict()
-        (1, {'w': 0.001})
     """
 
     def __init__(self) -> None:

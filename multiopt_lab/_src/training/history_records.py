@@ -5,13 +5,6 @@ that stores; ``History`` adds recording and subscribers around it, and hands
 plain data to its files (:mod:`multiopt_lab._src.io`), whose events come back
 through :meth:`HistoryRecords.apply_events`.
 Every change and every read that spans several fields holds :attr:`lock`.
-
-Example:
-    >>> records = HistoryRecords()
-    >>> records.runs["a"] = {}
-    >>> records.append([("a", 1, "-", "loss", 0.5), ("a", 2, "-", "loss", 0.25)])
-    >>> records.last_step("a"), records.last_value("loss", "-", "a"), len(records)
-    (2, 0.25, 2)
 """
 
 from __future__ import annotations
@@ -44,12 +37,6 @@ class HistoryRecords:
         ended (set[str]): Runs marked finished.
         current (str | None): The run records go to by default.
         parameters (ParameterRecords): The per-parameter rows.
-
-    Example:
-        >>> records = HistoryRecords(); records.runs["r"] = {}
-        >>> records.append([("r", 1, "adam", "update_norm", 0.1)])
-        >>> records.labels("r")
-        ('adam',)
     """
 
     def __init__(self) -> None:

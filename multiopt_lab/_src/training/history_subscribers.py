@@ -1,11 +1,4 @@
 """Who listens to a History: callbacks told of each change (a monitor redraws, a widget updates).
-
-Example:
-    >>> subscribers, seen = Subscribers(), []
-    >>> stop = subscribers.add(lambda history, event: seen.append(event))
-    >>> subscribers.notify(None, "record"); stop(); subscribers.notify(None, "record")
-    >>> seen
-    ['record']
 """
 
 from __future__ import annotations
@@ -25,12 +18,6 @@ class Subscribers:
 
     A callback may unsubscribe (itself or another) while it is called: the
     notification goes on over the callbacks subscribed when it began.
-
-    Example:
-        >>> subscribers = Subscribers()
-        >>> stop = subscribers.add(print)
-        >>> subscribers.notify("history", "end_run")
-        history end_run
     """
 
     def __init__(self) -> None:

@@ -5,13 +5,6 @@ so widget messages wait until the cell ends. The rule editor has its
 messages handled on a kernel subshell while :func:`training_in_progress` is
 entered (``multiopt_lab.train`` enters it for you; wrap your own loop in it
 to get the same), so an Apply clicked mid-run lands at the next step.
-
-Example:
-    >>> is_training()
-    False
-    >>> with training_in_progress():
-    ...     is_training()
-    True
 """
 
 from __future__ import annotations
@@ -28,10 +21,6 @@ _running = 0
 
 def is_training() -> bool:
     """True while some thread is inside :func:`training_in_progress`.
-
-    Example:
-        >>> is_training()
-        False
     """
     return _running > 0
 

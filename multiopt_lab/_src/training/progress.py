@@ -8,14 +8,6 @@ terminal :class:`TextProgress` redraws one line on stderr; in a notebook
 ``multiopt_lab._src.widgets.progress``: progress bar, loss, time left and a Stop
 button). This layer never imports the front end itself, so
 ``import multiopt_lab`` stays free of ipywidgets.
-
-Example:
-    >>> import io
-    >>> stop = StopSignal()
-    >>> bar = TextProgress(100, stop, stream=io.StringIO(), clock=iter(range(0, 100, 2)).__next__)
-    >>> bar.update(50, 1.25); bar.close()
-    >>> stop.requested
-    False
 """
 
 from __future__ import annotations
@@ -36,10 +28,6 @@ __all__ = ["StopSignal", "Progress", "PacedProgress", "TextProgress", "NoProgres
 
 class StopSignal:
     """A flag the training loop checks between steps.
-
-    Example:
-        >>> stop = StopSignal(); stop.request("button"); stop.requested, stop.reason
-        (True, 'button')
     """
 
     def __init__(self) -> None:
@@ -67,10 +55,6 @@ class Progress(Protocol):
 
 def failure_text(error: BaseException) -> str:
     """``failed: RuntimeError: the data loader broke`` (one line, at most 200 characters).
-
-    Example:
-        >>> failure_text(ValueError("bad   shape"))
-        'failed: ValueError: bad shape'
     """
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return "failed: " + (text if len(text) <= 200 else text[:199] + "…")
@@ -78,13 +62,6 @@ def failure_text(error: BaseException) -> str:
 
 def finish_progress(progress: Progress, error: BaseException | None) -> None:
     """End the display: ``fail(error)`` when the run raised and it has one, else ``close()``.
-
-    Example:
-        >>> import io
-        >>> bar = TextProgress(4, StopSignal(), stream=io.StringIO(), clock=lambda: 0.0)
-        >>> finish_progress(bar, RuntimeError("out of memory"))
-        >>> bar.stream.getvalue().splitlines()[-1].endswith("failed: RuntimeError: out of memory")
-        True
     """
     fail = getattr(progress, "fail", None)
     if error is not None and callable(fail):
@@ -95,10 +72,6 @@ def finish_progress(progress: Progress, error: BaseException | None) -> None:
 
 def format_seconds(seconds: float) -> str:
     """``m:ss`` or ``h:mm:ss``.
-
-    Example:
-        >>> format_seconds(75), format_seconds(3725)
-        ('1:15', '1:02:05')
     """
     seconds = max(int(round(seconds)), 0)
     hours, rest = divmod(seconds, 3600)
@@ -111,11 +84,6 @@ class PacedProgress:
 
     Subclasses draw in :meth:`draw`; :meth:`update` calls it at most
     ``max_rate`` times a second.
-
-    Example:
-        >>> bar = PacedProgress(10, StopSignal(), clock=lambda: 4.0)
-        >>> bar.step = 4; bar.times(6.0)
-        (2.0, 3.0)
     """
 
     def __init__(self, total: int, stop: StopSignal, *, clock: Callable[[], float] = time.perf_counter,
@@ -219,10 +187,6 @@ def register_notebook_progress(factory: Callable[[int, StopSignal], Progress] | 
     The package registers its widget bar on import; ``None`` falls back to the
     text bar. The factory may raise ``ImportError`` (a kernel without
     ipywidgets): the text bar is used then.
-
-    Example:
-        >>> register_notebook_progress(NoProgress)
-        >>> register_notebook_progress(None)
     """
     global _notebook_progress
     _notebook_progress = factory
@@ -244,10 +208,6 @@ def make_progress(total: int, stop: StopSignal, progress: bool | Callable | obje
     ``True`` picks the registered notebook bar inside a Jupyter kernel, the
     text bar elsewhere; ``False`` shows nothing; a callable is called as
     ``progress(total, stop)``; any other object is used as it is.
-
-    Example:
-        >>> type(make_progress(10, StopSignal(), progress=False)).__name__
-        'NoProgress'
     """
     if progress is False or progress is None:
         return NoProgress(total, stop)
@@ -270,13 +230,6 @@ class catch_interrupt:
     The first interrupt asks the loop to stop at the next step boundary; a
     second one raises ``KeyboardInterrupt`` at once, for a step that hangs.
     Outside the main thread it does nothing (signals only reach that thread).
-
-    Example:
-        >>> stop = StopSignal()
-        >>> with catch_interrupt(stop):
-        ...     signal.raise_signal(signal.SIGINT)
-        >>> stop.reason
-        'interrupted (Ctrl-C)'
     """
 
     def __init__(self, stop: StopSignal) -> None:

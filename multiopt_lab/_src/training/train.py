@@ -1,13 +1,4 @@
 """A small training loop that records into a History.
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import examples
-    >>> data = examples.digits()
-    >>> model = examples.MLP(64, 32, 10)
-    >>> history = train(model, optim.Adam(1e-2), data.loss_fn, data.batch, 20, progress=False)
-    >>> history.last_step()
-    20
 """
 
 from __future__ import annotations

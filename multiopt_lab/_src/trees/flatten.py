@@ -1,8 +1,4 @@
 """Flatten a tree into dotted paths and leaves: ``mlx.utils.tree_flatten``, faster.
-
-Example:
-    >>> flatten_tree({"a": [1, {"b": 2}]})
-    [('a.0', 1), ('a.1.b', 2)]
 """
 
 from __future__ import annotations
@@ -17,10 +13,6 @@ def flatten_tree(tree: Any) -> list[tuple[str, Any]]:
 
     Lists and tuples contribute their index, dicts their keys; every other
     object is a leaf. Empty containers (parameterless modules) vanish.
-
-    Example:
-        >>> flatten_tree({"layers": [{"w": 1}, {}, {"w": 2}]})
-        [('layers.0.w', 1), ('layers.2.w', 2)]
     """
     out: list[tuple[str, Any]] = []
     if isinstance(tree, (dict, list, tuple)):
@@ -32,10 +24,6 @@ def flatten_tree(tree: Any) -> list[tuple[str, Any]]:
 
 def flatten_columns(tree: Any) -> tuple[list[str], list[Any]]:
     """:func:`flatten_tree` as two lists, the paths and the leaves (no pair per leaf).
-
-    Example:
-        >>> flatten_columns({"a": [1, {"b": 2}]})
-        (['a.0', 'a.1.b'], [1, 2])
     """
     paths: list[str] = []
     leaves: list[Any] = []
@@ -68,10 +56,6 @@ def _flatten_into(node: Any, prefix: str, out: list) -> None:
 
 def has_leaves(tree: Any) -> bool:
     """True when ``tree`` holds at least one leaf (``tree_flatten`` would not be empty).
-
-    Example:
-        >>> has_leaves({"rope": {}, "layers": [{}]}), has_leaves({"w": 1})
-        (False, True)
     """
     if isinstance(tree, dict):
         return any(has_leaves(v) for v in tree.values())

@@ -2,11 +2,6 @@
 
 A path's parts index dicts by key and lists and tuples by position, as
 ``tree_flatten`` wrote them.
-
-Example:
-    >>> tree = {"layers": [{"w": {"v": 1}}]}
-    >>> node_at(tree, "layers.0.w"), node_at(tree, "layers.3.w")
-    ({'v': 1}, None)
 """
 
 from __future__ import annotations
@@ -18,10 +13,6 @@ __all__ = ["child", "node_at", "nodes_at"]
 
 def child(node: Any, key: str) -> Any:
     """``node[key]`` (a list indexed by ``int(key)``); None when there is nothing.
-
-    Example:
-        >>> child([10, 20], "1"), child({"a": 1}, "b"), child(3, "a")
-        (20, None, None)
     """
     if type(node) is dict:
         return node.get(key)
@@ -35,10 +26,6 @@ def child(node: Any, key: str) -> Any:
 
 def node_at(tree: Any, path: str) -> Any:
     """What ``tree`` holds at ``path`` (``tree`` itself for ``""``); None when nothing.
-
-    Example:
-        >>> node_at({"a": [{"b": 2}]}, "a.0.b"), node_at({"a": 1}, "a.b")
-        (2, None)
     """
     node = tree
     if path:
@@ -55,10 +42,6 @@ _UNSEEN = object()
 def nodes_at(tree: Any, paths: list[str]) -> dict[str, Any]:
     """:func:`node_at` for each path, in order; a parent shared by several paths is
     looked up once (the paths of one layer's parameters share it).
-
-    Example:
-        >>> nodes_at({"a": {"b": 1, "c": 2}}, ["a.b", "a.c", "x.y"])
-        {'a.b': 1, 'a.c': 2, 'x.y': None}
     """
     found: dict[str, Any] = {}
     parents: dict[str, Any] = {}  # prefix -> what is there (None: nothing)

@@ -1,8 +1,4 @@
 """Unflatten dotted keys into a tree: ``mlx.utils.tree_unflatten``, in one pass, bounded.
-
-Example:
-    >>> unflatten([("layers.1.w", 1), ("step", 2)])
-    {'layers': [{}, {'w': 1}], 'step': 2}
 """
 
 from __future__ import annotations
@@ -32,13 +28,6 @@ def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None)
             or two keys name one list item (``a.1`` and ``a.01``): no tree
             flattens to that. :class:`ListIndexTooLarge` (a ValueError): a
             key indexes a list past :data:`MAX_LIST_INDEX`.
-
-    Example:
-        >>> index = {}
-        >>> unflatten([("layers.1.w", 1), ("step", 2)], index)
-        {'layers': [{}, {'w': 1}], 'step': 2}
-        >>> index["layers.1"]
-        {'w': 1}
     """
     if len(items) == 1 and items[0][0] == "":
         return items[0][1]
@@ -104,11 +93,6 @@ class ListIndexTooLarge(ValueError):
 
     Attributes:
         key (str): The key up to that index.
-
-    Example:
-        >>> unflatten([("layers.99999999.w", 1)])
-        Traceback (most recent call last):
-        multiopt_lab._src.trees.unflatten.ListIndexTooLarge: key 'layers.99999999' indexes a list past 1048576
     """
 
     def __init__(self, key: str):

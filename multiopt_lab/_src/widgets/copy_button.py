@@ -9,14 +9,6 @@ writes it at once. Then the button sends ``{"event": "copy", "outcome":
 "copied" | "refused" | "empty", "reason": ...}`` and Python calls
 ``on_copy(outcome, reason)``: the editor shows the text either way, so a
 user whose browser refused can select and copy it.
-
-Example:
-    >>> seen = []
-    >>> button = CopyButton("Copy as TOML", "mol-copy-toml", "Copy the rule file", lambda *a: seen.append(a))
-    >>> button.text = 'version = 1'
-    >>> button._handle_custom_msg({"event": "copy", "outcome": "copied", "reason": ""}, [])
-    >>> seen
-    [('copied', '')]
 """
 
 from __future__ import annotations
@@ -90,10 +82,6 @@ class CopyButton(anywidget.AnyWidget):
 
     Attributes:
         text (str): What a click copies; keep it current from Python.
-
-    Example:
-        >>> CopyButton("Copy", "mol-copy", "Copy it", lambda outcome, reason: None).description
-        'Copy'
     """
 
     _esm = _ESM

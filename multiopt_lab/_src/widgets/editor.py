@@ -1,15 +1,4 @@
 """RuleEditorWidget: edit a MultiOptimizer's rules live, preview the moves, apply.
-
-Example:
-    >>> from multiopt_lab import RuleEditorWidget
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab.examples import MLP
-    >>> model = MLP(4, [8], 2)
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-    >>> editor = RuleEditorWidget(model, optimizer)
-    >>> editor.inputs["muon"].value
-    'ndim == 2'
 """
 
 from __future__ import annotations

@@ -4,15 +4,6 @@ The text is computed when the editor opens and after every change of the
 optimizer's routing (Apply, or code elsewhere), never while the user
 clicks: the browser writes the clipboard inside the click
 (see :mod:`multiopt_lab._src.widgets.copy_button`).
-
-Example:
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab._src.widgets.copy_button import CopyButton
-    >>> button = CopyButton("Copy as TOML", "mol-copy-toml", "", lambda *a: None)
-    >>> exports = EditorExports(MultiOptimizer([optim.SGD(0.1)], labels=["all"]), {"toml": button})
-    >>> 'class = "SGD"' in button.text
-    True
 """
 
 from __future__ import annotations
@@ -30,12 +21,6 @@ class EditorExports:
     Args:
         optimizer (MultiOptimizer): The optimizer the editor edits.
         buttons (dict): ``{form: CopyButton}``; each button's ``text`` follows its form.
-
-    Example:
-        >>> import mlx.optimizers as optim
-        >>> from multiopt_lab import MultiOptimizer
-        >>> EditorExports(MultiOptimizer([optim.SGD(0.1)]), {}).current("python").text.splitlines()[4]
-        "labels = ['sgd']"
     """
 
     def __init__(self, optimizer: Any, buttons: dict):

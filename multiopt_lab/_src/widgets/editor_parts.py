@@ -1,10 +1,4 @@
 """Small building blocks of the rule editor's layout.
-
-Example:
-    >>> from multiopt_lab import rule
-    >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
-    >>> field.value
-    'ndim == 2'
 """
 
 from __future__ import annotations
@@ -25,11 +19,6 @@ def close_inside(widget: widgets.Widget) -> None:
 
     ``Widget.close`` closes one comm; a composite left like that keeps a comm
     open (and a kernel-side object alive) for each part.
-
-    Example:
-        >>> box = widgets.VBox([widgets.Button()]); close_inside(box)
-        >>> box.children[0].comm is None, box.comm is not None
-        (True, True)
     """
     seen, stack, inside = {id(widget)}, [widget], []
     while stack:
@@ -47,10 +36,6 @@ def close_inside(widget: widgets.Widget) -> None:
 
 def label_html(label: str, index: int, note: str = "") -> str:
     """A group's colour swatch and bold label (``data-group`` set), then ``note``.
-
-    Example:
-        >>> 'data-group="muon"' in label_html("muon", 0)
-        True
     """
     return (f'<span class="mol-group-label" data-group="{escape(label)}"><span style="display:inline-block;'
             f'width:1em;height:1em;border-radius:2px;vertical-align:middle;background:{group_colour(index)}">'
@@ -86,10 +71,6 @@ EDITOR_CSS = """
 
 def typed_rule(field: widgets.Textarea) -> str:
     """The rule a field holds, line breaks read as spaces (the field wraps; a rule is one line).
-
-    Example:
-        >>> typed_rule(widgets.Textarea(value="ndim == 2 and\\nnot glob('*embed*')"))
-        "ndim == 2 and not glob('*embed*')"
     """
     return " ".join(field.value.splitlines()) if "\n" in field.value else field.value
 
@@ -104,12 +85,6 @@ def rule_row(label: str, index: int, current, on_change: Callable[[], None]):
 
     Returns:
         tuple: ``(row, field, error, warning)`` widgets.
-
-    Example:
-        >>> from multiopt_lab import rule
-        >>> row, field, error, warning = rule_row("muon", 0, rule("ndim == 2"), lambda: None)
-        >>> field.value, "mol-rule-input" in field._dom_classes
-        ('ndim == 2', True)
     """
     placeholder = current.describe() if current.text is None else "e.g. ndim == 2"
     # Two wrapping lines across the editor's width: a real rule shows whole,

@@ -8,11 +8,6 @@ on the page's body, watched for changes; elsewhere the browser's
 with (rounded to 16 px). The training monitor redraws its figure to fit that
 width, at the theme's colours, so its text stays legible in a narrow column
 and its background is not a white box in the dark theme.
-
-Example:
-    >>> view = FigureView(png=b"\\x89PNG...")
-    >>> view.dark, view.width
-    (False, 0)
 """
 
 from __future__ import annotations
@@ -91,10 +86,6 @@ class FigureView(anywidget.AnyWidget):
         dark (bool): Whether the page shows a dark theme (set by the browser).
         width (int): CSS pixels the view is laid out with, a multiple of 16
             (set by the browser; ``0`` until it is shown).
-
-    Example:
-        >>> FigureView(alt="loss curve").alt
-        'loss curve'
     """
 
     _esm = _ESM
@@ -115,11 +106,6 @@ def figure_bundle(figure) -> dict | None:
     figure's ``repr``; when the page reports its dark theme the figure is
     recoloured and drawn again. Outside a notebook kernel: ``None`` (the
     figure shows its PNG).
-
-    Example:
-        >>> from multiopt_lab.plots import LabFigure
-        >>> figure_bundle(LabFigure(figsize=(1, 1))) is None   # no kernel in a doctest
-        True
     """
     if not _in_kernel():
         return None

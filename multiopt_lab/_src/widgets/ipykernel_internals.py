@@ -11,12 +11,6 @@ against the installed ipykernel, failing with the attribute's name, and that
 no other module names them. Outside a kernel, or in an ipykernel without
 subshells, each function answers None or False: the widgets then react
 between cells only.
-
-Example:
-    >>> running_kernel() is None          # no kernel runs a doctest
-    True
-    >>> shell_channel(object()) is None, can_route(object())
-    (True, False)
 """
 
 from __future__ import annotations
@@ -42,10 +36,6 @@ def running_kernel() -> Any | None:
 
     Looks only at an IPython already imported: importing it here would load
     it into a plain Python process.
-
-    Example:
-        >>> running_kernel() is None
-        True
     """
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
@@ -57,10 +47,6 @@ def shell_channel(kernel: Any) -> Any | None:
 
     ipykernel 7 reads shell messages on that thread and hands each to the
     main shell or to a subshell; before 7 there is none (no subshells).
-
-    Example:
-        >>> shell_channel(None) is None
-        True
     """
     return getattr(kernel, "shell_channel_thread", None)
 
@@ -70,10 +56,6 @@ def main_shell_thread(channel: Any) -> threading.Thread | None:
 
     Why: subshells are created from that thread only, and statuses it
     publishes are the cell's.
-
-    Example:
-        >>> main_shell_thread(None) is None
-        True
     """
     return getattr(channel, "parent_thread", None)
 
@@ -85,10 +67,6 @@ def create_subshell(channel: Any, timeout: float = 5.0) -> str | None:
     ``channel.manager._create_subshell()``, run on the shell channel's own
     thread (``channel.io_loop.add_callback``; the manager refuses any other).
     Call it from the main shell's thread (``channel.manager`` is built there).
-
-    Example:
-        >>> create_subshell(None) is None
-        True
     """
     try:
         manager = channel.manager
@@ -115,15 +93,6 @@ def wrap_status_publisher(kernel: Any, wrap: Callable[[Callable], Callable]) -> 
     ipykernel publishes every ``busy`` and ``idle`` on IOPub through it, the
     subshells' too. Returns False for a kernel without it (left as it is);
     True when wrapped now or before (a second call changes nothing).
-
-    Example:
-        >>> class Kernel:
-        ...     def _publish_status(self, status, channel, parent=None): return status
-        >>> kernel = Kernel()
-        >>> wrap_status_publisher(kernel, lambda publish: lambda *a: publish(*a).upper())
-        True
-        >>> kernel._publish_status("idle", "shell")
-        'IDLE'
     """
     publish = getattr(kernel, "_publish_status", None)
     if publish is None:
@@ -138,22 +107,12 @@ def wrap_status_publisher(kernel: Any, wrap: Callable[[Callable], Callable]) -> 
 
 def request_parent(kernel: Any, channel: str) -> dict:
     """The message the kernel handles on ``channel`` on this thread (``Kernel.get_parent``).
-
-    Example:
-        >>> class Kernel:
-        ...     def get_parent(self, channel): return {"header": {"msg_type": "comm_msg"}}
-        >>> request_parent(Kernel(), "shell")["header"]["msg_type"]
-        'comm_msg'
     """
     return kernel.get_parent(channel)
 
 
 def can_route(comm: Any) -> bool:
     """Whether ``comm`` has the hook ipykernel 7 asks which subshell handles its messages.
-
-    Example:
-        >>> can_route(None)
-        False
     """
     return comm is not None and hasattr(comm, "_reply_subshell_for")
 
@@ -164,12 +123,5 @@ def route_comm(comm: Any, choose: Callable[[Any, str | None], str | None]) -> No
     Sets ``Comm._reply_subshell_for``, which ipykernel's shell channel
     thread calls for every ``comm_msg`` and ``comm_close`` with the message's
     data and the subshell the message names (None: the main shell).
-
-    Example:
-        >>> class Comm:
-        ...     def _reply_subshell_for(self, data, default): return default
-        >>> comm = Comm(); route_comm(comm, lambda data, default: "sub")
-        >>> comm._reply_subshell_for({}, None)
-        'sub'
     """
     comm._reply_subshell_for = choose

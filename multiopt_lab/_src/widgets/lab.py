@@ -13,17 +13,6 @@ HTML forms, see :mod:`~multiopt_lab._src.widgets.static_forms`) follows it: the
 output is displayed with a display id and updated when the monitor's run
 ends and whenever the editor's status changes (an Apply landed), so a saved
 notebook shows the lab after the run, not as it was displayed.
-
-Example:
-    >>> from multiopt_lab import History
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab.examples import MLP
-    >>> model = MLP(4, [8], 2)
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-    >>> lab = LabWidget(model, optimizer, History())
-    >>> [type(part).__name__ for part in lab.grid.children]
-    ['RuleEditorWidget', 'ParameterTreeWidget', 'TrainingMonitorWidget']
 """
 
 from __future__ import annotations

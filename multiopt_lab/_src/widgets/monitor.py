@@ -35,14 +35,6 @@ To watch a run another process writes (a terminal, a cluster job)::
     history = History.follow("run.csv")
     history.watch()                      # refreshes in a background thread
     TrainingMonitorWidget(history)       # the cell returns; the figure keeps updating
-
-Example:
-    >>> from multiopt_lab import History
-    >>> history = History()
-    >>> monitor = TrainingMonitorWidget(history)
-    >>> history.record(1, loss=1.0)
-    >>> monitor.redraws >= 1
-    True
 """
 
 from __future__ import annotations

@@ -1,11 +1,5 @@
 """The monitor's tables: the last value of every metric, one row per group; and, with
 per-parameter metrics, the parameters farthest from their group's median ratio.
-
-Example:
-    >>> from multiopt_lab import History
-    >>> h = History(); h.record(1, loss=0.5)
-    >>> "0.5" in last_values_html(h)
-    True
 """
 
 from __future__ import annotations
@@ -38,11 +32,6 @@ def _cell(values: dict[str, float], metric: str) -> str:
 
 def last_values_html(history: History, run: str | None = None) -> str:
     """An HTML table of the last value of every metric, one row per group.
-
-    Example:
-        >>> h = History(); h.record(1, loss=0.5)
-        >>> "0.5" in last_values_html(h)
-        True
     """
     run = run if run is not None else history.current_run
     if run is None:
@@ -105,13 +94,6 @@ def top_parameters_html(history: History, run: str | None = None, k: int = 5,
 
     ``""`` when the run recorded no per-parameter metrics (the monitor then
     shows nothing in its place).
-
-    Example:
-        >>> h = History()
-        >>> h.record(1, parameters={p: {"group": "g", "update_ratio": v}
-        ...                         for p, v in (("a", 1e-3), ("b", 1e-3), ("c", 0.2))})
-        >>> 'data-path="c"' in top_parameters_html(h, k=1)
-        True
     """
     run = run if run is not None else history.current_run
     if run is None or run not in history.runs:

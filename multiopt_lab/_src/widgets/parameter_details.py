@@ -5,15 +5,6 @@ its metrics over the run beside its group's
 (:func:`multiopt_lab.plots.plot_parameter`), drawn with matplotlib's Agg
 backend into a PNG: it needs no interactive backend and stays readable in a
 saved notebook.
-
-Example:
-    >>> from multiopt_lab import History
-    >>> h = History()
-    >>> h.record(1, parameters={"w": {"group": "g", "update_ratio": 1e-3}})
-    >>> parameter_curves_html(h, "w", None).startswith('<figure class="mol-parameter-curves"')
-    True
-    >>> parameter_curves_html(h, "elsewhere", None)
-    ''
 """
 
 from __future__ import annotations

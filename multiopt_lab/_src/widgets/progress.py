@@ -11,13 +11,6 @@ button cannot act during the cell: it is then disabled with a tooltip that
 points to the notebook's interrupt button (■), which
 :func:`~multiopt_lab._src.training.progress.catch_interrupt` turns into the same clean
 stop.
-
-Example:
-    >>> from multiopt_lab._src.training.progress import StopSignal
-    >>> stop = StopSignal()
-    >>> bar = NotebookProgress(10, stop, display_now=False)
-    >>> bar.stop_button.click(); stop.requested
-    True
 """
 
 from __future__ import annotations

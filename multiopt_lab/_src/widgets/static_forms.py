@@ -9,12 +9,6 @@ compares), an HTML form and, for figures, a PNG. A live front end still
 picks the widget view; everything else picks the best form it can show.
 JupyterLab picks the view even once its kernel is gone, so notebooks are
 saved without it (:mod:`multiopt_lab.widgets.saved_notebooks`).
-
-Example:
-    >>> import ipywidgets
-    >>> label = ipywidgets.Label("hello")
-    >>> sorted(widget_bundle(label, "hello", html="<b>hello</b>"))
-    ['application/vnd.jupyter.widget-view+json', 'text/html', 'text/plain']
 """
 
 from __future__ import annotations
@@ -31,10 +25,6 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def png_data_url(png: bytes) -> str:
     """``data:image/png;base64,...`` for an ``<img src>``.
-
-    Example:
-        >>> png_data_url(b"\\x89PNG")
-        'data:image/png;base64,iVBORw=='
     """
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -48,11 +38,6 @@ def widget_bundle(widget: ipywidgets.Widget, text: str, *, html: str | None = No
         text (str): The plain-text form.
         html (str, optional): An HTML form. Default: ``None``.
         png (bytes, optional): A PNG picture (a figure). Default: ``None``.
-
-    Example:
-        >>> import ipywidgets
-        >>> widget_bundle(ipywidgets.Label("x"), "x")["text/plain"]
-        'x'
     """
     bundle = {"text/plain": text}
     if html:

@@ -27,11 +27,6 @@ out of the kernel's state. The original type stays in the parent header as
 ``subshell_msg_type``. When the main shell is idle, nothing changes: handling
 a widget message is then the kernel's only work and shows as such.
 (``tests/browser/test_kernel_status_in_lab.py``.)
-
-Example:
-    >>> import ipywidgets
-    >>> route_to_subshell(ipywidgets.Button())   # outside a kernel: nothing to route
-    False
 """
 
 from __future__ import annotations
@@ -95,19 +90,6 @@ def keep_statuses_off_the_kernel_state(kernel, main_thread: threading.Thread) ->
     Returns:
         bool: ``True`` if the statuses are now kept off (or already were),
         ``False`` for a kernel without a status publisher (left as it is).
-
-    Example:
-        >>> import threading
-        >>> class Kernel:
-        ...     def __init__(self): self.sent = []
-        ...     def get_parent(self, channel): return {"header": {"msg_id": "7", "msg_type": "comm_msg"}}
-        ...     def _publish_status(self, status, channel, parent=None): self.sent.append(parent)
-        >>> kernel = Kernel()
-        >>> keep_statuses_off_the_kernel_state(kernel, main_thread=threading.Thread())  # main busy
-        True
-        >>> kernel._publish_status("idle", "shell")   # here, not the main thread: a subshell's
-        >>> kernel.sent[-1]["header"]
-        {'msg_id': '7', 'msg_type': 'comm_info_request', 'subshell_msg_type': 'comm_msg'}
     """
     # Called on the main thread in the middle of a request: the main shell is busy.
     main_busy = [True]
@@ -142,11 +124,6 @@ def route_to_subshell(widget: ipywidgets.Widget, when: Callable[[], bool] | None
     Returns:
         bool: ``True`` if the routing is in place, ``False`` where the kernel
         cannot (the widget then only reacts between cells).
-
-    Example:
-        >>> import ipywidgets
-        >>> route_to_subshell(ipywidgets.Text(), when=lambda: False)
-        False
     """
     subshell = _kernel_subshell()
     comm = getattr(widget, "comm", None)

@@ -1,15 +1,4 @@
 """ParameterTreeWidget: the coloured parameter tree, with search, folding and details.
-
-Example:
-    >>> from multiopt_lab import ParameterTreeWidget
-    >>> import mlx.optimizers as optim
-    >>> from multiopt_lab import MultiOptimizer
-    >>> from multiopt_lab.examples import MLP
-    >>> model = MLP(4, [8], 2)
-    >>> optimizer = MultiOptimizer([optim.Muon(0.02), optim.AdamW(1e-3)], ["ndim == 2"], labels=["muon", "adamw"])
-    >>> tree = ParameterTreeWidget(model, optimizer)
-    >>> tree.text(legend=False).splitlines()[0]
-    'MLP                 4 params           58  muon 83% | adamw 17%  ! 1 flagged below'
 """
 
 from __future__ import annotations

@@ -5,11 +5,6 @@ clicked. The browser side only paints ``html``, keeps the user's open modules
 open across redraws, and reports clicks: a parameter row sets
 ``selected_path``, an "unfold" button appends its module to ``unfold``.
 Everything else (search, colours, folding) is computed in Python.
-
-Example:
-    >>> view = TreeView(html="<div class='mol-root'>...</div>")
-    >>> view.selected_path, view.unfold
-    ('', [])
 """
 
 from __future__ import annotations
@@ -77,10 +72,6 @@ class TreeView(anywidget.AnyWidget):
         html (str): The HTML fragment to show (from :func:`multiopt_lab.render_html`).
         selected_path (str): Path of the last clicked parameter, ``""`` for none.
         unfold (list[str]): Module paths whose folded runs the user unfolded.
-
-    Example:
-        >>> TreeView(html="<b>tree</b>").html
-        '<b>tree</b>'
     """
 
     _esm = _ESM
