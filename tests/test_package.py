@@ -406,3 +406,9 @@ def test_the_declaration_check_sees_imports_and_code_in_strings():
               "#   multiopt_lab._src.widgets.monitor, multiopt_lab._src.io.atomic.\n")
     assert _undeclared(header + source, DECLARATIONS["tests"]) == {"multiopt_lab._src.render.html"}
     assert _undeclared("import multiopt_lab as mol\n", DECLARATIONS["tests"]) == set()
+
+
+def test_the_package_ships_py_typed():
+    # PEP 561: type checkers read the package's annotations only when this marker is installed
+    # beside it (pyproject's package-data); the tests run against the installed package.
+    assert (PACKAGE / "py.typed").is_file(), f"no py.typed in {PACKAGE}: add it to package-data"
