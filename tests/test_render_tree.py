@@ -411,7 +411,11 @@ class TestHelpers:
 
     def test_hyperparameters_of_a_scheduled_learning_rate(self):
         text = describe_optimizer(optim.AdamW(learning_rate=optim.cosine_decay(1e-3, 100)))
-        assert text == "AdamW(lr=schedule(0.001), betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)"
+        assert text == "AdamW(lr=cosine_decay(0.001, 100, 0), betas=(0.9, 0.999), weight_decay=0.01, eps=1e-08)"
+        warm_up = optim.join_schedules([optim.linear_schedule(0, 1e-3, 10), optim.cosine_decay(1e-3, 90)], [10])
+        assert describe_optimizer(optim.SGD(learning_rate=warm_up)) == \
+            "SGD(lr=join_schedules([linear_schedule(0, 0.001, 10), cosine_decay(0.001, 90, 0)], [10]))"
+        assert describe_optimizer(optim.SGD(learning_rate=lambda step: 0.1 * step)) == "SGD(lr=schedule(<lambda>))"
 
     def test_optimizer_count_must_match_groups(self):
         with pytest.raises(ValueError, match="Expected one optimizer per group \\(3\\), found 2"):

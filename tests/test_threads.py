@@ -150,3 +150,28 @@ def test_the_notebook_progress_bar_shows_a_failure(recorded_comm):
     assert bar.bar.bar_style == "danger"
     assert bar.stop_button.description == "Failed" and bar.stop_button.disabled
     assert "ValueError: shapes do not match" in bar.label.value
+
+
+@pytest.mark.usefixtures("recorded_comm")
+def test_a_keystroke_while_a_scheduled_step_is_not_yet_evaluated_on_the_training_thread():
+    # While a cell trains, the editor redraws on the kernel's subshell thread; between the
+    # training thread's update and its eval, a scheduled learning rate is an array that thread
+    # made and has not evaluated. The legend read it: "There is no Stream(cpu, 1) in current
+    # thread", and the keystroke's redraw failed.
+    model, _ = make()
+    opt = mol.MultiOptimizer([optim.Muon(optim.cosine_decay(0.02, 100)), optim.AdamW(1e-3)],
+                             ["ndim == 2"], labels=["muon", "adamw"])
+    editor = mol.RuleEditorWidget(model, opt, debounce_seconds=0)
+    x, y = mx.ones((8, 4)), mx.zeros((8,), dtype=mx.int32)
+
+    def step_without_eval():
+        _, grads = nn.value_and_grad(model, lambda m: nn.losses.cross_entropy(m(x), y).mean())(model)
+        opt.update(model, grads)
+
+    worker = threading.Thread(target=step_without_eval)
+    worker.start()
+    worker.join()
+    editor.inputs["muon"].value = "ndim == 1"
+    assert "muon" in editor.preview.value and "There is no Stream" not in editor.status.value
+    assert "cosine_decay(0.02, 100, 0)" in editor.tree.view.html or \
+        "cosine_decay(0.02, 100, 0)" in editor.legend.value

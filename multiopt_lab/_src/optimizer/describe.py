@@ -11,10 +11,10 @@ from typing import Any
 
 import mlx.core as mx
 
-from multiopt_lab._src.mlx_internals import schedules
+from multiopt_lab._src.mlx_internals import schedule_arguments, schedules
 
 __all__ = ["describe_optimizer", "short_optimizer", "optimizers_of", "hyperparameters",
-           "optimizer_metadata", "rule_text"]
+           "optimizer_metadata", "rule_text", "schedule_text"]
 
 # What the compact form keeps, and how it abbreviates it.
 _SHORT = (("lr", "lr"), ("momentum", "mom"), ("weight_decay", "wd"))
@@ -37,7 +37,8 @@ def _number(value) -> str:
 def hyperparameters(optimizer) -> dict[str, str]:
     """The main hyperparameters present on ``optimizer``, formatted.
 
-    ``lr`` is the learning rate; a scheduled one reads ``schedule(<current value>)``.
+    ``lr`` is the learning rate; a scheduled one reads as the schedule MLX made it with
+    (``cosine_decay(0.001, 100, 0)``), not its current value.
     Momentum and weight decay are left out when zero.
 
     Args:
@@ -45,10 +46,13 @@ def hyperparameters(optimizer) -> dict[str, str]:
     """
     found = {}
     state = getattr(optimizer, "state", None)
-    if isinstance(state, dict) and "learning_rate" in state:
-        value = _number(state["learning_rate"])
-        scheduled = "learning_rate" in schedules(optimizer)
-        found["lr"] = f"schedule({value})" if scheduled else value
+    schedule = schedules(optimizer).get("learning_rate")
+    if schedule is not None:
+        # Never the current value: while a cell trains it is an array the training thread made
+        # and has not evaluated yet, which another thread (the editor's) cannot read.
+        found["lr"] = schedule_text(schedule)
+    elif isinstance(state, dict) and "learning_rate" in state:
+        found["lr"] = _number(state["learning_rate"])
     for attribute, shown, show_zero in _MAIN:
         value = getattr(optimizer, attribute, None)
         if value is None or callable(value):
@@ -57,6 +61,27 @@ def hyperparameters(optimizer) -> dict[str, str]:
             continue
         found[shown] = _number(value)
     return found
+
+
+def schedule_text(schedule: Any) -> str:
+    """A learning-rate schedule as the call that made it: ``cosine_decay(0.001, 100, 0)``.
+
+    One of MLX's factories shows its arguments (nested for ``join_schedules``); any other
+    function shows its name, as ``schedule(name)``.
+    """
+    made = schedule_arguments(schedule)
+    if made is None:
+        return f"schedule({getattr(schedule, '__name__', type(schedule).__name__)})"
+    name, arguments = made
+    shown = []
+    for value in arguments.values():
+        if isinstance(value, (list, tuple)) and any(callable(v) for v in value):
+            shown.append("[" + ", ".join(schedule_text(v) for v in value) + "]")
+        elif isinstance(value, (list, tuple)):
+            shown.append("[" + ", ".join(_number(v) for v in value) + "]")
+        else:
+            shown.append(_number(value))
+    return f"{name}({', '.join(shown)})"
 
 
 def describe_optimizer(optimizer) -> str:
