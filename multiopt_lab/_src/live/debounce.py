@@ -2,9 +2,10 @@
 
 ``ipywidgets.Text(continuous_update=True)`` sends every keystroke. A
 :class:`Debouncer` delays the expensive work until no new call came for
-``seconds``; the timer lives on the running asyncio loop (the kernel's), so the
-callback runs on the kernel's main thread like any widget handler and never
-races a training loop cell. With ``seconds <= 0``, or outside any running loop
+``seconds``; the timer lives on the running asyncio loop of the thread that
+handled the keystroke, so the callback runs on the kernel's main thread when
+the kernel is idle, and on its subshell's thread, beside the training loop,
+while a cell trains (docs/architecture.md, "One keystroke"). With ``seconds <= 0``, or outside any running loop
 (a plain script, a unit test), the callback runs at once; :meth:`flush` runs a
 pending call now.
 """
