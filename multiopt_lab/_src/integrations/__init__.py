@@ -1,1 +1,0 @@
-"""The implementation of :mod:`multiopt_lab.integrations` (private)."""
