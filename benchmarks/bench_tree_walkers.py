@@ -20,7 +20,6 @@ import statistics
 import sys
 import time
 
-import mlx.core as mx
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 

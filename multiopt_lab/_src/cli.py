@@ -47,7 +47,8 @@ import sys
 import threading
 import traceback
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn

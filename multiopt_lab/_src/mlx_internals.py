@@ -24,7 +24,8 @@ Example:
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import mlx.optimizers as optim
 import mlx.optimizers.schedulers as mlx_schedulers

@@ -62,7 +62,8 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
@@ -226,7 +227,7 @@ def _check_same_iteration(model: Any, adapter_file: Path, state_file: Path,
         if state_iteration.isdecimal() else None
     fix = (f"load the adapters of iteration {state_iteration} first "
            f"(model.load_weights({str(same)!r}, strict=False))" if same is not None and same.exists()
-           else f"load the adapters saved with it first")
+           else "load the adapters saved with it first")
     raise ValueError(
         f"resume(): {state_file.name} holds the optimizer state of iteration {state_iteration}, "
         f"but {what}: weights and optimizer state from different iterations would train on "

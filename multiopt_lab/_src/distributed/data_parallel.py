@@ -20,7 +20,8 @@ What needs reducing across ranks:
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -210,7 +211,7 @@ class DataParallel:
 _LAUNCHER_VARIABLES = ("MLX_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
 
 
-def data_parallel(distributed: "DataParallel | bool | None" = None) -> DataParallel | None:
+def data_parallel(distributed: DataParallel | bool | None = None) -> DataParallel | None:
     """Resolve a training loop's ``distributed`` argument.
 
     Args:

@@ -91,7 +91,7 @@ class RankGuard:
         if first or self._last_beat - self._last_write >= 1.0:
             self._write_status(ok=None, error=None)
 
-    def __enter__(self) -> "RankGuard":
+    def __enter__(self) -> RankGuard:
         self._last_beat = time.monotonic()
         self._write_status(ok=None, error=None)
         if self.step_timeout_s is not None:

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from multiopt_lab._src.arguments import found
 from multiopt_lab._src.distributed.status import (RUN_DIR_ENV, failure_lines, progress_lines,

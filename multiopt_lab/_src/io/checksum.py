@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import zlib
 
-import mlx.core as mx
 
 from multiopt_lab._src.io.safetensors_reader import SafetensorsFile
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
@@ -64,4 +63,4 @@ def _described(metadata: dict, keys: list[str], layouts: list[tuple]) -> int:
         tails[layout] = f", {shape!r}, {str(dtype)!r})"
     described = [repr((k, v)) for k, v in sorted(metadata.items()) if k != "crc32"]
     described += [f"({key!r}{tails[layout]}" for key, layout in zip(keys, layouts)]
-    return zlib.crc32(f"[{', '.join(described)}]".encode("utf-8"))
+    return zlib.crc32(f"[{', '.join(described)}]".encode())

@@ -40,7 +40,8 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 import tomli_w
 

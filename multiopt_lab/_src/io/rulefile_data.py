@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from multiopt_lab._src.partition.labels import check_labels
 from multiopt_lab._src.rules import Rule, RuleError, as_rule

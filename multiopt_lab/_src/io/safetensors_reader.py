@@ -27,7 +27,8 @@ import math
 import mmap
 import os
 import zlib
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import mlx.core as mx
 import numpy as np
@@ -83,7 +84,7 @@ class SafetensorsFile:
         self._handle = None
         self._data: Any = b""
 
-    def __enter__(self) -> "SafetensorsFile":
+    def __enter__(self) -> SafetensorsFile:
         try:
             self._handle = open(self._file, "rb")
             size = os.fstat(self._handle.fileno()).st_size

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import json.encoder
 import zlib
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO
+from collections.abc import Iterator, Mapping
 
 import mlx.core as mx
 

@@ -19,7 +19,8 @@ Example:
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 import mlx.optimizers as optim

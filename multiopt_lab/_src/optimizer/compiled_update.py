@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import warnings
 from numbers import Number
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 

@@ -19,7 +19,8 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 

@@ -22,7 +22,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from multiopt_lab._src.mlx_internals import advance_step
 from multiopt_lab._src.optimizer.plan import RoutingPlan

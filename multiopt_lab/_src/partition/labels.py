@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 __all__ = ["TOTAL_LABEL", "SCALAR_LABEL", "RESERVED_LABELS", "check_labels", "check_label_text",
            "label_text_problem"]

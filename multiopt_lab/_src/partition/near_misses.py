@@ -203,7 +203,7 @@ def find_near_misses(table, winners: np.ndarray, labels, unfit=None,
     return tuple(found)
 
 
-_KEYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _row_keys(table) -> tuple[np.ndarray, np.ndarray]:

@@ -203,7 +203,7 @@ class ParameterTable:
         return row[:6] + (chain[-1], chain)
 
     @classmethod
-    def from_tree(cls, parameters: Any, model: Any = None) -> "ParameterTable":
+    def from_tree(cls, parameters: Any, model: Any = None) -> ParameterTable:
         """Flatten a parameter tree (or an ``nn.Module``'s trainable parameters).
 
         Args:
@@ -243,7 +243,7 @@ class ParameterTable:
             f"{len(self.structures)} distinct shape/dtype pairs{modules})"
         )
 
-    def without_values(self) -> "ParameterTable":
+    def without_values(self) -> ParameterTable:
         """The same table, its MLX arrays swapped for unevaluated zeros of their shape and dtype.
 
         For a table kept long after its rules ran (an optimizer's last

@@ -133,7 +133,7 @@ class _Skeleton:
         return runs
 
 
-_SKELETONS: "OrderedDict[object, _Skeleton]" = OrderedDict()
+_SKELETONS: OrderedDict[object, _Skeleton] = OrderedDict()
 _SKELETONS_KEPT = 4
 _lock = threading.Lock()
 

@@ -9,7 +9,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -144,7 +145,7 @@ class Rule:
         raise RuntimeError("bulk evaluation failed but no row does; please report this rule: "
                            f"{self.text!r}")
 
-    def with_label(self, label: str | None) -> "Rule":
+    def with_label(self, label: str | None) -> Rule:
         """The same rule under another label.
 
         Example:
@@ -155,25 +156,25 @@ class Rule:
             return Rule(None, label, _callable=self._callable)
         return Rule(self.text, label, _root=self._root)
 
-    def _combine(self, other: Any, word: str) -> "Rule":
+    def _combine(self, other: Any, word: str) -> Rule:
         other = as_rule(other)
         if self.text is not None and other.text is not None:
             return Rule(f"{operand_text(self.text, word)} {word} {operand_text(other.text, word)}")
         return Rule(None, _callable=CallableRule.combine(self, other, word))
 
-    def __and__(self, other: Any) -> "Rule":
+    def __and__(self, other: Any) -> Rule:
         return self._combine(other, "and")
 
-    def __rand__(self, other: Any) -> "Rule":
+    def __rand__(self, other: Any) -> Rule:
         return as_rule(other)._combine(self, "and")
 
-    def __or__(self, other: Any) -> "Rule":
+    def __or__(self, other: Any) -> Rule:
         return self._combine(other, "or")
 
-    def __ror__(self, other: Any) -> "Rule":
+    def __ror__(self, other: Any) -> Rule:
         return as_rule(other)._combine(self, "or")
 
-    def __invert__(self) -> "Rule":
+    def __invert__(self) -> Rule:
         if self.text is None:
             return Rule(None, _callable=CallableRule.negate(self))
         return Rule(f"not {operand_text(self.text, 'not')}")

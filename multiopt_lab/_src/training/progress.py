@@ -288,7 +288,7 @@ class catch_interrupt:
             raise KeyboardInterrupt
         self.stop.request("interrupted (Ctrl-C)")
 
-    def __enter__(self) -> "catch_interrupt":
+    def __enter__(self) -> catch_interrupt:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self
