@@ -113,7 +113,7 @@ def partition_description(optimizer: Any) -> str:
         True
     """
     labels = getattr(optimizer, "labels", None)
-    rules = [getattr(r, "text", None) or getattr(r, "describe", lambda: repr(r))()
+    rules = [getattr(r, "text", None) or getattr(r, "describe", lambda r=r: repr(r))()
              for r in getattr(optimizer, "filters", ())]
     subs = [type(o).__name__ for o in getattr(optimizer, "optimizers", ())]
     state = optimizer.state
