@@ -58,6 +58,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -252,8 +253,9 @@ def _iteration_of(held: str, adapter_file: Path) -> tuple[int, str] | None:
     numbered = sorted((f for f in folder.glob("*_adapters.safetensors")
                        if _numbered_iteration(f) is not None), reverse=True)
     for file in numbered[:_LOOK_AT]:
-        if _file_checksum(file) == held:
-            return _numbered_iteration(file), file.name
+        numbered_at = _numbered_iteration(file)
+        if numbered_at is not None and _file_checksum(file) == held:
+            return numbered_at, file.name
     return None
 
 
@@ -351,7 +353,7 @@ class LabCallback(TrainingCallback):
         self._per_step = False
         self._seen_metrics_step = None
         self._saved: set[int] = set()
-        self._training = None
+        self._training: contextlib.AbstractContextManager | None = None
         # mlx-lm saves on rank 0 only; so does the callback.
         self._writes = mx.distributed.init().rank() == 0
         #: The first iteration at which mlx-lm saves without reporting first (None:

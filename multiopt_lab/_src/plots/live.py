@@ -53,7 +53,7 @@ def layout_key(history: History, run: str | None, smoothing: float, theme: str |
     return (run, history.labels(run), present, smoothing, theme)
 
 
-def remember_layout(figure: Figure, key: tuple, legend_rows: int = 0) -> None:
+def remember_layout(figure: Figure, key: tuple | None, legend_rows: int = 0) -> None:
     """Note the layout just drawn into ``figure`` (``None``: drawn by hand, redraw afresh).
 
     Example:

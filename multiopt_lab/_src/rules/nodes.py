@@ -57,6 +57,12 @@ class Node:
     kind: str = "bool"
     names: frozenset = frozenset()
     column_offset: int = 0
+    # Set by the parser: on the root (canonical, module_literals, module_column) and on
+    # tuple-valued nodes (item_kinds). Declared for the type checker; no default.
+    canonical: str
+    module_literals: frozenset[str]
+    module_column: int | None
+    item_kinds: tuple[str | None, ...]
 
     @property
     def per_structure(self) -> bool:

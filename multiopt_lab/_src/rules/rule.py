@@ -57,6 +57,7 @@ class Rule:
             raise TypeError(f"a rule's label must be a str or None, got {type(label).__name__}")
         self.text, self.label = text, label
         self._callable = _callable
+        self._key: tuple[str, Any]
         if _callable is not None:
             self.names, self.depends_on_values = None, not _callable.structural
             self._root, self._key = None, ("callable", _callable.function)
@@ -112,7 +113,7 @@ class Rule:
         if self.needs_model:
             raise self._needs_model_error()
         try:
-            return bool(self._root.row(features_of(path, array, self.names)))
+            return bool(self._root.row(features_of(path, array, self.names)))  # type: ignore[union-attr]  # set without a callable
         except EvaluationFailure as err:
             raise _failure(self.text, err, features_of(path, array)) from None
         except Exception as err:
@@ -137,7 +138,7 @@ class Rule:
         if self.needs_model and not getattr(table, "has_modules", False):
             raise self._needs_model_error()
         try:
-            return self._root.mask(table, rows)
+            return self._root.mask(table, rows)  # type: ignore[union-attr]  # set without a callable
         except Exception:
             pass  # Find the first failing row with plain per-row semantics.
         for i in rows.tolist():
@@ -193,14 +194,14 @@ class Rule:
         label = "" if self.label is None else f", label={self.label!r}"
         if self.text is not None:
             return f"Rule({self.text!r}{label})"
-        return f"Rule({self._callable.describe()}{label})"
+        return f"Rule({self._callable.describe()}{label})"  # type: ignore[union-attr]  # no text: a callable
 
     def describe(self) -> str:
         """One-line description: the text, or the callable's name."""
-        return self.text if self.text is not None else self._callable.describe()
+        return self.text if self.text is not None else self._callable.describe()  # type: ignore[union-attr]  # no text: a callable
 
 
-def _failure(text: str, err: EvaluationFailure, features: tuple) -> RuleError:
+def _failure(text: str | None, err: EvaluationFailure, features: tuple) -> RuleError:
     path, _, _, shape, _, dtype = features
     return RuleError(f"rule failed on {path!r} (shape {shape}, {dtype}): {err.message}",
                      text, err.column, path)

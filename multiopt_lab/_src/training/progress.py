@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from multiopt_lab._src.device import describe_device
 
@@ -281,7 +281,7 @@ class catch_interrupt:
 
     def __init__(self, stop: StopSignal) -> None:
         self.stop = stop
-        self.previous = None
+        self.previous: Any = None  # what signal.signal returned: a handler, an int or None
 
     def _handle(self, _signum, _frame) -> None:
         if self.stop.requested:

@@ -54,7 +54,7 @@ def widget_bundle(widget: ipywidgets.Widget, text: str, *, html: str | None = No
         >>> widget_bundle(ipywidgets.Label("x"), "x")["text/plain"]
         'x'
     """
-    bundle = {"text/plain": text}
+    bundle: dict[str, object] = {"text/plain": text}
     if html:
         bundle["text/html"] = html
     if png:
