@@ -106,14 +106,14 @@ class ParameterTable:
         self._row_ids = row_ids
         # Paths (strings cache their hash) + per-row structure ids + the distinct
         # structures determine every (path, shape, dtype) and hash ~5x faster.
-        key = (self.paths, tuple(row_ids), self.structures)
+        key: tuple = (self.paths, tuple(row_ids), self.structures)
         self.has_modules = isinstance(model, nn.Module) or _chains is not None
         self.chains: tuple[tuple[str, ...], ...] = ()
         self._chain_ids: list[int] = []
         if self.has_modules:
-            ids, chains = _chains if _chains is not None else module_chains(model, paths)
-            self._chain_ids, self.chains = ids, tuple(chains)
-            key += (tuple(ids), self.chains)
+            chain_ids, chains = _chains if _chains is not None else module_chains(model, paths)
+            self._chain_ids, self.chains = chain_ids, tuple(chains)
+            key += (tuple(chain_ids), self.chains)
         self.key = StructureKey.shared(key)
         self._rows: list[tuple] | None = None
         self._index: dict[str, int] | None = None
