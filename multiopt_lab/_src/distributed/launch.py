@@ -90,7 +90,7 @@ class LaunchedRun:
         """The launcher's exit status, or ``None`` while it runs."""
         return self.process.poll()
 
-    def output(self) -> tuple[str, str]:
+    def output(self) -> tuple[str, ...]:
         """The combined stdout and stderr of all ranks so far."""
         return tuple((self.run_dir / name).read_text(errors="replace")
                      for name in ("launcher.out", "launcher.err"))
@@ -162,6 +162,7 @@ class LaunchedRun:
             (self.run_dir / name).replace(self.run_dir / f"{name}.attempt{self.restarts}")
         for rank in range(self.ranks):
             status_path(self.run_dir, rank).unlink(missing_ok=True)
+        assert self._restart is not None  # only after _ports_were_taken(), which needs one
         self.process = self._restart()
 
     def _statuses(self) -> list:

@@ -168,7 +168,8 @@ def data_to_toml(data: dict) -> str:
 def _optimizer_tables(optimizer: dict) -> str:
     """``[group.optimizer]`` with one argument a line; a long table value (a joined schedule)
     gets a table of its own after it, one item of a list of tables a line."""
-    short, long = [], []
+    short: list[tuple[str, str]] = []
+    long: list[tuple[str, str]] = []
     for key, value in optimizer.items():
         text = _toml_value(value)
         (long if isinstance(value, dict) and len(text) > _INLINE_LIMIT else short).append((key, text))

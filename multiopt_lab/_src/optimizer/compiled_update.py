@@ -114,7 +114,7 @@ class CompiledUpdate:
     def __init__(self) -> None:
         self.compilations = 0
         self._key: tuple | None = None
-        self._functions: dict[bool, Callable] = {}
+        self._functions: dict[tuple[bool, bool], Callable] = {}
         self._failed = False
         self._plan_key: tuple | None = None
         self._plan_compilations = 0

@@ -56,7 +56,7 @@ def hyperparameters(optimizer) -> dict[str, str]:
     found = {}
     state = getattr(optimizer, "state", None)
     if isinstance(state, dict) and "learning_rate" in state:
-        value = _number(state["learning_rate"])
+        value: Any = _number(state["learning_rate"])
         scheduled = "learning_rate" in schedules(optimizer)
         found["lr"] = f"schedule({value})" if scheduled else value
     for attribute, shown, show_zero in _MAIN:
@@ -134,10 +134,10 @@ def optimizers_of(source, n_groups: int):
 
 
 def _scalar_state(optimizer) -> dict[str, float]:
-    found = {}
+    found: dict[str, float] = {}
     for key, value in optimizer.state.items():
         if key != "step" and isinstance(value, mx.array) and value.ndim == 0:
-            found[key] = value.item()
+            found[key] = value.item()  # type: ignore[assignment]  # a real scalar: mlx's item() is typed for any dtype
     return found
 
 

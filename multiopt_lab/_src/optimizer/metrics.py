@@ -195,7 +195,8 @@ def _fold_equal_sizes(pieces: Sequence[tuple[Any, Any, Any]]) -> tuple[list, Any
     by_size: dict[int, list] = {}
     for piece in pieces:
         by_size.setdefault(piece[0].size, []).append(piece)
-    rest, totals = [], ([], [], [])
+    rest: list = []
+    totals: tuple[list, list, list] = ([], [], [])
     for same in by_size.values():
         for start in range(0, len(same), ACROSS):
             chunk = same[start:start + ACROSS]
@@ -347,7 +348,8 @@ def _per_parameter_sums(pieces: Sequence[Sequence[tuple]]) -> tuple[list, Any]:
         blocks.append(rows)
         leaf_of_row += [singles[r][0] for r in order]
     for indices, sizes, flat in buckets:
-        rows, order = _flat_leaf_sums(*flat, sizes)
+        gradient, old, new = flat
+        rows, order = _flat_leaf_sums(gradient, old, new, sizes)
         blocks.append(rows)
         leaf_of_row += [indices[k] for k in order]
     if not blocks:

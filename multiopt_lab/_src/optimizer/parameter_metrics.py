@@ -69,6 +69,7 @@ class ParameterMetrics(Mapping):
     """
 
     metrics = PARAMETER_METRIC_NAMES
+    values: np.ndarray  # type: ignore[assignment]  # hides Mapping.values(): pm.values() raises
 
     def __init__(self, step: int, paths: Sequence[str], groups: Sequence[str],
                  values: Any) -> None:

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from multiopt_lab._src.mlx_internals import is_initialized, state_dict
@@ -84,6 +85,7 @@ class RoutingPlan:
             tree = optimizer.state
             states = [node_at(tree, self.paths[i]) for i in self.indices[g]]
             self.states.append(states)
+            single: Sequence[int]
             if batch:
                 buckets, single = make_buckets(optimizer, self.indices[g], leaves.gradients,
                                                leaves.parameters, states)

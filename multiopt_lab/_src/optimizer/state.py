@@ -56,6 +56,7 @@ def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
     """
     if keeps_state_dict(optimizer):
         home = state_dict(optimizer)
+        assert home is not None  # kept: MLX's state property over its dict
         if home is not tree:
             contents = dict(tree)
             home.clear()
@@ -119,7 +120,7 @@ class StateContainer:
                 if states[i] is state_dict(optimizer):
                     continue
                 home = states[i]
-                contents = dict(state_dict(optimizer))
+                contents = dict(state_dict(optimizer))  # type: ignore[arg-type]  # a plain optimizer: a dict
                 home.clear()
                 home.update(contents)
                 install_state_dict(optimizer, home)
