@@ -113,7 +113,7 @@ def _folded_sums(gradient: Any, old: Any, new: Any) -> Any:
 def _stacked_sums(*vectors: Any) -> Any:
     n = vectors[0].size
     if n < 8 * _COLUMNS:
-        return mx.sum(mx.square(mx.stack(vectors)), axis=1)
+        return mx.sum(mx.square(mx.stack(vectors)), axis=1)  # type: ignore[arg-type]  # mx.stack takes any sequence of arrays
     # Pad each to whole rows so the (3, rows, 1024) view reduces on its fast axis.
     pad = (-n) % _COLUMNS
     parts = [part for v in vectors for part in ((v, mx.zeros((pad,), v.dtype)) if pad else (v,))]
@@ -146,7 +146,7 @@ def group_sums(pieces: Sequence[Any]) -> Any:
     """
     if not pieces:
         return mx.zeros((3,), mx.float32)
-    return pieces[0] if len(pieces) == 1 else mx.sum(mx.stack(pieces), axis=0)
+    return pieces[0] if len(pieces) == 1 else mx.sum(mx.stack(pieces), axis=0)  # type: ignore[arg-type]  # mx.stack takes any sequence of arrays
 
 
 #: Pieces up to this many elements are concatenated before their sums are taken.
@@ -385,7 +385,7 @@ def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any)
         else (r if r.dtype == mx.float32 else r.astype(mx.float32)).reshape(())
         for r in learning_rates
     ]
-    return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}
+    return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}  # type: ignore[arg-type]  # mx.stack takes any sequence of arrays
 
 
 def metrics_of_update(pieces: Sequence[Sequence[tuple]], optimizers: Sequence[Any],

@@ -60,7 +60,7 @@ class RoutingPlan:
     buckets: list[list[Any]] = field(default_factory=list)
     singles: list[list[tuple[int, dict]]] = field(default_factory=list)
 
-    def matches(self, leaves: FlatLeaves, optimizers: list[Any]) -> bool:
+    def matches(self, leaves: FlatLeaves, optimizers: Sequence[Any]) -> bool:
         """True when ``leaves`` has this structure and no state tree was replaced."""
         if leaves.paths != self.paths:
             return False
@@ -72,7 +72,7 @@ class RoutingPlan:
             for o, tree in zip(optimizers, self.state_trees)
         )
 
-    def bind_states(self, optimizers: list[Any], runs_own_code: list[bool],
+    def bind_states(self, optimizers: Sequence[Any], runs_own_code: list[bool],
                     leaves: FlatLeaves, batch: bool = True) -> None:
         """Collect direct references to every leaf's state dict (after ``init``)."""
         self.states, self.buckets, self.singles = [], [], []

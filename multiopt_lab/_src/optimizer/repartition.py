@@ -61,7 +61,7 @@ def migrated_states(optimizers: Sequence[Any], group_paths: Sequence[Sequence[st
         kept = {}
         for path in paths:
             if previous.get(path) is optimizer:
-                entry = existing_entry(optimizer.state, path)
+                entry = existing_entry(optimizer.state, path)  # type: ignore[union-attr]  # `is` narrowed it to Any | None
                 if entry:
                     kept[path] = entry
         whole = parameters if len(optimizers) == 1 else None

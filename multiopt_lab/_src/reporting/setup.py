@@ -162,7 +162,7 @@ def _checkpoint(path: str) -> tuple[list[str], list[str | None], list[str], list
     arrays: dict[str, Any]  # mx.load's return type depends on return_metadata
     metadata: dict[str, str]
     try:  # lazily: only the scalars read below are loaded
-        arrays, metadata = mx.load(path, return_metadata=True)
+        arrays, metadata = mx.load(path, return_metadata=True)  # type: ignore[assignment]  # a pair
     except (RuntimeError, ValueError, OSError) as error:
         raise ValueError(f"cannot read the checkpoint {path}: {error}") from None
     try:
