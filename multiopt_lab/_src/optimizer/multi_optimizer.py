@@ -27,6 +27,7 @@ from typing import Any
 from collections.abc import Sequence
 
 import mlx.core as mx
+import mlx.nn as nn  # noqa: F401 - the docstring examples use it
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
