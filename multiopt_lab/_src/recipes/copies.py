@@ -74,7 +74,7 @@ def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
         scaled = float(twin.learning_rate.item())  # type: ignore[attr-defined]  # as the optimizer holds it (a float32 array)
         if not math.isfinite(scaled) or (scaled == 0 and rate * factor != 0):
             raise ValueError(f"the learning rate {rate:g} times {factor:g} is {scaled:g} in "
-                             f"{twin.learning_rate.dtype}, which no step can use; pick a factor "  # type: ignore[attr-defined]
+                             f"{twin.learning_rate.dtype}, which no step can use; pick a factor "  # type: ignore[attr-defined]  # an array, as above
                              "that keeps it a finite, non-zero number")
     return twin
 
