@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 from functools import partial
-from typing import Callable
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -189,7 +189,7 @@ def bench_size(blocks: int, dims: int, args: argparse.Namespace) -> None:
     t_ours, t_theirs, t_plain = race([timed_step(m1, ours, grads), timed_step(m2, theirs, grads),
                                       timed_step(m3, plain, grads)], repeats)
     row(f"[AdamW, AdamW] eager, {tag}", arrays, t_ours, t_plain, "one plain AdamW")
-    row(f"  (mlx MultiOptimizer vs plain AdamW)", arrays, t_theirs, t_plain, "one plain AdamW")
+    row("  (mlx MultiOptimizer vs plain AdamW)", arrays, t_theirs, t_plain, "one plain AdamW")
 
     # Each metrics setting races only its own twin without metrics: in a
     # three-way race one optimizer's allocations move the next one's times.

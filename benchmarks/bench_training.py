@@ -43,7 +43,7 @@ from multiopt_lab import History, examples
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402
 from multiopt_lab import MultiOptimizer, TrainingMonitorWidget, train
-from multiopt_lab._src.training.progress import StopSignal, TextProgress
+from multiopt_lab._src.training.progress import TextProgress
 from multiopt_lab.plots import plot_training
 
 TASK = examples.sequence_task("reverse", length=4, batch_size=32)

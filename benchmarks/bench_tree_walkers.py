@@ -20,7 +20,6 @@ import statistics
 import sys
 import time
 
-import mlx.core as mx
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map
 
@@ -51,9 +50,14 @@ def race(pairs, repeats):
             ours(), theirs()
         ratios, a, b = [], [], []
         for _ in range(repeats):
-            t0 = time.perf_counter(); ours(); t1 = time.perf_counter(); theirs()
+            t0 = time.perf_counter()
+            ours()
+            t1 = time.perf_counter()
+            theirs()
             t2 = time.perf_counter()
-            a.append(t1 - t0); b.append(t2 - t1); ratios.append((t1 - t0) / (t2 - t1))
+            a.append(t1 - t0)
+            b.append(t2 - t1)
+            ratios.append((t1 - t0) / (t2 - t1))
         out.append((statistics.median(a), statistics.median(b), statistics.median(ratios)))
     return out
 

@@ -16,7 +16,6 @@ import inspect
 import os
 
 import mlx.core as mx
-import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest
 

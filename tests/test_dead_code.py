@@ -87,7 +87,7 @@ def _notebook_code(folder: Path) -> str:
         for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
             if cell["cell_type"] == "code":
                 lines = "".join(cell["source"]).splitlines()
-                cells.append("\n".join(l for l in lines if not l.lstrip().startswith(("%", "!"))))
+                cells.append("\n".join(line for line in lines if not line.lstrip().startswith(("%", "!"))))
     return "\n\n".join(cells)
 
 

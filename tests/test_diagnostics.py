@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import mlx.core as mx

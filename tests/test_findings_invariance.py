@@ -27,7 +27,7 @@ ATOMS = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model(name: str):
     if name == "TinyGPT":
         return TinyGPT(16, dims=8, layers=2, heads=2, tie_embeddings=False)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import mlx.core as mx
 import mlx.optimizers as optim
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mlx.utils import tree_map_with_path

@@ -14,7 +14,6 @@ import inspect
 import sys
 import unicodedata
 
-import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import pytest

@@ -30,8 +30,8 @@ def grads_for(model, scale=0.1):
 def expected_metrics(before, after, grads, groups):
     out = {}
     for label, paths in groups.items():
-        sq = lambda tree: sum(float(np.sum(np.square(np.array(tree[p], dtype=np.float64))))
-                              for p in paths)
+        def sq(tree, paths=paths):
+            return sum(float(np.sum(np.square(np.array(tree[p], dtype=np.float64)))) for p in paths)
         update = {p: after[p] - before[p] for p in paths}
         out[label] = (math.sqrt(sq(update)), math.sqrt(sq(grads)), math.sqrt(sq(before)))
     return out
@@ -203,7 +203,8 @@ def test_metrics_left_inside_a_compiled_step_warn_and_do_not_break():
 
 def numpy_sums(gradient, old, new):
     """``[update, gradient, parameter]`` sums of squares in float64, from numpy."""
-    as64 = lambda a: np.array(a.astype(mx.float32), dtype=np.float64)
+    def as64(a):
+        return np.array(a.astype(mx.float32), dtype=np.float64)
     return np.array([np.sum((as64(new) - as64(old)) ** 2), np.sum(as64(gradient) ** 2),
                      np.sum(as64(old) ** 2)])
 

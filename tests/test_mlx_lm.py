@@ -29,7 +29,7 @@ from mlx_lm.tuner.trainer import TrainingArgs, TrainingCallback, train  # noqa: 
 from mlx_lm_models import DENSE, MOE, build, lora, qlora, token_dataset  # noqa: E402
 from multiopt_lab import MultiOptimizer  # noqa: E402
 from multiopt_lab.integrations.mlx_lm import LabCallback, resume, state_file_for  # noqa: E402
-from trees import assert_identical, flat
+from trees import assert_identical
 
 MATRICES = "ndim >= 2"  # expert stacks (SwitchLinear) are 3-D
 

@@ -134,7 +134,8 @@ class TestNeedsTheModel:
     def test_routing_is_computed_once_per_structure(self):
         model = TinyGPT(16, dims=8, layers=1, heads=2)
         opt = mol.MultiOptimizer([optim.SGD(0.1), optim.SGD(0.01)], ['module == "Embedding"'])
-        loss = lambda m, x: m(x).sum()
+        def loss(m, x):
+            return m(x).sum()
         x = mx.zeros((1, 4), dtype=mx.int32)
         _, grads = nn.value_and_grad(model, loss)(model, x)
         opt.update(model, grads)

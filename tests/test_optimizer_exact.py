@@ -251,7 +251,7 @@ def test_random_trees_rules_and_mixes_match_mlx(case):
     ours = MultiOptimizer([f() for f in factories], picks)
     reference = optim.MultiOptimizer([f() for f in factories], [rule(p) for p in picks])
     for step in range(2):
-        grads = tree_map(lambda a: mx.sin(a * (step + 1)), params_ours)
+        grads = tree_map(lambda a, step=step: mx.sin(a * (step + 1)), params_ours)
         try:
             expected = reference.apply_gradients(grads, params_mlx)
         except (ValueError, RuleError, AssertionError):

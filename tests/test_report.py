@@ -19,7 +19,6 @@ from html.parser import HTMLParser
 
 import mlx.core as mx
 import mlx.optimizers as optim
-import pandas as pd
 import pytest
 
 import multiopt_lab as mol

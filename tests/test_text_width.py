@@ -15,7 +15,6 @@ from __future__ import annotations
 import inspect
 import re
 
-import mlx.core as mx
 import mlx.optimizers as optim
 import pytest
 
@@ -25,7 +24,6 @@ from multiopt_lab._src.partition.text import format_assignment, format_summary
 from multiopt_lab._src.render import details_text, legend_text
 from multiopt_lab._src.render.params import param_infos
 from multiopt_lab._src.render.text import tree_text
-from multiopt_lab._src.render.tree_model import build_tree
 from multiopt_lab._src.text_fit import DEFAULT_WIDTH, ELLIPSIS, clip_path, wrap
 from multiopt_lab.examples import MLP, TinyMoE
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 
-from multiopt_lab.widgets.saved_notebooks import WIDGET_VIEW, keep_readable_forms
+from multiopt_lab.widgets.saved_notebooks import keep_readable_forms
 
 # Cell metadata written by front ends about a run or a view, not the content.
 RUN_AND_VIEW_CELL_KEYS = ("execution", "ExecuteTime", "scrolled")

@@ -108,7 +108,7 @@ def main() -> int:
         print(f"{folder.relative_to(ROOT)}: {len(list(folder.iterdir()))} files, "
               f"{size / 2**20:.1f} MiB")
         if size > 60 * 2**20:
-            print(f"  over what one call carries with the working tree (64 MiB)", file=sys.stderr)
+            print("  over what one call carries with the working tree (64 MiB)", file=sys.stderr)
             return 1
     print("carry .whl/a in one call, .whl/b in the next (at once: a warm machine keeps .whl/a)")
     return 0

@@ -16,7 +16,8 @@ import inspect
 import math
 import numbers
 import os
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import mlx.nn as nn
 import mlx.optimizers as optim

@@ -43,7 +43,8 @@ import sys
 import threading
 import traceback
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -249,7 +250,7 @@ def _build_optimizers(args: argparse.Namespace, contents: RuleFileContents,
     contracts are checked), else None.
     """
     progress.enter(f"building the optimizers of {args.rules}")
-    built = []
+    built: list[Any] = []  # an optimizer per group, None where the file names none
     for label, table in zip(contents.labels, contents.optimizers):
         if table is None:
             built.append(None)
@@ -276,7 +277,7 @@ def _assign_and_check(args: argparse.Namespace, model: Any, labels: list, rules:
     table = assignment.table
     lines = [f"rules: {args.rules} ({len(labels)} groups)",
              f"model: {args.model} ({len(table)} parameters, {sum(table.sizes):,} values)",
-             f"device: {describe_device()}, mlx {mx.__version__}", ""]
+             f"device: {describe_device()}, mlx {mx.__version__}", ""]  # type: ignore[attr-defined]  # not in mlx's stub
     progress.enter(f"checking how {args.rules} splits {args.model}")
     lines.append(assignment.text() if args.tree else format_summary(assignment, with_rules=True))
     lines += ["", str(assignment.diagnostics)]

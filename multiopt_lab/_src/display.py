@@ -8,7 +8,8 @@ Core objects ask this registry for their HTML; the package's ``__init__``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 __all__ = ["html_for", "register_html", "bundle_for", "register_bundle"]
 

@@ -16,7 +16,8 @@ attribute's name, and that no other module reads them).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import mlx.optimizers as optim
 import mlx.optimizers.schedulers as mlx_schedulers

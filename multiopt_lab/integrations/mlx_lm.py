@@ -58,11 +58,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import mlx.core as mx
 from mlx.utils import tree_flatten
@@ -226,7 +228,7 @@ def _check_same_iteration(model: Any, adapter_file: Path, state_file: Path,
         if state_iteration.isdecimal() else None
     fix = (f"load the adapters of iteration {state_iteration} first "
            f"(model.load_weights({str(same)!r}, strict=False))" if same is not None and same.exists()
-           else f"load the adapters saved with it first")
+           else "load the adapters saved with it first")
     raise ValueError(
         f"resume(): {state_file.name} holds the optimizer state of iteration {state_iteration}, "
         f"but {what}: weights and optimizer state from different iterations would train on "
@@ -251,8 +253,9 @@ def _iteration_of(held: str, adapter_file: Path) -> tuple[int, str] | None:
     numbered = sorted((f for f in folder.glob("*_adapters.safetensors")
                        if _numbered_iteration(f) is not None), reverse=True)
     for file in numbered[:_LOOK_AT]:
-        if _file_checksum(file) == held:
-            return _numbered_iteration(file), file.name
+        numbered_at = _numbered_iteration(file)
+        if numbered_at is not None and _file_checksum(file) == held:
+            return numbered_at, file.name
     return None
 
 
@@ -350,7 +353,7 @@ class LabCallback(TrainingCallback):
         self._per_step = False
         self._seen_metrics_step = None
         self._saved: set[int] = set()
-        self._training = None
+        self._training: contextlib.AbstractContextManager | None = None
         # mlx-lm saves on rank 0 only; so does the callback.
         self._writes = mx.distributed.init().rank() == 0
         #: The first iteration at which mlx-lm saves without reporting first (None:

@@ -24,7 +24,8 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn

@@ -20,7 +20,8 @@ What needs reducing across ranks:
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -95,7 +96,7 @@ class DataParallel:
             >>> x.shape
             (8, 3)
         """
-        leaves = [leaf for _, leaf in tree_flatten(batch)]
+        leaves: list[Any] = [leaf for _, leaf in tree_flatten(batch)]  # type: ignore[str-unpack]  # a list here (mlx types it list | dict)
         rows = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
         if len(rows) != 1 or None in rows:
             raise ValueError(
@@ -104,6 +105,7 @@ class DataParallel:
                 "(inputs, targets) with one row per example."
             )
         (n,) = rows
+        assert n is not None  # checked above
         if n % self.size:
             raise ValueError(
                 f"A global batch of {n} rows cannot be split evenly across "
@@ -190,7 +192,7 @@ class DataParallel:
                 stacked = mx.distributed.all_min(stacked, group=self.group)
             if op == "mean":
                 stacked = stacked / self.size
-        return dict(zip(names, stacked.tolist()))
+        return dict(zip(names, stacked.tolist()))  # type: ignore[arg-type]  # a 1-d array: tolist() is a list
 
     def any_rank(self, flag: bool) -> bool:
         """Whether ``flag`` is true on at least one rank (e.g. "stop now").
@@ -210,7 +212,7 @@ class DataParallel:
 _LAUNCHER_VARIABLES = ("MLX_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
 
 
-def data_parallel(distributed: "DataParallel | bool | None" = None) -> DataParallel | None:
+def data_parallel(distributed: DataParallel | bool | None = None) -> DataParallel | None:
     """Resolve a training loop's ``distributed`` argument.
 
     Args:

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 import mlx.core as mx
 
@@ -91,14 +92,14 @@ class RankGuard:
         if first or self._last_beat - self._last_write >= 1.0:
             self._write_status(ok=None, error=None)
 
-    def __enter__(self) -> "RankGuard":
+    def __enter__(self) -> RankGuard:
         self._last_beat = time.monotonic()
         self._write_status(ok=None, error=None)
         if self.step_timeout_s is not None:
             threading.Thread(target=self._watch, name="RankGuard", daemon=True).start()
         return self
 
-    def __exit__(self, exc_type, exc, _traceback) -> bool:
+    def __exit__(self, exc_type, exc, _traceback) -> Literal[False]:
         self._done.set()
         if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
             self._write_status(ok=True, error=None)
@@ -113,9 +114,11 @@ class RankGuard:
         return "before its first step" if self.step is None else f"after step {self.step}"
 
     def _watch(self) -> None:
-        while not self._done.wait(min(1.0, self.step_timeout_s / 4)):
+        timeout = self.step_timeout_s
+        assert timeout is not None  # the watchdog starts only with a timeout
+        while not self._done.wait(min(1.0, timeout / 4)):
             waited = time.monotonic() - self._last_beat
-            if waited > self.step_timeout_s:
+            if waited > timeout:
                 error = (
                     f"no step finished within {self.step_timeout_s:g} s; another "
                     "rank probably failed or hung while this one waited for it "

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from multiopt_lab._src.arguments import found
 from multiopt_lab._src.distributed.status import (RUN_DIR_ENV, failure_lines, progress_lines,
@@ -83,7 +83,7 @@ class LaunchedRun:
         """The launcher's exit status, or ``None`` while it runs."""
         return self.process.poll()
 
-    def output(self) -> tuple[str, str]:
+    def output(self) -> tuple[str, ...]:
         """The combined stdout and stderr of all ranks so far."""
         return tuple((self.run_dir / name).read_text(errors="replace")
                      for name in ("launcher.out", "launcher.err"))
@@ -155,6 +155,7 @@ class LaunchedRun:
             (self.run_dir / name).replace(self.run_dir / f"{name}.attempt{self.restarts}")
         for rank in range(self.ranks):
             status_path(self.run_dir, rank).unlink(missing_ok=True)
+        assert self._restart is not None  # only after _ports_were_taken(), which needs one
         self.process = self._restart()
 
     def _statuses(self) -> list:

@@ -62,7 +62,7 @@ def check_in_sync(group: Any, tree: Any, what: str = "tree") -> None:
     differs = mx.stack(
         [mx.any(_as_bytes([a]) != _as_bytes([b])) for a, b in zip(mine, reference)]
     ).astype(mx.int32)
-    table = mx.distributed.all_gather(differs, group=group)
+    table: Any = mx.distributed.all_gather(differs, group=group)  # then its rows as lists
     table = table.reshape(size, len(flat)).tolist()
     bad = {r: [flat[i][0] for i, d in enumerate(row) if d] for r, row in enumerate(table)}
     bad = {r: paths for r, paths in bad.items() if paths}
@@ -93,7 +93,7 @@ def partition_description(optimizer: Any) -> str:
     its state.
     """
     labels = getattr(optimizer, "labels", None)
-    rules = [getattr(r, "text", None) or getattr(r, "describe", lambda: repr(r))()
+    rules = [getattr(r, "text", None) or getattr(r, "describe", lambda r=r: repr(r))()
              for r in getattr(optimizer, "filters", ())]
     subs = [type(o).__name__ for o in getattr(optimizer, "optimizers", ())]
     state = optimizer.state
@@ -120,7 +120,7 @@ def check_same_partition(group: Any, optimizer: Any) -> None:
 def _check_same_text(group: Any, text: str, message: str) -> None:
     digest = int.from_bytes(hashlib.sha256(text.encode("utf-8", "backslashreplace")).digest()[:3],
                             "big")
-    digests = mx.distributed.all_gather(mx.array([digest], dtype=mx.int32), group=group)
+    digests: Any = mx.distributed.all_gather(mx.array([digest], dtype=mx.int32), group=group)  # then a list
     digests = digests.tolist()
     if len(set(digests)) > 1:
         raise OutOfSyncError(message.format(size=group.size(), count=len(set(digests)),
@@ -138,7 +138,7 @@ def _broadcast_leaves(group: Any, leaves: list[mx.array]) -> list[mx.array]:
 
 def _array_leaves(tree: Any) -> list[tuple[str, mx.array]]:
     """The (path, array) pairs of a tree; other leaves are not communicated."""
-    return [(k, v) for k, v in tree_flatten(tree) if isinstance(v, mx.array)]
+    return [(k, v) for k, v in tree_flatten(tree) if isinstance(v, mx.array)]  # type: ignore[str-unpack]  # tree_flatten gives a list here (mlx types it list | dict)
 
 
 def _as_bytes(leaves: list[mx.array]) -> mx.array:

@@ -24,7 +24,8 @@ import contextlib
 import os
 import secrets
 import stat
-from typing import BinaryIO, Callable
+from typing import BinaryIO
+from collections.abc import Callable
 
 __all__ = ["write_atomically", "write_text_atomically", "temporary_name"]
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
-import mlx.core as mx
+import mlx.core as mx  # noqa: F401 - the docstring examples use it
 
 from multiopt_lab._src.arguments import check_flag, check_optimizer, check_path, found
 from multiopt_lab._src.partition.arguments import check_parameters

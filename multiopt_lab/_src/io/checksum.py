@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 
-import mlx.core as mx
+import mlx.core as mx  # noqa: F401 - the docstring examples use it
 
 from multiopt_lab._src.io.safetensors_reader import SafetensorsFile
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
@@ -50,4 +50,4 @@ def _described(metadata: dict, keys: list[str], layouts: list[tuple]) -> int:
         tails[layout] = f", {shape!r}, {str(dtype)!r})"
     described = [repr((k, v)) for k, v in sorted(metadata.items()) if k != "crc32"]
     described += [f"({key!r}{tails[layout]}" for key, layout in zip(keys, layouts)]
-    return zlib.crc32(f"[{', '.join(described)}]".encode("utf-8"))
+    return zlib.crc32(f"[{', '.join(described)}]".encode())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["gc_paused"]
 

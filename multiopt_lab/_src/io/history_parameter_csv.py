@@ -30,7 +30,7 @@ PARAMETER_HEADER = ",".join(f'"{name}"' for name in PARAMETER_COLUMNS)
 
 def parameters_frame(rows: list[tuple]) -> pd.DataFrame:
     """Checked rows ``(run, step, path, group, metric, value)`` as a frame."""
-    columns = list(zip(*rows)) if rows else [[] for _ in PARAMETER_COLUMNS]
+    columns: list[Sequence[Any]] = list(zip(*rows)) if rows else [[] for _ in PARAMETER_COLUMNS]
     return pd.DataFrame({
         "run": list(columns[0]), "step": np.array(columns[1], dtype=np.int64),
         "path": list(columns[2]), "group": list(columns[3]), "metric": list(columns[4]),

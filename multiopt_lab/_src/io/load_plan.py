@@ -53,7 +53,7 @@ def plan_new_state(optimizer: Any, subs: list[dict], stored_paths: list[list[str
                          index, f"states.{g}.", None if optional is None else optional[g])
              for g, (o, label, sub, stored, want) in enumerate(
                  zip(optimizer.optimizers, labels, subs, stored_paths,
-                     expected or [None] * len(subs)))]
+                     expected or [None] * len(subs)))]  # type: ignore[list-item]  # None: nothing expected
     return _decide(plans, subs, strict, name, "this optimizer's groups")
 
 
@@ -68,7 +68,7 @@ def _all_as_expected(optimizer: Any, subs: list[dict], stored_paths: list[list[s
     The file's ``(shape, dtype)`` by key is compared with the one the optimizer
     expects in one dict comparison, rather than entry by entry.
     """
-    want_kinds: dict[str, tuple] = {}
+    want_kinds: dict[str, tuple | None] = {}
     for g, (optimizer_g, sub, stored, want) in enumerate(
             zip(optimizer.optimizers, subs, stored_paths, expected)):
         if len(stored) != len(want) or not all(map(want.__contains__, stored)):
@@ -120,7 +120,7 @@ def plan_single_state(optimizer: Any, state: dict, parameters: Any, strict: bool
     checked = parameters is not None and bool(stored)
     optional = None
     if checked:  # the state MLX keeps for frozen parameters (see frozen_or_held)
-        optional = frozen_or_held(_AsOneGroup(optimizer), parameters, [want])[0]
+        optional = frozen_or_held(_AsOneGroup(optimizer), parameters, [want])[0]  # type: ignore[index]  # a list, given one
     plan = _plan_group(optimizer, "the optimizer", state, stored, want if checked else None,
                        optional=optional)
     new, report = _decide([plan], [state], strict, name, "this optimizer")
@@ -131,7 +131,8 @@ class _AsOneGroup:
     """One MLX optimizer seen as a multi-optimizer of one group (no rules)."""
 
     def __init__(self, optimizer: Any):
-        self.optimizers, self.filters, self.labels = [optimizer], [], None
+        self.optimizers, self.labels = [optimizer], None
+        self.filters: list = []
 
 
 
@@ -151,7 +152,10 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
     stored_set = set(stored)
     missing = [p for p in want if p not in stored_set]
     extra = [p for p in stored if p not in want]
-    good, wrong, templates, specs = {}, [], {}, {}
+    good: dict[str, dict] = {}
+    wrong: list[tuple[str, tuple]] = []
+    templates: dict[tuple, dict] = {}
+    specs: dict[tuple, Any] = {}
     kept: dict[str, dict] = {}  # entries of frozen parameters, loaded as they are
     if extra and optional:
         extra, kept, wrong = _optional_entries(optimizer, sub, extra, optional, index, prefix)
@@ -164,7 +168,7 @@ def _plan_group(optimizer: Any, who: str, sub: dict, stored: list[str],
             specs[layout] = layout_of(fresh)
         problem = layout_problem(entry, fresh, specs[layout])
         if problem is None:
-            good[path] = entry
+            good[path] = entry  # type: ignore[assignment]  # no problem: a dict
         else:
             wrong.append((path, problem))
     if missing:
@@ -206,12 +210,12 @@ def _optional_entries(optimizer: Any, sub: dict, extra: list[str], optional: dic
         if isinstance(like, dict):
             fresh = like
         else:
-            fresh = templates.get(like)
-            if fresh is None:
-                fresh = templates[like] = fresh_entry(optimizer, *like)
+            if like not in templates:
+                templates[like] = fresh_entry(optimizer, *like)
+            fresh = templates[like]
         problem = layout_problem(entry, fresh)
         if problem is None:
-            kept[path] = entry
+            kept[path] = entry  # type: ignore[assignment]  # no problem: a dict
         else:
             wrong.append((path, problem))
     taken = set(kept) | {p for p, _ in wrong}

@@ -35,7 +35,8 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 import tomli_w
 
@@ -148,7 +149,8 @@ def data_to_toml(data: dict) -> str:
 def _optimizer_tables(optimizer: dict) -> str:
     """``[group.optimizer]`` with one argument a line; a long table value (a joined schedule)
     gets a table of its own after it, one item of a list of tables a line."""
-    short, long = [], []
+    short: list[tuple[str, str]] = []
+    long: list[tuple[str, str]] = []
     for key, value in optimizer.items():
         text = _toml_value(value)
         (long if isinstance(value, dict) and len(text) > _INLINE_LIMIT else short).append((key, text))

@@ -9,7 +9,8 @@ its shape is checked, so that ``load_rules`` reads any such file).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from multiopt_lab._src.partition.labels import check_labels
 from multiopt_lab._src.rules import Rule, RuleError, as_rule
@@ -65,7 +66,7 @@ def groups_to_data(labels: Sequence[str], rules: Sequence[Any],
     if len(rules) == len(labels) and rules and rules[-1] is None:
         rules = rules[:-1]  # Assignment.rules ends with None for the fallback
     labels = check_labels(labels, len(rules))
-    groups = []
+    groups: list[dict[str, Any]] = []
     for label, item in zip(labels, rules):
         if item is None:
             raise RuleFileError(f"group {label!r} has no rule; only the last group, the fallback, "
@@ -147,8 +148,8 @@ def read_groups(data: Any, source: str) -> tuple[list[str], list[Rule], list[dic
         except RuleError as err:
             invalid.append((label, err))
     if len(invalid) == 1:
-        label, err = invalid[0]
-        raise RuleFileError(f"{source}: the rule of group {label!r} is invalid: {err}") from err
+        label, first = invalid[0]
+        raise RuleFileError(f"{source}: the rule of group {label!r} is invalid: {first}") from first
     if invalid:
         listed = "\n".join(f"- the rule of group {label!r}: {err}" for label, err in invalid)
         raise RuleFileError(f"{source}: {len(invalid)} rules are invalid:\n{listed}") from invalid[0][1]

@@ -19,7 +19,8 @@ import math
 import mmap
 import os
 import zlib
-from typing import Any, Iterable
+from typing import Any, BinaryIO
+from collections.abc import Iterable
 
 import mlx.core as mx
 import numpy as np
@@ -64,10 +65,10 @@ class SafetensorsFile:
 
     def __init__(self, file: str | os.PathLike):
         self._file = os.fspath(file)
-        self._handle = None
+        self._handle: BinaryIO | None = None
         self._data: Any = b""
 
-    def __enter__(self) -> "SafetensorsFile":
+    def __enter__(self) -> SafetensorsFile:
         try:
             self._handle = open(self._file, "rb")
             size = os.fstat(self._handle.fileno()).st_size
@@ -175,7 +176,7 @@ def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict, dict]:
         for key, entry in header.items():
             try:
                 name, shape = entry["dtype"], tuple(entry["shape"])
-                how = made.get((name, shape), _UNSEEN)
+                how: Any = made.get((name, shape), _UNSEEN)
                 if how is _UNSEEN:
                     how = made[name, shape] = _how_to_make(name, shape)
                 first, last = entry["data_offsets"]
@@ -184,7 +185,7 @@ def _arrays_of(header: dict, data: Any, start: int) -> tuple[dict, dict, dict]:
                 if valid:
                     kind, np_dtype, _, count, cast = how
                     if cast is not None:
-                        array = mx.array(whole[start + first:start + last].cast(cast, shape))
+                        array = mx.array(whole[start + first:start + last].cast(cast, shape))  # type: ignore[arg-type]  # a buffer
                     else:
                         array = mx.array(frombuffer(data, np_dtype, count, start + first)
                                          .reshape(shape))

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import json.encoder
 import zlib
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO
+from collections.abc import Iterator, Mapping
 
 import mlx.core as mx
 
@@ -64,7 +65,7 @@ integers, float16, bfloat16, float32 and complex64); cast it, e.g. to float32, b
                     f"{str(dtype).rpartition('.')[2]} (it holds bool, integers, float16, "
                     "bfloat16, float32 and complex64); cast it, e.g. to float32, before saving")
             names[dtype] = SAFETENSORS_NAMES[dtype]
-        views = [memoryview(value) for value in values]
+        views = [memoryview(value) for value in values]  # type: ignore[arg-type]  # mx.array is a buffer
         # A transposed, sliced or broadcast array exports its buffer with strides; its
         # bytes are written in row order, as mx.save_safetensors does, from a copy.
         strided = [i for i, view in enumerate(views) if not view.c_contiguous]
@@ -72,7 +73,7 @@ integers, float16, bfloat16, float32 and complex64); cast it, e.g. to float32, b
             copies = [mx.contiguous(values[i]) for i in strided]
             mx.eval(copies)
             for i, copy in zip(strided, copies):
-                views[i] = memoryview(copy)
+                views[i] = memoryview(copy)  # type: ignore[arg-type]  # mx.array is a buffer
         self._views = views
         self._names = names
         self.layouts = [(tuple(value.shape), value.dtype) for value in values]
@@ -136,7 +137,8 @@ _PIECE_BYTES = 1 << 22
 def _pieces(views: list[memoryview]) -> Iterator[Any]:
     """The views in order, small neighbours joined: one write per few megabytes rather than
     one per array, without copying the large arrays."""
-    run, size = [], 0
+    run: list[memoryview] = []
+    size = 0
     for view in views:
         if view.nbytes >= _PIECE_BYTES:
             if run:

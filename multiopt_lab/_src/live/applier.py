@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from typing import Any
 from collections.abc import Callable
 
 __all__ = ["Applier"]
@@ -57,9 +58,9 @@ class Applier:
         self.on_done = on_done
         self.poll_seconds = poll_seconds
         self.idle_seconds = idle_seconds
-        self.pending = None
+        self.pending: Any = None  # the optimizer's repartition request
         self._reported = None
-        self._last_activity = None
+        self._last_activity: tuple | None = None
         self._idle_for = 0.0
 
     @property

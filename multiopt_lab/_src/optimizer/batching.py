@@ -14,7 +14,8 @@ for them the copies would cost more than the launches they save.
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 import mlx.optimizers as optim

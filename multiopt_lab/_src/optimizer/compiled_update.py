@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import warnings
 from numbers import Number
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 
@@ -91,7 +92,7 @@ class CompiledUpdate:
     def __init__(self) -> None:
         self.compilations = 0
         self._key: tuple | None = None
-        self._functions: dict[bool, Callable] = {}
+        self._functions: dict[tuple[bool, bool], Callable] = {}
         self._failed = False
         self._plan_key: tuple | None = None
         self._plan_compilations = 0

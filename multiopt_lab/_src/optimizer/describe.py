@@ -135,10 +135,10 @@ def optimizers_of(source, n_groups: int):
 
 
 def _scalar_state(optimizer) -> dict[str, float]:
-    found = {}
+    found: dict[str, float] = {}
     for key, value in optimizer.state.items():
         if key != "step" and isinstance(value, mx.array) and value.ndim == 0:
-            found[key] = value.item()
+            found[key] = value.item()  # type: ignore[assignment]  # a real scalar: mlx's item() is typed for any dtype
     return found
 
 

@@ -10,6 +10,7 @@ look up, rebuild) live in :mod:`multiopt_lab._src.trees`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from mlx.utils import tree_unflatten
@@ -82,6 +83,7 @@ def flatten_with_parameters(gradients: Any, parameters: Any) -> FlatLeaves:
 # step's gradients and old parameters (a copy of the model) alive until
 # Python's cyclic garbage collector happens to run.
 def _collect_leaves(g: Any, p: Any, prefix: str, leaves: FlatLeaves, wrong: list[str]) -> None:
+    items: Iterable[tuple[Any, Any]]
     if isinstance(g, dict):
         items = g.items()
     elif isinstance(g, (list, tuple)):

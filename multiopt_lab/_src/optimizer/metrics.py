@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 
@@ -102,7 +103,7 @@ def _folded_sums(gradient: Any, old: Any, new: Any) -> Any:
 def _stacked_sums(*vectors: Any) -> Any:
     n = vectors[0].size
     if n < 8 * _COLUMNS:
-        return mx.sum(mx.square(mx.stack(vectors)), axis=1)
+        return mx.sum(mx.square(mx.stack(vectors)), axis=1)  # type: ignore[arg-type]  # mx.stack takes any sequence of arrays
     # Pad each to whole rows so the (3, rows, 1024) view reduces on its fast axis.
     pad = (-n) % _COLUMNS
     parts = [part for v in vectors for part in ((v, mx.zeros((pad,), v.dtype)) if pad else (v,))]
@@ -127,7 +128,7 @@ def group_sums(pieces: Sequence[Any]) -> Any:
     """
     if not pieces:
         return mx.zeros((3,), mx.float32)
-    return pieces[0] if len(pieces) == 1 else mx.sum(mx.stack(pieces), axis=0)
+    return pieces[0] if len(pieces) == 1 else mx.sum(mx.stack(pieces), axis=0)  # type: ignore[arg-type]  # mx.stack takes any sequence of arrays
 
 
 #: Pieces up to this many elements are concatenated before their sums are taken.
@@ -171,7 +172,8 @@ def _fold_equal_sizes(pieces: Sequence[tuple[Any, Any, Any]]) -> tuple[list, Any
     by_size: dict[int, list] = {}
     for piece in pieces:
         by_size.setdefault(piece[0].size, []).append(piece)
-    rest, totals = [], ([], [], [])
+    rest: list = []
+    totals: tuple[list, list, list] = ([], [], [])
     for same in by_size.values():
         for start in range(0, len(same), ACROSS):
             chunk = same[start:start + ACROSS]
@@ -317,7 +319,8 @@ def _per_parameter_sums(pieces: Sequence[Sequence[tuple]]) -> tuple[list, Any]:
         blocks.append(rows)
         leaf_of_row += [singles[r][0] for r in order]
     for indices, sizes, flat in buckets:
-        rows, order = _flat_leaf_sums(*flat, sizes)
+        gradient, old, new = flat
+        rows, order = _flat_leaf_sums(gradient, old, new, sizes)
         blocks.append(rows)
         leaf_of_row += [indices[k] for k in order]
     if not blocks:
@@ -348,7 +351,7 @@ def metric_arrays(sums: Sequence[Any], learning_rates: Sequence[Any], step: Any)
         else (r if r.dtype == mx.float32 else r.astype(mx.float32)).reshape(())
         for r in learning_rates
     ]
-    return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}
+    return {"sums": mx.stack(sums), "learning_rates": mx.stack(rates), "step": step}  # type: ignore[arg-type]  # mx.stack takes any sequence of arrays
 
 
 def metrics_of_update(pieces: Sequence[Sequence[tuple]], optimizers: Sequence[Any],

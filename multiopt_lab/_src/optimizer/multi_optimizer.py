@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
-import mlx.nn as nn
+import mlx.nn as nn  # noqa: F401 - the docstring examples use it
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
@@ -159,7 +160,7 @@ class MultiOptimizer(optim.MultiOptimizer):
     def optimizers(self, _value: Any) -> None:
         _read_only("optimizers", "optimizers=[...]")
 
-    @property
+    @property  # type: ignore[override]  # MLX's is a list attribute; ours is read-only
     def filters(self) -> tuple:
         """The rule of each group but the last, as ``Rule`` s (read-only: see :meth:`repartition`).
 
@@ -322,6 +323,7 @@ class MultiOptimizer(optim.MultiOptimizer):
             if self._compile and not tracing:
                 compiled = self._compiled.apply(plan, leaves, gradients, optimizers,
                                                 self._router.version, recording, per_parameter)
+            metrics: dict[str, Any] | None
             if compiled is not None:
                 new, metrics = compiled
             else:
@@ -333,10 +335,10 @@ class MultiOptimizer(optim.MultiOptimizer):
                            if recording else None)
             # 4. Metrics (lazy arrays, computed with the update), then the NaN/inf guard.
             if recording:
-                recorder.store(metrics, tracing,
+                recorder.store(metrics, tracing,  # type: ignore[arg-type]  # recording: made above
                                (plan.paths, plan.group_index) if per_parameter else None)
             if guard is not None:
-                new = guard.after(optimizers, before, leaves.gradients, leaves.parameters, new,
+                new = guard.after(optimizers, before, leaves.gradients, leaves.parameters, new,  # type: ignore[arg-type]  # with a guard, before is its list
                                   plan.indices)
             return rebuild_tree(gradients, new)
 
@@ -852,9 +854,9 @@ def _evaluate_learning_rates(optimizers: Sequence[Any]) -> None:
 
 def _arrays_made_by(action, tree: Any) -> list:
     """Run ``action``; return the arrays in ``tree`` afterwards that were not there before."""
-    before = {id(a) for _, a in tree_flatten(tree)}
+    before = {id(a) for _, a in tree_flatten(tree)}  # type: ignore[str-unpack]  # tree_flatten gives a list here (mlx types it list | dict)
     action()
-    return [a for _, a in tree_flatten(tree) if id(a) not in before]
+    return [a for _, a in tree_flatten(tree) if id(a) not in before]  # type: ignore[str-unpack]  # tree_flatten gives a list here (mlx types it list | dict)
 
 
 def _evaluate_here(arrays: list) -> None:

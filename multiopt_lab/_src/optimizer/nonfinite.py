@@ -14,7 +14,8 @@ per-group flags of the last step) live in the optimizer's ``state`` under
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 
@@ -137,8 +138,8 @@ class NonfiniteGuard:
     @property
     def skipped_steps(self) -> int:
         """Steps skipped so far (reads one scalar: a sync)."""
-        return int(self.arrays["skipped"].item())
+        return int(self.arrays["skipped"].item())  # type: ignore[arg-type]  # an int counter; mlx types item() for any dtype
 
     def nonfinite_indices(self) -> tuple[int, ...]:
         """Positions of the groups that were not finite at the last step."""
-        return tuple(i for i, ok in enumerate(self.arrays["finite"].tolist()) if not ok)
+        return tuple(i for i, ok in enumerate(self.arrays["finite"].tolist()) if not ok)  # type: ignore[arg-type]  # a 1-d array: tolist() is a list

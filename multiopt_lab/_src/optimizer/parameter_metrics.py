@@ -12,7 +12,8 @@ however many parameters the model has.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -51,6 +52,7 @@ class ParameterMetrics(Mapping):
     """
 
     metrics = PARAMETER_METRIC_NAMES
+    values: np.ndarray  # type: ignore[assignment]  # hides Mapping.values(): pm.values() raises
 
     def __init__(self, step: int, paths: Sequence[str], groups: Sequence[str],
                  values: Any) -> None:

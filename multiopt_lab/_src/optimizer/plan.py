@@ -11,6 +11,7 @@ inside the sub-optimizer's own state tree, so a step is a flat loop of
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from multiopt_lab._src.mlx_internals import is_initialized, state_dict
@@ -51,7 +52,7 @@ class RoutingPlan:
     buckets: list[list[Any]] = field(default_factory=list)
     singles: list[list[tuple[int, dict]]] = field(default_factory=list)
 
-    def matches(self, leaves: FlatLeaves, optimizers: list[Any]) -> bool:
+    def matches(self, leaves: FlatLeaves, optimizers: Sequence[Any]) -> bool:
         """True when ``leaves`` has this structure and no state tree was replaced."""
         if leaves.paths != self.paths:
             return False
@@ -63,7 +64,7 @@ class RoutingPlan:
             for o, tree in zip(optimizers, self.state_trees)
         )
 
-    def bind_states(self, optimizers: list[Any], runs_own_code: list[bool],
+    def bind_states(self, optimizers: Sequence[Any], runs_own_code: list[bool],
                     leaves: FlatLeaves, batch: bool = True) -> None:
         """Collect direct references to every leaf's state dict (after ``init``)."""
         self.states, self.buckets, self.singles = [], [], []
@@ -76,6 +77,7 @@ class RoutingPlan:
             tree = optimizer.state
             states = [node_at(tree, self.paths[i]) for i in self.indices[g]]
             self.states.append(states)
+            single: Sequence[int]
             if batch:
                 buckets, single = make_buckets(optimizer, self.indices[g], leaves.gradients,
                                                leaves.parameters, states)

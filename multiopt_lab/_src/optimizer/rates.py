@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from multiopt_lab._src.arguments import check_number, found
 from multiopt_lab._src.mlx_internals import schedules

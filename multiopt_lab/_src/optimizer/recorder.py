@@ -14,7 +14,8 @@ them ran or was traced: a compiled step replays the same rows).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.core as mx
 

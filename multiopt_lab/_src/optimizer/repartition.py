@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map_with_path
@@ -48,7 +49,7 @@ def migrated_states(optimizers: Sequence[Any], group_paths: Sequence[Sequence[st
         kept = {}
         for path in paths:
             if previous.get(path) is optimizer:
-                entry = existing_entry(optimizer.state, path)
+                entry = existing_entry(optimizer.state, path)  # type: ignore[union-attr]  # `is` narrowed it to Any | None
                 if entry:
                     kept[path] = entry
         whole = parameters if len(optimizers) == 1 else None

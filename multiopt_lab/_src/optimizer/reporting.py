@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 from typing import Any
 
 import mlx
@@ -34,7 +35,7 @@ _LIBRARY_FOLDERS = tuple(os.path.abspath(folder) + os.sep for folder in (_PACKAG
 def _user_stacklevel() -> int:
     """``warnings.warn``'s stacklevel, in the caller, of the nearest frame outside
     multiopt_lab and MLX (the user's call of train(), update(), LabCallback...)."""
-    frame = sys._getframe(2)  # the caller's caller
+    frame: FrameType | None = sys._getframe(2)  # the caller's caller
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_FOLDERS):
         frame = frame.f_back

@@ -12,7 +12,8 @@ groups and state trees, :meth:`Router.commit` installs them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.nn as nn
 
@@ -257,8 +258,8 @@ class Router:
         fresh: list = []
         trees = migrated_states(new_optimizers, group_paths, tree, previous, fresh)
         moves = moves_between(paths, previous, owners,
-                              {id(o): l for o, l in zip(self.optimizers, self.labels)},
-                              {id(o): l for o, l in zip(new_optimizers, new_labels)})
+                              {id(o): label for o, label in zip(self.optimizers, self.labels)},
+                              {id(o): label for o, label in zip(new_optimizers, new_labels)})
         return Change(tuple(new_optimizers), new_rules, new_labels, trees, fresh, moves, note)
 
     def _owners_despite_failures(self, previous: dict[str, Any],
@@ -311,7 +312,7 @@ class Router:
                          "stepped, e.g. frozen until now); they start fresh in their new group")
         if several:
             lines.append(f"  {describe_paths(list(several), 5)}: state found in several groups "
-                         f"({', '.join(sorted({l for ls in several.values() for l in ls}))}), so it "
+                         f"({', '.join(sorted({g for held in several.values() for g in held}))}), so it "
                          "cannot be attributed; it was dropped and they start fresh in their new "
                          "group")
         return "\n".join(lines)

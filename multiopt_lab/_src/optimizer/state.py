@@ -22,7 +22,8 @@ shapeless=True)``. :func:`multiopt_lab.save_state` leaves it out.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import mlx.core as mx
 
@@ -40,6 +41,7 @@ def install_state(optimizer: Any, tree: dict, initialized: bool = True) -> None:
     """
     if keeps_state_dict(optimizer):
         home = state_dict(optimizer)
+        assert home is not None  # kept: MLX's state property over its dict
         if home is not tree:
             contents = dict(tree)
             home.clear()
@@ -93,7 +95,7 @@ class StateContainer:
                 if states[i] is state_dict(optimizer):
                     continue
                 home = states[i]
-                contents = dict(state_dict(optimizer))
+                contents = dict(state_dict(optimizer))  # type: ignore[arg-type]  # a plain optimizer: a dict
                 home.clear()
                 home.update(contents)
                 install_state_dict(optimizer, home)

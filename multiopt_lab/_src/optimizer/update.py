@@ -9,7 +9,8 @@ it. :func:`update_groups` runs it for every group, in order.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 
 from multiopt_lab._src.mlx_internals import advance_step
 from multiopt_lab._src.optimizer.plan import RoutingPlan
@@ -66,6 +67,7 @@ def update_group(g: int, optimizer: Any, plan: RoutingPlan, leaves: FlatLeaves, 
     advance_step(optimizer)  # schedules, then the step counter, as MLX's apply_gradients
     apply_single = optimizer.apply_single
     pieces: list = []
+    pairs: Iterable[tuple[int, dict]]
     if batched:
         for bucket in plan.buckets[g]:
             flat = bucket.apply(apply_single, grads, params, new)

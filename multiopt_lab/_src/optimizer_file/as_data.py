@@ -39,7 +39,7 @@ _CLASS_KEY = "class"
 
 def _parameters(cls: type) -> dict[str, inspect.Parameter]:
     """The keyword arguments of ``cls.__init__``; a ValueError for ``*args``/``**kwargs``."""
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(cls.__init__)  # type: ignore[misc]  # the class's own __init__
     found = {}
     for name, parameter in list(signature.parameters.items())[1:]:  # [0] is self
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -58,7 +58,7 @@ def _scalar_of_array(value: mx.array, where: str) -> int | float | bool:
     if value.ndim != 0:
         raise ValueError(f"{where} is an array of shape {tuple(value.shape)}; a file holds numbers")
     if value.dtype == mx.float32:
-        number = value.item()
+        number: float = value.item()  # type: ignore[assignment]  # a float32 array's item() is a float
         # The shortest decimal that names this float32 reads better than its double
         # (0.1, not 0.10000000149011612); keep the double when that does not round-trip.
         # NumPy rounds a double to float32 as mx.array does, and needs no MLX stream (the
@@ -66,7 +66,7 @@ def _scalar_of_array(value: mx.array, where: str) -> int | float | bool:
         short = float(str(np.float32(number)))
         return short if np.float32(short).tobytes() == np.float32(number).tobytes() else number
     if value.dtype in (mx.int32, mx.int64):
-        return int(value.item())
+        return int(value.item())  # type: ignore[arg-type]  # an int: mlx's item() is typed for any dtype
     if value.dtype == mx.bool_:
         return bool(value.item())
     dtype = str(value.dtype).rsplit(".", 1)[-1]

@@ -168,5 +168,5 @@ def load_optimizer(path: str | os.PathLike, model: Any, **options: Any) -> Multi
     if "cache" not in options and any(rule.depends_on_values for rule in contents.rules):
         options["cache"] = False  # a rule reading values: the original could not cache either
     optimizer = MultiOptimizer(optimizers, contents.rules, labels=contents.labels, **options)
-    optimizer.init(model)
+    optimizer.init(model)  # type: ignore[arg-type]  # MLX's init takes any parameter tree
     return optimizer

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.optimizers.schedulers as mlx_schedulers

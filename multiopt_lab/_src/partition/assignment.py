@@ -9,7 +9,8 @@ import warnings
 from collections.abc import Callable, Hashable
 from functools import cached_property
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ class Move(NamedTuple):
 
 
 def assign(parameters: Any, filters: Sequence[Any], labels: Sequence[str] | None = None, *,
-           optimizers: Sequence[Any] | None = None) -> "Assignment":
+           optimizers: Sequence[Any] | None = None) -> Assignment:
     """Route every parameter to a group, as ``MultiOptimizer(optimizers, filters)`` would.
 
     Args:
@@ -136,7 +137,7 @@ class Assignment:
         self.winners.setflags(write=False)
         self._memo: dict = {}
 
-    def memo(self, key: Hashable, compute: Callable[["Assignment"], Any]) -> Any:
+    def memo(self, key: Hashable, compute: Callable[[Assignment], Any]) -> Any:
         """``compute(self)``, computed once for this assignment and kept with it.
 
         What several surfaces draw from one assignment (the tree, the legend, the
@@ -231,7 +232,7 @@ class Assignment:
 
     def check(self, allow_fallback: bool = True, allow_overlap: bool = True,
               allow_near_misses: bool = True, *, allow_warnings: bool = True,
-              allow_notes: bool = True) -> "Assignment":
+              allow_notes: bool = True) -> Assignment:
         """Raise :class:`CoverageError` listing every problem; return self when none.
 
         Findings of severity error (a dead or shadowed rule, Muon on a
@@ -261,7 +262,7 @@ class Assignment:
             warnings.warn(FindingWarning(finding), stacklevel=2)
         return self
 
-    def diff(self, other: "Assignment") -> Moves:
+    def diff(self, other: Assignment) -> Moves:
         """Parameters whose group label differs in ``other`` (absent on one side: None).
 
         Returns:
@@ -282,7 +283,7 @@ class Assignment:
         moves += [Move(p, None, g) for p, g in theirs.items() if p not in mine]
         return Moves(moves)
 
-    def _moves_on_same_paths(self, other: "Assignment") -> list[Move]:
+    def _moves_on_same_paths(self, other: Assignment) -> list[Move]:
         """:meth:`diff` between two assignments of the same paths, compared as arrays
         (the rule editor diffs on every keystroke)."""
         rows = self.table.distinct_rows
@@ -295,7 +296,7 @@ class Assignment:
                 zip(rows[mine != theirs].tolist(), mine[mine != theirs].tolist(),
                     theirs[mine != theirs].tolist())]
 
-    def reassign(self, filters: Sequence[Any], labels: Sequence[str] | None = None) -> "Assignment":
+    def reassign(self, filters: Sequence[Any], labels: Sequence[str] | None = None) -> Assignment:
         """Assign the same parameters with other filters, reusing the flattened table
         and every unchanged rule's cached selection (the rule editor's fast path).
 

@@ -210,8 +210,8 @@ class Diagnostics:
                 out.append((finding, "allow_warnings=False"))
             elif finding.severity == "note" and not allow_notes:
                 out.append((finding, "allow_notes=False"))
-        if not allow_fallback and self.fallback_only:  # information, failing only on request
-            out.append((self.fallback_finding, "allow_fallback=False"))
+        if not allow_fallback and (fallback := self.fallback_finding) is not None:  # information, failing only on request
+            out.append((fallback, "allow_fallback=False"))
         return out
 
     def lines(self, width: int | None = DEFAULT_WIDTH) -> list[str]:
@@ -237,9 +237,10 @@ class Diagnostics:
         measure = None if width is None else min(width, words.MESSAGE_WIDTH)
         for finding in self.findings:
             lines += finding.text(indent="  ", width=measure).splitlines()
-        if self.fallback_only:
-            lines += words.wrap_words(f"{self.fallback_finding.message}:", "  ", "    ", measure)
-            lines += wrapped(self.fallback_finding.blocks, "    ", width=measure)
+        fallback = self.fallback_finding  # None unless the fallback took some parameter alone
+        if fallback is not None:
+            lines += words.wrap_words(f"{fallback.message}:", "  ", "    ", measure)
+            lines += wrapped(fallback.blocks, "    ", width=measure)
         if not self.contracts_checked:
             lines += words.wrap_words(f"({words.CONTRACTS_UNCHECKED})", "  ", "    ", measure)
         # A word wider than the width (a very long path) is shortened, never split.

@@ -27,8 +27,10 @@ from __future__ import annotations
 import re
 import textwrap
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from multiopt_lab._src.partition.near_misses import block_pattern
 
@@ -230,7 +232,10 @@ def _listed(items, shown: int) -> str:
     return ", ".join(items[:shown]) + (f" and {more:,} more" if more > 0 else "")
 
 
-def _folded(items, pattern_of) -> list[tuple[object, int]]:
+_T = TypeVar("_T")
+
+
+def _folded(items: Iterable[_T], pattern_of) -> list[tuple[_T, int]]:
     """``(item, count)`` in order; an item repeated in ``_FOLD`` or more blocks appears once."""
     items = list(items)
     patterns = [pattern_of(item) for item in items]  # once each: tens of thousands of paths

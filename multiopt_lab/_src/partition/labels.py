@@ -20,7 +20,8 @@ with the same rules and the same messages:
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 __all__ = ["TOTAL_LABEL", "SCALAR_LABEL", "RESERVED_LABELS", "check_labels", "check_label_text",
            "label_text_problem"]

@@ -10,7 +10,8 @@ classes once.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import mlx.nn as nn
 

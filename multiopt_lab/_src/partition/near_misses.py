@@ -171,7 +171,7 @@ def find_near_misses(table, winners: np.ndarray, labels, unfit=None,
     return tuple(found)
 
 
-_KEYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _row_keys(table) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +185,7 @@ def _row_keys(table) -> tuple[np.ndarray, np.ndarray]:
         pass
     blocks: dict[str, int] = {}
     block_ids = [blocks.setdefault(block_of(p), len(blocks)) for p in table.paths]
+    second: list[str | bool | None]
     if table.has_modules:
         families = {k: family(k) for k in set(table.module_names)}
         second = [families[k] for k in table.module_names]

@@ -51,7 +51,7 @@ class Roles:
     known_modules: bool
 
 
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def roles_of(table) -> Roles:

@@ -23,7 +23,7 @@ class StructureKey:
         self._hash = hash(items)
 
     @classmethod
-    def shared(cls, items: tuple) -> "StructureKey":
+    def shared(cls, items: tuple) -> StructureKey:
         """A key for ``items``: the one already in use for equal items, if any.
 
         Two tables of one model (the rule editor's and the tree's) then hold the
@@ -53,5 +53,5 @@ class StructureKey:
 
 
 # hash -> the key in use with that hash (a key lives as long as a table holds it).
-_SHARED: "weakref.WeakValueDictionary[int, StructureKey]" = weakref.WeakValueDictionary()
+_SHARED: weakref.WeakValueDictionary[int, StructureKey] = weakref.WeakValueDictionary()
 _SHARED_LOCK = threading.Lock()

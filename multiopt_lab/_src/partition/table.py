@@ -98,14 +98,14 @@ class ParameterTable:
         self._row_ids = row_ids
         # Paths (strings cache their hash) + per-row structure ids + the distinct
         # structures determine every (path, shape, dtype) and hash ~5x faster.
-        key = (self.paths, tuple(row_ids), self.structures)
+        key: tuple = (self.paths, tuple(row_ids), self.structures)
         self.has_modules = isinstance(model, nn.Module) or _chains is not None
         self.chains: tuple[tuple[str, ...], ...] = ()
         self._chain_ids: list[int] = []
         if self.has_modules:
-            ids, chains = _chains if _chains is not None else module_chains(model, paths)
-            self._chain_ids, self.chains = ids, tuple(chains)
-            key += (tuple(ids), self.chains)
+            chain_ids, chains = _chains if _chains is not None else module_chains(model, paths)
+            self._chain_ids, self.chains = chain_ids, tuple(chains)
+            key += (tuple(chain_ids), self.chains)
         self.key = StructureKey.shared(key)
         self._rows: list[tuple] | None = None
         self._index: dict[str, int] | None = None
@@ -195,7 +195,7 @@ class ParameterTable:
         return row[:6] + (chain[-1], chain)
 
     @classmethod
-    def from_tree(cls, parameters: Any, model: Any = None) -> "ParameterTable":
+    def from_tree(cls, parameters: Any, model: Any = None) -> ParameterTable:
         """Flatten a parameter tree (or an ``nn.Module``'s trainable parameters).
 
         Args:
@@ -235,7 +235,7 @@ class ParameterTable:
             f"{len(self.structures)} distinct shape/dtype pairs{modules})"
         )
 
-    def without_values(self) -> "ParameterTable":
+    def without_values(self) -> ParameterTable:
         """The same table, its MLX arrays swapped for unevaluated zeros of their shape and dtype.
 
         For a table kept long after its rules ran (an optimizer's last

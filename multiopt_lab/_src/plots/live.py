@@ -36,7 +36,7 @@ def layout_key(history: History, run: str | None, smoothing: float, theme: str |
     return (run, history.labels(run), present, smoothing, theme)
 
 
-def remember_layout(figure: Figure, key: tuple, legend_rows: int = 0) -> None:
+def remember_layout(figure: Figure, key: tuple | None, legend_rows: int = 0) -> None:
     """Note the layout just drawn into ``figure`` (``None``: drawn by hand, redraw afresh).
     """
     setattr(figure, _KEY, key)
@@ -84,7 +84,7 @@ def update_in_place(figure: Figure, key: tuple, history: History, run: str | Non
         found = series(frame, metric, run=run)
         lines = [line for line in ax.get_lines() if line.get_gid() in found]
         for line in lines:
-            line.set_data(*found[line.get_gid()])
+            line.set_data(*found[line.get_gid()])  # type: ignore[index]  # the gid is a key of found
         retitled = _restyle_same(ax, found, lines) or retitled
         _rescale(ax)
     if retitled and figure.get_layout_engine() is None:

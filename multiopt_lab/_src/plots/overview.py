@@ -8,8 +8,11 @@ it ran on (from the run's metadata).
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
 from multiopt_lab._src.training.history import SCALAR_GROUP, History
@@ -61,7 +64,8 @@ def _fewer_ticks(figure: Figure) -> None:
             ax.yaxis.set_minor_locator(NullLocator())
         elif not isinstance(ax.yaxis.get_major_locator(), FixedLocator):  # steady_limits' ticks stay
             ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
-        if ax.get_subplotspec().is_first_row():
+        spec = ax.get_subplotspec()
+        if spec is not None and spec.is_first_row():
             ax.set_xlabel("")
 
 
@@ -70,16 +74,17 @@ def _legend(figure: Figure, fixed: bool, title: str) -> int:
 
     Returns the rows it takes under the title row of a fixed layout (0 or 1).
     """
-    handles, labels = [], []
+    handles: list[Line2D] = []
+    labels: list[str] = []
     for ax in figure.axes[1:]:
         for line in ax.get_lines():
-            label = line.get_gid() or line.get_label()
+            label = str(line.get_gid() or line.get_label())
             if label not in labels and not label.startswith("_"):
                 handles.append(line)
                 labels.append(label)
     if not handles:
         return 0
-    options = dict(ncols=len(labels), frameon=False, fontsize="small", handlelength=1.8, columnspacing=1.2)
+    options: dict[str, Any] = dict(ncols=len(labels), frameon=False, fontsize="small", handlelength=1.8, columnspacing=1.2)
     if not fixed:
         figure.legend(handles, labels, loc="outside upper right", **options)
         return 0

@@ -219,7 +219,7 @@ def plot_parameter_heatmap(history: History, metric: str = "update_ratio", *,
         figure = LabFigure(figsize=(8.0, 5.0), layout="constrained")
         ax = figure.add_subplot()
     else:
-        figure = ax.figure
+        figure = ax.figure  # type: ignore[assignment]  # a SubFigure when ax sits in one, as new_axes
     title = f"{_TITLES.get(metric, metric)} per parameter" + (f" ({run})" if run else "")
     ax.set_title(title)
     table = parameter_table(history, metric, run=run) if run is not None else pd.DataFrame()
@@ -236,6 +236,7 @@ def plot_parameter_heatmap(history: History, metric: str = "update_ratio", *,
     values = table.to_numpy(dtype=float)
     steps = np.asarray(table.columns, dtype=float)
     positive = values[np.isfinite(values) & (values > 0)]
+    norm: Normalize
     if log and positive.size:
         norm = LogNorm(vmin=positive.min(), vmax=max(positive.max(), positive.min() * 1.0001))
         shown = np.where(values > 0, values, np.nan)
@@ -251,7 +252,7 @@ def plot_parameter_heatmap(history: History, metric: str = "update_ratio", *,
     colours = parameter_colour_map(history, run)
     band = [colours.get(groups.get(p, ""), FALLBACK_GREY) for p in paths]
     unique = list(dict.fromkeys(band))
-    band_ax = ax.inset_axes([-0.035, 0, 0.025, 1], sharey=ax)
+    band_ax = ax.inset_axes((-0.035, 0, 0.025, 1), sharey=ax)
     band_ax.pcolormesh([0, 1], np.arange(len(paths) + 1),
                        np.array([[unique.index(c)] for c in band]), cmap=ListedColormap(unique),
                        shading="flat", vmin=-0.5, vmax=len(unique) - 0.5)
@@ -457,7 +458,7 @@ def plot_parameter_overview(history: History, metric: str = "update_ratio", *,
         True
     """
     figure = LabFigure(figsize=(12.0, 5.5), layout="constrained")
-    left, right = figure.subfigures(1, 2, width_ratios=[1.35, 1.0])
+    left, right = figure.subfigures(1, 2, width_ratios=[1.35, 1.0])  # type: ignore[misc]  # 1 x 2: an array of two
     plot_parameter_heatmap(history, metric, run=run, group_blocks=group_blocks,
                            ax=left.add_subplot())
     plot_top_parameters(history, metric, k=k, run=run, ax=right.add_subplot())

@@ -15,6 +15,7 @@ import inspect
 import io
 import re
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import matplotlib
 import matplotlib.style
@@ -29,6 +30,9 @@ from multiopt_lab._src.training.arguments import required_history
 from multiopt_lab._src.training.history import SCALAR_GROUP, TOTAL_GROUP, History
 from multiopt_lab._src.display import bundle_for
 from multiopt_lab._src.palette import FALLBACK_GREY, group_colour
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "THEMES", "COLOUR_BY", "LabFigure", "lab_axes", "themed", "new_axes", "group_colour_map", "optimizer_colour_map",
@@ -47,12 +51,12 @@ _STYLES = ("-", "--", "-.", ":")
 #: The dashes of a line drawn over an identical one: the one below shows in the gaps.
 SAME_AS_STYLE = "--"
 
-_COLOUR_KEYS = (
+_COLOUR_KEYS: tuple[RcKeyType, ...] = (
     "figure.facecolor", "axes.facecolor", "savefig.facecolor", "axes.edgecolor", "axes.labelcolor",
     "text.color", "xtick.color", "ytick.color", "grid.color", "legend.facecolor", "legend.edgecolor",
 )
-_LIGHT = {key: matplotlib.rcParamsDefault[key] for key in _COLOUR_KEYS}
-_DARK = {
+_LIGHT: dict[RcKeyType, Any] = {key: matplotlib.rcParamsDefault[key] for key in _COLOUR_KEYS}
+_DARK: dict[RcKeyType, Any] = {
     **{key: value for key, value in matplotlib.style.library["dark_background"].items() if key in _COLOUR_KEYS},
     # JupyterLab's dark theme: its background, so the figure blends in, and its
     # text colour (a soft white, as --jp-content-font-color1).
@@ -108,7 +112,10 @@ PLOT_ARGUMENTS = {
 }
 
 
-def checked_plot(plot: Callable[..., Figure]) -> Callable[..., Figure]:
+_Plot = TypeVar("_Plot", bound=Callable[..., Any])
+
+
+def checked_plot(plot: _Plot) -> _Plot:
     """A plotting function whose arguments are checked first (:data:`PLOT_ARGUMENTS`)."""
     names = inspect.signature(plot).parameters
     return checked(**{name: check for name, check in PLOT_ARGUMENTS.items() if name in names})(plot)
@@ -183,7 +190,7 @@ def new_axes(ax: Axes | None, size: tuple[float, float] = (7.2, 3.6)) -> tuple[F
     """The caller's axes, or a new figure with one axes (wide enough for a legend beside it).
     """
     if ax is not None:
-        return ax.figure, ax
+        return ax.figure, ax  # type: ignore[return-value]  # a SubFigure when the axes sit in one, as before
     figure = LabFigure(figsize=size, layout="constrained")
     return figure, figure.add_subplot()
 
@@ -197,7 +204,7 @@ def group_colour_map(history: History, run: str | None = None) -> dict[str, str]
     return colours
 
 
-def _optimizer_classes(history: History, run: str) -> dict[str, str]:
+def _optimizer_classes(history: History, run: str | None) -> dict[str, str]:
     metadata = history.metadata(run)
     labels, parts = metadata.get("labels") or [], metadata.get("optimizers") or []
     return {label: part["class"] for label, part in zip(labels, parts) if isinstance(part, dict) and "class" in part}
@@ -216,11 +223,12 @@ def optimizer_colour_map(history: History, run: str | None = None) -> tuple[dict
     """
     order: dict[str, int] = {}
     for name in history.runs:
-        for cls in _optimizer_classes(history, name).values():
-            order.setdefault(cls, len(order))
+        for known in _optimizer_classes(history, name).values():
+            order.setdefault(known, len(order))
     run = history.current_run if run is None else run
     classes = _optimizer_classes(history, run)
-    colours, styles, used = group_colour_map(history, run), {}, {}
+    colours, styles = group_colour_map(history, run), {}
+    used: dict[str, int] = {}
     for label in history.labels(run):
         cls = classes.get(label)
         if cls is None:
@@ -327,8 +335,8 @@ def steady_limits(ax: Axes, spread: float = 0.1) -> bool:
     Returns:
         bool: Whether the axes were flat (and changed).
     """
-    values = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
-    values = np.concatenate(values) if values else np.empty(0)
+    lines = [np.asarray(line.get_ydata(), dtype=np.float64) for line in ax.get_lines()]
+    values = np.concatenate(lines) if lines else np.empty(0)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return False
@@ -345,7 +353,7 @@ def steady_limits(ax: Axes, spread: float = 0.1) -> bool:
 
 def _theme_colours(theme: str) -> dict[str, tuple]:
     source = _DARK if theme == "dark" else _LIGHT
-    colours = {}
+    colours: dict[str, tuple] = {}
     for key in _COLOUR_KEYS:
         try:
             colours[key] = matplotlib.colors.to_rgba(source[key])

@@ -16,7 +16,8 @@ carry over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import mlx.optimizers as optim
 import numpy as np

@@ -50,10 +50,10 @@ def scaled_copy(optimizer: optim.Optimizer, factor: float) -> optim.Optimizer:
     else:
         rate = float(optimizer.learning_rate.item())
         twin.learning_rate = rate * factor
-        scaled = float(twin.learning_rate.item())  # as the optimizer holds it (float32)
+        scaled = float(twin.learning_rate.item())  # type: ignore[attr-defined]  # as the optimizer holds it (a float32 array)
         if not math.isfinite(scaled) or (scaled == 0 and rate * factor != 0):
             raise ValueError(f"the learning rate {rate:g} times {factor:g} is {scaled:g} in "
-                             f"{twin.learning_rate.dtype}, which no step can use; pick a factor "
+                             f"{twin.learning_rate.dtype}, which no step can use; pick a factor "  # type: ignore[attr-defined]  # an array, as above
                              "that keeps it a finite, non-zero number")
     return twin
 
@@ -72,5 +72,5 @@ def without_weight_decay(optimizer: optim.Optimizer) -> optim.Optimizer:
         raise ValueError(f"{type(optimizer).__name__} has weight_decay=0 already, so there is "
                          "nothing to turn off; give it the weight decay the other parameters get")
     twin = fresh_copy(optimizer)
-    twin.weight_decay = 0.0
+    twin.weight_decay = 0.0  # type: ignore[attr-defined]  # checked above: it has weight_decay
     return twin

@@ -106,7 +106,7 @@ def _collect(node: Any, prefix: str, found: list) -> None:
 
 
 def _size(module: nn.Module) -> int:
-    return sum(v.size for _, v in tree_flatten(module.parameters()))
+    return sum(v.size for _, v in tree_flatten(module.parameters()))  # type: ignore[str-unpack, union-attr]  # tree_flatten gives a list here (mlx types it list | dict)
 
 
 def find_blocks(model: nn.Module) -> Blocks | None:

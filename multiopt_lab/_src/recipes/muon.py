@@ -67,7 +67,7 @@ class StackedMuon(optim.Muon):
 
 
 # Muon's contract, except that a stack of matrices is what it is made for.
-declare_contract(StackedMuon, replace(contract_of(optim.Muon(0.0)), flattens_stacks=False, stack_fix=""))
+declare_contract(StackedMuon, replace(contract_of(optim.Muon(0.0)), flattens_stacks=False, stack_fix=""))  # type: ignore[type-var]  # Muon has a contract
 
 
 def _newton_schulz(X: mx.array, steps: int) -> mx.array:
@@ -76,7 +76,7 @@ def _newton_schulz(X: mx.array, steps: int) -> mx.array:
     transpose = X.shape[-2] > X.shape[-1]
     if transpose:
         X = X.swapaxes(-1, -2)
-    X = X / (mx.linalg.norm(X, axis=(-2, -1), keepdims=True) + 1e-7)
+    X = X / (mx.linalg.norm(X, axis=(-2, -1), keepdims=True) + 1e-7)  # type: ignore[arg-type]  # mlx takes a tuple of axes; its stub says list
     for _ in range(steps):
         A = X @ X.swapaxes(-1, -2)
         B = mx.addmm(b * A, A, A, beta=1.0, alpha=c)
@@ -213,7 +213,7 @@ def muon(model: nn.Module, muon: Any = None, adamw: Any = None) -> MultiOptimize
     muons = [muon_optimizer] if muon_given is None else [g.optimizer for g in muon_given]
     if stacks and any(type(o) is optim.Muon for o in muons):
         raise ValueError(
-            f"muon(): this {type(model).__name__} has 3-D expert stacks ({', '.join(sorted(set(stacks)))}, "
+            f"muon(): this {type(model).__name__} has 3-D expert stacks ({', '.join(sorted(set(stacks)))}, "  # type: ignore[arg-type]  # a Linear stack has a kind
             f"e.g. {paths[stack_rows[0]]} {list(table.shapes[stack_rows[0]])}); MLX's optim.Muon "
             "would orthogonalise them reshaped to (experts, out * in), mixing the experts. Pass "
             "muon=mol.recipes.StackedMuon(...) (the same arguments), which orthogonalises each "

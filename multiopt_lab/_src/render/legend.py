@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from html import escape
 
 from multiopt_lab._src.palette import group_colour
-from multiopt_lab._src.text_fit import DEFAULT_WIDTH, check_width, clip, glue, wrap, wrap_lines
+from multiopt_lab._src.text_fit import DEFAULT_WIDTH, check_width, clip, wrap, wrap_lines
 from multiopt_lab._src.optimizer.describe import describe_optimizer, optimizers_of, short_optimizer
 from multiopt_lab._src.render.numbers import grouped, percent
 from multiopt_lab._src.render.params import group_totals, rule_display

@@ -55,7 +55,7 @@ def _far(value: float, median: float | None) -> bool:
     if not math.isfinite(value):
         return True
     if median is None or median <= 0 or value <= 0:
-        return bool(median) and value == 0 and median > 0
+        return median is not None and median > 0 and value == 0
     return value >= median * FAR_FACTOR or value <= median / FAR_FACTOR
 
 

@@ -27,7 +27,7 @@ _PATHLIKE = re.compile(r"^[\w.*?\[\]-]+$")
 # table structure (its key: paths, shapes, dtypes, module classes) -> the last queries'
 # results: a search reads those, never the groups, so a new assignment of the same
 # parameters (each keystroke in the rule editor) reuses them.
-_RESULTS: "weakref.WeakKeyDictionary[object, OrderedDict]" = weakref.WeakKeyDictionary()
+_RESULTS: weakref.WeakKeyDictionary[object, OrderedDict] = weakref.WeakKeyDictionary()
 _RESULTS_KEPT = 8
 _lock = threading.Lock()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from multiopt_lab._src.text_fit import DEFAULT_WIDTH, check_width, clip, shrink_widths
 from multiopt_lab._src.render.numbers import grouped, plural, shape_text, share_text
-from multiopt_lab._src.render.tree_model import FoldNode, ModuleNode, ParameterTree, ParamNode
+from multiopt_lab._src.render.tree_model import FoldNode, ModuleNode, ParameterTree, ParamNode  # noqa: F401 - the docstring examples use it
 
 __all__ = ["tree_text", "param_notes", "module_notes", "walk"]
 
@@ -122,7 +122,7 @@ def _layout(rows, kept: tuple[str, ...], width: int | None) -> dict[str, int] | 
     """Column widths for these rows and columns within ``width``; None when they cannot fit."""
     has_rule = "rule" in kept
     name = max(len(r.prefix) + len(r.name) for r in rows)
-    widths = {c: _widest(rows, c) for c in ("shape", "size") if c in kept}
+    widths: dict[str, int] = {c: _widest(rows, c) for c in ("shape", "size") if c in kept}
     if "dtype" in kept:
         widths["dtype"] = _widest(rows, "dtype", params_only=True)
     group = _widest(rows, "group", params_only=True)
@@ -208,6 +208,7 @@ def tree_text(tree: ParameterTree, width: int | None = DEFAULT_WIDTH) -> str:
         widths = _layout(rows, kept, width)
         if widths is not None:
             natural = _layout(rows, kept, None)
+            assert natural is not None  # without a width every layout fits
             warnings_whole = widths["notes"] >= _warnings_width(rows)
             whole = widths["name"] == natural["name"] and widths["group"] == natural["group"]
             readable_notes = widths["notes"] >= min(natural["notes"], _GOOD_NOTES)
@@ -218,6 +219,7 @@ def tree_text(tree: ParameterTree, width: int | None = DEFAULT_WIDTH) -> str:
     if not fitting:  # not even the narrowest layout fits: cut each line
         rows, kept = rows_for[_NARROW], _LAYOUTS[-1][1]
         widths = _layout(rows, kept, None)
+        assert widths is not None  # without a width every layout fits
         return "\n".join(clip(_line(row, kept, widths), width) for row in rows)
     # Else the first of the best: whole warnings, the sizes, whole names and shares, readable
     # notes, the least cut off the names.

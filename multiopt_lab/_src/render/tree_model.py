@@ -124,7 +124,7 @@ class _Skeleton:
         return runs
 
 
-_SKELETONS: "OrderedDict[object, _Skeleton]" = OrderedDict()
+_SKELETONS: OrderedDict[object, _Skeleton] = OrderedDict()
 _SKELETONS_KEPT = 4
 _lock = threading.Lock()
 
@@ -250,7 +250,7 @@ class _Builder:
         first, stop, starts, width = run
         blocks = self.signature[starts[:, None] + np.arange(width)]
         same_as_previous = (blocks[1:] == blocks[:-1]).all(axis=1).tolist()
-        out = []
+        out: list[FoldNode | ModuleNode] = []
         begin = first
         for i in range(first + 1, stop + 1):
             if i < stop and same_as_previous[i - first - 1]:

@@ -122,7 +122,7 @@ def build_report(setup: RunSetup, model: Any, history: History | None = None, *,
              ("Findings", sections.findings_html(assignment), True),
              ("Parameter tree", sections.tree_html(assignment, name), True),
              ("Rules", sections.rules_html(setup), True)]
-    if run is not None:
+    if run is not None and history is not None:  # a run comes only with a History
         last_step, loss = history.last_step(run), history.last("loss", run=run)
         summary += f"; run {run!r}: {grouped(last_step or 0)} steps" + (
             f", last loss {loss:.4g}" if loss is not None else "")
@@ -173,5 +173,5 @@ def report(optimizer: Any, model: Any, history: History | None = None, *, run: s
         'MLP: 4 parameters, 58 elements in 2 groups'
     """
     run = _check_history(history, run)
-    last_step = (history.last_step(run) if run is not None else None) or 1000
+    last_step = (history.last_step(run) if history is not None and run is not None else None) or 1000
     return build_report(setup_of_optimizer(optimizer, last_step), model, history, run=run, title=title)

@@ -81,7 +81,7 @@ def groups_html(setup: RunSetup, assignment) -> str:
                  f"<td>{escape(group.optimizer or 'unknown')}</td>",
                  f"<td><code>{escape(_settings(group.settings))}</code>{_schedule(group)}</td>",
                  f"<td><code>{escape(group.rule)}</code></td>"]
-        if counts:
+        if counts and elements is not None:
             n, e = counts.get(group.label, 0), elements.get(group.label, 0)
             cells += [f'<td class="mol-num">{grouped(n)}</td>', f'<td class="mol-num">{grouped(e)}</td>',
                       f'<td class="mol-num">{percent(e, total)}</td>']
@@ -182,13 +182,13 @@ def environment_html(history, run: str | None) -> str:
     """
     facts = device_facts()
     here = [("device", describe_facts(facts)), ("backend", facts.get("backend", "")),
-            ("mlx", mx.__version__), ("multiopt_lab", __version__),
+            ("mlx", mx.__version__), ("multiopt_lab", __version__),  # type: ignore[attr-defined]  # not in mlx's stub
             ("python", platform.python_version()), ("platform", platform.platform()),
             ("numpy", _version("numpy")), ("pandas", _version("pandas")),
             ("matplotlib", _version("matplotlib")),
             ("made", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))]
     parts = []
-    if history is not None and getattr(history, "runs", ()):
+    if history is not None and getattr(history, "runs", None):
         meta = history.metadata(run)
         recorded = [("device", describe_facts(meta)), ("backend", meta.get("backend", "")),
                     ("mlx", meta.get("mlx_version", "")), ("started", meta.get("created", ""))]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,8 +131,10 @@ def setup_of_optimizer(optimizer, last_step: int = 1000) -> RunSetup:
 
 def _checkpoint(path: str) -> tuple[list[str], list[str | None], list[str], list[dict]]:
     """Labels, rule texts, classes and per-group scalar state of a :func:`save_state` file."""
+    arrays: dict[str, Any]  # mx.load's return type depends on return_metadata
+    metadata: dict[str, str]
     try:  # lazily: only the scalars read below are loaded
-        arrays, metadata = mx.load(path, return_metadata=True)
+        arrays, metadata = mx.load(path, return_metadata=True)  # type: ignore[assignment]  # a pair
     except (RuntimeError, ValueError, OSError) as error:
         raise ValueError(f"cannot read the checkpoint {path}: {error}") from None
     try:

@@ -17,7 +17,7 @@ __all__ = ["cached_select", "clear_selection_cache", "MAX_ENTRIES"]
 #: Selections kept; each is one bool per parameter (10 KB for 10,000 parameters).
 MAX_ENTRIES = 512
 
-_selections: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_selections: OrderedDict[tuple, np.ndarray] = OrderedDict()
 # The rule editor (a kernel subshell's thread) and the training thread both
 # assign: a lookup and its move-to-end, or an insert and its eviction, must
 # not interleave with another thread's. The selection itself runs unlocked.

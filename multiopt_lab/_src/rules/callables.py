@@ -6,7 +6,8 @@ as :class:`RuleError` naming the parameter they happened on.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -76,7 +77,7 @@ class CallableRule:
                            dtype=bool, count=len(rows))
 
     @classmethod
-    def combine(cls, left, right, word: str) -> "CallableRule":
+    def combine(cls, left, right, word: str) -> CallableRule:
         """``left and right`` / ``left or right`` of two Rules, one at least a callable.
 
         On a table each side is evaluated with its own ``select`` (a rule
@@ -95,7 +96,7 @@ class CallableRule:
         return combined
 
     @classmethod
-    def negate(cls, operand) -> "CallableRule":
+    def negate(cls, operand) -> CallableRule:
         """``not operand`` for a callable Rule."""
         def negated(path, array):
             return not operand(path, array)

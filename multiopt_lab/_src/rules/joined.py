@@ -43,7 +43,7 @@ class JoinedPaths:
         self.data, self.starts, self.paths = data, starts, paths
 
     @classmethod
-    def of(cls, paths) -> "JoinedPaths | None":
+    def of(cls, paths) -> JoinedPaths | None:
         text = "\n".join(paths)
         if text.count("\n") != max(len(paths) - 1, 0):
             return None

@@ -20,7 +20,8 @@ from __future__ import annotations
 import ast
 import re
 from bisect import bisect_left, bisect_right
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import re2
@@ -92,7 +93,9 @@ class Match(Node):
 def _many(matcher, table, rows: np.ndarray) -> np.ndarray | None:
     """The matcher over ``rows`` in few RE2 calls, or None where it must go path by path."""
     many = getattr(matcher, "many", None)
-    joined = scannable(table, rows) if many is not None else None
+    if many is None:
+        return None
+    joined = scannable(table, rows)
     return None if joined is None else many(joined, rows)
 
 
@@ -165,7 +168,7 @@ def linear_search(pattern: str) -> Callable[[str], Any]:
         compiled = re2.compile(pattern, _OPTIONS)
     except re2.error as err:
         raise RegexUnsupported(*_explain(pattern, err)) from None
-    search = _searcher(compiled)
+    search: Any = _searcher(compiled)  # a function that carries its scanner
     search.many = _scanner(pattern, search)
     return search
 
@@ -209,7 +212,7 @@ def _scanner(pattern: str, search: Callable[[str], Any]):
         found = np.zeros(len(rows), dtype=bool)
         data, starts, end = joined.data, joined.starts, len(joined.data)
         every_row = len(rows) == len(starts)  # sorted and distinct: row k is rows[k]
-        wanted = None if every_row else rows.tolist()
+        wanted: list[int] = [] if every_row else rows.tolist()  # read only when not every_row
         k = hits = 0
         while k < len(rows):
             begin = match(anchor, data, starts[k if every_row else wanted[k]], end)[0][0]
@@ -236,9 +239,9 @@ def _scanner(pattern: str, search: Callable[[str], Any]):
 def _searcher(compiled) -> Callable[[str], Any]:
     native = _native(compiled)
     if native is None:
-        def search(path: str):
+        def public_search(path: str):
             return compiled.search(path.encode("utf-8", "surrogatepass"))
-        return search
+        return public_search
     # The public search() maps byte offsets back to characters and builds a
     # match object: four times the cost of asking RE2 itself, which is all a
     # rule needs (tests/test_rules.py checks both give the same answers).
@@ -292,7 +295,7 @@ def compile_regex(compiler, arg: ast.Constant, pattern: str) -> Callable[[str], 
 def _column(compiler, arg: ast.Constant, pattern: str, index: int) -> int:
     """The rule-text column of ``pattern[index]``: exact when the literal holds no escapes."""
     start = compiler.column(arg)
-    end = compiler.column(_Offset(arg.end_col_offset))
+    end = compiler.column(_Offset(arg.end_col_offset))  # type: ignore[arg-type]  # set on parsed nodes
     source = compiler.text[start:end]
     prefix = len(source) - len(source.lstrip("rRuU"))
     quote = 3 if source[prefix:prefix + 3] in ('"""', "'''") else 1

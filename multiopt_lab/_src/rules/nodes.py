@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import operator
 from itertools import repeat
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -51,6 +52,12 @@ class Node:
     kind: str = "bool"
     names: frozenset = frozenset()
     column_offset: int = 0
+    # Set by the parser: on the root (canonical, module_literals, module_column) and on
+    # tuple-valued nodes (item_kinds). Declared for the type checker; no default.
+    canonical: str
+    module_literals: frozenset[str]
+    module_column: int | None
+    item_kinds: tuple[str | None, ...]
 
     @property
     def per_structure(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import difflib
 import warnings
+from typing import Any
 
 from multiopt_lab._src.rules.checks import compile_call, fold, literal_kind, type_compare
 from multiopt_lab._src.rules.errors import RuleError
@@ -22,7 +23,7 @@ from multiopt_lab._src.rules.nodes import FEATURES, Constant, Feature, Negate, N
 __all__ = ["compile_rule"]
 
 
-def compile_rule(text: str) -> Node:
+def compile_rule(text: object) -> Node:
     """Parse, check and compile a rule expression; RuleError with a caret otherwise.
 
     Args:
@@ -81,7 +82,7 @@ class _Compiler:
         #: Column of the first ``module``/``modules``/``within``, for "pass the model" errors.
         self.module_column: int | None = None
 
-    def column(self, node: ast.AST) -> int:
+    def column(self, node: Any) -> int:  # an ast node or anything with a col_offset
         # ast offsets count UTF-8 bytes; carets count characters.
         prefix = self.encoded[: node.col_offset].decode("utf-8", "ignore")
         return self.lead + len(prefix)
@@ -110,7 +111,7 @@ class _Compiler:
         if kind is None:
             raise self.error(node, f"{node.value!r} is not allowed; the literals are strings, "
                                    "ints, floats, True, False and tuples of them")
-        if kind == "str" and len(node.value) > MAX_LITERAL:
+        if kind == "str" and isinstance(node.value, str) and len(node.value) > MAX_LITERAL:
             raise self.error(node, f"string literal longer than {MAX_LITERAL} characters")
         return Constant(node.value, kind, self.column(node))
 

@@ -5,7 +5,8 @@ Import these from :mod:`multiopt_lab._src.rules` (or ``multiopt_lab``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,6 +53,7 @@ class Rule:
             raise TypeError(f"a rule's label must be a str or None, got {type(label).__name__}")
         self.text, self.label = text, label
         self._callable = _callable
+        self._key: tuple[str, Any]
         if _callable is not None:
             self.names, self.depends_on_values = None, not _callable.structural
             self._root, self._key = None, ("callable", _callable.function)
@@ -107,7 +109,7 @@ class Rule:
         if self.needs_model:
             raise self._needs_model_error()
         try:
-            return bool(self._root.row(features_of(path, array, self.names)))
+            return bool(self._root.row(features_of(path, array, self.names)))  # type: ignore[union-attr]  # set without a callable
         except EvaluationFailure as err:
             raise _failure(self.text, err, features_of(path, array)) from None
         except Exception as err:
@@ -132,7 +134,7 @@ class Rule:
         if self.needs_model and not getattr(table, "has_modules", False):
             raise self._needs_model_error()
         try:
-            return self._root.mask(table, rows)
+            return self._root.mask(table, rows)  # type: ignore[union-attr]  # set without a callable
         except Exception:
             pass  # Find the first failing row with plain per-row semantics.
         for i in rows.tolist():
@@ -140,7 +142,7 @@ class Rule:
         raise RuntimeError("bulk evaluation failed but no row does; please report this rule: "
                            f"{self.text!r}")
 
-    def with_label(self, label: str | None) -> "Rule":
+    def with_label(self, label: str | None) -> Rule:
         """The same rule under another label.
 
         Example:
@@ -151,25 +153,25 @@ class Rule:
             return Rule(None, label, _callable=self._callable)
         return Rule(self.text, label, _root=self._root)
 
-    def _combine(self, other: Any, word: str) -> "Rule":
+    def _combine(self, other: Any, word: str) -> Rule:
         other = as_rule(other)
         if self.text is not None and other.text is not None:
             return Rule(f"{operand_text(self.text, word)} {word} {operand_text(other.text, word)}")
         return Rule(None, _callable=CallableRule.combine(self, other, word))
 
-    def __and__(self, other: Any) -> "Rule":
+    def __and__(self, other: Any) -> Rule:
         return self._combine(other, "and")
 
-    def __rand__(self, other: Any) -> "Rule":
+    def __rand__(self, other: Any) -> Rule:
         return as_rule(other)._combine(self, "and")
 
-    def __or__(self, other: Any) -> "Rule":
+    def __or__(self, other: Any) -> Rule:
         return self._combine(other, "or")
 
-    def __ror__(self, other: Any) -> "Rule":
+    def __ror__(self, other: Any) -> Rule:
         return as_rule(other)._combine(self, "or")
 
-    def __invert__(self) -> "Rule":
+    def __invert__(self) -> Rule:
         if self.text is None:
             return Rule(None, _callable=CallableRule.negate(self))
         return Rule(f"not {operand_text(self.text, 'not')}")
@@ -188,14 +190,14 @@ class Rule:
         label = "" if self.label is None else f", label={self.label!r}"
         if self.text is not None:
             return f"Rule({self.text!r}{label})"
-        return f"Rule({self._callable.describe()}{label})"
+        return f"Rule({self._callable.describe()}{label})"  # type: ignore[union-attr]  # no text: a callable
 
     def describe(self) -> str:
         """One-line description: the text, or the callable's name."""
-        return self.text if self.text is not None else self._callable.describe()
+        return self.text if self.text is not None else self._callable.describe()  # type: ignore[union-attr]  # no text: a callable
 
 
-def _failure(text: str, err: EvaluationFailure, features: tuple) -> RuleError:
+def _failure(text: str | None, err: EvaluationFailure, features: tuple) -> RuleError:
     path, _, _, shape, _, dtype = features
     return RuleError(f"rule failed on {path!r} (shape {shape}, {dtype}): {err.message}",
                      text, err.column, path)

@@ -368,7 +368,7 @@ class History:
         save_history(path, self._records.snapshot())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "History":
+    def load(cls, path: str | os.PathLike) -> History:
         """Read a history saved with :meth:`save` (or streamed with :meth:`stream_to`).
 
         The files beside it are read too; a CSV of the earlier form (with
@@ -383,7 +383,7 @@ class History:
         return history
 
     @classmethod
-    def follow(cls, path: str | os.PathLike) -> "History":
+    def follow(cls, path: str | os.PathLike) -> History:
         """A history that reads ``path`` as another process writes it.
 
         Call :meth:`refresh` to read what was appended (only new bytes are

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from multiopt_lab._src.device import describe_device
 
@@ -234,14 +234,14 @@ class catch_interrupt:
 
     def __init__(self, stop: StopSignal) -> None:
         self.stop = stop
-        self.previous = None
+        self.previous: Any = None  # what signal.signal returned: a handler, an int or None
 
     def _handle(self, _signum, _frame) -> None:
         if self.stop.requested:
             raise KeyboardInterrupt
         self.stop.request("interrupted (Ctrl-C)")
 
-    def __enter__(self) -> "catch_interrupt":
+    def __enter__(self) -> catch_interrupt:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self

@@ -96,7 +96,7 @@ def _make_step(model: nn.Module, optimizer: optim.Optimizer, loss_fn: Callable, 
     return compile_step(step, model, optimizer)
 
 
-def _optimizer_metrics(optimizer: optim.Optimizer, seen_step: Any,
+def _optimizer_metrics(optimizer: Any, seen_step: Any,
                        every: int | None) -> tuple[Any, Any, Any]:
     """The optimizer's metrics and per-parameter metrics if they are new and due (steps 1, 1 + k, ...)."""
     metrics_step = getattr(optimizer, "metrics_step", None)
@@ -221,16 +221,17 @@ def train(
             history, progress = History(), False
     next_batch = _batch_source(batches)
     has_metrics = hasattr(optimizer, "metrics_every")
+    metered: Any = optimizer  # metrics_every, per_parameter: multiopt_lab's MultiOptimizer's
     previous_per_parameter = _set_per_parameter(optimizer, per_parameter)
-    previous_every = optimizer.metrics_every if has_metrics else None
+    previous_every = metered.metrics_every if has_metrics else None
     if has_metrics:
-        optimizer.metrics_every = metrics_every
+        metered.metrics_every = metrics_every
 
     def restore() -> None:
         if has_metrics:
-            optimizer.metrics_every = previous_every
+            metered.metrics_every = previous_every
         if previous_per_parameter is not None:
-            optimizer.per_parameter = previous_per_parameter
+            metered.per_parameter = previous_per_parameter
 
     try:
         # After metrics_every is set: it decides what the optimizer state

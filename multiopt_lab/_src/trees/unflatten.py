@@ -35,7 +35,7 @@ def unflatten(items: list[tuple[str, Any]], index: dict[str, Any] | None = None)
     # Each dict made, by the key prefix that leads to it: a key finds its parent in one
     # look-up (its siblings made it) rather than walking down from the root.
     nodes: dict[str, Any] = {} if index is None else index
-    numbered: dict[str, dict] = {}  # the dicts with a child named by digits: lists maybe
+    numbered: dict[str | None, dict] = {}  # the dicts with a child named by digits: lists maybe
     for key, value in items:
         prefix, dot, leaf = key.rpartition(".")
         node = root if not dot else nodes.get(prefix)

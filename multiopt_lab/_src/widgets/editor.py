@@ -102,7 +102,7 @@ class RuleEditorWidget(widgets.VBox):
         own_tree = tree is None
         self._own_tree = own_tree
         self._status_text = ""
-        self.tree = ParameterTreeWidget(model, optimizer) if own_tree else tree
+        self.tree = ParameterTreeWidget(model, optimizer) if tree is None else tree
         # A rule in force may fail on some parameter (shape[1] on an unfrozen
         # bias): the editor still opens, with the error under that rule.
         self.current, failing = self._rules_in_force()

@@ -39,7 +39,7 @@ def widget_bundle(widget: ipywidgets.Widget, text: str, *, html: str | None = No
         html (str, optional): An HTML form. Default: ``None``.
         png (bytes, optional): A PNG picture (a figure). Default: ``None``.
     """
-    bundle = {"text/plain": text}
+    bundle: dict[str, object] = {"text/plain": text}
     if html:
         bundle["text/html"] = html
     if png:

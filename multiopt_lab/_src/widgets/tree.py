@@ -14,7 +14,7 @@ from multiopt_lab._src.render.details import details_html
 from multiopt_lab._src.render.document import render_html, render_text
 from multiopt_lab._src.text_fit import DEFAULT_WIDTH
 from multiopt_lab._src.optimizer.describe import describe_optimizer
-from multiopt_lab._src.render.params import param_infos
+from multiopt_lab._src.render.params import ParamInfos, param_infos
 from multiopt_lab._src.render.search import SearchResult, search_paths, shown_matches
 from multiopt_lab._src.render.tree_model import build_tree
 from multiopt_lab._src.live.debounce import Debouncer
@@ -95,7 +95,7 @@ class ParameterTreeWidget(widgets.VBox):
         self.open_depth = open_depth
         self._assignment = assignment_of(optimizer_or_assignment, self.table)
         self._optimizers = optimizers_for(optimizer_or_assignment)
-        self._infos = None
+        self._infos: ParamInfos | None = None
         self.search = _NO_SEARCH
         #: Where per-parameter values come from (None: no value column).
         self.history = history

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -66,6 +67,8 @@ def build(args: argparse.Namespace):
     from multiopt_lab import examples
 
     mx.random.seed(args.seed)
+    data: Any
+    model: nn.Module
     if args.model == "mlp":
         data = examples.digits(batch_size=args.batch_size, seed=args.seed)
         model = examples.MLP(64, [64, 64], 10)
@@ -139,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dump(path: str, model: nn.Module, optimizer: MultiOptimizer) -> None:
-    arrays = {f"parameters.{k}": v for k, v in tree_flatten(model.parameters())}
-    arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)
+    arrays = {f"parameters.{k}": v for k, v in tree_flatten(model.parameters())}  # type: ignore[str-unpack]  # tree_flatten gives a list here (mlx types it list | dict)
+    arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state)  # type: ignore[str-unpack]  # tree_flatten gives a list here (mlx types it list | dict)
                    if isinstance(v, mx.array)})
-    mx.save_safetensors(path, arrays)
+    mx.save_safetensors(path, arrays)  # type: ignore[arg-type]  # arrays (tree_flatten's type says str too)
 
 
 if __name__ == "__main__":
