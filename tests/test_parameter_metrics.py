@@ -358,3 +358,21 @@ def test_random_trees_of_mixed_sizes_dtypes_and_optimizers(seed):
             for name, value in want.items():
                 assert metrics[path][name] == pytest.approx(value, rel=RELATIVE), (path, name)
         assert_rolled_up(optimizer)
+
+
+def test_parameter_metrics_is_a_mapping_like_any_other():
+    # A Mapping of path -> metrics: values(), items() and keys() are the mapping's. Its array
+    # attribute was called ``values`` and hid Mapping.values(): pm.values() raised
+    # "'numpy.ndarray' object is not callable".
+    mx.random.seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    opt = MultiOptimizer([optim.SGD(0.1), optim.Adam(0.01)], ["ndim == 2"], metrics_every=1,
+                         per_parameter=True)
+    grads = model.trainable_parameters()
+    opt.update(model, grads)
+    metrics = opt.parameter_metrics
+    assert list(metrics.keys()) == list(metrics.paths)
+    assert list(metrics.values()) == [metrics[path] for path in metrics.paths]
+    assert dict(metrics.items())["layers.0.weight"]["group"] == metrics["layers.0.weight"]["group"]
+    assert metrics.table.shape == (len(metrics.paths), 4)
+    assert metrics.table[0, 0] == metrics[metrics.paths[0]]["update_norm"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import zlib
 
-import mlx.core as mx  # noqa: F401 - the docstring examples use it
-
 from multiopt_lab._src.io.safetensors_reader import SafetensorsFile
 from multiopt_lab._src.io.safetensors_writer import SafetensorsArrays
 

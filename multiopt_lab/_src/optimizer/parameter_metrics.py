@@ -46,29 +46,30 @@ class ParameterMetrics(Mapping):
         step (int): The optimizer step they belong to.
         paths (tuple[str, ...]): The parameters, in flatten (tree) order.
         groups (tuple[str, ...]): The group label of each path.
-        values (numpy.ndarray): ``(len(paths), 4)`` float64, columns as :attr:`metrics`.
+        table (numpy.ndarray): ``(len(paths), 4)`` float64, columns as :attr:`metrics`
+            (``values()``, ``items()`` and ``keys()`` are the mapping's, as for any dict).
         metrics (tuple[str, ...]): ``update_norm``, ``grad_norm``, ``param_norm``,
             ``update_ratio`` (update norm / parameter norm before the step).
     """
 
     metrics = PARAMETER_METRIC_NAMES
-    values: np.ndarray  # type: ignore[assignment]  # hides Mapping.values(): pm.values() raises
+    table: np.ndarray
 
     def __init__(self, step: int, paths: Sequence[str], groups: Sequence[str],
-                 values: Any) -> None:
-        values = np.asarray(values, dtype=np.float64)
+                 table: Any) -> None:
+        table = np.asarray(table, dtype=np.float64)
         paths, groups = tuple(paths), tuple(groups)
-        if values.shape != (len(paths), len(self.metrics)) or len(groups) != len(paths):
+        if table.shape != (len(paths), len(self.metrics)) or len(groups) != len(paths):
             raise ValueError(f"expected one group and one row of {len(self.metrics)} values per "
                              f"path ({len(paths)} paths), found {len(groups)} groups and values "
-                             f"of shape {values.shape}")
-        self.step, self.paths, self.groups, self.values = int(step), paths, groups, values
+                             f"of shape {table.shape}")
+        self.step, self.paths, self.groups, self.table = int(step), paths, groups, table
         self._rows = {path: row for row, path in enumerate(paths)}
 
     def __getitem__(self, path: str) -> dict[str, Any]:
         row = self._rows[path]
         return {"group": self.groups[row],
-                **{name: float(v) for name, v in zip(self.metrics, self.values[row])}}
+                **{name: float(v) for name, v in zip(self.metrics, self.table[row])}}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.paths)
@@ -90,7 +91,7 @@ class ParameterMetrics(Mapping):
             "path": np.repeat(np.array(self.paths, dtype=object), count),
             "group": np.repeat(np.array(self.groups, dtype=object), count),
             "metric": np.tile(np.array(self.metrics, dtype=object), len(self.paths)),
-            "value": self.values.reshape(-1),
+            "value": self.table.reshape(-1),
         })
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from multiopt_lab._src.text_fit import DEFAULT_WIDTH, check_width, clip, shrink_widths
 from multiopt_lab._src.render.numbers import grouped, plural, shape_text, share_text
-from multiopt_lab._src.render.tree_model import FoldNode, ModuleNode, ParameterTree, ParamNode  # noqa: F401 - the docstring examples use it
+from multiopt_lab._src.render.tree_model import FoldNode, ParameterTree, ParamNode
 
 __all__ = ["tree_text", "param_notes", "module_notes", "walk"]
 

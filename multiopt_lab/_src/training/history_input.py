@@ -78,9 +78,9 @@ def group_rows(loss: Any, metrics: Mapping[str, Mapping[str, Any]] | None,
 
 def _parameter_block(parameters: Any) -> tuple[tuple, tuple, tuple, Any]:
     """``(paths, groups, metrics, values)`` of what ``History.record(parameters=...)`` was given."""
-    if all(hasattr(parameters, name) for name in ("paths", "groups", "metrics", "values")):
+    if all(hasattr(parameters, name) for name in ("paths", "groups", "metrics", "table")):
         return (tuple(parameters.paths), tuple(parameters.groups), tuple(parameters.metrics),
-                parameters.values)  # a ParameterMetrics (optimizer.parameter_metrics)
+                parameters.table)  # a ParameterMetrics (optimizer.parameter_metrics)
     if not isinstance(parameters, Mapping):
         raise TypeError(f"parameters must be optimizer.parameter_metrics or a mapping "
                         f"{{path: {{'group': label, metric: value, ...}}}}, found "
