@@ -16,6 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from multiopt_lab.widgets.saved_notebooks import WIDGET_VIEW
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 SANITIZE_FILE = NOTEBOOKS / "nbval_sanitize.cfg"
@@ -41,7 +43,7 @@ def hygiene_problems(path: Path) -> list[str]:
     except nbformat.ValidationError as error:
         problems.append(f"not a valid nbformat 4 notebook: {error.message}")
     views = [i for i, cell in enumerate(notebook.cells) for output in cell.get("outputs", [])
-             if strip_widget_state.WIDGET_VIEW in output.get("data", {})]
+             if WIDGET_VIEW in output.get("data", {})]
     if "widgets" in notebook.metadata:
         problems.append("metadata.widgets holds widget state: run python tools/strip_widget_state.py")
     elif views:
@@ -153,7 +155,7 @@ def test_strip_tool_drops_widget_views_and_keeps_their_other_forms(tmp_path):
     cells = _good_cells()
     view = {"version_major": 2, "version_minor": 0, "model_id": "0123"}
     cells[2].outputs.append(nbformat.v4.new_output("display_data", data={
-        strip_widget_state.WIDGET_VIEW: view, "text/plain": "model  3 params", "text/html": "<ul><li>model</li></ul>"}))
+        WIDGET_VIEW: view, "text/plain": "model  3 params", "text/html": "<ul><li>model</li></ul>"}))
     path = _write_notebook(tmp_path / "01_groups.ipynb", cells)
     assert any("widget views" in problem for problem in hygiene_problems(path))
     assert strip_widget_state.main([str(path)]) == 0
