@@ -58,7 +58,10 @@ import numpy as np
 from mlx.utils import tree_flatten
 
 from multiopt_lab import History, MultiOptimizer, compile_step, examples
-from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
+try:
+    from multiopt_lab._src.optimizer.parameter_metrics import ParameterMetrics
+except ModuleNotFoundError:  # a checkout from before issue 28 (--history-against runs this file there)
+    from multiopt_lab.optimizer.parameter_metrics import ParameterMetrics
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import header, record  # noqa: E402

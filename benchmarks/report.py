@@ -25,7 +25,10 @@ import time
 
 import mlx.core as mx
 
-from multiopt_lab._src.device import describe_device
+try:
+    from multiopt_lab._src.device import describe_device
+except ModuleNotFoundError:  # a checkout from before issue 28 (bench_per_parameter --history-against)
+    from multiopt_lab.device import describe_device
 
 ROWS_FILE = "MULTIOPT_LAB_BENCH_ROWS"
 
